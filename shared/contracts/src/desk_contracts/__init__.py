@@ -1,0 +1,1 @@
+"""Shared contracts: event payloads, CloudEvents envelope, topic names, upcasters (pure)."""

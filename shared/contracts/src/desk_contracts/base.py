@@ -1,0 +1,51 @@
+"""Base class and registry for event payloads: every event has a type name and a schema version."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Event(BaseModel):
+    """A fact that happened to a ticket. Payloads are JSON; time is carried, never read."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+    ticket_id: str
+    occurred_at: datetime
+
+
+EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+def register(cls: type[Event]) -> type[Event]:
+    """Class decorator: make an event type known to `event_from_json`."""
+    if cls.event_type in EVENT_TYPES:
+        raise ValueError(f"event type {cls.event_type!r} registered twice")
+    EVENT_TYPES[cls.event_type] = cls
+    return cls
+
+
+class UnknownEventType(ValueError):
+    """Raised when a stored or received event names a type no contract knows."""
+
+
+def event_class(event_type: str) -> type[Event]:
+    try:
+        return EVENT_TYPES[event_type]
+    except KeyError:
+        raise UnknownEventType(f"unknown event type {event_type!r}") from None
+
+
+def event_from_data(event_type: str, schema_version: int, data: dict[str, Any]) -> Event:
+    """Build the current version of an event from stored data, lifting old versions first."""
+    from desk_contracts.upcasting import upcast
+
+    cls = event_class(event_type)
+    current = upcast(event_type, schema_version, data, cls.schema_version)
+    return cls.model_validate(current)

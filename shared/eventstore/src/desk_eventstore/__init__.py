@@ -1,0 +1,1 @@
+"""Event store on PostgreSQL (asyncpg): append, read, outbox relay, inbox, migrations."""

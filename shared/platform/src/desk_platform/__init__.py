@@ -1,0 +1,1 @@
+"""Platform glue shared by the services: settings, logging, Kafka consumer wiring, dead letters."""

@@ -1,0 +1,1 @@
+"""Desk policies as data: models validated at load, and the shipped policy files (pure)."""
