@@ -1,0 +1,31 @@
+"""Kafka topic names and their settings: the one place every service and the deploy scripts read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TICKET_EVENTS = "ticket-events"  # every ticket's events, key = ticket id, kept forever
+TICKET_COMMANDS = "ticket-commands"  # requester actions and sla commands for workflow, key = ticket id
+SLA_EVENTS = "sla-events"  # clock warnings and breaches, key = ticket id, kept forever
+DEAD_LETTER_SUFFIX = ".dlt"
+
+
+def dead_letter(topic: str) -> str:
+    """Name of the dead-letter topic for `topic`."""
+    return topic + DEAD_LETTER_SUFFIX
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 6
+    config: dict[str, str] = field(
+        default_factory=lambda: {"retention.ms": "-1", "cleanup.policy": "delete"}
+    )
+
+
+MAIN_TOPICS = (TICKET_EVENTS, TICKET_COMMANDS, SLA_EVENTS)
+
+TOPICS: tuple[TopicSpec, ...] = tuple(TopicSpec(name) for name in MAIN_TOPICS) + tuple(
+    TopicSpec(dead_letter(name)) for name in MAIN_TOPICS
+)
