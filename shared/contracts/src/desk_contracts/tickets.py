@@ -1,4 +1,4 @@
-"""Events of a ticket's stream (stream id = ticket id). One class per fact, in the domain's words."""
+"""Events of a ticket's stream (stream id = ticket id): one class per fact, in domain words."""
 
 from __future__ import annotations
 
@@ -51,3 +51,36 @@ class TicketCreated(Event):
     attachments: tuple[Attachment, ...] = ()
     language: str = "en"  # the requester's preferred language
     source_message_id: str | None = None  # e-mail Message-ID when created by mail
+    created_by_role: str = "requester"  # the creator's role in the desk policy
+
+
+class ActedEvent(Event):
+    """A fact caused by someone: who did it (id and policy role); `system` for automations."""
+
+    actor_id: str = "system"
+    actor_role: str = "system"
+
+
+class StatusChanged(ActedEvent):
+    """Base of every event that moves a ticket from one status to another (policy status ids).
+
+    Readers that follow status (the SLA clocks, dashboards) subscribe to this base: a
+    subclass says *why* the status moved. When `to_status == from_status` the event did
+    not move the ticket (e.g. an assignment in a desk where assigning keeps the status).
+    """
+
+    from_status: str
+    to_status: str
+
+
+@register
+class PriorityChanged(ActedEvent):
+    """The priority moved (policy ids). Lowering needs a reason and informs the requester."""
+
+    event_type = "PriorityChanged"
+    schema_version = 1
+
+    from_priority: str
+    to_priority: str
+    reason: str | None = None
+    requester_must_be_informed: bool = False
