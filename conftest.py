@@ -44,10 +44,10 @@ def infra() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def database_url(infra: dict[str, str]) -> str:
-    return infra["DATABASE_URL"]
+def database_url() -> str:
+    return os.environ.get("DATABASE_URL") or _infra_env()["DATABASE_URL"]
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(infra: dict[str, str]) -> str:
-    return infra["KAFKA_BOOTSTRAP_SERVERS"]
+def kafka_bootstrap() -> str:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or _infra_env()["KAFKA_BOOTSTRAP_SERVERS"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 TICKET_EVENTS = "ticket-events"  # every ticket's events, key = ticket id, kept forever
-TICKET_COMMANDS = "ticket-commands"  # requester actions and sla commands for workflow, key = ticket id
+# requester actions and sla commands for workflow, key = ticket id
+TICKET_COMMANDS = "ticket-commands"
 SLA_EVENTS = "sla-events"  # clock warnings and breaches, key = ticket id, kept forever
 DEAD_LETTER_SUFFIX = ".dlt"
 

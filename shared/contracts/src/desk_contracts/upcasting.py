@@ -1,4 +1,4 @@
-"""Upcasters: pure functions that lift a stored event payload from one schema version to the next."""
+"""Upcasters: pure functions lifting a stored event payload from one schema version to the next."""
 
 from __future__ import annotations
 

@@ -1,0 +1,115 @@
+"""CloudEvents 1.0 envelope in Kafka's binary content mode.
+
+Attributes travel as `ce_*` headers, the JSON payload is the record value, the ticket id is the
+record key, so any Kafka tool can read what we publish.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+# CloudEvents extension attributes of ours (lower-case alphanumerics, per the spec)
+CORRELATION_ID = "correlationid"
+CAUSATION_ID = "causationid"
+SCHEMA_VERSION = "schemaversion"
+STREAM_VERSION = "streamversion"
+
+REQUIRED = ("id", "type", "source", "specversion")
+
+
+class MalformedEnvelope(ValueError):
+    """A Kafka record that is not a CloudEvent we can read; the message says why."""
+
+
+def dataschema_for(event_type: str, schema_version: int) -> str:
+    return f"urn:desk:schema:{event_type}:v{schema_version}"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: datetime
+    data: Mapping[str, Any]
+    schema_version: int = 1
+    extensions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def dataschema(self) -> str:
+        return dataschema_for(self.type, self.schema_version)
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.extensions.get(CORRELATION_ID)
+
+    def to_kafka(self) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+        """Key, value and headers of the Kafka record."""
+        attributes = {
+            "specversion": SPEC_VERSION,
+            "id": self.id,
+            "type": self.type,
+            "source": self.source,
+            "subject": self.subject,
+            "time": self.time.isoformat(),
+            "dataschema": self.dataschema,
+            SCHEMA_VERSION: str(self.schema_version),
+            **self.extensions,
+        }
+        headers = [("ce_" + name, value.encode()) for name, value in attributes.items()]
+        headers.append(("content-type", CONTENT_TYPE.encode()))
+        value = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False).encode()
+        return self.subject.encode(), value, headers
+
+    @classmethod
+    def from_kafka(
+        cls, key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes]]
+    ) -> Envelope:
+        attributes: dict[str, str] = {}
+        for name, raw in headers:
+            if name.startswith("ce_"):
+                try:
+                    attributes[name[3:]] = raw.decode()
+                except UnicodeDecodeError:
+                    raise MalformedEnvelope(f"header {name} is not UTF-8") from None
+        missing = [name for name in REQUIRED if not attributes.get(name)]
+        if missing:
+            raise MalformedEnvelope(f"missing CloudEvents attributes: {', '.join(missing)}")
+        if attributes["specversion"] != SPEC_VERSION:
+            raise MalformedEnvelope(f"unsupported specversion {attributes['specversion']!r}")
+        if value is None:
+            raise MalformedEnvelope("record has no value")
+        try:
+            data = json.loads(value)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise MalformedEnvelope(f"value is not JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise MalformedEnvelope("value is not a JSON object")
+        try:
+            time = datetime.fromisoformat(attributes.get("time", ""))
+            schema_version = int(attributes.get(SCHEMA_VERSION, "1"))
+        except ValueError as error:
+            raise MalformedEnvelope(f"bad attribute: {error}") from None
+        subject = attributes.get("subject") or (key.decode(errors="replace") if key else "")
+        known = {"specversion", "id", "type", "source", "subject", "time", "dataschema"}
+        extensions = {
+            name: val for name, val in attributes.items() if name not in known | {SCHEMA_VERSION}
+        }
+        return cls(
+            id=attributes["id"],
+            type=attributes["type"],
+            source=attributes["source"],
+            subject=subject,
+            time=time,
+            data=data,
+            schema_version=schema_version,
+            extensions=extensions,
+        )

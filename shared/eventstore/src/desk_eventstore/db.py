@@ -1,0 +1,75 @@
+"""Connecting to PostgreSQL: one schema per service, retry with backoff and a clear log line."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import structlog
+
+from desk_eventstore.migrate import Migration, apply_migrations, event_store_migrations
+
+log = structlog.get_logger(__name__)
+
+UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+async def wait_for_connection(
+    url: str, *, attempts: int = 30, first_delay: float = 0.5, max_delay: float = 10.0
+) -> asyncpg.Connection:
+    """Connect, retrying with exponential backoff while the server is unreachable."""
+    delay = first_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return await asyncpg.connect(url)
+        except UNREACHABLE as error:
+            if attempt == attempts:
+                log.error("postgres_unreachable_giving_up", url=redacted(url), error=str(error))
+                raise
+            log.warning(
+                "postgres_unreachable",
+                url=redacted(url),
+                error=str(error) or type(error).__name__,
+                attempt=attempt,
+                retry_in_s=delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+    raise AssertionError("unreachable")
+
+
+async def open_store(
+    url: str,
+    schema: str,
+    extra_migrations: list[Migration] | None = None,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    attempts: int = 30,
+) -> asyncpg.Pool:
+    """Create `schema` if needed, apply the event store's and the service's migrations there,
+    and return a pool whose connections work in that schema."""
+    conn = await wait_for_connection(url, attempts=attempts)
+    try:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(f'SET search_path TO "{schema}"')
+        applied = await apply_migrations(conn, event_store_migrations() + (extra_migrations or []))
+        if applied:
+            log.info("migrations_applied", schema=schema, migrations=applied)
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, server_settings={"search_path": schema}
+    )
+    assert pool is not None
+    return pool

@@ -1,0 +1,75 @@
+"""Rows of the event store as plain values, and their mapping to and from contract events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from desk_contracts.base import Event, event_from_data
+from desk_contracts.envelope import Envelope
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event about to be appended."""
+
+    event_id: uuid.UUID
+    event_type: str
+    payload: Mapping[str, Any]
+    schema_version: int = 1
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_event(
+        cls,
+        event: Event,
+        *,
+        event_id: uuid.UUID | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> NewEvent:
+        return cls(
+            event_id=event_id or uuid.uuid4(),
+            event_type=event.event_type,
+            payload=event.model_dump(mode="json"),
+            schema_version=event.schema_version,
+            metadata=dict(metadata or {}),
+        )
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as stored: with its stream version and global position."""
+
+    global_position: int
+    stream_id: str
+    stream_version: int
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    payload: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    recorded_at: datetime
+
+    def to_event(self) -> Event:
+        """The current version of the contract event (old versions upcast on read)."""
+        return event_from_data(self.event_type, self.schema_version, dict(self.payload))
+
+    def to_envelope(self, source: str) -> Envelope:
+        extensions = {"streamversion": str(self.stream_version)}
+        for name in ("correlationid", "causationid"):
+            value = self.metadata.get(name)
+            if value:
+                extensions[name] = str(value)
+        return Envelope(
+            id=str(self.event_id),
+            type=self.event_type,
+            source=source,
+            subject=self.stream_id,
+            time=self.recorded_at,
+            data=self.payload,
+            schema_version=self.schema_version,
+            extensions=extensions,
+        )

@@ -1,0 +1,140 @@
+"""Append-only event store on PostgreSQL: optimistic concurrency per stream, global order.
+
+Appends take a transaction-scoped advisory lock before inserting, so global positions become
+visible in the order they were assigned: a reader of the global order never skips an event
+whose transaction commits late. A NOTIFY in the same transaction wakes the relay after each append.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from desk_eventstore.records import NewEvent, RecordedEvent
+
+APPEND_LOCK_CLASS = 7_301_002  # with hashtext(current_schema()): one append lock per store
+NOTIFY_CHANNEL = "events_appended"
+
+_COLUMNS = (
+    "global_position, stream_id, stream_version, event_id, event_type, schema_version, "
+    "payload, metadata, recorded_at"
+)
+
+
+class ConcurrencyError(Exception):
+    """The stream is not at the version the writer expected: someone appended first."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"stream {stream_id!r} is at version {actual}, expected version {expected}"
+        )
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class DuplicateEvent(Exception):
+    """An event with this id is already stored (the append was a retry)."""
+
+
+def _record(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        global_position=row["global_position"],
+        stream_id=row["stream_id"],
+        stream_version=row["stream_version"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        schema_version=row["schema_version"],
+        payload=json.loads(row["payload"]),
+        metadata=json.loads(row["metadata"]),
+        recorded_at=row["recorded_at"],
+    )
+
+
+async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:
+    version = await conn.fetchval(
+        "SELECT max(stream_version) FROM events WHERE stream_id = $1", stream_id
+    )
+    return int(version or 0)
+
+
+async def append(
+    conn: asyncpg.Connection,
+    stream_id: str,
+    expected_version: int,
+    events: Sequence[NewEvent],
+) -> list[RecordedEvent]:
+    """Append `events` after `expected_version` (0 = new stream) in the caller's transaction.
+
+    Raises ConcurrencyError when the stream moved, DuplicateEvent when an event id is known.
+    """
+    if not events:
+        return []
+    if not conn.is_in_transaction():
+        async with conn.transaction():
+            return await append(conn, stream_id, expected_version, events)
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", APPEND_LOCK_CLASS
+    )
+    actual = await stream_version(conn, stream_id)
+    if actual != expected_version:
+        raise ConcurrencyError(stream_id, expected_version, actual)
+    rows: list[tuple[Any, ...]] = [
+        (
+            stream_id,
+            expected_version + offset,
+            event.event_id,
+            event.event_type,
+            event.schema_version,
+            json.dumps(event.payload),
+            json.dumps(event.metadata),
+        )
+        for offset, event in enumerate(events, start=1)
+    ]
+    try:
+        inserted = await conn.fetch(
+            f"""INSERT INTO events (stream_id, stream_version, event_id, event_type,
+                                    schema_version, payload, metadata)
+                SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::int[],
+                                     $6::jsonb[], $7::jsonb[])
+                RETURNING {_COLUMNS}""",
+            *map(list, zip(*rows, strict=True)),
+        )
+    except asyncpg.UniqueViolationError as error:
+        if "event_id" in str(error.constraint_name or ""):
+            raise DuplicateEvent(str(error.detail)) from error
+        raise ConcurrencyError(stream_id, expected_version, -1) from error
+    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    return sorted((_record(row) for row in inserted), key=lambda r: r.stream_version)
+
+
+async def read_stream(
+    conn: asyncpg.Connection, stream_id: str, after_version: int = 0
+) -> list[RecordedEvent]:
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2
+            ORDER BY stream_version""",
+        stream_id,
+        after_version,
+    )
+    return [_record(row) for row in rows]
+
+
+async def read_all(
+    conn: asyncpg.Connection, after_position: int = 0, limit: int = 500
+) -> list[RecordedEvent]:
+    """Events in global order after `after_position`; safe against late commits (see module)."""
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM events WHERE global_position > $1
+            ORDER BY global_position LIMIT $2""",
+        after_position,
+        limit,
+    )
+    return [_record(row) for row in rows]
+
+
+async def event_exists(conn: asyncpg.Connection, event_id: Any) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM events WHERE event_id = $1", event_id))

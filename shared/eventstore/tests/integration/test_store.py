@@ -1,0 +1,132 @@
+"""The event store against the real PostgreSQL server: versions, concurrency, global order."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from desk_eventstore.db import open_store
+from desk_eventstore.inbox import first_time
+from desk_eventstore.records import NewEvent
+from desk_eventstore.store import (
+    ConcurrencyError,
+    DuplicateEvent,
+    append,
+    read_all,
+    read_stream,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def new(n: int = 0) -> NewEvent:
+    return NewEvent(uuid.uuid4(), "Something", {"n": n}, metadata={"correlationid": "c-1"})
+
+
+async def test_append_then_read_stream_in_version_order(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await append(conn, "T-1", 0, [new(1), new(2)])
+        await append(conn, "T-1", 2, [new(3)])
+        events = await read_stream(conn, "T-1")
+    assert [e.stream_version for e in events] == [1, 2, 3]
+    assert [e.payload["n"] for e in events] == [1, 2, 3]
+    assert events[0].metadata == {"correlationid": "c-1"}
+
+
+async def test_wrong_expected_version_is_a_clear_concurrency_error(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await append(conn, "T-2", 0, [new()])
+        with pytest.raises(ConcurrencyError, match="at version 1, expected version 0"):
+            await append(conn, "T-2", 0, [new()])
+        assert len(await read_stream(conn, "T-2")) == 1
+
+
+async def test_racing_writers_on_one_stream_exactly_one_wins(pool: asyncpg.Pool) -> None:
+    async def write() -> bool:
+        async with pool.acquire() as conn:
+            try:
+                await append(conn, "T-3", 0, [new()])
+                return True
+            except ConcurrencyError:
+                return False
+
+    results = await asyncio.gather(*(write() for _ in range(8)))
+    assert results.count(True) == 1
+
+
+async def test_same_event_id_twice_is_refused(pool: asyncpg.Pool) -> None:
+    event = new()
+    async with pool.acquire() as conn:
+        await append(conn, "T-4", 0, [event])
+        with pytest.raises(DuplicateEvent):
+            await append(conn, "T-5", 0, [event])
+
+
+async def test_a_reader_never_skips_an_event_that_commits_late(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as slow, pool.acquire() as reader:
+        transaction = slow.transaction()
+        await transaction.start()
+        await append(slow, "slow", 0, [new()])  # holds the append lock, not committed yet
+
+        async def fast_writer() -> None:
+            async with pool.acquire() as conn:
+                await append(conn, "fast", 0, [new()])
+
+        fast = asyncio.create_task(fast_writer())
+        await asyncio.sleep(0.3)
+        assert await read_all(reader, 0) == []  # nothing visible may jump the queue
+        await transaction.commit()
+        await fast
+        seen = await read_all(reader, 0)
+    assert [e.stream_id for e in seen] == ["slow", "fast"]
+
+
+async def test_global_order_read_while_writing_collects_every_event(pool: asyncpg.Pool) -> None:
+    writers, per_writer = 6, 40
+    done = asyncio.Event()
+
+    async def writer(w: int) -> None:
+        async with pool.acquire() as conn:
+            for i in range(per_writer):
+                await append(conn, f"w{w}", i, [new(i)])
+
+    async def reader() -> list[int]:
+        seen: list[int] = []
+        position = 0
+        async with pool.acquire() as conn:
+            while True:
+                finished = done.is_set()
+                batch = await read_all(conn, position, 50)
+                seen.extend(e.global_position for e in batch)
+                position = batch[-1].global_position if batch else position
+                if finished and not batch:
+                    return seen
+
+    read_task = asyncio.create_task(reader())
+    await asyncio.gather(*(writer(w) for w in range(writers)))
+    done.set()
+    seen = await read_task
+    async with pool.acquire() as conn:
+        stored = [e.global_position for e in await read_all(conn, 0, 10_000)]
+    assert len(stored) == writers * per_writer
+    assert seen == stored
+
+
+async def test_inbox_applies_each_event_once(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        assert await first_time(conn, "notifier", "e-1", "T-1")
+        assert not await first_time(conn, "notifier", "e-1", "T-1")
+        assert await first_time(conn, "sla", "e-1", "T-1")
+
+
+async def test_migrations_are_applied_once(database_url: str, schema: str) -> None:
+    first = await open_store(database_url, schema)
+    second = await open_store(database_url, schema)
+    async with second.acquire() as conn:
+        rows = await conn.fetch("SELECT source, version FROM schema_migrations")
+    await first.close()
+    await second.close()
+    assert [(r["source"], r["version"]) for r in rows] == [("eventstore", 1)]
