@@ -1,0 +1,146 @@
+"""Create the project's Kafka topics idempotently from `desk_contracts.topics.TOPICS`.
+
+    uv run python deploy/local/create_topics.py [--bootstrap HOST:PORT] [--timeout S]
+
+The bootstrap address defaults to $KAFKA_BOOTSTRAP_SERVERS. Works against the local broker started
+by deploy/local/infra.sh, the docker-compose broker, or any external cluster. Replication factor:
+$KAFKA_REPLICATION_FACTOR, else min(3, number of brokers). Existing topics are left as they are
+(a topic with fewer partitions than its spec is grown; differing settings are reported, not
+changed). All output goes to stderr; exit code 0 means every topic exists with a leader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from desk_contracts.topics import TOPICS, TopicSpec
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+def say(msg: str) -> None:
+    print(f"[create_topics] {msg}", file=sys.stderr, flush=True)
+
+
+async def connect(bootstrap: str, timeout: float) -> AIOKafkaAdminClient:
+    deadline = time.monotonic() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        try:
+            await admin.start()
+            await admin.describe_cluster()
+            return admin
+        except Exception as exc:
+            await admin.close()
+            if time.monotonic() >= deadline:
+                raise SystemExit(
+                    f"[create_topics] Kafka at {bootstrap} did not answer within {timeout:.0f}s: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            await asyncio.sleep(0.5)
+
+
+def _errors(response: object) -> list[tuple[str, int, str | None]]:
+    obj = response.to_object()  # type: ignore[attr-defined]
+    out = []
+    for item in obj.get("topic_errors", obj.get("topics", [])):
+        name = item.get("topic") or item.get("name")
+        out.append((name, item.get("error_code", 0), item.get("error_message")))
+    return out
+
+
+async def ensure_topics(bootstrap: str, specs: tuple[TopicSpec, ...], timeout: float) -> None:
+    admin = await connect(bootstrap, timeout)
+    try:
+        cluster = await admin.describe_cluster()
+        brokers = len(cluster.get("brokers", [])) or 1
+        replication = int(os.environ.get("KAFKA_REPLICATION_FACTOR") or min(3, brokers))
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(s.name, s.partitions, replication, topic_configs=dict(s.config))
+                    for s in missing
+                ],
+                timeout_ms=int(timeout * 1000),
+            )
+            for name, code, message in _errors(response):
+                if code == 0:
+                    say(f"created {name}")
+                elif code == TOPIC_ALREADY_EXISTS:
+                    say(f"{name} already exists (created concurrently)")
+                else:
+                    raise SystemExit(
+                        f"[create_topics] creating {name} failed: error {code} {message or ''}"
+                    )
+        await check_topics(admin, specs, timeout)
+    finally:
+        await admin.close()
+
+
+async def check_topics(admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ...], timeout: float) -> None:
+    """Wait until every topic has all its partitions with a leader; grow partitions if needed."""
+    by_name = {s.name: s for s in specs}
+    deadline = time.monotonic() + timeout
+    grown = False
+    while True:
+        described = await admin.describe_topics(list(by_name))
+        not_ready = []
+        to_grow = {}
+        for topic in described:
+            name = topic["topic"]
+            spec = by_name[name]
+            partitions = topic.get("partitions", [])
+            if topic.get("error_code", 0) != 0 or not partitions:
+                not_ready.append(name)
+            elif any(p.get("leader", -1) < 0 for p in partitions):
+                not_ready.append(name)
+            elif len(partitions) < spec.partitions:
+                to_grow[name] = NewPartitions(total_count=spec.partitions)
+        if to_grow and not grown:
+            say(f"growing partitions of {sorted(to_grow)}")
+            await admin.create_partitions(to_grow)
+            grown = True
+            continue
+        if not not_ready:
+            break
+        if time.monotonic() >= deadline:
+            raise SystemExit(f"[create_topics] topics without leaders after {timeout:.0f}s: {not_ready}")
+        await asyncio.sleep(0.3)
+
+    # Report (not change) settings that differ from the spec on pre-existing topics.
+    resources = [ConfigResource(ConfigResourceType.TOPIC, s.name, None) for s in specs]
+    try:
+        for response in await admin.describe_configs(resources):
+            for resource in response.to_object().get("resources", []):
+                name = resource.get("resource_name")
+                actual = {c["config_names"]: c["config_value"] for c in resource.get("config_entries", [])}
+                for key, want in by_name[name].config.items():
+                    if key in actual and actual[key] != want:
+                        say(f"WARNING {name}: {key}={actual[key]} (spec wants {want})")
+    except Exception as exc:  # reporting only; never fail the start on it
+        say(f"could not read topic configs: {type(exc).__name__}: {exc}")
+    say("ready: " + ", ".join(f"{s.name}({s.partitions})" for s in specs))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    parser.add_argument("--timeout", type=float, default=60.0)
+    args = parser.parse_args()
+    if not args.bootstrap:
+        parser.error("no --bootstrap and KAFKA_BOOTSTRAP_SERVERS is not set")
+    asyncio.run(ensure_topics(args.bootstrap, TOPICS, args.timeout))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
