@@ -19,7 +19,6 @@ import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
 from desk_contracts.topics import TOPICS, TopicSpec
 
 TOPIC_ALREADY_EXISTS = 36
@@ -86,7 +85,9 @@ async def ensure_topics(bootstrap: str, specs: tuple[TopicSpec, ...], timeout: f
         await admin.close()
 
 
-async def check_topics(admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ...], timeout: float) -> None:
+async def check_topics(
+    admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ...], timeout: float
+) -> None:
     """Wait until every topic has all its partitions with a leader; grow partitions if needed."""
     by_name = {s.name: s for s in specs}
     deadline = time.monotonic() + timeout
@@ -99,9 +100,11 @@ async def check_topics(admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ...],
             name = topic["topic"]
             spec = by_name[name]
             partitions = topic.get("partitions", [])
-            if topic.get("error_code", 0) != 0 or not partitions:
-                not_ready.append(name)
-            elif any(p.get("leader", -1) < 0 for p in partitions):
+            if (
+                topic.get("error_code", 0) != 0
+                or not partitions
+                or any(p.get("leader", -1) < 0 for p in partitions)
+            ):
                 not_ready.append(name)
             elif len(partitions) < spec.partitions:
                 to_grow[name] = NewPartitions(total_count=spec.partitions)
@@ -113,7 +116,9 @@ async def check_topics(admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ...],
         if not not_ready:
             break
         if time.monotonic() >= deadline:
-            raise SystemExit(f"[create_topics] topics without leaders after {timeout:.0f}s: {not_ready}")
+            raise SystemExit(
+                f"[create_topics] topics without leaders after {timeout:.0f}s: {not_ready}"
+            )
         await asyncio.sleep(0.3)
 
     # Report (not change) settings that differ from the spec on pre-existing topics.
@@ -122,7 +127,9 @@ async def check_topics(admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ...],
         for response in await admin.describe_configs(resources):
             for resource in response.to_object().get("resources", []):
                 name = resource.get("resource_name")
-                actual = {c["config_names"]: c["config_value"] for c in resource.get("config_entries", [])}
+                actual = {
+                    c["config_names"]: c["config_value"] for c in resource.get("config_entries", [])
+                }
                 for key, want in by_name[name].config.items():
                     if key in actual and actual[key] != want:
                         say(f"WARNING {name}: {key}={actual[key]} (spec wants {want})")

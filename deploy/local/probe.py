@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 
@@ -58,10 +59,8 @@ async def probe_kafka(bootstrap: str, timeout: float) -> bool:
         except Exception as exc:
             last = exc
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 await admin.close()
-            except Exception:
-                pass
         if time.monotonic() >= deadline:
             _say(f"Kafka not reachable at {bootstrap}: {type(last).__name__}: {last}")
             return False
