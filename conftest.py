@@ -51,3 +51,23 @@ def database_url() -> str:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or _infra_env()["KAFKA_BOOTSTRAP_SERVERS"]
+
+
+@pytest.fixture
+async def new_topic(kafka_bootstrap: str):  # type: ignore[no-untyped-def]
+    """Factory of fresh topics (6 partitions by default) on the real broker, for one test."""
+    import uuid
+
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+
+    async def make(prefix: str = "test", partitions: int = 6) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+        return name
+
+    yield make
+    await admin.close()
+

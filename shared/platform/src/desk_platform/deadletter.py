@@ -1,0 +1,42 @@
+"""Dead-letter topic: the original record, byte for byte, with its origin and the error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from desk_contracts.topics import dead_letter
+
+log = structlog.get_logger(__name__)
+
+ORIGIN_TOPIC = "dlt_origin_topic"
+ORIGIN_PARTITION = "dlt_origin_partition"
+ORIGIN_OFFSET = "dlt_origin_offset"
+ORIGIN_GROUP = "dlt_origin_group"
+ERROR = "dlt_error"
+
+
+class DeadLetters:
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+
+    async def send(self, record: Any, group_id: str, reason: str) -> None:
+        headers = [(name, value) for name, value in (record.headers or ())]
+        headers += [
+            (ORIGIN_TOPIC, record.topic.encode()),
+            (ORIGIN_PARTITION, str(record.partition).encode()),
+            (ORIGIN_OFFSET, str(record.offset).encode()),
+            (ORIGIN_GROUP, group_id.encode()),
+            (ERROR, reason.encode()),
+        ]
+        await self.producer.send_and_wait(
+            dead_letter(record.topic), record.value, key=record.key, headers=headers
+        )
+        log.warning(
+            "dead_lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+        )
