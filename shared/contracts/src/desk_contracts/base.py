@@ -35,7 +35,24 @@ class UnknownEventType(ValueError):
     """Raised when a stored or received event names a type no contract knows."""
 
 
+# modules whose events are registered on import; loaded before the first look-up
+EVENT_MODULES = ("desk_contracts.tickets", "desk_contracts.sla")
+
+
+def _load_event_modules() -> None:
+    import importlib
+
+    for name in EVENT_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+
+
 def event_class(event_type: str) -> type[Event]:
+    if event_type not in EVENT_TYPES:
+        _load_event_modules()
     try:
         return EVENT_TYPES[event_type]
     except KeyError:

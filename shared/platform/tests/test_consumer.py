@@ -1,0 +1,128 @@
+"""The faststream consumer wiring against the real Kafka and PostgreSQL servers.
+
+Pins what we rely on: the offset is committed after the handler's transaction; a transient
+failure is consumed again; a poison record goes to the dead-letter topic with its reason and the
+consumer carries on; a duplicate is applied once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+
+from desk_contracts.base import Event
+from desk_contracts.envelope import Envelope
+from desk_contracts.topics import dead_letter
+from desk_eventstore.db import open_store
+from desk_platform.consumer import EventConsumer
+from desk_platform.deadletter import ERROR, ORIGIN_TOPIC, DeadLetters
+from kafka_support import consume_all
+
+pytestmark = pytest.mark.integration
+
+CREATED = {
+    "ticket_id": "t-1",
+    "occurred_at": "2026-03-02T09:00:00+00:00",
+    "key": "SPT-1",
+    "policy_id": "erp-vendor",
+    "request_type": "SPT",
+    "priority": "high",
+    "subject": "Erreur SwissDec",
+    "description": "La transmission échoue",
+    "organisation_id": "acme",
+    "requester_id": "anne@acme.example",
+    "created_by": "anne@acme.example",
+    "channel": "portal",
+}
+
+
+def record(event_id: str, ticket: str = "t-1", data: dict | None = None) -> tuple:  # type: ignore[type-arg]
+    return Envelope(
+        id=event_id, type="TicketCreated", source="/test", subject=ticket,
+        time=datetime.now(UTC), data={**CREATED, "ticket_id": ticket, **(data or {})},
+    ).to_kafka()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    schema = "t_" + uuid.uuid4().hex[:12]
+    pool = await open_store(database_url, schema)
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE applied (event_id text, subject text)")
+    yield pool
+    async with pool.acquire() as conn:
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    await pool.close()
+
+
+async def test_poison_goes_to_dead_letters_duplicates_once_transient_retried(
+    store: asyncpg.Pool, kafka_bootstrap: str, new_topic
+) -> None:
+    topic = await new_topic("consumer", partitions=1)
+    await new_topic_named(kafka_bootstrap, dead_letter(topic))
+    failures = {"flaky": 1}
+
+    async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
+        await conn.execute("INSERT INTO applied VALUES ($1, $2)", envelope.id, envelope.subject)
+        if failures.get(envelope.id, 0) > 0:
+            failures[envelope.id] -= 1
+            raise OSError("database went away")  # transient: the insert above rolls back
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    for key, value, headers in [
+        record("ok-1"),
+        (b"t-2", b"{not json", [("ce_specversion", b"1.0"), ("ce_id", b"bad-json"),
+                                ("ce_type", b"TicketCreated"), ("ce_source", b"/x"),
+                                ("ce_time", b"2026-03-02T09:00:00+00:00")]),
+        record("no-subject", data={"subject": None}),
+        record("ok-1"),  # the same event delivered twice
+        record("flaky"),
+        record("ok-2", ticket="t-3"),
+    ]:
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
+
+    broker = KafkaBroker(kafka_bootstrap)
+    consumer = EventConsumer(store, DeadLetters(producer), "test", handle, retry_delay=0.1)
+    consumer.subscribe(broker, topic, group_id="g-" + topic)
+    await broker.start()
+    try:
+        for _ in range(200):
+            async with store.acquire() as conn:
+                applied = [r["event_id"] for r in await conn.fetch("SELECT * FROM applied")]
+            if len(applied) >= 3:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await broker.stop()
+    dead = await consume_all(kafka_bootstrap, dead_letter(topic), 2)
+    await producer.stop()
+
+    assert sorted(applied) == ["flaky", "ok-1", "ok-2"]
+    reasons = {dict(r.headers)["ce_id"].decode(): dict(r.headers)[ERROR].decode() for r in dead}
+    assert set(reasons) == {"bad-json", "no-subject"}
+    assert reasons["bad-json"].startswith("malformed envelope: value is not JSON")
+    assert "invalid TicketCreated payload" in reasons["no-subject"]
+    assert "subject" in reasons["no-subject"]
+    assert all(dict(r.headers)[ORIGIN_TOPIC] == topic.encode() for r in dead)
+    assert dead[0].value == b"{not json"  # the original bytes, untouched
+
+
+async def new_topic_named(bootstrap: str, name: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, 1, 1)])
+    finally:
+        await admin.close()
+
+
