@@ -115,6 +115,9 @@ def _automations(p: DeskPolicy) -> Iterator[PolicyIssue]:
         yield PolicyIssue("automations.reminder_days", "reminders must come before auto-close")
     if (days or auto.auto_close_days) and not auto.statuses:
         yield PolicyIssue("automations.statuses", "name the waiting statuses they watch")
+    code = auto.auto_close_resolution
+    if code is not None and not p.has_resolution_code(code):
+        yield PolicyIssue("automations.auto_close_resolution", f"unknown resolution code {code!r}")
     if auto.auto_close_days is None:
         return
     for i, status in enumerate(auto.statuses):

@@ -142,6 +142,7 @@ class Automations(_Frozen):
     statuses: tuple[str, ...] = ()  # statuses watched (waiting for the customer)
     reminder_days: tuple[int, ...] = ()
     auto_close_days: int | None = Field(default=None, ge=1)
+    auto_close_resolution: str | None = None  # resolution code given when none was set
 
     def reminder_delays(self) -> tuple[timedelta, ...]:
         return tuple(timedelta(days=d) for d in self.reminder_days)
