@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -143,6 +144,8 @@ def main() -> int:
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # retries are reported by us
     if not args.bootstrap:
         parser.error("no --bootstrap and KAFKA_BOOTSTRAP_SERVERS is not set")
     asyncio.run(ensure_topics(args.bootstrap, TOPICS, args.timeout))

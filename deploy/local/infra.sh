@@ -4,7 +4,7 @@
 #
 #   deploy/local/infra.sh start    # idempotent; prints DATABASE_URL=... and KAFKA_BOOTSTRAP_SERVERS=...
 #   deploy/local/infra.sh stop     # stops only what this script started (never an external server)
-#   deploy/local/infra.sh status   # what runs where
+#   deploy/local/infra.sh status   # what runs where (exit 3 when a private server is down)
 #
 # DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS, when set and reachable, are used instead of local servers.
 # stdout carries only the two KEY=VALUE lines of `start` (conftest.py parses them); everything else
@@ -195,8 +195,11 @@ kafka_libs() {
     log "resolving Apache Kafka jars with Maven into $KAFKA_LIBS (one-time)"
     local tmp="$KAFKA_LIBS.tmp.$$"
     rm -rf "$tmp"
-    mvn -q -B -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies -DoutputDirectory="$tmp" >&2 \
-        || { rm -rf "$tmp"; die "mvn could not resolve the Kafka jars (pom: $KAFKA_POM)"; }
+    mkdir -p "$KAFKA_DIR"
+    mvn -B -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies -DoutputDirectory="$tmp" \
+        >"$KAFKA_DIR/mvn.log" 2>&1 \
+        || { tail -n 40 "$KAFKA_DIR/mvn.log" >&2; rm -rf "$tmp"
+             die "mvn could not resolve the Kafka jars (pom: $KAFKA_POM, log: $KAFKA_DIR/mvn.log)"; }
     rm -rf "$KAFKA_LIBS"
     mv "$tmp" "$KAFKA_LIBS"
     touch "$KAFKA_LIBS/.complete-$stamp"
@@ -254,12 +257,12 @@ EOF
 kafka_start_private() {
     local pid bport cport
     mkdir -p "$KAFKA_DIR"
-    kafka_libs
     if pid="$(kafka_pid)"; then
         read -r bport cport <"$KAFKA_DIR/ports"
         log "Kafka already running (pid $pid) on 127.0.0.1:$bport"
     else
         if [ -f "$KAFKA_PID" ]; then log "removing stale $KAFKA_PID"; rm -f "$KAFKA_PID"; fi
+        kafka_libs
         bport="" cport=""
         [ -f "$KAFKA_DIR/ports" ] && read -r bport cport <"$KAFKA_DIR/ports" || true
         if [ -z "$bport" ] || [ -z "$cport" ] || port_in_use "$bport" || port_in_use "$cport"; then
@@ -383,21 +386,22 @@ cmd_stop() {
 }
 
 cmd_status() {
-    local pid rc=0
+    local pid rc=0 last=""
+    [ -f "$ENV_FILE" ] && last="$(head -n 1 "$ENV_FILE")"
     if pg_running; then
         echo "postgres: private cluster running, pid $(head -n 1 "$PG_DATA/postmaster.pid"), $(pg_url "$(cat "$PG_DIR/port")") (data $PG_DATA)"
     else
         echo "postgres: private cluster not running${DATABASE_URL:+ (DATABASE_URL=$DATABASE_URL is set)}"
-        rc=3
+        case "$last" in *"external PostgreSQL"*) echo "postgres: last start used an external server" ;; *) rc=3 ;; esac
     fi
     if pid="$(kafka_pid)"; then
         echo "kafka: private broker running, pid $pid, 127.0.0.1:$(cut -d' ' -f1 "$KAFKA_DIR/ports") (log $KAFKA_LOG)"
     else
         echo "kafka: private broker not running${KAFKA_BOOTSTRAP_SERVERS:+ (KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS is set)}"
-        rc=3
+        case "$last" in *"external Kafka"*) echo "kafka: last start used an external broker" ;; *) rc=3 ;; esac
     fi
-    if [ -f "$ENV_FILE" ]; then
-        echo "last start: $(head -n 1 "$ENV_FILE" | sed 's/^# //')"
+    if [ -n "$last" ]; then
+        echo "last start: ${last#\# }"
         grep '^export' "$ENV_FILE" | sed 's/^export /  /'
     fi
     return $rc

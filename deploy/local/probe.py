@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
 import time
 
@@ -68,6 +69,7 @@ async def probe_kafka(bootstrap: str, timeout: float) -> bool:
 
 
 def main() -> int:
+    logging.basicConfig(level=logging.CRITICAL)  # aiokafka logs every failed attempt otherwise
     parser = argparse.ArgumentParser()
     parser.add_argument("kind", choices=["pg", "kafka"])
     parser.add_argument("target")
