@@ -1,0 +1,431 @@
+"""SLA clocks, rule by rule, for each seed desk (DOMAIN §6, seed pages 002, 003, 004)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from desk_contracts.base import Event
+from desk_contracts.tickets import (
+    Channel,
+    CommentAdded,
+    InformationRequested,
+    PriorityChanged,
+    RequesterAnswered,
+    StatusChanged,
+    TicketAssigned,
+    TicketClosed,
+    TicketCreated,
+    TicketEscalated,
+    TicketQualified,
+    TicketReopened,
+    TicketResolved,
+    WaitingForThirdParty,
+    WorkStarted,
+)
+from desk_policies import DeskPolicy, shipped_policy
+from desk_policies.calendars import shipped_calendars
+from sla.domain.business_time import BusinessTime
+from sla.domain.clocks import ClockState, HistoryError, TicketClocks, read_clocks
+
+CALENDARS = shipped_calendars()
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+
+# Which event moves a ticket into which status (the SLA reads only `to_status`).
+MOVES: dict[str, tuple[type[StatusChanged], dict[str, Any]]] = {
+    "qualified": (TicketQualified, {}),
+    "assigned": (TicketAssigned, {"assignee_id": "bob"}),
+    "in_progress": (WorkStarted, {}),
+    "waiting_customer": (InformationRequested, {"comment": "Which version?"}),
+    "waiting_third_party": (WaitingForThirdParty, {"party": "atlassian"}),
+    "waiting_triage": (TicketEscalated, {"target": "triage"}),
+    "waiting_rnd": (TicketEscalated, {"target": "rnd"}),
+    "resolved": (TicketResolved, {"resolution_code": "done", "comment": "Fixed."}),
+    "answered": (TicketResolved, {"resolution_code": "done", "comment": "Answered."}),
+    "closed": (TicketClosed, {"resolution_code": "done"}),
+}
+
+
+@dataclass
+class Story:
+    """One ticket of one desk, told event by event at local wall-clock times of its calendar."""
+
+    desk: str
+    priority: str = "medium"
+    request_type: str | None = None
+    start: tuple[int, ...] = (2026, 3, 2, 10, 0)  # Monday 2 March 2026, 10:00 local
+    events: list[Event] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.policy: DeskPolicy = shipped_policy(self.desk)
+        self.calendar = BusinessTime(CALENDARS[self.policy.sla.calendar])
+        self.status = self.policy.initial_status
+        request_type = self.request_type or self.policy.request_types[0].id
+        self.events.append(
+            TicketCreated(
+                ticket_id="T-1",
+                occurred_at=self.at(*self.start),
+                key="SPT-1",
+                policy_id=self.desk,
+                request_type=request_type,
+                priority=self.priority,
+                subject="ERP crashes",
+                description="...",
+                organisation_id="acme",
+                requester_id="alice@acme.test",
+                created_by="alice@acme.test",
+                channel=Channel.PORTAL,
+            )
+        )
+
+    def at(self, *parts: int) -> datetime:
+        return datetime(*parts, tzinfo=self.calendar.zone)  # type: ignore[arg-type, misc]
+
+    def moves(self, to: str, *when: int, role: str = "agent") -> Story:
+        cls, extra = MOVES.get(to, (StatusChanged, {}))
+        if to == "in_progress" and self.status == "waiting_customer" and role == "requester":
+            cls, extra = RequesterAnswered, {"body": "Here it is."}
+        elif to == "in_progress" and self.status in self.policy.closed_statuses:
+            cls, extra = TicketReopened, {}
+        self.events.append(
+            cls(
+                ticket_id="T-1",
+                occurred_at=self.at(*when),
+                actor_id=role,
+                actor_role=role,
+                from_status=self.status,
+                to_status=to,
+                **extra,
+            )
+        )
+        self.status = to
+        return self
+
+    def reprioritised(self, to: str, *when: int) -> Story:
+        self.events.append(
+            PriorityChanged(
+                ticket_id="T-1",
+                occurred_at=self.at(*when),
+                actor_id="lead",
+                actor_role="team_lead",
+                from_priority=self.priority,
+                to_priority=to,
+                reason="re-evaluated",
+            )
+        )
+        self.priority = to
+        return self
+
+    def commented(self, *when: int, role: str = "agent") -> Story:
+        self.events.append(
+            CommentAdded(
+                ticket_id="T-1",
+                occurred_at=self.at(*when),
+                actor_id=role,
+                actor_role=role,
+                body="...",
+                public=True,
+            )
+        )
+        return self
+
+    def clocks(self, *when: int) -> TicketClocks:
+        return read_clocks(self.events, self.policy, self.calendar, self.at(*when))
+
+
+DAY = (2026, 3, 2)  # a Monday: every desk is open from 10:00 to 12:00
+DESKS = ["erp-vendor", "cloud-partner", "saas-desk"]
+# The status in which each desk's team takes a request in charge ...
+TAKEN_IN_CHARGE = {
+    "erp-vendor": "in_progress",
+    "cloud-partner": "in_progress",
+    "saas-desk": "assigned",
+}
+# ... and the one in which it gives its resolution or proposed solution.
+SOLVED = {"erp-vendor": "resolved", "cloud-partner": "resolved", "saas-desk": "answered"}
+
+
+# --- response clock -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("desk", DESKS)
+def test_response_runs_from_submission(desk: str) -> None:
+    clocks = Story(desk).clocks(*DAY, 11, 0)
+    assert clocks.response is not None
+    assert clocks.response.state is ClockState.RUNNING
+    assert clocks.response.elapsed == 1 * H
+    assert clocks.response.reason.startswith("running: ")
+    assert "since 2026-03-02 10:00" in clocks.response.reason
+
+
+@pytest.mark.parametrize(
+    ("desk", "first_response"),
+    [
+        ("erp-vendor", "in_progress"),
+        ("cloud-partner", "waiting_customer"),
+        ("cloud-partner", "scheduled_operation"),
+        ("cloud-partner", "resolved"),
+        ("cloud-partner", "closed"),
+        ("saas-desk", "assigned"),  # "confirmation de la prise en charge"
+    ],
+)
+def test_response_stops_at_the_first_status_that_answers_the_request(
+    desk: str, first_response: str
+) -> None:
+    story = Story(desk).moves(first_response, *DAY, 10, 30)
+    clock = story.clocks(*DAY, 15, 0).response
+    assert clock is not None
+    assert clock.state is ClockState.STOPPED
+    assert clock.elapsed == 30 * M
+    assert clock.reason.startswith("stopped: first response (")
+    assert clock.due_at is None and not clock.breached
+
+
+def test_response_keeps_running_while_in_progress_at_the_cloud_partner() -> None:
+    """Seed 003: In progress is not a response; only the listed states are."""
+    clock = Story("cloud-partner").moves("in_progress", *DAY, 10, 15).clocks(*DAY, 11, 0).response
+    assert clock is not None and clock.state is ClockState.RUNNING
+    assert clock.elapsed == 1 * H
+
+
+@pytest.mark.parametrize("desk", ["cloud-partner"])
+def test_response_is_not_restarted_when_the_request_is_reopened(desk: str) -> None:
+    story = (
+        Story(desk)
+        .moves("in_progress", *DAY, 10, 10)
+        .moves("waiting_customer", *DAY, 10, 20)
+        .moves("in_progress", *DAY, 10, 40, role="requester")
+        .moves("closed", *DAY, 11, 0)
+        .moves("in_progress", *DAY, 11, 30, role="requester")
+    )
+    clock = story.clocks(*DAY, 16, 0).response
+    assert clock is not None and clock.state is ClockState.STOPPED
+    assert clock.elapsed == 20 * M
+
+
+def test_response_is_not_restarted_when_the_erp_request_comes_back_from_rnd() -> None:
+    story = (
+        Story("erp-vendor")
+        .moves("qualified", *DAY, 10, 5)
+        .moves("in_progress", *DAY, 10, 30)
+        .moves("waiting_rnd", *DAY, 11, 0)
+        .moves("in_progress", *DAY, 14, 0)
+    )
+    clock = story.clocks(*DAY, 16, 0).response
+    assert clock is not None and clock.state is ClockState.STOPPED
+    assert clock.elapsed == 30 * M
+
+
+# --- resolution clock -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("desk", DESKS)
+def test_resolution_does_not_start_before_the_request_is_taken_in_charge(desk: str) -> None:
+    clock = Story(desk).clocks(*DAY, 11, 0).resolution
+    assert clock is not None
+    assert clock.state is ClockState.NOT_STARTED
+    assert clock.elapsed == timedelta(0)
+    assert clock.reason == "not started: waiting to be taken in charge"
+    assert clock.due_at is None
+
+
+@pytest.mark.parametrize("desk", DESKS)
+def test_resolution_runs_from_taking_in_charge_until_the_solution(desk: str) -> None:
+    story = Story(desk).moves(TAKEN_IN_CHARGE[desk], *DAY, 10, 30)
+    running = story.clocks(*DAY, 11, 30).resolution
+    assert running is not None and running.state is ClockState.RUNNING
+    assert running.elapsed == 1 * H
+    stopped = story.moves(SOLVED[desk], *DAY, 11, 45).clocks(*DAY, 16, 0).resolution
+    assert stopped is not None and stopped.state is ClockState.STOPPED
+    assert stopped.elapsed == 75 * M
+    assert stopped.reason.startswith("stopped: ")
+    assert "at 2026-03-02 11:45" in stopped.reason
+
+
+def test_resolution_starts_when_the_team_answers_without_starting_work_first() -> None:
+    """Cloud partner: Submitted -> Waiting for customer. Answering is taking in charge."""
+    story = Story("cloud-partner").moves("waiting_customer", *DAY, 10, 30)
+    story.moves("in_progress", *DAY, 11, 0, role="requester")
+    clock = story.clocks(*DAY, 11, 30).resolution
+    assert clock is not None and clock.state is ClockState.RUNNING
+    assert clock.elapsed == 30 * M  # paused while waiting for the customer
+
+
+@pytest.mark.parametrize("desk", ["cloud-partner", "erp-vendor"])
+def test_resolution_resumes_with_its_time_when_the_solution_is_disputed(desk: str) -> None:
+    story = (
+        Story(desk)
+        .moves("in_progress", *DAY, 10, 0)
+        .moves("resolved", *DAY, 11, 0)
+        .moves("in_progress", *DAY, 15, 0, role="requester")
+    )
+    clock = story.clocks(*DAY, 15, 30).resolution
+    assert clock is not None and clock.state is ClockState.RUNNING
+    assert clock.elapsed == 90 * M
+
+
+# --- pauses ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("desk", "waiting"),
+    [
+        ("erp-vendor", "waiting_customer"),
+        ("cloud-partner", "waiting_customer"),
+        ("cloud-partner", "waiting_third_party"),
+    ],
+)
+def test_both_clocks_pause_while_waiting_for_the_customer_or_a_third_party(
+    desk: str, waiting: str
+) -> None:
+    story = Story(desk).moves("in_progress", *DAY, 10, 0).moves(waiting, *DAY, 10, 30)
+    clocks = story.clocks(*DAY, 17, 0)
+    assert clocks.resolution is not None
+    assert clocks.resolution.state is ClockState.PAUSED
+    assert clocks.resolution.elapsed == 30 * M
+    assert clocks.resolution.due_at is None
+    assert clocks.resolution.reason.startswith("paused: Waiting for ")
+    assert clocks.resolution.reason.endswith("since 2026-03-02 10:30 CET")
+    story.moves("in_progress", *DAY, 16, 0, role="requester" if "customer" in waiting else "agent")
+    resumed = story.clocks(*DAY, 17, 0).resolution
+    assert resumed is not None and resumed.state is ClockState.RUNNING
+    assert resumed.elapsed == 90 * M
+
+
+def test_the_response_clock_pauses_while_waiting_for_a_third_party_at_the_cloud_partner() -> None:
+    """Seed 003: "Le SLA de réponse est mis en pause sur ... En attente d'un tiers"."""
+    story = Story("cloud-partner").moves("waiting_third_party", *DAY, 10, 30)
+    clock = story.clocks(*DAY, 17, 0).response
+    assert clock is not None and clock.state is ClockState.PAUSED
+    assert clock.reason == "paused: Waiting for third party since 2026-03-02 10:30 CET"
+    assert clock.elapsed == 30 * M
+
+
+def test_the_reason_names_the_status_in_the_requesters_language() -> None:
+    story = Story("cloud-partner").moves("in_progress", *DAY, 10, 0)
+    story.moves("waiting_customer", *DAY, 10, 30)
+    clocks = read_clocks(story.events, story.policy, story.calendar, story.at(*DAY, 11), "fr")
+    assert clocks.resolution is not None
+    assert clocks.resolution.reason == "paused: En attente du client since 2026-03-02 10:30 CET"
+
+
+# --- targets, due and warning instants ----------------------------------------------------
+
+
+@pytest.mark.parametrize("desk", DESKS)
+def test_due_and_warning_instants_follow_the_priority_target(desk: str) -> None:
+    story = Story(desk, priority="high")
+    clock = story.clocks(*DAY, 10, 0).response
+    target = timedelta(minutes=story.policy.sla.targets["high"].response)
+    assert clock is not None and clock.target == target
+    assert clock.due_at == story.calendar.add(story.at(*DAY, 10, 0), target)
+    assert clock.warning_at == story.calendar.add(story.at(*DAY, 10, 0), target * 0.75)
+    assert clock.remaining == target
+
+
+def test_erp_high_priority_response_is_due_after_lunch_in_geneva() -> None:
+    """Two business hours from 10:00 in Geneva: 10-12, then the lunch break does not count."""
+    clock = Story("erp-vendor", priority="high").clocks(*DAY, 10, 0).response
+    assert clock is not None
+    assert clock.due_at == Story("erp-vendor").at(*DAY, 12, 0)
+    assert clock.warning_at == Story("erp-vendor").at(*DAY, 11, 30)
+
+
+def test_erp_medium_priority_response_skips_the_night_in_geneva() -> None:
+    story = Story("erp-vendor", priority="medium", start=(2026, 3, 2, 16, 0))  # 8 h target
+    clock = story.clocks(2026, 3, 2, 16, 0).response
+    assert clock is not None
+    # 16:00-17:30 (1.5 h), then Tuesday 08:00-12:00 (4 h), 13:30-16:00 (2.5 h)
+    assert clock.due_at == story.at(2026, 3, 3, 16, 0)
+
+
+def test_saas_response_skips_the_quebec_fete_nationale() -> None:
+    story = Story("saas-desk", priority="low", start=(2026, 6, 23, 16, 0))  # 8 h target
+    clock = story.clocks(2026, 6, 23, 16, 0).response
+    assert clock is not None
+    # 16:00-17:00 (1 h), 24 June closed, 25 June 08:30-15:30 (7 h)
+    assert clock.due_at == story.at(2026, 6, 25, 15, 30)
+
+
+@pytest.mark.parametrize("desk", DESKS)
+def test_a_priority_change_retargets_a_running_clock(desk: str) -> None:
+    story = Story(desk, priority="low").moves(TAKEN_IN_CHARGE[desk], *DAY, 10, 0)
+    story.reprioritised("critical", *DAY, 10, 20)
+    clock = story.clocks(*DAY, 10, 30).resolution
+    critical = timedelta(minutes=story.policy.sla.targets["critical"].resolution)
+    assert clock is not None and clock.priority == "critical" and clock.target == critical
+    assert clock.elapsed == 30 * M  # the time already counted is kept
+    assert clock.due_at == story.calendar.add(story.at(*DAY, 10, 0), critical)
+
+
+def test_a_priority_change_does_not_retarget_a_stopped_clock() -> None:
+    story = Story("erp-vendor", priority="low").moves("in_progress", *DAY, 10, 30)
+    story.reprioritised("critical", *DAY, 11, 0)
+    clock = story.clocks(*DAY, 11, 0).response
+    assert clock is not None and clock.priority == "low"
+    assert not clock.breached  # 30 min against the low target, not the critical hour
+
+
+def test_lowering_the_priority_can_lift_a_breach_of_a_running_clock() -> None:
+    story = Story("cloud-partner", priority="critical")  # 60 min response
+    assert story.clocks(*DAY, 11, 30).response.breached  # type: ignore[union-attr]
+    story.reprioritised("low", *DAY, 11, 30)
+    clock = story.clocks(*DAY, 11, 30).response
+    assert clock is not None and not clock.breached and clock.remaining == 960 * M - 90 * M
+
+
+@pytest.mark.parametrize("desk", DESKS)
+def test_a_breached_clock_says_when_it_was_due(desk: str) -> None:
+    story = Story(desk, priority="critical")
+    target = timedelta(minutes=story.policy.sla.targets["critical"].response)
+    clock = story.clocks(*DAY, 17, 0).response
+    assert clock is not None and clock.breached
+    assert clock.due_at == story.calendar.add(story.at(*DAY, 10, 0), target)
+    assert clock.remaining is not None and clock.remaining < timedelta(0)
+    stopped = story.moves(TAKEN_IN_CHARGE[desk], *DAY, 17, 0).clocks(*DAY, 17, 5).response
+    assert stopped is not None and stopped.breached and stopped.due_at == clock.due_at
+
+
+# --- request types ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("desk", "request_type"),
+    [
+        ("erp-vendor", "patch"),
+        ("erp-vendor", "patch_after_migration"),
+        ("erp-vendor", "licence"),
+        ("cloud-partner", "consulting"),
+    ],
+)
+def test_request_types_that_are_not_sla_bound_have_no_clocks(desk: str, request_type: str) -> None:
+    clocks = Story(desk, request_type=request_type).clocks(*DAY, 17, 0)
+    assert not clocks.sla_bound
+    assert clocks.response is None and clocks.resolution is None
+    assert clocks.clocks == ()
+
+
+def test_a_history_must_start_with_the_ticket_creation() -> None:
+    story = Story("erp-vendor")
+    with pytest.raises(HistoryError, match="starts with TicketCreated"):
+        read_clocks(story.events[1:], story.policy, story.calendar, story.at(*DAY, 11))
+    story.moves("no_such_status", *DAY, 10, 30)
+    with pytest.raises(HistoryError, match="status 'no_such_status' is not in policy"):
+        story.clocks(*DAY, 11)
+
+
+def test_comments_do_not_move_the_clocks() -> None:
+    story = Story("erp-vendor").commented(*DAY, 10, 30, role="requester")
+    clock = story.clocks(*DAY, 11, 0).response
+    assert clock is not None and clock.state is ClockState.RUNNING and clock.elapsed == H
+
+
+def test_clock_readings_are_in_utc() -> None:
+    clock = Story("saas-desk").clocks(*DAY, 11, 0).response
+    assert clock is not None and clock.due_at is not None
+    assert clock.due_at.utcoffset() == timedelta(0)
+    assert clock.since == datetime(2026, 3, 2, 10, tzinfo=ZoneInfo("America/Toronto"))
