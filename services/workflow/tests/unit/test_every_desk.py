@@ -1,0 +1,157 @@
+"""Rules every desk follows, whatever its policy (DOMAIN §3, §4): run for each shipped desk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import pytest
+from desk_contracts.tickets import CommentAdded, PriorityChanged, StatusChanged
+from desk_policies import SHIPPED
+from desk_policies.actions import Action
+from workflow.domain import (
+    Actor,
+    AddComment,
+    AddParticipant,
+    Assign,
+    AutoClose,
+    ChangePriority,
+    Close,
+    MuteNotifications,
+    RequestInformation,
+    Resolve,
+    SendReminder,
+    StartWork,
+    UnmuteNotifications,
+)
+from workflow_story import Desk, actor
+
+Make = Callable[[str], Desk]
+ALICE = actor("requester")
+desks = pytest.mark.parametrize("policy_id", SHIPPED)
+
+
+def agent_of(d: Desk, action: Action) -> Actor:
+    """Someone whose role may perform `action` from the current status."""
+    for rule in d.state.policy.transitions:
+        if rule.action is action and d.status in rule.from_:
+            return actor(rule.roles[0])
+    raise AssertionError(f"no {action} from {d.status}")
+
+
+@desks
+def test_invalid_transitions_are_refused_with_a_reason_and_change_nothing(
+    desk: Make, policy_id: str
+) -> None:
+    d = desk(policy_id).create()
+    reason = d.refused(Close(actor=ALICE))
+    assert "may not close" in reason and len(d.history) == 1
+
+
+@desks
+def test_nothing_happens_to_a_request_before_it_exists(desk: Make, policy_id: str) -> None:
+    assert "create it first" in desk(policy_id).refused(StartWork(actor=actor("agent")))
+
+
+@desks
+def test_a_request_is_created_once(desk: Make, policy_id: str) -> None:
+    d = desk(policy_id).create()
+    with pytest.raises(AssertionError, match="already exists"):
+        d.create()
+
+
+@desks
+def test_time_always_carries_a_time_zone(desk: Make, policy_id: str) -> None:
+    d = desk(policy_id)
+    d.now = datetime(2026, 3, 2, 9, 0)
+    with pytest.raises(AssertionError, match="time zone"):
+        d.create()
+
+
+@desks
+def test_unknown_roles_are_refused(desk: Make, policy_id: str) -> None:
+    d = desk(policy_id).create()
+    assert "does not exist" in d.refused(AddComment(actor=Actor("x", "janitor"), body="hi"))
+
+
+@desks
+def test_the_team_may_lower_the_priority_with_a_reason_and_the_requester_is_informed(
+    desk: Make, policy_id: str
+) -> None:
+    d = desk(policy_id).create(priority="critical")
+    team = actor(d.state.policy.permissions["change_priority"][0])  # type: ignore[index]
+    assert "needs a reason" in d.refused(ChangePriority(actor=team, priority="low"))
+    (lowered,) = d.do(ChangePriority(actor=team, priority="low", reason="Workaround"))
+    assert isinstance(lowered, PriorityChanged) and lowered.requester_must_be_informed
+    (raised,) = d.do(ChangePriority(actor=team, priority="high"))
+    assert isinstance(raised, PriorityChanged) and not raised.requester_must_be_informed
+    assert "already has priority" in d.refused(ChangePriority(actor=team, priority="high"))
+
+
+@desks
+def test_requester_comment_while_waiting_for_customer_moves_back_to_the_team(
+    desk: Make, policy_id: str
+) -> None:
+    d = desk(policy_id).create()
+    policy = d.state.policy
+    (reply,) = [t for t in policy.transitions if t.action is Action.REQUESTER_REPLY]
+    waiting = reply.from_[0]
+    path = {
+        "erp-vendor": ["start", "request_information"],
+        "cloud-partner": ["start", "request_information"],
+        "saas-desk": ["assign", "resolve"],
+    }[policy_id]
+    for step in path:
+        who = agent_of(d, Action(step))
+        d.do(
+            {
+                "start": StartWork(actor=who),
+                "request_information": RequestInformation(actor=who, comment="What version?"),
+                "assign": Assign(actor=who, assignee_id="bob"),
+                "resolve": Resolve(
+                    actor=who, resolution_code=policy.resolution_codes[0].id, comment="Try X"
+                ),
+            }[step]
+        )
+    assert d.status == waiting
+    (event,) = d.do(AddComment(actor=ALICE, body="Here is the answer"))
+    assert isinstance(event, StatusChanged) and event.to_status == reply.to
+    (event,) = d.do(AddComment(actor=ALICE, body="And one more thing"))
+    assert isinstance(event, CommentAdded)
+
+
+@desks
+def test_customers_cannot_write_internal_notes(desk: Make, policy_id: str) -> None:
+    d = desk(policy_id).create()
+    assert "internal note" in d.refused(AddComment(actor=ALICE, body="psst", public=False))
+
+
+@desks
+def test_participants_are_added_once_and_mute_only_themselves(desk: Make, policy_id: str) -> None:
+    d = desk(policy_id).create().run(AddParticipant(actor=ALICE, participant_id="bob@acme.test"))
+    assert "already follows" in d.refused(
+        AddParticipant(actor=ALICE, participant_id="bob@acme.test")
+    )
+    assert "own notifications" in d.refused(
+        MuteNotifications(actor=ALICE, participant_id="bob@acme.test")
+    )
+    bob = actor("participant", "bob@acme.test")
+    d.run(
+        MuteNotifications(actor=bob, participant_id="bob@acme.test"),
+        UnmuteNotifications(actor=bob, participant_id="bob@acme.test"),
+    )
+    assert d.state.muted == frozenset()
+
+
+@desks
+def test_only_the_system_sends_reminders_and_auto_closes(desk: Make, policy_id: str) -> None:
+    d = desk(policy_id).create()
+    v = d.state.version
+    assert "only the system" in d.refused(AutoClose(actor=ALICE, armed_version=v))
+    policy = d.state.policy
+    if policy.automations.auto_close_days is None:
+        assert "never closes" in d.refused(AutoClose(armed_version=v))
+    else:
+        assert d.do(AutoClose(armed_version=v)) == []  # not waiting for the customer
+    for days in policy.automations.reminder_days:
+        assert d.do(SendReminder(armed_version=v, days_waiting=days)) == []
