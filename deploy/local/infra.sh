@@ -77,6 +77,7 @@ pg_bindir() {
     if [ -n "$want" ] && [ -x "/usr/lib/postgresql/$want/bin/initdb" ]; then
         echo "/usr/lib/postgresql/$want/bin"; return 0
     fi
+    # shellcheck disable=SC2012  # version directories are plain numbers
     dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
     if [ -n "$dir" ] && [ -x "$dir/initdb" ]; then echo "$dir"; return 0; fi
     if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return 0; fi
@@ -264,7 +265,7 @@ kafka_start_private() {
         if [ -f "$KAFKA_PID" ]; then log "removing stale $KAFKA_PID"; rm -f "$KAFKA_PID"; fi
         kafka_libs
         bport="" cport=""
-        [ -f "$KAFKA_DIR/ports" ] && read -r bport cport <"$KAFKA_DIR/ports" || true
+        if [ -f "$KAFKA_DIR/ports" ]; then read -r bport cport <"$KAFKA_DIR/ports" || true; fi
         if [ -z "$bport" ] || [ -z "$cport" ] || port_in_use "$bport" || port_in_use "$cport"; then
             [ -n "$bport" ] && log "Kafka ports $bport/$cport are taken; choosing new ones"
             bport="$(free_port)"
@@ -275,6 +276,7 @@ kafka_start_private() {
         kafka_write_config "$bport" "$cport"
         local java cp="$KAFKA_LIBS/*"
         java="$(kafka_java)"
+        # shellcheck disable=SC2206  # KAFKA_HEAP_OPTS is a space-separated list of JVM flags
         local jvm=(${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20
             -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
             "-Dlog4j2.configurationFile=$KAFKA_DIR/log4j2.properties")
