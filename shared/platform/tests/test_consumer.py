@@ -15,14 +15,13 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from faststream.kafka import KafkaBroker
-
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
 from desk_contracts.topics import dead_letter
 from desk_eventstore.db import open_store
 from desk_platform.consumer import EventConsumer
 from desk_platform.deadletter import ERROR, ORIGIN_TOPIC, DeadLetters
+from faststream.kafka import KafkaBroker
 from kafka_support import consume_all
 
 pytestmark = pytest.mark.integration
@@ -45,8 +44,12 @@ CREATED = {
 
 def record(event_id: str, ticket: str = "t-1", data: dict | None = None) -> tuple:  # type: ignore[type-arg]
     return Envelope(
-        id=event_id, type="TicketCreated", source="/test", subject=ticket,
-        time=datetime.now(UTC), data={**CREATED, "ticket_id": ticket, **(data or {})},
+        id=event_id,
+        type="TicketCreated",
+        source="/test",
+        subject=ticket,
+        time=datetime.now(UTC),
+        data={**CREATED, "ticket_id": ticket, **(data or {})},
     ).to_kafka()
 
 
@@ -79,9 +82,17 @@ async def test_poison_goes_to_dead_letters_duplicates_once_transient_retried(
     await producer.start()
     for key, value, headers in [
         record("ok-1"),
-        (b"t-2", b"{not json", [("ce_specversion", b"1.0"), ("ce_id", b"bad-json"),
-                                ("ce_type", b"TicketCreated"), ("ce_source", b"/x"),
-                                ("ce_time", b"2026-03-02T09:00:00+00:00")]),
+        (
+            b"t-2",
+            b"{not json",
+            [
+                ("ce_specversion", b"1.0"),
+                ("ce_id", b"bad-json"),
+                ("ce_type", b"TicketCreated"),
+                ("ce_source", b"/x"),
+                ("ce_time", b"2026-03-02T09:00:00+00:00"),
+            ],
+        ),
         record("no-subject", data={"subject": None}),
         record("ok-1"),  # the same event delivered twice
         record("flaky"),
@@ -124,5 +135,3 @@ async def new_topic_named(bootstrap: str, name: str) -> None:
         await admin.create_topics([NewTopic(name, 1, 1)])
     finally:
         await admin.close()
-
-

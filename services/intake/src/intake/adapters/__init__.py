@@ -1,0 +1,1 @@
+"""Intake's edges: the HTTP API (portal, in-app Support tab)."""

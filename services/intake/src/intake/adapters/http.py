@@ -1,0 +1,100 @@
+"""HTTP API of intake: POST a request; invalid input gets 422 naming the field and the reason."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated
+
+import asyncpg
+from desk_contracts.tickets import Channel
+from desk_platform.logging import log_context
+from desk_policies.model import DeskPolicy
+from fastapi import FastAPI, Header, Response
+from fastapi.responses import JSONResponse
+
+from intake.application.submit import Accepted, submit
+from intake.domain.submission import Submission, Submitter
+
+STATUS = {"invalid": 422, "forbidden": 403, "conflict": 409}
+
+
+def create_app(
+    pool: asyncpg.Pool,
+    policies: dict[str, DeskPolicy],
+    clock: Callable[[], datetime],
+    workflow_url: str,
+) -> FastAPI:
+    app = FastAPI(title="Support desk: intake", version="1")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+        return {"status": "ok"}
+
+    @app.get("/desks")
+    async def desks() -> list[dict[str, object]]:
+        """The desks, their request types and priorities (what a portal form needs)."""
+        return [
+            {
+                "id": p.id,
+                "name": p.name,
+                "request_types": [
+                    {"id": t.id, "prefix": t.prefix, "label": t.labels.en, "creators": t.creators}
+                    for t in p.request_types
+                ],
+                "priorities": [q.id for q in p.priorities],
+            }
+            for p in policies.values()
+        ]
+
+    @app.post("/requests", status_code=201)
+    async def post_request(
+        submission: Submission,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        x_actor: Annotated[str | None, Header(max_length=320)] = None,
+        x_actor_role: Annotated[str, Header(max_length=64)] = "requester",
+        x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> object:
+        correlation_id = x_correlation_id or str(uuid.uuid4())
+        submitter = Submitter(x_actor or submission.requester, x_actor_role)
+        with log_context(correlation_id=correlation_id):
+            outcome = await submit(
+                pool,
+                policies,
+                submission,
+                submitter,
+                channel=Channel.API if x_actor_role == "api" else Channel.PORTAL,
+                now=clock(),
+                idempotency_key=idempotency_key,
+                correlation_id=correlation_id,
+            )
+        if not isinstance(outcome, Accepted):
+            return JSONResponse(
+                status_code=STATUS[outcome.kind],
+                content={
+                    "detail": [
+                        {
+                            "loc": ["body", outcome.field],
+                            "msg": outcome.reason,
+                            "type": outcome.kind,
+                        }
+                    ]
+                },
+            )
+        if not outcome.created:
+            response.status_code = 200
+        response.headers["Location"] = f"{workflow_url}/requests/{outcome.ticket_id}"
+        return {
+            "ticket_id": outcome.ticket_id,
+            "key": outcome.key,
+            "created": outcome.created,
+            "event_id": outcome.event_id,
+            "correlation_id": correlation_id,
+            "status_url": f"{workflow_url}/requests/{outcome.ticket_id}",
+        }
+
+    return app

@@ -1,0 +1,119 @@
+"""Submit a request: check it, number it and append `TicketCreated` in one transaction.
+
+The event store is the outbox: the relay publishes the event to `ticket-events` afterwards. A
+retry with the same idempotency key (HTTP `Idempotency-Key`, or an e-mail's Message-ID) returns
+the first request instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import structlog
+from desk_contracts.tickets import Channel
+from desk_eventstore.records import NewEvent
+from desk_eventstore.store import append
+from desk_policies.model import DeskPolicy
+
+from intake.domain.submission import Refusal, Submission, Submitter, check, ticket_created
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    ticket_id: str
+    key: str
+    event_id: str | None  # None when this was a retry of an earlier submission
+    created: bool
+
+
+async def submit(
+    pool: asyncpg.Pool,
+    policies: dict[str, DeskPolicy],
+    submission: Submission,
+    submitter: Submitter,
+    *,
+    channel: Channel,
+    now: datetime,
+    idempotency_key: str | None = None,
+    correlation_id: str | None = None,
+    source_message_id: str | None = None,
+) -> Accepted | Refusal:
+    policy = policies.get(submission.policy_id)
+    if policy is None:
+        known = ", ".join(sorted(policies))
+        return Refusal("policy_id", f"{submission.policy_id!r} is not a desk (known: {known})")
+    refusal = check(submission, policy, submitter)
+    if refusal is not None:
+        return refusal
+    request_hash = hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
+    async with pool.acquire() as conn, conn.transaction():
+        if idempotency_key:
+            previous = await _previous(conn, idempotency_key, request_hash)
+            if previous is not None:
+                return previous
+        request_type = policy.request_type(submission.request_type)
+        assert request_type is not None
+        sequence = await conn.fetchval(
+            """INSERT INTO key_sequences (prefix, last) VALUES ($1, 1001)
+               ON CONFLICT (prefix) DO UPDATE SET last = key_sequences.last + 1
+               RETURNING last""",
+            request_type.prefix,
+        )
+        ticket_id = str(uuid.uuid4())
+        event = ticket_created(
+            submission,
+            policy,
+            submitter,
+            ticket_id=ticket_id,
+            sequence=sequence,
+            channel=channel,
+            now=now,
+            source_message_id=source_message_id,
+        )
+        metadata = {"correlationid": correlation_id or ticket_id}
+        new = NewEvent.from_event(event, metadata=metadata)
+        await append(conn, ticket_id, 0, [new])
+        if idempotency_key:
+            await conn.execute(
+                """INSERT INTO idempotency_keys (key, request_hash, ticket_id, ticket_key)
+                   VALUES ($1, $2, $3, $4)""",
+                idempotency_key,
+                request_hash,
+                ticket_id,
+                event.key,
+            )
+    log.info(
+        "request_submitted",
+        ticket_id=ticket_id,
+        key=event.key,
+        event_id=str(new.event_id),
+        policy=policy.id,
+        channel=channel.value,
+    )
+    return Accepted(ticket_id, event.key, str(new.event_id), created=True)
+
+
+async def _previous(
+    conn: asyncpg.Connection, idempotency_key: str, request_hash: str
+) -> Accepted | Refusal | None:
+    # lock the key so that two concurrent retries cannot both create a request
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", idempotency_key)
+    row = await conn.fetchrow(
+        "SELECT request_hash, ticket_id, ticket_key FROM idempotency_keys WHERE key = $1",
+        idempotency_key,
+    )
+    if row is None:
+        return None
+    if row["request_hash"] != request_hash:
+        return Refusal(
+            "Idempotency-Key",
+            f"already used for request {row['ticket_key']} with a different content",
+            kind="conflict",
+        )
+    return Accepted(row["ticket_id"], row["ticket_key"], None, created=False)

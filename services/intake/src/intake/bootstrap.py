@@ -1,0 +1,32 @@
+"""Composition root of intake: store, relay to `ticket-events`, HTTP API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from desk_contracts.topics import TICKET_EVENTS
+from desk_eventstore.migrate import migrations_in
+from desk_platform.runtime import ServiceRuntime
+from desk_platform.settings import Settings
+from desk_policies.loader import load_policies
+
+from intake.adapters.http import create_app
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
+    policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
+    runtime = ServiceRuntime(
+        "intake",
+        settings,
+        migrations=migrations_in("intake", resources.files("intake") / "migrations"),
+        topic_for=lambda _event: TICKET_EVENTS,
+    )
+    pool = await runtime.start_store()
+    return runtime, create_app(pool, policies, now, settings.workflow_url)

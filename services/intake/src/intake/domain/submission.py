@@ -1,0 +1,114 @@
+"""A submitted request checked against its desk policy, then turned into `TicketCreated` (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from desk_contracts.tickets import Channel, TicketCreated
+from desk_policies.model import DeskPolicy
+from pydantic import BaseModel, ConfigDict, Field
+
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class Submission(BaseModel):
+    """What a requester (or sales administration on a client's behalf) submits."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    policy_id: str = Field(min_length=1, description="the desk, e.g. erp-vendor")
+    request_type: str = Field(min_length=1, description="request type id of the desk, e.g. spt")
+    priority: str = Field(min_length=1)
+    subject: str = Field(min_length=3, max_length=200)
+    description: str = Field(min_length=1, max_length=100_000)
+    organisation_id: str = Field(min_length=1, max_length=200)
+    requester: str = Field(pattern=EMAIL, max_length=320, description="requester's e-mail")
+    participants: list[str] = Field(default_factory=list, max_length=50)
+    product_version: str | None = Field(default=None, max_length=100)
+    company: str | None = Field(default=None, max_length=200)
+    contact: str | None = Field(default=None, max_length=500)
+    error_message: str | None = Field(default=None, max_length=100_000)
+    language: str = Field(default="en", pattern=r"^(fr|en)$")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a submission is not a valid request: the field and a sentence a person understands."""
+
+    field: str
+    reason: str
+    kind: str = "invalid"  # invalid input | forbidden (the submitter may not) | conflict
+
+
+@dataclass(frozen=True)
+class Submitter:
+    id: str
+    role: str
+
+
+def check(submission: Submission, policy: DeskPolicy, submitter: Submitter) -> Refusal | None:
+    request_type = policy.request_type(submission.request_type)
+    if request_type is None:
+        known = ", ".join(t.id for t in policy.request_types)
+        return Refusal(
+            "request_type",
+            f"{submission.request_type!r} is not a request type of {policy.id} (known: {known})",
+        )
+    if policy.priority_rank(submission.priority) is None:
+        known = ", ".join(p.id for p in policy.priorities)
+        return Refusal("priority", f"{submission.priority!r} is not a priority (known: {known})")
+    if submitter.role not in request_type.creators:
+        allowed = ", ".join(request_type.creators)
+        return Refusal(
+            "request_type",
+            f"a {submitter.role} may not create {request_type.prefix} requests (only: {allowed})",
+            kind="forbidden",
+        )
+    for address in submission.participants:
+        if not _is_email(address):
+            return Refusal("participants", f"{address!r} is not an e-mail address")
+    return None
+
+
+def _is_email(text: str) -> bool:
+    import re
+
+    return re.fullmatch(EMAIL, text) is not None
+
+
+def ticket_created(
+    submission: Submission,
+    policy: DeskPolicy,
+    submitter: Submitter,
+    *,
+    ticket_id: str,
+    sequence: int,
+    channel: Channel,
+    now: datetime,
+    source_message_id: str | None = None,
+) -> TicketCreated:
+    request_type = policy.request_type(submission.request_type)
+    assert request_type is not None, "check() first"
+    return TicketCreated(
+        ticket_id=ticket_id,
+        occurred_at=now,
+        key=f"{request_type.prefix}-{sequence}",
+        policy_id=policy.id,
+        request_type=request_type.id,
+        priority=submission.priority,
+        subject=submission.subject,
+        description=submission.description,
+        organisation_id=submission.organisation_id,
+        requester_id=submission.requester.lower(),
+        created_by=submitter.id.lower(),
+        created_by_role=submitter.role,
+        channel=channel,
+        participants=tuple(dict.fromkeys(p.lower() for p in submission.participants)),
+        product_version=submission.product_version,
+        company=submission.company,
+        contact=submission.contact,
+        error_message=submission.error_message,
+        language=submission.language,
+        source_message_id=source_message_id,
+    )

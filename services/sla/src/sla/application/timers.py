@@ -1,0 +1,194 @@
+"""Arm a ticket's timers from its history (the pure calculator decides), and fire due ones.
+
+Arming replaces the ticket's pending timers after every event. Firing takes due timers with
+`FOR UPDATE SKIP LOCKED`, so any number of replicas share the work, and appends what each
+timer means to the sla store (the outbox): SLA warnings and breaches for `sla-events`,
+reminder and auto-close commands for `ticket-commands`. The event id is the timer's
+deterministic command id, so a timer fired twice appends once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import structlog
+from desk_contracts.base import Event, event_from_data
+from desk_contracts.envelope import Envelope
+from desk_contracts.sla import AutoCloseDue, ReminderDue, SlaBreached, SlaWarningReached
+from desk_contracts.tickets import TicketCreated
+from desk_eventstore.records import NewEvent
+from desk_eventstore.store import DuplicateEvent, append, stream_version
+from desk_policies.calendars import BusinessCalendar
+from desk_policies.model import DeskPolicy
+
+from sla.domain.business_time import BusinessTime
+from sla.domain.clocks import ClockKind, TicketClocks, read_clocks
+from sla.domain.timers import Timer, TimerKind, plan_timers
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Desks:
+    """Policies and their calendars' arithmetic, loaded once at start."""
+
+    policies: dict[str, DeskPolicy]
+    calendars: dict[str, BusinessCalendar]
+
+    def __post_init__(self) -> None:
+        self.business_time = {cid: BusinessTime(cal) for cid, cal in self.calendars.items()}
+
+    def of(self, policy_id: str) -> tuple[DeskPolicy, BusinessTime]:
+        policy = self.policies[policy_id]
+        return policy, self.business_time[policy.sla.calendar]
+
+
+async def record(conn: asyncpg.Connection, envelope: Envelope, version: int) -> None:
+    await conn.execute(
+        """INSERT INTO histories (ticket_id, version, event_id, event_type, schema_version,
+                                  payload)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+        envelope.subject,
+        version,
+        envelope.id,
+        envelope.type,
+        envelope.schema_version,
+        json.dumps(dict(envelope.data)),
+    )
+
+
+async def history(conn: asyncpg.Connection, ticket_id: str) -> list[Event]:
+    rows = await conn.fetch(
+        """SELECT version, event_type, schema_version, payload FROM histories
+           WHERE ticket_id = $1 ORDER BY version""",
+        ticket_id,
+    )
+    events = []
+    for expected, row in enumerate(rows, start=1):
+        if row["version"] != expected:  # a gap: wait for the missing event before computing
+            log.warning("history_gap", ticket_id=ticket_id, missing=expected)
+            return []
+        events.append(
+            event_from_data(row["event_type"], row["schema_version"], json.loads(row["payload"]))
+        )
+    return events
+
+
+async def arm(
+    conn: asyncpg.Connection, desks: Desks, ticket_id: str, now: datetime
+) -> Sequence[Timer]:
+    events = await history(conn, ticket_id)
+    if not events or not isinstance(events[0], TicketCreated):
+        return ()
+    policy, calendar = desks.of(events[0].policy_id)
+    fired = {
+        row["occurrence"]
+        for row in await conn.fetch(
+            "SELECT occurrence FROM fired_occurrences WHERE ticket_id = $1", ticket_id
+        )
+    }
+    timers = plan_timers(events, policy, calendar, now, fired=fired)
+    await conn.execute("DELETE FROM timers WHERE ticket_id = $1 AND fired_at IS NULL", ticket_id)
+    await conn.executemany(
+        """INSERT INTO timers (timer_id, ticket_id, kind, occurrence, fire_at, armed_version,
+                               clock, days_waiting)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (timer_id) DO NOTHING""",
+        [
+            (
+                t.command_id,
+                t.ticket_id,
+                t.kind.value,
+                t.occurrence,
+                t.fire_at,
+                t.armed_version,
+                t.clock,
+                t.days_waiting,
+            )
+            for t in timers
+        ],
+    )
+    log.info(
+        "timers_armed",
+        ticket_id=ticket_id,
+        version=len(events),
+        timers=[f"{t.kind.value}@{t.fire_at.isoformat()}" for t in timers],
+    )
+    return timers
+
+
+async def clocks_of(
+    conn: asyncpg.Connection, desks: Desks, ticket_id: str, now: datetime
+) -> TicketClocks | None:
+    events = await history(conn, ticket_id)
+    if not events or not isinstance(events[0], TicketCreated):
+        return None
+    policy, calendar = desks.of(events[0].policy_id)
+    return read_clocks(events, policy, calendar, now)
+
+
+async def fire_due(pool: asyncpg.Pool, desks: Desks, now: datetime, limit: int = 100) -> int:
+    """Fire timers due at `now`; returns how many fired."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            """SELECT * FROM timers WHERE fired_at IS NULL AND fire_at <= $1
+               ORDER BY fire_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
+            now,
+            limit,
+        )
+        for row in rows:
+            await _fire(conn, desks, row, now)
+        return len(rows)
+
+
+async def _fire(conn: asyncpg.Connection, desks: Desks, row: asyncpg.Record, now: datetime) -> None:
+    ticket_id = row["ticket_id"]
+    kind = TimerKind(row["kind"])
+    common = {
+        "ticket_id": ticket_id,
+        "occurred_at": now,
+        "armed_version": row["armed_version"],
+        "due_at": row["fire_at"],
+    }
+    event: Event
+    if kind in (TimerKind.SLA_WARNING, TimerKind.SLA_BREACH):
+        clocks = await clocks_of(conn, desks, ticket_id, now)
+        if clocks is None:
+            return
+        reading = clocks.response if row["clock"] == ClockKind.RESPONSE else clocks.resolution
+        if kind is TimerKind.SLA_WARNING:
+            breach_at = reading.due_at if reading and reading.due_at else row["fire_at"]
+            event = SlaWarningReached(
+                **common, clock=row["clock"], priority=clocks.priority, breach_at=breach_at
+            )
+        else:
+            event = SlaBreached(**common, clock=row["clock"], priority=clocks.priority)
+    elif kind is TimerKind.REMINDER:
+        event = ReminderDue(**common, days_waiting=row["days_waiting"] or 0)
+    else:
+        event = AutoCloseDue(**common)
+    await conn.execute("UPDATE timers SET fired_at = $2 WHERE timer_id = $1", row["timer_id"], now)
+    await conn.execute(
+        "INSERT INTO fired_occurrences VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        ticket_id,
+        row["occurrence"],
+    )
+    new = NewEvent.from_event(
+        event, event_id=row["timer_id"], metadata={"correlationid": ticket_id}
+    )
+    try:
+        async with conn.transaction():  # savepoint: a duplicate must not undo the marks above
+            await append(conn, ticket_id, await stream_version(conn, ticket_id), [new])
+    except DuplicateEvent:
+        log.info("timer_already_fired", ticket_id=ticket_id, timer=str(row["timer_id"]))
+        return
+    log.info(
+        "timer_fired",
+        ticket_id=ticket_id,
+        event_id=str(row["timer_id"]),
+        kind=kind.value,
+        event_type=event.event_type,
+    )

@@ -1,0 +1,62 @@
+"""Composition root of the sla service: history consumer, timer loop, relay, HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import structlog
+from desk_contracts.topics import SLA_EVENTS, TICKET_COMMANDS, TICKET_EVENTS
+from desk_eventstore.migrate import migrations_in
+from desk_eventstore.records import RecordedEvent
+from desk_platform.runtime import ServiceRuntime
+from desk_platform.settings import Settings
+from desk_policies.calendars import shipped_calendars
+from desk_policies.loader import load_policies
+
+from sla.adapters.http import create_app
+from sla.adapters.kafka import on_ticket_event
+from sla.application.timers import Desks, fire_due
+
+log = structlog.get_logger(__name__)
+COMMANDS = {"ReminderDue", "AutoCloseDue"}
+TICK_SECONDS = 1.0
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def topic_for(event: RecordedEvent) -> str:
+    return TICKET_COMMANDS if event.event_type in COMMANDS else SLA_EVENTS
+
+
+async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
+    calendars = shipped_calendars()
+    extra = [Path(settings.policies_dir)] if settings.policies_dir else []
+    desks = Desks(load_policies(*extra, known_calendars=set(calendars)), calendars)
+    runtime = ServiceRuntime(
+        "sla",
+        settings,
+        migrations=migrations_in("sla", resources.files("sla") / "migrations"),
+        topic_for=topic_for,
+    )
+    runtime.subscribe(TICKET_EVENTS, on_ticket_event(desks, now))
+    pool = await runtime.start_store()
+
+    async def fire_timers(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                while await fire_due(pool, desks, now()) > 0:
+                    pass
+            except Exception:  # keep firing: one bad timer must not stop the others
+                log.exception("timer_loop_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TICK_SECONDS)
+
+    runtime.every(fire_timers)
+    return runtime, create_app(pool, desks, now)

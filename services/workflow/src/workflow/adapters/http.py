@@ -1,0 +1,219 @@
+"""HTTP API of workflow: read requests (detail with history newest first, lists by organisation)
+and act on them with commands; optimistic concurrency through ETag / If-Match."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+import asyncpg
+from desk_eventstore.store import ConcurrencyError
+from desk_platform.logging import log_context
+from desk_policies.model import DeskPolicy, Side
+from fastapi import Body, FastAPI, Header, HTTPException, Query, Response
+from pydantic import TypeAdapter, ValidationError
+
+from workflow.application.tickets import (
+    Loaded,
+    UnknownPolicy,
+    UnknownTicket,
+    execute,
+    load,
+    resolve_id,
+)
+from workflow.domain import commands as c
+from workflow.domain.commands import Actor, Command
+from workflow.domain.rules import Rejection
+
+SYSTEM_ONLY = {c.CreateTicket, c.SendReminder, c.AutoClose}
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+COMMANDS: dict[str, type[Command]] = {
+    _kebab(cls.__name__): cls
+    for cls in vars(c).values()
+    if isinstance(cls, type)
+    and issubclass(cls, Command)
+    and cls is not Command
+    and cls not in SYSTEM_ONLY
+}
+
+
+def view(loaded: Loaded) -> dict[str, Any]:
+    state = loaded.state
+    status = state.policy.status(state.status or state.policy.initial_status)
+    first = loaded.history[0].payload
+    return {
+        "ticket_id": state.ticket_id,
+        "key": state.key,
+        "policy_id": state.policy.id,
+        "subject": first.get("subject"),
+        "description": first.get("description"),
+        "request_type": state.request_type,
+        "priority": state.priority,
+        "status": {
+            "id": status.id,
+            "label": status.labels.en,
+            "labels": status.labels.model_dump(),
+            "category": status.category.value,
+            "expected_actor": status.expected_actor,
+        },
+        "organisation_id": state.organisation_id,
+        "requester_id": state.requester_id,
+        "assignee_id": state.assignee_id,
+        "participants": sorted(state.participants),
+        "links": list(state.links),
+        "resolution_code": state.resolution_code,
+        "version": state.version,
+        "history": [
+            {
+                "version": r.stream_version,
+                "type": r.event_type,
+                "event_id": str(r.event_id),
+                "occurred_at": r.payload.get("occurred_at"),
+                "data": {k: v for k, v in r.payload.items() if k not in ("ticket_id",)},
+            }
+            for r in reversed(loaded.history)
+        ],
+    }
+
+
+def create_app(
+    pool: asyncpg.Pool, policies: dict[str, DeskPolicy], clock: Callable[[], datetime]
+) -> FastAPI:
+    app = FastAPI(title="Support desk: workflow", version="1")
+
+    def actor_of(
+        x_actor: str | None, x_actor_role: str | None, x_actor_organisation: str | None
+    ) -> Actor:
+        if not x_actor or not x_actor_role:
+            raise HTTPException(401, "X-Actor and X-Actor-Role headers name who acts")
+        return Actor(x_actor.lower(), x_actor_role, x_actor_organisation)
+
+    def visible(loaded: Loaded, organisation: str | None, role: str | None) -> bool:
+        """A customer sees their own organisation's requests only."""
+        policy_role = loaded.state.policy.role(role or "") if role else None
+        if policy_role is not None and policy_role.side is Side.CUSTOMER:
+            return organisation == loaded.state.organisation_id
+        return True
+
+    async def loaded_for(conn: asyncpg.Connection, ticket: str) -> Loaded:
+        try:
+            return await load(conn, policies, await resolve_id(conn, ticket))
+        except UnknownTicket as error:
+            raise HTTPException(404, str(error)) from None
+        except UnknownPolicy as error:
+            raise HTTPException(500, str(error)) from None
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+        return {"status": "ok"}
+
+    @app.get("/requests/{ticket}")
+    async def get_request(
+        ticket: str,
+        response: Response,
+        x_actor_role: Annotated[str | None, Header()] = None,
+        x_actor_organisation: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        async with pool.acquire() as conn:
+            loaded = await loaded_for(conn, ticket)
+        if not visible(loaded, x_actor_organisation, x_actor_role):
+            raise HTTPException(404, f"no request {ticket!r}")
+        response.headers["ETag"] = f'"{loaded.state.version}"'
+        return view(loaded)
+
+    @app.get("/requests")
+    async def list_requests(
+        organisation_id: Annotated[str | None, Query(max_length=200)] = None,
+        policy_id: Annotated[str | None, Query(max_length=100)] = None,
+        state: Annotated[str, Query(pattern="^(open|closed|all)$")] = "open",
+        expected_actor: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[dict[str, Any]]:
+        """A company's requests (open, closed or all), or a desk's by who is expected to act."""
+        if organisation_id is None and policy_id is None:
+            raise HTTPException(422, "give organisation_id or policy_id")
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, value in (
+            ("organisation_id", organisation_id),
+            ("policy_id", policy_id),
+            ("expected_actor", expected_actor),
+        ):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} = ${len(args)}")
+        if state == "open":
+            clauses.append("category <> 'closed'")
+        elif state == "closed":
+            clauses.append("category = 'closed'")
+        args.append(limit)
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT * FROM tickets WHERE {" AND ".join(clauses)}
+                    ORDER BY updated_at DESC LIMIT ${len(args)}""",
+                *args,
+            )
+        return [dict(row) for row in rows]
+
+    @app.post("/requests/{ticket}/{command}")
+    async def act(
+        ticket: str,
+        command: str,
+        response: Response,
+        body: Annotated[dict[str, Any] | None, Body()] = None,
+        if_match: Annotated[str | None, Header()] = None,
+        x_actor: Annotated[str | None, Header()] = None,
+        x_actor_role: Annotated[str | None, Header()] = None,
+        x_actor_organisation: Annotated[str | None, Header()] = None,
+        x_correlation_id: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        cls = COMMANDS.get(command)
+        if cls is None:
+            raise HTTPException(404, f"no command {command!r} (known: {', '.join(COMMANDS)})")
+        actor = actor_of(x_actor, x_actor_role, x_actor_organisation)
+        try:
+            cmd = TypeAdapter(cls).validate_python({**(body or {}), "actor": actor})
+        except ValidationError as error:
+            raise HTTPException(
+                422, error.errors(include_url=False, include_context=False)
+            ) from None
+        correlation_id = x_correlation_id or str(uuid.uuid4())
+        async with pool.acquire() as conn, conn.transaction():
+            loaded = await loaded_for(conn, ticket)
+            if not visible(loaded, actor.organisation_id, actor.role):
+                raise HTTPException(404, f"no request {ticket!r}")
+            if if_match is not None and if_match.strip('"') != str(loaded.state.version):
+                raise HTTPException(
+                    412,
+                    f"request {loaded.state.key} is at version {loaded.state.version}, "
+                    f"not {if_match}: reload it",
+                )
+            with log_context(ticket_id=loaded.state.ticket_id, correlation_id=correlation_id):
+                try:
+                    outcome = await execute(
+                        conn, loaded, cmd, clock(), correlation_id=correlation_id
+                    )
+                except ConcurrencyError as error:
+                    raise HTTPException(409, f"{error}: reload and try again") from None
+        if isinstance(outcome, Rejection):
+            raise HTTPException(409, outcome.reason)
+        response.headers["ETag"] = f'"{outcome.state.version}"'
+        return {
+            "ticket_id": outcome.state.ticket_id,
+            "key": outcome.state.key,
+            "status": outcome.state.status,
+            "version": outcome.state.version,
+            "events": [e.event_type for e in outcome.events],
+        }
+
+    return app

@@ -1,0 +1,1 @@
+"""Workflow's use cases: open a ticket's stream, execute commands, read tickets."""

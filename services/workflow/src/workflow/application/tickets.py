@@ -1,0 +1,158 @@
+"""Load a ticket from its stream, execute a command with optimistic concurrency, keep the read
+model in step, all in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from desk_contracts.base import Event
+from desk_contracts.tickets import TicketCreated
+from desk_eventstore.records import NewEvent, RecordedEvent
+from desk_eventstore.store import append, read_stream
+from desk_policies.model import DeskPolicy
+
+from workflow.domain.commands import Command
+from workflow.domain.decide import decide
+from workflow.domain.rules import Rejection
+from workflow.domain.ticket import Ticket, evolve
+
+log = structlog.get_logger(__name__)
+
+
+class UnknownTicket(LookupError):
+    pass
+
+
+class UnknownPolicy(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Loaded:
+    state: Ticket
+    history: list[RecordedEvent]
+
+
+async def resolve_id(conn: asyncpg.Connection, ticket: str) -> str:
+    """A ticket id from an id or a key such as SPT-1042."""
+    found = await conn.fetchval(
+        "SELECT ticket_id FROM tickets WHERE ticket_id = $1 OR key = $1", ticket
+    )
+    if found is None:
+        raise UnknownTicket(f"no request {ticket!r}")
+    return str(found)
+
+
+async def load(conn: asyncpg.Connection, policies: dict[str, DeskPolicy], ticket_id: str) -> Loaded:
+    history = await read_stream(conn, ticket_id)
+    if not history:
+        raise UnknownTicket(f"no request {ticket_id!r}")
+    first = history[0].to_event()
+    assert isinstance(first, TicketCreated)
+    policy = policies.get(first.policy_id)
+    if policy is None:
+        raise UnknownPolicy(f"request {first.key} belongs to unknown desk {first.policy_id!r}")
+    state = Ticket.blank(policy, ticket_id)
+    for recorded in history:
+        state = evolve(state, recorded.to_event())
+    return Loaded(state, history)
+
+
+async def open_stream(
+    conn: asyncpg.Connection,
+    policies: dict[str, DeskPolicy],
+    created: TicketCreated,
+    event_id: str,
+    correlation_id: str | None,
+) -> Ticket | None:
+    """Start the ticket's stream with intake's `TicketCreated` (same event id, not re-published).
+    Returns None when the stream exists already."""
+    policy = policies.get(created.policy_id)
+    if policy is None:
+        raise UnknownPolicy(f"unknown desk {created.policy_id!r}")
+    if await read_stream(conn, created.ticket_id):
+        return None
+    metadata = {"publish": False, "correlationid": correlation_id or created.ticket_id}
+    new = NewEvent.from_event(created, event_id=uuid.UUID(event_id), metadata=metadata)
+    await append(conn, created.ticket_id, 0, [new])
+    state = evolve(Ticket.blank(policy, created.ticket_id), created)
+    await save_view(conn, state, created.subject, created.occurred_at)
+    log.info("ticket_opened", key=created.key, status=state.status)
+    return state
+
+
+@dataclass(frozen=True)
+class Executed:
+    state: Ticket
+    events: list[Event]
+
+
+async def execute(
+    conn: asyncpg.Connection,
+    loaded: Loaded,
+    command: Command,
+    now: datetime,
+    *,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    event_ids: list[uuid.UUID] | None = None,
+) -> Executed | Rejection:
+    """Decide, append at the loaded version (ConcurrencyError if the stream moved), evolve."""
+    decision = decide(loaded.state, command, now)
+    if isinstance(decision, Rejection):
+        return decision
+    metadata: dict[str, Any] = {"correlationid": correlation_id or loaded.state.ticket_id}
+    if causation_id:
+        metadata["causationid"] = causation_id
+    ids = event_ids or [uuid.uuid4() for _ in decision]
+    new = [
+        NewEvent.from_event(event, event_id=event_id, metadata=metadata)
+        for event, event_id in zip(decision, ids, strict=False)
+    ]
+    await append(conn, loaded.state.ticket_id, loaded.state.version, new)
+    state = loaded.state
+    for event in decision:
+        state = evolve(state, event)
+    if decision:
+        await save_view(conn, state, None, now)
+        log.info(
+            "command_executed",
+            command=type(command).__name__,
+            events=[e.event_type for e in decision],
+            version=state.version,
+        )
+    return Executed(state, decision)
+
+
+async def save_view(
+    conn: asyncpg.Connection, state: Ticket, subject: str | None, now: datetime
+) -> None:
+    status = state.policy.status(state.status or state.policy.initial_status)
+    await conn.execute(
+        """INSERT INTO tickets (ticket_id, key, policy_id, organisation_id, requester_id, subject,
+                               status, category, expected_actor, priority, assignee_id, version,
+                               created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, coalesce($6, ''), $7, $8, $9, $10, $11, $12, $13, $14)
+           ON CONFLICT (ticket_id) DO UPDATE SET
+               status = $7, category = $8, expected_actor = $9, priority = $10,
+               assignee_id = $11, version = $12, updated_at = $14""",
+        state.ticket_id,
+        state.key,
+        state.policy.id,
+        state.organisation_id,
+        state.requester_id,
+        subject,
+        status.id,
+        status.category.value,
+        status.expected_actor,
+        state.priority,
+        state.assignee_id,
+        state.version,
+        state.created_at or now,
+        now,
+    )

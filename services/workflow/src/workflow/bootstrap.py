@@ -1,0 +1,36 @@
+"""Composition root of workflow: store, consumers of ticket events and commands, relay to
+`ticket-events`, HTTP API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from desk_contracts.topics import TICKET_COMMANDS, TICKET_EVENTS
+from desk_eventstore.migrate import migrations_in
+from desk_platform.runtime import ServiceRuntime
+from desk_platform.settings import Settings
+from desk_policies.loader import load_policies
+
+from workflow.adapters.http import create_app
+from workflow.adapters.kafka import on_command, on_ticket_event
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
+    policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
+    runtime = ServiceRuntime(
+        "workflow",
+        settings,
+        migrations=migrations_in("workflow", resources.files("workflow") / "migrations"),
+        topic_for=lambda _event: TICKET_EVENTS,
+    )
+    runtime.subscribe(TICKET_EVENTS, on_ticket_event(policies))
+    runtime.subscribe(TICKET_COMMANDS, on_command(policies, now))
+    pool = await runtime.start_store()
+    return runtime, create_app(pool, policies, now)

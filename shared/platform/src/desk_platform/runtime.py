@@ -1,0 +1,163 @@
+"""What every service process does around its own logic: one place, so services stay short.
+
+Start-up: structured logs, the service's PostgreSQL schema migrated (retrying while the server is
+unreachable), Kafka awaited (retrying while the broker or a topic is missing), the idempotent
+producer, the outbox relay (one active per store; replicas stand by), the consumers, background
+loops, and the HTTP API when the service has one. SIGTERM/SIGINT stop everything in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from desk_contracts.topics import MAIN_TOPICS, dead_letter
+from desk_eventstore.db import open_store
+from desk_eventstore.migrate import Migration
+from desk_eventstore.records import RecordedEvent
+from desk_eventstore.relay import OutboxRelay, idempotent_producer
+from faststream.kafka import KafkaBroker
+
+from desk_platform.consumer import EventConsumer, Handler
+from desk_platform.deadletter import DeadLetters
+from desk_platform.kafka_ready import wait_for_kafka
+from desk_platform.logging import configure_logging
+from desk_platform.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class Subscription:
+    topic: str
+    group_id: str
+    consumer: str
+    handle: Handler
+
+
+@dataclass
+class ServiceRuntime:
+    """A service's process: `name` is also its schema and its CloudEvents source."""
+
+    name: str
+    settings: Settings
+    migrations: list[Migration] = field(default_factory=list)
+    topic_for: Callable[[RecordedEvent], str] | None = None  # None: this service publishes nothing
+    pool: asyncpg.Pool | None = None
+    producer: AIOKafkaProducer | None = None
+    subscriptions: list[Subscription] = field(default_factory=list)
+    loops: list[Loop] = field(default_factory=list)
+    consumers: list[EventConsumer] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def source(self) -> str:
+        return f"/desk/{self.name}"
+
+    def subscribe(self, topic: str, handle: Handler, *, group_id: str | None = None) -> None:
+        """Consume `topic` in the consumer group `<service>.<topic>` (one group per topic, so
+        replicas of a service share each topic's partitions)."""
+        group = group_id or f"{self.name}.{topic}"
+        self.subscriptions.append(Subscription(topic, group, group, handle))
+
+    def every(self, loop: Loop) -> None:
+        self.loops.append(loop)
+
+    async def start_store(self) -> asyncpg.Pool:
+        """Logs configured and the service's schema migrated; the composition root's first step."""
+        if self.pool is None:
+            configure_logging(self.name, self.settings.log_format, self.settings.log_level)
+            log.info("service_starting")
+            self.pool = await open_store(self.settings.database_url, self.name, self.migrations)
+        return self.pool
+
+    async def start(self) -> None:
+        await self.start_store()
+        topics = tuple(MAIN_TOPICS) + tuple(dead_letter(t) for t in MAIN_TOPICS)
+        await wait_for_kafka(self.settings.kafka_bootstrap_servers, topics)
+        self.producer = idempotent_producer(self.settings.kafka_bootstrap_servers, self.name)
+        await self.producer.start()
+
+    async def run(self, app: Any | None = None) -> None:
+        """Run until SIGTERM/SIGINT (or `stop` is set); `app` is an ASGI app to serve."""
+        await self.start()
+        assert self.pool is not None and self.producer is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+
+        broker = KafkaBroker(self.settings.kafka_bootstrap_servers, logger=None)
+        dead_letters = DeadLetters(self.producer)
+        for sub in self.subscriptions:
+            consumer = EventConsumer(self.pool, dead_letters, sub.consumer, sub.handle)
+            consumer.subscribe(broker, sub.topic, sub.group_id)
+            self.consumers.append(consumer)
+        await broker.start()
+
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(fn(self.stop)) for fn in self.loops]
+        if self.topic_for is not None:
+            relay = OutboxRelay(
+                self.settings.database_url,
+                self.name,
+                self.producer,
+                self.topic_for,
+                source=self.source,
+                name=f"{self.name}-relay",
+            )
+            tasks.append(asyncio.create_task(relay.run(self.stop)))
+        server: uvicorn.Server | None = None
+        if app is not None:
+            config = uvicorn.Config(
+                app,
+                host=self.settings.http_host,
+                port=self.settings.http_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+            server = _Server(config)
+            tasks.append(asyncio.create_task(server.serve()))
+        log.info(
+            "service_started",
+            http_port=self.settings.http_port if app else None,
+            consumes=[s.topic for s in self.subscriptions],
+        )
+        await self.stop.wait()
+        log.info("service_stopping")
+        if server is not None:
+            server.should_exit = True
+        await broker.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+        await self.producer.stop()
+        await self.pool.close()
+        log.info("service_stopped")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal capture: the runtime owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def run_service(build: Callable[[Settings], Awaitable[tuple[ServiceRuntime, Any | None]]]) -> None:
+    """Entry point helper: settings from the environment, then run the service until stopped."""
+
+    async def main() -> None:
+        settings = Settings()
+        runtime, app = await build(settings)
+        await runtime.run(app)
+
+    asyncio.run(main())
