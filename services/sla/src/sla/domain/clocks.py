@@ -177,11 +177,10 @@ class _Walk:
             self.resolution.why = f"waiting to be taken in charge ({label})"
 
     def apply(self, event: Event) -> None:
-        at = as_utc(event.occurred_at)
         if isinstance(event, StatusChanged):
             if event.to_status != self.status.id:
                 self.status = self._status(event.to_status)
-                self._enter(self.status, at)
+                self._enter(self.status, as_utc(event.occurred_at))
         elif isinstance(event, PriorityChanged):
             self.priority = event.to_priority
 

@@ -133,14 +133,15 @@ def waiting_anchor(
     status = initial_status
     anchor: tuple[int, datetime] | None = None
     for version, event in enumerate(history, start=1):
-        at = as_utc(event.occurred_at)
         if isinstance(event, TicketCreated):
-            anchor = (version, at) if status in watched else None
+            anchor = (version, event.occurred_at) if status in watched else None
         elif isinstance(event, StatusChanged) and event.to_status != status:
             status = event.to_status
-            anchor = (version, at) if status in watched else None
+            anchor = (version, event.occurred_at) if status in watched else None
         elif anchor is not None and isinstance(event, ActedEvent) and event.actor_role != SYSTEM:
-            anchor = (version, at)
+            anchor = (version, event.occurred_at)
+    if anchor is not None:
+        return anchor[0], as_utc(anchor[1])
     return anchor
 
 
