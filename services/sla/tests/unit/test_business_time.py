@@ -29,7 +29,17 @@ ROUND_THE_CLOCK = BusinessTime(
         }
     )
 )
-BUSINESS = (GENEVA, PARIS, QUEBEC, ROUND_THE_CLOCK)
+TORONTO_ROUND_THE_CLOCK = BusinessTime(
+    parse_calendar(
+        {
+            "id": "toronto-round-the-clock",
+            "time_zone": "America/Toronto",
+            "weekly_hours": {d.value: ["00:00-12:00", "12:30-24:00"] for d in Weekday},
+            "public_holidays": {"country": "CA", "subdivision": "ON"},
+        }
+    )
+)
+BUSINESS = (GENEVA, PARIS, QUEBEC, ROUND_THE_CLOCK, TORONTO_ROUND_THE_CLOCK)
 H = timedelta(hours=1)
 
 
@@ -85,6 +95,9 @@ def test_a_round_the_clock_calendar_has_a_23_hour_day_in_spring_and_25_in_autumn
     assert ROUND_THE_CLOCK.between(at(ZURICH, 2026, 3, 29), at(ZURICH, 2026, 3, 30)) == 23 * H
     assert ROUND_THE_CLOCK.between(at(ZURICH, 2026, 10, 25), at(ZURICH, 2026, 10, 26)) == 25 * H
     assert ROUND_THE_CLOCK.between(at(ZURICH, 2026, 3, 28), at(ZURICH, 2026, 3, 29)) == 0 * H
+    toronto = TORONTO_ROUND_THE_CLOCK  # Sundays 8 March and 1 November 2026
+    assert toronto.between(at(TORONTO, 2026, 3, 8), at(TORONTO, 2026, 3, 9)) == 22.5 * H
+    assert toronto.between(at(TORONTO, 2026, 11, 1), at(TORONTO, 2026, 11, 2)) == 24.5 * H
 
 
 def test_always_counts_wall_clock_time_including_nights_and_holidays() -> None:

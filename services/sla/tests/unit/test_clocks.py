@@ -289,3 +289,36 @@ def test_clock_readings_are_in_utc() -> None:
     assert clock is not None and clock.due_at is not None
     assert clock.due_at.utcoffset() == timedelta(0)
     assert clock.since == datetime(2026, 3, 2, 10, tzinfo=ZoneInfo("America/Toronto"))
+
+
+# --- saas-desk specifics (seed 004) ---------------------------------------------------------
+
+
+def test_saas_response_is_not_restarted_when_the_customer_replies_to_the_answer() -> None:
+    story = (
+        Story("saas-desk")
+        .moves("assigned", *DAY, 10, 20)
+        .moves("answered", *DAY, 11, 0)
+        .moves("assigned", *DAY, 14, 0, role="requester")
+    )
+    clock = story.clocks(*DAY, 16, 0).response
+    assert clock is not None and clock.state is ClockState.STOPPED
+    assert clock.elapsed == 20 * M
+
+
+def test_saas_resolution_stops_at_the_answer_and_resumes_when_the_customer_replies() -> None:
+    """Seed 004: resolution runs from taking in charge to "une proposition de solution"."""
+    story = Story("saas-desk").moves("assigned", *DAY, 10, 0).moves("answered", *DAY, 11, 0)
+    stopped = story.clocks(*DAY, 15, 0).resolution
+    assert stopped is not None and stopped.state is ClockState.STOPPED
+    assert stopped.reason == "stopped: Answered at 2026-03-02 11:00 EST"
+    story.moves("assigned", *DAY, 15, 0, role="requester")
+    resumed = story.clocks(*DAY, 15, 30).resolution
+    assert resumed is not None and resumed.state is ClockState.RUNNING
+    assert resumed.elapsed == 90 * M
+
+
+@pytest.mark.parametrize("kind", ["information_request", "problem_report", "system_error"])
+def test_every_saas_ticket_kind_is_sla_bound(kind: str) -> None:
+    clocks = Story("saas-desk", request_type=kind).clocks(*DAY, 11, 0)
+    assert clocks.sla_bound and clocks.response is not None and clocks.resolution is not None
