@@ -322,3 +322,11 @@ def test_saas_resolution_stops_at_the_answer_and_resumes_when_the_customer_repli
 def test_every_saas_ticket_kind_is_sla_bound(kind: str) -> None:
     clocks = Story("saas-desk", request_type=kind).clocks(*DAY, 11, 0)
     assert clocks.sla_bound and clocks.response is not None and clocks.resolution is not None
+
+
+def test_the_warning_share_comes_from_the_policy() -> None:
+    story = Story("erp-vendor", priority="high")  # 2 h response target
+    sla = story.policy.sla.model_copy(update={"warning_share": 0.5})
+    story.policy = story.policy.model_copy(update={"sla": sla})
+    clock = story.clocks(*DAY, 10, 0).response
+    assert clock is not None and clock.warning_at == story.at(*DAY, 11, 0)
