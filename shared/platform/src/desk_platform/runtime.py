@@ -68,6 +68,7 @@ class ServiceRuntime:
         """Consume `topic` in the consumer group `<service>.<topic>` (one group per topic, so
         replicas of a service share each topic's partitions)."""
         group = group_id or f"{self.name}.{topic}"
+        topic = self.settings.topic(topic)
         self.subscriptions.append(Subscription(topic, group, group, handle))
 
     def every(self, loop: Loop) -> None:
@@ -83,7 +84,8 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         await self.start_store()
-        topics = tuple(MAIN_TOPICS) + tuple(dead_letter(t) for t in MAIN_TOPICS)
+        topics = tuple(self.settings.topic(t) for t in MAIN_TOPICS)
+        topics += tuple(dead_letter(t) for t in topics)
         await wait_for_kafka(self.settings.kafka_bootstrap_servers, topics)
         self.producer = idempotent_producer(self.settings.kafka_bootstrap_servers, self.name)
         await self.producer.start()
@@ -106,11 +108,12 @@ class ServiceRuntime:
 
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(fn(self.stop)) for fn in self.loops]
         if self.topic_for is not None:
+            topic_for = self.topic_for
             relay = OutboxRelay(
                 self.settings.database_url,
                 self.name,
                 self.producer,
-                self.topic_for,
+                lambda event: self.settings.topic(topic_for(event)),
                 source=self.source,
                 name=f"{self.name}-relay",
             )

@@ -20,3 +20,9 @@ class Settings(BaseSettings):
     mail_from: str = "support@desk.example"
     policies_dir: str | None = Field(default=None, description="extra desk policy files")
     workflow_url: str = "http://127.0.0.1:8002"
+    topic_prefix: str = Field(
+        default="", description="prefix of every topic name (several environments, one cluster)"
+    )
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name

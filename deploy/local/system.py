@@ -1,0 +1,163 @@
+"""Run the whole system here: the SMTP sink and the four services as separate processes.
+
+    uv run python deploy/local/system.py [--intake-port 8001] [--workflow-port 8002] ...
+
+Expects DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (scripts/run.sh starts the servers and sets
+them). Prints the API addresses, then waits; Ctrl-C or SIGTERM stops every process. The
+end-to-end tests start the same processes through `System`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class System:
+    database_url: str
+    kafka_bootstrap: str
+    state: Path
+    intake_port: int = field(default_factory=free_port)
+    workflow_port: int = field(default_factory=free_port)
+    sla_port: int = field(default_factory=free_port)
+    smtp_port: int = field(default_factory=free_port)
+    replicas: dict[str, int] = field(default_factory=dict)  # e.g. {"notifier": 2}
+    log_format: str = "json"
+    topic_prefix: str = ""
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def mail_folder(self) -> Path:
+        return self.state / "mail"
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    def url(self, service: str) -> str:
+        port = {"intake": self.intake_port, "workflow": self.workflow_port,
+                "sla": self.sla_port}[service]
+        return f"http://127.0.0.1:{port}"
+
+    def _env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.smtp_port),
+            "WORKFLOW_URL": self.url("workflow"),
+            "LOG_FORMAT": self.log_format,
+            "TOPIC_PREFIX": self.topic_prefix,
+            **extra,
+        }
+
+    def _spawn(self, name: str, args: list[str], **env: str) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = (self.logs / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, *args], env=self._env(**env), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+    def start(self) -> None:
+        self._spawn("smtp-sink", ["-m", "notifier.adapters.smtp_sink", "--port",
+                                  str(self.smtp_port), "--folder", str(self.mail_folder)])
+        self._spawn("intake", ["-m", "intake"], HTTP_PORT=str(self.intake_port))
+        self._spawn("workflow", ["-m", "workflow"], HTTP_PORT=str(self.workflow_port))
+        self._spawn("sla", ["-m", "sla"], HTTP_PORT=str(self.sla_port))
+        self._spawn("notifier", ["-m", "notifier"])
+        for service, count in self.replicas.items():
+            for n in range(2, count + 1):
+                port = str(free_port())
+                self._spawn(f"{service}-{n}", ["-m", service], HTTP_PORT=port)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        for service in ("intake", "workflow", "sla"):
+            while True:
+                self._check_alive()
+                try:
+                    with urllib.request.urlopen(self.url(service) + "/health", timeout=2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{service} not ready; see {self.logs}") from None
+                    time.sleep(0.2)
+
+    def _check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}; see {self.logs}")
+
+    def stop(self, timeout: float = 20.0) -> dict[str, int | None]:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        codes: dict[str, int | None] = {}
+        for name, process in self.processes.items():
+            try:
+                codes[name] = process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes[name] = None
+        return codes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--intake-port", type=int, default=8001)
+    parser.add_argument("--workflow-port", type=int, default=8002)
+    parser.add_argument("--sla-port", type=int, default=8003)
+    parser.add_argument("--smtp-port", type=int, default=2525)
+    parser.add_argument("--state", type=Path, default=ROOT / ".state" / "system")
+    parser.add_argument("--log-format", default="json", choices=["json", "console"])
+    args = parser.parse_args()
+    system = System(
+        os.environ["DATABASE_URL"], os.environ["KAFKA_BOOTSTRAP_SERVERS"], args.state,
+        args.intake_port, args.workflow_port, args.sla_port, args.smtp_port,
+        log_format=args.log_format,
+    )
+    stop = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    system.start()
+    try:
+        system.wait_ready()
+        print(f"intake API (submit requests):   {system.url('intake')}  (docs: /docs)")
+        print(f"workflow API (read and act):    {system.url('workflow')}  (docs: /docs)")
+        print(f"sla API (clocks of a request):  {system.url('sla')}  (docs: /docs)")
+        print(f"SMTP sink: 127.0.0.1:{system.smtp_port}, mail saved in {system.mail_folder}")
+        print(f"logs: {system.logs}/*.log     Ctrl-C stops everything", flush=True)
+        while not stop:
+            system._check_alive()
+            time.sleep(0.5)
+    finally:
+        print("stopping...", flush=True)
+        system.stop()
+
+
+if __name__ == "__main__":
+    main()

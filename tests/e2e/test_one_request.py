@@ -1,0 +1,179 @@
+"""One request through the four services, each a separate process, over the real servers.
+
+POST to intake -> TicketCreated on Kafka -> workflow opens the stream -> sla arms the response
+timers (durable rows) -> notifier sends the acknowledgement to the SMTP sink -> GET it back with
+its status and history; then an agent assigns it and the requester is told, once, although two
+notifier replicas share the work.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from system import System
+
+pytestmark = pytest.mark.e2e
+
+REQUEST = {
+    "policy_id": "saas-desk",
+    "request_type": "problem_report",
+    "priority": "high",
+    "subject": "L'export mensuel échoue",
+    "description": "Erreur 500 à chaque export depuis lundi",
+    "organisation_id": "acme",
+    "requester": "Anne.Martin@acme.example",
+    "language": "fr",
+}
+
+
+@pytest.fixture(scope="module")
+def system(database_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[System]:
+    import asyncio
+
+    name = "e2e_" + uuid.uuid4().hex[:8]  # a fresh database: the services' schemas start empty
+
+    async def create() -> None:
+        conn = await asyncpg.connect(database_url)
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+
+    async def topics() -> None:  # fresh topics too: no other run's requests on them
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        from desk_contracts.topics import TOPICS
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(name + "." + t.name, t.partitions, 1, topic_configs=t.config)
+                                   for t in TOPICS])
+        await admin.close()
+
+    asyncio.run(create())
+    asyncio.run(topics())
+    url = database_url.rsplit("/", 1)[0] + "/" + name
+    running = System(url, kafka_bootstrap, tmp_path_factory.mktemp("system"),
+                     replicas={"notifier": 2}, topic_prefix=name + ".")
+    running.start()
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        codes = running.stop()
+        assert all(code == 0 for code in codes.values()), f"unclean stop: {codes}"
+
+
+def eventually(probe: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting after {timeout}s")
+        time.sleep(0.2)
+
+
+def mails(folder: Path) -> list[EmailMessage]:
+    return [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        for path in sorted(folder.glob("*.eml"))
+    ]
+
+
+def test_a_request_travels_through_the_four_services(system: System) -> None:
+    intake = httpx.Client(base_url=system.url("intake"), timeout=10)
+    workflow = httpx.Client(base_url=system.url("workflow"), timeout=10)
+    sla = httpx.Client(base_url=system.url("sla"), timeout=10)
+
+    created = intake.post("/requests", json=REQUEST, headers={"Idempotency-Key": "e2e-1"})
+    assert created.status_code == 201, created.text
+    ticket = created.json()
+    assert ticket["key"].startswith("PRB-")
+    again = intake.post("/requests", json=REQUEST, headers={"Idempotency-Key": "e2e-1"})
+    assert again.status_code == 200 and again.json()["ticket_id"] == ticket["ticket_id"]
+
+    def opened() -> dict[str, Any] | None:
+        response = workflow.get(f"/requests/{ticket['key']}")
+        return response.json() if response.status_code == 200 else None
+
+    view = eventually(opened)
+    assert view["status"]["id"] == "open"
+    assert view["requester_id"] == "anne.martin@acme.example"
+    assert [h["type"] for h in view["history"]] == ["TicketCreated"]
+
+    def armed() -> dict[str, Any] | None:
+        response = sla.get(f"/tickets/{ticket['ticket_id']}/clocks")
+        return response.json() if response.status_code == 200 else None
+
+    clocks = eventually(armed)
+    assert clocks["response"]["state"] == "running"
+    assert {t["kind"] for t in clocks["pending_timers"]} == {"sla_warning", "sla_breach"}
+
+    acknowledgement = eventually(lambda: [m for m in mails(system.mail_folder)
+                                          if ticket["key"] in m["Subject"]])
+    assert len(acknowledgement) == 1
+    ack = acknowledgement[0]
+    assert ack["To"] == "anne.martin@acme.example"
+    assert ack["Subject"].startswith(f"[{ticket['key']}] Demande reçue")
+    assert ack["Auto-Submitted"] == "auto-generated"
+    assert ack["Message-ID"]
+
+    assigned = workflow.post(
+        f"/requests/{ticket['key']}/assign",
+        json={"assignee_id": "paul@desk.example"},
+        headers={"X-Actor": "lead@desk.example", "X-Actor-Role": "supervisor",
+                 "If-Match": created_etag(view)},
+    )
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json()["status"] == "assigned"
+
+    told = eventually(lambda: [m for m in mails(system.mail_folder)
+                               if ticket["key"] in m["Subject"] and m is not None
+                               and "Demande reçue" not in m["Subject"]])
+    time.sleep(1.5)  # two notifier replicas: still exactly one message for this event
+    told = [m for m in mails(system.mail_folder)
+            if ticket["key"] in m["Subject"] and "Demande reçue" not in m["Subject"]]
+    assert len(told) == 1
+    assert told[0]["In-Reply-To"] is None or told[0]["In-Reply-To"]
+
+    detail = workflow.get(f"/requests/{ticket['ticket_id']}").json()
+    assert [h["type"] for h in detail["history"]] == ["TicketAssigned", "TicketCreated"]
+    assert detail["status"]["id"] == "assigned"
+
+    listed = workflow.get("/requests", params={"organisation_id": "acme"}).json()
+    assert ticket["ticket_id"] in {row["ticket_id"] for row in listed}
+
+    logged = [json.loads(line) for line in
+              (system.logs / "notifier.log").read_text().splitlines() +
+              (system.logs / "notifier-2.log").read_text().splitlines()
+              if line.startswith("{")]
+    sent = [entry for entry in logged if entry["event"] == "notification_sent"]
+    assert {entry["ticket_id"] for entry in sent} == {ticket["ticket_id"]}
+    assert all(entry.get("correlation_id") or entry.get("event_id") for entry in sent)
+
+
+def created_etag(view: dict[str, Any]) -> str:
+    return f'"{view["version"]}"'
+
+
+def test_invalid_request_is_refused_with_field_and_reason(system: System) -> None:
+    intake = httpx.Client(base_url=system.url("intake"), timeout=10)
+    missing = intake.post("/requests", json={**REQUEST, "subject": ""})
+    assert missing.status_code == 422
+    assert missing.json()["detail"][0]["loc"] == ["body", "subject"]
+    wrong_type = intake.post("/requests", json={**REQUEST, "request_type": "nope"})
+    assert wrong_type.status_code == 422
+    assert "not a request type of saas-desk" in wrong_type.json()["detail"][0]["msg"]
