@@ -1,0 +1,200 @@
+"""Desk policies: the three shipped desks load, a fourth needs only a file, and every mistake
+in a file is reported with the file, the field path and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from desk_policies import (
+    POLICIES_DIR,
+    SHIPPED,
+    PolicyError,
+    load_policies,
+    load_policy,
+    parse_policy,
+    shipped_policy,
+)
+from desk_policies.calendars import shipped_calendars
+from desk_policies.model import StatusCategory
+
+EXPECTED_CALENDARS = {
+    "erp-vendor": "ch-geneva-business",
+    "cloud-partner": "fr-paris-business",
+    "saas-desk": "ca-quebec-business",
+}
+
+
+def raw(policy_id: str = "saas-desk") -> dict[str, Any]:
+    data = yaml.safe_load((POLICIES_DIR / f"{policy_id}.yaml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def error_of(data: dict[str, Any], **kw: Any) -> str:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(data, "desk.yaml", **kw)
+    return str(caught.value)
+
+
+def test_the_three_seed_desks_ship_and_load_against_the_shipped_calendars() -> None:
+    policies = load_policies(known_calendars=shipped_calendars())
+    assert set(policies) == set(SHIPPED)
+    for policy_id, calendar in EXPECTED_CALENDARS.items():
+        assert policies[policy_id].sla.calendar == calendar
+        assert policies[policy_id].sla.warning_share == 0.75
+
+
+def test_notification_rules_name_events_that_exist() -> None:
+    import desk_contracts.tickets  # noqa: F401  (registers the ticket events)
+    from desk_contracts.base import EVENT_TYPES
+
+    load_policies(known_events=set(EVENT_TYPES))
+
+
+def test_every_priority_has_response_and_resolution_targets_in_business_minutes() -> None:
+    for policy_id in SHIPPED:
+        policy = shipped_policy(policy_id)
+        for priority in policy.priorities:
+            target = policy.sla.targets[priority.id]
+            assert 0 < target.response <= target.resolution
+            assert target.response_time.total_seconds() == target.response * 60
+
+
+def test_priorities_are_ordered_lowest_first() -> None:
+    policy = shipped_policy("erp-vendor")
+    assert [p.id for p in policy.priorities] == ["low", "medium", "high", "critical"]
+    assert policy.priority_rank("low") == 0 and policy.priority_rank("nope") is None
+
+
+def test_seed_rules_are_in_the_data() -> None:
+    erp, cloud, saas = (shipped_policy(p) for p in SHIPPED)
+    assert erp.closed_is_final and not erp.email_replies.accepted
+    assert erp.automations.reminder_days == (10, 15) and erp.automations.auto_close_days == 20
+    assert cloud.reopen.allowed and cloud.reopen.to_status == "in_progress"
+    assert cloud.automations.reminder_days == (3, 6) and cloud.automations.auto_close_days == 12
+    assert cloud.has_resolution_code("consulting") and cloud.email_replies.accepted
+    assert saas.survey.enabled and saas.survey.scale == 5
+    assert erp.request_type("licence") is not None
+    assert erp.request_type("licence").creators == ("sales_admin",)  # type: ignore[union-attr]
+    waiting = {s.id for s in cloud.statuses if s.pauses_sla}
+    assert waiting >= {"waiting_customer", "waiting_third_party"}
+    stops = {s.id for s in cloud.statuses if s.stops_response}
+    assert stops == {"scheduled_operation", "waiting_customer", "resolved", "closed"}
+
+
+def test_labels_speak_french_and_english() -> None:
+    status = shipped_policy("erp-vendor").status("waiting_customer")
+    assert status.labels.get("fr") == "En attente client"
+    assert status.labels.get("en") == "Waiting for customer"
+    assert status.category is StatusCategory.WAITING
+
+
+def test_a_fourth_desk_needs_a_file_not_code(tmp_path: Path) -> None:
+    data = raw("saas-desk")
+    data["id"], data["name"] = "fourth-desk", "A fourth desk"
+    data["sla"]["calendar"] = "always"
+    (tmp_path / "fourth-desk.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    policies = load_policies(tmp_path)
+    assert set(policies) == {*SHIPPED, "fourth-desk"}
+    assert load_policies(tmp_path, include_shipped=False)["fourth-desk"].name == "A fourth desk"
+
+
+def test_a_desk_defined_twice_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "saas-desk.yaml").write_text(yaml.safe_dump(raw()), encoding="utf-8")
+    with pytest.raises(PolicyError, match="defined twice"):
+        load_policies(tmp_path)
+
+
+def test_the_file_name_is_the_policy_id(tmp_path: Path) -> None:
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(raw()), encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"other.yaml: invalid desk policy\n  id: 'saas-desk'"):
+        load_policy(path)
+
+
+def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("id: [unclosed\n", encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"(?s)broken.yaml.*not valid YAML.*line 1"):
+        load_policy(path)
+
+
+def test_a_missing_field_is_reported_with_its_path() -> None:
+    data = raw()
+    del data["statuses"][1]["category"]
+    assert "statuses[1].category: Field required" in error_of(data)
+
+
+def test_a_misspelt_field_is_reported() -> None:
+    data = raw()
+    data["statuses"][0]["pauses_slaa"] = True
+    assert "statuses[0].pauses_slaa: Extra inputs are not permitted" in error_of(data)
+
+
+def test_an_unknown_action_is_reported() -> None:
+    data = raw()
+    data["transitions"][0]["action"] = "teleport"
+    assert "transitions[0].action: Input should be" in error_of(data)
+
+
+def test_an_unknown_role_in_a_transition_is_reported() -> None:
+    data = raw()
+    data["transitions"][2]["roles"] = ["agent", "wizard"]
+    message = error_of(data)
+    assert message.startswith("desk.yaml: invalid desk policy")
+    assert "transitions[2].roles[1]: unknown role 'wizard'" in message
+
+
+def test_an_unknown_status_in_a_transition_is_reported() -> None:
+    data = raw()
+    data["transitions"][0]["from"] = ["limbo"]
+    assert "transitions[0].from[0]: unknown status 'limbo'" in error_of(data)
+
+
+def test_every_priority_needs_an_sla_target() -> None:
+    data = raw()
+    del data["sla"]["targets"]["critical"]
+    assert "sla.targets: no target for priority 'critical'" in error_of(data)
+
+
+def test_reminders_come_before_auto_close() -> None:
+    data = raw("erp-vendor")
+    data["automations"]["reminder_days"] = [10, 25]
+    assert "automations.reminder_days: reminders must come before auto-close" in error_of(data)
+
+
+def test_reopening_needs_a_target_status() -> None:
+    data = raw("cloud-partner")
+    data["reopen"]["to_status"] = None
+    assert "reopen.to_status: required when reopening is allowed" in error_of(data)
+
+
+def test_refused_email_replies_point_to_the_portal() -> None:
+    data = raw("erp-vendor")
+    data["email_replies"]["portal_url"] = None
+    assert "email_replies.portal_url" in error_of(data)
+
+
+def test_calendars_are_checked_against_the_known_set_when_given() -> None:
+    data = raw()
+    assert "sla.calendar: unknown calendar 'ca-quebec-business'" in error_of(
+        data, known_calendars={"always"}
+    )
+
+
+def test_the_warning_share_is_a_fraction() -> None:
+    data = raw()
+    data["sla"]["warning_share"] = 1.5
+    assert "sla.warning_share: Input should be less than 1" in error_of(data)
+
+
+def test_all_problems_are_listed_at_once() -> None:
+    data = raw()
+    data["initial_status"] = "limbo"
+    data["reopen"]["roles"] = ["ghost"]
+    message = error_of(data)
+    assert "initial_status: unknown status 'limbo'" in message
+    assert "reopen.roles[0]: unknown role 'ghost'" in message
