@@ -154,11 +154,9 @@ class DeskMachine(RuleBasedStateMachine):
         self.now += timedelta(days=wait, minutes=1)
         command = situate(data.draw(self.commands), self.state, self.now)
         roles = self.roles_acting_now()
-        if (
-            roles
-            and data.draw(st.booleans())
-            and not isinstance(command, (SendReminder, AutoClose))
-        ):
+        guided: bool = data.draw(st.booleans())
+        timer = isinstance(command, (SendReminder, AutoClose))
+        if roles and guided and not timer:
             role = data.draw(st.sampled_from(roles))
             customer = self.policy.role(role).side.value == "customer"  # type: ignore[union-attr]
             who = Actor("alice@acme.test", role, "acme") if customer else Actor(role, role)
@@ -212,7 +210,7 @@ class DeskMachine(RuleBasedStateMachine):
 
 
 def machine_for(policy_id: str) -> Any:
-    machine = type(f"Machine_{policy_id}", (DeskMachine,), {"policy_id": policy_id})
+    machine: Any = type(f"Machine_{policy_id}", (DeskMachine,), {"policy_id": policy_id})
     case = machine.TestCase
     case.settings = settings(
         max_examples=100,
