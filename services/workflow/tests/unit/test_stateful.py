@@ -1,9 +1,10 @@
 """Random command sequences against each desk (Hypothesis stateful tests).
 
 Invariants: a rejected command produces no event and changes nothing; each event raises the
-version by exactly one; every status change follows the policy (from the current status, to a
-status the policy allows); closed stays closed where the policy says closing is final; stale
-system timers produce nothing.
+version by exactly one, survives a JSON round trip, and is a `StatusChanged` when the status
+moves; every status change follows the policy (from the current status, to a status the
+policy allows); closed stays closed where the policy says closing is final; stale system
+timers produce nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from desk_contracts.base import Event
+from desk_contracts.base import Event, event_from_data
 from desk_contracts.tickets import Channel, StatusChanged, TicketCreated
 from desk_policies import SHIPPED, DeskPolicy, shipped_policy
 from hypothesis import HealthCheck, settings
@@ -176,6 +177,9 @@ class DeskMachine(RuleBasedStateMachine):
             self.check(before, event)
             after = evolve(before, event)
             assert after.version == before.version + 1
+            assert after.status == before.status or isinstance(event, StatusChanged)
+            stored = event.model_dump(mode="json")
+            assert event_from_data(event.event_type, event.schema_version, stored) == event
             before = after
         self.state = before
         if self.state.status is not None:
