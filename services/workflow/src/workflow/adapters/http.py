@@ -185,7 +185,7 @@ def create_app(
             cmd = TypeAdapter(cls).validate_python({**(body or {}), "actor": actor})
         except ValidationError as error:
             raise HTTPException(
-                422, error.errors(include_url=False, include_context=False)
+                422, error.errors(include_url=False, include_context=False, include_input=False)
             ) from None
         correlation_id = x_correlation_id or str(uuid.uuid4())
         async with pool.acquire() as conn, conn.transaction():

@@ -1,0 +1,76 @@
+"""The sla service's timers on the real PostgreSQL server: armed from history, fired once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from desk_contracts.envelope import Envelope
+from desk_contracts.tickets import Channel, TicketCreated
+from desk_eventstore.store import read_all
+from desk_policies.calendars import shipped_calendars
+from desk_policies.loader import load_policies
+from service_support import service_store
+from sla.adapters.kafka import on_ticket_event
+from sla.application.timers import Desks, fire_due
+
+pytestmark = pytest.mark.integration
+
+DESKS = Desks(load_policies(), shipped_calendars())
+MONDAY = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # 15:00 in Geneva, a business day
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with service_store(database_url, "sla") as pool:
+        yield pool
+
+
+def created() -> TicketCreated:
+    return TicketCreated(
+        ticket_id=str(uuid.uuid4()), occurred_at=MONDAY, key="SPT-1001", policy_id="erp-vendor",
+        request_type="support", priority="critical", subject="Paie bloquée",
+        description="SwissDec refuse la transmission", organisation_id="acme",
+        requester_id="anne@acme.example", created_by="anne@acme.example", channel=Channel.PORTAL,
+    )
+
+
+async def receive(pool: asyncpg.Pool, event: TicketCreated, version: int, now: datetime) -> None:
+    envelope = Envelope(id=str(uuid.uuid4()), type=event.event_type, source="/desk/intake",
+                        subject=event.ticket_id, time=now, data=event.model_dump(mode="json"),
+                        extensions={"streamversion": str(version)})
+    async with pool.acquire() as conn, conn.transaction():
+        await on_ticket_event(DESKS, lambda: now)(conn, envelope, event)
+
+
+async def test_response_timers_are_armed_then_fired_once_each(pool: asyncpg.Pool) -> None:
+    event = created()
+    await receive(pool, event, 1, MONDAY)
+    async with pool.acquire() as conn:
+        armed = await conn.fetch("SELECT kind, fire_at FROM timers ORDER BY fire_at")
+    assert [row["kind"] for row in armed] == ["sla_warning", "sla_breach"]
+    assert all(row["fire_at"] > MONDAY for row in armed)
+
+    assert await fire_due(pool, DESKS, MONDAY) == 0  # nothing due yet
+    much_later = MONDAY + timedelta(days=3)
+    assert await fire_due(pool, DESKS, much_later) == 2
+    assert await fire_due(pool, DESKS, much_later) == 0
+    await receive(pool, event, 1, much_later)  # the same event again re-arms nothing fired
+    assert await fire_due(pool, DESKS, much_later) == 0
+    async with pool.acquire() as conn:
+        published = await read_all(conn, 0)
+    assert [e.event_type for e in published] == ["SlaWarningReached", "SlaBreached"]
+    assert {e.stream_id for e in published} == {event.ticket_id}
+    assert published[1].payload["clock"] == "response"
+
+
+async def test_a_gap_in_the_history_arms_nothing_until_it_is_filled(pool: asyncpg.Pool) -> None:
+    event = created()
+    later = event.model_copy(update={"ticket_id": event.ticket_id})
+    await receive(pool, later, 2, MONDAY)  # version 2 first: version 1 is missing
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM timers") == 0

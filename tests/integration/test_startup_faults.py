@@ -1,0 +1,85 @@
+"""A service started while PostgreSQL or Kafka is unreachable says what is missing and retries
+with backoff (no crash loop, no silence)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from system import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def start(service: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", service],
+        env={**os.environ, "LOG_FORMAT": "json", "HTTP_PORT": str(free_port()), **env},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def lines_until(process: subprocess.Popen[str], event: str, count: int, timeout: float = 20.0
+                ) -> list[dict[str, object]]:
+    found: list[dict[str, object]] = []
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while len(found) < count and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry["event"] == event:
+                found.append(entry)
+    return found
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.kill()
+    process.wait()
+
+
+def test_postgres_unreachable_is_named_and_retried(kafka_bootstrap: str) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/desk"
+    process = start("intake", DATABASE_URL=url, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap)
+    try:
+        retries = lines_until(process, "postgres_unreachable", 3)
+        assert process.poll() is None, "the service must keep retrying, not exit"
+    finally:
+        stop(process)
+    assert len(retries) == 3
+    assert retries[0]["url"] == url
+    assert [r["attempt"] for r in retries] == [1, 2, 3]
+    assert float(retries[2]["retry_in_s"]) > float(retries[0]["retry_in_s"])  # backoff
+
+
+def test_kafka_unreachable_is_named_and_retried(database_url: str) -> None:
+    bootstrap = f"127.0.0.1:{free_port()}"
+    process = start("notifier", DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+                    TOPIC_PREFIX=f"nowhere-{uuid.uuid4().hex[:6]}.")
+    try:
+        retries = lines_until(process, "kafka_not_ready", 2)
+        assert process.poll() is None
+    finally:
+        stop(process)
+    assert len(retries) == 2
+    assert retries[0]["bootstrap"] == bootstrap
+    assert "broker unreachable" in str(retries[0]["problem"])
+
+
+def test_missing_topics_are_named(database_url: str, kafka_bootstrap: str) -> None:
+    prefix = f"missing-{uuid.uuid4().hex[:6]}."
+    process = start("notifier", DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+                    TOPIC_PREFIX=prefix)
+    try:
+        retries = lines_until(process, "kafka_not_ready", 1)
+    finally:
+        stop(process)
+    assert retries and f"{prefix}ticket-events" in str(retries[0]["problem"])
