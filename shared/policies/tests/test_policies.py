@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from desk_policies import (
     POLICIES_DIR,
     SHIPPED,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from workflow_story import Desk, actor
+
 from desk_contracts.tickets import (
     Channel,
     CommentAdded,
@@ -30,7 +32,6 @@ from workflow.domain import (
     StartWork,
     WaitForThirdParty,
 )
-from workflow_story import Desk, actor
 
 Make = Callable[[str], Desk]
 AGENT, ALICE = actor("agent"), actor("requester")

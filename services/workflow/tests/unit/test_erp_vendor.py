@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from workflow_story import Desk, actor
+
 from desk_contracts.tickets import (
     Channel,
     PriorityChanged,
@@ -36,7 +38,6 @@ from workflow.domain import (
     SendReminder,
     StartWork,
 )
-from workflow_story import Desk, actor
 
 Make = Callable[[str], Desk]
 FRONT, DAILY, AGENT = actor("front_desk"), actor("daily"), actor("service_desk")

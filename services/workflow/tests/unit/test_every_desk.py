@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
+from workflow_story import Desk, actor
+
 from desk_contracts.tickets import CommentAdded, PriorityChanged, StatusChanged
 from desk_policies import SHIPPED
 from desk_policies.actions import Action
@@ -24,7 +26,6 @@ from workflow.domain import (
     StartWork,
     UnmuteNotifications,
 )
-from workflow_story import Desk, actor
 
 Make = Callable[[str], Desk]
 ALICE = actor("requester")

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+from workflow_story import T0, Desk, actor
+
 from desk_policies import SHIPPED, DeskPolicy, shipped_policy
 from desk_policies.actions import Action
 from workflow.domain import (
@@ -33,7 +35,6 @@ from workflow.domain import (
     decide,
     evolve,
 )
-from workflow_story import T0, Desk, actor
 
 desks = pytest.mark.parametrize("policy_id", SHIPPED)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from workflow_story import Desk, actor
+
 from desk_contracts.tickets import Channel, SurveyAnswered, TicketAssigned
 from workflow.domain import (
     AddComment,
@@ -15,7 +17,6 @@ from workflow.domain import (
     RequestInformation,
     Resolve,
 )
-from workflow_story import Desk, actor
 
 Make = Callable[[str], Desk]
 AGENT, ALICE = actor("agent"), actor("requester")

@@ -13,13 +13,15 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from desk_contracts.base import Event, event_from_data
-from desk_contracts.tickets import Channel, StatusChanged, TicketCreated
-from desk_policies import SHIPPED, DeskPolicy, shipped_policy
 from hypothesis import HealthCheck, settings
 from hypothesis import event as observe
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from workflow_story import T0, Desk
+
+from desk_contracts.base import Event, event_from_data
+from desk_contracts.tickets import Channel, StatusChanged, TicketCreated
+from desk_policies import SHIPPED, DeskPolicy, shipped_policy
 from workflow.domain import (
     Actor,
     AddComment,
@@ -51,7 +53,6 @@ from workflow.domain import (
     decide,
     evolve,
 )
-from workflow_story import T0, Desk
 
 PEOPLE = ("alice@acme.test", "bob@acme.test", "eve@other.test")
 

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from desk_contracts.tickets import ReminderSent, TicketClosed
 from desk_policies.actions import Action
 from desk_policies.model import Side
-
 from workflow.domain.commands import AutoClose, SendReminder
 from workflow.domain.rules import Rejection, side, transition
 from workflow.domain.steps import Decision, acted

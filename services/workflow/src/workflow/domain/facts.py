@@ -24,7 +24,6 @@ from desk_contracts.tickets import (
 )
 from desk_policies.actions import Action, Permission
 from desk_policies.model import Side
-
 from workflow.domain.commands import (
     AddComment,
     AddParticipant,

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from desk_policies.actions import Action, Permission
 from desk_policies.model import Guard, Side, Transition
-
 from workflow.domain.commands import Actor
 from workflow.domain.ticket import Ticket
 

@@ -23,7 +23,6 @@ from desk_contracts.tickets import (
 )
 from desk_policies.actions import Action
 from desk_policies.model import Transition
-
 from workflow.domain.commands import (
     Assign,
     Close,
