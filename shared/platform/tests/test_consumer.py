@@ -15,14 +15,15 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+from kafka_support import consume_all
+
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
 from desk_contracts.topics import dead_letter
 from desk_eventstore.db import open_store
-from desk_platform.consumer import EventConsumer
+from desk_platform.consumer import EventConsumer, PoisonMessage
 from desk_platform.deadletter import ERROR, ORIGIN_TOPIC, DeadLetters
-from faststream.kafka import KafkaBroker
-from kafka_support import consume_all
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +94,7 @@ async def test_poison_goes_to_dead_letters_duplicates_once_transient_retried(
                 ("ce_time", b"2026-03-02T09:00:00+00:00"),
             ],
         ),
-        record("no-subject", data={"subject": None}),
+        record("no-subject", ticket="t-bad", data={"subject": None}),
         record("ok-1"),  # the same event delivered twice
         record("flaky"),
         record("ok-2", ticket="t-3"),
@@ -135,3 +136,57 @@ async def new_topic_named(bootstrap: str, name: str) -> None:
         await admin.create_topics([NewTopic(name, 1, 1)])
     finally:
         await admin.close()
+
+
+async def test_a_failed_event_parks_its_ticket_until_redriven(
+    store: asyncpg.Pool, kafka_bootstrap: str, database_url: str, new_topic
+) -> None:
+    from desk_platform.redrive import redrive
+
+    topic = await new_topic("parking", partitions=1)
+    await new_topic_named(kafka_bootstrap, dead_letter(topic))
+    broken = {"first": True}
+
+    async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
+        if envelope.id == "t1-a" and broken["first"]:
+            raise PoisonMessage("bug in the handler")
+        await conn.execute("INSERT INTO applied VALUES ($1, $2)", envelope.id, envelope.subject)
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    for key, value, headers in [record("t1-a", "t1"), record("t1-b", "t1"), record("t2-a", "t2")]:
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
+
+    group = "svc." + topic  # the shape of our groups: <service>.<topic>
+    broker = KafkaBroker(kafka_bootstrap)
+    consumer = EventConsumer(store, DeadLetters(producer), group, handle, retry_delay=0.1)
+    consumer.subscribe(broker, topic, group_id=group)
+
+    async def applied() -> list[str]:
+        async with store.acquire() as conn:
+            return [r["event_id"] for r in await conn.fetch("SELECT event_id FROM applied")]
+
+    await broker.start()
+    try:
+        for _ in range(100):
+            if await applied() == ["t2-a"] and consumer.dead_lettered == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert await applied() == ["t2-a"]  # t1-b waits behind t1-a; t2 is not held up
+        dead = await consume_all(kafka_bootstrap, dead_letter(topic), 2)
+        assert (
+            dict(dead[1].headers)[ERROR].decode() == "parked behind event t1-a of the same ticket"
+        )
+
+        broken["first"] = False  # the bug is fixed: re-drive the ticket
+        schema = await store.fetchval("SELECT current_schema()")
+        done = await redrive(database_url, schema, kafka_bootstrap, group, "t1")
+        assert (done.events, done.unparked) == (2, 2)
+        for _ in range(100):
+            if len(await applied()) == 3:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await broker.stop()
+        await producer.stop()
+    assert await applied() == ["t2-a", "t1-a", "t1-b"]

@@ -1,4 +1,7 @@
-"""A relay in its own process, for the kill -9 test: `python relay_process.py URL SCHEMA BOOTSTRAP TOPIC`."""
+"""A relay in its own process, for the kill -9 test.
+
+    python relay_process.py URL SCHEMA BOOTSTRAP TOPIC
+"""
 
 from __future__ import annotations
 

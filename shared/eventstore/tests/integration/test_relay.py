@@ -14,8 +14,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-
 from kafka_support import consume_all
+
 from desk_eventstore.records import NewEvent
 from desk_eventstore.relay import OutboxRelay, idempotent_producer
 from desk_eventstore.store import append
@@ -39,9 +39,7 @@ async def fill(pool: asyncpg.Pool, streams: int, per_stream: int, chunk: int = 1
 
 async def checkpoint(pool: asyncpg.Pool) -> int:
     async with pool.acquire() as conn:
-        return int(
-            await conn.fetchval("SELECT coalesce(max(position), 0) FROM relay_checkpoints")
-        )
+        return int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM relay_checkpoints"))
 
 
 async def test_relay_publishes_in_stream_order_keyed_by_stream(
@@ -50,7 +48,9 @@ async def test_relay_publishes_in_stream_order_keyed_by_stream(
     topic = await new_topic("relay")
     ids = await fill(pool, streams=5, per_stream=20)
     async with pool.acquire() as conn:  # imported from another service: not published again
-        await append(conn, "imported", 0, [NewEvent(uuid.uuid4(), "X", {}, metadata={"publish": False})])
+        await append(
+            conn, "imported", 0, [NewEvent(uuid.uuid4(), "X", {}, metadata={"publish": False})]
+        )
     producer = idempotent_producer(kafka_bootstrap, "test")
     await producer.start()
     stop = asyncio.Event()
@@ -111,8 +111,9 @@ async def test_one_active_relay_per_store_and_a_standby_takes_over(
     await producer.start()
     stops = [asyncio.Event(), asyncio.Event()]
     relays = [
-        OutboxRelay(database_url, schema, producer, lambda _: topic, source="/t",
-                    standby_interval=0.2)
+        OutboxRelay(
+            database_url, schema, producer, lambda _: topic, source="/t", standby_interval=0.2
+        )
         for _ in stops
     ]
     tasks = [asyncio.create_task(r.run(s)) for r, s in zip(relays, stops, strict=True)]

@@ -4,8 +4,9 @@ A handler runs inside one PostgreSQL transaction that also records the event id 
 the Kafka offset is committed only after that transaction commits (AckPolicy.NACK_ON_ERROR:
 the ack follows a normal return). A record that can never be applied (malformed envelope,
 unknown type, invalid payload, a handler bug) goes to the dead-letter topic with the reason and
-the consumer carries on; a transient failure (database unreachable) is not acknowledged, so the
-record is consumed again after a backoff.
+the consumer carries on, parking the later events of the same ticket behind it (dead-lettered
+too, until a re-drive) so a ticket is never applied out of order. A transient failure (database
+unreachable) is not acknowledged, so the record is consumed again after a backoff.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from typing import Any
 
 import asyncpg
 import structlog
-from desk_contracts.base import Event, event_from_data
-from desk_contracts.envelope import Envelope, MalformedEnvelope
-from desk_eventstore.inbox import first_time
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
+from desk_contracts.base import Event, event_from_data
+from desk_contracts.envelope import Envelope, MalformedEnvelope
+from desk_eventstore.inbox import first_time
+from desk_eventstore.parking import park, parked_behind
 from desk_platform.deadletter import DeadLetters
 from desk_platform.logging import log_context
 
@@ -101,6 +103,16 @@ class EventConsumer:
             correlation_id=envelope.correlation_id,
         ):
             try:
+                async with self.pool.acquire() as conn:
+                    blocker = await parked_behind(conn, self.consumer, envelope.subject)
+                if blocker is not None and blocker != envelope.id:
+                    await self._dead_letter(
+                        record,
+                        group_id,
+                        f"parked behind event {blocker} of the same ticket",
+                        envelope,
+                    )
+                    return
                 event = decode_event(envelope)
                 async with self.pool.acquire() as conn, conn.transaction():
                     if not await first_time(conn, self.consumer, envelope.id, envelope.subject):
@@ -109,7 +121,7 @@ class EventConsumer:
                     await self.handle(conn, envelope, event)
                 self.applied += 1
             except PoisonMessage as error:
-                await self._dead_letter(record, group_id, str(error))
+                await self._dead_letter(record, group_id, str(error), envelope)
             except TRANSIENT as error:
                 log.warning(
                     "event_retry_later",
@@ -120,8 +132,17 @@ class EventConsumer:
                 raise
             except Exception as error:
                 log.exception("event_handler_failed", event_type=envelope.type)
-                await self._dead_letter(record, group_id, f"{type(error).__name__}: {error}")
+                await self._dead_letter(
+                    record, group_id, f"{type(error).__name__}: {error}", envelope
+                )
 
-    async def _dead_letter(self, record: Any, group_id: str, reason: str) -> None:
+    async def _dead_letter(
+        self, record: Any, group_id: str, reason: str, envelope: Envelope | None = None
+    ) -> None:
+        """Send to the dead-letter topic first, then park the ticket: if the process dies in
+        between, the record is consumed again and dead-lettered again (never lost)."""
         await self.dead_letters.send(record, group_id, reason)
+        if envelope is not None and envelope.subject:
+            async with self.pool.acquire() as conn:
+                await park(conn, self.consumer, envelope.subject, envelope.id, reason)
         self.dead_lettered += 1

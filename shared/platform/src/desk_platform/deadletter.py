@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
+
 from desk_contracts.topics import dead_letter
 
 log = structlog.get_logger(__name__)

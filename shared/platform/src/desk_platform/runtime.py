@@ -19,13 +19,13 @@ import asyncpg
 import structlog
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+
 from desk_contracts.topics import MAIN_TOPICS, dead_letter
 from desk_eventstore.db import open_store
 from desk_eventstore.migrate import Migration
 from desk_eventstore.records import RecordedEvent
 from desk_eventstore.relay import OutboxRelay, idempotent_producer
-from faststream.kafka import KafkaBroker
-
 from desk_platform.consumer import EventConsumer, Handler
 from desk_platform.deadletter import DeadLetters
 from desk_platform.kafka_ready import wait_for_kafka
@@ -67,8 +67,8 @@ class ServiceRuntime:
     def subscribe(self, topic: str, handle: Handler, *, group_id: str | None = None) -> None:
         """Consume `topic` in the consumer group `<service>.<topic>` (one group per topic, so
         replicas of a service share each topic's partitions)."""
-        group = group_id or f"{self.name}.{topic}"
         topic = self.settings.topic(topic)
+        group = group_id or f"{self.name}.{topic}"
         self.subscriptions.append(Subscription(topic, group, group, handle))
 
     def every(self, loop: Loop) -> None:

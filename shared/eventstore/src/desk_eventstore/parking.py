@@ -1,0 +1,48 @@
+"""Parking: once an event of a stream is dead-lettered, the consumer parks that stream's later
+events behind it (dead-lettered too), so the stream is never applied out of order. A re-drive
+(`desk_platform.redrive`) clears the stream and sends its parked events through again."""
+
+from __future__ import annotations
+
+import asyncpg
+
+
+async def parked_behind(conn: asyncpg.Connection, consumer: str, stream_id: str) -> str | None:
+    """The first parked event of the stream for this consumer, if the stream is parked."""
+    row = await conn.fetchrow(
+        """SELECT event_id FROM parked WHERE consumer = $1 AND stream_id = $2
+           ORDER BY parked_at LIMIT 1""",
+        consumer,
+        stream_id,
+    )
+    return None if row is None else str(row["event_id"])
+
+
+async def park(
+    conn: asyncpg.Connection, consumer: str, stream_id: str, event_id: str, reason: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO parked (consumer, stream_id, event_id, reason) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT DO NOTHING",
+        consumer,
+        stream_id,
+        event_id,
+        reason,
+    )
+
+
+async def unpark(conn: asyncpg.Connection, consumer: str, stream_id: str) -> int:
+    result = await conn.execute(
+        "DELETE FROM parked WHERE consumer = $1 AND stream_id = $2", consumer, stream_id
+    )
+    return int(result.split()[-1])
+
+
+async def parked_streams(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """SELECT consumer, stream_id, count(*) AS events, min(parked_at) AS since,
+                  (array_agg(reason ORDER BY parked_at))[1] AS first_reason
+           FROM parked GROUP BY consumer, stream_id ORDER BY since"""
+        )
+    )
