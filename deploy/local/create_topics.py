@@ -20,6 +20,7 @@ import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
 from desk_contracts.topics import TOPICS, TopicSpec
 
 TOPIC_ALREADY_EXISTS = 36

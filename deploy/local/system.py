@@ -52,8 +52,9 @@ class System:
         return self.state / "logs"
 
     def url(self, service: str) -> str:
-        port = {"intake": self.intake_port, "workflow": self.workflow_port,
-                "sla": self.sla_port}[service]
+        port = {"intake": self.intake_port, "workflow": self.workflow_port, "sla": self.sla_port}[
+            service
+        ]
         return f"http://127.0.0.1:{port}"
 
     def _env(self, **extra: str) -> dict[str, str]:
@@ -73,13 +74,25 @@ class System:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = (self.logs / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, *args], env=self._env(**env), stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, *args],
+            env=self._env(**env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
 
     def start(self) -> None:
-        self._spawn("smtp-sink", ["-m", "notifier.adapters.smtp_sink", "--port",
-                                  str(self.smtp_port), "--folder", str(self.mail_folder)])
+        self._spawn(
+            "smtp-sink",
+            [
+                "-m",
+                "notifier.adapters.smtp_sink",
+                "--port",
+                str(self.smtp_port),
+                "--folder",
+                str(self.mail_folder),
+            ],
+        )
         self._spawn("intake", ["-m", "intake"], HTTP_PORT=str(self.intake_port))
         self._spawn("workflow", ["-m", "workflow"], HTTP_PORT=str(self.workflow_port))
         self._spawn("sla", ["-m", "sla"], HTTP_PORT=str(self.sla_port))
@@ -131,8 +144,13 @@ def main() -> None:
     parser.add_argument("--log-format", default="json", choices=["json", "console"])
     args = parser.parse_args()
     system = System(
-        os.environ["DATABASE_URL"], os.environ["KAFKA_BOOTSTRAP_SERVERS"], args.state,
-        args.intake_port, args.workflow_port, args.sla_port, args.smtp_port,
+        os.environ["DATABASE_URL"],
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+        args.state,
+        args.intake_port,
+        args.workflow_port,
+        args.sla_port,
+        args.smtp_port,
         log_format=args.log_format,
     )
     stop = False

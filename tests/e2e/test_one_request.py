@@ -21,7 +21,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-
 from system import System
 
 pytestmark = pytest.mark.e2e
@@ -39,8 +38,9 @@ REQUEST = {
 
 
 @pytest.fixture(scope="module")
-def system(database_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[System]:
+def system(
+    database_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[System]:
     import asyncio
 
     name = "e2e_" + uuid.uuid4().hex[:8]  # a fresh database: the services' schemas start empty
@@ -57,15 +57,21 @@ def system(database_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.Tem
 
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         await admin.start()
-        await admin.create_topics([NewTopic(name + "." + t.name, t.partitions, 1, topic_configs=t.config)
-                                   for t in TOPICS])
+        await admin.create_topics(
+            [NewTopic(name + "." + t.name, t.partitions, 1, topic_configs=t.config) for t in TOPICS]
+        )
         await admin.close()
 
     asyncio.run(create())
     asyncio.run(topics())
     url = database_url.rsplit("/", 1)[0] + "/" + name
-    running = System(url, kafka_bootstrap, tmp_path_factory.mktemp("system"),
-                     replicas={"notifier": 2}, topic_prefix=name + ".")
+    running = System(
+        url,
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("system"),
+        replicas={"notifier": 2},
+        topic_prefix=name + ".",
+    )
     running.start()
     try:
         running.wait_ready()
@@ -122,8 +128,9 @@ def test_a_request_travels_through_the_four_services(system: System) -> None:
     assert clocks["response"]["state"] == "running"
     assert {t["kind"] for t in clocks["pending_timers"]} == {"sla_warning", "sla_breach"}
 
-    acknowledgement = eventually(lambda: [m for m in mails(system.mail_folder)
-                                          if ticket["key"] in m["Subject"]])
+    acknowledgement = eventually(
+        lambda: [m for m in mails(system.mail_folder) if ticket["key"] in m["Subject"]]
+    )
     assert len(acknowledgement) == 1
     ack = acknowledgement[0]
     assert ack["To"] == "anne.martin@acme.example"
@@ -134,18 +141,30 @@ def test_a_request_travels_through_the_four_services(system: System) -> None:
     assigned = workflow.post(
         f"/requests/{ticket['key']}/assign",
         json={"assignee_id": "paul@desk.example"},
-        headers={"X-Actor": "lead@desk.example", "X-Actor-Role": "supervisor",
-                 "If-Match": created_etag(view)},
+        headers={
+            "X-Actor": "lead@desk.example",
+            "X-Actor-Role": "supervisor",
+            "If-Match": created_etag(view),
+        },
     )
     assert assigned.status_code == 200, assigned.text
     assert assigned.json()["status"] == "assigned"
 
-    told = eventually(lambda: [m for m in mails(system.mail_folder)
-                               if ticket["key"] in m["Subject"] and m is not None
-                               and "Demande reçue" not in m["Subject"]])
+    told = eventually(
+        lambda: [
+            m
+            for m in mails(system.mail_folder)
+            if ticket["key"] in m["Subject"]
+            and m is not None
+            and "Demande reçue" not in m["Subject"]
+        ]
+    )
     time.sleep(1.5)  # two notifier replicas: still exactly one message for this event
-    told = [m for m in mails(system.mail_folder)
-            if ticket["key"] in m["Subject"] and "Demande reçue" not in m["Subject"]]
+    told = [
+        m
+        for m in mails(system.mail_folder)
+        if ticket["key"] in m["Subject"] and "Demande reçue" not in m["Subject"]
+    ]
     assert len(told) == 1
     assert told[0]["In-Reply-To"] is None or told[0]["In-Reply-To"]
 
@@ -156,10 +175,12 @@ def test_a_request_travels_through_the_four_services(system: System) -> None:
     listed = workflow.get("/requests", params={"organisation_id": "acme"}).json()
     assert ticket["ticket_id"] in {row["ticket_id"] for row in listed}
 
-    logged = [json.loads(line) for line in
-              (system.logs / "notifier.log").read_text().splitlines() +
-              (system.logs / "notifier-2.log").read_text().splitlines()
-              if line.startswith("{")]
+    logged = [
+        json.loads(line)
+        for line in (system.logs / "notifier.log").read_text().splitlines()
+        + (system.logs / "notifier-2.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
     sent = [entry for entry in logged if entry["event"] == "notification_sent"]
     assert {entry["ticket_id"] for entry in sent} == {ticket["ticket_id"]}
     assert all(entry.get("correlation_id") or entry.get("event_id") for entry in sent)

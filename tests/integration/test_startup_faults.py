@@ -11,7 +11,6 @@ import time
 import uuid
 
 import pytest
-
 from system import free_port
 
 pytestmark = pytest.mark.integration
@@ -21,12 +20,15 @@ def start(service: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", service],
         env={**os.environ, "LOG_FORMAT": "json", "HTTP_PORT": str(free_port()), **env},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
-def lines_until(process: subprocess.Popen[str], event: str, count: int, timeout: float = 20.0
-                ) -> list[dict[str, object]]:
+def lines_until(
+    process: subprocess.Popen[str], event: str, count: int, timeout: float = 20.0
+) -> list[dict[str, object]]:
     found: list[dict[str, object]] = []
     deadline = time.monotonic() + timeout
     assert process.stdout is not None
@@ -62,8 +64,12 @@ def test_postgres_unreachable_is_named_and_retried(kafka_bootstrap: str) -> None
 
 def test_kafka_unreachable_is_named_and_retried(database_url: str) -> None:
     bootstrap = f"127.0.0.1:{free_port()}"
-    process = start("notifier", DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-                    TOPIC_PREFIX=f"nowhere-{uuid.uuid4().hex[:6]}.")
+    process = start(
+        "notifier",
+        DATABASE_URL=database_url,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        TOPIC_PREFIX=f"nowhere-{uuid.uuid4().hex[:6]}.",
+    )
     try:
         retries = lines_until(process, "kafka_not_ready", 2)
         assert process.poll() is None
@@ -76,8 +82,12 @@ def test_kafka_unreachable_is_named_and_retried(database_url: str) -> None:
 
 def test_missing_topics_are_named(database_url: str, kafka_bootstrap: str) -> None:
     prefix = f"missing-{uuid.uuid4().hex[:6]}."
-    process = start("notifier", DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-                    TOPIC_PREFIX=prefix)
+    process = start(
+        "notifier",
+        DATABASE_URL=database_url,
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        TOPIC_PREFIX=prefix,
+    )
     try:
         retries = lines_until(process, "kafka_not_ready", 1)
     finally:

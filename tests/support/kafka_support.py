@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 
-async def consume_all(
-    bootstrap: str, topic: str, expected: int, timeout: float = 30.0
-) -> list:  # type: ignore[type-arg]
+async def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list:  # type: ignore[type-arg]
     """Read a topic from the beginning until `expected` records arrived or `timeout` passed."""
     import asyncio
     import time

@@ -37,8 +37,10 @@ def test_an_added_optional_field_is_compatible() -> None:
     [
         ({"ticket_id": (str, ...)}, "field 'priority' removed"),
         ({"ticket_id": (str, ...), "priority": (int, ...)}, "field 'priority' changed type"),
-        ({"ticket_id": (str, ...), "priority": (str, ...), "reason": (str, ...)},
-         "field 'reason' is now required"),
+        (
+            {"ticket_id": (str, ...), "priority": (str, ...), "reason": (str, ...)},
+            "field 'reason' is now required",
+        ),
     ],
 )
 def test_incompatible_changes_are_named(fields: dict[str, Any], problem: str) -> None:
@@ -49,7 +51,10 @@ def test_incompatible_changes_are_named(fields: dict[str, Any], problem: str) ->
 
 
 def test_old_versions_are_lifted_by_upcasters_in_order() -> None:
-    UPCASTERS[("Example", 1)] = lambda d: {"ticket_id": d["ticket_id"], "priority": d["criticality"]}
+    UPCASTERS[("Example", 1)] = lambda d: {
+        "ticket_id": d["ticket_id"],
+        "priority": d["criticality"],
+    }
     UPCASTERS[("Example", 2)] = lambda d: {**d, "reason": None}
     try:
         lifted = upcast("Example", 1, {"ticket_id": "t", "criticality": "high"}, 3)

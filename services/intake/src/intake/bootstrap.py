@@ -12,7 +12,6 @@ from desk_eventstore.migrate import migrations_in
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
-
 from intake.adapters.http import create_app
 
 

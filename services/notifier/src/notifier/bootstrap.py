@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
 from desk_contracts.topics import TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
-
 from notifier.adapters.kafka import on_ticket_event
 from notifier.application.notify import send_pending
 

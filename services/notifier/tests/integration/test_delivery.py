@@ -13,13 +13,13 @@ from typing import Any
 import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
+from service_support import service_store
+from system import free_port
 
 from desk_contracts.envelope import Envelope
 from desk_contracts.tickets import Channel, TicketCreated
 from desk_policies.loader import load_policies
 from notifier.application.notify import record_notifications, send_pending
-from service_support import service_store
-from system import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ class Sink:
         self.received: list[email.message.EmailMessage] = []
         self.refuse_with: str | None = None
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse_with:
             return self.refuse_with
         self.received.append(
@@ -62,14 +62,29 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 async def record_creation(pool: asyncpg.Pool, policy: str, channel: Channel) -> TicketCreated:
     event = TicketCreated(
-        ticket_id=str(uuid.uuid4()), occurred_at=NOW, key="REQ-1001", policy_id=policy,
+        ticket_id=str(uuid.uuid4()),
+        occurred_at=NOW,
+        key="REQ-1001",
+        policy_id=policy,
         request_type="information_request" if policy == "saas-desk" else "support",
-        priority="low", subject="Question", description="How do I export?",
-        organisation_id="acme", requester_id="anne@acme.example", created_by="anne@acme.example",
-        channel=channel, language="en", source_message_id="<first@acme.example>",
+        priority="low",
+        subject="Question",
+        description="How do I export?",
+        organisation_id="acme",
+        requester_id="anne@acme.example",
+        created_by="anne@acme.example",
+        channel=channel,
+        language="en",
+        source_message_id="<first@acme.example>",
     )
-    envelope = Envelope(id=str(uuid.uuid4()), type=event.event_type, source="/desk/intake",
-                        subject=event.ticket_id, time=NOW, data=event.model_dump(mode="json"))
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        type=event.event_type,
+        source="/desk/intake",
+        subject=event.ticket_id,
+        time=NOW,
+        data=event.model_dump(mode="json"),
+    )
     async with pool.acquire() as conn, conn.transaction():
         await record_notifications(conn, envelope, event, POLICIES, "desk.example")
         await record_notifications(conn, envelope, event, POLICIES, "desk.example")  # twice

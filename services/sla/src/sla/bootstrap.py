@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
 from desk_contracts.topics import SLA_EVENTS, TICKET_COMMANDS, TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
 from desk_eventstore.records import RecordedEvent
@@ -17,7 +18,6 @@ from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.calendars import shipped_calendars
 from desk_policies.loader import load_policies
-
 from sla.adapters.http import create_app
 from sla.adapters.kafka import on_ticket_event
 from sla.application.timers import Desks, fire_due

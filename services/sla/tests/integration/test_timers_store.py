@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+from service_support import service_store
 
 from desk_contracts.envelope import Envelope
 from desk_contracts.tickets import Channel, TicketCreated
 from desk_eventstore.store import read_all
 from desk_policies.calendars import shipped_calendars
 from desk_policies.loader import load_policies
-from service_support import service_store
 from sla.adapters.kafka import on_ticket_event
 from sla.application.timers import Desks, fire_due
 
@@ -32,17 +32,31 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 def created() -> TicketCreated:
     return TicketCreated(
-        ticket_id=str(uuid.uuid4()), occurred_at=MONDAY, key="SPT-1001", policy_id="erp-vendor",
-        request_type="support", priority="critical", subject="Paie bloquée",
-        description="SwissDec refuse la transmission", organisation_id="acme",
-        requester_id="anne@acme.example", created_by="anne@acme.example", channel=Channel.PORTAL,
+        ticket_id=str(uuid.uuid4()),
+        occurred_at=MONDAY,
+        key="SPT-1001",
+        policy_id="erp-vendor",
+        request_type="support",
+        priority="critical",
+        subject="Paie bloquée",
+        description="SwissDec refuse la transmission",
+        organisation_id="acme",
+        requester_id="anne@acme.example",
+        created_by="anne@acme.example",
+        channel=Channel.PORTAL,
     )
 
 
 async def receive(pool: asyncpg.Pool, event: TicketCreated, version: int, now: datetime) -> None:
-    envelope = Envelope(id=str(uuid.uuid4()), type=event.event_type, source="/desk/intake",
-                        subject=event.ticket_id, time=now, data=event.model_dump(mode="json"),
-                        extensions={"streamversion": str(version)})
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        type=event.event_type,
+        source="/desk/intake",
+        subject=event.ticket_id,
+        time=now,
+        data=event.model_dump(mode="json"),
+        extensions={"streamversion": str(version)},
+    )
     async with pool.acquire() as conn, conn.transaction():
         await on_ticket_event(DESKS, lambda: now)(conn, envelope, event)
 

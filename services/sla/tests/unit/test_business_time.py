@@ -6,9 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from desk_policies.calendars import BusinessCalendar, Weekday, parse_calendar, shipped_calendars
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from desk_policies.calendars import BusinessCalendar, Weekday, parse_calendar, shipped_calendars
 from sla.domain.business_time import BusinessTime, NoBusinessHours, as_utc
 
 CALENDARS = shipped_calendars()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from desk_contracts.base import Event
 from desk_contracts.tickets import PriorityChanged, StatusChanged, TicketCreated
 from desk_policies import DeskPolicy, shipped_policy
 from desk_policies.calendars import shipped_calendars
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from sla.domain.business_time import BusinessTime
 from sla.domain.clocks import ClockKind, ClockReading, ClockState, read_clocks
 from sla.domain.timers import TimerKind, plan_timers

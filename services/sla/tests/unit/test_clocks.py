@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sla.domain.clocks import ClockState, HistoryError, read_clocks
 from sla_stories import DAY, DESKS, SOLVED, TAKEN_IN_CHARGE, H, M, Story
+
+from sla.domain.clocks import ClockState, HistoryError, read_clocks
 
 # --- response clock -------------------------------------------------------------------
 

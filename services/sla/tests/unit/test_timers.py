@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sla_stories import DAY, DESKS, M, Story
+
 from desk_policies.calendars import shipped_calendars
 from sla.domain.business_time import BusinessTime
 from sla.domain.timers import Timer, TimerKind, plan_timers
-from sla_stories import DAY, DESKS, M, Story
 
 CALENDARS = shipped_calendars()
 ALWAYS = BusinessTime(CALENDARS["always"])

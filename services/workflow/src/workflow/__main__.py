@@ -1,7 +1,6 @@
 """`python -m workflow`: run the workflow service (HTTP API, consumers, outbox relay)."""
 
 from desk_platform.runtime import run_service
-
 from workflow.bootstrap import build
 
 if __name__ == "__main__":

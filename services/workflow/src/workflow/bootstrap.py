@@ -13,7 +13,6 @@ from desk_eventstore.migrate import migrations_in
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
-
 from workflow.adapters.http import create_app
 from workflow.adapters.kafka import on_command, on_ticket_event
 

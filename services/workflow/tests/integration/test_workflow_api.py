@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 import pytest
+from service_support import service_store
 
 from desk_contracts.envelope import Envelope
 from desk_contracts.sla import ReminderDue
 from desk_contracts.tickets import Channel, TicketCreated
 from desk_eventstore.store import read_stream
 from desk_policies.loader import load_policies
-from service_support import service_store
 from workflow.adapters.http import create_app
 from workflow.adapters.kafka import on_command, on_ticket_event
 
@@ -28,17 +28,31 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 def created(policy: str = "cloud-partner", request_type: str = "support") -> TicketCreated:
     ticket_id = str(uuid.uuid4())
     return TicketCreated(
-        ticket_id=ticket_id, occurred_at=NOW, key=f"SUP-{uuid.uuid4().int % 100000}",
-        policy_id=policy, request_type=request_type, priority="high", subject="Jira is slow",
-        description="Since the upgrade", organisation_id="acme",
-        requester_id="anne@acme.example", created_by="anne@acme.example", channel=Channel.PORTAL,
+        ticket_id=ticket_id,
+        occurred_at=NOW,
+        key=f"SUP-{uuid.uuid4().int % 100000}",
+        policy_id=policy,
+        request_type=request_type,
+        priority="high",
+        subject="Jira is slow",
+        description="Since the upgrade",
+        organisation_id="acme",
+        requester_id="anne@acme.example",
+        created_by="anne@acme.example",
+        channel=Channel.PORTAL,
     )
 
 
 def envelope_of(event: TicketCreated | ReminderDue, source: str = "/desk/intake") -> Envelope:
-    return Envelope(id=str(uuid.uuid4()), type=event.event_type, source=source,
-                    subject=event.ticket_id, time=NOW, data=event.model_dump(mode="json"),
-                    extensions={"correlationid": "c-1"})
+    return Envelope(
+        id=str(uuid.uuid4()),
+        type=event.event_type,
+        source=source,
+        subject=event.ticket_id,
+        time=NOW,
+        data=event.model_dump(mode="json"),
+        extensions={"correlationid": "c-1"},
+    )
 
 
 @pytest.fixture
@@ -99,8 +113,9 @@ async def test_commands_move_the_ticket_and_refusals_change_nothing(pool: asyncp
         after = await http.get(f"/requests/{event.key}")
         assert after.json()["version"] == 2
 
-        stale = await http.post(f"/requests/{event.key}/start-work",
-                                headers={**AGENT, "If-Match": '"1"'})
+        stale = await http.post(
+            f"/requests/{event.key}/start-work", headers={**AGENT, "If-Match": '"1"'}
+        )
         assert stale.status_code == 412
         assert "version 2" in stale.json()["detail"]
 
@@ -114,10 +129,14 @@ async def test_a_customer_sees_only_their_organisations_requests(pool: asyncpg.P
     event = created()
     await open_ticket(pool, event)
     async with client(pool) as http:
-        own = await http.get(f"/requests/{event.key}", headers={
-            "X-Actor-Role": "requester", "X-Actor-Organisation": "acme"})
-        other = await http.get(f"/requests/{event.key}", headers={
-            "X-Actor-Role": "requester", "X-Actor-Organisation": "globex"})
+        own = await http.get(
+            f"/requests/{event.key}",
+            headers={"X-Actor-Role": "requester", "X-Actor-Organisation": "acme"},
+        )
+        other = await http.get(
+            f"/requests/{event.key}",
+            headers={"X-Actor-Role": "requester", "X-Actor-Organisation": "globex"},
+        )
         listed = await http.get("/requests", params={"organisation_id": "acme", "state": "all"})
     assert own.status_code == 200
     assert other.status_code == 404
@@ -129,16 +148,29 @@ async def test_a_reminder_armed_before_the_last_change_is_stale(pool: asyncpg.Po
     await open_ticket(pool, event)
     async with client(pool) as http:
         await http.post(f"/requests/{event.key}/start-work", headers=AGENT)
-        asked = await http.post(f"/requests/{event.key}/request-information",
-                                json={"comment": "Which add-on version?"}, headers=AGENT)
+        asked = await http.post(
+            f"/requests/{event.key}/request-information",
+            json={"comment": "Which add-on version?"},
+            headers=AGENT,
+        )
         assert asked.status_code == 200, asked.text
     version = asked.json()["version"]
     later = NOW + timedelta(days=4)
     handle = on_command(POLICIES, lambda: later)
-    stale = ReminderDue(ticket_id=event.ticket_id, occurred_at=later,
-                        armed_version=version - 1, due_at=later, days_waiting=3)
-    fresh = ReminderDue(ticket_id=event.ticket_id, occurred_at=later,
-                        armed_version=version, due_at=later, days_waiting=3)
+    stale = ReminderDue(
+        ticket_id=event.ticket_id,
+        occurred_at=later,
+        armed_version=version - 1,
+        due_at=later,
+        days_waiting=3,
+    )
+    fresh = ReminderDue(
+        ticket_id=event.ticket_id,
+        occurred_at=later,
+        armed_version=version,
+        due_at=later,
+        days_waiting=3,
+    )
     async with pool.acquire() as conn, conn.transaction():
         await handle(conn, envelope_of(stale, "/desk/sla"), stale)
         assert len(await read_stream(conn, event.ticket_id)) == version

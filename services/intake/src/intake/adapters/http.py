@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Annotated
 
 import asyncpg
-from desk_contracts.tickets import Channel
-from desk_platform.logging import log_context
-from desk_policies.model import DeskPolicy
 from fastapi import FastAPI, Header, Response
 from fastapi.responses import JSONResponse
 
+from desk_contracts.tickets import Channel
+from desk_platform.logging import log_context
+from desk_policies.model import DeskPolicy
 from intake.application.submit import Accepted, submit
 from intake.domain.submission import Submission, Submitter
 

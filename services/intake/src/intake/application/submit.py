@@ -14,11 +14,11 @@ from datetime import datetime
 
 import asyncpg
 import structlog
+
 from desk_contracts.tickets import Channel
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import append
 from desk_policies.model import DeskPolicy
-
 from intake.domain.submission import Refusal, Submission, Submitter, check, ticket_created
 
 log = structlog.get_logger(__name__)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from desk_contracts.tickets import Channel, TicketCreated
 from desk_policies.model import DeskPolicy
-from pydantic import BaseModel, ConfigDict, Field
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 

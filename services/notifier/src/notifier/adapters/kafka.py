@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncpg
+
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
 from desk_platform.consumer import Handler, PoisonMessage
 from desk_policies.model import DeskPolicy
-
 from notifier.application.notify import record_notifications
 
 

@@ -15,6 +15,7 @@ from email.utils import format_datetime
 import aiosmtplib
 import asyncpg
 import structlog
+
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
 from desk_contracts.tickets import (
@@ -24,7 +25,6 @@ from desk_contracts.tickets import (
     TicketCreated,
 )
 from desk_policies.model import DeskPolicy
-
 from notifier.domain.rules import TicketView, message_id, notifications_for
 from notifier.domain.wording import render
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from desk_contracts.base import Event
 from desk_contracts.tickets import CommentAdded, StatusChanged
 from desk_policies.model import DeskPolicy
-
 from notifier.domain.rules import Notification, TicketView
 
 HEADLINES = {

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
+
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
 from desk_platform.consumer import Handler, PoisonMessage
-
 from sla.application.timers import Desks, arm, record
 
 

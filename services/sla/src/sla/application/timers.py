@@ -16,6 +16,7 @@ from datetime import datetime
 
 import asyncpg
 import structlog
+
 from desk_contracts.base import Event, event_from_data
 from desk_contracts.envelope import Envelope
 from desk_contracts.sla import AutoCloseDue, ReminderDue, SlaBreached, SlaWarningReached
@@ -24,7 +25,6 @@ from desk_eventstore.records import NewEvent
 from desk_eventstore.store import DuplicateEvent, append, stream_version
 from desk_policies.calendars import BusinessCalendar
 from desk_policies.model import DeskPolicy
-
 from sla.domain.business_time import BusinessTime
 from sla.domain.clocks import ClockKind, TicketClocks, read_clocks
 from sla.domain.timers import Timer, TimerKind, plan_timers

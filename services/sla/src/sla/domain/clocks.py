@@ -29,7 +29,6 @@ from enum import StrEnum
 from desk_contracts.base import Event
 from desk_contracts.tickets import PriorityChanged, StatusChanged, TicketCreated
 from desk_policies.model import DeskPolicy, Status
-
 from sla.domain.business_time import ZERO, BusinessTime, as_utc
 
 __all__ = [

@@ -42,7 +42,6 @@ from enum import StrEnum
 from desk_contracts.base import Event
 from desk_contracts.tickets import ActedEvent, ReminderSent, StatusChanged, TicketCreated
 from desk_policies.model import DeskPolicy
-
 from sla.domain.business_time import BusinessTime, as_utc
 from sla.domain.clocks import ClockReading, ClockState, TicketClocks, read_clocks
 

@@ -10,12 +10,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
-from desk_eventstore.store import ConcurrencyError
-from desk_platform.logging import log_context
-from desk_policies.model import DeskPolicy, Side
 from fastapi import Body, FastAPI, Header, HTTPException, Query, Response
 from pydantic import TypeAdapter, ValidationError
 
+from desk_eventstore.store import ConcurrencyError
+from desk_platform.logging import log_context
+from desk_policies.model import DeskPolicy, Side
 from workflow.application.tickets import (
     Loaded,
     UnknownPolicy,

@@ -9,13 +9,13 @@ from datetime import datetime
 
 import asyncpg
 import structlog
+
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
 from desk_contracts.sla import AutoCloseDue, ReminderDue
 from desk_contracts.tickets import TicketCreated
 from desk_platform.consumer import Handler, PoisonMessage
 from desk_policies.model import DeskPolicy
-
 from workflow.application.tickets import UnknownPolicy, UnknownTicket, execute, load, open_stream
 from workflow.domain.commands import AutoClose, SendReminder
 from workflow.domain.rules import Rejection

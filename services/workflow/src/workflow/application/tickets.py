@@ -10,12 +10,12 @@ from typing import Any
 
 import asyncpg
 import structlog
+
 from desk_contracts.base import Event
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.records import NewEvent, RecordedEvent
 from desk_eventstore.store import append, read_stream
 from desk_policies.model import DeskPolicy
-
 from workflow.domain.commands import Command
 from workflow.domain.decide import decide
 from workflow.domain.rules import Rejection
