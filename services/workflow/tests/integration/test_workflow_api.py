@@ -177,3 +177,37 @@ async def test_a_reminder_armed_before_the_last_change_is_stale(pool: asyncpg.Po
         await handle(conn, envelope_of(fresh, "/desk/sla"), fresh)
         stream = await read_stream(conn, event.ticket_id)
     assert stream[-1].event_type == "ReminderSent"
+
+
+async def test_forwarded_mail_reply_and_failed_delivery_enter_the_history(
+    pool: asyncpg.Pool,
+) -> None:
+    from desk_contracts.requests import CommentReceived, DeliveryFailed
+
+    event = created()
+    await open_ticket(pool, event)
+    async with client(pool) as http:
+        await http.post(f"/requests/{event.key}/start-work", headers=AGENT)
+        await http.post(f"/requests/{event.key}/request-information",
+                        json={"comment": "Which add-on version?"}, headers=AGENT)
+    handle = on_command(POLICIES, lambda: NOW)
+    reply = CommentReceived(ticket_id=event.ticket_id, occurred_at=NOW,
+                            author_id="anne@acme.example", author_role="requester",
+                            organisation_id="acme", body="Version 4.2",
+                            source_message_id="<r1@acme.example>")
+    failed = DeliveryFailed(ticket_id=event.ticket_id, occurred_at=NOW,
+                            recipient="gone@acme.example", message_id="<m@desk.example>",
+                            notified_event_id=str(uuid.uuid4()), error="550 no such user")
+    for command in (reply, failed):
+        env = Envelope(id=str(uuid.uuid4()), type=command.event_type, source="/desk/intake",
+                       subject=event.ticket_id, time=NOW, data=command.model_dump(mode="json"))
+        async with pool.acquire() as conn, conn.transaction():
+            await handle(conn, env, command)
+    async with client(pool) as http:
+        detail = (await http.get(f"/requests/{event.key}")).json()
+    assert detail["status"]["id"] == "in_progress"  # the requester's answer sends it back
+    newest = detail["history"][:2]
+    assert [h["type"] for h in newest] == ["NotificationFailed", "RequesterAnswered"]
+    assert newest[1]["data"]["body"] == "Version 4.2"
+    assert newest[1]["data"]["channel"] == "email"
+    assert newest[0]["data"]["error"] == "550 no such user"

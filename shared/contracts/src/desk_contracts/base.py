@@ -36,7 +36,12 @@ class UnknownEventType(ValueError):
 
 
 # modules whose events are registered on import; loaded before the first look-up
-EVENT_MODULES = ("desk_contracts.tickets", "desk_contracts.sla")
+EVENT_MODULES = (
+    "desk_contracts.tickets",
+    "desk_contracts.sla",
+    "desk_contracts.requests",
+    "desk_contracts.mail",
+)
 
 
 def _load_event_modules() -> None:

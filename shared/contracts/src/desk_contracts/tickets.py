@@ -302,3 +302,15 @@ class SurveyAnswered(ActedEvent):
 
     rating: int = Field(ge=1)
     comment: str | None = None
+
+
+@register
+class NotificationFailed(ActedEvent):
+    """A message about this request could not be delivered (the relay refused it for good)."""
+
+    event_type = "NotificationFailed"
+
+    recipient: str
+    message_id: str
+    notified_event_id: str
+    error: str

@@ -8,6 +8,7 @@ TICKET_EVENTS = "ticket-events"  # every ticket's events, key = ticket id, kept 
 # requester actions and sla commands for workflow, key = ticket id
 TICKET_COMMANDS = "ticket-commands"
 SLA_EVENTS = "sla-events"  # clock warnings and breaches, key = ticket id, kept forever
+AUTOMATIC_REPLIES = "automatic-replies"  # answers to refused inbound mail, key = sender
 DEAD_LETTER_SUFFIX = ".dlt"
 
 
@@ -25,7 +26,7 @@ class TopicSpec:
     )
 
 
-MAIN_TOPICS = (TICKET_EVENTS, TICKET_COMMANDS, SLA_EVENTS)
+MAIN_TOPICS = (TICKET_EVENTS, TICKET_COMMANDS, SLA_EVENTS, AUTOMATIC_REPLIES)
 
 TOPICS: tuple[TopicSpec, ...] = tuple(TopicSpec(name) for name in MAIN_TOPICS) + tuple(
     TopicSpec(dead_letter(name)) for name in MAIN_TOPICS

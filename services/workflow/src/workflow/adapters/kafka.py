@@ -1,5 +1,6 @@
-"""Workflow's Kafka handlers: intake's `TicketCreated` opens a stream; the sla service's
-reminder and auto-close commands become stale-safe system commands."""
+"""Workflow's Kafka handlers: intake's `TicketCreated` opens a stream; forwarded commands (the
+sla service's stale-safe reminders and auto-close, requesters' mail replies and survey answers,
+the notifier's failed deliveries) are decided like any other command."""
 
 from __future__ import annotations
 
@@ -12,12 +13,21 @@ import structlog
 
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
+from desk_contracts.requests import CommentReceived, DeliveryFailed, SurveySubmitted
 from desk_contracts.sla import AutoCloseDue, ReminderDue
 from desk_contracts.tickets import TicketCreated
 from desk_platform.consumer import Handler, PoisonMessage
 from desk_policies.model import DeskPolicy
 from workflow.application.tickets import UnknownPolicy, UnknownTicket, execute, load, open_stream
-from workflow.domain.commands import AutoClose, SendReminder
+from workflow.domain.commands import (
+    Actor,
+    AddComment,
+    AnswerSurvey,
+    AutoClose,
+    Command,
+    RecordDeliveryFailure,
+    SendReminder,
+)
 from workflow.domain.rules import Rejection
 
 log = structlog.get_logger(__name__)
@@ -35,21 +45,47 @@ def on_ticket_event(policies: dict[str, DeskPolicy]) -> Handler:
     return handle
 
 
+def command_for(event: Event) -> Command | None:
+    """The workflow command a forwarded command event asks for (None: not ours)."""
+    if isinstance(event, ReminderDue):
+        return SendReminder(armed_version=event.armed_version, days_waiting=event.days_waiting)
+    if isinstance(event, AutoCloseDue):
+        return AutoClose(armed_version=event.armed_version)
+    if isinstance(event, CommentReceived):
+        author = Actor(event.author_id, event.author_role, event.organisation_id)
+        return AddComment(
+            actor=author,
+            body=event.body,
+            public=True,
+            channel=event.channel,
+            source_message_id=event.source_message_id,
+        )
+    if isinstance(event, SurveySubmitted):
+        return AnswerSurvey(
+            actor=Actor(event.respondent_id, "requester"),
+            rating=event.rating,
+            comment=event.comment,
+        )
+    if isinstance(event, DeliveryFailed):
+        return RecordDeliveryFailure(
+            recipient=event.recipient,
+            message_id=event.message_id,
+            notified_event_id=event.notified_event_id,
+            error=event.error,
+        )
+    return None
+
+
 def on_command(policies: dict[str, DeskPolicy], clock: Callable[[], datetime]) -> Handler:
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        if isinstance(event, ReminderDue):
-            command: SendReminder | AutoClose = SendReminder(
-                armed_version=event.armed_version, days_waiting=event.days_waiting
-            )
-        elif isinstance(event, AutoCloseDue):
-            command = AutoClose(armed_version=event.armed_version)
-        else:
+        command = command_for(event)
+        if command is None:
             raise PoisonMessage(f"{envelope.type} is not a command workflow executes")
         try:
             loaded = await load(conn, policies, event.ticket_id)
         except (UnknownTicket, UnknownPolicy) as error:
             raise PoisonMessage(str(error)) from error
-        # deterministic ids: the same command delivered twice cannot make two reminders
+        # deterministic ids: the same command delivered twice cannot make two events
         ids = [uuid.uuid5(uuid.UUID(envelope.id), str(n)) for n in range(4)]
         outcome = await execute(
             conn,
@@ -61,13 +97,11 @@ def on_command(policies: dict[str, DeskPolicy], clock: Callable[[], datetime]) -
             event_ids=ids,
         )
         if isinstance(outcome, Rejection):
-            log.info("automation_refused", command=envelope.type, reason=outcome.reason)
+            log.warning("forwarded_command_refused", command=envelope.type, reason=outcome.reason)
         elif not outcome.events:
+            armed = getattr(event, "armed_version", None)
             log.info(
-                "automation_stale",
-                command=envelope.type,
-                armed=event.armed_version,
-                version=loaded.state.version,
+                "automation_stale", command=envelope.type, armed=armed, version=loaded.state.version
             )
 
     return handle

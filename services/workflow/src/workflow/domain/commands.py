@@ -183,3 +183,14 @@ class AutoClose(Command):
 class AnswerSurvey(Command):
     rating: int
     comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordDeliveryFailure(Command):
+    """The notifier reports a message refused for good, to show in the request's history."""
+
+    actor: Actor = field(default=SYSTEM)
+    recipient: str
+    message_id: str
+    notified_event_id: str
+    error: str

@@ -28,6 +28,7 @@ from workflow.domain.commands import (
     LinkRequest,
     MuteNotifications,
     Qualify,
+    RecordDeliveryFailure,
     Reopen,
     RequestInformation,
     Resolve,
@@ -68,6 +69,7 @@ HANDLERS: dict[type[Command], Handler] = {
     AnswerSurvey: facts.answer_survey,
     SendReminder: automations.remind,
     AutoClose: automations.auto_close,
+    RecordDeliveryFailure: facts.record_delivery_failure,
 }
 
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from desk_contracts.tickets import (
     Channel,
     CommentAdded,
+    NotificationFailed,
     NotificationsMuted,
     NotificationsUnmuted,
     ParticipantAdded,
@@ -33,6 +34,7 @@ from workflow.domain.commands import (
     EscalateByRequester,
     LinkRequest,
     MuteNotifications,
+    RecordDeliveryFailure,
     UnmuteNotifications,
 )
 from workflow.domain.rules import Rejection, blank, final_refusal, permitted, side, transition
@@ -223,3 +225,17 @@ def answer_survey(state: Ticket, cmd: AnswerSurvey, now: datetime) -> Decision:
     if not 1 <= cmd.rating <= survey.scale:
         return Rejection(f"a rating goes from 1 to {survey.scale}")
     return [SurveyAnswered(**acted(state, cmd, now), rating=cmd.rating, comment=cmd.comment)]
+
+
+def record_delivery_failure(state: Ticket, cmd: RecordDeliveryFailure, now: datetime) -> Decision:
+    if cmd.actor.role != "system":
+        return Rejection("only the notifier reports a failed delivery")
+    return [
+        NotificationFailed(
+            **acted(state, cmd, now),
+            recipient=cmd.recipient,
+            message_id=cmd.message_id,
+            notified_event_id=cmd.notified_event_id,
+            error=cmd.error,
+        )
+    ]
