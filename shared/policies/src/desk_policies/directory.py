@@ -1,0 +1,109 @@
+"""The directory: people, their organisations, languages and desk roles, as validated data.
+
+Who a requester is (organisation, language), who may answer a request by mail (the requester,
+a participant, or a member of their organisation: by membership or by the organisation's mail
+domains), and who holds a support role in a desk (team lead, manager, ...) for notifications.
+The shipped file is a demonstration directory; a deployment points `DIRECTORY_FILE` at its own.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+DIRECTORY_FILE = Path(str(resources.files("desk_policies") / "data" / "directory.yaml"))
+
+
+class Organisation(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    domains: tuple[str, ...] = ()  # mail domains whose senders belong to it
+
+    @field_validator("domains")
+    @classmethod
+    def _lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(d.lower() for d in value)
+
+
+class Person(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    email: str = Field(pattern=EMAIL)
+    name: str = Field(min_length=1)
+    organisation: str | None = None  # customers belong to one; support staff to none
+    language: str = Field(default="en", pattern=r"^(fr|en)$")
+    date_format: str = "%Y-%m-%d"
+    roles: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # desk id -> roles there
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class Directory(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    organisations: tuple[Organisation, ...] = ()
+    people: tuple[Person, ...] = ()
+
+    @cached_property
+    def _by_email(self) -> dict[str, Person]:
+        return {p.email: p for p in self.people}
+
+    @cached_property
+    def _by_domain(self) -> dict[str, str]:
+        return {d: o.id for o in self.organisations for d in o.domains}
+
+    def person(self, address: str) -> Person | None:
+        return self._by_email.get(address.lower())
+
+    def organisation_of(self, address: str) -> str | None:
+        """The sender's organisation: by the directory entry, else by the mail domain."""
+        person = self.person(address)
+        if person is not None and person.organisation:
+            return person.organisation
+        return self._by_domain.get(address.lower().rpartition("@")[2])
+
+    def language_of(self, address: str, default: str = "en") -> str:
+        person = self.person(address)
+        return person.language if person else default
+
+    def in_role(self, desk: str, role: str) -> tuple[Person, ...]:
+        """Everyone holding `role` in `desk` (e.g. the team leads of cloud-partner)."""
+        return tuple(p for p in self.people if role in p.roles.get(desk, ()))
+
+
+class DirectoryError(ValueError):
+    pass
+
+
+def parse_directory(data: Any, source: str = "<directory>") -> Directory:
+    try:
+        directory = Directory.model_validate(data)
+    except ValidationError as error:
+        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
+        raise DirectoryError(f"{source}: invalid directory\n  " + "\n  ".join(lines)) from None
+    known = {o.id for o in directory.organisations}
+    for n, person in enumerate(directory.people):
+        if person.organisation and person.organisation not in known:
+            raise DirectoryError(
+                f"{source}: people.{n}.organisation: unknown organisation {person.organisation!r}"
+            )
+    return directory
+
+
+def load_directory(path: Path = DIRECTORY_FILE) -> Directory:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise DirectoryError(f"{path}: {error}") from None
+    return parse_directory(data, str(path))
