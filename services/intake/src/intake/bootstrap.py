@@ -7,7 +7,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from desk_contracts.topics import TICKET_EVENTS
+from desk_contracts.topics import AUTOMATIC_REPLIES, TICKET_COMMANDS, TICKET_EVENTS
+from desk_eventstore.records import RecordedEvent
 from desk_eventstore.migrate import migrations_in
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
@@ -19,13 +20,23 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def topic_for(event: RecordedEvent) -> str:
+    """Where intake's events go: new requests to the ticket log, requesters' actions (mail
+    replies, survey answers) to workflow's commands, automatic answers to the notifier."""
+    if event.event_type == "TicketCreated":
+        return TICKET_EVENTS
+    if event.event_type == "AutomaticReplyRequested":
+        return AUTOMATIC_REPLIES
+    return TICKET_COMMANDS
+
+
 async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
     runtime = ServiceRuntime(
         "intake",
         settings,
         migrations=migrations_in("intake", resources.files("intake") / "migrations"),
-        topic_for=lambda _event: TICKET_EVENTS,
+        topic_for=topic_for,
     )
     pool = await runtime.start_store()
     return runtime, create_app(pool, policies, now, settings.workflow_url)
