@@ -12,6 +12,7 @@ from fastapi import FastAPI, Header, Response
 from fastapi.responses import JSONResponse
 
 from desk_contracts.tickets import Channel
+from desk_platform.http import service_app
 from desk_platform.logging import log_context
 from desk_policies.model import DeskPolicy
 from intake.application.submit import Accepted, submit
@@ -26,13 +27,7 @@ def create_app(
     clock: Callable[[], datetime],
     workflow_url: str,
 ) -> FastAPI:
-    app = FastAPI(title="Support desk: intake", version="1")
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        async with pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
-        return {"status": "ok"}
+    app = service_app("intake", pool)
 
     @app.get("/desks")
     async def desks() -> list[dict[str, object]]:

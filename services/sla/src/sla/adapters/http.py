@@ -10,17 +10,12 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, HTTPException
 
+from desk_platform.http import service_app
 from sla.application.timers import Desks, clocks_of
 
 
 def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) -> FastAPI:
-    app = FastAPI(title="Support desk: sla", version="1")
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        async with pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
-        return {"status": "ok"}
+    app = service_app("sla", pool)
 
     @app.get("/tickets/{ticket_id}/clocks")
     async def clocks(ticket_id: str) -> dict[str, Any]:

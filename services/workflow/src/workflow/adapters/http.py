@@ -14,6 +14,7 @@ from fastapi import Body, FastAPI, Header, HTTPException, Query, Response
 from pydantic import TypeAdapter, ValidationError
 
 from desk_eventstore.store import ConcurrencyError
+from desk_platform.http import service_app
 from desk_platform.logging import log_context
 from desk_policies.model import DeskPolicy, Side
 from workflow.application.tickets import (
@@ -87,7 +88,7 @@ def view(loaded: Loaded) -> dict[str, Any]:
 def create_app(
     pool: asyncpg.Pool, policies: dict[str, DeskPolicy], clock: Callable[[], datetime]
 ) -> FastAPI:
-    app = FastAPI(title="Support desk: workflow", version="1")
+    app = service_app("workflow", pool)
 
     def actor_of(
         x_actor: str | None, x_actor_role: str | None, x_actor_organisation: str | None
@@ -110,12 +111,6 @@ def create_app(
             raise HTTPException(404, str(error)) from None
         except UnknownPolicy as error:
             raise HTTPException(500, str(error)) from None
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        async with pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
-        return {"status": "ok"}
 
     @app.get("/requests/{ticket}")
     async def get_request(

@@ -1,0 +1,19 @@
+"""What every service's HTTP API starts with: its title and a health check that touches the
+database (a load balancer or an operator sees at once when a replica lost PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncpg
+from fastapi import FastAPI
+
+
+def service_app(title: str, pool: asyncpg.Pool) -> FastAPI:
+    app = FastAPI(title=f"Support desk: {title}", version="1")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+        return {"status": "ok"}
+
+    return app
