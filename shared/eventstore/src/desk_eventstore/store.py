@@ -27,10 +27,9 @@ _COLUMNS = (
 class ConcurrencyError(Exception):
     """The stream is not at the version the writer expected: someone appended first."""
 
-    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
-        super().__init__(
-            f"stream {stream_id!r} is at version {actual}, expected version {expected}"
-        )
+    def __init__(self, stream_id: str, expected: int, actual: int | None) -> None:
+        where = "moved on" if actual is None else f"is at version {actual}"
+        super().__init__(f"stream {stream_id!r} {where}, expected version {expected}")
         self.stream_id = stream_id
         self.expected = expected
         self.actual = actual
@@ -76,10 +75,17 @@ async def append(
     if not conn.is_in_transaction():
         async with conn.transaction():
             return await append(conn, stream_id, expected_version, events)
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", APPEND_LOCK_CLASS
+    # One round trip for the lock and the version check. The version is read from the
+    # statement's snapshot, which may predate the lock: a writer that slipped in meanwhile is
+    # then caught by the primary key below, still as a ConcurrencyError.
+    row = await conn.fetchrow(
+        """SELECT pg_advisory_xact_lock($1, hashtext(current_schema())) IS NULL AS locked,
+                  (SELECT coalesce(max(stream_version), 0) FROM events
+                   WHERE stream_id = $2) AS version""",
+        APPEND_LOCK_CLASS,
+        stream_id,
     )
-    actual = await stream_version(conn, stream_id)
+    actual = row["version"]
     if actual != expected_version:
         raise ConcurrencyError(stream_id, expected_version, actual)
     rows: list[tuple[Any, ...]] = [
@@ -94,20 +100,22 @@ async def append(
         )
         for offset, event in enumerate(events, start=1)
     ]
-    try:
+    try:  # insert and wake the relay (NOTIFY is delivered at commit) in one round trip
         inserted = await conn.fetch(
-            f"""INSERT INTO events (stream_id, stream_version, event_id, event_type,
-                                    schema_version, payload, metadata)
-                SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::int[],
-                                     $6::jsonb[], $7::jsonb[])
-                RETURNING {_COLUMNS}""",
+            f"""WITH appended AS (
+                    INSERT INTO events (stream_id, stream_version, event_id, event_type,
+                                        schema_version, payload, metadata)
+                    SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[],
+                                         $5::int[], $6::jsonb[], $7::jsonb[])
+                    RETURNING {_COLUMNS})
+                SELECT appended.*, pg_notify('{NOTIFY_CHANNEL}', '') IS NULL AS notified
+                FROM appended""",
             *map(list, zip(*rows, strict=True)),
         )
     except asyncpg.UniqueViolationError as error:
         if "event_id" in str(error.constraint_name or ""):
             raise DuplicateEvent(str(error.detail)) from error
-        raise ConcurrencyError(stream_id, expected_version, -1) from error
-    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        raise ConcurrencyError(stream_id, expected_version, None) from error
     return sorted((_record(row) for row in inserted), key=lambda r: r.stream_version)
 
 
