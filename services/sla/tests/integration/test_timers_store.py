@@ -88,3 +88,23 @@ async def test_a_gap_in_the_history_arms_nothing_until_it_is_filled(pool: asyncp
     await receive(pool, later, 2, MONDAY)  # version 2 first: version 1 is missing
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM timers") == 0
+
+
+async def test_the_board_sorts_open_requests_by_business_time_left(pool: asyncpg.Pool) -> None:
+    import httpx
+
+    from sla.adapters.http import create_app
+
+    urgent, calm = created(), created().model_copy(update={"priority": "low"})
+    calm = calm.model_copy(update={"ticket_id": str(uuid.uuid4()), "key": "SPT-1002"})
+    for event in (calm, urgent):
+        await receive(pool, event, 1, MONDAY)
+    app = create_app(pool, DESKS, lambda: MONDAY + timedelta(minutes=30))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sla") as http:
+        board = (await http.get("/board", params={"policy_id": "erp-vendor"})).json()
+        unknown = await http.get("/board", params={"policy_id": "nope"})
+    assert [row["ticket_id"] for row in board] == [urgent.ticket_id, calm.ticket_id]
+    assert board[0]["response_state"] == "running"
+    assert board[0]["business_time_left_s"] == 30 * 60  # critical: 60 business minutes
+    assert unknown.status_code == 404

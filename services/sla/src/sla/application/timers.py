@@ -26,7 +26,7 @@ from desk_eventstore.store import DuplicateEvent, append, stream_version
 from desk_policies.calendars import BusinessCalendar
 from desk_policies.model import DeskPolicy
 from sla.domain.business_time import BusinessTime
-from sla.domain.clocks import ClockKind, TicketClocks, read_clocks
+from sla.domain.clocks import ClockKind, ClockState, TicketClocks, read_clocks
 from sla.domain.timers import Timer, TimerKind, plan_timers
 
 log = structlog.get_logger(__name__)
@@ -91,7 +91,9 @@ async def arm(
             "SELECT occurrence FROM fired_occurrences WHERE ticket_id = $1", ticket_id
         )
     }
-    timers = plan_timers(events, policy, calendar, now, fired=fired)
+    clocks = read_clocks(events, policy, calendar, now)
+    timers = plan_timers(events, policy, calendar, now, fired=fired, clocks=clocks)
+    await _board(conn, events[0], clocks)
     await conn.execute("DELETE FROM timers WHERE ticket_id = $1 AND fired_at IS NULL", ticket_id)
     await conn.executemany(
         """INSERT INTO timers (timer_id, ticket_id, kind, occurrence, fire_at, armed_version,
@@ -118,6 +120,39 @@ async def arm(
         timers=[f"{t.kind.value}@{t.fire_at.isoformat()}" for t in timers],
     )
     return timers
+
+
+async def _board(conn: asyncpg.Connection, created: TicketCreated, clocks: TicketClocks) -> None:
+    """Keep the agents' board row of the ticket in step with its clocks."""
+    response, resolution = clocks.response, clocks.resolution
+    running = [
+        c.due_at
+        for c in (response, resolution)
+        if c is not None and c.due_at is not None and c.state == ClockState.RUNNING
+    ]
+    await conn.execute(
+        """INSERT INTO clock_board (ticket_id, key, policy_id, priority, status, response_state,
+               response_due, response_reason, resolution_state, resolution_due,
+               resolution_reason, next_due, version)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+           ON CONFLICT (ticket_id) DO UPDATE SET priority = $4, status = $5,
+               response_state = $6, response_due = $7, response_reason = $8,
+               resolution_state = $9, resolution_due = $10, resolution_reason = $11,
+               next_due = $12, version = $13""",
+        created.ticket_id,
+        created.key,
+        created.policy_id,
+        clocks.priority,
+        clocks.status,
+        response.state.value if response else None,
+        response.due_at if response else None,
+        response.reason if response else None,
+        resolution.state.value if resolution else None,
+        resolution.due_at if resolution else None,
+        resolution.reason if resolution else None,
+        min(running) if running else None,
+        clocks.version,
+    )
 
 
 async def clocks_of(
