@@ -186,6 +186,28 @@ def test_a_request_travels_through_the_four_services(system: System) -> None:
     assert all(entry.get("correlation_id") or entry.get("event_id") for entry in sent)
 
 
+def test_an_analyst_replays_the_log_into_a_compliance_report(system: System) -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "sla.entrypoints.compliance_report"],
+        env={
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": system.kafka_bootstrap,
+            "TOPIC_PREFIX": system.topic_prefix,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    rows = [line.split(",") for line in result.stdout.splitlines()]
+    assert rows[0] == ["month", "priority", "requests", "response_kept_%", "resolution_kept_%"]
+    assert ["high", "1", "100.0", "100.0"] in [row[1:] for row in rows[1:]]
+
+
 def created_etag(view: dict[str, Any]) -> str:
     return f'"{view["version"]}"'
 
