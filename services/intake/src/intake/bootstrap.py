@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from desk_contracts.topics import AUTOMATIC_REPLIES, TICKET_COMMANDS, TICKET_EVENTS
-from desk_eventstore.records import RecordedEvent
 from desk_eventstore.migrate import migrations_in
+from desk_eventstore.records import RecordedEvent
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
