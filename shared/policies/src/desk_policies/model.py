@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from desk_policies.actions import Action, Permission
 
@@ -131,6 +131,19 @@ class EmailReplies(_Frozen):
     refusal: Labels | None = None
 
 
+class EmailIntake(_Frozen):
+    """Where customers write to this desk, and what a request opened by e-mail is.
+
+    `support_address`: the address the e-mail gateway accepts new requests at (None: this desk
+    takes no new requests by mail). `request_type` / `priority`: given to a request opened by
+    mail (None: the desk's first type a requester may create / its lowest priority).
+    """
+
+    support_address: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    request_type: str | None = None
+    priority: str | None = None
+
+
 class ResolutionCode(_Frozen):
     id: str = Field(pattern=ID)
     labels: Labels
@@ -220,11 +233,23 @@ class DeskPolicy(_Frozen):
     reopen: ReopenPolicy
     comments_on_closed: bool = True
     email_replies: EmailReplies
+    email_intake: EmailIntake = EmailIntake()
     resolution_codes: tuple[ResolutionCode, ...] = Field(min_length=1)
     automations: Automations = Automations()
     notifications: tuple[NotificationRule, ...] = ()
     sla: SlaPolicy
     survey: Survey = Survey()
+
+    @model_validator(mode="after")
+    def _email_intake_known(self) -> DeskPolicy:
+        intake = self.email_intake
+        if intake.request_type is not None and self.request_type(intake.request_type) is None:
+            raise ValueError(
+                f"email_intake.request_type: {intake.request_type!r} is not a request type"
+            )
+        if intake.priority is not None and self.priority_rank(intake.priority) is None:
+            raise ValueError(f"email_intake.priority: {intake.priority!r} is not a priority")
+        return self
 
     # --- lookups (the model is frozen, so these are cheap pure reads) ---
     def status(self, status_id: str) -> Status:
@@ -250,6 +275,21 @@ class DeskPolicy(_Frozen):
             if priority.id == priority_id:
                 return rank
         return None
+
+    @property
+    def mail_request_type(self) -> str:
+        """The request type of a request opened by e-mail."""
+        if self.email_intake.request_type is not None:
+            return self.email_intake.request_type
+        for request_type in self.request_types:
+            if "requester" in request_type.creators:
+                return request_type.id
+        return self.request_types[0].id
+
+    @property
+    def mail_priority(self) -> str:
+        """The priority of a request opened by e-mail."""
+        return self.email_intake.priority or self.priorities[0].id
 
     def has_resolution_code(self, code: str) -> bool:
         return any(c.id == code for c in self.resolution_codes)

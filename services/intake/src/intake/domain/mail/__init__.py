@@ -1,0 +1,40 @@
+"""The e-mail gateway's pure core: raw bytes -> `InboundMail` (parse) -> `Decision` (route).
+
+No I/O and no clock: the application layer reads the tickets a message may refer to and the
+sender's recent counts, passes them in, and carries the decision out.
+"""
+
+from intake.domain.mail.message import InboundMail, MailAttachment, SmtpEnvelope
+from intake.domain.mail.parse import parse
+from intake.domain.mail.route import (
+    Comment,
+    Decision,
+    Defer,
+    Drop,
+    GatewayConfig,
+    NewRequest,
+    Refuse,
+    SenderCounts,
+    TicketView,
+    route,
+)
+from intake.domain.mail.threading import References, references
+
+__all__ = [
+    "Comment",
+    "Decision",
+    "Defer",
+    "Drop",
+    "GatewayConfig",
+    "InboundMail",
+    "MailAttachment",
+    "NewRequest",
+    "References",
+    "Refuse",
+    "SenderCounts",
+    "SmtpEnvelope",
+    "TicketView",
+    "parse",
+    "references",
+    "route",
+]

@@ -1,0 +1,338 @@
+"""`route`: what an inbound message becomes. A new request, a comment on a request, a refusal
+with an automatic answer, or a silent drop (logged by the caller with its reason).
+
+Order of the checks: a message without a sender, or written by a machine (loop guards), or over
+the sender's hourly limit is dropped; a message that refers to a request (subject key, then our
+Message-IDs) is a reply, accepted only from the requester, a participant or their organisation
+and only where the desk takes replies by mail; any other message opens a request at the desk
+whose support address it was sent to, when the directory knows the sender's organisation.
+An automatic answer is sent at most `answers_per_day` times a day to one sender.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from desk_contracts.mail import RefusalReason
+from desk_policies.directory import Directory
+from desk_policies.model import DeskPolicy
+from intake.domain.mail.guards import automatic
+from intake.domain.mail.message import InboundMail, MailAttachment
+from intake.domain.mail.threading import References, references
+from intake.domain.submission import Submission
+
+MAX_SUBJECT = 200
+MAX_DESCRIPTION = 100_000
+_PREFIXES = re.compile(r"^\s*(?:(?:re|tr|fw|fwd|aw|wg|ref|réf)\s*(?:\[\d+\])?\s*:\s*)+", re.I)
+_NO_SUBJECT = {"fr": "(sans objet)", "en": "(no subject)"}
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """What the gateway knows of a request (kept from `ticket-events`)."""
+
+    ticket_id: str
+    key: str
+    policy_id: str
+    requester_id: str
+    organisation_id: str
+    participants: frozenset[str] = frozenset()
+    closed: bool = False
+    source_message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SenderCounts:
+    """The sender's recent traffic: messages this hour (this one included), answers today."""
+
+    messages_this_hour: int = 1
+    answers_today: int = 0
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    desks: Mapping[str, str]  # support address -> desk (policy id)
+    own_domains: frozenset[str]  # domains we send from: our Message-IDs, our own mail
+    messages_per_hour: int = 60
+    answers_per_day: int = 5
+
+    @classmethod
+    def of(
+        cls,
+        policies: Mapping[str, DeskPolicy],
+        sending_address: str,
+        *,
+        messages_per_hour: int = 60,
+        answers_per_day: int = 5,
+    ) -> GatewayConfig:
+        desks = {
+            p.email_intake.support_address.lower(): p.id
+            for p in policies.values()
+            if p.email_intake.support_address
+        }
+        domains = {sending_address.lower().rpartition("@")[2]}
+        domains |= {address.rpartition("@")[2] for address in desks}
+        return cls(desks, frozenset(domains), messages_per_hour, answers_per_day)
+
+    @property
+    def addresses(self) -> frozenset[str]:
+        return frozenset(self.desks)
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    submission: Submission
+    message_id: str
+    attachments: tuple[MailAttachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Comment:
+    ticket_id: str
+    ticket_key: str
+    policy_id: str
+    author_id: str
+    author_role: str  # requester | participant (a participant or a member of the organisation)
+    organisation_id: str | None
+    body: str
+    message_id: str
+    attachments: tuple[MailAttachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Refuse:
+    to: str
+    policy_id: str
+    reason: RefusalReason
+    language: str
+    original_subject: str
+    original_message_id: str
+    explanation: str
+    ticket_key: str | None = None
+    ticket_id: str | None = None
+    portal_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Drop:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Defer:
+    """Not now: the message names one of our requests that the gateway does not know yet."""
+
+    reason: str
+
+
+Decision = NewRequest | Comment | Refuse | Drop | Defer
+
+
+def route(
+    mail: InboundMail,
+    config: GatewayConfig,
+    policies: Mapping[str, DeskPolicy],
+    directory: Directory,
+    tickets: Sequence[TicketView] = (),
+    counts: SenderCounts | None = None,
+) -> Decision:
+    counts = counts or SenderCounts()
+    decision = _route(mail, config, policies, directory, tickets, counts)
+    if isinstance(decision, Refuse) and counts.answers_today >= config.answers_per_day:
+        return Drop(f"no answer: {config.answers_per_day} already sent today ({decision.reason})")
+    return decision
+
+
+def _route(
+    mail: InboundMail,
+    config: GatewayConfig,
+    policies: Mapping[str, DeskPolicy],
+    directory: Directory,
+    tickets: Sequence[TicketView],
+    counts: SenderCounts,
+) -> Decision:
+    if mail.sender is None:
+        return Drop("no sender address")
+    robot = automatic(mail, config.own_domains)
+    if robot is not None:
+        return Drop(f"automatic message: {robot}")
+    if counts.messages_this_hour > config.messages_per_hour:
+        return Drop(f"sender over {config.messages_per_hour} messages an hour")
+    refs = references(mail, config.own_domains)
+    ticket = _thread(refs, tickets)
+    if ticket is not None:
+        return _reply(mail, ticket, policies, directory)
+    if refs.ticket_ids:
+        return Defer(f"reply to request {refs.ticket_ids[0]}, not known here yet")
+    return _new_request(mail, config, policies, directory)
+
+
+def _thread(refs: References, tickets: Sequence[TicketView]) -> TicketView | None:
+    by_key = {t.key: t for t in tickets}
+    by_id = {t.ticket_id: t for t in tickets}
+    by_origin = {t.source_message_id: t for t in tickets if t.source_message_id}
+    for key in refs.keys:
+        if key in by_key:
+            return by_key[key]
+    for ticket_id in refs.ticket_ids:
+        if ticket_id in by_id:
+            return by_id[ticket_id]
+    for message_id in refs.message_ids:
+        if message_id in by_origin:
+            return by_origin[message_id]
+    return None
+
+
+def _language(mail: InboundMail, directory: Directory) -> str:
+    fallback = mail.language if mail.language in ("fr", "en") else "en"
+    return directory.language_of(mail.sender or "", fallback or "en")
+
+
+def _refuse(
+    mail: InboundMail,
+    policy: DeskPolicy,
+    directory: Directory,
+    reason: RefusalReason,
+    explanation: str,
+    ticket: TicketView | None = None,
+) -> Refuse:
+    return Refuse(
+        to=mail.sender or "",
+        policy_id=policy.id,
+        reason=reason,
+        language=_language(mail, directory),
+        original_subject=mail.subject,
+        original_message_id=mail.identity,
+        explanation=explanation,
+        ticket_key=ticket.key if ticket else None,
+        ticket_id=ticket.ticket_id if ticket else None,
+        portal_url=policy.email_replies.portal_url,
+    )
+
+
+def _reply(
+    mail: InboundMail,
+    ticket: TicketView,
+    policies: Mapping[str, DeskPolicy],
+    directory: Directory,
+) -> Decision:
+    policy = policies.get(ticket.policy_id)
+    if policy is None:
+        return Drop(f"request {ticket.key} belongs to unknown desk {ticket.policy_id!r}")
+    sender = mail.sender or ""
+    organisation = directory.organisation_of(sender)
+    if sender == ticket.requester_id:
+        role = "requester"
+    elif sender in ticket.participants or organisation == ticket.organisation_id:
+        role = "participant"
+    else:
+        return _refuse(
+            mail,
+            policy,
+            directory,
+            RefusalReason.UNKNOWN_SENDER,
+            f"{sender} is neither the requester, a participant nor of {ticket.organisation_id}",
+            ticket,
+        )
+    final = ticket.closed and (policy.closed_is_final or not policy.comments_on_closed)
+    if final:
+        return _refuse(
+            mail, policy, directory, RefusalReason.REQUEST_CLOSED, f"{ticket.key} is closed", ticket
+        )
+    if not policy.email_replies.accepted:
+        return _refuse(
+            mail,
+            policy,
+            directory,
+            RefusalReason.REPLIES_BY_PORTAL_ONLY,
+            f"desk {policy.id} takes replies on the portal only",
+            ticket,
+        )
+    body = mail.reply or _attachments_note(mail)
+    if not body:
+        return _refuse(
+            mail, policy, directory, RefusalReason.UNREADABLE, "no text in the reply", ticket
+        )
+    return Comment(
+        ticket_id=ticket.ticket_id,
+        ticket_key=ticket.key,
+        policy_id=policy.id,
+        author_id=sender,
+        author_role=role,
+        organisation_id=organisation,
+        body=body[:MAX_DESCRIPTION],
+        message_id=mail.identity,
+        attachments=mail.attachments,
+    )
+
+
+def _attachments_note(mail: InboundMail) -> str:
+    if not mail.attachments:
+        return ""
+    return "Attachments: " + ", ".join(a.filename for a in mail.attachments)
+
+
+def _desk(mail: InboundMail, config: GatewayConfig) -> str | None:
+    for address in (*mail.envelope.rcpt_tos, *mail.to, *mail.cc):
+        desk = config.desks.get(address.strip("<>").lower())
+        if desk is not None:
+            return desk
+    return None
+
+
+def _new_request(
+    mail: InboundMail,
+    config: GatewayConfig,
+    policies: Mapping[str, DeskPolicy],
+    directory: Directory,
+) -> Decision:
+    desk = _desk(mail, config)
+    policy = policies.get(desk) if desk else None
+    if policy is None:
+        return Drop("not sent to a desk's support address, nor a reply to a request")
+    sender = mail.sender or ""
+    organisation = directory.organisation_of(sender)
+    if organisation is None:
+        return _refuse(
+            mail,
+            policy,
+            directory,
+            RefusalReason.UNKNOWN_SENDER,
+            f"{sender} belongs to no organisation of the directory",
+        )
+    language = _language(mail, directory)
+    subject = _PREFIXES.sub("", mail.subject).strip() or mail.subject.strip()
+    if len(subject) < 3:
+        subject = _NO_SUBJECT.get(language, _NO_SUBJECT["en"])
+    description = mail.text or _attachments_note(mail) or mail.subject.strip()
+    if not description:
+        return _refuse(
+            mail, policy, directory, RefusalReason.UNREADABLE, "neither text nor attachment"
+        )
+    participants = [
+        address
+        for address in dict.fromkeys((*mail.to, *mail.cc))
+        if address != sender
+        and address.rpartition("@")[2] not in config.own_domains
+        and directory.organisation_of(address) == organisation
+    ]
+    try:
+        submission = Submission(
+            policy_id=policy.id,
+            request_type=policy.mail_request_type,
+            priority=policy.mail_priority,
+            subject=subject[:MAX_SUBJECT],
+            description=description[:MAX_DESCRIPTION],
+            organisation_id=organisation,
+            requester=sender,
+            participants=participants[:50],
+            language=language,
+        )
+    except ValidationError as error:
+        problem = "; ".join(f"{e['loc']}: {e['msg']}" for e in error.errors())
+        return _refuse(mail, policy, directory, RefusalReason.UNREADABLE, problem)
+    return NewRequest(submission, mail.identity, mail.attachments)

@@ -1,0 +1,47 @@
+"""The world the gateway's unit tests route in: the shipped desks and directory, four requests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from desk_policies.directory import load_directory
+from desk_policies.loader import load_policies
+from intake.domain.mail import GatewayConfig, InboundMail, SmtpEnvelope, TicketView, parse
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+POLICIES = load_policies()
+DIRECTORY = load_directory()
+CONFIG = GatewayConfig.of(POLICIES, "support@desk.example")
+
+PRB = TicketView(
+    "3f6c2a9e-8b1d-4c57-9a0e-2d4b6f8e1a01",
+    "PRB-1001",
+    "saas-desk",
+    "anne@acme.example",
+    "acme",
+    source_message_id="<origin-prb-1001@acme.example>",
+)
+SUP = TicketView(
+    "7d2e4f10-5a6b-4c8d-9e0f-1a2b3c4d5e02", "SUP-1001", "cloud-partner", "carla@globex.example",
+    "globex",
+)  # fmt: skip
+SPT_OPEN = TicketView(
+    "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e03", "SPT-1042", "erp-vendor", "anne@acme.example", "acme"
+)
+SPT_CLOSED = TicketView(
+    "0e1f2a3b-4c5d-4e6f-8a9b-c0d1e2f3a404", "SPT-1007", "erp-vendor", "anne@acme.example", "acme",
+    closed=True,
+)  # fmt: skip
+TICKETS = (PRB, SUP, SPT_OPEN, SPT_CLOSED)
+
+
+def envelope_for(raw: bytes) -> SmtpEnvelope:
+    """What an MTA would have said: a non-null return path and the first To as recipient."""
+    probe = parse(raw)
+    rcpt = probe.to[:1] or ("support@desk.example",)
+    return SmtpEnvelope(mail_from=probe.sender or "relay@mx.example", rcpt_tos=rcpt)
+
+
+def corpus_mail(name: str) -> InboundMail:
+    raw = (CORPUS / name).read_bytes()
+    return parse(raw, envelope_for(raw))

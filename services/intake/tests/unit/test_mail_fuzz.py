@@ -1,0 +1,64 @@
+"""Hypothesis: whatever bytes reach the gateway, parsing and routing give a decision (or a clear
+refusal), never an exception: random bytes, corpus messages cut and spliced, hostile headers."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mail_world import CONFIG, CORPUS, DIRECTORY, POLICIES, TICKETS
+
+from intake.domain.mail import Comment, Defer, Drop, NewRequest, Refuse, SmtpEnvelope, parse, route
+
+DECISIONS = (NewRequest, Comment, Refuse, Drop, Defer)
+SAMPLES = [p.read_bytes() for p in sorted(CORPUS.glob("*.eml"))]
+ENVELOPE = SmtpEnvelope("someone@acme.example", ("support@saas-desk.example",))
+
+HEADER_NAMES = st.sampled_from(
+    ["From", "To", "Cc", "Subject", "Message-ID", "In-Reply-To", "References", "Content-Type",
+     "Content-Transfer-Encoding", "Content-Disposition", "Auto-Submitted", "Precedence",
+     "Content-Language", "Sender", "MIME-Version"]
+)  # fmt: skip
+HEADER_VALUES = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(
+        ["=?utf-8?B?!!!?=", "=?x-unknown?Q?caf=E9?=", "multipart/mixed; boundary=", "<<<@>>>",
+         "text/plain; charset=utf-99", "base64", "quoted-printable", "\"unterminated <a@b",
+         "anne@acme.example", "<3f6c2a9e-8b1d-4c57-9a0e-2d4b6f8e1a01.x@desk.example>",
+         "multipart/report", "attachment; filename*=utf-8''%FF%FE", "Re: [PRB-1001] x"]
+    ),
+)  # fmt: skip
+
+
+def decide(raw: bytes) -> object:
+    return route(parse(raw, ENVELOPE), CONFIG, POLICIES, DIRECTORY, TICKETS)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=4096))
+def test_random_bytes_give_a_decision(raw: bytes) -> None:
+    assert isinstance(decide(raw), DECISIONS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(SAMPLES),
+    st.integers(min_value=0, max_value=20_000),
+    st.binary(max_size=200),
+    st.integers(min_value=0, max_value=200),
+)
+def test_corpus_messages_cut_and_spliced_give_a_decision(
+    sample: bytes, at: int, noise: bytes, cut: int
+) -> None:
+    at = at % (len(sample) + 1)
+    assert isinstance(decide(sample[:at] + noise + sample[at + cut :]), DECISIONS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=12),
+    st.binary(max_size=512),
+)
+def test_hostile_headers_give_a_decision(headers: list[tuple[str, str]], body: bytes) -> None:
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    raw = head.encode("utf-8", "surrogatepass") + b"\r\n" + body
+    assert isinstance(decide(raw), DECISIONS)

@@ -1,0 +1,118 @@
+"""Routing rules beyond the corpus: loop guards one by one, limits per sender, desk choice."""
+
+from __future__ import annotations
+
+import pytest
+from mail_world import CONFIG, DIRECTORY, POLICIES, PRB, TICKETS
+
+from desk_contracts.mail import RefusalReason
+from intake.domain.mail import (
+    Comment,
+    Drop,
+    NewRequest,
+    Refuse,
+    SenderCounts,
+    SmtpEnvelope,
+    parse,
+    route,
+)
+from intake.domain.mail.threading import ticket_of
+
+
+def mail(headers: str, body: str = "Hello, the export fails.", *, mail_from: str = "x@y.example",
+         rcpt: str = "support@saas-desk.example") -> bytes:  # fmt: skip
+    head = "From: Anne Martin <anne@acme.example>\r\nMessage-ID: <m1@acme.example>\r\n" + headers
+    return (head + "\r\n" + body + "\r\n").encode()
+
+
+def decide(raw: bytes, counts: SenderCounts | None = None, rcpt: str = "support@saas-desk.example",
+           mail_from: str = "anne@acme.example") -> object:  # fmt: skip
+    envelope = SmtpEnvelope(mail_from, (rcpt,))
+    return route(parse(raw, envelope), CONFIG, POLICIES, DIRECTORY, TICKETS, counts)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        "Subject: Export\r\nAuto-Submitted: auto-replied\r\n",
+        "Subject: Export\r\nPrecedence: junk\r\n",
+        "Subject: Export\r\nPrecedence: list\r\n",
+        "Subject: Export\r\nX-Autorespond: yes\r\n",
+        "Subject: Export\r\nX-Auto-Response-Suppress: OOF\r\n",
+        "Subject: Out of Office: Export\r\n",
+        "Subject: Automatic reply: [PRB-1001] Export\r\n",
+        "Subject: Absence : retour le 9 mars\r\n",
+        "Subject: Réponse automatique : Export\r\n",
+        "Subject: Export\r\nContent-Type: multipart/report; report-type=delivery-status\r\n",
+    ],
+)
+def test_automatic_mail_is_dropped_silently(headers: str) -> None:
+    decision = decide(mail(headers))
+    assert isinstance(decision, Drop) and decision.reason.startswith("automatic message")
+
+
+def test_a_person_saying_auto_submitted_no_is_heard() -> None:
+    assert isinstance(decide(mail("Subject: Export\r\nAuto-Submitted: no\r\n")), NewRequest)
+
+
+def test_a_subject_about_absences_is_not_an_out_of_office() -> None:
+    assert isinstance(decide(mail("Subject: Absences mal calculées\r\n")), NewRequest)
+
+
+def test_a_null_return_path_is_a_bounce() -> None:
+    assert isinstance(decide(mail("Subject: Export\r\n"), mail_from=""), Drop)
+
+
+def test_over_the_hourly_limit_a_sender_is_dropped() -> None:
+    raw = mail("Subject: Export\r\n")
+    assert isinstance(decide(raw, SenderCounts(messages_this_hour=60)), NewRequest)
+    assert isinstance(decide(raw, SenderCounts(messages_this_hour=61)), Drop)
+
+
+def test_automatic_answers_stop_at_the_daily_limit() -> None:
+    raw = mail("Subject: Export\r\n").replace(b"anne@acme.example", b"eve@freemail.example")
+    assert isinstance(decide(raw, SenderCounts(answers_today=4)), Refuse)
+    dropped = decide(raw, SenderCounts(answers_today=5))
+    assert isinstance(dropped, Drop) and "already sent today" in dropped.reason
+
+
+def test_the_desk_is_the_support_address_written_to() -> None:
+    decision = decide(mail("Subject: Export\r\n"), rcpt="support@cloud-partner.example")
+    assert isinstance(decision, NewRequest) and decision.submission.policy_id == "cloud-partner"
+    assert decision.submission.request_type == "support"
+
+
+def test_a_new_message_to_the_notifications_address_names_no_desk() -> None:
+    raw = mail("To: support@desk.example\r\nSubject: Export\r\n")
+    assert isinstance(decide(raw, rcpt="support@desk.example"), Drop)
+
+
+def test_the_subject_key_wins_over_headers() -> None:
+    raw = mail(
+        "Subject: Re: [PRB-1001] Export\r\n"
+        "In-Reply-To: <7d2e4f10-5a6b-4c8d-9e0f-1a2b3c4d5e02.1@desk.example>\r\n"
+    )
+    decision = decide(raw, rcpt="support@desk.example")
+    assert isinstance(decision, Comment) and decision.ticket_key == PRB.key
+
+
+def test_a_participant_from_another_organisation_may_reply() -> None:
+    outsider = "consultant@partner.example"
+    ticket = PRB.__class__(**{**vars(PRB), "participants": frozenset({outsider})})
+    raw = mail("Subject: Re: [PRB-1001] Export\r\n").replace(
+        b"anne@acme.example", outsider.encode()
+    )
+    envelope = SmtpEnvelope(outsider, ("support@desk.example",))
+    decision = route(parse(raw, envelope), CONFIG, POLICIES, DIRECTORY, [ticket])
+    assert isinstance(decision, Comment) and decision.author_role == "participant"
+    stranger = route(parse(raw, envelope), CONFIG, POLICIES, DIRECTORY, [PRB])
+    assert isinstance(stranger, Refuse) and stranger.reason is RefusalReason.UNKNOWN_SENDER
+
+
+def test_our_message_ids_carry_the_ticket() -> None:
+    domains = {"desk.example"}
+    assert ticket_of("<3f6c2a9e-8b1d-4c57-9a0e-2d4b6f8e1a01.5be3@desk.example>", domains) == (
+        "3f6c2a9e-8b1d-4c57-9a0e-2d4b6f8e1a01"
+    )
+    assert ticket_of("<3f6c2a9e-8b1d-4c57-9a0e-2d4b6f8e1a01.5be3@evil.example>", domains) is None
+    assert ticket_of("<not-a-ticket.1@desk.example>", domains) is None
