@@ -1,4 +1,5 @@
-"""Composition root of the notifier: ticket-event consumer and the SMTP sender loop."""
+"""Composition root of the notifier: consumers of ticket events and automatic-reply requests,
+the SMTP sender loop, and the outbox relay of failed deliveries to `ticket-commands`."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from typing import Any
 
 import structlog
 
-from desk_contracts.topics import TICKET_EVENTS
+from desk_contracts.topics import AUTOMATIC_REPLIES, TICKET_COMMANDS, TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
+from desk_eventstore.records import RecordedEvent
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
+from desk_policies.directory import DIRECTORY_FILE, load_directory
 from desk_policies.loader import load_policies
-from notifier.adapters.kafka import on_ticket_event
-from notifier.application.notify import send_pending
+from notifier.adapters.kafka import on_automatic_reply, on_ticket_event
+from notifier.adapters.templates import Templates
+from notifier.application.delivery import Relay, Sender
+from notifier.application.notify import Notifier
+from notifier.domain.rules import unstaffed_roles
 
 log = structlog.get_logger(__name__)
 TICK_SECONDS = 0.5
@@ -27,23 +33,45 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
+def topic_for(event: RecordedEvent) -> str:
+    """The notifier's store holds only `DeliveryFailed` commands, for workflow."""
+    return TICKET_COMMANDS
+
+
+def notifier_from(settings: Settings) -> Notifier:
     policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
+    directory = load_directory(Path(settings.directory_file or DIRECTORY_FILE))
+    return Notifier(
+        policies=policies,
+        directory=directory,
+        templates=Templates(),
+        mail_domain=settings.mail_from.rpartition("@")[2] or "desk.local",
+        public_url=settings.public_url,
+        survey_secret=settings.survey_secret,
+        survey_valid_days=settings.survey_valid_days,
+    )
+
+
+async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
+    notifier = notifier_from(settings)
     runtime = ServiceRuntime(
         "notifier",
         settings,
         migrations=migrations_in("notifier", resources.files("notifier") / "migrations"),
+        topic_for=topic_for,
     )
-    mail_domain = settings.mail_from.rpartition("@")[2] or "desk.local"
-    runtime.subscribe(TICKET_EVENTS, on_ticket_event(policies, mail_domain))
+    runtime.subscribe(TICKET_EVENTS, on_ticket_event(notifier))
+    runtime.subscribe(AUTOMATIC_REPLIES, on_automatic_reply(notifier))
     pool = await runtime.start_store()
+    for policy in notifier.policies.values():
+        if missing := unstaffed_roles(policy, notifier.directory):
+            log.warning("notification_roles_without_people", desk=policy.id, roles=missing)
+    sender = Sender(pool, Relay(settings.smtp_host, settings.smtp_port, settings.mail_from))
 
     async def deliver(stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                while await send_pending(
-                    pool, settings.smtp_host, settings.smtp_port, settings.mail_from, now()
-                ):
+                while await sender.send_pending(now()) and not stop.is_set():
                     pass
             except Exception:
                 log.exception("delivery_loop_failed")

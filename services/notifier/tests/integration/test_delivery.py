@@ -1,30 +1,62 @@
-"""The notifier over real SMTP on loopback (aiosmtpd) and the real PostgreSQL server:
-recorded before sending, marked after; transient errors retried later, permanent ones kept."""
+"""The notifier over real SMTP on loopback (aiosmtpd) and the real PostgreSQL server: worded in
+the recipient's language, threaded, marked automatic, recorded before sending and marked after;
+a crash between the relay's acceptance and the mark re-sends the same Message-ID; transient
+errors are retried later, a 5xx is recorded on the request (DeliveryFailed in the outbox)."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka.structs import ConsumerRecord
 from aiosmtpd.controller import Controller
+from kafka_support import consume_all
 from service_support import service_store
 from system import free_port
 
+from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
-from desk_contracts.tickets import Channel, TicketCreated
+from desk_contracts.mail import AutomaticReplyRequested, RefusalReason
+from desk_contracts.tickets import (
+    Channel,
+    CommentAdded,
+    ParticipantAdded,
+    TicketClosed,
+    TicketCreated,
+    WorkStarted,
+)
+from desk_eventstore.relay import OutboxRelay, idempotent_producer
+from desk_eventstore.store import read_stream
+from desk_platform.survey_tokens import read_token
+from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
-from notifier.application.notify import record_notifications, send_pending
+from notifier.adapters.kafka import on_automatic_reply, on_ticket_event
+from notifier.adapters.templates import Templates
+from notifier.application.delivery import LEASE, Relay, Sender
+from notifier.application.notify import Notifier
+from notifier.bootstrap import topic_for
 
 pytestmark = pytest.mark.integration
 
-POLICIES = load_policies()
+NOTIFIER = Notifier(
+    policies=load_policies(),
+    directory=load_directory(),
+    templates=Templates(),
+    mail_domain="desk.example",
+    public_url="https://intake.desk.example",
+    survey_secret="test-secret",
+)
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # when the request was made
+ANNE, CARLA = "anne@acme.example", "carla@globex.example"
+AGENT = {"actor_id": "paul@desk.example", "actor_role": "agent"}
 
 
 def now() -> datetime:  # when the sender runs: rows are due from the moment they are recorded
@@ -32,8 +64,10 @@ def now() -> datetime:  # when the sender runs: rows are due from the moment the
 
 
 class Sink:
+    """A real SMTP server's handler keeping what it accepted (or refusing, when told to)."""
+
     def __init__(self) -> None:
-        self.received: list[email.message.EmailMessage] = []
+        self.received: list[EmailMessage] = []
         self.refuse_with: str | None = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -60,7 +94,38 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
 
 
-async def record_creation(pool: asyncpg.Pool, policy: str, channel: Channel) -> TicketCreated:
+def sender(pool: asyncpg.Pool, port: int) -> Sender:
+    return Sender(pool, Relay("127.0.0.1", port, "support@desk.example"))
+
+
+def envelope_of(event: Event, source: str = "/desk/workflow") -> Envelope:
+    return Envelope(
+        id=str(uuid.uuid4()),
+        type=event.event_type,
+        source=source,
+        subject=event.ticket_id,
+        time=NOW,
+        data=event.model_dump(mode="json"),
+    )
+
+
+async def deliver(pool: asyncpg.Pool, event: Event, twice: bool = True) -> Envelope:
+    """What the consumer does with one record (twice: a redelivery changes nothing)."""
+    handle = on_ticket_event(NOTIFIER)
+    envelope = envelope_of(event)
+    for _ in range(2 if twice else 1):
+        async with pool.acquire() as conn, conn.transaction():
+            await handle(conn, envelope, event)
+    return envelope
+
+
+async def create(
+    pool: asyncpg.Pool,
+    policy: str = "saas-desk",
+    channel: Channel = Channel.EMAIL,
+    language: str = "en",
+    participants: tuple[str, ...] = (),
+) -> TicketCreated:
     event = TicketCreated(
         ticket_id=str(uuid.uuid4()),
         occurred_at=NOW,
@@ -71,58 +136,157 @@ async def record_creation(pool: asyncpg.Pool, policy: str, channel: Channel) -> 
         subject="Question",
         description="How do I export?",
         organisation_id="acme",
-        requester_id="anne@acme.example",
-        created_by="anne@acme.example",
+        requester_id=ANNE,
+        created_by=ANNE,
         channel=channel,
-        language="en",
-        source_message_id="<first@acme.example>",
+        language=language,
+        participants=participants,
+        source_message_id="<first@acme.example>" if channel is Channel.EMAIL else None,
     )
-    envelope = Envelope(
-        id=str(uuid.uuid4()),
-        type=event.event_type,
-        source="/desk/intake",
-        subject=event.ticket_id,
-        time=NOW,
-        data=event.model_dump(mode="json"),
-    )
-    async with pool.acquire() as conn, conn.transaction():
-        await record_notifications(conn, envelope, event, POLICIES, "desk.example")
-        await record_notifications(conn, envelope, event, POLICIES, "desk.example")  # twice
+    await deliver(pool, event, twice=True)
     return event
 
 
-async def test_the_acknowledgement_is_sent_once_threaded_and_marked(
+def header(mail: EmailMessage, name: str) -> str:
+    """A header's value unfolded (long Message-IDs are folded onto their own line)."""
+    return " ".join(str(mail[name] or "").split())
+
+
+def text_of(mail: EmailMessage) -> str:
+    body = mail.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())  # type: ignore[attr-defined]
+
+
+def html_of(mail: EmailMessage) -> str:
+    body = mail.get_body(("html",))
+    assert body is not None
+    return str(body.get_content())  # type: ignore[attr-defined]
+
+
+async def test_the_acknowledgement_is_sent_once_in_french_threaded_and_marked(
     pool: asyncpg.Pool, sink: tuple[Sink, int]
 ) -> None:
     handler, port = sink
-    await record_creation(pool, "saas-desk", Channel.EMAIL)
-    assert await send_pending(pool, "127.0.0.1", port, "support@desk.example", now()) == 1
-    assert await send_pending(pool, "127.0.0.1", port, "support@desk.example", now()) == 0
+    created = await create(pool, language="en")  # Anne reads French (directory) on an English form
+    assert await sender(pool, port).send_pending(now()) == 1
+    assert await sender(pool, port).send_pending(now()) == 0
     assert len(handler.received) == 1
     mail = handler.received[0]
-    assert mail["Subject"].startswith("[REQ-1001] Request received")
+    assert mail["Subject"] == "[REQ-1001] Demande reçue : Question"
+    assert mail["To"] == ANNE
+    assert mail["From"] == "support@saas-desk.example"  # replies reach the desk's gateway
+    own = rf"<{created.ticket_id}\.[0-9a-f]{{24}}@desk\.example>"
+    assert re.fullmatch(own, header(mail, "Message-ID"))
     assert mail["In-Reply-To"] == "<first@acme.example>"
+    assert mail["References"] == "<first@acme.example>"
     assert mail["Auto-Submitted"] == "auto-generated"
-    assert "Reply to this e-mail" in mail.get_content()
+    assert mail["Content-Language"] == "fr"
+    assert mail.get_content_type() == "multipart/alternative"
+    assert "Répondez à cet e-mail" in text_of(mail)
+    assert "Bonjour Anne Martin" in text_of(mail) and "<strong>REQ-1001</strong>" in html_of(mail)
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT status FROM deliveries") == "sent"
 
 
-async def test_portal_creation_does_not_mail_the_creator_in_cloud_partner(
+async def test_a_requests_messages_to_a_person_form_one_thread_each_in_their_language(
+    pool: asyncpg.Pool, sink: tuple[Sink, int]
+) -> None:
+    handler, port = sink
+    created = await create(pool, policy="cloud-partner", participants=(CARLA,))
+    base = {"ticket_id": created.ticket_id, "occurred_at": NOW, **AGENT}
+    await deliver(pool, WorkStarted(**base, from_status="submitted", to_status="in_progress"))
+    await deliver(pool, CommentAdded(**base, body="Please try the new release.", public=True))
+    while await sender(pool, port).send_pending(now()):
+        pass
+    to_anne = [m for m in handler.received if m["To"] == ANNE]
+    to_carla = [m for m in handler.received if m["To"] == CARLA]
+    assert [m["Subject"] for m in to_anne] == [
+        "[REQ-1001] Demande reçue : Question",
+        "[REQ-1001] Traitement en cours : Question",
+        "[REQ-1001] Nouveau commentaire : Question",
+    ]
+    assert [m["Subject"] for m in to_carla] == [
+        "[REQ-1001] Request received: Question",
+        "[REQ-1001] Work started: Question",
+        "[REQ-1001] New comment: Question",
+    ]
+    for thread in (to_anne, to_carla):
+        ids = [header(m, "Message-ID") for m in thread]
+        assert len(set(ids)) == 3
+        assert header(thread[1], "In-Reply-To") == ids[0]
+        assert header(thread[2], "In-Reply-To") == ids[1]
+        assert header(thread[2], "References").split() == ["<first@acme.example>", ids[0], ids[1]]
+    assert "Please try the new release." in text_of(to_carla[2])
+
+
+async def test_portal_creation_does_not_mail_its_creator_in_cloud_partner(
     pool: asyncpg.Pool,
 ) -> None:
-    await record_creation(pool, "cloud-partner", Channel.PORTAL)
+    await create(pool, policy="cloud-partner", channel=Channel.PORTAL)
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM deliveries") == 0
 
 
-async def test_relay_down_is_retried_later_and_a_5xx_is_kept_as_failed(
+async def test_a_participant_added_later_is_told_from_then_on(
     pool: asyncpg.Pool, sink: tuple[Sink, int]
 ) -> None:
     handler, port = sink
-    await record_creation(pool, "saas-desk", Channel.EMAIL)
-    closed = free_port()
-    assert await send_pending(pool, "127.0.0.1", closed, "support@desk.example", now()) == 1
+    created = await create(pool, policy="cloud-partner", channel=Channel.PORTAL)
+    base = {"ticket_id": created.ticket_id, "occurred_at": NOW, **AGENT}
+    await deliver(pool, ParticipantAdded(**base, participant_id=CARLA))
+    await deliver(pool, WorkStarted(**base, from_status="submitted", to_status="in_progress"))
+    await sender(pool, port).send_pending(now())
+    assert sorted(m["To"] for m in handler.received) == [ANNE, CARLA]
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashingSender(Sender):
+    """Dies after the relay accepted a message, before marking it sent."""
+
+    async def mark_sent(self, row: asyncpg.Record, now: datetime) -> None:
+        raise Crash
+
+
+async def test_a_crash_between_send_and_mark_resends_only_that_one_with_the_same_message_id(
+    pool: asyncpg.Pool, sink: tuple[Sink, int]
+) -> None:
+    handler, port = sink
+    created = await create(pool, policy="cloud-partner", participants=(CARLA,))
+    crashed = CrashingSender(pool, Relay("127.0.0.1", port, "support@desk.example"))
+    with pytest.raises(Crash):
+        await crashed.send_pending(now())
+    assert len(handler.received) == 1  # the first was accepted, then the process died
+    first = handler.received[0]
+
+    # a restarted (or another) replica: the claimed rows come due again after the lease
+    assert await sender(pool, port).send_pending(now()) == 0
+    later = now() + LEASE + timedelta(seconds=1)
+    assert await sender(pool, port).send_pending(later) == 2
+    assert await sender(pool, port).send_pending(later + LEASE * 2) == 0
+    assert len(handler.received) == 3
+    again = [m for m in handler.received[1:] if m["To"] == first["To"]]
+    assert len(again) == 1 and header(again[0], "Message-ID") == header(first, "Message-ID")
+    assert {m["To"] for m in handler.received} == {ANNE, CARLA}
+    async with pool.acquire() as conn:
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM deliveries WHERE ticket_id = $1 AND status = 'sent'",
+                created.ticket_id,
+            )
+            == 2
+        )
+
+
+async def test_relay_down_is_retried_later_and_a_5xx_is_recorded_on_the_request(
+    pool: asyncpg.Pool, sink: tuple[Sink, int]
+) -> None:
+    handler, port = sink
+    created = await create(pool)
+    assert await sender(pool, free_port()).send_pending(now()) == 1  # nobody listens there
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM deliveries")
     assert row["status"] == "pending" and row["attempts"] == 1
@@ -130,9 +294,126 @@ async def test_relay_down_is_retried_later_and_a_5xx_is_kept_as_failed(
 
     handler.refuse_with = "550 mailbox unavailable"
     later = row["next_attempt_at"]
-    assert await send_pending(pool, "127.0.0.1", port, "support@desk.example", later) == 1
+    assert await sender(pool, port).send_pending(later) == 1
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM deliveries")
+        stream = await read_stream(conn, created.ticket_id)
     assert row["status"] == "failed"
     assert row["last_error"].startswith("550")
-    assert await send_pending(pool, "127.0.0.1", port, "support@desk.example", later) == 0
+    assert await sender(pool, port).send_pending(later + timedelta(days=1)) == 0  # not retried
+    assert [r.event_type for r in stream] == ["DeliveryFailed"]
+    failed = stream[0].to_event()
+    assert failed.ticket_id == created.ticket_id
+    assert failed.model_dump(include={"recipient", "message_id"}) == {
+        "recipient": ANNE,
+        "message_id": row["message_id"],
+    }
+    assert topic_for(stream[0]) == "ticket-commands"
+
+
+async def test_failed_deliveries_reach_ticket_commands_keyed_by_ticket(
+    pool: asyncpg.Pool,
+    sink: tuple[Sink, int],
+    database_url: str,
+    kafka_bootstrap: str,
+    new_topic: Any,
+) -> None:
+    handler, port = sink
+    handler.refuse_with = "554 rejected"
+    created = await create(pool)
+    await sender(pool, port).send_pending(now())
+    topic = await new_topic("notifier-commands")
+    producer = idempotent_producer(kafka_bootstrap, "test-notifier")
+    await producer.start()
+    schema = await pool.fetchval("SELECT current_schema()")
+    relay = OutboxRelay(
+        database_url, schema, producer, lambda _: topic, source="/desk/notifier", name="r"
+    )
+    async with pool.acquire() as conn:
+        assert await relay.publish_batch(conn) == 1
+    await producer.stop()
+    records: list[ConsumerRecord[bytes, bytes]] = await consume_all(kafka_bootstrap, topic, 1)
+    assert [r.key for r in records] == [created.ticket_id.encode()]
+    assert dict(records[0].headers)["ce_type"] == b"DeliveryFailed"
+
+
+async def test_the_survey_invitation_carries_a_signed_link_for_that_person(
+    pool: asyncpg.Pool, sink: tuple[Sink, int]
+) -> None:
+    handler, port = sink
+    created = await create(pool)
+    closed = TicketClosed(
+        ticket_id=created.ticket_id,
+        occurred_at=NOW,
+        **AGENT,
+        from_status="answered",
+        to_status="closed",
+        resolution_code="fixed",
+    )
+    await deliver(pool, closed)
+    while await sender(pool, port).send_pending(now()):
+        pass
+    invitation = handler.received[-1]
+    link = re.search(r"https://intake\.desk\.example/survey/(\S+)", text_of(invitation))
+    assert link is not None
+    claim = read_token("test-secret", link.group(1), NOW)
+    assert (claim.ticket_id, claim.respondent, claim.language) == (created.ticket_id, ANNE, "fr")
+    assert claim.expires_at == NOW + timedelta(days=30)
+    assert f'href="{link.group(0)}"' in html_of(invitation)
+
+
+async def test_an_automatic_reply_is_sent_once_as_auto_replied_and_points_to_the_portal(
+    pool: asyncpg.Pool, sink: tuple[Sink, int]
+) -> None:
+    handler, port = sink
+    request = AutomaticReplyRequested(
+        ticket_id=str(uuid.uuid4()),
+        occurred_at=NOW,
+        to=ANNE,
+        policy_id="erp-vendor",
+        reason=RefusalReason.REQUEST_CLOSED,
+        language="en",
+        original_subject="RE: [SPT-1042] Export",
+        original_message_id="<reply-1@acme.example>",
+        ticket_key="SPT-1042",
+    )
+    handle = on_automatic_reply(NOTIFIER)
+    envelope = envelope_of(request, source="/desk/intake")
+    for _ in range(2):
+        async with pool.acquire() as conn, conn.transaction():
+            await handle(conn, envelope, request)
+    while await sender(pool, port).send_pending(now()):
+        pass
+    assert len(handler.received) == 1
+    mail = handler.received[0]
+    assert mail["Auto-Submitted"] == "auto-replied"
+    assert mail["In-Reply-To"] == "<reply-1@acme.example>"
+    assert mail["Subject"] == "Réponse automatique : RE: [SPT-1042] Export"
+    assert re.fullmatch(r"<auto\.[0-9a-f]{24}@desk\.example>", header(mail, "Message-ID"))
+    text = text_of(mail)
+    assert "nouvelle demande" in text and "SPT-1042" in text
+    assert "https://support.erp-vendor.example/portal" in text
+
+
+@pytest.mark.parametrize("reason", list(RefusalReason))
+@pytest.mark.parametrize("language", ["fr", "en"])
+async def test_every_refusal_is_worded(
+    pool: asyncpg.Pool, sink: tuple[Sink, int], reason: RefusalReason, language: str
+) -> None:
+    handler, port = sink
+    request = AutomaticReplyRequested(
+        ticket_id="zoe@elsewhere.example",
+        occurred_at=NOW,
+        to="zoe@elsewhere.example",
+        policy_id="erp-vendor",
+        reason=reason,
+        language=language,
+        original_subject="Hello",
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await on_automatic_reply(NOTIFIER)(conn, envelope_of(request), request)
+    await sender(pool, port).send_pending(now())
+    (mail,) = handler.received
+    assert mail["Subject"].endswith("Hello") and mail["Auto-Submitted"] == "auto-replied"
+    assert mail["Content-Language"] == language
+    assert "support.erp-vendor.example/portal" in text_of(mail)

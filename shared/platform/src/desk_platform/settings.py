@@ -20,9 +20,34 @@ class Settings(BaseSettings):
     mail_from: str = "support@desk.example"
     policies_dir: str | None = Field(default=None, description="extra desk policy files")
     workflow_url: str = "http://127.0.0.1:8002"
+    public_url: str = Field(
+        default="http://127.0.0.1:8001",
+        description="intake's address as requesters reach it (survey links in mail)",
+    )
+    survey_secret: str = Field(
+        default="dev-only-survey-secret",
+        description="HMAC key of the satisfaction-survey links (set a long random one)",
+    )
+    survey_valid_days: int = Field(default=30, ge=1, description="how long a survey link works")
+    directory_file: str | None = Field(
+        default=None, description="directory of people and roles (YAML); the shipped demo if unset"
+    )
     topic_prefix: str = Field(
         default="", description="prefix of every topic name (several environments, one cluster)"
     )
+
+    mail_host: str = Field(default="127.0.0.1", description="e-mail gateway: listen address")
+    mail_port: int = Field(default=2526, description="e-mail gateway: SMTP port")
+    mail_max_bytes: int = Field(
+        default=26_214_400, ge=1024, description="e-mail gateway: largest message (552 above)"
+    )
+    mail_sender_hourly_limit: int = Field(
+        default=60, ge=1, description="messages a sender may send per hour (more are dropped)"
+    )
+    mail_answers_daily_limit: int = Field(
+        default=5, ge=0, description="automatic answers to one sender per day"
+    )
+    blob_dir: str = Field(default=".state/blobs", description="attachments (content-addressed)")
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name

@@ -1,4 +1,5 @@
-"""The notifier's Kafka handler: every ticket event may cause messages, recorded for sending."""
+"""The notifier's Kafka handlers: ticket events may cause messages; the inbound gateway's
+requests for automatic answers become answers. Both are recorded for sending, never sent here."""
 
 from __future__ import annotations
 
@@ -6,16 +7,25 @@ import asyncpg
 
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
+from desk_contracts.mail import AutomaticReplyRequested
 from desk_platform.consumer import Handler, PoisonMessage
-from desk_policies.model import DeskPolicy
-from notifier.application.notify import record_notifications
+from notifier.application.notify import Notifier, record_automatic_reply, record_notifications
 
 
-def on_ticket_event(policies: dict[str, DeskPolicy], mail_domain: str) -> Handler:
+def on_ticket_event(notifier: Notifier) -> Handler:
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
         try:
-            await record_notifications(conn, envelope, event, policies, mail_domain)
+            await record_notifications(conn, envelope, event, notifier)
         except KeyError as error:
             raise PoisonMessage(f"unknown desk {error}") from error
+
+    return handle
+
+
+def on_automatic_reply(notifier: Notifier) -> Handler:
+    async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
+        if not isinstance(event, AutomaticReplyRequested):
+            raise PoisonMessage(f"{envelope.type} is not an automatic reply request")
+        await record_automatic_reply(conn, envelope, event, notifier)
 
     return handle

@@ -1,35 +1,69 @@
-"""Record what an event means for whom (in the consumer's transaction), deliver afterwards.
+"""Record what an event means for whom, worded and threaded, in the consumer's transaction.
 
-Each message is a `deliveries` row keyed by (event id, recipient) before anything is sent;
-the sender marks it sent after the relay accepted it. After a crash only unsent rows go out,
-with the same Message-ID, so a duplicate can only come from the crash window and is
-recognisable. Transient SMTP errors retry with backoff; permanent ones (5xx) are kept as failed.
+Each message is a `deliveries` row keyed by (event id, recipient), written before anything is
+sent (the sender in `application.delivery` marks it after): the words are rendered once here,
+so a re-send after a crash is the same message with the same Message-ID. Each message to a
+person answers the previous one we sent them about the request, back to the mail that created
+it. Automatic answers to refused inbound mail are recorded the same way, once per request event.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime
+from dataclasses import dataclass
+from datetime import timedelta
 
-import aiosmtplib
 import asyncpg
 import structlog
 
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
+from desk_contracts.mail import AutomaticReplyRequested
 from desk_contracts.tickets import (
     NotificationsMuted,
+    NotificationsUnmuted,
     ParticipantAdded,
     TicketAssigned,
+    TicketClosed,
     TicketCreated,
 )
+from desk_platform.survey_tokens import SurveyClaim, make_token
+from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
-from notifier.domain.rules import TicketView, message_id, notifications_for
-from notifier.domain.wording import render
+from notifier.domain.content import Renderer, automatic_reply_context, notification_context
+from notifier.domain.rules import LANGUAGES, Notification, TicketView, notifications_for
+from notifier.domain.threading import automatic_reply_id, message_id, thread
 
 log = structlog.get_logger(__name__)
-MAX_ATTEMPTS = 8
+
+AUTO_GENERATED = "auto-generated"  # RFC 3834: our notices
+AUTO_REPLIED = "auto-replied"  # RFC 3834: answers to a message we received
+
+
+@dataclass(frozen=True)
+class Notifier:
+    """Everything the recording needs: desks, people, words, and how links are made."""
+
+    policies: dict[str, DeskPolicy]
+    directory: Directory
+    templates: Renderer
+    mail_domain: str
+    public_url: str = "http://127.0.0.1:8001"
+    survey_secret: str = ""
+    survey_valid_days: int = 30
+
+    def survey_url(self, event: Event, ticket: TicketView, note: Notification) -> str | None:
+        policy = self.policies[ticket.policy_id]
+        if not (policy.survey.enabled and isinstance(event, TicketClosed) and self.survey_secret):
+            return None
+        claim = SurveyClaim(
+            ticket_id=ticket.ticket_id,
+            key=ticket.key,
+            policy_id=ticket.policy_id,
+            respondent=note.recipient,
+            language=note.language,
+            expires_at=event.occurred_at + timedelta(days=self.survey_valid_days),
+        )
+        return f"{self.public_url.rstrip('/')}/survey/{make_token(self.survey_secret, claim)}"
 
 
 async def _view(conn: asyncpg.Connection, ticket_id: str) -> TicketView | None:
@@ -69,11 +103,18 @@ async def remember(conn: asyncpg.Connection, event: Event) -> None:
         )
     elif isinstance(event, NotificationsMuted):
         await conn.execute(
-            "UPDATE tickets SET muted = array_append(muted, $2) WHERE ticket_id = $1",
+            """UPDATE tickets SET muted = array_append(muted, $2)
+               WHERE ticket_id = $1 AND NOT $2 = ANY(muted)""",
             event.ticket_id,
             event.participant_id,
         )
-    elif isinstance(event, TicketAssigned):
+    elif isinstance(event, NotificationsUnmuted):
+        await conn.execute(
+            "UPDATE tickets SET muted = array_remove(muted, $2) WHERE ticket_id = $1",
+            event.ticket_id,
+            event.participant_id,
+        )
+    elif isinstance(event, TicketAssigned) and event.assignee_id:
         await conn.execute(
             "UPDATE tickets SET assignee_id = $2 WHERE ticket_id = $1",
             event.ticket_id,
@@ -81,137 +122,97 @@ async def remember(conn: asyncpg.Connection, event: Event) -> None:
         )
 
 
+async def _previous(conn: asyncpg.Connection, ticket_id: str, recipient: str) -> list[str]:
+    rows = await conn.fetch(
+        """SELECT message_id FROM deliveries
+           WHERE ticket_id = $1 AND recipient = $2 AND kind = 'notification' ORDER BY seq""",
+        ticket_id,
+        recipient,
+    )
+    return [row["message_id"] for row in rows]
+
+
 async def record_notifications(
-    conn: asyncpg.Connection,
-    envelope: Envelope,
-    event: Event,
-    policies: dict[str, DeskPolicy],
-    mail_domain: str,
+    conn: asyncpg.Connection, envelope: Envelope, event: Event, notifier: Notifier
 ) -> int:
+    """Record the messages `event` causes (none twice); returns how many rules produced."""
     await remember(conn, event)
     ticket = await _view(conn, envelope.subject)
     if ticket is None:
         return 0
-    policy = policies[ticket.policy_id]
-    outcome = notifications_for(event, ticket, policy)
-    if outcome.unresolved:
-        log.warning("recipients_without_directory", roles=list(outcome.unresolved))
-    for notification in outcome.notifications:
-        subject, body = render(notification, event, ticket, policy)
+    policy = notifier.policies[ticket.policy_id]
+    notes = notifications_for(event, ticket, policy, notifier.directory)
+    for note in notes:
+        context = notification_context(
+            note,
+            event,
+            ticket,
+            policy,
+            notifier.directory,
+            notifier.survey_url(event, ticket, note),
+        )
+        words = notifier.templates.render(note.template, note.language, context, ticket.key)
+        chain = thread(
+            ticket.first_message_id, await _previous(conn, ticket.ticket_id, note.recipient)
+        )
         await conn.execute(
             """INSERT INTO deliveries (delivery_key, event_id, ticket_id, recipient, message_id,
-                                       in_reply_to, subject, body)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
-            f"{envelope.id}/{notification.recipient}",
+                                       in_reply_to, reference_ids, subject, body, html, language,
+                                       auto_submitted, sender, kind)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'notification')
+               ON CONFLICT DO NOTHING""",
+            f"{envelope.id}/{note.recipient}",
             envelope.id,
             ticket.ticket_id,
-            notification.recipient,
-            message_id(envelope.id, notification.recipient, mail_domain),
-            ticket.first_message_id,
-            subject,
-            body,
+            note.recipient,
+            message_id(ticket.ticket_id, envelope.id, note.recipient, notifier.mail_domain),
+            chain.in_reply_to,
+            list(chain.references),
+            words.subject,
+            words.text,
+            words.html,
+            note.language,
+            AUTO_GENERATED,
+            policy.email_intake.support_address,  # replies go to the desk's gateway address
         )
-    if outcome.notifications:
-        log.info("notifications_recorded", recipients=[n.recipient for n in outcome.notifications])
-    return len(outcome.notifications)
+    if notes:
+        log.info("notifications_recorded", recipients=[n.recipient for n in notes])
+    return len(notes)
 
 
-def build_message(row: asyncpg.Record, sender: str, now: datetime) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = row["recipient"]
-    message["Subject"] = row["subject"]
-    message["Message-ID"] = row["message_id"]
-    message["Date"] = format_datetime(now)
-    if row["in_reply_to"]:
-        message["In-Reply-To"] = row["in_reply_to"]
-        message["References"] = row["in_reply_to"]
-    if row["auto_submitted"]:
-        message["Auto-Submitted"] = "auto-generated"
-    message.set_content(row["body"])
-    return message
-
-
-async def send_pending(
-    pool: asyncpg.Pool,
-    smtp_host: str,
-    smtp_port: int,
-    sender: str,
-    now: datetime,
-    limit: int = 20,
-) -> int:
-    """Send up to `limit` due messages; returns how many were attempted."""
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            """SELECT * FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1
-               ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
-            now,
-            limit,
-        )
-        for row in rows:
-            await _send_one(conn, row, smtp_host, smtp_port, sender, now)
-    return len(rows)
-
-
-async def _send_one(
+async def record_automatic_reply(
     conn: asyncpg.Connection,
-    row: asyncpg.Record,
-    host: str,
-    port: int,
-    sender: str,
-    now: datetime,
+    envelope: Envelope,
+    request: AutomaticReplyRequested,
+    notifier: Notifier,
 ) -> None:
-    attempts = row["attempts"] + 1
-    try:
-        await aiosmtplib.send(build_message(row, sender, now), hostname=host, port=port, timeout=10)
-    except aiosmtplib.SMTPResponseException as error:
-        permanent = 500 <= error.code < 600
-        await _failed(conn, row, attempts, f"{error.code} {error.message}", permanent, now)
-        return
-    except (aiosmtplib.SMTPException, OSError) as error:
-        await _failed(conn, row, attempts, str(error) or type(error).__name__, False, now)
-        return
+    """Record the answer to a refused inbound message (once per request event)."""
+    policy = notifier.policies.get(request.policy_id)
+    language = notifier.directory.language_of(request.to, default=request.language)
+    language = language if language in LANGUAGES else "en"
+    context = automatic_reply_context(request, policy, language)
+    key = request.ticket_key
+    if key and f"[{key}]" in request.original_subject:
+        key = None  # already in the subject we answer
+    words = notifier.templates.render(f"refusal_{request.reason.value}", language, context, key)
     await conn.execute(
-        "UPDATE deliveries SET status = 'sent', attempts = $2, sent_at = $3 "
-        "WHERE delivery_key = $1",
-        row["delivery_key"],
-        attempts,
-        now,
+        """INSERT INTO deliveries (delivery_key, event_id, ticket_id, recipient, message_id,
+                                   in_reply_to, reference_ids, subject, body, html, language,
+                                   auto_submitted, sender, kind)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'automatic_reply')
+           ON CONFLICT DO NOTHING""",
+        f"{envelope.id}/{request.to}",
+        envelope.id,
+        request.ticket_id,
+        request.to,
+        automatic_reply_id(envelope.id, request.to, notifier.mail_domain),
+        request.original_message_id,
+        [request.original_message_id] if request.original_message_id else [],
+        words.subject,
+        words.text,
+        words.html,
+        language,
+        AUTO_REPLIED,
+        policy.email_intake.support_address if policy else None,
     )
-    log.info(
-        "notification_sent",
-        ticket_id=row["ticket_id"],
-        event_id=row["event_id"],
-        recipient=row["recipient"],
-        message_id=row["message_id"],
-    )
-
-
-async def _failed(
-    conn: asyncpg.Connection,
-    row: asyncpg.Record,
-    attempts: int,
-    error: str,
-    permanent: bool,
-    now: datetime,
-) -> None:
-    give_up = permanent or attempts >= MAX_ATTEMPTS
-    delay = timedelta(seconds=min(2**attempts, 600))
-    await conn.execute(
-        """UPDATE deliveries SET status = $2, attempts = $3, last_error = $4,
-                                 next_attempt_at = $5 WHERE delivery_key = $1""",
-        row["delivery_key"],
-        "failed" if give_up else "pending",
-        attempts,
-        error,
-        now + delay,
-    )
-    log.warning(
-        "notification_not_sent",
-        ticket_id=row["ticket_id"],
-        event_id=row["event_id"],
-        recipient=row["recipient"],
-        error=error,
-        permanent=permanent,
-        gave_up=give_up,
-    )
+    log.info("automatic_reply_recorded", to=request.to, reason=request.reason.value)

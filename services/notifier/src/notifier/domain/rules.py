@@ -1,20 +1,44 @@
-"""`notifications_for(event, ticket, policy)`: the messages an event causes, from the policy's
-notification rules (pure). Recipients a rule names by role need the directory of agents, which
-is not wired yet: such recipients are reported as `unresolved`, never silently dropped.
+"""`notifications_for(event, ticket, policy, directory)`: who is told about an event (pure).
+
+The policy's `notifications` rules say which events tell whom (DOMAIN §7 and the reminders and
+automatic closing of §5); this module interprets them:
+
+- `requester`, `participants`, `creator`, `assignee` name people of the request; any other
+  recipient is a role id of the desk, resolved through the directory (everyone holding it);
+- people who muted the request get nothing from the customer-side recipients;
+- `skip_channels` on a creation rule spares the *creator* the acknowledgement when the request
+  came through one of those channels (the portal already showed it); others are still told;
+- nobody is told about what they did themselves;
+- each person gets one message per event (the first rule naming them wins), in their language
+  from the directory, else the language of the request.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
 
 from desk_contracts.base import Event
 from desk_contracts.tickets import ActedEvent, CommentAdded, StatusChanged, TicketCreated
+from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy, NotificationRule, Side
+
+LANGUAGES = ("fr", "en")
+CUSTOMER_RECIPIENTS = frozenset({"requester", "participants", "creator"})
+
+
+class Audience(StrEnum):
+    """Who reads the message: the customer (answers by mail or portal) or the support team."""
+
+    CUSTOMER = "customer"
+    TEAM = "team"
 
 
 @dataclass(frozen=True)
 class TicketView:
+    """What the notifier knows of a request (kept in step with its events)."""
+
     ticket_id: str
     key: str
     policy_id: str
@@ -34,22 +58,15 @@ class Notification:
     recipient: str
     template: str  # the rule's template, or the event type
     language: str
+    audience: Audience = Audience.CUSTOMER
 
 
-@dataclass(frozen=True)
-class Outcome:
-    notifications: tuple[Notification, ...]
-    unresolved: tuple[str, ...] = field(default=())  # role recipients without a directory
-
-
-def _matches(rule: NotificationRule, event: Event, ticket: TicketView, policy: DeskPolicy) -> bool:
+def _matches(rule: NotificationRule, event: Event, policy: DeskPolicy) -> bool:
     if rule.event != event.event_type:
         return False
     if rule.to_statuses and not (
         isinstance(event, StatusChanged) and event.to_status in rule.to_statuses
     ):
-        return False
-    if isinstance(event, TicketCreated) and event.channel.value in rule.skip_channels:
         return False
     if rule.public_only and isinstance(event, CommentAdded) and not event.public:
         return False
@@ -61,35 +78,65 @@ def _matches(rule: NotificationRule, event: Event, ticket: TicketView, policy: D
     return rule.only_if is None or bool(getattr(event, rule.only_if, False))
 
 
-def notifications_for(event: Event, ticket: TicketView, policy: DeskPolicy) -> Outcome:
-    found: dict[str, Notification] = {}
-    unresolved: list[str] = []
-    actor = event.actor_id if isinstance(event, ActedEvent) else None
-    for rule in policy.notifications:
-        if not _matches(rule, event, ticket, policy):
-            continue
-        for recipient in rule.recipients:
-            people: tuple[str, ...]
-            if recipient == "requester":
-                people = (ticket.requester_id,)
-            elif recipient == "creator":
-                people = (ticket.created_by,)
-            elif recipient == "participants":
-                people = tuple(p for p in ticket.participants if p not in ticket.muted)
-            elif recipient == "assignee":
-                people = (ticket.assignee_id,) if ticket.assignee_id else ()
-            else:
-                unresolved.append(recipient)
+def _people(
+    recipient: str, ticket: TicketView, policy: DeskPolicy, directory: Directory
+) -> tuple[str, ...]:
+    if recipient == "requester":
+        return (ticket.requester_id,)
+    if recipient == "creator":
+        return (ticket.created_by,)
+    if recipient == "participants":
+        return ticket.participants
+    if recipient == "assignee":
+        return (ticket.assignee_id,) if ticket.assignee_id else ()
+    return tuple(person.email for person in directory.in_role(policy.id, recipient))
+
+
+def _recipients(
+    rule: NotificationRule,
+    event: Event,
+    ticket: TicketView,
+    policy: DeskPolicy,
+    directory: Directory,
+) -> Iterator[tuple[str, Audience]]:
+    skip: str | None = None  # the creator, when the channel showed them the request already
+    if isinstance(event, TicketCreated) and event.channel.value in rule.skip_channels:
+        skip = event.created_by
+    for recipient in rule.recipients:
+        customer = recipient in CUSTOMER_RECIPIENTS
+        for person in _people(recipient, ticket, policy, directory):
+            if customer and person in ticket.muted:
                 continue
-            for person in people:
-                if person != actor or isinstance(event, TicketCreated):
-                    found.setdefault(
-                        person, Notification(person, rule.template or rule.event, ticket.language)
-                    )
-    return Outcome(tuple(found.values()), tuple(unresolved))
+            if person == skip:
+                continue
+            yield person, Audience.CUSTOMER if customer else Audience.TEAM
 
 
-def message_id(event_id: str, recipient: str, domain: str) -> str:
-    """Deterministic Message-ID of (event, recipient): a re-send after a crash is recognisable."""
-    digest = hashlib.sha256(f"{event_id}/{recipient}".encode()).hexdigest()[:24]
-    return f"<{digest}@{domain}>"
+def language_for(person: str, ticket: TicketView, directory: Directory) -> str:
+    """The recipient's language (directory), else the request's; one the templates speak."""
+    language = directory.language_of(person, default=ticket.language)
+    return language if language in LANGUAGES else "en"
+
+
+def notifications_for(
+    event: Event, ticket: TicketView, policy: DeskPolicy, directory: Directory
+) -> list[Notification]:
+    """The messages `event` causes, one per person, in the order the rules name them."""
+    actor = event.actor_id if isinstance(event, ActedEvent) else None
+    found: dict[str, Notification] = {}
+    for rule in policy.notifications:
+        if not _matches(rule, event, policy):
+            continue
+        for person, audience in _recipients(rule, event, ticket, policy, directory):
+            if person == actor or person in found:
+                continue
+            language = language_for(person, ticket, directory)
+            found[person] = Notification(person, rule.template or rule.event, language, audience)
+    return list(found.values())
+
+
+def unstaffed_roles(policy: DeskPolicy, directory: Directory) -> list[str]:
+    """Role recipients of the policy's rules that nobody holds in the directory (to warn)."""
+    named = {r for rule in policy.notifications for r in rule.recipients}
+    roles = sorted(named - CUSTOMER_RECIPIENTS - {"assignee"})
+    return [role for role in roles if not directory.in_role(policy.id, role)]

@@ -1,0 +1,118 @@
+"""What a message template is given to word a notification (pure).
+
+The templates (files, per language) decide the words; this module gathers the facts they need
+in the recipient's language: the request, the event, labels of statuses, priorities and
+resolutions from the policy, and how to answer (reply by mail, or the portal link, per policy;
+the support team always works in the desk's portal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from desk_contracts.base import Event
+from desk_contracts.mail import AutomaticReplyRequested
+from desk_contracts.tickets import PriorityChanged, StatusChanged, TicketClosed, TicketResolved
+from desk_policies.directory import Directory
+from desk_policies.model import DeskPolicy
+from notifier.domain.rules import Audience, Notification, TicketView
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A message's words: one-line subject (with the request key), text and HTML bodies."""
+
+    subject: str
+    text: str
+    html: str
+
+
+class Renderer(Protocol):
+    """Words a named message in a language from its variables (the templates adapter)."""
+
+    def render(
+        self, name: str, language: str, context: dict[str, Any], key: str | None
+    ) -> Rendered: ...
+
+
+def how_to_answer(policy: DeskPolicy, audience: Audience) -> str:
+    """`reply` (answer this mail), `portal` (answer on the portal) or `team` (the desk's UI)."""
+    if audience is Audience.TEAM:
+        return "team"
+    return "reply" if policy.email_replies.accepted else "portal"
+
+
+def _labels(event: Event, policy: DeskPolicy, language: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    if isinstance(event, StatusChanged):
+        for name, status_id in (("status", event.to_status), ("from_status", event.from_status)):
+            try:
+                labels[name] = policy.status(status_id).labels.get(language)
+            except KeyError:
+                labels[name] = status_id
+    if isinstance(event, PriorityChanged):
+        for priority in policy.priorities:
+            if priority.id == event.from_priority:
+                labels["from_priority"] = priority.labels.get(language)
+            if priority.id == event.to_priority:
+                labels["priority"] = priority.labels.get(language)
+    if isinstance(event, TicketClosed | TicketResolved) and event.resolution_code:
+        for code in policy.resolution_codes:
+            if code.id == event.resolution_code:
+                labels["resolution"] = code.labels.get(language)
+    return labels
+
+
+def notification_context(
+    notification: Notification,
+    event: Event,
+    ticket: TicketView,
+    policy: DeskPolicy,
+    directory: Directory,
+    survey_url: str | None = None,
+) -> dict[str, Any]:
+    """Variables of a notification template."""
+    language = notification.language
+    person = directory.person(notification.recipient)
+    labels = _labels(event, policy, language)
+    return {
+        "ticket": ticket,
+        "event": event,
+        "policy": policy,
+        "desk": policy.name,
+        "language": language,
+        "audience": notification.audience.value,
+        "recipient": notification.recipient,
+        "recipient_name": person.name if person else None,
+        "date_format": person.date_format if person else "%Y-%m-%d",
+        "answer": how_to_answer(policy, notification.audience),
+        "portal_url": policy.email_replies.portal_url,
+        "labels": labels,
+        "reopen_allowed": policy.reopen.allowed,
+        "reopen_days": policy.reopen.within_days,
+        "reminder_days": policy.automations.reminder_days,
+        "auto_close_days": policy.automations.auto_close_days,
+        "survey_url": survey_url,
+        "survey_scale": policy.survey.scale,
+    }
+
+
+def automatic_reply_context(
+    request: AutomaticReplyRequested, policy: DeskPolicy | None, language: str
+) -> dict[str, Any]:
+    """Variables of an automatic answer to refused inbound mail."""
+    portal_url = request.portal_url or (policy.email_replies.portal_url if policy else None)
+    refusal = policy.email_replies.refusal if policy else None
+    closed = policy.reopen.refusal if policy else None
+    return {
+        "request": request,
+        "desk": policy.name if policy else None,
+        "language": language,
+        "key": request.ticket_key,
+        "original_subject": request.original_subject,
+        "portal_url": portal_url,
+        "policy_refusal": refusal.get(language) if refusal else None,
+        "closed_refusal": closed.get(language) if closed else None,
+        "answer": "none",  # the refusal itself says where to go
+    }

@@ -1,0 +1,465 @@
+"""DOMAIN §7 (and the reminders and automatic closing of §5), one row per sentence, per desk.
+
+Each row is an event on a request of the demonstration directory's people: Anne (requester,
+French), Bruno (participant, French), Carla (participant, English); the support staff hold the
+desk roles (Paul agent / service desk, Léa team lead, Max manager). The expected value is who is
+told, with the template and the language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from desk_contracts.base import Event
+from desk_contracts.tickets import (
+    Channel,
+    CommentAdded,
+    InformationRequested,
+    NotificationsMuted,
+    OperationScheduled,
+    PriorityChanged,
+    ReminderSent,
+    RequesterEscalated,
+    TicketAssigned,
+    TicketClosed,
+    TicketCreated,
+    TicketReopened,
+    TicketResolved,
+    WaitingForThirdParty,
+    WorkStarted,
+)
+from desk_policies.directory import load_directory
+from desk_policies.loader import load_policies
+from notifier.adapters.templates import Templates
+from notifier.domain.content import notification_context
+from notifier.domain.rules import Audience, TicketView, notifications_for, unstaffed_roles
+
+POLICIES = load_policies()
+DIRECTORY = load_directory()
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+ANNE, BRUNO, CARLA = "anne@acme.example", "bruno@acme.example", "carla@globex.example"
+PAUL, LEA, MAX = "paul@desk.example", "lea@desk.example", "max@desk.example"
+STRANGER = "zoe@acme.example"  # not in the directory: the request's language
+
+TICKET = TicketView(
+    ticket_id="t-1",
+    key="SUP-1042",
+    policy_id="cloud-partner",
+    subject="Jira is slow",
+    requester_id=ANNE,
+    created_by=ANNE,
+    channel="email",
+    language="en",
+    participants=(BRUNO,),
+    assignee_id=PAUL,
+)
+BASE: dict[str, Any] = {"ticket_id": "t-1", "occurred_at": NOW}
+TEAM = {"actor_id": PAUL, "actor_role": "agent"}
+SYSTEM = {"actor_id": "system", "actor_role": "system"}
+
+
+def created(channel: Channel, creator: str = ANNE, role: str = "requester") -> TicketCreated:
+    return TicketCreated(
+        **BASE,
+        key="SUP-1042",
+        policy_id="cloud-partner",
+        request_type="support",
+        priority="high",
+        subject="Jira is slow",
+        description="Since the upgrade",
+        organisation_id="acme",
+        requester_id=ANNE,
+        created_by=creator,
+        created_by_role=role,
+        channel=channel,
+        participants=(BRUNO,),
+    )
+
+
+def moved(cls: type[Event], frm: str, to: str, **extra: Any) -> Event:
+    actor = extra.pop("actor", TEAM)
+    return cls(**BASE, **actor, from_status=frm, to_status=to, **extra)
+
+
+@dataclass(frozen=True)
+class Row:
+    sentence: str
+    event: Event
+    told: dict[str, str]  # recipient -> template
+    ticket: TicketView = TICKET
+
+
+CUSTOMERS = {ANNE: "{}", BRUNO: "{}"}
+
+
+def customers(template: str, *people: str) -> dict[str, str]:
+    return {p: template for p in (people or (ANNE, BRUNO))}
+
+
+CLOUD_PARTNER = [
+    Row(
+        "creation by e-mail: the requester and participants are told",
+        created(Channel.EMAIL),
+        customers("TicketCreated"),
+    ),
+    Row(
+        "not when created in the portal: its creator saw it there (participants are told)",
+        created(Channel.PORTAL),
+        customers("TicketCreated", BRUNO),
+    ),
+    Row(
+        "created in the portal by an agent on the requester's behalf: the requester is told",
+        created(Channel.PORTAL, PAUL, "agent"),
+        customers("TicketCreated"),
+    ),
+    Row(
+        "when work starts", moved(WorkStarted, "submitted", "in_progress"), customers("WorkStarted")
+    ),
+    Row(
+        "when the request waits for them",
+        moved(InformationRequested, "in_progress", "waiting_customer", comment="Logs?"),
+        customers("InformationRequested"),
+    ),
+    Row(
+        "when it waits for a third party",
+        moved(WaitingForThirdParty, "in_progress", "waiting_third_party", party="atlassian"),
+        customers("WaitingForThirdParty"),
+    ),
+    Row(
+        "when it waits for a scheduled operation",
+        moved(
+            OperationScheduled,
+            "in_progress",
+            "scheduled_operation",
+            scheduled_for=NOW,
+            responsible="hosting",
+        ),
+        customers("OperationScheduled"),
+    ),
+    Row(
+        "on every public comment by the team",
+        CommentAdded(**BASE, **TEAM, body="Try this", public=True),
+        customers("CommentAdded"),
+    ),
+    Row(
+        "not on an internal comment",
+        CommentAdded(**BASE, **TEAM, body="between us", public=False),
+        {},
+    ),
+    Row(
+        "not on the requester's own comment",
+        CommentAdded(**BASE, actor_id=ANNE, actor_role="requester", body="Thanks", public=True),
+        {},
+    ),
+    Row(
+        "on closing",
+        moved(TicketClosed, "resolved", "closed", resolution_code="done"),
+        customers("TicketClosed"),
+    ),
+    Row(
+        "participants who muted the request are not told",
+        moved(WorkStarted, "submitted", "in_progress"),
+        customers("WorkStarted", ANNE),
+        replace(TICKET, muted=(BRUNO,)),
+    ),
+    Row(
+        "the support team is told when a requester reopens",
+        moved(
+            TicketReopened,
+            "closed",
+            "in_progress",
+            actor={"actor_id": ANNE, "actor_role": "requester"},
+        ),
+        {PAUL: "TicketReopened"},
+    ),
+    Row(
+        "not when the team reopens itself",
+        moved(
+            TicketReopened,
+            "closed",
+            "in_progress",
+            actor={"actor_id": LEA, "actor_role": "team_lead"},
+        ),
+        {},
+    ),
+    Row(
+        "team lead and manager when a requester escalates",
+        RequesterEscalated(**BASE, actor_id=ANNE, actor_role="requester", reason="urgent"),
+        {LEA: "RequesterEscalated", MAX: "RequesterEscalated"},
+    ),
+    Row(
+        "§5: an automatic comment after 3 and 6 days waiting",
+        ReminderSent(**BASE, **SYSTEM, days_waiting=3, armed_version=4),
+        customers("ReminderSent"),
+    ),
+    Row(
+        "§5: closed automatically after 12 days",
+        moved(
+            TicketClosed,
+            "waiting_customer",
+            "closed",
+            actor=SYSTEM,
+            automatic=True,
+            resolution_code="no_answer",
+        ),
+        customers("TicketClosed"),
+    ),
+    Row(
+        "a lowered priority is explained to the requester",
+        PriorityChanged(
+            **BASE,
+            **TEAM,
+            from_priority="high",
+            to_priority="low",
+            reason="worked around",
+            requester_must_be_informed=True,
+        ),
+        {ANNE: "PriorityChanged"},
+    ),
+]
+
+ERP_TICKET = replace(TICKET, key="SPT-1042", policy_id="erp-vendor")
+ERP_VENDOR = [
+    Row(
+        "creation by e-mail: the requester is told",
+        created(Channel.EMAIL),
+        customers("TicketCreated"),
+        ERP_TICKET,
+    ),
+    Row(
+        "not its creator when created in the portal",
+        created(Channel.PORTAL),
+        customers("TicketCreated", BRUNO),
+        ERP_TICKET,
+    ),
+    Row(
+        "when work starts",
+        moved(
+            WorkStarted,
+            "qualified",
+            "in_progress",
+            actor={"actor_id": PAUL, "actor_role": "service_desk"},
+        ),
+        customers("WorkStarted"),
+        ERP_TICKET,
+    ),
+    Row(
+        "when it waits for them",
+        moved(
+            InformationRequested,
+            "in_progress",
+            "waiting_customer",
+            comment="Which company?",
+            actor={"actor_id": PAUL, "actor_role": "service_desk"},
+        ),
+        customers("InformationRequested"),
+        ERP_TICKET,
+    ),
+    Row(
+        "handled: the requester is asked to confirm the resolution",
+        moved(
+            TicketResolved,
+            "in_progress",
+            "resolved",
+            resolution_code="handled",
+            comment="Done",
+            actor={"actor_id": PAUL, "actor_role": "service_desk"},
+        ),
+        customers("confirm_resolution"),
+        ERP_TICKET,
+    ),
+    Row(
+        "public comment by the team; its author is not told even when following the request",
+        CommentAdded(**BASE, actor_id=PAUL, actor_role="service_desk", body="See KB", public=True),
+        customers("CommentAdded"),
+        replace(ERP_TICKET, participants=(BRUNO, PAUL)),
+    ),
+    Row(
+        "a requester's comment goes to the assignee",
+        CommentAdded(**BASE, actor_id=ANNE, actor_role="requester", body="Any news?", public=True),
+        {PAUL: "CommentAdded"},
+        ERP_TICKET,
+    ),
+    Row(
+        "§5: reminders after 10 and 15 days",
+        ReminderSent(**BASE, **SYSTEM, days_waiting=10, armed_version=5),
+        customers("ReminderSent"),
+        ERP_TICKET,
+    ),
+    Row(
+        "§5: closed automatically after 20 days",
+        moved(
+            TicketClosed,
+            "waiting_customer",
+            "closed",
+            actor=SYSTEM,
+            automatic=True,
+            resolution_code="no_answer",
+        ),
+        customers("TicketClosed"),
+        ERP_TICKET,
+    ),
+]
+
+SAAS_TICKET = replace(TICKET, key="PRB-1042", policy_id="saas-desk", channel="portal")
+SAAS_DESK = [
+    Row(
+        "on receipt, whatever the channel (portal too)",
+        created(Channel.PORTAL),
+        customers("TicketCreated"),
+        SAAS_TICKET,
+    ),
+    Row(
+        "on assignment to an agent",
+        moved(
+            TicketAssigned,
+            "open",
+            "assigned",
+            assignee_id=PAUL,
+            actor={"actor_id": LEA, "actor_role": "supervisor"},
+        ),
+        customers("TicketAssigned"),
+        SAAS_TICKET,
+    ),
+    Row(
+        "not on an assignment to a group only",
+        moved(
+            TicketAssigned,
+            "open",
+            "open",
+            group_id="level1",
+            actor={"actor_id": LEA, "actor_role": "supervisor"},
+        ),
+        {},
+        SAAS_TICKET,
+    ),
+    Row(
+        "on the team's reply",
+        CommentAdded(**BASE, **TEAM, body="Fixed", public=True),
+        customers("CommentAdded"),
+        SAAS_TICKET,
+    ),
+    Row(
+        "on closing, with the satisfaction survey invitation",
+        moved(TicketClosed, "answered", "closed", resolution_code="fixed"),
+        customers("closed_with_survey"),
+        SAAS_TICKET,
+    ),
+]
+
+
+def _run(row: Row) -> dict[str, str]:
+    policy = POLICIES[row.ticket.policy_id]
+    event = row.event
+    if isinstance(event, TicketCreated):
+        event = event.model_copy(update={"policy_id": policy.id, "key": row.ticket.key})
+    return {
+        n.recipient: n.template for n in notifications_for(event, row.ticket, policy, DIRECTORY)
+    }
+
+
+@pytest.mark.parametrize("row", CLOUD_PARTNER, ids=lambda r: r.sentence)
+def test_cloud_partner(row: Row) -> None:
+    assert _run(row) == row.told
+
+
+@pytest.mark.parametrize("row", ERP_VENDOR, ids=lambda r: r.sentence)
+def test_erp_vendor(row: Row) -> None:
+    assert _run(row) == row.told
+
+
+@pytest.mark.parametrize("row", SAAS_DESK, ids=lambda r: r.sentence)
+def test_saas_desk(row: Row) -> None:
+    assert _run(row) == row.told
+
+
+def test_each_in_their_language_from_the_directory_else_the_requests() -> None:
+    ticket = replace(TICKET, participants=(CARLA, STRANGER), language="fr")
+    told = notifications_for(
+        moved(WorkStarted, "submitted", "in_progress"), ticket, POLICIES["cloud-partner"], DIRECTORY
+    )
+    assert {n.recipient: n.language for n in told} == {ANNE: "fr", CARLA: "en", STRANGER: "fr"}
+    assert {n.audience for n in told} == {Audience.CUSTOMER}
+
+
+def test_once_per_person_even_when_two_rules_name_them() -> None:
+    ticket = replace(TICKET, participants=(BRUNO, ANNE))
+    told = notifications_for(
+        moved(WorkStarted, "submitted", "in_progress"), ticket, POLICIES["cloud-partner"], DIRECTORY
+    )
+    assert [n.recipient for n in told] == [ANNE, BRUNO]
+
+
+def test_team_messages_are_for_the_team() -> None:
+    event = RequesterEscalated(**BASE, actor_id=ANNE, actor_role="requester")
+    told = notifications_for(event, TICKET, POLICIES["cloud-partner"], DIRECTORY)
+    assert {(n.recipient, n.language, n.audience) for n in told} == {
+        (LEA, "fr", Audience.TEAM),
+        (MAX, "en", Audience.TEAM),
+    }
+
+
+def test_muting_then_unmuting_is_the_ticket_views_business() -> None:
+    # the view drops muted people; an unmuted one is simply no longer in `muted`
+    muted = NotificationsMuted(
+        **BASE, actor_id=BRUNO, actor_role="participant", participant_id=BRUNO
+    )
+    assert notifications_for(muted, TICKET, POLICIES["cloud-partner"], DIRECTORY) == []
+
+
+def test_every_role_the_shipped_rules_name_is_held_by_someone() -> None:
+    for policy in POLICIES.values():
+        assert unstaffed_roles(policy, DIRECTORY) == [], policy.id
+
+
+HOW_TO_ANSWER = {
+    ("reply", "en"): "Reply to this e-mail",
+    ("reply", "fr"): "Répondez à cet e-mail",
+    ("portal", "en"): "please answer on the support portal",
+    ("portal", "fr"): "merci de répondre sur le portail du support",
+    ("team", "en"): "Open the request in the desk",
+    ("team", "fr"): "Ouvrir la demande dans le portail",
+}
+
+
+@pytest.mark.parametrize("row", CLOUD_PARTNER + ERP_VENDOR + SAAS_DESK, ids=lambda r: r.sentence)
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_every_notification_is_worded_with_the_key_and_says_how_to_answer(
+    row: Row, language: str
+) -> None:
+    """Every notification is sent in the recipient's language and says how to answer."""
+    templates = Templates()
+    policy = POLICIES[row.ticket.policy_id]
+    event = row.event
+    if isinstance(event, TicketCreated):
+        event = event.model_copy(update={"policy_id": policy.id, "key": row.ticket.key})
+    for note in notifications_for(event, row.ticket, policy, DIRECTORY):
+        note = replace(note, language=language)
+        context = notification_context(note, event, row.ticket, policy, DIRECTORY, "https://x/s/t")
+        words = templates.render(note.template, language, context, row.ticket.key)
+        assert words.subject.startswith(f"[{row.ticket.key}] ")
+        assert "\n" not in words.subject and "{" not in words.subject
+        if note.audience is Audience.TEAM:
+            answer = "team"
+        else:
+            answer = "reply" if policy.email_replies.accepted else "portal"
+        assert HOW_TO_ANSWER[answer, language] in words.text
+        assert f'<html lang="{language}">' in words.html
+        if answer != "reply":
+            assert str(policy.email_replies.portal_url) in words.text
+        if note.template == "closed_with_survey":
+            assert "https://x/s/t" in words.text and 'href="https://x/s/t"' in words.html
+
+
+def test_what_people_wrote_is_escaped_in_html_and_kept_in_text() -> None:
+    event = CommentAdded(**BASE, **TEAM, body="Use <b>x</b> & y", public=True)
+    policy = POLICIES["cloud-partner"]
+    (note, *_) = notifications_for(event, TICKET, policy, DIRECTORY)
+    context = notification_context(note, event, TICKET, policy, DIRECTORY)
+    words = Templates().render(note.template, "en", context, TICKET.key)
+    assert "Use <b>x</b> & y" in words.text
+    assert "Use &lt;b&gt;x&lt;/b&gt; &amp; y" in words.html
