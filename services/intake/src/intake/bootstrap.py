@@ -14,6 +14,7 @@ from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
 from intake.adapters.http import create_app
+from intake.adapters.survey import survey_router
 
 
 def now() -> datetime:
@@ -39,4 +40,5 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         topic_for=topic_for,
     )
     pool = await runtime.start_store()
-    return runtime, create_app(pool, policies, now, settings.workflow_url)
+    survey = survey_router(pool, policies, settings.survey_secret, now)
+    return runtime, create_app(pool, policies, now, settings.workflow_url, routers=[survey])

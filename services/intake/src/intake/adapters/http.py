@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated
 
 import asyncpg
-from fastapi import FastAPI, Header, Response
+from fastapi import APIRouter, FastAPI, Header, Response
 from fastapi.responses import JSONResponse
 
 from desk_contracts.tickets import Channel
@@ -26,8 +26,11 @@ def create_app(
     policies: dict[str, DeskPolicy],
     clock: Callable[[], datetime],
     workflow_url: str,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     app = service_app("intake", pool)
+    for router in routers:  # e.g. the satisfaction survey's pages (intake.adapters.survey)
+        app.include_router(router)
 
     @app.get("/desks")
     async def desks() -> list[dict[str, object]]:
