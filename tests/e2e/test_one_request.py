@@ -101,7 +101,9 @@ def mails(folder: Path) -> list[EmailMessage]:
 
 def test_a_request_travels_through_the_four_services(system: System) -> None:
     intake = httpx.Client(base_url=system.url("intake"), timeout=10)
-    workflow = httpx.Client(base_url=system.url("workflow"), timeout=10)
+    workflow = httpx.Client(
+        base_url=system.url("workflow"), timeout=10, headers={"X-Actor-Role": "agent"}
+    )
     sla = httpx.Client(base_url=system.url("sla"), timeout=10)
 
     created = intake.post("/requests", json=REQUEST, headers={"Idempotency-Key": "e2e-1"})
@@ -217,6 +219,9 @@ def test_invalid_request_is_refused_with_field_and_reason(system: System) -> Non
     missing = intake.post("/requests", json={**REQUEST, "subject": ""})
     assert missing.status_code == 422
     assert missing.json()["detail"][0]["loc"] == ["body", "subject"]
+    nul = intake.post("/requests", json={**REQUEST, "description": "a\u0000b"})
+    assert nul.status_code == 422
+    assert nul.json()["detail"][0]["loc"] == ["body", "description"]
     wrong_type = intake.post("/requests", json={**REQUEST, "request_type": "nope"})
     assert wrong_type.status_code == 422
     assert "not a request type of saas-desk" in wrong_type.json()["detail"][0]["msg"]

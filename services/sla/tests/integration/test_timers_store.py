@@ -70,8 +70,10 @@ async def test_response_timers_are_armed_then_fired_once_each(pool: asyncpg.Pool
     assert all(row["fire_at"] > MONDAY for row in armed)
 
     assert await fire_due(pool, DESKS, MONDAY) == 0  # nothing due yet
+    warned = MONDAY + timedelta(minutes=50)  # critical: 60 business minutes, warning at 75 %
+    assert await fire_due(pool, DESKS, warned) == 1
     much_later = MONDAY + timedelta(days=3)
-    assert await fire_due(pool, DESKS, much_later) == 2
+    assert await fire_due(pool, DESKS, much_later) == 1
     assert await fire_due(pool, DESKS, much_later) == 0
     await receive(pool, event, 1, much_later)  # the same event again re-arms nothing fired
     assert await fire_due(pool, DESKS, much_later) == 0
@@ -80,6 +82,15 @@ async def test_response_timers_are_armed_then_fired_once_each(pool: asyncpg.Pool
     assert [e.event_type for e in published] == ["SlaWarningReached", "SlaBreached"]
     assert {e.stream_id for e in published} == {event.ticket_id}
     assert published[1].payload["clock"] == "response"
+
+
+async def test_an_overdue_warning_after_the_breach_is_dropped(pool: asyncpg.Pool) -> None:
+    event = created()
+    await receive(pool, event, 1, MONDAY)
+    assert await fire_due(pool, DESKS, MONDAY + timedelta(days=3)) == 2  # both handled...
+    async with pool.acquire() as conn:
+        published = await read_all(conn, 0)
+    assert [e.event_type for e in published] == ["SlaBreached"]  # ...the breach says it all
 
 
 async def test_a_gap_in_the_history_arms_nothing_until_it_is_filled(pool: asyncpg.Pool) -> None:

@@ -69,7 +69,11 @@ async def open_ticket(pool: asyncpg.Pool, event: TicketCreated) -> None:
 
 def client(pool: asyncpg.Pool, now: datetime = NOW) -> httpx.AsyncClient:
     app = create_app(pool, POLICIES, lambda: now)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://workflow")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://workflow",
+        headers={"X-Actor-Role": "agent"},  # reads name a role; commands override it
+    )
 
 
 AGENT = {"X-Actor": "paul@partner.example", "X-Actor-Role": "agent"}
@@ -100,6 +104,10 @@ async def test_commands_move_the_ticket_and_refusals_change_nothing(pool: asyncp
         assert started.status_code == 200, started.text
         assert started.json()["status"] == "in_progress"
 
+        nul = await http.post(
+            f"/requests/{event.key}/add-comment", json={"body": "a\u0000b"}, headers=AGENT
+        )
+        assert nul.status_code == 422
         malformed = await http.post(
             f"/requests/{event.key}/request-information", json={}, headers=AGENT
         )
@@ -138,9 +146,20 @@ async def test_a_customer_sees_only_their_organisations_requests(pool: asyncpg.P
             headers={"X-Actor-Role": "requester", "X-Actor-Organisation": "globex"},
         )
         listed = await http.get("/requests", params={"organisation_id": "acme", "state": "all"})
+        customer = {"X-Actor-Role": "requester", "X-Actor-Organisation": "globex"}
+        foreign_list = await http.get(
+            "/requests", params={"organisation_id": "acme"}, headers=customer
+        )
+        own_list = await http.get("/requests", params={"state": "all"}, headers=customer)
+        anonymous = await http.get(f"/requests/{event.key}", headers={"X-Actor-Role": ""})
+        stranger = await http.get(f"/requests/{event.key}", headers={"X-Actor-Role": "wizard"})
     assert own.status_code == 200
     assert other.status_code == 404
     assert [row["key"] for row in listed.json()] == [event.key]
+    assert foreign_list.status_code == 403
+    assert own_list.json() == []  # globex has no requests
+    assert anonymous.status_code == 401
+    assert stranger.status_code == 403
 
 
 async def test_a_reminder_armed_before_the_last_change_is_stale(pool: asyncpg.Pool) -> None:
@@ -188,19 +207,38 @@ async def test_forwarded_mail_reply_and_failed_delivery_enter_the_history(
     await open_ticket(pool, event)
     async with client(pool) as http:
         await http.post(f"/requests/{event.key}/start-work", headers=AGENT)
-        await http.post(f"/requests/{event.key}/request-information",
-                        json={"comment": "Which add-on version?"}, headers=AGENT)
+        await http.post(
+            f"/requests/{event.key}/request-information",
+            json={"comment": "Which add-on version?"},
+            headers=AGENT,
+        )
     handle = on_command(POLICIES, lambda: NOW)
-    reply = CommentReceived(ticket_id=event.ticket_id, occurred_at=NOW,
-                            author_id="anne@acme.example", author_role="requester",
-                            organisation_id="acme", body="Version 4.2",
-                            source_message_id="<r1@acme.example>")
-    failed = DeliveryFailed(ticket_id=event.ticket_id, occurred_at=NOW,
-                            recipient="gone@acme.example", message_id="<m@desk.example>",
-                            notified_event_id=str(uuid.uuid4()), error="550 no such user")
+    reply = CommentReceived(
+        ticket_id=event.ticket_id,
+        occurred_at=NOW,
+        author_id="anne@acme.example",
+        author_role="requester",
+        organisation_id="acme",
+        body="Version 4.2",
+        source_message_id="<r1@acme.example>",
+    )
+    failed = DeliveryFailed(
+        ticket_id=event.ticket_id,
+        occurred_at=NOW,
+        recipient="gone@acme.example",
+        message_id="<m@desk.example>",
+        notified_event_id=str(uuid.uuid4()),
+        error="550 no such user",
+    )
     for command in (reply, failed):
-        env = Envelope(id=str(uuid.uuid4()), type=command.event_type, source="/desk/intake",
-                       subject=event.ticket_id, time=NOW, data=command.model_dump(mode="json"))
+        env = Envelope(
+            id=str(uuid.uuid4()),
+            type=command.event_type,
+            source="/desk/intake",
+            subject=event.ticket_id,
+            time=NOW,
+            data=command.model_dump(mode="json"),
+        )
         async with pool.acquire() as conn, conn.transaction():
             await handle(conn, env, command)
     async with client(pool) as http:

@@ -8,7 +8,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import structlog
 
-from desk_eventstore.migrate import Migration, apply_migrations, event_store_migrations
+from desk_eventstore.migrate import (
+    MIGRATION_LOCK,
+    Migration,
+    apply_migrations,
+    event_store_migrations,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -61,9 +66,15 @@ async def open_store(
     and return a pool whose connections work in that schema."""
     conn = await wait_for_connection(url, attempts=attempts)
     try:
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        await conn.execute(f'SET search_path TO "{schema}"')
-        applied = await apply_migrations(conn, event_store_migrations() + (extra_migrations or []))
+        # under the migration lock: replicas starting together would race on CREATE SCHEMA
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(f'SET search_path TO "{schema}"')
+            migrations = event_store_migrations() + (extra_migrations or [])
+            applied = await apply_migrations(conn, migrations)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
         if applied:
             log.info("migrations_applied", schema=schema, migrations=applied)
     finally:

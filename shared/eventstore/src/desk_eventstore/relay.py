@@ -64,10 +64,15 @@ class OutboxRelay:
         self.published = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Stand by until this replica holds the relay lock, then publish until `stop`."""
+        """Stand by until this replica holds the relay lock, then publish until `stop`.
+
+        Never gives up: a lost database or broker is logged and retried with backoff (the
+        checkpoint makes the next leader, or the next attempt, resend what was not acked)."""
+        delay = self.standby_interval
         while not stop.is_set():
-            conn = await asyncpg.connect(self.url, server_settings={"search_path": self.schema})
+            conn: asyncpg.Connection | None = None
             try:
+                conn = await asyncpg.connect(self.url, server_settings={"search_path": self.schema})
                 if await conn.fetchval(
                     "SELECT pg_try_advisory_lock($1, hashtext(current_schema() || $2))",
                     RELAY_LOCK_CLASS,
@@ -78,13 +83,23 @@ class OutboxRelay:
                     await self._lead(conn, stop)
                 else:
                     await _wait(stop, self.standby_interval)
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
-                log.warning("relay_connection_lost", relay=self.name, error=str(error))
-                await _wait(stop, self.standby_interval)
+                delay = self.standby_interval
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # database or broker trouble: retry, never die
+                log.warning(
+                    "relay_interrupted",
+                    relay=self.name,
+                    retry_in_s=delay,
+                    error=f"{type(error).__name__}: {error}",
+                )
+                await _wait(stop, delay)
+                delay = min(delay * 2, 30.0)
             finally:
                 self.is_leader = False
-                with contextlib.suppress(Exception):
-                    await conn.close()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
 
     async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
         wake = asyncio.Event()

@@ -63,10 +63,12 @@ async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:
 async def append(
     conn: asyncpg.Connection,
     stream_id: str,
-    expected_version: int,
+    expected_version: int | None,
     events: Sequence[NewEvent],
 ) -> list[RecordedEvent]:
-    """Append `events` after `expected_version` (0 = new stream) in the caller's transaction.
+    """Append `events` after `expected_version` (0 = new stream; None = wherever the stream
+    ends, for writers that only need order, not a decision on a known state) in the caller's
+    transaction.
 
     Raises ConcurrencyError when the stream moved, DuplicateEvent when an event id is known.
     """
@@ -86,7 +88,9 @@ async def append(
         stream_id,
     )
     actual = row["version"]
-    if actual != expected_version:
+    if expected_version is None:  # read again under the lock: the snapshot above may be older
+        expected_version = await stream_version(conn, stream_id)
+    elif actual != expected_version:
         raise ConcurrencyError(stream_id, expected_version, actual)
     rows: list[tuple[Any, ...]] = [
         (

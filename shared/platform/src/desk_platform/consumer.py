@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -26,6 +27,7 @@ from desk_contracts.base import Event, event_from_data
 from desk_contracts.envelope import Envelope, MalformedEnvelope
 from desk_eventstore.inbox import first_time
 from desk_eventstore.parking import park, parked_behind
+from desk_eventstore.store import ConcurrencyError
 from desk_platform.deadletter import DeadLetters
 from desk_platform.logging import log_context
 
@@ -33,18 +35,29 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Envelope, Event], Awaitable[None]]
 
+
+class PoisonMessage(Exception):
+    """Raised by a handler for a record that can never be applied; the message says why."""
+
+
+class RetryLater(Exception):
+    """Raised by a handler for a record that cannot be applied yet (e.g. a command for a ticket
+    whose creation has not arrived): it is consumed again after a backoff."""
+
+
 TRANSIENT = (
+    RetryLater,
+    ConcurrencyError,  # another writer appended first: the next attempt reloads the stream
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.TooManyConnectionsError,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
+    asyncpg.OperatorInterventionError,  # server shutting down, restarting, query cancelled
+    asyncpg.InsufficientResourcesError,
+    KafkaError,  # the dead-letter topic could not be written
 )
-
-
-class PoisonMessage(Exception):
-    """Raised by a handler for a record that can never be applied; the message says why."""
 
 
 def decode_event(envelope: Envelope) -> Event:
@@ -95,7 +108,12 @@ class EventConsumer:
         try:
             envelope = Envelope.from_kafka(record.key, record.value, record.headers)
         except MalformedEnvelope as error:
-            await self._dead_letter(record, group_id, f"malformed envelope: {error}")
+            # park its ticket (the record key) too: its later events must not overtake it
+            ticket = record.key.decode(errors="replace") if record.key else None
+            where = f"{record.topic}/{record.partition}@{record.offset}"
+            await self._dead_letter(
+                record, group_id, f"malformed envelope: {error}", ticket=ticket, event_id=where
+            )
             return
         with log_context(
             ticket_id=envelope.subject,
@@ -137,12 +155,26 @@ class EventConsumer:
                 )
 
     async def _dead_letter(
-        self, record: Any, group_id: str, reason: str, envelope: Envelope | None = None
+        self,
+        record: Any,
+        group_id: str,
+        reason: str,
+        envelope: Envelope | None = None,
+        *,
+        ticket: str | None = None,
+        event_id: str | None = None,
     ) -> None:
         """Send to the dead-letter topic first, then park the ticket: if the process dies in
         between, the record is consumed again and dead-lettered again (never lost)."""
-        await self.dead_letters.send(record, group_id, reason)
-        if envelope is not None and envelope.subject:
-            async with self.pool.acquire() as conn:
-                await park(conn, self.consumer, envelope.subject, envelope.id, reason)
+        ticket = envelope.subject if envelope is not None else ticket
+        event_id = envelope.id if envelope is not None else event_id
+        try:
+            await self.dead_letters.send(record, group_id, reason)
+            if ticket and event_id:
+                async with self.pool.acquire() as conn:
+                    await park(conn, self.consumer, ticket, event_id, reason)
+        except TRANSIENT as error:  # not acknowledged: consumed again, after a pause
+            log.warning("dead_letter_failed", error=str(error) or type(error).__name__)
+            await asyncio.sleep(self.retry_delay)
+            raise
         self.dead_lettered += 1

@@ -59,6 +59,7 @@ class ServiceRuntime:
     loops: list[Loop] = field(default_factory=list)
     consumers: list[EventConsumer] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: bool = False
 
     @property
     def source(self) -> str:
@@ -106,7 +107,9 @@ class ServiceRuntime:
             self.consumers.append(consumer)
         await broker.start()
 
-        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(fn(self.stop)) for fn in self.loops]
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(fn(self.stop), name=fn.__name__) for fn in self.loops
+        ]
         if self.topic_for is not None:
             topic_for = self.topic_for
             relay = OutboxRelay(
@@ -117,7 +120,7 @@ class ServiceRuntime:
                 source=self.source,
                 name=f"{self.name}-relay",
             )
-            tasks.append(asyncio.create_task(relay.run(self.stop)))
+            tasks.append(asyncio.create_task(relay.run(self.stop), name="outbox-relay"))
         server: uvicorn.Server | None = None
         if app is not None:
             config = uvicorn.Config(
@@ -129,7 +132,9 @@ class ServiceRuntime:
                 lifespan="off",
             )
             server = _Server(config)
-            tasks.append(asyncio.create_task(server.serve()))
+            tasks.append(asyncio.create_task(server.serve(), name="http-server"))
+        for task in tasks:
+            task.add_done_callback(self._watch)
         log.info(
             "service_started",
             http_port=self.settings.http_port if app else None,
@@ -144,7 +149,23 @@ class ServiceRuntime:
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
         await self.producer.stop()
         await self.pool.close()
-        log.info("service_stopped")
+        log.info("service_stopped", failed=self.failed)
+        if self.failed:  # let the supervisor (systemd, Kubernetes, the launcher) restart us
+            raise SystemExit(1)
+
+    def _watch(self, task: asyncio.Task[Any]) -> None:
+        """A relay, loop or HTTP server that ends before `stop` stops the whole process, loudly,
+        rather than leaving a replica that accepts writes it will never publish."""
+        if self.stop.is_set():
+            return
+        error = None if task.cancelled() else task.exception()
+        log.error(
+            "service_part_died",
+            task=task.get_name(),
+            error=f"{type(error).__name__}: {error}" if error else "returned",
+        )
+        self.failed = True
+        self.stop.set()
 
 
 class _Server(uvicorn.Server):

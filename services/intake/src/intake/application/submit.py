@@ -15,7 +15,7 @@ from datetime import datetime
 import asyncpg
 import structlog
 
-from desk_contracts.tickets import Channel
+from desk_contracts.tickets import Attachment, Channel
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import append
 from desk_policies.model import DeskPolicy
@@ -43,6 +43,7 @@ async def submit(
     idempotency_key: str | None = None,
     correlation_id: str | None = None,
     source_message_id: str | None = None,
+    attachments: tuple[Attachment, ...] = (),
 ) -> Accepted | Refusal:
     policy = policies.get(submission.policy_id)
     if policy is None:
@@ -75,6 +76,7 @@ async def submit(
             channel=channel,
             now=now,
             source_message_id=source_message_id,
+            attachments=attachments,
         )
         metadata = {"correlationid": correlation_id or ticket_id}
         new = NewEvent.from_event(event, metadata=metadata)

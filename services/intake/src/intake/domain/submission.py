@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from desk_contracts.tickets import Channel, TicketCreated
+from desk_contracts.tickets import Attachment, Channel, TicketCreated
 from desk_policies.model import DeskPolicy
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -31,6 +31,15 @@ class Submission(BaseModel):
     contact: str | None = Field(default=None, max_length=500)
     error_message: str | None = Field(default=None, max_length=100_000)
     language: str = Field(default="en", pattern=r"^(fr|en)$")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        """A NUL character cannot be stored (PostgreSQL text/jsonb): refuse it up front."""
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and "\x00" in t for t in texts):
+            raise ValueError("must not contain a NUL character")
+        return value
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ def ticket_created(
     channel: Channel,
     now: datetime,
     source_message_id: str | None = None,
+    attachments: tuple[Attachment, ...] = (),
 ) -> TicketCreated:
     request_type = policy.request_type(submission.request_type)
     assert request_type is not None, "check() first"
@@ -112,4 +122,5 @@ def ticket_created(
         error_message=submission.error_message,
         language=submission.language,
         source_message_id=source_message_id,
+        attachments=attachments,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
@@ -22,7 +22,7 @@ from desk_contracts.envelope import Envelope
 from desk_contracts.sla import AutoCloseDue, ReminderDue, SlaBreached, SlaWarningReached
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.records import NewEvent
-from desk_eventstore.store import DuplicateEvent, append, stream_version
+from desk_eventstore.store import DuplicateEvent, append
 from desk_policies.calendars import BusinessCalendar
 from desk_policies.model import DeskPolicy
 from sla.domain.business_time import BusinessTime
@@ -30,6 +30,7 @@ from sla.domain.clocks import ClockKind, ClockState, TicketClocks, read_clocks
 from sla.domain.timers import Timer, TimerKind, plan_timers
 
 log = structlog.get_logger(__name__)
+RETRY_FAILED_TIMER = timedelta(minutes=1)
 
 
 @dataclass
@@ -166,7 +167,8 @@ async def clocks_of(
 
 
 async def fire_due(pool: asyncpg.Pool, desks: Desks, now: datetime, limit: int = 100) -> int:
-    """Fire timers due at `now`; returns how many fired."""
+    """Handle timers due at `now`; returns how many were handled (fired, found stale, or put
+    back for later), so a caller looping until 0 always ends."""
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
             """SELECT * FROM timers WHERE fired_at IS NULL AND fire_at <= $1
@@ -175,48 +177,42 @@ async def fire_due(pool: asyncpg.Pool, desks: Desks, now: datetime, limit: int =
             limit,
         )
         for row in rows:
-            await _fire(conn, desks, row, now)
+            try:
+                async with conn.transaction():  # one timer's failure does not undo the others
+                    await _fire(conn, desks, row, now)
+            except Exception:
+                log.exception("timer_failed", ticket_id=row["ticket_id"], kind=row["kind"])
+                await conn.execute(
+                    "UPDATE timers SET fire_at = $2 WHERE timer_id = $1",
+                    row["timer_id"],
+                    now + RETRY_FAILED_TIMER,
+                )
         return len(rows)
 
 
 async def _fire(conn: asyncpg.Connection, desks: Desks, row: asyncpg.Record, now: datetime) -> None:
     ticket_id = row["ticket_id"]
     kind = TimerKind(row["kind"])
-    common = {
-        "ticket_id": ticket_id,
-        "occurred_at": now,
-        "armed_version": row["armed_version"],
-        "due_at": row["fire_at"],
-    }
-    event: Event
-    if kind in (TimerKind.SLA_WARNING, TimerKind.SLA_BREACH):
-        clocks = await clocks_of(conn, desks, ticket_id, now)
-        if clocks is None:
-            return
-        reading = clocks.response if row["clock"] == ClockKind.RESPONSE else clocks.resolution
-        if kind is TimerKind.SLA_WARNING:
-            breach_at = reading.due_at if reading and reading.due_at else row["fire_at"]
-            event = SlaWarningReached(
-                **common, clock=row["clock"], priority=clocks.priority, breach_at=breach_at
-            )
-        else:
-            event = SlaBreached(**common, clock=row["clock"], priority=clocks.priority)
-    elif kind is TimerKind.REMINDER:
-        event = ReminderDue(**common, days_waiting=row["days_waiting"] or 0)
-    else:
-        event = AutoCloseDue(**common)
-    await conn.execute("UPDATE timers SET fired_at = $2 WHERE timer_id = $1", row["timer_id"], now)
-    await conn.execute(
-        "INSERT INTO fired_occurrences VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    event = await _event_for(conn, desks, row, kind, now)
+    if event is None:  # the clock moved on since arming: a re-arm will follow its new state
+        await _done(conn, row, now)
+        log.info("timer_stale", ticket_id=ticket_id, kind=kind.value)
+        return
+    first = await conn.fetchval(
+        "INSERT INTO fired_occurrences VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
         ticket_id,
         row["occurrence"],
     )
+    await _done(conn, row, now)
+    if first is None:  # re-armed under a new version but already fired: once is enough
+        log.info("timer_already_fired", ticket_id=ticket_id, occurrence=row["occurrence"])
+        return
     new = NewEvent.from_event(
         event, event_id=row["timer_id"], metadata={"correlationid": ticket_id}
     )
     try:
         async with conn.transaction():  # savepoint: a duplicate must not undo the marks above
-            await append(conn, ticket_id, await stream_version(conn, ticket_id), [new])
+            await append(conn, ticket_id, None, [new])
     except DuplicateEvent:
         log.info("timer_already_fired", ticket_id=ticket_id, timer=str(row["timer_id"]))
         return
@@ -226,4 +222,43 @@ async def _fire(conn: asyncpg.Connection, desks: Desks, row: asyncpg.Record, now
         event_id=str(row["timer_id"]),
         kind=kind.value,
         event_type=event.event_type,
+    )
+
+
+async def _done(conn: asyncpg.Connection, row: asyncpg.Record, now: datetime) -> None:
+    await conn.execute("UPDATE timers SET fired_at = $2 WHERE timer_id = $1", row["timer_id"], now)
+
+
+async def _event_for(
+    conn: asyncpg.Connection, desks: Desks, row: asyncpg.Record, kind: TimerKind, now: datetime
+) -> Event | None:
+    """What the timer means now; None when its clock no longer says so (stale timer)."""
+    common = {
+        "ticket_id": row["ticket_id"],
+        "occurred_at": now,
+        "armed_version": row["armed_version"],
+        "due_at": row["fire_at"],
+    }
+    if kind is TimerKind.REMINDER:
+        return ReminderDue(**common, days_waiting=row["days_waiting"] or 0)
+    if kind is TimerKind.AUTO_CLOSE:
+        return AutoCloseDue(**common)  # workflow checks it is not stale (armed version)
+    clocks = await clocks_of(conn, desks, row["ticket_id"], now)
+    if clocks is None:
+        return None
+    reading = clocks.response if row["clock"] == ClockKind.RESPONSE else clocks.resolution
+    if reading is None:
+        return None
+    if kind is TimerKind.SLA_BREACH:  # breached, even if it paused or stopped since
+        return (
+            SlaBreached(**common, clock=row["clock"], priority=clocks.priority)
+            if (reading.breached)
+            else None
+        )
+    running = reading.state is ClockState.RUNNING and reading.due_at is not None
+    if not running or reading.breached or reading.warning_at is None or reading.warning_at > now:
+        return None
+    assert reading.due_at is not None
+    return SlaWarningReached(
+        **common, clock=row["clock"], priority=clocks.priority, breach_at=reading.due_at
     )

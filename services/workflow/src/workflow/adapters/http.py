@@ -3,6 +3,7 @@ and act on them with commands; optimistic concurrency through ETag / If-Match.""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -98,11 +99,25 @@ def create_app(
         return Actor(x_actor.lower(), x_actor_role, x_actor_organisation)
 
     def visible(loaded: Loaded, organisation: str | None, role: str | None) -> bool:
-        """A customer sees their own organisation's requests only."""
-        policy_role = loaded.state.policy.role(role or "") if role else None
-        if policy_role is not None and policy_role.side is Side.CUSTOMER:
+        """Deny by default: the reader names a role of the request's desk, and a customer sees
+        their own organisation's requests only. (Who sets these headers is the gateway's job:
+        it authenticates the person and must not pass a client's own values through.)"""
+        if not role:
+            raise HTTPException(
+                401, "X-Actor-Role (and X-Actor-Organisation for customers) name who reads"
+            )
+        policy_role = loaded.state.policy.role(role)
+        if policy_role is None:
+            raise HTTPException(403, f"{role!r} is not a role of desk {loaded.state.policy.id}")
+        if policy_role.side is Side.CUSTOMER:
             return organisation == loaded.state.organisation_id
         return True
+
+    def customer_role(role: str) -> bool:
+        sides = {r.side for p in policies.values() for r in p.roles if r.id == role}
+        if not sides:
+            raise HTTPException(403, f"{role!r} is not a role of any desk")
+        return Side.CUSTOMER in sides
 
     async def loaded_for(conn: asyncpg.Connection, ticket: str) -> Loaded:
         try:
@@ -133,8 +148,18 @@ def create_app(
         state: Annotated[str, Query(pattern="^(open|closed|all)$")] = "open",
         expected_actor: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        x_actor_role: Annotated[str | None, Header()] = None,
+        x_actor_organisation: Annotated[str | None, Header()] = None,
     ) -> list[dict[str, Any]]:
-        """A company's requests (open, closed or all), or a desk's by who is expected to act."""
+        """A company's requests (open, closed or all), or a desk's by who is expected to act.
+        A customer lists their own organisation's requests only."""
+        if not x_actor_role:
+            raise HTTPException(401, "X-Actor-Role names who reads")
+        if customer_role(x_actor_role):
+            if organisation_id is None:
+                organisation_id = x_actor_organisation
+            if organisation_id is None or organisation_id != x_actor_organisation:
+                raise HTTPException(403, "a customer lists their own organisation's requests")
         if organisation_id is None and policy_id is None:
             raise HTTPException(422, "give organisation_id or policy_id")
         clauses: list[str] = []
@@ -176,6 +201,8 @@ def create_app(
         if cls is None:
             raise HTTPException(404, f"no command {command!r} (known: {', '.join(COMMANDS)})")
         actor = actor_of(x_actor, x_actor_role, x_actor_organisation)
+        if "\\u0000" in json.dumps(body or {}):
+            raise HTTPException(422, "text must not contain a NUL character")
         try:
             cmd = TypeAdapter(cls).validate_python({**(body or {}), "actor": actor})
         except ValidationError as error:

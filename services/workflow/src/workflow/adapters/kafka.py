@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
@@ -16,7 +16,7 @@ from desk_contracts.envelope import Envelope
 from desk_contracts.requests import CommentReceived, DeliveryFailed, SurveySubmitted
 from desk_contracts.sla import AutoCloseDue, ReminderDue
 from desk_contracts.tickets import TicketCreated
-from desk_platform.consumer import Handler, PoisonMessage
+from desk_platform.consumer import Handler, PoisonMessage, RetryLater
 from desk_policies.model import DeskPolicy
 from workflow.application.tickets import UnknownPolicy, UnknownTicket, execute, load, open_stream
 from workflow.domain.commands import (
@@ -31,6 +31,7 @@ from workflow.domain.commands import (
 from workflow.domain.rules import Rejection
 
 log = structlog.get_logger(__name__)
+UNKNOWN_TICKET_PATIENCE = timedelta(minutes=10)
 
 
 def on_ticket_event(policies: dict[str, DeskPolicy]) -> Handler:
@@ -83,10 +84,14 @@ def on_command(policies: dict[str, DeskPolicy], clock: Callable[[], datetime]) -
             raise PoisonMessage(f"{envelope.type} is not a command workflow executes")
         try:
             loaded = await load(conn, policies, event.ticket_id)
-        except (UnknownTicket, UnknownPolicy) as error:
+        except UnknownPolicy as error:
             raise PoisonMessage(str(error)) from error
-        # deterministic ids: the same command delivered twice cannot make two events
-        ids = [uuid.uuid5(uuid.UUID(envelope.id), str(n)) for n in range(4)]
+        except UnknownTicket as error:
+            # commands and ticket events travel on different topics: the ticket's creation
+            # may simply not be applied yet; only an old command for an unknown ticket is bad
+            if clock() - envelope.time > UNKNOWN_TICKET_PATIENCE:
+                raise PoisonMessage(str(error)) from error
+            raise RetryLater(str(error)) from error
         outcome = await execute(
             conn,
             loaded,
@@ -94,7 +99,7 @@ def on_command(policies: dict[str, DeskPolicy], clock: Callable[[], datetime]) -
             clock(),
             correlation_id=envelope.correlation_id,
             causation_id=envelope.id,
-            event_ids=ids,
+            id_seed=uuid.uuid5(uuid.NAMESPACE_URL, envelope.id),
         )
         if isinstance(outcome, Rejection):
             log.warning("forwarded_command_refused", command=envelope.type, reason=outcome.reason)

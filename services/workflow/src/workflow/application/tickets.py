@@ -100,7 +100,7 @@ async def execute(
     *,
     correlation_id: str | None = None,
     causation_id: str | None = None,
-    event_ids: list[uuid.UUID] | None = None,
+    id_seed: uuid.UUID | None = None,
 ) -> Executed | Rejection:
     """Decide, append at the loaded version (ConcurrencyError if the stream moved), evolve."""
     decision = decide(loaded.state, command, now)
@@ -109,10 +109,12 @@ async def execute(
     metadata: dict[str, Any] = {"correlationid": correlation_id or loaded.state.ticket_id}
     if causation_id:
         metadata["causationid"] = causation_id
-    ids = event_ids or [uuid.uuid4() for _ in decision]
+    # with a seed (a forwarded command's id), the same command delivered twice makes the same
+    # event ids, so the second append is refused as a duplicate
+    ids = [uuid.uuid5(id_seed, str(n)) if id_seed else uuid.uuid4() for n in range(len(decision))]
     new = [
         NewEvent.from_event(event, event_id=event_id, metadata=metadata)
-        for event, event_id in zip(decision, ids, strict=False)
+        for event, event_id in zip(decision, ids, strict=True)
     ]
     await append(conn, loaded.state.ticket_id, loaded.state.version, new)
     state = loaded.state
