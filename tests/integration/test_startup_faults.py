@@ -93,3 +93,28 @@ def test_missing_topics_are_named(database_url: str, kafka_bootstrap: str) -> No
     finally:
         stop(process)
     assert retries and f"{prefix}ticket-events" in str(retries[0]["problem"])
+
+
+def test_a_part_that_dies_stops_the_service_with_an_error(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    import socket
+
+    with socket.socket() as taken:  # the HTTP port is already in use: the server cannot start
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        process = start(
+            "intake",
+            DATABASE_URL=database_url,
+            KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+            HTTP_PORT=port,
+        )
+        try:
+            died = lines_until(process, "service_part_died", 1, timeout=60)
+            code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                stop(process)
+    assert died and died[0]["task"] == "http-server"
+    assert code == 1

@@ -132,7 +132,7 @@ class ServiceRuntime:
                 lifespan="off",
             )
             server = _Server(config)
-            tasks.append(asyncio.create_task(server.serve(), name="http-server"))
+            tasks.append(asyncio.create_task(_serve(server), name="http-server"))
         for task in tasks:
             task.add_done_callback(self._watch)
         log.info(
@@ -166,6 +166,13 @@ class ServiceRuntime:
         )
         self.failed = True
         self.stop.set()
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    try:
+        await server.serve()
+    except SystemExit as error:  # uvicorn exits the process when it cannot bind: stop cleanly
+        raise RuntimeError(f"HTTP server could not start (exit {error.code})") from None
 
 
 class _Server(uvicorn.Server):
