@@ -38,6 +38,7 @@ class System:
     workflow_port: int = field(default_factory=free_port)
     sla_port: int = field(default_factory=free_port)
     smtp_port: int = field(default_factory=free_port)
+    mail_port: int = field(default_factory=free_port)  # the e-mail gateway (SMTP in)
     replicas: dict[str, int] = field(default_factory=dict)  # e.g. {"notifier": 2}
     log_format: str = "json"
     topic_prefix: str = ""
@@ -94,6 +95,12 @@ class System:
             ],
         )
         self._spawn("intake", ["-m", "intake"], HTTP_PORT=str(self.intake_port))
+        self._spawn(
+            "intake-mail",
+            ["-m", "intake.mail"],
+            MAIL_PORT=str(self.mail_port),
+            BLOB_DIR=str(self.state / "blobs"),
+        )
         self._spawn("workflow", ["-m", "workflow"], HTTP_PORT=str(self.workflow_port))
         self._spawn("sla", ["-m", "sla"], HTTP_PORT=str(self.sla_port))
         self._spawn("notifier", ["-m", "notifier"])
@@ -114,6 +121,19 @@ class System:
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"{service} not ready; see {self.logs}") from None
                     time.sleep(0.2)
+        while not self._smtp_ready(self.mail_port):
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"intake-mail not ready; see {self.logs}")
+            time.sleep(0.2)
+
+    @staticmethod
+    def _smtp_ready(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                return sock.recv(3) == b"220"
+        except OSError:
+            return False
 
     def _check_alive(self) -> None:
         for name, process in self.processes.items():
@@ -140,6 +160,7 @@ def main() -> None:
     parser.add_argument("--workflow-port", type=int, default=8002)
     parser.add_argument("--sla-port", type=int, default=8003)
     parser.add_argument("--smtp-port", type=int, default=2525)
+    parser.add_argument("--mail-port", type=int, default=2526, help="e-mail gateway (SMTP in)")
     parser.add_argument("--state", type=Path, default=ROOT / ".state" / "system")
     parser.add_argument("--log-format", default="json", choices=["json", "console"])
     args = parser.parse_args()
@@ -151,6 +172,7 @@ def main() -> None:
         args.workflow_port,
         args.sla_port,
         args.smtp_port,
+        args.mail_port,
         log_format=args.log_format,
     )
     stop = False
@@ -168,6 +190,10 @@ def main() -> None:
         print(f"workflow API (read and act):    {system.url('workflow')}  (docs: /docs)")
         print(f"sla API (clocks of a request):  {system.url('sla')}  (docs: /docs)")
         print(f"SMTP sink: 127.0.0.1:{system.smtp_port}, mail saved in {system.mail_folder}")
+        print(
+            f"e-mail gateway (SMTP in):       127.0.0.1:{system.mail_port}  "
+            "(support@<desk>.example, replies to support@desk.example)"
+        )
         print(f"logs: {system.logs}/*.log     Ctrl-C stops everything", flush=True)
         while not stop:
             system._check_alive()

@@ -111,7 +111,10 @@ def _addresses(value: str) -> list[tuple[str, str]]:
 
 
 def _message_ids(value: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(m.lower() for m in _MESSAGE_ID.findall(value)))
+    found: dict[str, str] = {}
+    for message_id in _MESSAGE_ID.findall(value):
+        found.setdefault(message_id.lower(), message_id)
+    return tuple(found.values())
 
 
 def _content_type(part: Message) -> str:

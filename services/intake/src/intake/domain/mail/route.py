@@ -174,7 +174,7 @@ def _route(
 def _thread(refs: References, tickets: Sequence[TicketView]) -> TicketView | None:
     by_key = {t.key: t for t in tickets}
     by_id = {t.ticket_id: t for t in tickets}
-    by_origin = {t.source_message_id: t for t in tickets if t.source_message_id}
+    by_origin = {t.source_message_id.lower(): t for t in tickets if t.source_message_id}
     for key in refs.keys:
         if key in by_key:
             return by_key[key]

@@ -17,7 +17,8 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 @dataclass(frozen=True)
 class References:
     """What to look up, in order of trust: keys from the subject, ticket ids from our own
-    Message-IDs, and every Message-ID replied to (a request opened by mail keeps its own)."""
+    Message-IDs, and every Message-ID replied to, lower-cased (a request opened by mail keeps
+    its own)."""
 
     keys: tuple[str, ...] = ()
     ticket_ids: tuple[str, ...] = ()
@@ -29,7 +30,9 @@ class References:
 
 def references(mail: InboundMail, own_domains: Collection[str]) -> References:
     keys = tuple(dict.fromkeys(SUBJECT_KEY.findall(mail.subject)))
-    replied = tuple(dict.fromkeys((*mail.in_reply_to, *reversed(mail.references))))
+    replied = tuple(
+        dict.fromkeys(m.lower() for m in (*mail.in_reply_to, *reversed(mail.references)))
+    )
     ticket_ids = tuple(
         dict.fromkeys(t for t in (ticket_of(m, own_domains) for m in replied) if t is not None)
     )

@@ -1,0 +1,73 @@
+"""The gateway's SMTP edge (aiosmtpd), served on the process's own event loop.
+
+`RCPT TO` an address that is neither a desk's support address nor the address notifications
+come from: 550. A message over the size limit: 552 (aiosmtpd's `data_size_limit`, announced in
+EHLO as SIZE, so a client that declares its size is refused before sending). `250` is only said
+once the message's events are committed; a database failure answers 451, so the sending MTA
+retries later, and so does a reply to a request this gateway does not know yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from typing import Any
+
+import structlog
+from aiosmtpd.smtp import SMTP
+
+from intake.application.mail_gateway import MailGateway
+from intake.domain.mail import SmtpEnvelope
+
+log = structlog.get_logger(__name__)
+
+
+class GatewayHandler:
+    def __init__(self, gateway: MailGateway, addresses: Collection[str]) -> None:
+        self.gateway = gateway
+        self.addresses = frozenset(a.lower() for a in addresses)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.strip("<>").lower() not in self.addresses:
+            return f"550 5.1.1 <{address}>: not a support address here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or envelope.content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        smtp_envelope = SmtpEnvelope(
+            mail_from=str(envelope.mail_from or ""), rcpt_tos=tuple(envelope.rcpt_tos)
+        )
+        try:
+            received = await self.gateway.receive(raw, smtp_envelope)
+        except Exception:
+            log.exception("mail_not_taken", peer=str(session.peer), size=len(raw))
+            return "451 4.3.0 Temporary failure, please try again later"
+        if received.deferred:
+            return "451 4.4.0 The request this replies to is not known yet, try again later"
+        return "250 2.0.0 OK"
+
+
+async def serve(
+    handler: GatewayHandler, host: str, port: int, *, max_bytes: int, hostname: str
+) -> asyncio.Server:
+    """An SMTP server on the running loop (not aiosmtpd's threaded Controller, whose own loop
+    could not use this process's database pool)."""
+    loop = asyncio.get_running_loop()
+
+    def protocol() -> SMTP:
+        return SMTP(
+            handler,
+            data_size_limit=max_bytes,
+            enable_SMTPUTF8=True,
+            hostname=hostname,
+            ident="desk mail gateway",
+            timeout=120,
+            loop=loop,
+        )
+
+    return await loop.create_server(protocol, host, port)

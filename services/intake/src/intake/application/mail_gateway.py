@@ -1,0 +1,270 @@
+"""Carry out what `route` decided for an inbound message, through intake's outbox.
+
+New request: `submit()` with the Message-ID as idempotency key (`TicketCreated`, channel email).
+Comment: `CommentReceived` appended to the ticket's stream in intake's store (the relay sends it
+to `ticket-commands`). Refusal: `AutomaticReplyRequested` on the stream `mail:<sender>` (the relay
+sends it to `automatic-replies`). Comments and answers are recorded by Message-ID in the same
+transaction, so a second delivery of a message does nothing. Attachments go to the blob store
+first (content-addressed, so a retry rewrites nothing). Drops and deferrals are only logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+import structlog
+
+from desk_contracts.base import Event
+from desk_contracts.mail import AutomaticReplyRequested
+from desk_contracts.requests import CommentReceived
+from desk_contracts.tickets import Attachment, Channel
+from desk_eventstore.records import NewEvent
+from desk_eventstore.store import ConcurrencyError, append, stream_version
+from desk_policies.directory import Directory
+from desk_policies.model import DeskPolicy
+from intake.adapters.mail_tickets import tickets_for
+from intake.application.blobs import BlobStore
+from intake.application.submit import Accepted, submit
+from intake.domain.mail import (
+    Comment,
+    Decision,
+    Defer,
+    Drop,
+    GatewayConfig,
+    InboundMail,
+    MailAttachment,
+    NewRequest,
+    Refuse,
+    SenderCounts,
+    SmtpEnvelope,
+    parse,
+    references,
+    route,
+)
+from intake.domain.submission import Submitter
+
+log = structlog.get_logger(__name__)
+
+MAIL_IDS = uuid.UUID("5b0c8f3e-6a43-4d0e-9a59-1f3f6c1e2d7a")  # namespace of our event ids
+BIG_MESSAGE = 256 * 1024  # parsed off the event loop above this size
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of a message: the decision, and the request concerned when there is one."""
+
+    decision: Decision
+    ticket_key: str | None = None
+    duplicate: bool = False
+
+    @property
+    def deferred(self) -> bool:
+        return isinstance(self.decision, Defer)
+
+
+class MailGateway:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        policies: Mapping[str, DeskPolicy],
+        directory: Directory,
+        config: GatewayConfig,
+        blobs: BlobStore,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.pool = pool
+        self.policies = policies
+        self.directory = directory
+        self.config = config
+        self.blobs = blobs
+        self.clock = clock
+
+    async def receive(self, raw: bytes, envelope: SmtpEnvelope) -> Received:
+        if len(raw) > BIG_MESSAGE:
+            mail = await asyncio.to_thread(parse, raw, envelope)
+        else:
+            mail = parse(raw, envelope)
+        now = self.clock()
+        async with self.pool.acquire() as conn:
+            counts = await self._count(conn, mail.sender, now)
+            tickets = await tickets_for(conn, references(mail, self.config.own_domains))
+        decision = route(mail, self.config, self.policies, self.directory, tickets, counts)
+        if isinstance(decision, NewRequest):
+            received = await self._new_request(mail, decision, now)
+        elif isinstance(decision, Comment):
+            received = await self._comment(decision, now)
+        elif isinstance(decision, Refuse):
+            received = await self._refuse(decision, now)
+        else:
+            received = Received(decision)
+        self._log(mail, received)
+        return received
+
+    async def _count(
+        self, conn: asyncpg.Connection, sender: str | None, now: datetime
+    ) -> SenderCounts:
+        if sender is None:
+            return SenderCounts()
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        day = hour.replace(hour=0)
+        row = await conn.fetchrow(
+            """INSERT INTO mail_sender_counts (sender, kind, window_start, count)
+               VALUES ($1, 'message', $2, 1)
+               ON CONFLICT (sender, kind, window_start)
+               DO UPDATE SET count = mail_sender_counts.count + 1
+               RETURNING count, (SELECT count FROM mail_sender_counts
+                                 WHERE sender = $1 AND kind = 'answer' AND window_start = $3)
+                                AS answers""",
+            sender,
+            hour,
+            day,
+        )
+        return SenderCounts(messages_this_hour=row["count"], answers_today=row["answers"] or 0)
+
+    async def _store(self, attachments: tuple[MailAttachment, ...]) -> tuple[Attachment, ...]:
+        stored = []
+        for attachment in attachments:
+            sha256 = await self.blobs.put(attachment.data)
+            stored.append(
+                Attachment(
+                    filename=attachment.filename,
+                    content_type=attachment.content_type,
+                    size=attachment.size,
+                    sha256=sha256,
+                )
+            )
+        return tuple(stored)
+
+    async def _new_request(
+        self, mail: InboundMail, decision: NewRequest, now: datetime
+    ) -> Received:
+        attachments = await self._store(decision.attachments)
+        outcome = await submit(
+            self.pool,
+            dict(self.policies),
+            decision.submission,
+            Submitter(decision.submission.requester, "requester"),
+            channel=Channel.EMAIL,
+            now=now,
+            idempotency_key=f"mail:{decision.message_id}",
+            source_message_id=decision.message_id,
+            attachments=attachments,
+        )
+        if not isinstance(outcome, Accepted):  # the desk's mail defaults do not fit its policy
+            log.error("mail_request_refused", field=outcome.field, reason=outcome.reason)
+            return Received(Drop(f"submission refused: {outcome.field}: {outcome.reason}"))
+        return Received(decision, outcome.key, duplicate=not outcome.created)
+
+    async def _comment(self, decision: Comment, now: datetime) -> Received:
+        attachments = await self._store(decision.attachments)
+        event = CommentReceived(
+            ticket_id=decision.ticket_id,
+            occurred_at=now,
+            author_id=decision.author_id,
+            author_role=decision.author_role,
+            organisation_id=decision.organisation_id,
+            body=decision.body,
+            channel=Channel.EMAIL,
+            source_message_id=decision.message_id,
+            attachments=attachments,
+        )
+        fresh = await self._record(
+            decision.message_id, "comment", decision.ticket_id, decision.ticket_id, event, now
+        )
+        return Received(decision, decision.ticket_key, duplicate=not fresh)
+
+    async def _refuse(self, decision: Refuse, now: datetime) -> Received:
+        event = AutomaticReplyRequested(
+            ticket_id=decision.ticket_id or decision.to,
+            occurred_at=now,
+            to=decision.to,
+            policy_id=decision.policy_id,
+            reason=decision.reason,
+            language=decision.language,
+            original_subject=decision.original_subject,
+            original_message_id=decision.original_message_id,
+            ticket_key=decision.ticket_key,
+            portal_url=decision.portal_url,
+        )
+        fresh = await self._record(
+            decision.original_message_id, "answer", decision.ticket_id, f"mail:{decision.to}",
+            event, now, answer_to=decision.to,
+        )  # fmt: skip
+        return Received(decision, decision.ticket_key, duplicate=not fresh)
+
+    async def _record(
+        self,
+        message_id: str,
+        outcome: str,
+        ticket_id: str | None,
+        stream: str,
+        event: Event,
+        now: datetime,
+        answer_to: str | None = None,
+    ) -> bool:
+        """Append `event` once per message (False: this message was handled before)."""
+        new = NewEvent.from_event(
+            event,
+            event_id=uuid.uuid5(MAIL_IDS, f"{outcome}:{message_id}"),
+            metadata={"correlationid": ticket_id or stream},
+        )
+        for attempt in range(10):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    first = await conn.fetchval(
+                        """INSERT INTO mail_messages (message_id, outcome, ticket_id, received_at)
+                           VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
+                        message_id,
+                        outcome,
+                        ticket_id,
+                        now,
+                    )
+                    if not first:
+                        return False
+                    if answer_to is not None:
+                        await conn.execute(
+                            """INSERT INTO mail_sender_counts (sender, kind, window_start, count)
+                               VALUES ($1, 'answer', $2, 1)
+                               ON CONFLICT (sender, kind, window_start)
+                               DO UPDATE SET count = mail_sender_counts.count + 1""",
+                            answer_to,
+                            now.replace(hour=0, minute=0, second=0, microsecond=0),
+                        )
+                    await append(conn, stream, await stream_version(conn, stream), [new])
+                    return True
+            except ConcurrencyError:
+                await asyncio.sleep(0.01 * (attempt + 1))
+        raise RuntimeError(f"stream {stream} kept moving; message {message_id} not recorded")
+
+    def _log(self, mail: InboundMail, received: Received) -> None:
+        decision = received.decision
+        fields = {
+            "message_id": mail.identity,
+            "sender": mail.sender,
+            "decision": type(decision).__name__,
+            "ticket_key": received.ticket_key,
+            "duplicate": received.duplicate,
+            "attachments": len(mail.attachments),
+        }
+        if isinstance(decision, Drop | Defer):
+            log.info("mail_dropped" if isinstance(decision, Drop) else "mail_deferred",
+                     reason=decision.reason, **fields)  # fmt: skip
+        elif isinstance(decision, Refuse):
+            log.info("mail_refused", reason=decision.reason.value, why=decision.explanation,
+                     **fields)  # fmt: skip
+        else:
+            log.info("mail_accepted", **fields)
+
+
+async def forget_old_counts(pool: asyncpg.Pool, now: datetime) -> int:
+    """Delete sender counters older than two days (they no longer limit anyone)."""
+    async with pool.acquire() as conn:
+        done = await conn.execute(
+            "DELETE FROM mail_sender_counts WHERE window_start < $1", now - timedelta(days=2)
+        )
+    return int(done.split()[-1])

@@ -1,0 +1,95 @@
+"""`python -m intake.mail`: the e-mail gateway, a process of its own that shares intake's schema.
+
+It serves SMTP, keeps its view of the requests from `ticket-events` (group
+`intake-mail.ticket-events`), and runs intake's outbox relay too (one relay is active per store;
+the others stand by), so it works with or without the HTTP process. Scale it by starting more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import structlog
+
+from desk_contracts.topics import TICKET_EVENTS
+from desk_eventstore.migrate import migrations_in
+from desk_platform.runtime import ServiceRuntime
+from desk_platform.settings import Settings
+from desk_policies.directory import load_directory
+from desk_policies.loader import load_policies
+from intake.adapters.blob_folder import FolderBlobStore
+from intake.adapters.mail_tickets import on_ticket_event
+from intake.adapters.smtp import GatewayHandler, serve
+from intake.application.mail_gateway import MailGateway, forget_old_counts
+from intake.bootstrap import topic_for
+from intake.domain.mail import GatewayConfig
+
+log = structlog.get_logger(__name__)
+
+GROUP = "intake-mail"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
+    policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
+    directory_file = settings.directory_file
+    directory = load_directory(Path(directory_file)) if directory_file else load_directory()
+    config = GatewayConfig.of(
+        policies,
+        settings.mail_from,
+        messages_per_hour=settings.mail_sender_hourly_limit,
+        answers_per_day=settings.mail_answers_daily_limit,
+    )
+    runtime = ServiceRuntime(
+        "intake",
+        settings,
+        migrations=migrations_in("intake", resources.files("intake") / "migrations"),
+        topic_for=topic_for,
+    )
+    pool = await runtime.start_store()
+    gateway = MailGateway(
+        pool, policies, directory, config, FolderBlobStore(Path(settings.blob_dir)), now
+    )
+    runtime.subscribe(
+        TICKET_EVENTS,
+        on_ticket_event(policies),
+        group_id=f"{GROUP}.{settings.topic(TICKET_EVENTS)}",
+    )
+    handler = GatewayHandler(gateway, {*config.addresses, settings.mail_from.lower()})
+
+    async def smtp(stop: asyncio.Event) -> None:
+        server = await serve(
+            handler,
+            settings.mail_host,
+            settings.mail_port,
+            max_bytes=settings.mail_max_bytes,
+            hostname=settings.mail_from.rpartition("@")[2] or "localhost",
+        )
+        log.info(
+            "mail_gateway_listening",
+            host=settings.mail_host,
+            port=settings.mail_port,
+            addresses=sorted(handler.addresses),
+            max_bytes=settings.mail_max_bytes,
+        )
+        await stop.wait()
+        server.close()
+        await server.wait_closed()
+
+    async def housekeeping(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await forget_old_counts(pool, now())
+            try:
+                await asyncio.wait_for(stop.wait(), 3600)
+            except TimeoutError:
+                continue
+
+    runtime.every(smtp)
+    runtime.every(housekeeping)
+    return runtime, None

@@ -1,0 +1,203 @@
+"""The e-mail gateway over real SMTP on loopback (smtplib -> aiosmtpd on this loop) and the real
+PostgreSQL server: what each message leaves in intake's outbox, and what SMTP answers."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from service_support import service_store
+from system import free_port  # type: ignore[import-not-found]
+
+from desk_contracts.envelope import Envelope
+from desk_contracts.tickets import Channel, TicketClosed, TicketCreated
+from desk_policies.directory import load_directory
+from desk_policies.loader import load_policies
+from intake.adapters.blob_folder import FolderBlobStore
+from intake.adapters.mail_tickets import on_ticket_event
+from intake.adapters.smtp import GatewayHandler, serve
+from intake.application.mail_gateway import MailGateway
+from intake.domain.mail import GatewayConfig
+
+pytestmark = pytest.mark.integration
+
+POLICIES = load_policies()
+CONFIG = GatewayConfig.of(POLICIES, "support@desk.example")
+MAX_BYTES = 256 * 1024
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Gateway:
+    def __init__(self, pool: asyncpg.Pool, port: int, blobs: Path) -> None:
+        self.pool, self.port, self.blobs = pool, port, blobs
+
+    async def send(self, message: EmailMessage, to: str | None = None, **kw: Any) -> Any:
+        def go() -> Any:
+            with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as client:
+                return client.send_message(message, to_addrs=[to or str(message["To"])], **kw)
+
+        return await asyncio.to_thread(go)
+
+    async def events(self, event_type: str) -> list[asyncpg.Record]:
+        async with self.pool.acquire() as conn:
+            return await conn.fetch(  # type: ignore[no-any-return]
+                "SELECT * FROM events WHERE event_type = $1 ORDER BY global_position", event_type
+            )
+
+    async def know(self, event: Any) -> None:
+        """Feed the gateway's view as the ticket-events consumer would."""
+        envelope = Envelope(
+            id=str(uuid.uuid4()), type=event.event_type, source="/desk/intake",
+            subject=event.ticket_id, time=now(), data=event.model_dump(mode="json"),
+        )  # fmt: skip
+        async with self.pool.acquire() as conn:
+            await on_ticket_event(POLICIES)(conn, envelope, event)
+
+
+@pytest.fixture
+async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    async with service_store(database_url, "intake") as pool:
+        blobs = tmp_path / "blobs"
+        core = MailGateway(pool, POLICIES, load_directory(), CONFIG, FolderBlobStore(blobs), now)
+        handler = GatewayHandler(core, {*CONFIG.addresses, "support@desk.example"})
+        port = free_port()
+        server = await serve(handler, "127.0.0.1", port, max_bytes=MAX_BYTES, hostname="mx.test")
+        try:
+            yield Gateway(pool, port, blobs)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+
+def message(
+    sender: str = "Anne Martin <anne@acme.example>",
+    to: str = "support@saas-desk.example",
+    subject: str = "L'export mensuel échoue",
+    body: str = "Erreur 500 à chaque export depuis lundi.",
+    **headers: str,
+) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = sender, to, subject
+    mail["Message-ID"] = f"<{uuid.uuid4().hex}@acme.example>"
+    for name, value in headers.items():
+        mail[name.replace("_", "-")] = value
+    mail.set_content(body)
+    return mail
+
+
+async def test_a_mail_becomes_one_request_even_when_delivered_twice(gateway: Gateway) -> None:
+    mail = message()
+    screenshot = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+    mail.add_attachment(screenshot, maintype="image", subtype="png", filename="capture.png")
+    assert await gateway.send(mail) == {}
+    assert await gateway.send(mail) == {}  # the MTA retried: same Message-ID
+    (created,) = await gateway.events("TicketCreated")
+    event = TicketCreated.model_validate_json(created["payload"])
+    assert event.channel is Channel.EMAIL and event.policy_id == "saas-desk"
+    assert event.source_message_id == mail["Message-ID"]
+    assert event.requester_id == "anne@acme.example" and event.organisation_id == "acme"
+    assert event.key.startswith("INF-") and event.language == "fr"
+    (attachment,) = event.attachments
+    assert attachment.filename == "capture.png" and attachment.size == len(screenshot)
+    stored = await FolderBlobStore(gateway.blobs).get(attachment.sha256)
+    assert stored == screenshot
+
+
+async def test_too_large_is_refused_at_smtp_level_with_552(gateway: Gateway) -> None:
+    big = message(body=("x" * 76 + "\n") * (MAX_BYTES // 70))
+    with pytest.raises(smtplib.SMTPSenderRefused) as declared:  # SIZE= in MAIL FROM
+        await gateway.send(big)
+    assert declared.value.smtp_code == 552
+
+    def undeclared() -> tuple[int, bytes]:  # a client that does not declare the size
+        with smtplib.SMTP("127.0.0.1", gateway.port, timeout=10) as client:
+            client.ehlo()
+            client.mail("anne@acme.example")
+            client.rcpt("support@saas-desk.example")
+            return client.data(big.as_string())
+
+    code, _ = await asyncio.to_thread(undeclared)
+    assert code == 552, _
+    assert await gateway.events("TicketCreated") == []
+
+
+async def test_an_unknown_support_address_is_refused_with_550(gateway: Gateway) -> None:
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        await gateway.send(message(to="sales@saas-desk.example"))
+    assert refused.value.recipients["sales@saas-desk.example"][0] == 550
+
+
+async def test_a_reply_becomes_one_comment_on_its_request(gateway: Gateway) -> None:
+    ticket_id = str(uuid.uuid4())
+    await gateway.know(created(ticket_id, "PRB-1001", "saas-desk"))
+    reply = message(
+        to="support@desk.example",
+        subject="RE: [PRB-1001] Demande reçue",
+        body="Toujours vide ce matin.\n\nLe lun. 2 mars 2026, Support a écrit :\n> Bonjour",
+        In_Reply_To=f"<{ticket_id}.ab12@desk.example>",
+    )
+    await gateway.send(reply)
+    await gateway.send(reply)
+    (comment,) = await gateway.events("CommentReceived")
+    assert comment["stream_id"] == ticket_id
+    payload = comment["payload"]
+    assert (
+        '"body": "Toujours vide ce matin."' in payload and '"author_role": "requester"' in payload
+    )
+
+
+async def test_refusals_ask_for_an_automatic_answer(gateway: Gateway) -> None:
+    ticket_id = str(uuid.uuid4())
+    await gateway.know(created(ticket_id, "SPT-1042", "erp-vendor"))
+    await gateway.send(message(to="support@erp-vendor.example", subject="RE: [SPT-1042] Suivi"))
+    await gateway.send(message(sender="eve@freemail.example", subject="Reset my password"))
+    answers = await gateway.events("AutomaticReplyRequested")
+    assert [a["stream_id"] for a in answers] == [
+        "mail:anne@acme.example",
+        "mail:eve@freemail.example",
+    ]
+    assert '"reason": "replies_by_portal_only"' in answers[0]["payload"]
+    assert '"reason": "unknown_sender"' in answers[1]["payload"]
+    await gateway.know(
+        TicketClosed(ticket_id=ticket_id, occurred_at=now(), from_status="in_progress",
+                     to_status="closed", resolution_code="handled")
+    )  # fmt: skip
+    await gateway.send(message(to="support@erp-vendor.example", subject="RE: [SPT-1042] Encore"))
+    latest = (await gateway.events("AutomaticReplyRequested"))[-1]
+    assert '"reason": "request_closed"' in latest["payload"]
+
+
+async def test_automatic_mail_leaves_nothing_and_unknown_requests_are_deferred(
+    gateway: Gateway,
+) -> None:
+    await gateway.send(
+        message(subject="Réponse automatique : absent", Auto_Submitted="auto-replied")
+    )
+    await gateway.send(message(Precedence="bulk"))
+    with pytest.raises(smtplib.SMTPDataError) as deferred:
+        await gateway.send(
+            message(to="support@desk.example", In_Reply_To=f"<{uuid.uuid4()}.1@desk.example>")
+        )
+    assert deferred.value.smtp_code == 451
+    async with gateway.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM events") == 0
+
+
+def created(ticket_id: str, key: str, policy: str) -> TicketCreated:
+    return TicketCreated(
+        ticket_id=ticket_id, occurred_at=now(), key=key, policy_id=policy,
+        request_type="support", priority="medium", subject="Export", description="x",
+        organisation_id="acme", requester_id="anne@acme.example",
+        created_by="anne@acme.example", channel=Channel.PORTAL,
+    )  # fmt: skip
