@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime
+from typing import Any
 
 import aiosmtplib
 import asyncpg
@@ -30,6 +36,8 @@ from desk_eventstore.store import APPEND_LOCK_CLASS, append, stream_version
 
 log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 8
+UTF8_QP = Charset("utf-8")
+UTF8_QP.body_encoding = QP  # readable in raw form, unlike base64
 LEASE = timedelta(seconds=120)
 
 
@@ -43,12 +51,39 @@ class Relay:
     timeout: float = 10.0
 
 
-def build_message(row: asyncpg.Record, sender: str, now: datetime) -> EmailMessage:
-    """The mail of a recorded row: text with an HTML alternative, threaded, marked automatic."""
-    message = EmailMessage()
+def _text(body: str, subtype: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(body, UTF8_QP)
+    return part
+
+
+def _subject(subject: str) -> str:
+    """RFC 2047 only where needed: the leading `[KEY]` stays readable in the raw header."""
+    if subject.isascii():
+        return subject
+    first, _, rest = subject.partition(" ")
+    if not (first.isascii() and rest):
+        return Header(subject, "utf-8", header_name="Subject").encode()
+    header = Header(first, "us-ascii", header_name="Subject")
+    header.append(rest, "utf-8")  # Header puts the space back between the two
+    return header.encode()
+
+
+def build_message(row: Mapping[str, Any], sender: str, now: datetime) -> Message:
+    """The mail of a recorded row: text with an HTML alternative, threaded, marked automatic.
+
+    Built with the standard library's classic MIME classes: several times cheaper than
+    `EmailMessage`'s header registry, for the same bytes on the wire (see bench/notify.py).
+    """
+    html = row["html"]
+    message: Message = MIMEMultipart("alternative") if html else _text(row["body"], "plain")
+    if html:
+        message.attach(_text(row["body"], "plain"))
+        message.attach(_text(html, "html"))
+    subject = row["subject"]
     message["From"] = row["sender"] or sender
     message["To"] = row["recipient"]
-    message["Subject"] = row["subject"]
+    message["Subject"] = _subject(subject)
     message["Message-ID"] = row["message_id"]
     message["Date"] = format_datetime(now)
     if row["in_reply_to"]:
@@ -58,10 +93,7 @@ def build_message(row: asyncpg.Record, sender: str, now: datetime) -> EmailMessa
     if row["auto_submitted"]:
         message["Auto-Submitted"] = row["auto_submitted"]
         message["X-Auto-Response-Suppress"] = "OOF, AutoReply"  # no out-of-office back
-    message.set_content(row["body"])
-    if row["html"]:
-        message.add_alternative(row["html"], subtype="html")
-    message["Content-Language"] = row["language"]  # after: make_alternative moves Content-*
+    message["Content-Language"] = row["language"]
     return message
 
 
