@@ -13,9 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from desk_contracts.base import Event
 from desk_contracts.tickets import (
+    ActedEvent,
     Channel,
     CommentAdded,
     InformationRequested,
@@ -463,3 +466,28 @@ def test_what_people_wrote_is_escaped_in_html_and_kept_in_text() -> None:
     words = Templates().render(note.template, "en", context, TICKET.key)
     assert "Use <b>x</b> & y" in words.text
     assert "Use &lt;b&gt;x&lt;/b&gt; &amp; y" in words.html
+
+
+PEOPLE = [ANNE, BRUNO, CARLA, PAUL, LEA, MAX, STRANGER]
+
+
+@given(
+    row=st.sampled_from(CLOUD_PARTNER + ERP_VENDOR + SAAS_DESK),
+    participants=st.lists(st.sampled_from(PEOPLE), max_size=4),
+    muted=st.lists(st.sampled_from(PEOPLE), max_size=3),
+    actor=st.sampled_from(PEOPLE),
+)
+def test_whoever_follows_a_request_nobody_is_told_twice_about_their_own_act_or_when_muted(
+    row: Row, participants: list[str], muted: list[str], actor: str
+) -> None:
+    ticket = replace(row.ticket, participants=tuple(participants), muted=tuple(muted))
+    event = row.event
+    if isinstance(event, ActedEvent):
+        event = event.model_copy(update={"actor_id": actor})
+    told = notifications_for(event, ticket, POLICIES[ticket.policy_id], DIRECTORY)
+    recipients = [n.recipient for n in told]
+    assert len(recipients) == len(set(recipients))
+    if isinstance(event, ActedEvent):
+        assert actor not in recipients
+    assert not {n.recipient for n in told if n.audience is Audience.CUSTOMER} & set(muted)
+    assert all(n.language in ("fr", "en") for n in told)
