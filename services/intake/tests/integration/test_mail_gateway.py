@@ -4,6 +4,7 @@ PostgreSQL server: what each message leaves in intake's outbox, and what SMTP an
 from __future__ import annotations
 
 import asyncio
+import os
 import smtplib
 import uuid
 from collections.abc import AsyncIterator
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 POLICIES = load_policies()
 CONFIG = GatewayConfig.of(POLICIES, "support@desk.example")
-MAX_BYTES = 256 * 1024
+MAX_BYTES = 16 * 1024 * 1024  # a 10 MB attachment (13.7 MB in base64) fits
 
 
 def now() -> datetime:
@@ -112,6 +113,17 @@ async def test_a_mail_becomes_one_request_even_when_delivered_twice(gateway: Gat
     assert attachment.filename == "capture.png" and attachment.size == len(screenshot)
     stored = await FolderBlobStore(gateway.blobs).get(attachment.sha256)
     assert stored == screenshot
+
+
+async def test_a_ten_megabyte_attachment_arrives_whole(gateway: Gateway) -> None:
+    mail = message(subject="Heap dump", body="The dump of the crashed node is attached.")
+    dump = os.urandom(10 * 1024 * 1024)
+    mail.add_attachment(dump, maintype="application", subtype="octet-stream", filename="heap.bin")
+    await gateway.send(mail)
+    (created,) = await gateway.events("TicketCreated")
+    (attachment,) = TicketCreated.model_validate_json(created["payload"]).attachments
+    assert attachment.size == len(dump)
+    assert await FolderBlobStore(gateway.blobs).get(attachment.sha256) == dump
 
 
 async def test_too_large_is_refused_at_smtp_level_with_552(gateway: Gateway) -> None:
