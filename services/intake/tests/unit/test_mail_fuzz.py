@@ -3,6 +3,9 @@ refusal), never an exception: random bytes, corpus messages cut and spliced, hos
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mail_world import CONFIG, CORPUS, DIRECTORY, POLICIES, TICKETS
@@ -62,3 +65,15 @@ def test_hostile_headers_give_a_decision(headers: list[tuple[str, str]], body: b
     head = "".join(f"{name}: {value}\r\n" for name, value in headers)
     raw = head.encode("utf-8", "surrogatepass") + b"\r\n" + body
     assert isinstance(decide(raw), DECISIONS)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Le " * 16_000, "a" * 200_000, ("De : x\nEnvoyé : y\n") * 3000, ("> " * 10 + "x\n") * 5000],
+)
+def test_pathological_text_is_read_in_well_under_a_second(text: str) -> None:
+    raw = ("From: anne@acme.example\r\nTo: support@saas-desk.example\r\nSubject: x\r\n"
+           "Content-Type: text/plain; charset=utf-8\r\n\r\n" + text).encode()  # fmt: skip
+    started = time.perf_counter()
+    assert isinstance(decide(raw), DECISIONS)
+    assert time.perf_counter() - started < 1.0

@@ -12,6 +12,7 @@ from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]
 
 MAX_PARSED_CHARS = 200_000  # longer texts are cut before the HTML and reply parsers see them
 MAX_REPLY_INPUT = 50_000  # the reply parser's regular expressions see at most this much
+MAX_LINE = 2_000  # longer lines are cut for the reply parser (its cost grows with their square)
 
 # Latin-1 and ASCII labels are written by clients that really send windows-1252 (curly quotes,
 # the euro sign and oe ligature live in 0x80-0x9F there); browsers decode them the same way.
@@ -91,12 +92,23 @@ def tidy(text: str) -> str:
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
 
 
+def _short_lines(text: str) -> str:
+    """Lines cut at MAX_LINE: the reply parser's patterns cost the square of a line's length,
+    and no quoted-history header is that long."""
+    if all(len(line) <= MAX_LINE for line in text.split("\n")):
+        return text
+    out: list[str] = []
+    for line in text.split("\n"):
+        out += [line[i : i + MAX_LINE] for i in range(0, len(line), MAX_LINE)] or [""]
+    return "\n".join(out)
+
+
 def latest_reply(text: str) -> str:
     """What the sender wrote this time: quoted history ("Le ... a écrit :", "De : ... Envoyé :",
     "On ... wrote:", "-----Original Message-----", "> " lines) and signature removed."""
     if not text.strip():
         return ""
-    text = _WRAPPED_ATTRIBUTION.sub(r"\1 \2", text[:MAX_REPLY_INPUT])
+    text = _WRAPPED_ATTRIBUTION.sub(r"\1 \2", _short_lines(text[:MAX_REPLY_INPUT]))
     try:
         replies = _REPLY_PARSER.read(text).replies
         body = str(replies[0].body) if replies else text
