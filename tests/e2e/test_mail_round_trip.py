@@ -9,20 +9,16 @@ changes nothing; a stranger gets an automatic answer, once.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 import smtplib
-import time
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
+from e2e_support import eventually, isolated_system, mails
 from system import System
 
 pytestmark = pytest.mark.e2e
@@ -32,58 +28,10 @@ pytestmark = pytest.mark.e2e
 def system(
     database_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[System]:
-    import asyncio
-
-    name = "e2e_mail_" + uuid.uuid4().hex[:8]  # a fresh database and fresh topics
-
-    async def create() -> None:
-        conn = await asyncpg.connect(database_url)
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await conn.close()
-
-    async def topics() -> None:
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-        from desk_contracts.topics import TOPICS
-
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        await admin.create_topics(
-            [NewTopic(name + "." + t.name, t.partitions, 1, topic_configs=t.config) for t in TOPICS]
-        )
-        await admin.close()
-
-    asyncio.run(create())
-    asyncio.run(topics())
-    url = database_url.rsplit("/", 1)[0] + "/" + name
-    running = System(
-        url, kafka_bootstrap, tmp_path_factory.mktemp("system"), topic_prefix=name + "."
-    )
-    running.start()
-    try:
-        running.wait_ready()
+    with isolated_system(
+        database_url, kafka_bootstrap, tmp_path_factory.mktemp("system"), "e2e_mail"
+    ) as running:
         yield running
-    finally:
-        codes = running.stop()
-        assert all(code == 0 for code in codes.values()), f"unclean stop: {codes}"
-
-
-def eventually(probe: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting after {timeout}s")
-        time.sleep(0.2)
-
-
-def mails(folder: Path) -> list[EmailMessage]:
-    return [
-        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
-        for path in sorted(folder.glob("*.eml"))
-    ]
 
 
 def send(system: System, message: EmailMessage) -> None:
