@@ -178,15 +178,21 @@ async def test_a_failed_event_parks_its_ticket_until_redriven(
             dict(dead[1].headers)[ERROR].decode() == "parked behind event t1-a of the same ticket"
         )
 
-        broken["first"] = False  # the bug is fixed: re-drive the ticket
-        schema = await store.fetchval("SELECT current_schema()")
-        done = await redrive(database_url, schema, kafka_bootstrap, group, "t1")
-        assert (done.events, done.unparked) == (2, 2)
+        key, value, headers = record("t1-c", "t1")  # arrives later: queues behind too
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
         for _ in range(100):
-            if len(await applied()) == 3:
+            if consumer.dead_lettered == 3:
                 break
             await asyncio.sleep(0.1)
+        schema = await store.fetchval("SELECT current_schema()")
+        early = await redrive(database_url, schema, kafka_bootstrap, group, "t1", round_timeout=5)
+        assert early.still_parked == ["t1-a", "t1-b", "t1-c"]  # not fixed: t1-a fails again
+        assert await applied() == ["t2-a"]
+
+        broken["first"] = False  # the bug is fixed: re-drive the ticket
+        done = await redrive(database_url, schema, kafka_bootstrap, group, "t1")
+        assert (done.sent, done.dropped, done.still_parked) == (3, 0, [])
     finally:
         await broker.stop()
         await producer.stop()
-    assert await applied() == ["t2-a", "t1-a", "t1-b"]
+    assert await applied() == ["t2-a", "t1-a", "t1-b", "t1-c"]

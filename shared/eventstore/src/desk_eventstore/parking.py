@@ -1,6 +1,9 @@
 """Parking: once an event of a stream is dead-lettered, the consumer parks that stream's later
-events behind it (dead-lettered too), so the stream is never applied out of order. A re-drive
-(`desk_platform.redrive`) clears the stream and sends its parked events through again."""
+events behind it (dead-lettered too), so the stream is never applied out of order.
+
+A re-drive (`desk_platform.redrive`) sends the parked events through again, in order, while the
+stream stays parked: the consumer applies an event only when it is the first one parked, and
+releases it in the same transaction; anything else that arrives meanwhile queues behind."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ async def parked_behind(conn: asyncpg.Connection, consumer: str, stream_id: str)
     """The first parked event of the stream for this consumer, if the stream is parked."""
     row = await conn.fetchrow(
         """SELECT event_id FROM parked WHERE consumer = $1 AND stream_id = $2
-           ORDER BY parked_at LIMIT 1""",
+           ORDER BY seq LIMIT 1""",
         consumer,
         stream_id,
     )
@@ -31,18 +34,30 @@ async def park(
     )
 
 
-async def unpark(conn: asyncpg.Connection, consumer: str, stream_id: str) -> int:
-    result = await conn.execute(
-        "DELETE FROM parked WHERE consumer = $1 AND stream_id = $2", consumer, stream_id
+async def release(conn: asyncpg.Connection, consumer: str, stream_id: str, event_id: str) -> None:
+    """The parked event was applied (or was found applied before): the next one may follow."""
+    await conn.execute(
+        "DELETE FROM parked WHERE consumer = $1 AND stream_id = $2 AND event_id = $3",
+        consumer,
+        stream_id,
+        event_id,
     )
-    return int(result.split()[-1])
+
+
+async def parked_events(conn: asyncpg.Connection, consumer: str, stream_id: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT event_id FROM parked WHERE consumer = $1 AND stream_id = $2 ORDER BY seq",
+        consumer,
+        stream_id,
+    )
+    return [str(row["event_id"]) for row in rows]
 
 
 async def parked_streams(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return list(
         await conn.fetch(
             """SELECT consumer, stream_id, count(*) AS events, min(parked_at) AS since,
-                  (array_agg(reason ORDER BY parked_at))[1] AS first_reason
+                  (array_agg(reason ORDER BY seq))[1] AS first_reason
            FROM parked GROUP BY consumer, stream_id ORDER BY since"""
         )
     )

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from desk_contracts.base import Event, event_from_data
 from desk_contracts.envelope import Envelope, MalformedEnvelope
 from desk_eventstore.inbox import first_time
-from desk_eventstore.parking import park, parked_behind
+from desk_eventstore.parking import park, parked_behind, release
 from desk_eventstore.store import ConcurrencyError
 from desk_platform.deadletter import DeadLetters
 from desk_platform.logging import log_context
@@ -133,6 +133,8 @@ class EventConsumer:
                     return
                 event = decode_event(envelope)
                 async with self.pool.acquire() as conn, conn.transaction():
+                    if blocker is not None:  # a re-driven event, first in line: release it
+                        await release(conn, self.consumer, envelope.subject, envelope.id)
                     if not await first_time(conn, self.consumer, envelope.id, envelope.subject):
                         log.info("event_already_applied", event_type=envelope.type)
                         return

@@ -4,11 +4,15 @@
     uv run python -m desk_platform.redrive run --service sla --group sla.ticket-events \\
         --ticket 3f0c...            # after fixing what made its first event fail
 
-`run` reads the group's dead-letter topic, takes that ticket's records in their original order,
-clears the ticket's parking, and publishes them again to the topic they came from (original
-key, value and headers). Every consumer of that topic applies each event once (inbox), so the
-copies other groups see again are skipped; this group now applies them in order, or parks the
-ticket again with the new reason. Uses DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS.
+`run` reads the group's dead-letter topic and publishes that ticket's parked events again to the
+topic they came from (original key, value and headers), in their original order. The ticket
+stays parked meanwhile: the consumer applies a re-sent event only when it is the first one
+parked, and releases it as it applies it, so nothing that arrives in between can overtake it
+(it queues behind, and the next round sends it too). Rounds repeat until nothing is parked, or
+until a round makes no progress (the cause is still there: the first event fails again and says
+why). A parked record that is not even a CloudEvent cannot be applied by anyone: it is released
+and left in the dead-letter topic, reported as dropped. Every other consumer of the topic sees
+the copies as duplicates and skips them (inbox). Uses DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from desk_contracts.envelope import Envelope, MalformedEnvelope
 from desk_contracts.topics import dead_letter
-from desk_eventstore.parking import parked_streams, unpark
+from desk_eventstore.parking import parked_events, parked_streams, release
 from desk_eventstore.relay import idempotent_producer
 from desk_platform.deadletter import ORIGIN_GROUP, ORIGIN_OFFSET, ORIGIN_PARTITION, ORIGIN_TOPIC
 
@@ -32,8 +38,9 @@ from desk_platform.deadletter import ORIGIN_GROUP, ORIGIN_OFFSET, ORIGIN_PARTITI
 class Redriven:
     ticket: str
     origin_topic: str
-    events: int
-    unparked: int
+    sent: int  # records published again (over all rounds)
+    dropped: int  # parked records that are not CloudEvents: released, left in the DLT
+    still_parked: list[str]  # event ids still parked when it stopped (empty: done)
 
 
 def _headers(record: Any) -> dict[str, bytes]:
@@ -86,31 +93,83 @@ async def dead_letters_of(bootstrap: str, origin_topic: str, group: str, ticket:
 
 
 async def redrive(
-    database_url: str, schema: str, bootstrap: str, group: str, ticket: str
+    database_url: str,
+    schema: str,
+    bootstrap: str,
+    group: str,
+    ticket: str,
+    *,
+    round_timeout: float = 30.0,
+    max_rounds: int = 10,
 ) -> Redriven:
     service, _, origin_topic = group.partition(".")
     if not origin_topic:
         raise SystemExit(f"{group!r} is not a consumer group of ours (<service>.<topic>)")
-    records = await dead_letters_of(bootstrap, origin_topic, group, ticket)
     conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
-    try:
-        unparked = await unpark(conn, group, ticket)
-    finally:
-        await conn.close()
     producer = idempotent_producer(bootstrap, f"redrive-{service}")
     await producer.start()
+    sent = dropped = 0
     try:
-        for record in records:
-            headers = [(n, v) for n, v in (record.headers or ()) if not n.startswith("dlt_")]
-            await producer.send_and_wait(
-                _headers(record)[ORIGIN_TOPIC].decode(),
-                record.value,
-                key=record.key,
-                headers=headers,
-            )
+        parked = await parked_events(conn, group, ticket)
+        for _ in range(max_rounds):
+            if not parked:
+                break
+            seen: set[str] = set()  # an event dead-lettered several times is sent once
+            for record in await dead_letters_of(bootstrap, origin_topic, group, ticket):
+                event_id = _event_id(record)
+                if event_id is None:  # not a CloudEvent: nobody can ever apply it
+                    where = _origin(record)
+                    if where in parked:
+                        await release(conn, group, ticket, where)
+                        dropped += 1
+                    continue
+                if event_id in parked and event_id not in seen:
+                    seen.add(event_id)
+                    headers = [
+                        (n, v) for n, v in (record.headers or ()) if not n.startswith("dlt_")
+                    ]
+                    await producer.send_and_wait(
+                        _headers(record)[ORIGIN_TOPIC].decode(),
+                        record.value,
+                        key=record.key,
+                        headers=headers,
+                    )
+                    sent += 1
+            before, parked = parked, await _settled(conn, group, ticket, round_timeout)
+            if parked and parked[0] == before[0]:  # the first one failed again: stop here
+                break
     finally:
         await producer.stop()
-    return Redriven(ticket, origin_topic, len(records), unparked)
+        await conn.close()
+    return Redriven(ticket, origin_topic, sent, dropped, parked)
+
+
+def _event_id(record: Any) -> str | None:
+    try:
+        return Envelope.from_kafka(record.key, record.value, record.headers).id
+    except MalformedEnvelope:
+        return None
+
+
+def _origin(record: Any) -> str:
+    headers = _headers(record)
+    return (
+        f"{headers[ORIGIN_TOPIC].decode()}/{headers[ORIGIN_PARTITION].decode()}"
+        f"@{headers[ORIGIN_OFFSET].decode()}"
+    )
+
+
+async def _settled(conn: asyncpg.Connection, group: str, ticket: str, timeout: float) -> list[str]:
+    """The parked events once the consumer stopped releasing them (or `timeout` passed)."""
+    parked = await parked_events(conn, group, ticket)
+    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    while parked and time.monotonic() < deadline and time.monotonic() - quiet_since < 3.0:
+        await asyncio.sleep(0.2)
+        now = await parked_events(conn, group, ticket)
+        if now != parked:
+            parked, quiet_since = now, time.monotonic()
+    return parked
 
 
 async def _list(database_url: str, schema: str) -> None:
@@ -147,9 +206,15 @@ def main() -> None:
         redrive(url, args.service, os.environ["KAFKA_BOOTSTRAP_SERVERS"], args.group, args.ticket)
     )
     print(
-        f"ticket {done.ticket}: {done.events} event(s) sent again to {done.origin_topic}, "
-        f"{done.unparked} unparked"
+        f"ticket {done.ticket}: {done.sent} event(s) sent again to {done.origin_topic}, "
+        f"{done.dropped} unreadable record(s) dropped"
     )
+    if done.still_parked:
+        print(
+            f"still parked behind {done.still_parked[0]} ({len(done.still_parked)} event(s)): "
+            "see `list` for the reason; fix it and run again"
+        )
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
