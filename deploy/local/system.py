@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -42,6 +43,8 @@ class System:
     replicas: dict[str, int] = field(default_factory=dict)  # e.g. {"notifier": 2}
     log_format: str = "json"
     topic_prefix: str = ""
+    # one random key per run, shared by the notifier (signs survey links) and intake (checks)
+    survey_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -68,6 +71,8 @@ class System:
             "WORKFLOW_URL": self.url("workflow"),
             "LOG_FORMAT": self.log_format,
             "TOPIC_PREFIX": self.topic_prefix,
+            "PUBLIC_URL": os.environ.get("PUBLIC_URL") or self.url("intake"),
+            "SURVEY_SECRET": os.environ.get("SURVEY_SECRET") or self.survey_secret,
             **extra,
         }
 

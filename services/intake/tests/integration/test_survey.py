@@ -137,7 +137,7 @@ async def test_the_answer_follows_the_requests_creation_on_its_stream(pool: asyn
     ]
 
 
-@pytest.mark.parametrize("rating", ["0", "6", "", "five", "-1"])
+@pytest.mark.parametrize("rating", ["0", "6", "", "five", "-1", "²", "4" * 5000, "٣"])
 async def test_a_rating_off_the_scale_is_refused_and_records_nothing(
     pool: asyncpg.Pool, rating: str
 ) -> None:
@@ -146,6 +146,17 @@ async def test_a_rating_off_the_scale_is_refused_and_records_nothing(
     assert refused.status_code == 422
     assert "1 à 5" in refused.text and 'type="radio"' in refused.text
     assert await events(pool) == []
+
+
+async def test_a_flood_instead_of_a_form_is_refused_before_it_is_read(
+    pool: asyncpg.Pool,
+) -> None:
+    async with client(pool) as http:
+        flood = await http.post(f"/survey/{token()}", data={"rating": "5", "comment": "x" * 70_000})
+        nul = await http.post(f"/survey/{token()}", data={"rating": "5", "comment": "a\x00b"})
+    assert flood.status_code == 413
+    assert nul.status_code == 200  # the NUL is dropped, the answer kept
+    assert await events(pool) == ["SurveySubmitted"]
 
 
 async def test_an_expired_link_is_refused_clearly(pool: asyncpg.Pool) -> None:

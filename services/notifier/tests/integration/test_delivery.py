@@ -69,6 +69,15 @@ class Sink:
     def __init__(self) -> None:
         self.received: list[EmailMessage] = []
         self.refuse_with: str | None = None
+        self.refuse_sender_with: str | None = None
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.refuse_sender_with:
+            return self.refuse_sender_with
+        envelope.mail_from = address
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse_with:
@@ -309,6 +318,25 @@ async def test_relay_down_is_retried_later_and_a_5xx_is_recorded_on_the_request(
         "message_id": row["message_id"],
     }
     assert topic_for(stream[0]) == "ticket-commands"
+
+
+async def test_a_relay_refusing_our_sender_fails_nothing_for_good(
+    pool: asyncpg.Pool, sink: tuple[Sink, int]
+) -> None:
+    """A 5xx to MAIL FROM (or to authentication) says the relay is misconfigured, not that this
+    message is undeliverable: every message would fail alike, so they all wait and retry."""
+    handler, port = sink
+    created = await create(pool)
+    handler.refuse_sender_with = "553 sender not allowed to relay"
+    assert await sender(pool, port).send_pending(now()) == 1
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT * FROM deliveries")
+        stream = await read_stream(conn, created.ticket_id)
+    assert row["status"] == "pending" and row["last_error"].startswith("553")
+    assert stream == []  # nothing recorded as failed on the request
+    handler.refuse_sender_with = None  # the relay is fixed: the message goes out
+    assert await sender(pool, port).send_pending(row["next_attempt_at"]) == 1
+    assert len(handler.received) == 1
 
 
 async def test_failed_deliveries_reach_ticket_commands_keyed_by_ticket(

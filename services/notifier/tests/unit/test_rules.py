@@ -458,6 +458,43 @@ def test_every_notification_is_worded_with_the_key_and_says_how_to_answer(
             assert "https://x/s/t" in words.text and 'href="https://x/s/t"' in words.html
 
 
+@pytest.mark.parametrize("row", CLOUD_PARTNER + ERP_VENDOR + SAAS_DESK, ids=lambda r: r.sentence)
+def test_every_notification_is_worded_when_the_events_optional_fields_are_empty(row: Row) -> None:
+    """E.g. a request closed without a resolution code: the phrase is left out, the mail goes."""
+    policy = POLICIES[row.ticket.policy_id]
+    fields = type(row.event).model_fields
+    empty = {n: None for n, f in fields.items() if not f.is_required() and f.default is None}
+    event = row.event.model_copy(update=empty)
+    if isinstance(event, TicketCreated):
+        event = event.model_copy(update={"policy_id": policy.id, "key": row.ticket.key})
+    for note in notifications_for(event, row.ticket, policy, DIRECTORY):
+        for language in ("fr", "en"):
+            context = notification_context(
+                replace(note, language=language),
+                event,
+                row.ticket,
+                policy,
+                DIRECTORY,
+                "https://x/s/t",
+            )
+            words = Templates().render(note.template, language, context, row.ticket.key)
+            assert words.subject.startswith(f"[{row.ticket.key}] ")
+
+
+def test_a_request_closed_without_a_resolution_code_is_announced() -> None:
+    policy = POLICIES["saas-desk"]
+    ticket = replace(TICKET, policy_id="saas-desk")
+    event = TicketClosed(
+        **BASE, **TEAM, from_status="answered", to_status="closed", resolution_code=None
+    )
+    notes = notifications_for(event, ticket, policy, DIRECTORY)
+    assert notes
+    for note in notes:
+        context = notification_context(note, event, ticket, policy, DIRECTORY, "https://x/s/t")
+        words = Templates().render(note.template, "en", context, ticket.key)
+        assert "Your request was closed." in words.text
+
+
 def test_what_people_wrote_is_escaped_in_html_and_kept_in_text() -> None:
     event = CommentAdded(**BASE, **TEAM, body="Use <b>x</b> & y", public=True)
     policy = POLICIES["cloud-partner"]

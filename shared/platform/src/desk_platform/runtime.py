@@ -30,7 +30,7 @@ from desk_platform.consumer import EventConsumer, Handler
 from desk_platform.deadletter import DeadLetters
 from desk_platform.kafka_ready import wait_for_kafka
 from desk_platform.logging import configure_logging
-from desk_platform.settings import Settings
+from desk_platform.settings import DEV_SURVEY_SECRET, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +80,11 @@ class ServiceRuntime:
         if self.pool is None:
             configure_logging(self.name, self.settings.log_format, self.settings.log_level)
             log.info("service_starting")
+            if self.settings.survey_secret == DEV_SURVEY_SECRET:
+                log.warning(
+                    "survey_secret_is_the_development_default",
+                    hint="anyone can forge survey links: set SURVEY_SECRET",
+                )
             self.pool = await open_store(self.settings.database_url, self.name, self.migrations)
         return self.pool
 

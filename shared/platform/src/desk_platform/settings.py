@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEV_SURVEY_SECRET = "dev-only-survey-secret"  # anyone can sign links with it: never in production
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
@@ -25,7 +27,7 @@ class Settings(BaseSettings):
         description="intake's address as requesters reach it (survey links in mail)",
     )
     survey_secret: str = Field(
-        default="dev-only-survey-secret",
+        default=DEV_SURVEY_SECRET,
         description="HMAC key of the satisfaction-survey links (set a long random one)",
     )
     survey_valid_days: int = Field(default=30, ge=1, description="how long a survey link works")

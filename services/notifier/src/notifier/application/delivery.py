@@ -32,10 +32,10 @@ import structlog
 
 from desk_contracts.requests import DeliveryFailed
 from desk_eventstore.records import NewEvent
-from desk_eventstore.store import APPEND_LOCK_CLASS, append, stream_version
+from desk_eventstore.store import append
 
 log = structlog.get_logger(__name__)
-MAX_ATTEMPTS = 8
+GIVE_UP_AFTER = timedelta(days=2)  # like an MTA: a relay outage of hours loses nothing
 UTF8_QP = Charset("utf-8")
 UTF8_QP.body_encoding = QP  # readable in raw form, unlike base64
 LEASE = timedelta(seconds=120)
@@ -139,12 +139,24 @@ class Sender:
                         )
                         await smtp.connect()
                     await smtp.send_message(build_message(row, self.relay.sender, now))
-                except aiosmtplib.SMTPRecipientsRefused as error:
+                except aiosmtplib.SMTPRecipientsRefused as error:  # this recipient: final if 5xx
                     refused = error.recipients[0]
                     await self._failed(row, f"{refused.code} {refused.message}", refused.code, now)
                     continue
-                except aiosmtplib.SMTPResponseException as error:
+                except aiosmtplib.SMTPDataError as error:  # this message refused: final if 5xx
                     await self._failed(row, f"{error.code} {error.message}", error.code, now)
+                    continue
+                except aiosmtplib.SMTPResponseException as error:
+                    # the relay refuses us (sender, authentication, relaying): every message
+                    # would fail alike, so nothing is final; retry with backoff and say so
+                    log.error(
+                        "relay_refuses_us",
+                        code=error.code,
+                        error=error.message,
+                        relay=f"{self.relay.host}:{self.relay.port}",
+                    )
+                    await self._failed(row, f"{error.code} {error.message}", None, now)
+                    smtp = None
                     continue
                 except (aiosmtplib.SMTPException, OSError) as error:
                     await self._failed(row, str(error) or type(error).__name__, None, now)
@@ -184,7 +196,7 @@ class Sender:
     ) -> None:
         attempts = row["attempts"] + 1
         permanent = code is not None and 500 <= code < 600
-        give_up = permanent or attempts >= MAX_ATTEMPTS
+        give_up = permanent or now - row["created_at"] > GIVE_UP_AFTER
         delay = timedelta(seconds=min(2**attempts, 600))
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
@@ -221,12 +233,7 @@ async def _report(conn: asyncpg.Connection, row: asyncpg.Record, error: str, now
         error=error[:500],
     )
     event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"delivery-failed/{row['delivery_key']}")
-    # hold the store's append lock before reading the version, so concurrent senders queue
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", APPEND_LOCK_CLASS
-    )
-    version = await stream_version(conn, ticket_id)
     new = NewEvent.from_event(
         failed, event_id=event_id, metadata={"correlationid": row["event_id"]}
     )
-    await append(conn, ticket_id, version, [new])
+    await append(conn, ticket_id, None, [new])  # at the stream's end, under the append lock

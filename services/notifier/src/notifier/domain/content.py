@@ -43,8 +43,12 @@ def how_to_answer(policy: DeskPolicy, audience: Audience) -> str:
     return "reply" if policy.email_replies.accepted else "portal"
 
 
-def _labels(event: Event, policy: DeskPolicy, language: str) -> dict[str, str]:
-    labels: dict[str, str] = {}
+def _labels(event: Event, policy: DeskPolicy, language: str) -> dict[str, str | None]:
+    # every label a template may test is present (None when the event has none): templates are
+    # strict, so a missing key would stop the message instead of leaving a phrase out
+    labels: dict[str, str | None] = dict.fromkeys(
+        ("status", "from_status", "priority", "from_priority", "resolution")
+    )
     if isinstance(event, StatusChanged):
         for name, status_id in (("status", event.to_status), ("from_status", event.from_status)):
             try:
