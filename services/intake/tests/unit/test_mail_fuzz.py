@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from mail_world import CONFIG, CORPUS, DIRECTORY, POLICIES, TICKETS
 
 from intake.domain.mail import Comment, Defer, Drop, NewRequest, Refuse, SmtpEnvelope, parse, route
+from intake.domain.mail.text import latest_reply
 
 DECISIONS = (NewRequest, Comment, Refuse, Drop, Defer)
 SAMPLES = [p.read_bytes() for p in sorted(CORPUS.glob("*.eml"))]
@@ -76,4 +77,24 @@ def test_pathological_text_is_read_in_well_under_a_second(text: str) -> None:
            "Content-Type: text/plain; charset=utf-8\r\n\r\n" + text).encode()  # fmt: skip
     started = time.perf_counter()
     assert isinstance(decide(raw), DECISIONS)
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["hi" + "\n>" * 20_000 + "\nx", "On x\n" + "> \n" * 16_000, "hi\n" + " \n" * 20_000 + "x",
+     " \n" * 20_000, "\n>" * 20_000 + "\nx", "Le x\n" + ">" * 5000 + " a écrit :\n" * 3000],
+)  # fmt: skip
+def test_the_reply_is_cut_in_linear_time(text: str) -> None:
+    started = time.perf_counter()
+    latest_reply(text)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_mail_ending_in_thousands_of_quote_marks_parses_in_well_under_a_second() -> None:
+    raw = (b"From: anne@acme.example\r\nTo: support@saas-desk.example\r\nSubject: x\r\n"
+           b"Content-Type: text/plain\r\n\r\nhello\r\n" + b">\r\n" * 25_000)  # fmt: skip
+    assert len(raw) > 75_000
+    started = time.perf_counter()
+    assert parse(raw, ENVELOPE).reply == "hello"
     assert time.perf_counter() - started < 1.0

@@ -20,21 +20,20 @@ _WINDOWS_1252_ALIASES = frozenset({"iso-8859-1", "latin-1", "latin1", "us-ascii"
 _HTML_CONFIG = ParserConfig(display_links=False, display_images=False)
 _REPLY_PARSER = EmailReplyParser(languages=["fr", "en", "de"])
 
-# A "Le ... a écrit :" / "On ... wrote:" line that the sender's client wrapped over two lines.
-_WRAPPED_ATTRIBUTION = re.compile(
-    r"^((?:>\s*)*(?:Le|On|Am)\s[^\n]{5,200})\n"
-    r"((?:>\s*)*[^\n]{0,120}(?:a écrit|wrote|schrieb)\s?:)\s*$",
-    re.MULTILINE,
-)
+# Every pattern below reads one line at a time and is anchored at its start: none of them can
+# cost more than a line's length (a pattern spanning lines with `\s*` costs the square of the text).
+_QUOTE_PREFIX = re.compile(r"(?:>[ \t]*)*")
+_ATTRIBUTION_START = re.compile(r"(?:Le|On|Am)\s")
+# The end of a "Le ... a écrit :" / "On ... wrote:" line that the sender's client wrapped.
+_ATTRIBUTION_END = re.compile(r"(?:a écrit|wrote|schrieb)\s?:\Z")
 # What phones and webmails append under the message ("Envoyé de mon iPhone", "Get Outlook for iOS").
 _DEVICE_LINE = re.compile(
-    r"\n\s*(?:envoy[ée] (?:de|depuis) (?:mon|ma|mon appareil|l'application)\b[^\n]*|"
-    r"sent from my [^\n]*|sent from (?:outlook|mail|yahoo)[^\n]*|"
-    r"get outlook for [^\n]*|t[ée]l[ée]chargez outlook pour [^\n]*|"
-    r"von meinem [^\n]* gesendet)\s*\Z",
+    r"(?:envoy[ée] (?:de|depuis) (?:mon|ma|mon appareil|l'application)\b|"
+    r"sent from my |sent from (?:outlook|mail|yahoo)|"
+    r"get outlook for |t[ée]l[ée]chargez outlook pour |"
+    r"von meinem .* gesendet\Z)",
     re.IGNORECASE,
 )
-_QUOTED_TAIL = re.compile(r"(?:\n(?:>[^\n]*)?)*\Z")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
@@ -103,17 +102,65 @@ def _short_lines(text: str) -> str:
     return "\n".join(out)
 
 
+def _unwrap_attributions(text: str) -> str:
+    """A "Le ... a écrit :" / "On ... wrote:" line that the sender's client wrapped over two
+    lines, joined again (so the reply parser recognises it)."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if i + 1 < len(lines) and _wrapped_attribution(line, lines[i + 1]):
+            out.append(line + " " + lines[i + 1].rstrip(" \t"))
+            i += 2
+            continue
+        out.append(line)
+        i += 1
+    return "\n".join(out)
+
+
+def _wrapped_attribution(first: str, second: str) -> bool:
+    head = _unquoted(first)
+    if not _ATTRIBUTION_START.match(head) or not 5 <= len(head) - 3 <= 200:
+        return False
+    tail = _unquoted(second).rstrip(" \t")
+    if not tail.endswith(":"):
+        return False
+    end = _ATTRIBUTION_END.search(tail, max(0, len(tail) - 12))
+    return end is not None and end.start() <= 120
+
+
+def _unquoted(line: str) -> str:
+    prefix = _QUOTE_PREFIX.match(line)
+    return line[prefix.end() :] if prefix else line
+
+
+def _without_quoted_tail(text: str) -> str:
+    """Trailing lines that are empty or quoted ("> ...") removed (the first line stays)."""
+    lines = text.split("\n")
+    while len(lines) > 1 and (not lines[-1] or lines[-1].startswith(">")):
+        lines.pop()
+    return "\n".join(lines)
+
+
+def _without_device_line(text: str) -> str:
+    """The last line removed when a phone or webmail wrote it ("Envoyé de mon iPhone")."""
+    lines = text.rstrip().split("\n")
+    if _DEVICE_LINE.match(lines[-1].strip()):
+        lines.pop()
+    return "\n".join(lines)
+
+
 def latest_reply(text: str) -> str:
     """What the sender wrote this time: quoted history ("Le ... a écrit :", "De : ... Envoyé :",
     "On ... wrote:", "-----Original Message-----", "> " lines) and signature removed."""
     if not text.strip():
         return ""
-    text = _WRAPPED_ATTRIBUTION.sub(r"\1 \2", _short_lines(text[:MAX_REPLY_INPUT]))
+    # Blank-only lines go first: the reply parser's patterns cost the square of a run of them.
+    text = _unwrap_attributions(_short_lines(tidy(text[:MAX_REPLY_INPUT])))
     try:
         replies = _REPLY_PARSER.read(text).replies
         body = str(replies[0].body) if replies else text
     except Exception:  # the parser failed on odd input: keep the whole text
         body = text
-    body = _QUOTED_TAIL.sub("", body)
-    body = _DEVICE_LINE.sub("", "\n" + body.rstrip())
-    return tidy(body)
+    return tidy(_without_device_line(_without_quoted_tail(body)))
