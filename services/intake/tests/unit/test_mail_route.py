@@ -38,17 +38,40 @@ def decide(raw: bytes, counts: SenderCounts | None = None, rcpt: str = "support@
         "Subject: Export\r\nPrecedence: junk\r\n",
         "Subject: Export\r\nPrecedence: list\r\n",
         "Subject: Export\r\nX-Autorespond: yes\r\n",
-        "Subject: Export\r\nX-Auto-Response-Suppress: OOF\r\n",
-        "Subject: Out of Office: Export\r\n",
-        "Subject: Automatic reply: [PRB-1001] Export\r\n",
-        "Subject: Absence : retour le 9 mars\r\n",
-        "Subject: Réponse automatique : Export\r\n",
+        "Subject: Export\r\nX-Autoreply: yes\r\n",
+        "Subject: Out of Office: Export\r\nAuto-Submitted: auto-replied\r\n",
         "Subject: Export\r\nContent-Type: multipart/report; report-type=delivery-status\r\n",
     ],
 )
 def test_automatic_mail_is_dropped_silently(headers: str) -> None:
     decision = decide(mail(headers))
     assert isinstance(decision, Drop) and decision.reason.startswith("automatic message")
+
+
+WEAK_SIGNS = [
+    "Subject: Export\r\nX-Auto-Response-Suppress: OOF\r\n",
+    "Subject: Export\r\nList-Id: <support.acme.example>\r\n",
+    "Subject: Out of Office: Export\r\n",
+    "Subject: Automatic reply: Export\r\n",
+    "Subject: Absence : retour le 9 mars\r\n",
+    "Subject: Réponse automatique : Export\r\n",
+    "Subject: Delivery failure when exporting invoices\r\n",
+    "Subject: Undeliverable invoices stuck in queue\r\n",
+]
+
+
+@pytest.mark.parametrize("headers", WEAK_SIGNS)
+def test_weak_signs_of_automatic_mail_never_stop_a_request(headers: str) -> None:
+    assert isinstance(decide(mail(headers)), NewRequest)
+    reply = mail(headers.replace("Subject: ", "Subject: Re: [PRB-1001] "))
+    assert isinstance(decide(reply, rcpt="support@desk.example"), Comment)
+
+
+@pytest.mark.parametrize("headers", WEAK_SIGNS)
+def test_weak_signs_of_automatic_mail_stop_the_answer(headers: str) -> None:
+    raw = mail(headers).replace(b"anne@acme.example", b"eve@freemail.example")
+    decision = decide(raw, mail_from="eve@freemail.example")
+    assert isinstance(decision, Drop) and decision.reason.startswith("no answer"), decision
 
 
 def test_a_person_saying_auto_submitted_no_is_heard() -> None:
@@ -71,8 +94,9 @@ def test_over_the_hourly_limit_a_sender_is_dropped() -> None:
 
 def test_automatic_answers_stop_at_the_daily_limit() -> None:
     raw = mail("Subject: Export\r\n").replace(b"anne@acme.example", b"eve@freemail.example")
-    assert isinstance(decide(raw, SenderCounts(answers_today=4)), Refuse)
-    dropped = decide(raw, SenderCounts(answers_today=5))
+    eve = "eve@freemail.example"
+    assert isinstance(decide(raw, SenderCounts(answers_today=4), mail_from=eve), Refuse)
+    dropped = decide(raw, SenderCounts(answers_today=5), mail_from=eve)
     assert isinstance(dropped, Drop) and "already sent today" in dropped.reason
 
 

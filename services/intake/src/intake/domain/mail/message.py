@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 
 
@@ -40,7 +41,10 @@ class InboundMail:
     `text` is the whole readable text (the text part, or the HTML part turned into text);
     `reply` is only what the sender wrote this time (quoted history and signature removed).
     `headers` holds the lower-cased names and values of every header (first occurrence).
-    `problems` names what was wrong with the message's structure (broken MIME, bad headers).
+    `problems` names what was wrong with the message's structure (broken MIME, bad headers);
+    `unparseable` says the body could not be read at all (only the headers, if any, are known).
+    Addresses come from the headers as sent: an RFC 2047 word is only ever a display name.
+    `authentication_results` holds every `Authentication-Results` header, topmost first.
     """
 
     message_id: str | None
@@ -60,6 +64,9 @@ class InboundMail:
     problems: tuple[str, ...] = ()
     envelope: SmtpEnvelope = SmtpEnvelope()
     fingerprint: str = ""  # sha256 of the raw bytes: the identity of a message without an id
+    date: datetime | None = None  # the Date header (UTC when it names no zone); None: unreadable
+    authentication_results: tuple[str, ...] = ()
+    unparseable: bool = False
 
     @property
     def identity(self) -> str:

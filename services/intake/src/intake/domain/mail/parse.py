@@ -1,7 +1,13 @@
 """Raw bytes -> `InboundMail`, with the standard library's `email` package (modern policy).
 
 Whatever the bytes, `parse` returns an `InboundMail`: a header that cannot be read is left
-empty and named in `problems`, so routing can still drop or refuse the message clearly.
+empty and named in `problems`, so routing can still drop or refuse the message clearly; a message
+whose structure cannot be read at all (MIME nested deeper than the parser's recursion allows, or
+any other failure of the parser) keeps only its headers and is marked `unparseable`.
+
+Addresses are read from the headers as sent, before any RFC 2047 decoding: an encoded word is a
+display name, never an address (`=?utf-8?q?boss=40acme.example?= <mallory@evil.example>` is
+mallory's mail).
 """
 
 from __future__ import annotations
@@ -10,9 +16,11 @@ import email
 import email.policy
 import hashlib
 import re
+from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message
-from email.utils import getaddresses
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses, parsedate_to_datetime
 
 from intake.domain.mail.message import InboundMail, MailAttachment, SmtpEnvelope
 from intake.domain.mail.text import (
@@ -38,12 +46,18 @@ _EXTENSIONS = {
 
 def parse(raw: bytes, envelope: SmtpEnvelope | None = None) -> InboundMail:
     envelope = envelope or SmtpEnvelope()
+    try:
+        return _parse(raw, envelope)
+    except Exception as error:  # RecursionError on deep MIME nesting, or a parser bug
+        return _unparseable(raw, envelope, f"unparseable message ({type(error).__name__})")
+
+
+def _parse(raw: bytes, envelope: SmtpEnvelope) -> InboundMail:
     problems: list[str] = []
     message = email.message_from_bytes(raw, policy=email.policy.default)
     problems += _defects(message)
-    headers = _headers(message, problems)
-    senders = _addresses(headers.get("from", "")) or _addresses(headers.get("sender", ""))
-    sender_name, sender = senders[0] if senders else ("", None)
+    headers, raw_headers, auth_results = _headers(message, problems)
+    sender_name, sender = _sender(raw_headers, problems)
     text, html, attachments = _body(message, problems)
     readable = text if text.strip() else html_to_text(html) if html else ""
     readable = tidy(readable[:MAX_PARSED_CHARS])
@@ -53,8 +67,8 @@ def parse(raw: bytes, envelope: SmtpEnvelope | None = None) -> InboundMail:
         message_id=message_ids[0] if message_ids else None,
         sender=sender,
         sender_name=sender_name,
-        to=tuple(a for _, a in _addresses(headers.get("to", ""))),
-        cc=tuple(a for _, a in _addresses(headers.get("cc", ""))),
+        to=tuple(a for _, a in _addresses(raw_headers.get("to", ""), problems)),
+        cc=tuple(a for _, a in _addresses(raw_headers.get("cc", ""), problems)),
         subject=" ".join(headers.get("subject", "").split())[:998],
         in_reply_to=_message_ids(headers.get("in-reply-to", "")),
         references=_message_ids(headers.get("references", "")),
@@ -67,6 +81,33 @@ def parse(raw: bytes, envelope: SmtpEnvelope | None = None) -> InboundMail:
         problems=tuple(dict.fromkeys(problems)),
         envelope=envelope,
         fingerprint=hashlib.sha256(raw).hexdigest(),
+        date=_date(headers.get("date", "")),
+        authentication_results=auth_results,
+    )
+
+
+def _unparseable(raw: bytes, envelope: SmtpEnvelope, problem: str) -> InboundMail:
+    """What can still be said of a message whose structure cannot be read: its headers only."""
+    problems = [problem]
+    try:
+        message = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+        headers, raw_headers, auth_results = _headers(message, problems)
+        sender_name, sender = _sender(raw_headers, problems)
+    except Exception:
+        headers, auth_results, sender_name, sender = {}, (), "", None
+    message_ids = _message_ids(headers.get("message-id", ""))
+    return InboundMail(
+        message_id=message_ids[0] if message_ids else None,
+        sender=sender,
+        sender_name=sender_name,
+        subject=" ".join(headers.get("subject", "").split())[:998],
+        headers=headers,
+        problems=tuple(dict.fromkeys(problems)),
+        envelope=envelope,
+        fingerprint=hashlib.sha256(raw).hexdigest(),
+        date=_date(headers.get("date", "")),
+        authentication_results=auth_results,
+        unparseable=True,
     )
 
 
@@ -74,21 +115,35 @@ def _defects(message: Message) -> list[str]:
     return [type(defect).__name__ for defect in getattr(message, "defects", [])]
 
 
-def _headers(message: Message, problems: list[str]) -> dict[str, str]:
-    """Every header's first value, decoded (RFC 2047 words), without raising on bad ones."""
+def _headers(
+    message: Message, problems: list[str]
+) -> tuple[dict[str, str], dict[str, str], tuple[str, ...]]:
+    """Every header's first value, decoded (RFC 2047 words), without raising on bad ones; the
+    same values as sent (unfolded, not decoded), to read addresses from; and every
+    Authentication-Results header, topmost first."""
     headers: dict[str, str] = {}
+    raw_headers: dict[str, str] = {}
+    auth_results: list[str] = []
     for name, raw_value in message.raw_items():
         key = str(name).strip().lower()
+        if key == "authentication-results":
+            auth_results.append(_unfold(str(raw_value)))
         if key in headers:
             continue
+        raw_headers[key] = _unfold(str(raw_value))
         headers[key] = _decode_header(str(raw_value), key, problems)
-    return headers
+    return headers, raw_headers, tuple(auth_results)
 
 
-def _decode_header(value: str, name: str, problems: list[str]) -> str:
+def _unfold(value: str) -> str:
     value = re.sub(r"\r?\n[ \t]+", " ", value).strip()
     if any("\udc80" <= c <= "\udcff" for c in value):  # raw 8-bit bytes in a header
         value = decode(value.encode("utf-8", "surrogateescape"), None)
+    return value
+
+
+def _decode_header(value: str, name: str, problems: list[str]) -> str:
+    value = _unfold(value)
     try:
         return str(make_header(decode_header(value)))
     except Exception:
@@ -96,8 +151,19 @@ def _decode_header(value: str, name: str, problems: list[str]) -> str:
         return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _addresses(value: str) -> list[tuple[str, str]]:
-    """(display name, lower-cased address) of each mailbox in a header value."""
+def _sender(raw_headers: dict[str, str], problems: list[str]) -> tuple[str, str | None]:
+    """The one mailbox of `From` (else of `Sender`); several From mailboxes name no sender."""
+    senders = _addresses(raw_headers.get("from", ""), problems)
+    if len(senders) > 1:
+        problems.append("several From addresses")
+        return "", None
+    senders = senders or _addresses(raw_headers.get("sender", ""), problems)[:1]
+    return senders[0] if senders else ("", None)
+
+
+def _addresses(value: str, problems: list[str]) -> list[tuple[str, str]]:
+    """(display name, lower-cased address) of each mailbox in a header value as sent: the
+    addresses are read before any RFC 2047 decoding, the display names decoded after."""
     found: list[tuple[str, str]] = []
     try:
         pairs = getaddresses([value])
@@ -106,8 +172,16 @@ def _addresses(value: str) -> list[tuple[str, str]]:
     for name, address in pairs:
         address = address.strip().lower()
         if re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", address):
-            found.append((name.strip(), address))
+            found.append((_decode_header(name, "display name", problems).strip(), address))
     return found
+
+
+def _date(value: str) -> datetime | None:
+    try:
+        date = parsedate_to_datetime(value)
+    except Exception:
+        return None
+    return date.replace(tzinfo=UTC) if date.tzinfo is None else date.astimezone(UTC)
 
 
 def _message_ids(value: str) -> tuple[str, ...]:

@@ -1,12 +1,20 @@
 """`route`: what an inbound message becomes. A new request, a comment on a request, a refusal
 with an automatic answer, or a silent drop (logged by the caller with its reason).
 
-Order of the checks: a message without a sender, or written by a machine (loop guards), or over
-the sender's hourly limit is dropped; a message that refers to a request (subject key, then our
+Order of the checks: a message that cannot be parsed, or without a sender, or written by a
+machine (loop guards), or that our MX found failing DMARC, or whose SMTP envelope sender
+(`MAIL FROM`) is not of the From address's domain (or one of its subdomains), or over the
+sender's hourly limit is dropped; a message that refers to a request (subject key, then our
 Message-IDs) is a reply, accepted only from the requester, a participant or their organisation
-and only where the desk takes replies by mail; any other message opens a request at the desk
-whose support address it was sent to, when the directory knows the sender's organisation.
-An automatic answer is sent at most `answers_per_day` times a day to one sender.
+and only where the desk takes replies by mail; a reply naming one of our requests that the
+gateway does not know yet is deferred while the message is young (`defer_for` since it was
+first seen, or since its Date), then read as a new message; any other message opens a request
+at the desk whose support address it was sent to, when the directory knows the sender's
+organisation.
+
+An automatic answer goes only to an envelope sender that is the From address itself (RFC 3834
+§4: never to a forged address), never for a message that looks automatic (`no_answer`), and at
+most `answers_per_day` times a day to one sender; otherwise the refusal is a silent drop.
 """
 
 from __future__ import annotations
@@ -14,13 +22,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
 from desk_contracts.mail import RefusalReason
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
-from intake.domain.mail.guards import automatic
+from intake.domain.mail.guards import automatic, no_answer
 from intake.domain.mail.message import InboundMail, MailAttachment
 from intake.domain.mail.threading import References, references
 from intake.domain.submission import Submission
@@ -29,6 +38,9 @@ MAX_SUBJECT = 200
 MAX_DESCRIPTION = 100_000
 _PREFIXES = re.compile(r"^\s*(?:(?:re|tr|fw|fwd|aw|wg|ref|réf)\s*(?:\[\d+\])?\s*:\s*)+", re.I)
 _NO_SUBJECT = {"fr": "(sans objet)", "en": "(no subject)"}
+MAX_ANSWERED_SUBJECT = 80  # the subject quoted in an automatic answer: one line, this long
+DEFER_FOR = timedelta(minutes=15)
+_DMARC_FAIL = re.compile(r"(?:^|;)[ \t]*dmarc[ \t]*=[ \t]*fail\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,9 @@ class GatewayConfig:
     own_domains: frozenset[str]  # domains we send from: our Message-IDs, our own mail
     messages_per_hour: int = 60
     answers_per_day: int = 5
+    # authserv-ids of our MX's Authentication-Results headers (empty: trust the topmost one)
+    authserv_ids: frozenset[str] = frozenset()
+    defer_for: timedelta = DEFER_FOR
 
     @classmethod
     def of(
@@ -68,6 +83,8 @@ class GatewayConfig:
         *,
         messages_per_hour: int = 60,
         answers_per_day: int = 5,
+        authserv_ids: frozenset[str] = frozenset(),
+        defer_for: timedelta = DEFER_FOR,
     ) -> GatewayConfig:
         desks = {
             p.email_intake.support_address.lower(): p.id
@@ -76,7 +93,14 @@ class GatewayConfig:
         }
         domains = {sending_address.lower().rpartition("@")[2]}
         domains |= {address.rpartition("@")[2] for address in desks}
-        return cls(desks, frozenset(domains), messages_per_hour, answers_per_day)
+        return cls(
+            desks,
+            frozenset(domains),
+            messages_per_hour,
+            answers_per_day,
+            frozenset(a.lower() for a in authserv_ids),
+            defer_for,
+        )
 
     @property
     def addresses(self) -> frozenset[str]:
@@ -139,11 +163,28 @@ def route(
     directory: Directory,
     tickets: Sequence[TicketView] = (),
     counts: SenderCounts | None = None,
+    *,
+    now: datetime | None = None,
+    first_seen: datetime | None = None,
 ) -> Decision:
+    """`now` and `first_seen` (when the gateway first saw this message) date the message for a
+    deferral; without `now`, a reply to a request not known yet is always deferred."""
     counts = counts or SenderCounts()
-    decision = _route(mail, config, policies, directory, tickets, counts)
-    if isinstance(decision, Refuse) and counts.answers_today >= config.answers_per_day:
-        return Drop(f"no answer: {config.answers_per_day} already sent today ({decision.reason})")
+    decision = _route(mail, config, policies, directory, tickets, counts, now, first_seen)
+    if isinstance(decision, Refuse):
+        envelope_sender = mail.envelope.mail_from.strip("<> ").lower()
+        if not envelope_sender or envelope_sender != decision.to:
+            return Drop(
+                f"no answer: envelope sender {envelope_sender or '<>'!r} is not the From "
+                f"address {decision.to!r} ({decision.reason})"
+            )
+        weak = no_answer(mail)
+        if weak is not None:
+            return Drop(f"no answer: {weak} ({decision.reason})")
+        if counts.answers_today >= config.answers_per_day:
+            return Drop(
+                f"no answer: {config.answers_per_day} already sent today ({decision.reason})"
+            )
     return decision
 
 
@@ -154,21 +195,71 @@ def _route(
     directory: Directory,
     tickets: Sequence[TicketView],
     counts: SenderCounts,
+    now: datetime | None,
+    first_seen: datetime | None,
 ) -> Decision:
+    if mail.unparseable:
+        return Drop("; ".join(mail.problems) or "unparseable message")
     if mail.sender is None:
         return Drop("no sender address")
     robot = automatic(mail, config.own_domains)
     if robot is not None:
         return Drop(f"automatic message: {robot}")
+    if _dmarc_failed(mail, config):
+        return Drop("our MX found the message failing DMARC")
+    misaligned = _misaligned(mail)
+    if misaligned is not None:
+        return Drop(misaligned)
     if counts.messages_this_hour > config.messages_per_hour:
         return Drop(f"sender over {config.messages_per_hour} messages an hour")
     refs = references(mail, config.own_domains)
     ticket = _thread(refs, tickets)
     if ticket is not None:
         return _reply(mail, ticket, policies, directory)
-    if refs.ticket_ids:
+    if refs.ticket_ids and _young(mail, config, now, first_seen):
         return Defer(f"reply to request {refs.ticket_ids[0]}, not known here yet")
     return _new_request(mail, config, policies, directory)
+
+
+def _dmarc_failed(mail: InboundMail, config: GatewayConfig) -> bool:
+    """Our MX's verdict: the Authentication-Results headers it added (by authserv-id), or the
+    topmost one (an MX adds its own on top) when no authserv-id is configured."""
+    results = mail.authentication_results
+    if config.authserv_ids:
+        results = tuple(r for r in results if _authserv_id(r) in config.authserv_ids)
+    else:
+        results = results[:1]
+    return any(_DMARC_FAIL.search(result) for result in results)
+
+
+def _authserv_id(result: str) -> str:
+    words = result.split(";", 1)[0].split()
+    return words[0].lower() if words else ""
+
+
+def _misaligned(mail: InboundMail) -> str | None:
+    """Why the SMTP envelope sender does not vouch for the From address (None: it does): its
+    domain must be the From address's domain or one of its subdomains."""
+    envelope_sender = mail.envelope.mail_from.strip("<> ").lower()
+    envelope_domain = envelope_sender.rpartition("@")[2]
+    from_domain = (mail.sender or "").rpartition("@")[2]
+    if envelope_domain and (
+        envelope_domain == from_domain or envelope_domain.endswith("." + from_domain)
+    ):
+        return None
+    return f"envelope sender {envelope_sender or '<>'!r} is not of the From domain {from_domain!r}"
+
+
+def _young(
+    mail: InboundMail, config: GatewayConfig, now: datetime | None, first_seen: datetime | None
+) -> bool:
+    """The message is recent enough to wait for its request: first seen by the gateway (or, for
+    a message the gateway did not date, written: a Date in the future counts for nothing) less
+    than `defer_for` ago."""
+    if now is None:
+        return True
+    dates = [d for d in (first_seen, mail.date) if d is not None and d <= now]
+    return now - min(dates, default=now) < config.defer_for
 
 
 def _thread(refs: References, tickets: Sequence[TicketView]) -> TicketView | None:
@@ -205,13 +296,19 @@ def _refuse(
         policy_id=policy.id,
         reason=reason,
         language=_language(mail, directory),
-        original_subject=mail.subject,
+        original_subject=_one_line(mail.subject, MAX_ANSWERED_SUBJECT),
         original_message_id=mail.identity,
         explanation=explanation,
         ticket_key=ticket.key if ticket else None,
         ticket_id=ticket.ticket_id if ticket else None,
         portal_url=policy.email_replies.portal_url,
     )
+
+
+def _one_line(text: str, limit: int) -> str:
+    """`text` on one line of printable characters, cut at `limit` (with an ellipsis)."""
+    line = " ".join("".join(c if c.isprintable() else " " for c in text[: limit * 4]).split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
 def _reply(
