@@ -142,6 +142,29 @@ CASES: dict[str, Expect] = {
     ),
     "empty.eml": Expect(Refuse, {"reason": RefusalReason.UNREADABLE}),
     "reply-to-unknown-request.eml": Expect(Defer),
+    # people's subjects that look like automatic mail: still requests
+    "subject-delivery-failure.eml": Expect(
+        NewRequest, {"subject": "Delivery failure when exporting invoices"}
+    ),
+    "subject-returned-mail.eml": Expect(
+        NewRequest, {"subject": "Returned mail not imported in CRM"}
+    ),
+    "subject-undeliverable.eml": Expect(
+        NewRequest, {"subject": "Undeliverable invoices stuck in queue"}
+    ),
+    "subject-absence.eml": Expect(
+        NewRequest,
+        {"subject": "Absence: comment déclarer une absence d'une demi-journée ?"},
+        text_has=("module RH",),
+    ),
+    "google-group-forward.eml": Expect(  # List-Id and X-Auto-Response-Suppress: no answer only
+        NewRequest,
+        {"requester": "anne@acme.example", "policy_id": "saas-desk"},
+        text_has=("deux fois",),
+    ),
+    "spoofed-display-name.eml": Expect(  # the encoded word is a name: mallory wrote this
+        Refuse, {"reason": RefusalReason.UNKNOWN_SENDER, "to": "mallory@evil.example"}
+    ),
 }
 
 

@@ -68,6 +68,27 @@ def test_hostile_headers_give_a_decision(headers: list[tuple[str, str]], body: b
     assert isinstance(decide(raw), DECISIONS)
 
 
+NESTING = st.sampled_from(
+    [b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n",
+     b"Content-Type: multipart/alternative; boundary=\"b%d\"\r\n\r\npreamble\r\n--b%d\r\n",
+     b"Content-Type: message/rfc822\r\n\r\n%.0d%.0d",
+     b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d--\r\n"]
+)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=0, max_value=1500), st.lists(NESTING, min_size=1, max_size=3))
+def test_deep_mime_nesting_gives_a_decision(depth: int, kinds: list[bytes]) -> None:
+    head = b"From: anne@acme.example\r\nTo: support@saas-desk.example\r\nSubject: x\r\n"
+    parts = b"".join(kinds[i % len(kinds)] % (i, i) for i in range(depth))
+    raw = head + b"MIME-Version: 1.0\r\n" + parts + b"Content-Type: text/plain\r\n\r\nhi\r\n"
+    mail = parse(raw, ENVELOPE)
+    decision = route(mail, CONFIG, POLICIES, DIRECTORY, TICKETS)
+    assert isinstance(decision, DECISIONS)
+    if mail.unparseable:
+        assert isinstance(decision, Drop) and "unparseable" in decision.reason
+
+
 @pytest.mark.parametrize(
     "text",
     ["Le " * 16_000, "a" * 200_000, ("De : x\nEnvoyé : y\n") * 3000, ("> " * 10 + "x\n") * 5000],
