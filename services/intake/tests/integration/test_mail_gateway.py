@@ -8,9 +8,10 @@ import os
 import smtplib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -25,8 +26,8 @@ from desk_policies.loader import load_policies
 from intake.adapters.blob_folder import FolderBlobStore
 from intake.adapters.mail_tickets import on_ticket_event
 from intake.adapters.smtp import GatewayHandler, serve
-from intake.application.mail_gateway import MailGateway
-from intake.domain.mail import GatewayConfig
+from intake.application.mail_gateway import MailGateway, Received
+from intake.domain.mail import Drop, GatewayConfig, NewRequest, SmtpEnvelope
 
 pytestmark = pytest.mark.integration
 
@@ -213,3 +214,92 @@ def created(ticket_id: str, key: str, policy: str) -> TicketCreated:
         organisation_id="acme", requester_id="anne@acme.example",
         created_by="anne@acme.example", channel=Channel.PORTAL,
     )  # fmt: skip
+
+
+def deeply_nested(depth: int = 1000) -> bytes:
+    message_id = b"Message-ID: <%s@acme.example>\r\n" % uuid.uuid4().hex.encode()
+    head = (b"From: anne@acme.example\r\nTo: support@saas-desk.example\r\nSubject: Deep\r\n"
+            + message_id + b"MIME-Version: 1.0\r\n")  # fmt: skip
+    parts = b"".join(
+        b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+        for i in range(depth)
+    )
+    return head + parts + b"Content-Type: text/plain\r\n\r\nhello\r\n"
+
+
+async def test_a_message_that_cannot_be_parsed_is_refused_for_good_with_554(
+    gateway: Gateway,
+) -> None:
+    def send() -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", gateway.port, timeout=10) as client:
+            client.ehlo()
+            client.mail("anne@acme.example")
+            client.rcpt("support@saas-desk.example")
+            return client.data(deeply_nested())
+
+    code, _ = await asyncio.to_thread(send)
+    assert code == 554, _
+    async with gateway.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def test_refusals_are_answered_only_to_an_envelope_sender_that_is_from(
+    gateway: Gateway,
+) -> None:
+    victim = message(sender="eve@freemail.example", subject="Reset my password")
+    await gateway.send(victim, from_addr="bounces+x@freemail.example")
+    spoof = message(sender="=?utf-8?q?anne=40acme.example=2C?= <mallory@evil.example>")
+    await gateway.send(spoof, from_addr="anne@acme.example")  # MAIL FROM forged too
+    async with gateway.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def test_a_reply_to_an_unknown_request_is_deferred_for_fifteen_minutes_only(
+    database_url: str, tmp_path: Path
+) -> None:
+    clock = [datetime(2026, 3, 2, 10, 0, tzinfo=UTC)]
+    async with service_store(database_url, "intake") as pool:
+        core = MailGateway(
+            pool, POLICIES, load_directory(), CONFIG, FolderBlobStore(tmp_path), lambda: clock[0]
+        )
+        reply = message(to="support@desk.example", In_Reply_To=f"<{uuid.uuid4()}.1@desk.example>")
+        envelope = SmtpEnvelope("anne@acme.example", ("support@desk.example",))
+        raw = reply.as_bytes()
+        assert (await core.receive(raw, envelope)).deferred
+        clock[0] += timedelta(minutes=14)
+        assert (await core.receive(raw, envelope)).deferred
+        clock[0] += timedelta(minutes=2)  # 16 minutes after it was first seen
+        late = await core.receive(raw, envelope)
+        assert isinstance(late.decision, Drop) and "support address" in late.decision.reason
+        sent_to_a_desk = message(In_Reply_To=f"<{uuid.uuid4()}.1@desk.example>")
+        desk_envelope = SmtpEnvelope("anne@acme.example", ("support@saas-desk.example",))
+        assert (await core.receive(sent_to_a_desk.as_bytes(), desk_envelope)).deferred
+        clock[0] += timedelta(hours=1)
+        taken = await core.receive(sent_to_a_desk.as_bytes(), desk_envelope)
+        assert isinstance(taken.decision, NewRequest) and taken.ticket_key is not None
+
+
+async def test_data_is_handled_a_few_messages_at_a_time() -> None:
+    running, most = 0, 0
+
+    class Slow:
+        async def receive(self, raw: bytes, envelope: SmtpEnvelope) -> Received:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(0.02)
+            running -= 1
+            return Received(Drop("test"))
+
+    handler = GatewayHandler(Slow(), {"support@desk.example"}, max_concurrent=3)
+    session = SimpleNamespace(peer=("127.0.0.1", 1))
+
+    def envelope() -> SimpleNamespace:
+        return SimpleNamespace(original_content=b"x", content=b"x", mail_from="a@b.example",
+                               rcpt_tos=["support@desk.example"])  # fmt: skip
+
+    answers = await asyncio.gather(
+        *(handler.handle_DATA(None, session, envelope()) for _ in range(20))
+    )
+    assert answers == ["250 2.0.0 OK"] * 20
+    assert most == 3

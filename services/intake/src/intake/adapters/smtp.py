@@ -4,28 +4,39 @@
 come from: 550. A message over the size limit: 552 (aiosmtpd's `data_size_limit`, announced in
 EHLO as SIZE, so a client that declares its size is refused before sending). `250` is only said
 once the message's events are committed; a database failure answers 451, so the sending MTA
-retries later, and so does a reply to a request this gateway does not know yet.
+retries later, and so does a young reply to a request this gateway does not know yet. A message
+that cannot be parsed (MIME nested too deep, a parser failure) answers 554: retrying would not
+help. At most `max_concurrent` messages are handled at once (the others wait for a slot).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from aiosmtpd.smtp import SMTP
 
-from intake.application.mail_gateway import MailGateway
+from intake.application.mail_gateway import Received
 from intake.domain.mail import SmtpEnvelope
 
 log = structlog.get_logger(__name__)
 
+MAX_CONCURRENT = 8  # messages handled at once (each may hold up to MAIL_MAX_BYTES in memory)
+
+
+class Gateway(Protocol):
+    async def receive(self, raw: bytes, envelope: SmtpEnvelope) -> Received: ...
+
 
 class GatewayHandler:
-    def __init__(self, gateway: MailGateway, addresses: Collection[str]) -> None:
+    def __init__(
+        self, gateway: Gateway, addresses: Collection[str], *, max_concurrent: int = MAX_CONCURRENT
+    ) -> None:
         self.gateway = gateway
         self.addresses = frozenset(a.lower() for a in addresses)
+        self.slots = asyncio.Semaphore(max(1, max_concurrent))
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -43,10 +54,13 @@ class GatewayHandler:
             mail_from=str(envelope.mail_from or ""), rcpt_tos=tuple(envelope.rcpt_tos)
         )
         try:
-            received = await self.gateway.receive(raw, smtp_envelope)
+            async with self.slots:
+                received = await self.gateway.receive(raw, smtp_envelope)
         except Exception:
             log.exception("mail_not_taken", peer=str(session.peer), size=len(raw))
             return "451 4.3.0 Temporary failure, please try again later"
+        if received.unparseable:
+            return "554 5.6.0 The message cannot be parsed (MIME structure); not accepted"
         if received.deferred:
             return "451 4.4.0 The request this replies to is not known yet, try again later"
         return "250 2.0.0 OK"

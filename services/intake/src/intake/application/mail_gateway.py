@@ -6,6 +6,11 @@ to `ticket-commands`). Refusal: `AutomaticReplyRequested` on the stream `mail:<s
 sends it to `automatic-replies`). Comments and answers are recorded by Message-ID in the same
 transaction, so a second delivery of a message does nothing. Attachments go to the blob store
 first (content-addressed, so a retry rewrites nothing). Drops and deferrals are only logged.
+
+A reply naming one of our requests that the gateway does not know yet is deferred, and the time
+the gateway first saw it is kept (a `first_seen` row of `mail_sender_counts`, keyed by the
+message's identity, forgotten with the counters after two days): past `defer_for` it is no
+longer deferred. A message that cannot be parsed is `unparseable` (the SMTP edge answers 554).
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class Received:
     decision: Decision
     ticket_key: str | None = None
     duplicate: bool = False
+    unparseable: bool = False  # the message cannot be read: refuse it for good (554)
 
     @property
     def deferred(self) -> bool:
@@ -85,15 +91,31 @@ class MailGateway:
         self.clock = clock
 
     async def receive(self, raw: bytes, envelope: SmtpEnvelope) -> Received:
-        if len(raw) > BIG_MESSAGE:
-            mail = await asyncio.to_thread(parse, raw, envelope)
-        else:
-            mail = parse(raw, envelope)
+        try:
+            if len(raw) > BIG_MESSAGE:
+                mail = await asyncio.to_thread(parse, raw, envelope)
+            else:
+                mail = parse(raw, envelope)
+        except Exception as error:  # parse() keeps what it can; this is a last resort
+            log.warning("mail_unparseable", size=len(raw), error=type(error).__name__)
+            return Received(Drop(f"unparseable message ({type(error).__name__})"), unparseable=True)
+        if mail.unparseable:
+            received = Received(route(mail, self.config, self.policies, self.directory),
+                                unparseable=True)  # fmt: skip
+            self._log(mail, received)
+            return received
         now = self.clock()
+        refs = references(mail, self.config.own_domains)
         async with self.pool.acquire() as conn:
             counts = await self._count(conn, mail.sender, now)
-            tickets = await tickets_for(conn, references(mail, self.config.own_domains))
-        decision = route(mail, self.config, self.policies, self.directory, tickets, counts)
+            tickets = await tickets_for(conn, refs)
+            known = {t.ticket_id for t in tickets}
+            unknown = bool(refs.ticket_ids) and not known.intersection(refs.ticket_ids)
+            first_seen = await self._first_seen(conn, mail, now) if unknown else None
+        decision = route(
+            mail, self.config, self.policies, self.directory, tickets, counts,
+            now=now, first_seen=first_seen,
+        )  # fmt: skip
         if isinstance(decision, NewRequest):
             received = await self._new_request(mail, decision, now)
         elif isinstance(decision, Comment):
@@ -125,6 +147,26 @@ class MailGateway:
             day,
         )
         return SenderCounts(messages_this_hour=row["count"], answers_today=row["answers"] or 0)
+
+    async def _first_seen(
+        self, conn: asyncpg.Connection, mail: InboundMail, now: datetime
+    ) -> datetime:
+        """When the gateway first saw this message (now, the first time)."""
+        key = f"first-seen:{mail.identity}"
+        seen: datetime | None = await conn.fetchval(
+            """SELECT min(window_start) FROM mail_sender_counts
+               WHERE sender = $1 AND kind = 'first_seen'""",
+            key,
+        )
+        if seen is None:
+            await conn.execute(
+                """INSERT INTO mail_sender_counts (sender, kind, window_start, count)
+                   VALUES ($1, 'first_seen', $2, 1) ON CONFLICT DO NOTHING""",
+                key,
+                now,
+            )
+            seen = now
+        return seen
 
     async def _store(self, attachments: tuple[MailAttachment, ...]) -> tuple[Attachment, ...]:
         stored = []
@@ -250,6 +292,7 @@ class MailGateway:
             "ticket_key": received.ticket_key,
             "duplicate": received.duplicate,
             "attachments": len(mail.attachments),
+            "problems": list(mail.problems[:5]),
         }
         if isinstance(decision, Drop | Defer):
             log.info("mail_dropped" if isinstance(decision, Drop) else "mail_deferred",
