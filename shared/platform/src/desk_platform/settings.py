@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     mail_answers_daily_limit: int = Field(
         default=5, ge=0, description="automatic answers to one sender per day"
     )
+    mail_max_concurrent: int = Field(
+        default=8, ge=1, description="e-mail gateway: messages handled at once"
+    )
+    mail_authserv_ids: str = Field(
+        default="",
+        description="e-mail gateway: authserv-ids of our MX's Authentication-Results headers, "
+        "comma-separated (empty: the topmost header is our MX's)",
+    )
     blob_dir: str = Field(default=".state/blobs", description="attachments (content-addressed)")
 
     def topic(self, name: str) -> str:

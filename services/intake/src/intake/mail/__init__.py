@@ -13,8 +13,6 @@ from importlib import resources
 from pathlib import Path
 
 import structlog
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from desk_contracts.topics import TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
@@ -24,7 +22,7 @@ from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
 from intake.adapters.blob_folder import FolderBlobStore
 from intake.adapters.mail_tickets import on_ticket_event
-from intake.adapters.smtp import MAX_CONCURRENT, GatewayHandler, serve
+from intake.adapters.smtp import GatewayHandler, serve
 from intake.application.mail_gateway import MailGateway, forget_old_counts
 from intake.bootstrap import topic_for
 from intake.domain.mail import GatewayConfig
@@ -32,21 +30,6 @@ from intake.domain.mail import GatewayConfig
 log = structlog.get_logger(__name__)
 
 GROUP = "intake-mail"
-
-
-class GatewaySettings(BaseSettings):
-    """The gateway's own settings (environment), beside the platform's."""
-
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
-
-    mail_max_concurrent: int = Field(
-        default=MAX_CONCURRENT, ge=1, description="e-mail gateway: messages handled at once"
-    )
-    mail_authserv_ids: str = Field(
-        default="",
-        description="e-mail gateway: authserv-ids of our MX's Authentication-Results headers, "
-        "comma-separated (empty: the topmost header is our MX's)",
-    )
 
 
 def now() -> datetime:
@@ -57,13 +40,14 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
     policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
     directory_file = settings.directory_file
     directory = load_directory(Path(directory_file)) if directory_file else load_directory()
-    own = GatewaySettings()
     config = GatewayConfig.of(
         policies,
         settings.mail_from,
         messages_per_hour=settings.mail_sender_hourly_limit,
         answers_per_day=settings.mail_answers_daily_limit,
-        authserv_ids=frozenset(a.strip() for a in own.mail_authserv_ids.split(",") if a.strip()),
+        authserv_ids=frozenset(
+            a.strip() for a in settings.mail_authserv_ids.split(",") if a.strip()
+        ),
     )
     runtime = ServiceRuntime(
         "intake",
@@ -83,7 +67,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
     handler = GatewayHandler(
         gateway,
         {*config.addresses, settings.mail_from.lower()},
-        max_concurrent=own.mail_max_concurrent,
+        max_concurrent=settings.mail_max_concurrent,
     )
 
     async def smtp(stop: asyncio.Event) -> None:
@@ -100,7 +84,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
             port=settings.mail_port,
             addresses=sorted(handler.addresses),
             max_bytes=settings.mail_max_bytes,
-            max_concurrent=own.mail_max_concurrent,
+            max_concurrent=settings.mail_max_concurrent,
         )
         await stop.wait()
         server.close()
