@@ -8,7 +8,7 @@ transaction, so a second delivery of a message does nothing. Attachments go to t
 first (content-addressed, so a retry rewrites nothing). Drops and deferrals are only logged.
 
 A reply naming one of our requests that the gateway does not know yet is deferred, and the time
-the gateway first saw it is kept (a `first_seen` row of `mail_sender_counts`, keyed by the
+the gateway first saw it is kept (table `mail_first_seen`, keyed by the
 message's identity, forgotten with the counters after two days): past `defer_for` it is no
 longer deferred. A message that cannot be parsed is `unparseable` (the SMTP edge answers 554).
 """
@@ -152,20 +152,16 @@ class MailGateway:
         self, conn: asyncpg.Connection, mail: InboundMail, now: datetime
     ) -> datetime:
         """When the gateway first saw this message (now, the first time)."""
-        key = f"first-seen:{mail.identity}"
-        seen: datetime | None = await conn.fetchval(
-            """SELECT min(window_start) FROM mail_sender_counts
-               WHERE sender = $1 AND kind = 'first_seen'""",
-            key,
+        seen: datetime = await conn.fetchval(
+            """WITH added AS (
+                   INSERT INTO mail_first_seen (message, first_seen) VALUES ($1, $2)
+                   ON CONFLICT DO NOTHING RETURNING first_seen)
+               SELECT first_seen FROM added
+               UNION ALL SELECT first_seen FROM mail_first_seen WHERE message = $1
+               LIMIT 1""",
+            mail.identity,
+            now,
         )
-        if seen is None:
-            await conn.execute(
-                """INSERT INTO mail_sender_counts (sender, kind, window_start, count)
-                   VALUES ($1, 'first_seen', $2, 1) ON CONFLICT DO NOTHING""",
-                key,
-                now,
-            )
-            seen = now
         return seen
 
     async def _store(self, attachments: tuple[MailAttachment, ...]) -> tuple[Attachment, ...]:
@@ -309,5 +305,8 @@ async def forget_old_counts(pool: asyncpg.Pool, now: datetime) -> int:
     async with pool.acquire() as conn:
         done = await conn.execute(
             "DELETE FROM mail_sender_counts WHERE window_start < $1", now - timedelta(days=2)
+        )
+        await conn.execute(
+            "DELETE FROM mail_first_seen WHERE first_seen < $1", now - timedelta(days=2)
         )
     return int(done.split()[-1])
