@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -249,3 +250,30 @@ async def test_forwarded_mail_reply_and_failed_delivery_enter_the_history(
     assert newest[1]["data"]["body"] == "Version 4.2"
     assert newest[1]["data"]["channel"] == "email"
     assert newest[0]["data"]["error"] == "550 no such user"
+
+
+async def test_the_read_model_is_rebuilt_from_the_events_and_swapped_in(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    from workflow.entrypoints.rebuild import rebuild
+
+    first, second = created(), created()
+    for event in (first, second):
+        await open_ticket(pool, event)
+    async with client(pool) as http:
+        await http.post(f"/requests/{first.key}/start-work", headers=AGENT)
+    async with pool.acquire() as conn:
+        expected = [dict(r) for r in await conn.fetch("SELECT * FROM tickets ORDER BY key")]
+        await conn.execute("UPDATE tickets SET status = 'lost' WHERE key = $1", first.key)
+        await conn.execute("DELETE FROM tickets WHERE key = $1", second.key)
+        schema = await conn.fetchval("SELECT current_schema()")
+    positions: list[int] = []
+    count = await rebuild(database_url, schema, POLICIES, positions.append)
+    async with pool.acquire() as conn:
+        rebuilt = [dict(r) for r in await conn.fetch("SELECT * FROM tickets ORDER BY key")]
+    assert count == 2 and positions
+
+    def without_time(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in row.items() if k != "updated_at"} for row in rows]
+
+    assert without_time(rebuilt) == without_time(expected)
