@@ -3,8 +3,6 @@ the SMTP sender loop, and the outbox relay of failed deliveries to `ticket-comma
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -68,15 +66,5 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
             log.warning("notification_roles_without_people", desk=policy.id, roles=missing)
     sender = Sender(pool, Relay(settings.smtp_host, settings.smtp_port, settings.mail_from))
 
-    async def deliver(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                while await sender.send_pending(now()) and not stop.is_set():
-                    pass
-            except Exception:
-                log.exception("delivery_loop_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_SECONDS)
-
-    runtime.every(deliver)
+    runtime.repeat("deliver", lambda: sender.send_pending(now()), TICK_SECONDS)
     return runtime, None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -48,15 +46,5 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     runtime.subscribe(TICKET_EVENTS, on_ticket_event(desks, now))
     pool = await runtime.start_store()
 
-    async def fire_timers(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                while await fire_due(pool, desks, now()) > 0:
-                    pass
-            except Exception:  # keep firing: one bad timer must not stop the others
-                log.exception("timer_loop_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_SECONDS)
-
-    runtime.every(fire_timers)
+    runtime.repeat("fire_timers", lambda: fire_due(pool, desks, now()), TICK_SECONDS)
     return runtime, create_app(pool, desks, now)

@@ -75,6 +75,24 @@ class ServiceRuntime:
     def every(self, loop: Loop) -> None:
         self.loops.append(loop)
 
+    def repeat(self, name: str, work: Callable[[], Awaitable[int]], seconds: float) -> None:
+        """Run `work` every `seconds` until stopped, and again at once while it finds some
+        (it returns how much it did); a failure is logged and tried again next time, so a
+        database blip never ends the loop (nor, through `_watch`, the process)."""
+
+        async def loop(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                try:
+                    while not stop.is_set() and await work() > 0:
+                        pass
+                except Exception:
+                    log.exception("periodic_work_failed", work=name)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), seconds)
+
+        loop.__name__ = name
+        self.loops.append(loop)
+
     async def start_store(self) -> asyncpg.Pool:
         """Logs configured and the service's schema migrated; the composition root's first step."""
         if self.pool is None:

@@ -90,14 +90,6 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
         server.close()
         await server.wait_closed()
 
-    async def housekeeping(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await forget_old_counts(pool, now())
-            try:
-                await asyncio.wait_for(stop.wait(), 3600)
-            except TimeoutError:
-                continue
-
     runtime.every(smtp)
-    runtime.every(housekeeping)
+    runtime.repeat("forget_old_counts", lambda: forget_old_counts(pool, now()), 3600)
     return runtime, None
