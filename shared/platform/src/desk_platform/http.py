@@ -1,14 +1,18 @@
-"""What every service's HTTP API starts with: its title and a health check that touches the
-database (a load balancer or an operator sees at once when a replica lost PostgreSQL)."""
+"""What every service's HTTP API starts with: its title, the edge that bounds and checks every
+request (`desk_platform.edge`) and a health check that touches the database (a load balancer
+or an operator sees at once when a replica lost PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncpg
 from fastapi import FastAPI
 
+from desk_platform.edge import guard
+
 
 def service_app(title: str, pool: asyncpg.Pool) -> FastAPI:
     app = FastAPI(title=f"Support desk: {title}", version="1")
+    guard(app)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
