@@ -5,10 +5,11 @@
 - refuses a path, query string or header value that is not UTF-8 text without control
   characters, percent-decoded first (NUL, `%ED%A0%80` (a lone surrogate), invalid bytes): 422
   naming where, as PostgreSQL cannot store NUL and no lone surrogate can be encoded;
-- bounds the body per route (`DEFAULT_BODY_LIMIT`, or `body_limit(n)` in the route's
-  `openapi_extra`): a declared `Content-Length` above the limit is refused at once, a chunked
-  body is counted while it is read and refused (413) as soon as it passes the limit, so no more
-  than the limit is ever held in memory;
+- reads a JSON body (`application/json`, `application/*+json`) through the app's body limit
+  (FastAPI's `max_body_size`: `DEFAULT_BODY_LIMIT`, or a route's own, e.g. the survey's small
+  forms): a declared `Content-Length` above it is refused at once, a chunked body is counted
+  while it is read and refused (413) as soon as it passes it, so no more than the limit is ever
+  held in memory; other bodies pass through to the route, under its limit, unread;
 - refuses a JSON body that is not UTF-8, not JSON, nested deeper than `MAX_JSON_DEPTH`, or holds
   a number that is not finite (`NaN`, `Infinity`, `1e99999`) or a text with NUL or a lone
   surrogate: 422 naming the JSON path, before FastAPI and pydantic see it.
@@ -31,14 +32,11 @@ from urllib.parse import unquote_to_bytes
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from desk_eventstore.store import EventRefused, EventTooLarge
 
 DEFAULT_BODY_LIMIT = 1024 * 1024  # a JSON API's request; the largest valid request fits
-BODY_LIMIT = "x-body-limit"  # the `openapi_extra` key of a route's own limit (documented)
 MAX_JSON_DEPTH = 32
 MAX_ERRORS = 20  # validation errors listed in one refusal
 MAX_QUOTED = 80  # characters of client input quoted in a message
@@ -49,11 +47,6 @@ _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # what a message must not carry as is: control characters and lone surrogates
 _ESCAPED = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-
-
-def body_limit(size: int) -> dict[str, Any]:
-    """`openapi_extra` of a route whose request bodies are bounded by `size` bytes."""
-    return {BODY_LIMIT: size}
 
 
 def quoted(value: object, limit: int = MAX_QUOTED) -> str:
@@ -186,57 +179,39 @@ def _is_json(scope: Scope) -> bool:
 class EdgeGuard:
     """The ASGI middleware described in the module docstring."""
 
-    def __init__(
-        self, app: ASGIApp, routes: Sequence[BaseRoute], default_limit: int = DEFAULT_BODY_LIMIT
-    ) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.routes = routes  # the app's own list: routes added later are seen
-        self.default_limit = default_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        body: bytes | None = None
         try:
             check_target(scope)
-            body = await self._body(scope, receive, self._limit(scope))
-            if body and _is_json(scope):
-                check_json(body)
+            if _is_json(scope):
+                body = await _read(receive)
+                if body:
+                    check_json(body)
         except Refused as refused:
             await JSONResponse({"detail": refused.detail}, refused.status)(scope, receive, send)
             return
         except ClientGone:
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, receive if body is None else _replay(body, receive), send)
 
-    def _limit(self, scope: Scope) -> int:
-        for route in self.routes:
-            if isinstance(route, APIRoute) and route.matches(scope)[0] is Match.FULL:
-                return int((route.openapi_extra or {}).get(BODY_LIMIT, self.default_limit))
-        return self.default_limit
 
-    @staticmethod
-    async def _body(scope: Scope, receive: Receive, limit: int) -> bytes:
-        too_large = Refused(413, f"the request body is larger than {limit} bytes")
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                if not value.isdigit():
-                    raise Refused(400, "Content-Length is not a number of bytes")
-                if int(value) > limit:
-                    raise too_large
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise too_large  # stop reading: the server closes the connection
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+async def _read(receive: Receive) -> bytes:
+    """The whole body, read through the app's size limit (Starlette's counter, outside this
+    middleware, refuses a declared or counted size above it with 413 as soon as it is passed)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -264,8 +239,9 @@ async def _event_refused(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status)
 
 
-def guard(app: FastAPI, default_limit: int = DEFAULT_BODY_LIMIT) -> None:
-    """Put `app` behind the edge: the middleware and the refusal handlers above."""
-    app.add_middleware(EdgeGuard, routes=app.router.routes, default_limit=default_limit)
+def guard(app: FastAPI) -> None:
+    """Put `app` behind the edge: the middleware and the refusal handlers above (the app is
+    made with `max_body_size`, e.g. `DEFAULT_BODY_LIMIT`)."""
+    app.add_middleware(EdgeGuard)
     app.add_exception_handler(RequestValidationError, _validation_refused)
     app.add_exception_handler(EventRefused, _event_refused)

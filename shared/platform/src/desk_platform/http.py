@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncpg
 from fastapi import FastAPI
 
-from desk_platform.edge import guard
+from desk_platform.edge import DEFAULT_BODY_LIMIT, guard
 
 
 def service_app(title: str, pool: asyncpg.Pool) -> FastAPI:
-    app = FastAPI(title=f"Support desk: {title}", version="1")
+    app = FastAPI(title=f"Support desk: {title}", version="1", max_body_size=DEFAULT_BODY_LIMIT)
     guard(app)
 
     @app.get("/health")
