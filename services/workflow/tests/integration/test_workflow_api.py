@@ -315,7 +315,7 @@ async def test_add_participant_accepts_a_colleague_and_staff_of_the_desk(
     event = created()
     await open_ticket(pool, event)
     async with client(pool) as http:
-        for person in ("bruno@acme.example", "lea@desk.example"):
+        for person in ("Bruno@ACME.example", "lea@desk.example"):
             added = await http.post(
                 f"/requests/{event.key}/add-participant",
                 json={"participant_id": person},

@@ -12,6 +12,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -238,6 +239,7 @@ def create_app(
                 )
                 if refused is not None:
                     raise HTTPException(422, f"participant refused: {refused}")
+                cmd = replace(cmd, participant_id=cmd.participant_id.lower())
             with log_context(ticket_id=loaded.state.ticket_id, correlation_id=correlation_id):
                 try:
                     outcome = await execute(
