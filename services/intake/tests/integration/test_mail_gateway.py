@@ -303,3 +303,15 @@ async def test_data_is_handled_a_few_messages_at_a_time() -> None:
     )
     assert answers == ["250 2.0.0 OK"] * 20
     assert most == 3
+
+
+async def test_a_cc_of_made_up_colleagues_makes_only_directory_people_participants(
+    gateway: Gateway,
+) -> None:
+    made_up = ", ".join(f"user{n}@acme.example" for n in range(200))
+    mail = message(Cc=f"{made_up}, Bruno Keller <bruno@acme.example>")
+    assert await gateway.send(mail) == {}
+    (created,) = await gateway.events("TicketCreated")
+    event = TicketCreated.model_validate_json(created["payload"])
+    assert event.requester_id == "anne@acme.example"
+    assert event.participants == ("bruno@acme.example",)

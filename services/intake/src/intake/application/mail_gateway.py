@@ -185,6 +185,7 @@ class MailGateway:
         outcome = await submit(
             self.pool,
             dict(self.policies),
+            self.directory,
             decision.submission,
             Submitter(decision.submission.requester, "requester"),
             channel=Channel.EMAIL,
@@ -298,6 +299,9 @@ class MailGateway:
                      **fields)  # fmt: skip
         else:
             log.info("mail_accepted", **fields)
+        if isinstance(decision, NewRequest) and decision.ignored:
+            log.info("mail_participants_ignored", message_id=mail.identity,
+                     count=len(decision.ignored), first=list(decision.ignored[:5]))  # fmt: skip
 
 
 async def forget_old_counts(pool: asyncpg.Pool, now: datetime) -> int:

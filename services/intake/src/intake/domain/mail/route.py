@@ -10,7 +10,9 @@ and only where the desk takes replies by mail; a reply naming one of our request
 gateway does not know yet is deferred while the message is young (`defer_for` since it was
 first seen, or since its Date), then read as a new message; any other message opens a request
 at the desk whose support address it was sent to, when the directory knows the sender's
-organisation.
+organisation. Its To and Cc colleagues become participants (they receive the request's mail)
+only when the directory admits them in that organisation (`Directory.may_take_part`), at most
+`MAX_MAIL_PARTICIPANTS`; the others are ignored (`NewRequest.ignored`, logged by the caller).
 
 An automatic answer goes only to an envelope sender that is the From address itself (RFC 3834
 §4: never to a forged address), never for a message that looks automatic (`no_answer`), and at
@@ -40,6 +42,7 @@ _PREFIXES = re.compile(r"^\s*(?:(?:re|tr|fw|fwd|aw|wg|ref|réf)\s*(?:\[\d+\])?\s
 _NO_SUBJECT = {"fr": "(sans objet)", "en": "(no subject)"}
 MAX_ANSWERED_SUBJECT = 80  # the subject quoted in an automatic answer: one line, this long
 DEFER_FOR = timedelta(minutes=15)
+MAX_MAIL_PARTICIPANTS = 20  # colleagues of a new request's To/Cc made participants, at most
 _DMARC_FAIL = re.compile(r"(?:^|;)[ \t]*dmarc[ \t]*=[ \t]*fail\b", re.IGNORECASE)
 
 
@@ -112,6 +115,7 @@ class NewRequest:
     submission: Submission
     message_id: str
     attachments: tuple[MailAttachment, ...] = ()
+    ignored: tuple[str, ...] = ()  # To/Cc addresses not made participants (not admitted, or over)
 
 
 @dataclass(frozen=True)
@@ -410,13 +414,16 @@ def _new_request(
         return _refuse(
             mail, policy, directory, RefusalReason.UNREADABLE, "neither text nor attachment"
         )
-    participants = [
-        address
-        for address in dict.fromkeys((*mail.to, *mail.cc))
-        if address != sender
-        and address.rpartition("@")[2] not in config.own_domains
-        and directory.organisation_of(address) == organisation
-    ]
+    participants: list[str] = []
+    ignored: list[str] = []
+    for address in dict.fromkeys((*mail.to, *mail.cc)):
+        if address == sender or address.rpartition("@")[2] in config.own_domains:
+            continue
+        admitted = directory.may_take_part(address, organisation, policy.id) is None
+        if admitted and len(participants) < MAX_MAIL_PARTICIPANTS:
+            participants.append(address)
+        else:
+            ignored.append(address)
     try:
         submission = Submission(
             policy_id=policy.id,
@@ -426,10 +433,10 @@ def _new_request(
             description=description[:MAX_DESCRIPTION],
             organisation_id=organisation,
             requester=sender,
-            participants=participants[:50],
+            participants=participants,
             language=language,
         )
     except ValidationError as error:
         problem = "; ".join(f"{e['loc']}: {e['msg']}" for e in error.errors())
         return _refuse(mail, policy, directory, RefusalReason.UNREADABLE, problem)
-    return NewRequest(submission, mail.identity, mail.attachments)
+    return NewRequest(submission, mail.identity, mail.attachments, tuple(ignored))
