@@ -11,6 +11,10 @@ A reply naming one of our requests that the gateway does not know yet is deferre
 the gateway first saw it is kept (table `mail_first_seen`, keyed by the
 message's identity, forgotten with the counters after two days): past `defer_for` it is no
 longer deferred. A message that cannot be parsed is `unparseable` (the SMTP edge answers 554).
+
+With `verify=self` the `verifier` checks the From domain (DKIM, SPF, DMARC) before routing.
+Every message with a sender counts, in the hour's window, for its sender, its sender's mail
+domain and the desk it is written to (`mail_sender_counts`, kinds `message`, `domain`, `desk`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import asyncpg
 import structlog
@@ -45,8 +50,10 @@ from intake.domain.mail import (
     MailAttachment,
     NewRequest,
     Refuse,
+    SenderCheck,
     SenderCounts,
     SmtpEnvelope,
+    desk_of,
     parse,
     references,
     route,
@@ -57,6 +64,12 @@ log = structlog.get_logger(__name__)
 
 MAIL_IDS = uuid.UUID("5b0c8f3e-6a43-4d0e-9a59-1f3f6c1e2d7a")  # namespace of our event ids
 BIG_MESSAGE = 256 * 1024  # parsed off the event loop above this size
+
+
+class SenderVerifier(Protocol):
+    """Checks a message's From domain itself (DKIM, SPF, DMARC)."""
+
+    async def check(self, raw: bytes, mail: InboundMail) -> SenderCheck: ...
 
 
 @dataclass(frozen=True)
@@ -82,8 +95,10 @@ class MailGateway:
         config: GatewayConfig,
         blobs: BlobStore,
         clock: Callable[[], datetime],
+        verifier: SenderVerifier | None = None,
     ) -> None:
         self.pool = pool
+        self.verifier = verifier
         self.policies = policies
         self.directory = directory
         self.config = config
@@ -104,17 +119,20 @@ class MailGateway:
                                 unparseable=True)  # fmt: skip
             self._log(mail, received)
             return received
+        check = None
+        if self.config.verify == "self" and self.verifier is not None:
+            check = await self.verifier.check(raw, mail)
         now = self.clock()
         refs = references(mail, self.config.own_domains)
         async with self.pool.acquire() as conn:
-            counts = await self._count(conn, mail.sender, now)
+            counts = await self._count(conn, mail, now)
             tickets = await tickets_for(conn, refs)
             known = {t.ticket_id for t in tickets}
             unknown = bool(refs.ticket_ids) and not known.intersection(refs.ticket_ids)
             first_seen = await self._first_seen(conn, mail, now) if unknown else None
         decision = route(
             mail, self.config, self.policies, self.directory, tickets, counts,
-            now=now, first_seen=first_seen,
+            now=now, first_seen=first_seen, sender_check=check,
         )  # fmt: skip
         if isinstance(decision, NewRequest):
             received = await self._new_request(mail, decision, now)
@@ -128,25 +146,42 @@ class MailGateway:
         return received
 
     async def _count(
-        self, conn: asyncpg.Connection, sender: str | None, now: datetime
+        self, conn: asyncpg.Connection, mail: InboundMail, now: datetime
     ) -> SenderCounts:
+        """Count this message for its sender, its domain and its desk (in this order, always:
+        concurrent upserts of the same rows then cannot deadlock)."""
+        sender = mail.sender
         if sender is None:
             return SenderCounts()
         hour = now.replace(minute=0, second=0, microsecond=0)
         day = hour.replace(hour=0)
-        row = await conn.fetchrow(
+        keys = {"message": sender, "domain": sender.rpartition("@")[2]}
+        desk = desk_of(mail, self.config)
+        if desk is not None:
+            keys["desk"] = desk
+        rows = await conn.fetch(
             """INSERT INTO mail_sender_counts (sender, kind, window_start, count)
-               VALUES ($1, 'message', $2, 1)
+               SELECT key, kind, $3, 1 FROM unnest($1::text[], $2::text[]) AS t(key, kind)
                ON CONFLICT (sender, kind, window_start)
                DO UPDATE SET count = mail_sender_counts.count + 1
-               RETURNING count, (SELECT count FROM mail_sender_counts
-                                 WHERE sender = $1 AND kind = 'answer' AND window_start = $3)
-                                AS answers""",
-            sender,
+               RETURNING kind, count""",
+            list(keys.values()),
+            list(keys),
             hour,
+        )
+        counted = {row["kind"]: row["count"] for row in rows}
+        answers = await conn.fetchval(
+            """SELECT count FROM mail_sender_counts
+               WHERE sender = $1 AND kind = 'answer' AND window_start = $2""",
+            sender,
             day,
         )
-        return SenderCounts(messages_this_hour=row["count"], answers_today=row["answers"] or 0)
+        return SenderCounts(
+            messages_this_hour=counted["message"],
+            answers_today=answers or 0,
+            domain_messages_this_hour=counted["domain"],
+            desk_messages_this_hour=counted.get("desk", 1),
+        )
 
     async def _first_seen(
         self, conn: asyncpg.Connection, mail: InboundMail, now: datetime
