@@ -21,6 +21,7 @@ import structlog
 
 from desk_contracts.topics import TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
+from desk_platform.logging import configure_logging
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.directory import load_directory
@@ -73,6 +74,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
     policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
     directory_file = settings.directory_file
     directory = load_directory(Path(directory_file)) if directory_file else load_directory()
+    configure_logging("intake", settings.log_format, settings.log_level)  # for a refusal
     verify, authserv_ids = trust_mode(settings)
     config = GatewayConfig.of(
         policies,
