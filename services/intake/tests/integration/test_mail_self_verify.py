@@ -10,6 +10,7 @@ import smtplib
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -34,7 +35,7 @@ from intake.adapters.mail_auth import SelfVerifier, resolver_for
 from intake.adapters.mail_tickets import on_ticket_event
 from intake.adapters.smtp import GatewayHandler, serve
 from intake.application.mail_gateway import MailGateway
-from intake.domain.mail import Dmarc, GatewayConfig, SmtpEnvelope, parse
+from intake.domain.mail import Dmarc, Drop, GatewayConfig, NewRequest, SmtpEnvelope, parse
 
 pytestmark = pytest.mark.integration
 
@@ -256,3 +257,21 @@ async def test_an_unreachable_dns_server_defers_the_message(database_url: str) -
                                     "127.0.0.1", "client.test")  # fmt: skip
             received = await asyncio.wait_for(core.receive(raw, envelope), 15)
     assert received.deferred and "DNS" in getattr(received.decision, "reason", "")
+
+
+async def test_forgeries_do_not_use_up_their_domain_s_hour(
+    database_url: str, tmp_path: Path, dns_server: str
+) -> None:
+    verifier = SelfVerifier(resolver_for(dns_server, timeout=2.0))
+    config = replace(CONFIG, domain_messages_per_hour=2)
+    envelope = SmtpEnvelope("anne@acme.example", ("support@saas-desk.example",), "127.0.0.1",
+                            "client.test")  # fmt: skip
+    async with service_store(database_url, "intake") as pool:
+        core = MailGateway(pool, POLICIES, load_directory(), config, FolderBlobStore(tmp_path),
+                           now, verifier)  # fmt: skip
+        for _ in range(3):  # unsigned: acme's DMARC p=reject says they are not acme's
+            forged = await core.receive(mail(), envelope)
+            assert isinstance(forged.decision, Drop) and "fails DMARC" in forged.decision.reason
+        taken = [await core.receive(mail(sign=True), envelope) for _ in range(3)]
+    assert [type(r.decision) for r in taken] == [NewRequest, NewRequest, Drop]
+    assert "domain acme.example over 2" in getattr(taken[2].decision, "reason", "")

@@ -4,7 +4,8 @@
 come from: 550. A message over the size limit: 552 (aiosmtpd's `data_size_limit`, announced in
 EHLO as SIZE, so a client that declares its size is refused before sending). `250` is only said
 once the message's events are committed; a database failure answers 451, so the sending MTA
-retries later, and so does a young reply to a request this gateway does not know yet. A message
+retries later, and so does a young reply to a request this gateway does not know yet, or a
+message whose sender's DNS could not be checked (the reason is said in the 451 line). A message
 that cannot be parsed (MIME nested too deep, a parser failure) answers 554: retrying would not
 help. At most `max_concurrent` messages are handled at once (the others wait for a slot).
 """

@@ -13,8 +13,9 @@ message's identity, forgotten with the counters after two days): past `defer_for
 longer deferred. A message that cannot be parsed is `unparseable` (the SMTP edge answers 554).
 
 With `verify=self` the `verifier` checks the From domain (DKIM, SPF, DMARC) before routing.
-Every message with a sender counts, in the hour's window, for its sender, its sender's mail
-domain and the desk it is written to (`mail_sender_counts`, kinds `message`, `domain`, `desk`).
+Every message with a sender counts, in the hour's window, for its sender; one whose sender is
+not known forged (DMARC fail, not checked by our MX) counts for its sender's mail domain and the
+desk it is written to as well (`mail_sender_counts`, kinds `message`, `domain`, `desk`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from intake.domain.mail import (
     Comment,
     Decision,
     Defer,
+    Dmarc,
     Drop,
     GatewayConfig,
     InboundMail,
@@ -57,6 +59,7 @@ from intake.domain.mail import (
     parse,
     references,
     route,
+    sender_check_of,
 )
 from intake.domain.submission import Submitter
 
@@ -119,13 +122,16 @@ class MailGateway:
                                 unparseable=True)  # fmt: skip
             self._log(mail, received)
             return received
-        check = None
         if self.config.verify == "self" and self.verifier is not None:
             check = await self.verifier.check(raw, mail)
+        else:
+            check = sender_check_of(mail, self.config)
         now = self.clock()
         refs = references(mail, self.config.own_domains)
+        # a forged From does not use up its domain's or the desk's hour (it is dropped anyway)
+        believed = check.dmarc not in (Dmarc.FAIL, Dmarc.ABSENT)
         async with self.pool.acquire() as conn:
-            counts = await self._count(conn, mail, now)
+            counts = await self._count(conn, mail, now, believed)
             tickets = await tickets_for(conn, refs)
             known = {t.ticket_id for t in tickets}
             unknown = bool(refs.ticket_ids) and not known.intersection(refs.ticket_ids)
@@ -146,19 +152,22 @@ class MailGateway:
         return received
 
     async def _count(
-        self, conn: asyncpg.Connection, mail: InboundMail, now: datetime
+        self, conn: asyncpg.Connection, mail: InboundMail, now: datetime, believed: bool
     ) -> SenderCounts:
-        """Count this message for its sender, its domain and its desk (in this order, always:
-        concurrent upserts of the same rows then cannot deadlock)."""
+        """Count this message for its sender, and when its sender is `believed` for its domain
+        and its desk (in this order, always: concurrent upserts of the same rows then cannot
+        deadlock)."""
         sender = mail.sender
         if sender is None:
             return SenderCounts()
         hour = now.replace(minute=0, second=0, microsecond=0)
         day = hour.replace(hour=0)
-        keys = {"message": sender, "domain": sender.rpartition("@")[2]}
+        keys = {"message": sender}
         desk = desk_of(mail, self.config)
-        if desk is not None:
-            keys["desk"] = desk
+        if believed:
+            keys["domain"] = sender.rpartition("@")[2]
+            if desk is not None:
+                keys["desk"] = desk
         rows = await conn.fetch(
             """INSERT INTO mail_sender_counts (sender, kind, window_start, count)
                SELECT key, kind, $3, 1 FROM unnest($1::text[], $2::text[]) AS t(key, kind)
@@ -179,7 +188,7 @@ class MailGateway:
         return SenderCounts(
             messages_this_hour=counted["message"],
             answers_today=answers or 0,
-            domain_messages_this_hour=counted["domain"],
+            domain_messages_this_hour=counted.get("domain", 1),
             desk_messages_this_hour=counted.get("desk", 1),
         )
 

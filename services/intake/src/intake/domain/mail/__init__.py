@@ -18,6 +18,7 @@ from intake.domain.mail.route import (
     TicketView,
     desk_of,
     route,
+    sender_check_of,
 )
 from intake.domain.mail.threading import References, references
 from intake.domain.mail.trust import Dmarc, SenderCheck
@@ -42,4 +43,5 @@ __all__ = [
     "parse",
     "references",
     "route",
+    "sender_check_of",
 ]

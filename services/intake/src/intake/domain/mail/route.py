@@ -189,7 +189,7 @@ def route(
     `sender_check` is the gateway's own verdict on the From domain (`verify=self`); otherwise
     the verdict is our MX's headers' (`verify=mx`), or a pass (`verify=off`)."""
     counts = counts or SenderCounts()
-    check = sender_check or _sender_check(mail, config)
+    check = sender_check or sender_check_of(mail, config)
     decision = _route(mail, config, policies, directory, tickets, counts, now, first_seen, check)
     if isinstance(decision, Refuse):
         envelope_sender = mail.envelope.mail_from.strip("<> ").lower()
@@ -253,8 +253,9 @@ def _route(
     return _new_request(mail, config, policies, directory)
 
 
-def _sender_check(mail: InboundMail, config: GatewayConfig) -> SenderCheck:
-    """The verdict when the gateway did not check the sender itself."""
+def sender_check_of(mail: InboundMail, config: GatewayConfig) -> SenderCheck:
+    """The verdict on the From domain when the gateway did not check it itself: our MX's
+    (`verify=mx`), a pass (`off`), or nobody's (`self` without a check: never believed)."""
     if config.verify == "off":
         return SenderCheck(Dmarc.PASS, "nobody", "sender checks are off (MAIL_VERIFY=off)")
     if config.verify == "mx":
