@@ -148,7 +148,7 @@ class MailGateway:
             received = await self._refuse(decision, now)
         else:
             received = Received(decision)
-        self._log(mail, received)
+        self._log(mail, received, check)
         return received
 
     async def _count(
@@ -323,9 +323,10 @@ class MailGateway:
                 await asyncio.sleep(0.01 * (attempt + 1))
         raise RuntimeError(f"stream {stream} kept moving; message {message_id} not recorded")
 
-    def _log(self, mail: InboundMail, received: Received) -> None:
+    def _log(self, mail: InboundMail, received: Received, check: SenderCheck | None = None) -> None:
         decision = received.decision
         fields = {
+            "dmarc": f"{check.dmarc} ({check.by})" if check else None,
             "message_id": mail.identity,
             "sender": mail.sender,
             "decision": type(decision).__name__,
