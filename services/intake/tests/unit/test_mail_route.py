@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mail_world import CONFIG, DIRECTORY, POLICIES, PRB, TICKETS
+from mail_world import CONFIG, DIRECTORY, POLICIES, PRB, TICKETS, through_mx
 
 from desk_contracts.mail import RefusalReason
 from desk_policies.directory import parse_directory
@@ -30,7 +30,7 @@ def mail(headers: str, body: str = "Hello, the export fails.", *, mail_from: str
 def decide(raw: bytes, counts: SenderCounts | None = None, rcpt: str = "support@saas-desk.example",
            mail_from: str = "anne@acme.example") -> object:  # fmt: skip
     envelope = SmtpEnvelope(mail_from, (rcpt,))
-    return route(parse(raw, envelope), CONFIG, POLICIES, DIRECTORY, TICKETS, counts)
+    return route(parse(through_mx(raw), envelope), CONFIG, POLICIES, DIRECTORY, TICKETS, counts)
 
 
 @pytest.mark.parametrize(
@@ -125,8 +125,8 @@ def test_the_subject_key_wins_over_headers() -> None:
 def test_a_participant_from_another_organisation_may_reply() -> None:
     outsider = "consultant@partner.example"
     ticket = PRB.__class__(**{**vars(PRB), "participants": frozenset({outsider})})
-    raw = mail("Subject: Re: [PRB-1001] Export\r\n").replace(
-        b"anne@acme.example", outsider.encode()
+    raw = through_mx(
+        mail("Subject: Re: [PRB-1001] Export\r\n").replace(b"anne@acme.example", outsider.encode())
     )
     envelope = SmtpEnvelope(outsider, ("support@desk.example",))
     decision = route(parse(raw, envelope), CONFIG, POLICIES, DIRECTORY, [ticket])
@@ -166,7 +166,7 @@ def test_cc_participants_are_bounded() -> None:
     cc = ", ".join(p["email"] for p in people)
     raw = mail(f"Subject: Export\r\nTo: support@saas-desk.example\r\nCc: {cc}\r\n")
     envelope = SmtpEnvelope("anne@acme.example", ("support@saas-desk.example",))
-    decision = route(parse(raw, envelope), CONFIG, POLICIES, directory, TICKETS)
+    decision = route(parse(through_mx(raw), envelope), CONFIG, POLICIES, directory, TICKETS)
     assert isinstance(decision, NewRequest)
     bound = MAX_MAIL_PARTICIPANTS
     assert bound < 30
