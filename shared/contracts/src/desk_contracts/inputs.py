@@ -39,7 +39,7 @@ def address(text: str) -> str:
             allow_domain_literal=False,
         )
     except EmailNotValidError as error:
-        raise ValueError(f"not an e-mail address: {error}") from None
+        raise ValueError(f"{text[:80]!r} is not an e-mail address: {error}") from None
     return (checked.ascii_email or checked.normalized).lower()
 
 

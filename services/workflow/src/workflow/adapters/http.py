@@ -220,7 +220,8 @@ def create_app(
         try:
             cmd = TypeAdapter(cls).validate_python({**(body or {}), "actor": actor})
         except ValidationError as error:
-            raise HTTPException(422, validation_details(error.errors())) from None
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+            raise HTTPException(422, validation_details(errors)) from None
         correlation_id = x_correlation_id or str(uuid.uuid4())
         async with pool.acquire() as conn, conn.transaction():
             loaded = await loaded_for(conn, ticket)
