@@ -57,6 +57,20 @@ class Settings(BaseSettings):
         description="e-mail gateway: authserv-ids of our MX's Authentication-Results headers, "
         "comma-separated (empty: the topmost header is our MX's)",
     )
+    ready_relay_seconds: float = Field(
+        default=30.0, gt=0, description="/ready: how long events may wait while the relay stalls"
+    )
+    ready_consumer_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="/ready: how long records may wait while a consumer's offset does not move",
+    )
+    ready_pending_mail_seconds: float = Field(
+        default=300.0, gt=0, description="/ready (notifier): how long a message may stay unsent"
+    )
+    ready_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="/ready: how long each check may take to observe"
+    )
     blob_dir: str = Field(default=".state/blobs", description="attachments (content-addressed)")
 
     def topic(self, name: str) -> str:
