@@ -182,6 +182,7 @@ def test_every_process_answers_health_ready_and_metrics(system: System) -> None:
         "notifier": {"postgres", "kafka", "relay", "deliveries"},
         "intake-mail": {"postgres", "kafka", "relay"},  # the e-mail gateway
     }
+    relays: dict[str, str] = {}
     for process, checks in expected.items():
         http = httpx.Client(base_url=system.url(process), timeout=10)
         assert http.get("/health").json() == {"status": "alive"}, process
@@ -195,3 +196,7 @@ def test_every_process_answers_health_ready_and_metrics(system: System) -> None:
         metrics = http.get("/metrics")
         assert metrics.headers["content-type"].startswith("text/plain")
         assert 'desk_ready{check="relay"} 1.0' in metrics.text, process
+        relays[process] = body["checks"]["relay"]["detail"]
+    # intake's store has two relays (HTTP process and gateway): one leads, one stands by
+    roles = sorted(relays[p].split(":")[0] for p in ("intake", "intake-mail"))
+    assert roles == ["leader", "standby"], relays

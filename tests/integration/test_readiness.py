@@ -27,9 +27,12 @@ from system import ROOT, free_port
 
 from desk_contracts.envelope import Envelope
 from desk_contracts.tickets import TicketCreated
+from desk_eventstore.db import open_store
 from desk_eventstore.records import NewEvent
+from desk_eventstore.relay import RELAY_LOCK_CLASS, OutboxRelay
 from desk_eventstore.store import append
-from desk_platform.readiness import kafka_probe
+from desk_platform.metrics import Metrics
+from desk_platform.readiness import Verdict, kafka_probe, outbox_probe
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 
@@ -238,6 +241,42 @@ async def test_postgres_out_of_reach_makes_ready_503_and_health_stays_alive(
             assert back["checks"]["postgres"] == {"ok": True, "detail": "answers"}
     finally:
         await proxy.close()
+
+
+async def test_the_relay_check_tells_a_standby_from_a_store_nobody_relays(
+    database_url: str,
+) -> None:
+    schema = f"t_ready_{uuid.uuid4().hex[:8]}"
+    pool = await open_store(database_url, schema)
+    relay = OutboxRelay(database_url, schema, None, lambda event: "x", source="/t")  # type: ignore[arg-type]
+    probe = outbox_probe(pool, relay, 30, Metrics())
+    other = await asyncpg.connect(database_url)
+    try:
+        async with pool.acquire() as conn:
+            await append(conn, "t-1", None, [created("t-1")])
+            await conn.execute("UPDATE events SET recorded_at = now() - interval '1 minute'")
+        nobody = await probe()
+        assert not nobody.ok
+        assert re.match(
+            r"no replica holds the relay lock: relay not advancing: 1 events wait, "
+            r"the oldest for 6\d s; the checkpoint has never moved \(threshold 30 s\)$",
+            nobody.detail,
+        ), nobody.detail
+        # another replica takes the relay lock, as its relay does
+        assert await other.fetchval(
+            "SELECT pg_try_advisory_lock($1, hashtext($2 || $3))",
+            RELAY_LOCK_CLASS,
+            schema,
+            relay.name,
+        )
+        assert await probe() == Verdict(
+            True, "standby: another replica's relay publishes this store"
+        )
+    finally:
+        await other.close()
+        async with pool.acquire() as conn:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await pool.close()
 
 
 async def test_kafka_out_of_reach_fails_its_check(kafka_bootstrap: str) -> None:
