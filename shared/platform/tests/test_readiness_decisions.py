@@ -121,9 +121,7 @@ def test_messages_pending_longer_than_the_threshold_are_stuck() -> None:
     assert backlog_verdict("messages", 0, None, NOW, 300) == Verdict(True, "no messages pending")
     assert backlog_verdict("messages", 4, ago(299), NOW, 300).ok
     verdict = backlog_verdict("messages", 4, ago(3600), NOW, 300)
-    assert verdict == Verdict(
-        False, "4 messages pending, the oldest for 3600 s (threshold 300 s)"
-    )
+    assert verdict == Verdict(False, "4 messages pending, the oldest for 3600 s (threshold 300 s)")
 
 
 def test_the_report_names_the_failing_checks_and_why() -> None:
