@@ -191,7 +191,7 @@ async def listing(database_url: str, schema: str) -> list[str]:
     for row in letters:
         where = "parked" if row["parked"] else "not parked"
         lines.append(
-            f"{row['origin']}  ticket {row['stream_id']}  event {row['event_id']} ({where}, "
+            f"{row['origin']}  ticket {row['stream_id'] or '-'}  event {row['event_id']} ({where}, "
             f"{row['times']}x, last {row['dead_lettered_at']:%Y-%m-%d %H:%M:%S}): {row['reason']}"
         )
     if not streams:
