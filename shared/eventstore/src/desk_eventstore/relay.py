@@ -9,8 +9,10 @@ service's stream) advance the checkpoint without being sent again.
 
 No record stops the relay: one Kafka would refuse for good (larger than the topic's
 max.message.bytes, read from the broker when `bootstrap_servers` is given, or than
-`max_record_bytes`) is set aside before it is sent (a refused record would also upset the
-idempotent producer's sequence numbers). It is registered in the store's
+`max_record_bytes`) is set aside before it is sent. Should the broker refuse one all the same
+(a limit unknown or lowered), the relay learns that the topic takes less than that record and
+retries the batch, setting it aside; if the refusal left the idempotent producer unusable,
+the relay ends so that its process restarts with a new one. It is registered in the store's
 `dead_letters` with the reason, sent to the topic's `.dlt` twin as a record that fits (the
 original headers, `dlt_error`, `dlt_origin_relay`, `dlt_origin_topic`, `dlt_original_bytes`, no
 value), logged as an error, and the checkpoint moves on. The later events of its stream are set
@@ -130,6 +132,11 @@ class OutboxRelay:
                 delay = self.max_retry_delay / 4
             except asyncio.CancelledError:
                 raise
+            except (kafka_errors.OutOfOrderSequenceNumber, kafka_errors.ProducerFenced) as error:
+                # the idempotent producer is unusable (a batch the broker refused left its
+                # sequence numbers behind): end here, so the process restarts with a new one
+                log.error("relay_producer_unusable", relay=self.name, error=describe(error))
+                raise
             except Exception as error:  # database or broker trouble: retry, never die
                 log.warning(
                     "relay_interrupted",
@@ -169,18 +176,27 @@ class OutboxRelay:
             return 0
         if self._blocked is None:
             self._blocked = await set_aside_streams(conn, self.name)
-        acks = await self._send(conn, batch)
-        results = await asyncio.gather(*acks, return_exceptions=True)
+        sending = await self._send(conn, batch)
+        results = await asyncio.gather(*(ack for ack, _, _ in sending), return_exceptions=True)
         if failures := [r for r in results if isinstance(r, BaseException)]:
-            if any(is_record_refused(f) for f in failures):
-                # the checks before sending missed it (the topic's limit changed?): read the
-                # limits again; the batch is retried (an idempotent producer may need a restart)
-                self._limits.clear()
+            refused: dict[str, int] = {}  # topic -> its largest record refused
+            for (_, topic, size), result in zip(sending, results, strict=True):
+                if isinstance(result, BaseException) and is_record_refused(result):
+                    refused[topic] = max(refused.get(topic, 0), size)
+            for topic, size in refused.items():
+                # the checks before sending missed it (the topic's limit unknown, or lowered):
+                # the topic takes less than that record (the others in its producer batch were
+                # refused with it, maybe for it), so the retry sets that one aside
+                self._limits[topic] = min(await self._limit(topic), size - 1)
                 log.error(
-                    "relay_record_refused_by_broker", relay=self.name, error=describe(failures[0])
+                    "relay_record_refused_by_broker",
+                    relay=self.name,
+                    topic=topic,
+                    size=size,
+                    error=describe(failures[0]),
                 )
             raise failures[0]
-        sent = len(acks)
+        sent = len(sending)
         await conn.execute(
             "UPDATE relay_checkpoints SET position = $2, updated_at = now() WHERE relay = $1",
             self.name,
@@ -193,11 +209,13 @@ class OutboxRelay:
         )
         return len(batch)
 
-    async def _send(self, conn: asyncpg.Connection, batch: list[RecordedEvent]) -> list[Any]:
+    async def _send(
+        self, conn: asyncpg.Connection, batch: list[RecordedEvent]
+    ) -> list[tuple[Any, str, int]]:
         """Send the batch's events, setting aside those Kafka would refuse and those behind
-        them; returns the acknowledgements to wait for."""
+        them; returns the acknowledgements to wait for, with each record's topic and size."""
         assert self._blocked is not None
-        acks: list[Any] = []
+        acks: list[tuple[Any, str, int]] = []
         for event in batch:
             if event.metadata.get("publish") is False:
                 continue
@@ -216,7 +234,8 @@ class OutboxRelay:
                 await self._set_aside(conn, event, topic, key, value, headers, reason)
                 continue
             try:
-                acks.append(await self.producer.send(topic, value, key=key, headers=headers))
+                ack = await self.producer.send(topic, value, key=key, headers=headers)
+                acks.append((ack, topic, size))
             except Exception as error:  # the producer's own size check (max_request_size)
                 if not is_record_refused(error):
                     raise

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kafka_support import consume_all
 
@@ -230,3 +231,43 @@ async def test_the_relay_resumes_within_two_seconds_of_the_databases_return(
         await outage.down()
     assert relay.published == 2
     assert waited < 2.0, f"published {waited:.1f} s after the database came back"
+
+
+async def test_a_record_the_broker_refuses_all_the_same_is_set_aside_on_the_retry(
+    pool: asyncpg.Pool, database_url: str, schema: str, kafka_bootstrap: str
+) -> None:
+    """A relay that does not know the topic's limit (not read from the broker): the broker
+    refuses the record; the relay learns the topic takes less, and sets it aside on the retry
+    (after a restart of the process, should the idempotent producer have become unusable)."""
+    topic = await small_topic(kafka_bootstrap)
+    big = await add(pool, "B", size=20_000)
+    after = await add(pool, "C")
+
+    async def caught_up() -> bool:
+        async with pool.acquire() as conn:
+            return bool(await conn.fetchval("SELECT position >= 2 FROM relay_checkpoints"))
+
+    for _ in range(2):  # the second run is the restarted process, if the first one ended
+        producer = idempotent_producer(kafka_bootstrap, "test")
+        await producer.start()
+        stop = asyncio.Event()
+        blind = OutboxRelay(database_url, schema, producer, lambda _: topic, source="/t")
+        task = asyncio.create_task(blind.run(stop))
+        try:
+            for _ in range(100):
+                if task.done() or await caught_up():
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            stop.set()
+            with contextlib.suppress(kafka_errors.OutOfOrderSequenceNumber):
+                await task
+            await producer.stop()
+        if await caught_up():
+            break
+    assert await caught_up(), "the relay is stuck behind the refused record"
+    assert after in ids(await consume_all(kafka_bootstrap, topic, 1, timeout=5))
+    async with pool.acquire() as conn:
+        reason = await conn.fetchval("SELECT reason FROM dead_letters WHERE event_id = $1", big)
+    assert reason is not None and reason.startswith("record of 20")
+    assert reason.endswith(f"bytes of {topic}")
