@@ -102,8 +102,9 @@ class OutboxRelay:
         self.is_leader = False
         self.published = 0
         self.set_aside = 0  # events set aside by this process (see the module)
-        # time.monotonic() when the relay last moved its checkpoint or found nothing waiting:
-        # a relay that leads and has not advanced for long while events wait is stuck
+        # time.monotonic() when the relay last moved its checkpoint, found nothing waiting, or
+        # (standing by) saw another replica hold the lock: long ago means stuck (a record it
+        # cannot get past, or the database or the broker away)
         self.last_advanced_at = time.monotonic()
         self._blocked: dict[str, str] | None = None  # stream id -> the event set aside first
 
@@ -125,9 +126,11 @@ class OutboxRelay:
                     self.name,
                 ):
                     self.is_leader = True
+                    self.last_advanced_at = time.monotonic()
                     log.info("relay_leader", relay=self.name, schema=self.schema)
                     await self._lead(conn, stop)
                 else:
+                    self.last_advanced_at = time.monotonic()  # another replica publishes
                     await _wait(stop, self.standby_interval)
                 delay = self.max_retry_delay / 4
             except asyncio.CancelledError:
