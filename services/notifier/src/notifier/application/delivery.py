@@ -239,6 +239,8 @@ class Sender:
                 log.warning("lease_renewal_failed", error=str(error) or type(error).__name__)
 
     async def mark_sent(self, row: asyncpg.Record, now: datetime) -> None:
+        """Record the row as sent; if this sender no longer held its lease, say so (another
+        sender may have sent it too: the recipient gets it twice, with one Message-ID)."""
         held = await self.pool.fetchval(
             """UPDATE deliveries d SET status = 'sent', attempts = d.attempts + 1, sent_at = $2,
                                        last_error = NULL, lease_holder = NULL
