@@ -105,6 +105,9 @@ class System:
             ["-m", "intake.mail"],
             MAIL_PORT=str(self.mail_port),
             BLOB_DIR=str(self.state / "blobs"),
+            # no MX in front on a developer's machine: the From address is believed as written
+            # (refused with DESK_ENV=production); MAIL_VERIFY=self or mx in the environment win
+            MAIL_VERIFY=os.environ.get("MAIL_VERIFY") or "off",
         )
         self._spawn("workflow", ["-m", "workflow"], HTTP_PORT=str(self.workflow_port))
         self._spawn("sla", ["-m", "sla"], HTTP_PORT=str(self.sla_port))
