@@ -69,6 +69,7 @@ class ServiceRuntime:
     subscriptions: list[Subscription] = field(default_factory=list)
     loops: list[Loop] = field(default_factory=list)
     consumers: list[EventConsumer] = field(default_factory=list)
+    relay: OutboxRelay | None = None  # once running: its state (last_advanced_at, set_aside)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     failed: bool = False
     readiness: Readiness = field(init=False)  # a composition root adds its service's checks
@@ -169,7 +170,9 @@ class ServiceRuntime:
                 lambda event: self.settings.topic(topic_for(event)),
                 source=self.source,
                 name=f"{self.name}-relay",
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
             )
+            self.relay = relay
             tasks.append(asyncio.create_task(relay.run(self.stop), name="outbox-relay"))
             self.readiness.add(
                 "relay",
