@@ -1,6 +1,6 @@
-"""What every service's HTTP API starts with: its title, the edge that bounds and checks every
-request (`desk_platform.edge`) and a health check that touches the database (a load balancer
-or an operator sees at once when a replica lost PostgreSQL)."""
+"""What every service's HTTP API starts with: its title and the edge that bounds and checks
+every request (`desk_platform.edge`). `/health`, `/ready` and `/metrics` are added to it by the
+runtime (desk_platform.readiness), the same on every process."""
 
 from __future__ import annotations
 
@@ -13,11 +13,4 @@ from desk_platform.edge import DEFAULT_BODY_LIMIT, guard
 def service_app(title: str, pool: asyncpg.Pool) -> FastAPI:
     app = FastAPI(title=f"Support desk: {title}", version="1", max_body_size=DEFAULT_BODY_LIMIT)
     guard(app)
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        async with pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
-        return {"status": "ok"}
-
     return app

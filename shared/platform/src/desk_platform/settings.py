@@ -79,6 +79,20 @@ class Settings(BaseSettings):
     mail_desk_hourly_limit: int = Field(
         default=1000, ge=1, description="messages per hour to one desk (more are dropped)"
     )
+    ready_relay_seconds: float = Field(
+        default=30.0, gt=0, description="/ready: how long events may wait while the relay stalls"
+    )
+    ready_consumer_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="/ready: how long records may wait while a consumer's offset does not move",
+    )
+    ready_pending_mail_seconds: float = Field(
+        default=300.0, gt=0, description="/ready (notifier): how long a message may stay unsent"
+    )
+    ready_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="/ready: how long each check may take to observe"
+    )
     blob_dir: str = Field(default=".state/blobs", description="attachments (content-addressed)")
 
     def topic(self, name: str) -> str:
