@@ -11,6 +11,12 @@ SLA_EVENTS = "sla-events"  # clock warnings and breaches, key = ticket id, kept 
 AUTOMATIC_REPLIES = "automatic-replies"  # answers to refused inbound mail, key = sender
 DEAD_LETTER_SUFFIX = ".dlt"
 
+# The largest record a topic takes (`max.message.bytes`, Kafka's default made explicit) and the
+# largest event the store accepts (payload and metadata as JSON): the rest is room for the key,
+# the CloudEvents headers, a dead letter's error and origin headers, and the record's framing.
+MAX_MESSAGE_BYTES = 1024 * 1024
+MAX_EVENT_BYTES = MAX_MESSAGE_BYTES - 64 * 1024
+
 
 def dead_letter(topic: str) -> str:
     """Name of the dead-letter topic for `topic`."""
@@ -22,7 +28,11 @@ class TopicSpec:
     name: str
     partitions: int = 6
     config: dict[str, str] = field(
-        default_factory=lambda: {"retention.ms": "-1", "cleanup.policy": "delete"}
+        default_factory=lambda: {
+            "retention.ms": "-1",
+            "cleanup.policy": "delete",
+            "max.message.bytes": str(MAX_MESSAGE_BYTES),
+        }
     )
 
 

@@ -3,16 +3,23 @@
 Appends take a transaction-scoped advisory lock before inserting, so global positions become
 visible in the order they were assigned: a reader of the global order never skips an event
 whose transaction commits late. A NOTIFY in the same transaction wakes the relay after each append.
+
+Every event is checked where it is appended, for every service alike: one that could never be
+stored or published (larger than `MAX_EVENT_BYTES`, below the topics' `max.message.bytes`; text
+that is not valid Unicode; NUL, which PostgreSQL cannot store; a number that is not finite) is
+refused with `EventRefused`, before it can reach the outbox and stop the relay.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
 
+from desk_contracts.topics import MAX_EVENT_BYTES
 from desk_eventstore.records import NewEvent, RecordedEvent
 
 APPEND_LOCK_CLASS = 7_301_002  # with hashtext(current_schema()): one append lock per store
@@ -37,6 +44,54 @@ class ConcurrencyError(Exception):
 
 class DuplicateEvent(Exception):
     """An event with this id is already stored (the append was a retry)."""
+
+
+class EventRefused(ValueError):
+    """An event that can never be stored or published; the message says why (a permanent
+    error: the same event is refused again)."""
+
+    def __init__(self, event_type: str, reason: str) -> None:
+        super().__init__(f"{event_type} refused: {reason}")
+        self.event_type = event_type
+        self.reason = reason
+
+
+class EventTooLarge(EventRefused):
+    """An event larger than `MAX_EVENT_BYTES` (it would not fit in one Kafka record)."""
+
+    def __init__(self, event_type: str, size: int, limit: int = MAX_EVENT_BYTES) -> None:
+        super().__init__(event_type, f"{size} bytes of JSON, more than the {limit} allowed")
+        self.size = size
+        self.limit = limit
+
+
+# an escaped NUL in JSON text: "\u0000" preceded by an even number of backslashes
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _json(event_type: str, value: Mapping[str, Any]) -> tuple[str, int]:
+    """`value` as compact JSON text (as the relay publishes it) and its size in UTF-8 bytes."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise EventRefused(event_type, "a number is not finite (NaN or infinity)") from None
+    if _ESCAPED_NUL.search(text):
+        raise EventRefused(event_type, "a text holds a NUL character")
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        raise EventRefused(event_type, "a text is not valid Unicode (a lone surrogate)") from None
+    return text, size
+
+
+def encoded(event: NewEvent) -> tuple[str, str]:
+    """Payload and metadata of `event` as JSON text; EventRefused when it cannot be stored or
+    would not fit in one Kafka record."""
+    payload, payload_size = _json(event.event_type, event.payload)
+    metadata, metadata_size = _json(event.event_type, event.metadata)
+    if payload_size + metadata_size > MAX_EVENT_BYTES:
+        raise EventTooLarge(event.event_type, payload_size + metadata_size)
+    return payload, metadata
 
 
 def _record(row: asyncpg.Record) -> RecordedEvent:
@@ -70,13 +125,15 @@ async def append(
     ends, for writers that only need order, not a decision on a known state) in the caller's
     transaction.
 
-    Raises ConcurrencyError when the stream moved, DuplicateEvent when an event id is known.
+    Raises ConcurrencyError when the stream moved, DuplicateEvent when an event id is known,
+    EventRefused (before any insert) when an event can never be stored or published.
     """
     if not events:
         return []
     if not conn.is_in_transaction():
         async with conn.transaction():
             return await append(conn, stream_id, expected_version, events)
+    texts = [encoded(event) for event in events]
     # One round trip for the lock and the version check. The version is read from the
     # statement's snapshot, which may predate the lock: a writer that slipped in meanwhile is
     # then caught by the primary key below, still as a ConcurrencyError.
@@ -99,10 +156,10 @@ async def append(
             event.event_id,
             event.event_type,
             event.schema_version,
-            json.dumps(event.payload),
-            json.dumps(event.metadata),
+            payload,
+            metadata,
         )
-        for offset, event in enumerate(events, start=1)
+        for offset, (event, (payload, metadata)) in enumerate(zip(events, texts, strict=True), 1)
     ]
     try:  # insert and wake the relay (NOTIFY is delivered at commit) in one round trip
         inserted = await conn.fetch(

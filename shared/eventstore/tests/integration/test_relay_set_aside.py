@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import time
 import uuid
@@ -18,7 +19,7 @@ from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kafka_support import consume_all
 
-from desk_contracts.topics import dead_letter
+from desk_contracts.topics import MAX_EVENT_BYTES, dead_letter
 from desk_eventstore.records import NewEvent
 from desk_eventstore.relay import OutboxRelay, idempotent_producer
 from desk_eventstore.store import append
@@ -48,7 +49,18 @@ async def small_topic(bootstrap: str, max_message_bytes: int | None = 10_000) ->
 async def add(pool: asyncpg.Pool, stream: str, size: int = 10) -> str:
     event = NewEvent(uuid.uuid4(), "Something", {"text": "x" * size})
     async with pool.acquire() as conn:
-        await append(conn, stream, None, [event])
+        if size < MAX_EVENT_BYTES:
+            await append(conn, stream, None, [event])
+        else:  # the store refuses it now: one stored before that bound, or by hand
+            await conn.execute(
+                """INSERT INTO events (stream_id, stream_version, event_id, event_type, payload)
+                   SELECT $1, coalesce(max(stream_version), 0) + 1, $2, $3, $4::jsonb
+                   FROM events WHERE stream_id = $1""",
+                stream,
+                event.event_id,
+                event.event_type,
+                json.dumps(event.payload),
+            )
     return str(event.event_id)
 
 

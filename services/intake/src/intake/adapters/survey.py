@@ -25,7 +25,7 @@ from intake.application.survey import AlreadyAnswered, previous_answer, record_a
 
 FACES = {1: "😠", 2: "🙁", 3: "😐", 4: "🙂", 5: "😀"}
 MAX_COMMENT = 4000
-MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_BYTES = 64 * 1024  # a form is small: a larger body is refused (413) before it is read
 HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -44,7 +44,6 @@ WORDS = {
         "already": "Un avis a déjà été donné pour {key} le {date} ; il ne peut pas être modifié.",
         "bad_rating": "Choisissez une note de 1 à {scale}.",
         "long": "Le commentaire est trop long ({max} caractères au plus).",
-        "too_big": "Ce formulaire est trop volumineux.",
     },
     "en": {
         "title": "Your opinion on request {key}",
@@ -57,7 +56,6 @@ WORDS = {
         "already": "{key} was already rated on {date}; the rating cannot be changed.",
         "bad_rating": "Choose a rating from 1 to {scale}.",
         "long": "The comment is too long ({max} characters at most).",
-        "too_big": "This form is too large.",
     },
 }
 FORGED = (
@@ -146,7 +144,7 @@ def survey_router(
         title = _words(claim)["title"].format(key=claim.key)
         return _page(title, _form(claim, scale_of(claim)), claim.language)
 
-    @router.post("/survey/{token}", response_class=HTMLResponse)
+    @router.post("/survey/{token}", response_class=HTMLResponse, max_body_size=MAX_FORM_BYTES)
     async def submit(token: str, request: Request) -> HTMLResponse:
         """Record the rating (and comment) once; a second submission gets 409."""
         claim = claim_of(token)
@@ -154,12 +152,7 @@ def survey_router(
             return claim
         w, scale = _words(claim), scale_of(claim)
         title = w["title"].format(key=claim.key)
-        body = b""
-        async for chunk in request.stream():  # a form is small: refuse a flood before reading it
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                return _page(title, f"<p>{escape(w['too_big'])}</p>", claim.language, 413)
-        fields = parse_qs(body.decode("utf-8", "replace"))
+        fields = parse_qs((await request.body()).decode("utf-8", "replace"))
         raw = (fields.get("rating") or [""])[0].strip()
         comment = (fields.get("comment") or [""])[0].replace("\x00", "").strip() or None
         rating = int(raw) if re.fullmatch(r"[0-9]{1,2}", raw) else 0

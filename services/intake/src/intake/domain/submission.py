@@ -13,6 +13,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from desk_contracts.inputs import MAX_LINE, MAX_NAME, MAX_PEOPLE, MAX_TEXT, Address
 from desk_contracts.tickets import Attachment, Channel, TicketCreated
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
@@ -25,18 +26,20 @@ class Submission(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    policy_id: str = Field(min_length=1, description="the desk, e.g. erp-vendor")
-    request_type: str = Field(min_length=1, description="request type id of the desk, e.g. spt")
-    priority: str = Field(min_length=1)
-    subject: str = Field(min_length=3, max_length=200)
-    description: str = Field(min_length=1, max_length=100_000)
-    organisation_id: str = Field(min_length=1, max_length=200)
-    requester: str = Field(pattern=EMAIL, max_length=320, description="requester's e-mail")
-    participants: list[str] = Field(default_factory=list, max_length=50)
+    policy_id: str = Field(min_length=1, max_length=100, description="the desk, e.g. erp-vendor")
+    request_type: str = Field(
+        min_length=1, max_length=100, description="request type id of the desk, e.g. spt"
+    )
+    priority: str = Field(min_length=1, max_length=100)
+    subject: str = Field(min_length=3, max_length=MAX_NAME)
+    description: str = Field(min_length=1, max_length=MAX_TEXT)
+    organisation_id: str = Field(min_length=1, max_length=MAX_NAME)
+    requester: Address = Field(description="requester's e-mail")
+    participants: list[Address] = Field(default_factory=list, max_length=MAX_PEOPLE)
     product_version: str | None = Field(default=None, max_length=100)
-    company: str | None = Field(default=None, max_length=200)
-    contact: str | None = Field(default=None, max_length=500)
-    error_message: str | None = Field(default=None, max_length=100_000)
+    company: str | None = Field(default=None, max_length=MAX_NAME)
+    contact: str | None = Field(default=None, max_length=MAX_LINE)
+    error_message: str | None = Field(default=None, max_length=MAX_TEXT)
     language: str = Field(default="en", pattern=r"^(fr|en)$")
 
     @field_validator("*")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import FastAPI, HTTPException, Query
 
+from desk_platform.edge import quoted
 from desk_platform.http import service_app
 from sla.application.timers import Desks, clocks_of
 
@@ -27,7 +28,7 @@ def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) 
                 ticket_id,
             )
         if reading is None:
-            raise HTTPException(404, f"no ticket {ticket_id!r} known to the sla service")
+            raise HTTPException(404, f"no ticket {quoted(ticket_id)} known to the sla service")
         return {**asdict(reading), "pending_timers": [dict(t) for t in timers]}
 
     @app.get("/board")
@@ -38,7 +39,7 @@ def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) 
         """A desk's open requests with running clocks, the most urgent first, with the business
         time left before the next breach (negative once breached)."""
         if policy_id not in desks.policies:
-            raise HTTPException(404, f"no desk {policy_id!r}")
+            raise HTTPException(404, f"no desk {quoted(policy_id)}")
         _, calendar = desks.of(policy_id)
         now = clock()
         async with pool.acquire() as conn:

@@ -8,7 +8,6 @@ at start like the policies."""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from fastapi import Body, FastAPI, Header, HTTPException, Query, Response
 from pydantic import TypeAdapter, ValidationError
 
 from desk_eventstore.store import ConcurrencyError
+from desk_platform.edge import quoted, validation_details
 from desk_platform.http import service_app
 from desk_platform.logging import log_context
 from desk_policies.directory import Directory, load_directory
@@ -121,7 +121,9 @@ def create_app(
             )
         policy_role = loaded.state.policy.role(role)
         if policy_role is None:
-            raise HTTPException(403, f"{role!r} is not a role of desk {loaded.state.policy.id}")
+            raise HTTPException(
+                403, f"{quoted(role)} is not a role of desk {loaded.state.policy.id}"
+            )
         if policy_role.side is Side.CUSTOMER:
             return organisation == loaded.state.organisation_id
         return True
@@ -129,14 +131,14 @@ def create_app(
     def customer_role(role: str) -> bool:
         sides = {r.side for p in policies.values() for r in p.roles if r.id == role}
         if not sides:
-            raise HTTPException(403, f"{role!r} is not a role of any desk")
+            raise HTTPException(403, f"{quoted(role)} is not a role of any desk")
         return Side.CUSTOMER in sides
 
     async def loaded_for(conn: asyncpg.Connection, ticket: str) -> Loaded:
         try:
             return await load(conn, policies, await resolve_id(conn, ticket))
-        except UnknownTicket as error:
-            raise HTTPException(404, str(error)) from None
+        except UnknownTicket:
+            raise HTTPException(404, f"no request {quoted(ticket)}") from None
         except UnknownPolicy as error:
             raise HTTPException(500, str(error)) from None
 
@@ -144,13 +146,13 @@ def create_app(
     async def get_request(
         ticket: str,
         response: Response,
-        x_actor_role: Annotated[str | None, Header()] = None,
-        x_actor_organisation: Annotated[str | None, Header()] = None,
+        x_actor_role: Annotated[str | None, Header(max_length=64)] = None,
+        x_actor_organisation: Annotated[str | None, Header(max_length=200)] = None,
     ) -> dict[str, Any]:
         async with pool.acquire() as conn:
             loaded = await loaded_for(conn, ticket)
         if not visible(loaded, x_actor_organisation, x_actor_role):
-            raise HTTPException(404, f"no request {ticket!r}")
+            raise HTTPException(404, f"no request {quoted(ticket)}")
         response.headers["ETag"] = f'"{loaded.state.version}"'
         return view(loaded)
 
@@ -161,8 +163,8 @@ def create_app(
         state: Annotated[str, Query(pattern="^(open|closed|all)$")] = "open",
         expected_actor: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        x_actor_role: Annotated[str | None, Header()] = None,
-        x_actor_organisation: Annotated[str | None, Header()] = None,
+        x_actor_role: Annotated[str | None, Header(max_length=64)] = None,
+        x_actor_organisation: Annotated[str | None, Header(max_length=200)] = None,
     ) -> list[dict[str, Any]]:
         """A company's requests (open, closed or all), or a desk's by who is expected to act.
         A customer lists their own organisation's requests only."""
@@ -204,34 +206,32 @@ def create_app(
         command: str,
         response: Response,
         body: Annotated[dict[str, Any] | None, Body()] = None,
-        if_match: Annotated[str | None, Header()] = None,
-        x_actor: Annotated[str | None, Header()] = None,
-        x_actor_role: Annotated[str | None, Header()] = None,
-        x_actor_organisation: Annotated[str | None, Header()] = None,
-        x_correlation_id: Annotated[str | None, Header()] = None,
+        if_match: Annotated[str | None, Header(max_length=64)] = None,
+        x_actor: Annotated[str | None, Header(max_length=320)] = None,
+        x_actor_role: Annotated[str | None, Header(max_length=64)] = None,
+        x_actor_organisation: Annotated[str | None, Header(max_length=200)] = None,
+        x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
     ) -> dict[str, Any]:
         cls = COMMANDS.get(command)
         if cls is None:
-            raise HTTPException(404, f"no command {command!r} (known: {', '.join(COMMANDS)})")
+            known = ", ".join(COMMANDS)
+            raise HTTPException(404, f"no command {quoted(command)} (known: {known})")
         actor = actor_of(x_actor, x_actor_role, x_actor_organisation)
-        if "\\u0000" in json.dumps(body or {}):
-            raise HTTPException(422, "text must not contain a NUL character")
         try:
             cmd = TypeAdapter(cls).validate_python({**(body or {}), "actor": actor})
         except ValidationError as error:
-            raise HTTPException(
-                422, error.errors(include_url=False, include_context=False, include_input=False)
-            ) from None
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+            raise HTTPException(422, validation_details(errors)) from None
         correlation_id = x_correlation_id or str(uuid.uuid4())
         async with pool.acquire() as conn, conn.transaction():
             loaded = await loaded_for(conn, ticket)
             if not visible(loaded, actor.organisation_id, actor.role):
-                raise HTTPException(404, f"no request {ticket!r}")
+                raise HTTPException(404, f"no request {quoted(ticket)}")
             if if_match is not None and if_match.strip('"') != str(loaded.state.version):
                 raise HTTPException(
                     412,
                     f"request {loaded.state.key} is at version {loaded.state.version}, "
-                    f"not {if_match}: reload it",
+                    f"not {quoted(if_match)}: reload it",
                 )
             if isinstance(cmd, c.AddParticipant):
                 refused = people.may_take_part(

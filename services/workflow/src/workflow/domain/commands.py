@@ -2,6 +2,8 @@
 
 Commands are plain frozen data; `decide` turns them into events or a rejection. Time is
 never in a command unless it is part of what is asked (e.g. when an operation is planned).
+The field types of what an HTTP client may send are bounded (`desk_contracts.inputs`): pydantic
+checks them when the HTTP adapter builds a command; code that builds commands itself is trusted.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from desk_contracts.inputs import Address, Line, Name, Text
 from desk_contracts.tickets import Attachment, Channel
 
 
@@ -57,8 +60,8 @@ class Qualify(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Assign(Command):
-    assignee_id: str | None = None
-    group_id: str | None = None
+    assignee_id: Address | None = None
+    group_id: Name | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,98 +71,98 @@ class StartWork(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestInformation(Command):
-    comment: str
+    comment: Text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WaitForThirdParty(Command):
-    party: str
-    comment: str | None = None
+    party: Name
+    comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleOperation(Command):
     scheduled_for: datetime
-    responsible: str
-    comment: str | None = None
+    responsible: Name
+    comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Escalate(Command):
-    target: str  # a policy escalation: triage, rnd, level2...
-    comment: str | None = None
+    target: Name  # a policy escalation: triage, rnd, level2...
+    comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReturnFromEscalation(Command):
-    comment: str | None = None
+    comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resolve(Command):
-    resolution_code: str
-    comment: str
+    resolution_code: Name
+    comment: Text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConfirmResolution(Command):
-    comment: str | None = None
+    comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DisputeResolution(Command):
-    comment: str
+    comment: Text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Close(Command):
-    resolution_code: str | None = None
-    comment: str | None = None
+    resolution_code: Name | None = None
+    comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reopen(Command):
-    comment: str | None = None
+    comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AddComment(Command):
-    body: str
+    body: Text
     public: bool = True
     channel: Channel = Channel.PORTAL
-    source_message_id: str | None = None
+    source_message_id: Line | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChangePriority(Command):
-    priority: str
-    reason: str | None = None
+    priority: Name
+    reason: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EscalateByRequester(Command):
-    reason: str | None = None
+    reason: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LinkRequest(Command):
-    linked_key: str
-    relation: str = "references"
+    linked_key: Name
+    relation: Name = "references"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AddParticipant(Command):
-    participant_id: str
+    participant_id: Address
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MuteNotifications(Command):
-    participant_id: str
+    participant_id: Address
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnmuteNotifications(Command):
-    participant_id: str
+    participant_id: Address
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,7 +185,7 @@ class AutoClose(Command):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AnswerSurvey(Command):
     rating: int
-    comment: str | None = None
+    comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,0 +1,52 @@
+"""What may enter from outside (HTTP bodies, commands), as reusable field types.
+
+One set of bounds for every input, chosen so that the largest event they can make stays under
+`topics.MAX_EVENT_BYTES`: two long texts of `MAX_TEXT` characters at four UTF-8 bytes each,
+plus short fields and `MAX_PEOPLE` addresses, come to about 820 kB. Addresses are checked by a
+maintained validator (`email-validator`): one address, no display name, no quoted local part
+or domain literal, ASCII (an internationalised domain in its xn-- form), lower-cased.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, Field, StringConstraints
+
+MAX_TEXT = 100_000  # a description, a comment, an error message (characters)
+MAX_LINE = 500  # a one-line free text: a contact, a reason for a priority change
+MAX_NAME = 200  # an id, a code, a subject line, an organisation
+MAX_ADDRESS = 254  # the longest address SMTP can carry (RFC 5321 path, less the brackets)
+MAX_PEOPLE = 50  # participants named in one request
+
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+Line = Annotated[str, StringConstraints(max_length=MAX_LINE)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+
+
+def address(text: str) -> str:
+    """`text` as one e-mail address in lower case; ValueError saying why it is not one."""
+    if len(text) > MAX_ADDRESS:
+        raise ValueError(f"an e-mail address has at most {MAX_ADDRESS} characters")
+    try:
+        checked = validate_email(
+            text,
+            check_deliverability=False,  # syntax only: no DNS at the edge
+            allow_smtputf8=False,
+            allow_display_name=False,
+            allow_quoted_local=False,
+            allow_domain_literal=False,
+        )
+    except EmailNotValidError as error:
+        raise ValueError(f"{text[:80]!r} is not an e-mail address: {error}") from None
+    return (checked.ascii_email or checked.normalized).lower()
+
+
+# blanks around are dropped; documented as `format: email` in the OpenAPI schema
+Address = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=MAX_ADDRESS),
+    AfterValidator(address),
+    Field(json_schema_extra={"format": "email"}),
+]
