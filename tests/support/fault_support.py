@@ -94,8 +94,8 @@ def private_infra(state: Path) -> Iterator[PrivateInfra]:
         infra.stop()
         shutil.rmtree(state)
     state.mkdir(parents=True)
-    infra.start()
     try:
+        infra.start()
         yield infra
     finally:
         infra.stop()
@@ -332,7 +332,7 @@ async def dead_letters(bootstrap: str, prefix: str) -> list[DeadLetter]:
     await consumer.start()
     found: list[DeadLetter] = []
     try:
-        for _ in range(100):  # without a group, every partition is assigned with the metadata
+        for _ in range(300):  # without a group, every partition is assigned with the metadata
             partitions = list(consumer.assignment())
             if {tp.topic for tp in partitions} == set(topics):
                 break
