@@ -235,7 +235,7 @@ async def test_no_request_or_acknowledgement_is_lost_through_crashes_and_restart
         else None
     )
     notifier_kills = sum(1 for f in faults if f["fault"] == "SIGKILL notifier")
-    results = {
+    results: dict[str, Any] = {
         "requests_offered": len(load.offers),
         "requests_accepted": len(accepted),
         "requests_created_201": sum(1 for offer in accepted if offer.created),
