@@ -40,6 +40,8 @@ class System:
     sla_port: int = field(default_factory=free_port)
     smtp_port: int = field(default_factory=free_port)
     mail_port: int = field(default_factory=free_port)  # the e-mail gateway (SMTP in)
+    notifier_port: int = field(default_factory=free_port)  # /health, /ready, /metrics only
+    gateway_port: int = field(default_factory=free_port)  # the gateway's /health, /ready, ...
     replicas: dict[str, int] = field(default_factory=dict)  # e.g. {"notifier": 2}
     log_format: str = "json"
     topic_prefix: str = ""
@@ -58,9 +60,14 @@ class System:
         return self.state / "logs"
 
     def url(self, service: str) -> str:
-        port = {"intake": self.intake_port, "workflow": self.workflow_port, "sla": self.sla_port}[
-            service
-        ]
+        """The HTTP address of a process (`intake-mail` is the e-mail gateway)."""
+        port = {
+            "intake": self.intake_port,
+            "workflow": self.workflow_port,
+            "sla": self.sla_port,
+            "notifier": self.notifier_port,
+            "intake-mail": self.gateway_port,
+        }[service]
         return f"http://127.0.0.1:{port}"
 
     def _env(self, **extra: str) -> dict[str, str]:
@@ -108,24 +115,29 @@ class System:
             ["-m", "intake.mail"],
             MAIL_PORT=str(self.mail_port),
             BLOB_DIR=str(self.state / "blobs"),
+            # no MX in front on a developer's machine: the From address is believed as written
+            # (refused with DESK_ENV=production); MAIL_VERIFY=self or mx in the environment win
+            MAIL_VERIFY=os.environ.get("MAIL_VERIFY") or "off",
+            HTTP_PORT=str(self.gateway_port),
         )
         self._spawn("workflow", ["-m", "workflow"], HTTP_PORT=str(self.workflow_port))
         self._spawn("sla", ["-m", "sla"], HTTP_PORT=str(self.sla_port))
-        self._spawn("notifier", ["-m", "notifier"])
+        self._spawn("notifier", ["-m", "notifier"], HTTP_PORT=str(self.notifier_port))
         for service, count in self.replicas.items():
             for n in range(2, count + 1):
                 port = str(free_port())
                 self._spawn(f"{service}-{n}", ["-m", service], HTTP_PORT=port)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until every process's `/ready` answers 200 and the gateway greets on SMTP."""
         deadline = time.monotonic() + timeout
-        for service in ("intake", "workflow", "sla"):
+        for service in ("intake", "workflow", "sla", "notifier", "intake-mail"):
             while True:
                 self._check_alive()
                 try:
-                    with urllib.request.urlopen(self.url(service) + "/health", timeout=2):
+                    with urllib.request.urlopen(self.url(service) + "/ready", timeout=5):
                         break
-                except OSError:
+                except OSError:  # refused, or 503 (HTTPError): not ready yet
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"{service} not ready; see {self.logs}") from None
                     time.sleep(0.2)
@@ -215,6 +227,8 @@ def main() -> None:
     parser.add_argument("--sla-port", type=int, default=8003)
     parser.add_argument("--smtp-port", type=int, default=2525)
     parser.add_argument("--mail-port", type=int, default=2526, help="e-mail gateway (SMTP in)")
+    parser.add_argument("--notifier-port", type=int, default=8004, help="notifier's /ready ...")
+    parser.add_argument("--gateway-port", type=int, default=8005, help="gateway's /ready ...")
     parser.add_argument("--state", type=Path, default=ROOT / ".state" / "system")
     parser.add_argument("--log-format", default="json", choices=["json", "console"])
     args = parser.parse_args()
@@ -227,6 +241,8 @@ def main() -> None:
         args.sla_port,
         args.smtp_port,
         args.mail_port,
+        args.notifier_port,
+        args.gateway_port,
         log_format=args.log_format,
     )
     stop = False
@@ -248,6 +264,9 @@ def main() -> None:
             f"e-mail gateway (SMTP in):       127.0.0.1:{system.mail_port}  "
             "(support@<desk>.example, replies to support@desk.example)"
         )
+        print(f"notifier (/health /ready /metrics): {system.url('notifier')}")
+        print(f"gateway (/health /ready /metrics):  {system.url('intake-mail')}")
+        print("every API above also answers /health, /ready and /metrics")
         print(f"logs: {system.logs}/*.log     Ctrl-C stops everything", flush=True)
         while not stop:
             system._check_alive()

@@ -172,3 +172,31 @@ def test_invalid_request_is_refused_with_field_and_reason(system: System) -> Non
     wrong_type = intake.post("/requests", json={**REQUEST, "request_type": "nope"})
     assert wrong_type.status_code == 422
     assert "not a request type of saas-desk" in wrong_type.json()["detail"][0]["msg"]
+
+
+def test_every_process_answers_health_ready_and_metrics(system: System) -> None:
+    expected = {
+        "intake": {"postgres", "kafka", "relay"},
+        "workflow": {"postgres", "kafka", "relay"},
+        "sla": {"postgres", "kafka", "relay"},
+        "notifier": {"postgres", "kafka", "relay", "deliveries"},
+        "intake-mail": {"postgres", "kafka", "relay"},  # the e-mail gateway
+    }
+    relays: dict[str, str] = {}
+    for process, checks in expected.items():
+        http = httpx.Client(base_url=system.url(process), timeout=10)
+        assert http.get("/health").json() == {"status": "alive"}, process
+        ready = http.get("/ready")
+        assert ready.status_code == 200, (process, ready.text)
+        body = ready.json()
+        assert body["status"] == "ready" and body["failing"] == []
+        assert checks <= set(body["checks"]), (process, body)
+        consumers = [name for name in body["checks"] if name.startswith("consumer:")]
+        assert bool(consumers) == (process != "intake"), (process, body)  # intake consumes none
+        metrics = http.get("/metrics")
+        assert metrics.headers["content-type"].startswith("text/plain")
+        assert 'desk_ready{check="relay"} 1.0' in metrics.text, process
+        relays[process] = body["checks"]["relay"]["detail"]
+    # intake's store has two relays (HTTP process and gateway): one leads, one stands by
+    roles = sorted(relays[p].split(":")[0] for p in ("intake", "intake-mail"))
+    assert roles == ["leader", "standby"], relays

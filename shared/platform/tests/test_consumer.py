@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -141,7 +142,7 @@ async def new_topic_named(bootstrap: str, name: str) -> None:
 async def test_a_failed_event_parks_its_ticket_until_redriven(
     store: asyncpg.Pool, kafka_bootstrap: str, database_url: str, new_topic
 ) -> None:
-    from desk_platform.redrive import redrive
+    from desk_platform.redrive import listing, redrive
 
     topic = await new_topic("parking", partitions=1)
     await new_topic_named(kafka_bootstrap, dead_letter(topic))
@@ -188,6 +189,15 @@ async def test_a_failed_event_parks_its_ticket_until_redriven(
         early = await redrive(database_url, schema, kafka_bootstrap, group, "t1", round_timeout=5)
         assert early.still_parked == ["t1-a", "t1-b", "t1-c"]  # not fixed: t1-a fails again
         assert await applied() == ["t2-a"]
+        listed = await listing(database_url, schema)
+        assert [line.split(" (")[0] for line in listed[:3]] == [
+            f"{group}  ticket t1  event t1-a",
+            f"{group}  ticket t1  event t1-b",
+            f"{group}  ticket t1  event t1-c",
+        ]
+        assert listed[0].endswith("): bug in the handler") and "(parked, 2x" in listed[0]
+        assert listed[1].endswith("): parked behind event t1-a of the same ticket")
+        assert listed[3].startswith(f"{group}  ticket t1: 3 event(s) parked")
 
         broken["first"] = False  # the bug is fixed: re-drive the ticket
         done = await redrive(database_url, schema, kafka_bootstrap, group, "t1")
@@ -196,3 +206,70 @@ async def test_a_failed_event_parks_its_ticket_until_redriven(
         await broker.stop()
         await producer.stop()
     assert await applied() == ["t2-a", "t1-a", "t1-b", "t1-c"]
+    assert await listing(database_url, schema) == ["no dead letters", "nothing parked"]
+
+
+class CrashAfterSending(DeadLetters):
+    """Writes the dead letter, then loses the connection (the process dies, the database goes
+    away) before the consumer could park the ticket: the record is consumed again."""
+
+    async def send(self, record: Any, group_id: str, reason: str) -> None:
+        await super().send(record, group_id, reason)
+        if not getattr(self, "crashed", False):
+            self.crashed = True
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+
+async def test_lost_connections_are_retried_and_a_dead_letter_applied_later_is_resolved(
+    store: asyncpg.Pool, kafka_bootstrap: str, database_url: str, new_topic
+) -> None:
+    from desk_platform.redrive import listing
+
+    topic = await new_topic("transient", partitions=1)
+    await new_topic_named(kafka_bootstrap, dead_letter(topic))
+    attempts: dict[str, int] = {}
+
+    async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
+        attempts[envelope.id] = attempts.get(envelope.id, 0) + 1
+        await conn.execute("INSERT INTO applied VALUES ($1, $2)", envelope.id, envelope.subject)
+        if attempts[envelope.id] > 1:
+            return
+        if envelope.id == "cut":  # the server ends this session mid-handler (a restart, say)
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        if envelope.id == "mid-operation":  # what a crash left the connection in
+            raise asyncpg.InternalClientError(
+                "cannot switch to state 14; another operation (2) is in progress"
+            )
+        if envelope.id == "applied-later":  # fails once for good, then passes (see below)
+            raise ValueError("not yet")
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    for event_id, ticket in [("cut", "t1"), ("mid-operation", "t2"), ("applied-later", "t3")]:
+        key, value, headers = record(event_id, ticket)
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
+    broker = KafkaBroker(kafka_bootstrap)
+    group = "svc." + topic
+    consumer = EventConsumer(store, CrashAfterSending(producer), group, handle, retry_delay=0.1)
+    consumer.subscribe(broker, topic, group_id=group)
+    await broker.start()
+    try:
+        for _ in range(150):
+            async with store.acquire() as conn:
+                applied = [r["event_id"] for r in await conn.fetch("SELECT * FROM applied")]
+            if len(applied) == 3:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await broker.stop()
+        await producer.stop()
+    assert applied == ["cut", "mid-operation", "applied-later"]  # each once, in order
+    assert attempts == {"cut": 2, "mid-operation": 2, "applied-later": 2}
+    assert consumer.last_failure is not None and consumer.last_failure.startswith(
+        "ConnectionResetError"
+    )
+    schema = await store.fetchval("SELECT current_schema()")
+    async with store.acquire() as conn:
+        register = await conn.fetch("SELECT event_id, reason, resolution FROM dead_letters")
+    assert [tuple(row) for row in register] == [("applied-later", "ValueError: not yet", "applied")]
+    assert await listing(database_url, schema) == ["no dead letters", "nothing parked"]

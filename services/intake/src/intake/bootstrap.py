@@ -1,4 +1,4 @@
-"""Composition root of intake: store, relay to `ticket-events`, HTTP API."""
+"""Composition root of intake: store, relay to `ticket-events`, directory, HTTP API."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from desk_eventstore.migrate import migrations_in
 from desk_eventstore.records import RecordedEvent
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
+from desk_policies.directory import DIRECTORY_FILE, load_directory
 from desk_policies.loader import load_policies
 from intake.adapters.http import create_app
 from intake.adapters.survey import survey_router
@@ -41,4 +42,8 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     )
     pool = await runtime.start_store()
     survey = survey_router(pool, policies, settings.survey_secret, now)
-    return runtime, create_app(pool, policies, now, settings.workflow_url, routers=[survey])
+    directory = load_directory(Path(settings.directory_file or DIRECTORY_FILE))
+    app = create_app(
+        pool, policies, now, settings.workflow_url, routers=[survey], directory=directory
+    )
+    return runtime, app

@@ -1,5 +1,7 @@
 """The e-mail gateway over real SMTP on loopback (smtplib -> aiosmtpd on this loop) and the real
-PostgreSQL server: what each message leaves in intake's outbox, and what SMTP answers."""
+PostgreSQL server: what each message leaves in intake's outbox, and what SMTP answers. The
+gateway stands behind our MX (`mx.test`, MAIL_AUTHSERV_IDS): `message()` carries that MX's
+`Authentication-Results` verdict, as the MX would hand it on."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 import smtplib
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -32,7 +35,8 @@ from intake.domain.mail import Drop, GatewayConfig, NewRequest, SmtpEnvelope
 pytestmark = pytest.mark.integration
 
 POLICIES = load_policies()
-CONFIG = GatewayConfig.of(POLICIES, "support@desk.example")
+MX = "mx.test"
+CONFIG = GatewayConfig.of(POLICIES, "support@desk.example", authserv_ids=frozenset({MX}))
 MAX_BYTES = 16 * 1024 * 1024  # a 10 MB attachment (13.7 MB in base64) fits
 
 
@@ -68,10 +72,17 @@ class Gateway:
 
 
 @pytest.fixture
-async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+def config() -> GatewayConfig:
+    return CONFIG
+
+
+@pytest.fixture
+async def gateway(
+    database_url: str, tmp_path: Path, config: GatewayConfig
+) -> AsyncIterator[Gateway]:
     async with service_store(database_url, "intake") as pool:
         blobs = tmp_path / "blobs"
-        core = MailGateway(pool, POLICIES, load_directory(), CONFIG, FolderBlobStore(blobs), now)
+        core = MailGateway(pool, POLICIES, load_directory(), config, FolderBlobStore(blobs), now)
         handler = GatewayHandler(core, {*CONFIG.addresses, "support@desk.example"})
         port = free_port()
         server = await serve(handler, "127.0.0.1", port, max_bytes=MAX_BYTES, hostname="mx.test")
@@ -87,9 +98,14 @@ def message(
     to: str = "support@saas-desk.example",
     subject: str = "L'export mensuel échoue",
     body: str = "Erreur 500 à chaque export depuis lundi.",
+    dmarc: str | None = "pass",
     **headers: str,
 ) -> EmailMessage:
+    """A message as our MX hands it on, with its DMARC verdict (None: it did not check it)."""
     mail = EmailMessage()
+    if dmarc is not None:
+        domain = sender.rpartition("@")[2].strip(">")
+        mail["Authentication-Results"] = f"{MX}; spf=pass; dmarc={dmarc} header.from={domain}"
     mail["From"], mail["To"], mail["Subject"] = sender, to, subject
     mail["Message-ID"] = f"<{uuid.uuid4().hex}@acme.example>"
     for name, value in headers.items():
@@ -303,3 +319,69 @@ async def test_data_is_handled_a_few_messages_at_a_time() -> None:
     )
     assert answers == ["250 2.0.0 OK"] * 20
     assert most == 3
+
+
+async def test_a_cc_of_made_up_colleagues_makes_only_directory_people_participants(
+    gateway: Gateway,
+) -> None:
+    made_up = ", ".join(f"user{n}@acme.example" for n in range(200))
+    mail = message(Cc=f"{made_up}, Bruno Keller <bruno@acme.example>")
+    assert await gateway.send(mail) == {}
+    (created,) = await gateway.events("TicketCreated")
+    event = TicketCreated.model_validate_json(created["payload"])
+    assert event.requester_id == "anne@acme.example"
+    assert event.participants == ("bruno@acme.example",)
+
+
+async def count(gateway: Gateway) -> int:
+    async with gateway.pool.acquire() as conn:
+        return int(await conn.fetchval("SELECT count(*) FROM events"))
+
+
+async def test_only_our_mx_s_authentication_results_are_believed(gateway: Gateway) -> None:
+    await gateway.send(message(dmarc=None))  # reached directly: no verdict of our MX
+    forged = message(dmarc=None)
+    forged["Authentication-Results"] = "mx.evil.example; dmarc=pass header.from=acme.example"
+    await gateway.send(forged)
+    assert await count(gateway) == 0
+    failing = message(dmarc=None)  # a forged pass on top of our MX's fail
+    failing["Authentication-Results"] = f"{MX}.evil; dmarc=pass header.from=acme.example"
+    failing["Authentication-Results"] = f"{MX}; dmarc=fail header.from=acme.example"
+    await gateway.send(failing)
+    assert await count(gateway) == 0
+    ticket_id = str(uuid.uuid4())
+    await gateway.know(created(ticket_id, "PRB-1001", "saas-desk"))
+    spoofed_reply = message(to="support@desk.example", subject="RE: [PRB-1001] x", dmarc="none",
+                            In_Reply_To=f"<{ticket_id}.ab12@desk.example>")  # fmt: skip
+    await gateway.send(spoofed_reply)
+    assert await gateway.events("CommentReceived") == []
+    await gateway.send(message())
+    assert len(await gateway.events("TicketCreated")) == 1
+
+
+@pytest.mark.parametrize(
+    "config",
+    [replace(CONFIG, domain_messages_per_hour=5, desk_messages_per_hour=1000)],
+)
+async def test_a_domain_s_many_senders_are_limited_together(gateway: Gateway) -> None:
+    # the directory places every address of acme.example in acme: each may open a request
+    for n in range(7):
+        await gateway.send(message(sender=f"user{n}@acme.example"))
+    assert len(await gateway.events("TicketCreated")) == 5
+    await gateway.send(message(sender="carla@globex.example", to="support@saas-desk.example"))
+    assert len(await gateway.events("TicketCreated")) == 6  # another domain is not held back
+
+
+@pytest.mark.parametrize(
+    "config",
+    [replace(CONFIG, domain_messages_per_hour=1000, desk_messages_per_hour=4)],
+)
+async def test_a_desk_takes_a_bounded_number_of_messages_an_hour(gateway: Gateway) -> None:
+    senders = ["anne@acme.example", "bruno@acme.example", "carla@globex.example",
+               "dan@initech.example", "eric@acme.example", "anne@acme.example"]  # fmt: skip
+    for sender in senders:
+        await gateway.send(message(sender=sender))
+    assert len(await gateway.events("TicketCreated")) == 4
+    assert await gateway.events("AutomaticReplyRequested") == []  # no answers to a flood
+    await gateway.send(message(to="support@cloud-partner.example"))  # another desk
+    assert len(await gateway.events("TicketCreated")) == 5

@@ -20,6 +20,7 @@ from mail_world import (
     SUP,
     TICKETS,
     corpus_mail,
+    through_mx,
 )
 
 from desk_contracts.mail import RefusalReason
@@ -211,7 +212,7 @@ def test_a_ten_megabyte_attachment_is_kept_whole() -> None:
     raw = message.as_bytes()
     assert len(raw) > 13_000_000  # base64 on the wire
     envelope = SmtpEnvelope("dan@initech.example", ("support@cloud-partner.example",))
-    decision = route(parse(raw, envelope), CONFIG, POLICIES, DIRECTORY, TICKETS)
+    decision = route(parse(through_mx(raw), envelope), CONFIG, POLICIES, DIRECTORY, TICKETS)
     assert isinstance(decision, NewRequest)
     (attachment,) = decision.attachments
     assert attachment.filename == "heap.bin" and attachment.size == len(blob)

@@ -8,7 +8,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mail_world import CONFIG, CORPUS, DIRECTORY, POLICIES, TICKETS
+from mail_world import CONFIG, CORPUS, DIRECTORY, POLICIES, TICKETS, through_mx
 
 from intake.domain.mail import Comment, Defer, Drop, NewRequest, Refuse, SmtpEnvelope, parse, route
 from intake.domain.mail.text import latest_reply
@@ -34,7 +34,7 @@ HEADER_VALUES = st.one_of(
 
 
 def decide(raw: bytes) -> object:
-    return route(parse(raw, ENVELOPE), CONFIG, POLICIES, DIRECTORY, TICKETS)
+    return route(parse(through_mx(raw), ENVELOPE), CONFIG, POLICIES, DIRECTORY, TICKETS)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from mail_world import CONFIG, DIRECTORY, POLICIES, PRB, TICKETS
+from mail_world import CONFIG, DIRECTORY, POLICIES, PRB, TICKETS, through_mx
 
 from desk_contracts.mail import RefusalReason
+from desk_policies.directory import parse_directory
 from intake.domain.mail import (
     Comment,
     Drop,
@@ -16,6 +17,7 @@ from intake.domain.mail import (
     parse,
     route,
 )
+from intake.domain.mail.route import MAX_MAIL_PARTICIPANTS
 from intake.domain.mail.threading import ticket_of
 
 
@@ -28,7 +30,7 @@ def mail(headers: str, body: str = "Hello, the export fails.", *, mail_from: str
 def decide(raw: bytes, counts: SenderCounts | None = None, rcpt: str = "support@saas-desk.example",
            mail_from: str = "anne@acme.example") -> object:  # fmt: skip
     envelope = SmtpEnvelope(mail_from, (rcpt,))
-    return route(parse(raw, envelope), CONFIG, POLICIES, DIRECTORY, TICKETS, counts)
+    return route(parse(through_mx(raw), envelope), CONFIG, POLICIES, DIRECTORY, TICKETS, counts)
 
 
 @pytest.mark.parametrize(
@@ -123,8 +125,8 @@ def test_the_subject_key_wins_over_headers() -> None:
 def test_a_participant_from_another_organisation_may_reply() -> None:
     outsider = "consultant@partner.example"
     ticket = PRB.__class__(**{**vars(PRB), "participants": frozenset({outsider})})
-    raw = mail("Subject: Re: [PRB-1001] Export\r\n").replace(
-        b"anne@acme.example", outsider.encode()
+    raw = through_mx(
+        mail("Subject: Re: [PRB-1001] Export\r\n").replace(b"anne@acme.example", outsider.encode())
     )
     envelope = SmtpEnvelope(outsider, ("support@desk.example",))
     decision = route(parse(raw, envelope), CONFIG, POLICIES, DIRECTORY, [ticket])
@@ -140,3 +142,33 @@ def test_our_message_ids_carry_the_ticket() -> None:
     )
     assert ticket_of("<3f6c2a9e-8b1d-4c57-9a0e-2d4b6f8e1a01.5be3@evil.example>", domains) is None
     assert ticket_of("<not-a-ticket.1@desk.example>", domains) is None
+
+
+def test_cc_colleagues_become_participants_only_when_the_directory_admits_them() -> None:
+    made_up = ", ".join(f"user{n}@acme.example" for n in range(200))
+    cc = f"{made_up}, Bruno <bruno@acme.example>, carla@globex.example, spam@outside.example"
+    decision = decide(mail(f"Subject: Export\r\nTo: support@saas-desk.example\r\nCc: {cc}\r\n"))
+    assert isinstance(decision, NewRequest)
+    assert decision.submission.participants == ["bruno@acme.example"]
+    assert len(decision.ignored) == 202 and "user7@acme.example" in decision.ignored
+    assert "carla@globex.example" in decision.ignored
+    assert "support@saas-desk.example" not in decision.ignored  # our own address: not a person
+
+
+def test_cc_participants_are_bounded() -> None:
+    people = [{"email": f"p{n}@acme.example", "name": f"P{n}", "organisation": "acme"}
+              for n in range(30)]  # fmt: skip
+    directory = parse_directory(
+        {"organisations": [{"id": "acme", "name": "ACME", "domains": ["acme.example"]}],
+         "people": [{"email": "anne@acme.example", "name": "Anne", "organisation": "acme"},
+                    *people]}
+    )  # fmt: skip
+    cc = ", ".join(p["email"] for p in people)
+    raw = mail(f"Subject: Export\r\nTo: support@saas-desk.example\r\nCc: {cc}\r\n")
+    envelope = SmtpEnvelope("anne@acme.example", ("support@saas-desk.example",))
+    decision = route(parse(through_mx(raw), envelope), CONFIG, POLICIES, directory, TICKETS)
+    assert isinstance(decision, NewRequest)
+    bound = MAX_MAIL_PARTICIPANTS
+    assert bound < 30
+    assert decision.submission.participants == [f"p{n}@acme.example" for n in range(bound)]
+    assert decision.ignored == tuple(f"p{n}@acme.example" for n in range(bound, 30))

@@ -1,6 +1,7 @@
 """Whom the gateway believes: addresses as sent (never from an RFC 2047 word), an envelope sender
-of the From domain, our MX's DMARC verdict, answers only to the envelope sender that is From,
-deferrals that end, and messages that cannot be parsed."""
+of the From domain, our MX's DMARC verdict (only the headers of our authserv-id), the gateway's
+own DMARC verdict, answers only to the envelope sender that is From, deferrals that end, and
+messages that cannot be parsed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from mail_world import CONFIG, DIRECTORY, POLICIES, TICKETS
+from mail_world import CONFIG, DIRECTORY, MX, POLICIES, PRB, TICKETS, through_mx
 
 from desk_contracts.mail import RefusalReason
 from intake.domain.mail import (
@@ -23,6 +24,7 @@ from intake.domain.mail import (
     parse,
     route,
 )
+from intake.domain.mail.trust import Dmarc, DmarcRecord, dmarc_verdict, parse_dmarc_record
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 UNKNOWN_TICKET = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
@@ -37,8 +39,9 @@ def raw(sender: str, headers: str = "", body: str = "The export fails.") -> byte
 
 def decide(message: bytes, mail_from: str, rcpt: str = "support@saas-desk.example",
            config: GatewayConfig = CONFIG, now: datetime | None = None,
-           first_seen: datetime | None = None) -> Decision:  # fmt: skip
-    mail = parse(message, SmtpEnvelope(mail_from, (rcpt,)))
+           first_seen: datetime | None = None, mx: bool = True) -> Decision:  # fmt: skip
+    """The decision on `message` as our MX hands it on (`mx`: with its dmarc=pass on top)."""
+    mail = parse(through_mx(message) if mx else message, SmtpEnvelope(mail_from, (rcpt,)))
     return route(mail, config, POLICIES, DIRECTORY, TICKETS, now=now, first_seen=first_seen)
 
 
@@ -79,21 +82,102 @@ def test_an_envelope_sender_of_the_from_domain_is_believed(mail_from: str) -> No
     assert isinstance(decide(raw("Anne <anne@acme.example>"), mail_from), NewRequest)
 
 
+FAILING = f"Authentication-Results: {MX}; spf=pass; dmarc=fail header.from=acme.example\r\n"
+FORGED = "Authentication-Results: mx.evil.example; spf=pass; dmarc=pass\r\n"
+
+
 def test_our_mx_saying_dmarc_fail_drops_the_message() -> None:
-    failing = "Authentication-Results: mx.desk.example; spf=pass; dmarc=fail header.from=acme\r\n"
-    passing = "Authentication-Results: mx.desk.example; spf=pass; dmarc=pass\r\n"
-    decision = decide(raw("anne@acme.example", failing), "anne@acme.example")
-    assert isinstance(decision, Drop) and "DMARC" in decision.reason
-    # the topmost header is our MX's; one further down was written by the sender
-    forged_lower = raw("anne@acme.example", passing + failing)
-    assert isinstance(decide(forged_lower, "anne@acme.example"), NewRequest)
-    # with authserv-ids configured, only ours count, wherever they are
-    ours = replace(CONFIG, authserv_ids=frozenset({"mx.desk.example"}))
-    theirs = failing.replace("mx.desk.example", "mx.evil.example")
-    assert isinstance(decide(raw("anne@acme.example", theirs), "anne@acme.example", config=ours),
-                      NewRequest)  # fmt: skip
-    late = raw("anne@acme.example", theirs + failing)
-    assert isinstance(decide(late, "anne@acme.example", config=ours), Drop)
+    decision = decide(raw("anne@acme.example", FAILING), "anne@acme.example", mx=False)
+    assert isinstance(decision, Drop) and "dmarc=fail" in decision.reason
+
+
+def test_a_forged_pass_above_our_mx_s_fail_is_ignored() -> None:
+    # the topmost header is the sender's: only the one with our authserv-id counts
+    decision = decide(raw("anne@acme.example", FORGED + FAILING), "anne@acme.example", mx=False)
+    assert isinstance(decision, Drop) and "dmarc=fail" in decision.reason
+    theirs_fail = FAILING.replace(MX, "mx.evil.example")
+    ours_pass = decide(raw("anne@acme.example", theirs_fail), "anne@acme.example")
+    assert isinstance(ours_pass, NewRequest)
+
+
+def test_a_message_our_mx_did_not_check_is_dropped() -> None:
+    for headers in ("", FORGED, FORGED.replace("mx.evil.example", "mx.desk.example.evil")):
+        decision = decide(raw("anne@acme.example", headers), "anne@acme.example", mx=False)
+        assert isinstance(decision, Drop), headers
+        assert "no Authentication-Results of our MX" in decision.reason
+
+
+def reply_as_anne(verdict: str, header_from: str = "acme.example") -> Decision:
+    message = raw(
+        "anne@acme.example",
+        f"Authentication-Results: {MX}; dmarc={verdict} header.from={header_from}\r\n",
+    ).replace(b"Subject: Export", b"Subject: Re: [PRB-1001] Export")
+    return decide(message, "anne@acme.example", "support@desk.example", mx=False)
+
+
+def test_a_reply_becomes_a_comment_only_when_dmarc_passed() -> None:
+    passed = reply_as_anne("pass")
+    assert isinstance(passed, Comment) and passed.ticket_key == PRB.key
+    for unauthenticated in (reply_as_anne("none"), reply_as_anne("pass", "evil.example")):
+        assert isinstance(unauthenticated, Drop), unauthenticated
+        assert "not authenticated" in unauthenticated.reason
+    # a new request from a domain without DMARC is still taken (the directory knows anne)
+    new = decide(
+        raw("anne@acme.example", f"Authentication-Results: {MX}; dmarc=none\r\n"),
+        "anne@acme.example", mx=False,
+    )  # fmt: skip
+    assert isinstance(new, NewRequest)
+
+
+def test_a_dns_failure_defers_the_message() -> None:
+    message = raw("anne@acme.example", f"Authentication-Results: {MX}; dmarc=temperror\r\n")
+    decision = decide(message, "anne@acme.example", mx=False)
+    assert isinstance(decision, Defer) and "DNS" in decision.reason
+
+
+def test_sender_checks_off_believe_the_from_address() -> None:
+    off = replace(CONFIG, verify="off", authserv_ids=frozenset())
+    decision = decide(raw("anne@acme.example"), "anne@acme.example", config=off, mx=False)
+    assert isinstance(decision, NewRequest)
+    unchecked = replace(CONFIG, verify="self")  # self, yet no verdict given: nobody checked
+    assert isinstance(decide(raw("anne@acme.example"), "anne@acme.example", config=unchecked,
+                             mx=False), Drop)  # fmt: skip
+
+
+REJECT = DmarcRecord("acme.example", "reject")
+
+
+@pytest.mark.parametrize(
+    ("record", "dkim", "spf", "spf_domain", "expected"),
+    [
+        (REJECT, ["acme.example"], "none", "", Dmarc.PASS),
+        (REJECT, ["mail.acme.example"], "none", "", Dmarc.PASS),  # relaxed alignment
+        (DmarcRecord("acme.example", "reject", strict_dkim=True), ["mail.acme.example"], "none",
+         "", Dmarc.FAIL),
+        (REJECT, [], "pass", "bounces.acme.example", Dmarc.PASS),
+        (REJECT, [], "softfail", "acme.example", Dmarc.FAIL),
+        (REJECT, ["evil.example"], "pass", "evil.example", Dmarc.FAIL),  # not aligned
+        (REJECT, ["example"], "none", "", Dmarc.FAIL),  # a parent of the organisation
+        (None, [], "none", "", Dmarc.NONE),
+        (None, ["acme.example"], "none", "", Dmarc.PASS),
+        (None, ["evil.example"], "pass", "evil.example", Dmarc.NONE),
+    ],
+)  # fmt: skip
+def test_the_gateway_s_own_dmarc_verdict(
+    record: DmarcRecord | None, dkim: list[str], spf: str, spf_domain: str, expected: Dmarc
+) -> None:
+    verdict = dmarc_verdict("acme.example", record, dkim, spf, spf_domain, by="gateway")
+    assert verdict.dmarc is expected, verdict
+    unreachable = dmarc_verdict("acme.example", record, dkim, spf, spf_domain, by="gateway",
+                                temporary="DNS timeout")  # fmt: skip
+    assert unreachable.dmarc is (Dmarc.PASS if expected is Dmarc.PASS else Dmarc.TEMPERROR)
+
+
+def test_dmarc_records_are_read_from_their_tags() -> None:
+    record = parse_dmarc_record("Acme.example", "v=DMARC1; p=reject; adkim=s; rua=mailto:x@y")
+    assert record == DmarcRecord("acme.example", "reject", strict_dkim=True)
+    assert parse_dmarc_record("acme.example", "v=spf1 -all") is None
+    assert parse_dmarc_record("acme.example", "v=DMARC1; p=bogus") == DmarcRecord("acme.example")
 
 
 def test_answers_go_only_to_an_envelope_sender_that_is_the_from_address() -> None:

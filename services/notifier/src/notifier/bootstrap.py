@@ -1,5 +1,6 @@
 """Composition root of the notifier: consumers of ticket events and automatic-reply requests,
-the SMTP sender loop, and the outbox relay of failed deliveries to `ticket-commands`."""
+the SMTP sender loop, the outbox relay of failed deliveries to `ticket-commands`, and its own
+readiness check (no message pending too long)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from desk_policies.directory import DIRECTORY_FILE, load_directory
 from desk_policies.loader import load_policies
 from notifier.adapters.kafka import on_automatic_reply, on_ticket_event
 from notifier.adapters.templates import Templates
+from notifier.application.backlog import pending_messages_probe
 from notifier.application.delivery import Relay, Sender
 from notifier.application.notify import Notifier
 from notifier.domain.rules import unstaffed_roles
@@ -67,4 +69,10 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     sender = Sender(pool, Relay(settings.smtp_host, settings.smtp_port, settings.mail_from))
 
     runtime.repeat("deliver", lambda: sender.send_pending(now()), TICK_SECONDS)
+    runtime.readiness.add(
+        "deliveries",
+        pending_messages_probe(
+            pool, settings.ready_pending_mail_seconds, runtime.readiness.metrics
+        ),
+    )
     return runtime, None

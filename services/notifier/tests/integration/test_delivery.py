@@ -5,9 +5,12 @@ errors are retried later, a 5xx is recorded on the request (DeliveryFailed in th
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import re
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -40,7 +43,7 @@ from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
 from notifier.adapters.kafka import on_automatic_reply, on_ticket_event
 from notifier.adapters.templates import Templates
-from notifier.application.delivery import LEASE, Relay, Sender
+from notifier.application.delivery import HOLDER_LOCK_CLASS, LEASE, Relay, Sender
 from notifier.application.notify import Notifier
 from notifier.bootstrap import topic_for
 
@@ -70,6 +73,8 @@ class Sink:
         self.received: list[EmailMessage] = []
         self.refuse_with: str | None = None
         self.refuse_sender_with: str | None = None
+        self.hold_first: threading.Event | None = None  # the first DATA waits for it
+        self.in_data = threading.Event()
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -80,6 +85,10 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        hold, self.hold_first = self.hold_first, None
+        if hold is not None:
+            self.in_data.set()
+            await asyncio.get_running_loop().run_in_executor(None, hold.wait, 8)
         if self.refuse_with:
             return self.refuse_with
         self.received.append(
@@ -271,10 +280,9 @@ async def test_a_crash_between_send_and_mark_resends_only_that_one_with_the_same
     assert len(handler.received) == 1  # the first was accepted, then the process died
     first = handler.received[0]
 
-    # a restarted (or another) replica: the claimed rows come due again after the lease
-    assert await sender(pool, port).send_pending(now()) == 0
+    # a restarted (or another) replica takes the dead holder's rows over at once
+    assert await sender(pool, port).send_pending(now()) == 2
     later = now() + LEASE + timedelta(seconds=1)
-    assert await sender(pool, port).send_pending(later) == 2
     assert await sender(pool, port).send_pending(later + LEASE * 2) == 0
     assert len(handler.received) == 3
     again = [m for m in handler.received[1:] if m["To"] == first["To"]]
@@ -445,3 +453,61 @@ async def test_every_refusal_is_worded(
     assert mail["Subject"].endswith("Hello") and mail["Auto-Submitted"] == "auto-replied"
     assert mail["Content-Language"] == language
     assert "support.erp-vendor.example/portal" in text_of(mail)
+
+
+async def test_an_address_that_cannot_be_sent_fails_alone_and_the_rest_of_the_batch_goes_out(
+    pool: asyncpg.Pool, sink: tuple[Sink, int]
+) -> None:
+    handler, port = sink
+    bad = "x@acme.example\r\nBcc: evil@evil.example"
+    created = await create(pool, policy="cloud-partner", participants=(bad, CARLA))
+    assert await sender(pool, port).send_pending(now()) == 3
+    assert sorted(m["To"] for m in handler.received) == [ANNE, CARLA]
+    assert all(m["Bcc"] is None for m in handler.received)
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT * FROM deliveries WHERE recipient = $1", bad)
+        stream = await read_stream(conn, created.ticket_id)
+    assert row["status"] == "failed"
+    assert row["last_error"].startswith("554 cannot build the message: To header")
+    assert [r.event_type for r in stream] == ["DeliveryFailed"]  # told on the request
+    assert "line break" in stream[0].to_event().error  # type: ignore[attr-defined]
+
+
+async def test_leases_are_renewed_by_their_holder_and_free_at_once_when_its_session_ends(
+    pool: asyncpg.Pool, sink: tuple[Sink, int]
+) -> None:
+    """A notifier killed mid-send leaves nothing leased: its session (and lock) is gone."""
+    handler, port = sink
+    await create(pool)  # one acknowledgement, to ANNE
+    lease = timedelta(seconds=1.5)
+    relay = Relay("127.0.0.1", port, "support@desk.example")
+    first, second = Sender(pool, relay, lease=lease), Sender(pool, relay, lease=lease)
+    hold = handler.hold_first = threading.Event()
+    stuck = asyncio.create_task(first.send_pending(now()))
+    try:
+        assert await asyncio.to_thread(handler.in_data.wait, 5)
+        await asyncio.sleep(lease.total_seconds() + 1)  # past the lease: renewed, still held
+        assert await second.send_pending(now()) == 0
+        async with pool.acquire() as conn:  # the first one's process dies: its session ends
+            assert await conn.fetchval(
+                """SELECT bool_and(pg_terminate_backend(pid)) FROM pg_locks
+                   WHERE locktype = 'advisory' AND classid = $1 AND objid = $2""",
+                HOLDER_LOCK_CLASS,
+                first.holder,
+            )
+        started = time.monotonic()
+        for _ in range(50):
+            if await second.send_pending(now()) == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert time.monotonic() - started < 2, "the dead holder's row was not free at once"
+        assert [m["To"] for m in handler.received] == [ANNE]
+    finally:
+        hold.set()
+    # the first sender wakes up: the relay accepts its copy (the documented duplicate window),
+    # and its mark sees the lease was lost
+    assert await stuck == 1
+    assert len(handler.received) == 2
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT status, lease_holder FROM deliveries")
+    assert row["status"] == "sent" and row["lease_holder"] is None

@@ -1,5 +1,5 @@
 """Composition root of workflow: store, consumers of ticket events and commands, relay to
-`ticket-events`, HTTP API."""
+`ticket-events`, directory, HTTP API."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from desk_contracts.topics import TICKET_COMMANDS, TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
+from desk_policies.directory import DIRECTORY_FILE, load_directory
 from desk_policies.loader import load_policies
 from workflow.adapters.http import create_app
 from workflow.adapters.kafka import on_command, on_ticket_event
@@ -32,4 +33,5 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     runtime.subscribe(TICKET_EVENTS, on_ticket_event(policies))
     runtime.subscribe(TICKET_COMMANDS, on_command(policies, now))
     pool = await runtime.start_store()
-    return runtime, create_app(pool, policies, now)
+    directory = load_directory(Path(settings.directory_file or DIRECTORY_FILE))
+    return runtime, create_app(pool, policies, now, directory=directory)

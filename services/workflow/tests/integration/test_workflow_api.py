@@ -277,3 +277,51 @@ async def test_the_read_model_is_rebuilt_from_the_events_and_swapped_in(
         return [{k: v for k, v in row.items() if k != "updated_at"} for row in rows]
 
     assert without_time(rebuilt) == without_time(expected)
+
+
+@pytest.mark.parametrize(
+    ("participant", "why"),
+    [
+        ("spam@outside.example", "neither a person of organisation 'acme'"),
+        ("carla@globex.example", "neither a person of organisation 'acme'"),
+        ("newcomer@acme.example", "in the directory"),  # the domain alone admits no one
+        ("x@acme.example\r\nBcc: evil@evil.example", "is not an e-mail address"),
+        ("not an address", "is not an e-mail address"),
+        ("<script>", "is not an e-mail address"),
+        ("../../etc/passwd", "is not an e-mail address"),
+    ],
+)
+async def test_add_participant_refuses_whom_the_directory_does_not_admit(
+    pool: asyncpg.Pool, participant: str, why: str
+) -> None:
+    event = created()
+    await open_ticket(pool, event)
+    async with client(pool) as http:
+        refused = await http.post(
+            f"/requests/{event.key}/add-participant",
+            json={"participant_id": participant},
+            headers=AGENT,
+        )
+        after = await http.get(f"/requests/{event.key}")
+    assert refused.status_code == 422, refused.text
+    assert why in refused.json()["detail"] and "participant refused" in refused.json()["detail"]
+    assert "\r\n" not in refused.json()["detail"]
+    assert after.json()["participants"] == [] and after.json()["version"] == 1
+
+
+async def test_add_participant_accepts_a_colleague_and_staff_of_the_desk(
+    pool: asyncpg.Pool,
+) -> None:
+    event = created()
+    await open_ticket(pool, event)
+    async with client(pool) as http:
+        for person in ("Bruno@ACME.example", "lea@desk.example"):
+            added = await http.post(
+                f"/requests/{event.key}/add-participant",
+                json={"participant_id": person},
+                headers=AGENT,
+            )
+            assert added.status_code == 200, added.text
+            assert added.json()["events"] == ["ParticipantAdded"]
+        after = await http.get(f"/requests/{event.key}")
+    assert after.json()["participants"] == ["bruno@acme.example", "lea@desk.example"]

@@ -54,8 +54,9 @@ def incompatibilities(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def _shape(spec: Any) -> Any:
     """A schema without its prose (titles, descriptions, defaults), for comparison."""
     if isinstance(spec, dict):
-        return {k: _shape(v) for k, v in spec.items() if k not in ("title", "description",
-                                                                    "default")}
+        return {
+            k: _shape(v) for k, v in spec.items() if k not in ("title", "description", "default")
+        }
     if isinstance(spec, list):
         return [_shape(v) for v in spec]
     return spec

@@ -11,12 +11,19 @@ async def first_time(
     """Record `event_id` as applied by `consumer`; False when it was applied before.
 
     Call inside the transaction that does the work, so the record and the work commit together.
+    A dead letter of that event by this consumer (registered during an outage, say) is resolved
+    in the same statement: applied now or before, it is no longer a problem.
     """
     inserted = await conn.fetchval(
-        """INSERT INTO inbox (consumer, event_id, stream_id) VALUES ($1, $2, $3)
-           ON CONFLICT DO NOTHING RETURNING 1""",
+        """WITH applied AS (
+               INSERT INTO inbox (consumer, event_id, stream_id) VALUES ($1, $2, $3)
+               ON CONFLICT DO NOTHING RETURNING 1),
+           resolved AS (
+               UPDATE dead_letters SET resolved_at = now(), resolution = 'applied'
+               WHERE origin = $1 AND event_id = $2 AND resolved_at IS NULL RETURNING 1)
+           SELECT count(*) FROM applied""",
         consumer,
         event_id,
         stream_id,
     )
-    return inserted is not None
+    return bool(inserted)

@@ -6,24 +6,56 @@ idempotent producer keyed by stream id, waits for every acknowledgement, then mo
 checkpoint. A crash between acknowledgement and checkpoint re-sends that batch: consumers
 deduplicate by event id. Events whose metadata says `"publish": false` (imported from another
 service's stream) advance the checkpoint without being sent again.
+
+No record stops the relay: one Kafka would refuse for good (larger than the topic's
+max.message.bytes, read from the broker when `bootstrap_servers` is given, or than
+`max_record_bytes`) is set aside before it is sent. Should the broker refuse one all the same
+(a limit unknown or lowered), the relay learns that the topic takes less than that record and
+retries the batch, setting it aside; if the refusal left the idempotent producer unusable,
+the relay ends so that its process restarts with a new one. It is registered in the store's
+`dead_letters` with the reason, sent to the topic's `.dlt` twin as a record that fits (the
+original headers, `dlt_error`, `dlt_origin_relay`, `dlt_origin_topic`, `dlt_original_bytes`, no
+value), logged as an error, and the checkpoint moves on. The later events of its stream are set
+aside behind it the same way (whole, on the `.dlt` twin), so that stream is never published out
+of order; the other streams go on. Any other failure (database or broker unreachable, a
+timeout) is transient: the batch is retried, after a back-off capped at `max_retry_delay`, so
+the relay resumes within about a second of the server's return.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka import errors as kafka_errors
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from desk_contracts.topics import dead_letter
+from desk_eventstore.dead_letters import (
+    ERROR,
+    ORIGIN_RELAY,
+    ORIGIN_TOPIC,
+    ORIGINAL_BYTES,
+    record_dead_letter,
+    set_aside_streams,
+)
+from desk_eventstore.failures import describe, is_record_refused
 from desk_eventstore.records import RecordedEvent
 from desk_eventstore.store import NOTIFY_CHANNEL, read_all
 
 log = structlog.get_logger(__name__)
 
 RELAY_LOCK_CLASS = 7_301_003
+MAX_RECORD_BYTES = 1_000_000  # below Kafka's default max.message.bytes (1 MiB and a header)
+_TOPIC_LIMIT = "max.message.bytes"
+_BATCH_OVERHEAD = 512  # a record batch's header and the record's own framing, generously
 
 
 def idempotent_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
@@ -50,6 +82,9 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         standby_interval: float = 2.0,
+        max_retry_delay: float = 1.0,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        bootstrap_servers: str | None = None,
     ) -> None:
         self.url = url
         self.schema = schema
@@ -60,43 +95,63 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.standby_interval = standby_interval
+        self.max_retry_delay = max_retry_delay
+        self.max_record_bytes = max_record_bytes
+        self.bootstrap_servers = bootstrap_servers  # to read each topic's max.message.bytes
+        self._limits: dict[str, int] = {}
         self.is_leader = False
         self.published = 0
+        self.set_aside = 0  # events set aside by this process (see the module)
+        # time.monotonic() when the relay last moved its checkpoint, found nothing waiting, or
+        # (standing by) saw another replica hold the lock: long ago means stuck (a record it
+        # cannot get past, or the database or the broker away)
+        self.last_advanced_at = time.monotonic()
+        self._blocked: dict[str, str] | None = None  # stream id -> the event set aside first
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stand by until this replica holds the relay lock, then publish until `stop`.
 
         Never gives up: a lost database or broker is logged and retried with backoff (the
         checkpoint makes the next leader, or the next attempt, resend what was not acked)."""
-        delay = self.standby_interval
+        delay = self.max_retry_delay / 4
         while not stop.is_set():
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.url, server_settings={"search_path": self.schema})
+                conn = await asyncpg.connect(
+                    self.url, server_settings={"search_path": self.schema}, timeout=10
+                )
                 if await conn.fetchval(
                     "SELECT pg_try_advisory_lock($1, hashtext(current_schema() || $2))",
                     RELAY_LOCK_CLASS,
                     self.name,
                 ):
                     self.is_leader = True
+                    self.last_advanced_at = time.monotonic()
                     log.info("relay_leader", relay=self.name, schema=self.schema)
                     await self._lead(conn, stop)
                 else:
+                    self.last_advanced_at = time.monotonic()  # another replica publishes
                     await _wait(stop, self.standby_interval)
-                delay = self.standby_interval
+                delay = self.max_retry_delay / 4
             except asyncio.CancelledError:
+                raise
+            except (kafka_errors.OutOfOrderSequenceNumber, kafka_errors.ProducerFenced) as error:
+                # the idempotent producer is unusable (a batch the broker refused left its
+                # sequence numbers behind): end here, so the process restarts with a new one
+                log.error("relay_producer_unusable", relay=self.name, error=describe(error))
                 raise
             except Exception as error:  # database or broker trouble: retry, never die
                 log.warning(
                     "relay_interrupted",
                     relay=self.name,
                     retry_in_s=delay,
-                    error=f"{type(error).__name__}: {error}",
+                    error=describe(error),
                 )
                 await _wait(stop, delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, self.max_retry_delay)
             finally:
                 self.is_leader = False
+                self._blocked = None
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()
@@ -120,26 +175,143 @@ class OutboxRelay:
         )
         batch = await read_all(conn, checkpoint or 0, self.batch_size)
         if not batch:
+            self.last_advanced_at = time.monotonic()
             return 0
-        acks = []
-        for event in batch:
-            if event.metadata.get("publish") is False:
-                continue
-            key, value, headers = event.to_envelope(self.source).to_kafka()
-            acks.append(
-                await self.producer.send(self.topic_for(event), value, key=key, headers=headers)
-            )
-        await asyncio.gather(*acks)
+        if self._blocked is None:
+            self._blocked = await set_aside_streams(conn, self.name)
+        sending = await self._send(conn, batch)
+        results = await asyncio.gather(*(ack for ack, _, _ in sending), return_exceptions=True)
+        if failures := [r for r in results if isinstance(r, BaseException)]:
+            refused: dict[str, int] = {}  # topic -> its largest record refused
+            for (_, topic, size), result in zip(sending, results, strict=True):
+                if isinstance(result, BaseException) and is_record_refused(result):
+                    refused[topic] = max(refused.get(topic, 0), size)
+            for topic, size in refused.items():
+                # the checks before sending missed it (the topic's limit unknown, or lowered):
+                # the topic takes less than that record (the others in its producer batch were
+                # refused with it, maybe for it), so the retry sets that one aside
+                self._limits[topic] = min(await self._limit(topic), size - 1)
+                log.error(
+                    "relay_record_refused_by_broker",
+                    relay=self.name,
+                    topic=topic,
+                    size=size,
+                    error=describe(failures[0]),
+                )
+            raise failures[0]
+        sent = len(sending)
         await conn.execute(
             "UPDATE relay_checkpoints SET position = $2, updated_at = now() WHERE relay = $1",
             self.name,
             batch[-1].global_position,
         )
-        self.published += len(acks)
+        self.last_advanced_at = time.monotonic()
+        self.published += sent
         log.debug(
-            "relay_published", relay=self.name, count=len(acks), position=batch[-1].global_position
+            "relay_published", relay=self.name, count=sent, position=batch[-1].global_position
         )
         return len(batch)
+
+    async def _send(
+        self, conn: asyncpg.Connection, batch: list[RecordedEvent]
+    ) -> list[tuple[Any, str, int]]:
+        """Send the batch's events, setting aside those Kafka would refuse and those behind
+        them; returns the acknowledgements to wait for, with each record's topic and size."""
+        assert self._blocked is not None
+        acks: list[tuple[Any, str, int]] = []
+        for event in batch:
+            if event.metadata.get("publish") is False:
+                continue
+            topic = self.topic_for(event)
+            key, value, headers = event.to_envelope(self.source).to_kafka()
+            blocker = self._blocked.get(event.stream_id)
+            if blocker == str(event.event_id):
+                continue  # set aside already, before a crash
+            if blocker is not None:
+                reason = f"set aside behind event {blocker} of the same stream"
+                await self._set_aside(conn, event, topic, key, value, headers, reason)
+                continue
+            size = len(key or b"") + len(value) + sum(len(n) + len(v) for n, v in headers)
+            if size > (limit := await self._limit(topic)):
+                reason = f"record of {size} bytes, over the limit of {limit} bytes of {topic}"
+                await self._set_aside(conn, event, topic, key, value, headers, reason)
+                continue
+            try:
+                ack = await self.producer.send(topic, value, key=key, headers=headers)
+                acks.append((ack, topic, size))
+            except Exception as error:  # the producer's own size check (max_request_size)
+                if not is_record_refused(error):
+                    raise
+                await self._set_aside(conn, event, topic, key, value, headers, describe(error))
+        return acks
+
+    async def _limit(self, topic: str) -> int:
+        """The largest record `topic` takes: its max.message.bytes (read from the broker once)
+        less room for the batch header, and never over `max_record_bytes`."""
+        if topic not in self._limits:
+            limit = self.max_record_bytes
+            if self.bootstrap_servers is not None:
+                admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+                await admin.start()
+                try:
+                    [response] = await admin.describe_configs(
+                        [ConfigResource(ConfigResourceType.TOPIC, topic, {_TOPIC_LIMIT: None})]
+                    )
+                finally:
+                    await admin.close()
+                for error_code, _, _, _, entries in response.resources:
+                    if error_code:
+                        raise kafka_errors.for_code(error_code)(f"topic {topic}")
+                    for name, value, *_ in entries:
+                        if name == _TOPIC_LIMIT:
+                            limit = min(limit, int(value) - _BATCH_OVERHEAD)
+            self._limits[topic] = limit
+        return self._limits[topic]
+
+    async def _set_aside(
+        self,
+        conn: asyncpg.Connection,
+        event: RecordedEvent,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        reason: str,
+    ) -> None:
+        """Register the event as set aside, then put a record of it that fits on the `.dlt`
+        twin: whole when it is only behind another one, without its value when refused."""
+        assert self._blocked is not None
+        event_id = str(event.event_id)
+        await record_dead_letter(conn, self.name, event_id, event.stream_id, reason)
+        self._blocked.setdefault(event.stream_id, event_id)
+        behind = self._blocked[event.stream_id] != event_id
+        extra = [
+            (ORIGIN_RELAY, self.name.encode()),
+            (ORIGIN_TOPIC, topic.encode()),
+            (ERROR, reason.encode()),
+        ]
+        whole = (value, headers + extra)
+        emptied = (b"", [*headers, *extra, (ORIGINAL_BYTES, str(len(value)).encode())])
+        for dlt_value, dlt_headers in [whole, emptied] if behind else [emptied]:
+            try:
+                await self.producer.send_and_wait(
+                    dead_letter(topic), dlt_value, key=key, headers=dlt_headers
+                )
+                break
+            except Exception as error:
+                if not is_record_refused(error) or dlt_value == b"":
+                    raise
+        self.set_aside += 1
+        log.error(
+            "relay_set_aside",
+            relay=self.name,
+            topic=topic,
+            stream_id=event.stream_id,
+            event_id=event_id,
+            event_type=event.event_type,
+            position=event.global_position,
+            reason=reason,
+        )
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -1,6 +1,6 @@
 """A relay in its own process, for the kill -9 test.
 
-    python relay_process.py URL SCHEMA BOOTSTRAP TOPIC
+python relay_process.py URL SCHEMA BOOTSTRAP TOPIC
 """
 
 from __future__ import annotations

@@ -5,19 +5,23 @@ the Kafka offset is committed only after that transaction commits (AckPolicy.NAC
 the ack follows a normal return). A record that can never be applied (malformed envelope,
 unknown type, invalid payload, a handler bug) goes to the dead-letter topic with the reason and
 the consumer carries on, parking the later events of the same ticket behind it (dead-lettered
-too, until a re-drive) so a ticket is never applied out of order. A transient failure (database
-unreachable) is not acknowledged, so the record is consumed again after a backoff.
+too, until a re-drive) so a ticket is never applied out of order. Every dead letter is also
+registered in the service's `dead_letters` table with its reason (what `redrive list` shows),
+and resolved there when the event is applied after all. A transient failure (what
+`desk_eventstore.failures` calls so: connection lost, server restarting, a conflict) is not
+acknowledged, so the record is consumed again after `retry_delay` (a second: a consumer resumes
+within about a second of the database's return).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import structlog
-from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -25,6 +29,8 @@ from pydantic import ValidationError
 
 from desk_contracts.base import Event, event_from_data
 from desk_contracts.envelope import Envelope, MalformedEnvelope
+from desk_eventstore.dead_letters import record_dead_letter
+from desk_eventstore.failures import describe, is_transient
 from desk_eventstore.inbox import first_time
 from desk_eventstore.parking import park, parked_behind, release
 from desk_eventstore.store import ConcurrencyError
@@ -45,19 +51,10 @@ class RetryLater(Exception):
     whose creation has not arrived): it is consumed again after a backoff."""
 
 
-TRANSIENT = (
-    RetryLater,
-    ConcurrencyError,  # another writer appended first: the next attempt reloads the stream
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-    asyncpg.OperatorInterventionError,  # server shutting down, restarting, query cancelled
-    asyncpg.InsufficientResourcesError,
-    KafkaError,  # the dead-letter topic could not be written
-)
+def retry_later(error: BaseException) -> bool:
+    """A record whose handling failed so is consumed again, after a pause (not dead-lettered):
+    the handler asked for it, another writer came first, or the failure is transient."""
+    return isinstance(error, RetryLater | ConcurrencyError) or is_transient(error)
 
 
 def decode_event(envelope: Envelope) -> Event:
@@ -92,6 +89,14 @@ class EventConsumer:
         self.retry_delay = retry_delay
         self.applied = 0
         self.dead_lettered = 0
+        # for readiness, as time.monotonic() (None: not yet): the last event applied; the last
+        # transient failure (the record waits: database or broker away), with what it was; the
+        # last dead letter (the consumer went on), with its reason
+        self.last_applied_at: float | None = None
+        self.last_failure_at: float | None = None
+        self.last_failure: str | None = None
+        self.last_dead_letter_at: float | None = None
+        self.last_dead_letter: str | None = None
 
     def subscribe(self, broker: KafkaBroker, topic: str, group_id: str) -> None:
         @broker.subscriber(
@@ -124,13 +129,7 @@ class EventConsumer:
                 async with self.pool.acquire() as conn:
                     blocker = await parked_behind(conn, self.consumer, envelope.subject)
                 if blocker is not None and blocker != envelope.id:
-                    await self._dead_letter(
-                        record,
-                        group_id,
-                        f"parked behind event {blocker} of the same ticket",
-                        envelope,
-                    )
-                    return
+                    raise PoisonMessage(f"parked behind event {blocker} of the same ticket")
                 event = decode_event(envelope)
                 async with self.pool.acquire() as conn, conn.transaction():
                     if blocker is not None:  # a re-driven event, first in line: release it
@@ -140,21 +139,20 @@ class EventConsumer:
                         return
                     await self.handle(conn, envelope, event)
                 self.applied += 1
+                self.last_applied_at = time.monotonic()
             except PoisonMessage as error:
                 await self._dead_letter(record, group_id, str(error), envelope)
-            except TRANSIENT as error:
-                log.warning(
-                    "event_retry_later",
-                    error=str(error) or type(error).__name__,
-                    retry_in_s=self.retry_delay,
-                )
-                await asyncio.sleep(self.retry_delay)
-                raise
             except Exception as error:
+                if retry_later(error):
+                    await self._pause(error, "event_retry_later")
+                    raise
                 log.exception("event_handler_failed", event_type=envelope.type)
-                await self._dead_letter(
-                    record, group_id, f"{type(error).__name__}: {error}", envelope
-                )
+                await self._dead_letter(record, group_id, describe(error), envelope)
+
+    async def _pause(self, error: BaseException, what: str) -> None:
+        self.last_failure, self.last_failure_at = describe(error), time.monotonic()
+        log.warning(what, error=self.last_failure, retry_in_s=self.retry_delay)
+        await asyncio.sleep(self.retry_delay)
 
     async def _dead_letter(
         self,
@@ -166,17 +164,23 @@ class EventConsumer:
         ticket: str | None = None,
         event_id: str | None = None,
     ) -> None:
-        """Send to the dead-letter topic first, then park the ticket: if the process dies in
-        between, the record is consumed again and dead-lettered again (never lost)."""
+        """Register the dead letter, send it to the dead-letter topic, then park the ticket:
+        if the process dies in between, the record is consumed again and dead-lettered again
+        (never lost; the register counts the times)."""
         ticket = envelope.subject if envelope is not None else ticket
         event_id = envelope.id if envelope is not None else event_id
         try:
+            if event_id:
+                async with self.pool.acquire() as conn:
+                    await record_dead_letter(conn, self.consumer, event_id, ticket, reason)
             await self.dead_letters.send(record, group_id, reason)
             if ticket and event_id:
                 async with self.pool.acquire() as conn:
                     await park(conn, self.consumer, ticket, event_id, reason)
-        except TRANSIENT as error:  # not acknowledged: consumed again, after a pause
-            log.warning("dead_letter_failed", error=str(error) or type(error).__name__)
-            await asyncio.sleep(self.retry_delay)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            await self._pause(error, "dead_letter_failed")  # not acknowledged: consumed again
             raise
         self.dead_lettered += 1
+        self.last_dead_letter, self.last_dead_letter_at = reason[:1000], time.monotonic()

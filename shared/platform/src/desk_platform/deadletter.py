@@ -8,14 +8,24 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from desk_contracts.topics import dead_letter
+from desk_eventstore.dead_letters import (
+    ERROR,
+    ORIGIN_GROUP,
+    ORIGIN_OFFSET,
+    ORIGIN_PARTITION,
+    ORIGIN_TOPIC,
+)
 
 log = structlog.get_logger(__name__)
 
-ORIGIN_TOPIC = "dlt_origin_topic"
-ORIGIN_PARTITION = "dlt_origin_partition"
-ORIGIN_OFFSET = "dlt_origin_offset"
-ORIGIN_GROUP = "dlt_origin_group"
-ERROR = "dlt_error"
+__all__ = [
+    "ERROR",
+    "ORIGIN_GROUP",
+    "ORIGIN_OFFSET",
+    "ORIGIN_PARTITION",
+    "ORIGIN_TOPIC",
+    "DeadLetters",
+]
 
 
 class DeadLetters:

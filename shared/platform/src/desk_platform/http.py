@@ -1,5 +1,5 @@
-"""What every service's HTTP API starts with: its title and a health check that touches the
-database (a load balancer or an operator sees at once when a replica lost PostgreSQL)."""
+"""What every service's HTTP API starts with: its title. `/health`, `/ready` and `/metrics` are
+added to it by the runtime (desk_platform.readiness), the same on every process."""
 
 from __future__ import annotations
 
@@ -9,11 +9,4 @@ from fastapi import FastAPI
 
 def service_app(title: str, pool: asyncpg.Pool) -> FastAPI:
     app = FastAPI(title=f"Support desk: {title}", version="1")
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        async with pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
-        return {"status": "ok"}
-
     return app

@@ -1,8 +1,13 @@
-"""Re-drive a parked ticket: list what is parked, and send a ticket's dead-lettered events back.
+"""Re-drive a parked ticket: list every dead letter, and send a ticket's dead-lettered events back.
 
     uv run python -m desk_platform.redrive list --service sla
     uv run python -m desk_platform.redrive run --service sla --group sla.ticket-events \\
         --ticket 3f0c...            # after fixing what made its first event fail
+
+`list` shows every unresolved dead letter of the service (from its `dead_letters` register):
+which consumer group (or relay) set which event of which ticket aside, why, how many times, and
+whether the ticket is parked behind it; then the parked tickets. A dead letter is resolved once
+its event is applied (re-driven, or a retry that passed after an outage) or dropped.
 
 `run` reads the group's dead-letter topic and publishes that ticket's parked events again to the
 topic they came from (original key, value and headers), in their original order. The ticket
@@ -29,6 +34,7 @@ from aiokafka import AIOKafkaConsumer
 
 from desk_contracts.envelope import Envelope, MalformedEnvelope
 from desk_contracts.topics import dead_letter
+from desk_eventstore.dead_letters import resolve, unresolved
 from desk_eventstore.parking import parked_events, parked_streams, release
 from desk_eventstore.relay import idempotent_producer
 from desk_platform.deadletter import ORIGIN_GROUP, ORIGIN_OFFSET, ORIGIN_PARTITION, ORIGIN_TOPIC
@@ -121,6 +127,7 @@ async def redrive(
                     where = _origin(record)
                     if where in parked:
                         await release(conn, group, ticket, where)
+                        await resolve(conn, group, where, "dropped by a re-drive: not a CloudEvent")
                         dropped += 1
                     continue
                 if event_id in parked and event_id not in seen:
@@ -172,19 +179,29 @@ async def _settled(conn: asyncpg.Connection, group: str, ticket: str, timeout: f
     return parked
 
 
-async def _list(database_url: str, schema: str) -> None:
+async def listing(database_url: str, schema: str) -> list[str]:
+    """The lines `list` prints: unresolved dead letters, then parked tickets."""
     conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
     try:
-        rows = await parked_streams(conn)
+        letters = await unresolved(conn)
+        streams = await parked_streams(conn)
     finally:
         await conn.close()
-    if not rows:
-        print("nothing parked")
-    for row in rows:
-        print(
+    lines = [] if letters else ["no dead letters"]
+    for row in letters:
+        where = "parked" if row["parked"] else "not parked"
+        lines.append(
+            f"{row['origin']}  ticket {row['stream_id'] or '-'}  event {row['event_id']} ({where}, "
+            f"{row['times']}x, last {row['dead_lettered_at']:%Y-%m-%d %H:%M:%S}): {row['reason']}"
+        )
+    if not streams:
+        lines.append("nothing parked")
+    for row in streams:
+        lines.append(
             f"{row['consumer']}  ticket {row['stream_id']}: {row['events']} event(s) parked "
             f"since {row['since']:%Y-%m-%d %H:%M:%S}; first: {row['first_reason']}"
         )
+    return lines
 
 
 def main() -> None:
@@ -198,7 +215,7 @@ def main() -> None:
     args = parser.parse_args()
     url = os.environ["DATABASE_URL"]
     if args.action == "list":
-        asyncio.run(_list(url, args.service))
+        print("\n".join(asyncio.run(listing(url, args.service))))
         return
     if not args.group or not args.ticket:
         parser.error("run needs --group and --ticket")

@@ -3,7 +3,8 @@
 Start-up: structured logs, the service's PostgreSQL schema migrated (retrying while the server is
 unreachable), Kafka awaited (retrying while the broker or a topic is missing), the idempotent
 producer, the outbox relay (one active per store; replicas stand by), the consumers, background
-loops, and the HTTP API when the service has one. SIGTERM/SIGINT stop everything in order.
+loops, and the HTTP API: the service's own, or a small one, with `/health`, `/ready` and
+`/metrics` on every process (desk_platform.readiness). SIGTERM/SIGINT stop everything in order.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import structlog
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import LogicSubscriber
 
 from desk_contracts.topics import MAIN_TOPICS, dead_letter
 from desk_eventstore.db import open_store
@@ -30,6 +32,15 @@ from desk_platform.consumer import EventConsumer, Handler
 from desk_platform.deadletter import DeadLetters
 from desk_platform.kafka_ready import wait_for_kafka
 from desk_platform.logging import configure_logging
+from desk_platform.readiness import (
+    ConsumerProbe,
+    Readiness,
+    kafka_probe,
+    outbox_probe,
+    postgres_probe,
+    probe_app,
+    readiness_router,
+)
 from desk_platform.settings import DEV_SURVEY_SECRET, Settings
 
 log = structlog.get_logger(__name__)
@@ -58,8 +69,13 @@ class ServiceRuntime:
     subscriptions: list[Subscription] = field(default_factory=list)
     loops: list[Loop] = field(default_factory=list)
     consumers: list[EventConsumer] = field(default_factory=list)
+    relay: OutboxRelay | None = None  # once running: its state (last_advanced_at, set_aside)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     failed: bool = False
+    readiness: Readiness = field(init=False)  # a composition root adds its service's checks
+
+    def __post_init__(self) -> None:
+        self.readiness = Readiness(timeout=self.settings.ready_timeout_seconds)
 
     @property
     def source(self) -> str:
@@ -115,7 +131,8 @@ class ServiceRuntime:
         await self.producer.start()
 
     async def run(self, app: Any | None = None) -> None:
-        """Run until SIGTERM/SIGINT (or `stop` is set); `app` is an ASGI app to serve."""
+        """Run until SIGTERM/SIGINT (or `stop` is set); `app` is the service's FastAPI app
+        (None: the process serves only `/health`, `/ready` and `/metrics`)."""
         await self.start()
         assert self.pool is not None and self.producer is not None
         loop = asyncio.get_running_loop()
@@ -129,6 +146,17 @@ class ServiceRuntime:
             consumer.subscribe(broker, sub.topic, sub.group_id)
             self.consumers.append(consumer)
         await broker.start()
+        self.readiness.add("postgres", postgres_probe(self.pool))
+        self.readiness.add("kafka", kafka_probe(self.producer))
+        members = [s for s in broker.subscribers if isinstance(s, LogicSubscriber)]
+        for subscriber in sorted(members, key=lambda s: str(s.group_id)):
+            group = str(subscriber.group_id)
+            self.readiness.add(
+                f"consumer:{group}",
+                ConsumerProbe(
+                    subscriber, group, self.settings.ready_consumer_seconds, self.readiness.metrics
+                ),
+            )
 
         tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(fn(self.stop), name=fn.__name__) for fn in self.loops
@@ -142,31 +170,38 @@ class ServiceRuntime:
                 lambda event: self.settings.topic(topic_for(event)),
                 source=self.source,
                 name=f"{self.name}-relay",
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
             )
+            self.relay = relay
             tasks.append(asyncio.create_task(relay.run(self.stop), name="outbox-relay"))
-        server: uvicorn.Server | None = None
-        if app is not None:
-            config = uvicorn.Config(
-                app,
-                host=self.settings.http_host,
-                port=self.settings.http_port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
+            self.readiness.add(
+                "relay",
+                outbox_probe(
+                    self.pool, relay, self.settings.ready_relay_seconds, self.readiness.metrics
+                ),
             )
-            server = _Server(config)
-            tasks.append(asyncio.create_task(_serve(server), name="http-server"))
+        app = app if app is not None else probe_app(self.name)
+        app.include_router(readiness_router(self.readiness))
+        config = uvicorn.Config(
+            app,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+        server = _Server(config)
+        tasks.append(asyncio.create_task(_serve(server), name="http-server"))
         for task in tasks:
             task.add_done_callback(self._watch)
         log.info(
             "service_started",
-            http_port=self.settings.http_port if app else None,
+            http_port=self.settings.http_port,
             consumes=[s.topic for s in self.subscriptions],
         )
         await self.stop.wait()
         log.info("service_stopping")
-        if server is not None:
-            server.should_exit = True
+        server.should_exit = True
         await broker.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -52,10 +54,44 @@ class Settings(BaseSettings):
     mail_max_concurrent: int = Field(
         default=8, ge=1, description="e-mail gateway: messages handled at once"
     )
+    desk_env: Literal["development", "production"] = Field(
+        default="development",
+        description="production refuses settings meant for a developer's machine",
+    )
     mail_authserv_ids: str = Field(
         default="",
         description="e-mail gateway: authserv-ids of our MX's Authentication-Results headers, "
-        "comma-separated (empty: the topmost header is our MX's)",
+        "comma-separated: the only such headers believed",
+    )
+    mail_verify: Literal["", "mx", "self", "off"] = Field(
+        default="",
+        description="e-mail gateway: who checks the From domain: mx (our MX's headers), self "
+        "(DKIM, SPF, DMARC by the gateway), off (nobody: development only); "
+        "empty: mx when MAIL_AUTHSERV_IDS is set, else self",
+    )
+    mail_dns_server: str = Field(
+        default="",
+        description="e-mail gateway: DNS server (host:port) of its own checks; empty: the system's",
+    )
+    mail_domain_hourly_limit: int = Field(
+        default=300, ge=1, description="messages per hour from one mail domain (more are dropped)"
+    )
+    mail_desk_hourly_limit: int = Field(
+        default=1000, ge=1, description="messages per hour to one desk (more are dropped)"
+    )
+    ready_relay_seconds: float = Field(
+        default=30.0, gt=0, description="/ready: how long events may wait while the relay stalls"
+    )
+    ready_consumer_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="/ready: how long records may wait while a consumer's offset does not move",
+    )
+    ready_pending_mail_seconds: float = Field(
+        default=300.0, gt=0, description="/ready (notifier): how long a message may stay unsent"
+    )
+    ready_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="/ready: how long each check may take to observe"
     )
     blob_dir: str = Field(default=".state/blobs", description="attachments (content-addressed)")
 

@@ -2,12 +2,15 @@
 
 Who a requester is (organisation, language), who may answer a request by mail (the requester,
 a participant, or a member of their organisation: by membership or by the organisation's mail
-domains), and who holds a support role in a desk (team lead, manager, ...) for notifications.
+domains), who may take part in a request (and so receive its mail: `may_take_part`,
+`may_request`), and who holds a support role in a desk (team lead, manager, ...) for
+notifications.
 The shipped file is a demonstration directory; a deployment points `DIRECTORY_FILE` at its own.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -77,9 +80,56 @@ class Directory(BaseModel):
         person = self.person(address)
         return person.language if person else default
 
+    def is_staff(self, address: str, desk: str) -> bool:
+        """Does `address` hold a support role in `desk`?"""
+        person = self.person(address)
+        return person is not None and bool(person.roles.get(desk))
+
+    def may_take_part(self, address: str, organisation: str, desk: str) -> str | None:
+        """Why `address` may not take part in a request of `organisation` at `desk` (None: they
+        may). Our mail goes to everyone taking part, so only people the directory lists in that
+        organisation, or staff of the desk, may: an address of the organisation's mail domain
+        that the directory does not list is anyone's guess."""
+        if not _is_address(address):
+            return f"{_shown(address)} is not an e-mail address"
+        person = self.person(address)
+        if person is not None and person.organisation == organisation:
+            return None
+        if self.is_staff(address, desk):
+            return None
+        return (
+            f"{_shown(address)} is neither a person of organisation {_shown(organisation)} "
+            f"in the directory nor staff of desk {_shown(desk)}"
+        )
+
+    def may_request(self, address: str, organisation: str, desk: str) -> str | None:
+        """Why `address` may not be the requester of a request of `organisation` at `desk` (None:
+        they may): whoever may take part, and also a sender the directory places in the
+        organisation by its mail domain (as the mail gateway admits senders)."""
+        refusal = self.may_take_part(address, organisation, desk)
+        if refusal is None or not _is_address(address):
+            return refusal
+        if self.organisation_of(address) == organisation:
+            return None
+        return (
+            f"{_shown(address)} does not belong to organisation {_shown(organisation)} "
+            f"(neither in the directory nor by its mail domains) nor to the staff of desk "
+            f"{_shown(desk)}"
+        )
+
     def in_role(self, desk: str, role: str) -> tuple[Person, ...]:
         """Everyone holding `role` in `desk` (e.g. the team leads of cloud-partner)."""
         return tuple(p for p in self.people if role in p.roles.get(desk, ()))
+
+
+def _is_address(text: str) -> bool:
+    return re.fullmatch(EMAIL, text) is not None
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """`text` quoted for a refusal: control characters escaped, cut at `limit`."""
+    shown = repr(text[:limit])
+    return shown if len(text) <= limit else shown + "…"
 
 
 class DirectoryError(ValueError):

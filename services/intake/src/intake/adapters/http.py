@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from desk_contracts.tickets import Channel
 from desk_platform.http import service_app
 from desk_platform.logging import log_context
+from desk_policies.directory import Directory, load_directory
 from desk_policies.model import DeskPolicy
 from intake.application.submit import Accepted, submit
 from intake.domain.submission import Submission, Submitter
@@ -27,7 +28,11 @@ def create_app(
     clock: Callable[[], datetime],
     workflow_url: str,
     routers: Sequence[APIRouter] = (),
+    *,
+    directory: Directory | None = None,
 ) -> FastAPI:
+    """Intake's app; `directory` admits the people a request names (the shipped one if None)."""
+    people = directory if directory is not None else load_directory()
     app = service_app("intake", pool)
     for router in routers:  # e.g. the satisfaction survey's pages (intake.adapters.survey)
         app.include_router(router)
@@ -63,6 +68,7 @@ def create_app(
             outcome = await submit(
                 pool,
                 policies,
+                people,
                 submission,
                 submitter,
                 channel=Channel.API if x_actor_role == "api" else Channel.PORTAL,

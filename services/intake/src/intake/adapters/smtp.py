@@ -4,7 +4,8 @@
 come from: 550. A message over the size limit: 552 (aiosmtpd's `data_size_limit`, announced in
 EHLO as SIZE, so a client that declares its size is refused before sending). `250` is only said
 once the message's events are committed; a database failure answers 451, so the sending MTA
-retries later, and so does a young reply to a request this gateway does not know yet. A message
+retries later, and so does a young reply to a request this gateway does not know yet, or a
+message whose sender's DNS could not be checked (the reason is said in the 451 line). A message
 that cannot be parsed (MIME nested too deep, a parser failure) answers 554: retrying would not
 help. At most `max_concurrent` messages are handled at once (the others wait for a slot).
 """
@@ -50,8 +51,12 @@ class GatewayHandler:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
+        peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else ""
         smtp_envelope = SmtpEnvelope(
-            mail_from=str(envelope.mail_from or ""), rcpt_tos=tuple(envelope.rcpt_tos)
+            mail_from=str(envelope.mail_from or ""),
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            peer=str(peer),
+            helo=str(getattr(session, "host_name", None) or ""),
         )
         try:
             async with self.slots:
@@ -62,8 +67,13 @@ class GatewayHandler:
         if received.unparseable:
             return "554 5.6.0 The message cannot be parsed (MIME structure); not accepted"
         if received.deferred:
-            return "451 4.4.0 The request this replies to is not known yet, try again later"
+            return f"451 4.4.0 {_one_line(received.decision)}, try again later"
         return "250 2.0.0 OK"
+
+
+def _one_line(decision: object) -> str:
+    reason = str(getattr(decision, "reason", "")) or "Not now"
+    return " ".join("".join(c if c.isprintable() else " " for c in reason[:200]).split())
 
 
 async def serve(

@@ -11,6 +11,11 @@ A reply naming one of our requests that the gateway does not know yet is deferre
 the gateway first saw it is kept (table `mail_first_seen`, keyed by the
 message's identity, forgotten with the counters after two days): past `defer_for` it is no
 longer deferred. A message that cannot be parsed is `unparseable` (the SMTP edge answers 554).
+
+With `verify=self` the `verifier` checks the From domain (DKIM, SPF, DMARC) before routing.
+Every message with a sender counts, in the hour's window, for its sender; one whose sender is
+not known forged (DMARC fail, not checked by our MX) counts for its sender's mail domain and the
+desk it is written to as well (`mail_sender_counts`, kinds `message`, `domain`, `desk`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import asyncpg
 import structlog
@@ -39,17 +45,21 @@ from intake.domain.mail import (
     Comment,
     Decision,
     Defer,
+    Dmarc,
     Drop,
     GatewayConfig,
     InboundMail,
     MailAttachment,
     NewRequest,
     Refuse,
+    SenderCheck,
     SenderCounts,
     SmtpEnvelope,
+    desk_of,
     parse,
     references,
     route,
+    sender_check_of,
 )
 from intake.domain.submission import Submitter
 
@@ -57,6 +67,12 @@ log = structlog.get_logger(__name__)
 
 MAIL_IDS = uuid.UUID("5b0c8f3e-6a43-4d0e-9a59-1f3f6c1e2d7a")  # namespace of our event ids
 BIG_MESSAGE = 256 * 1024  # parsed off the event loop above this size
+
+
+class SenderVerifier(Protocol):
+    """Checks a message's From domain itself (DKIM, SPF, DMARC)."""
+
+    async def check(self, raw: bytes, mail: InboundMail) -> SenderCheck: ...
 
 
 @dataclass(frozen=True)
@@ -82,8 +98,10 @@ class MailGateway:
         config: GatewayConfig,
         blobs: BlobStore,
         clock: Callable[[], datetime],
+        verifier: SenderVerifier | None = None,
     ) -> None:
         self.pool = pool
+        self.verifier = verifier
         self.policies = policies
         self.directory = directory
         self.config = config
@@ -104,17 +122,23 @@ class MailGateway:
                                 unparseable=True)  # fmt: skip
             self._log(mail, received)
             return received
+        if self.config.verify == "self" and self.verifier is not None:
+            check = await self.verifier.check(raw, mail)
+        else:
+            check = sender_check_of(mail, self.config)
         now = self.clock()
         refs = references(mail, self.config.own_domains)
+        # a forged From does not use up its domain's or the desk's hour (it is dropped anyway)
+        believed = check.dmarc not in (Dmarc.FAIL, Dmarc.ABSENT)
         async with self.pool.acquire() as conn:
-            counts = await self._count(conn, mail.sender, now)
+            counts = await self._count(conn, mail, now, believed)
             tickets = await tickets_for(conn, refs)
             known = {t.ticket_id for t in tickets}
             unknown = bool(refs.ticket_ids) and not known.intersection(refs.ticket_ids)
             first_seen = await self._first_seen(conn, mail, now) if unknown else None
         decision = route(
             mail, self.config, self.policies, self.directory, tickets, counts,
-            now=now, first_seen=first_seen,
+            now=now, first_seen=first_seen, sender_check=check,
         )  # fmt: skip
         if isinstance(decision, NewRequest):
             received = await self._new_request(mail, decision, now)
@@ -124,29 +148,49 @@ class MailGateway:
             received = await self._refuse(decision, now)
         else:
             received = Received(decision)
-        self._log(mail, received)
+        self._log(mail, received, check)
         return received
 
     async def _count(
-        self, conn: asyncpg.Connection, sender: str | None, now: datetime
+        self, conn: asyncpg.Connection, mail: InboundMail, now: datetime, believed: bool
     ) -> SenderCounts:
+        """Count this message for its sender, and when its sender is `believed` for its domain
+        and its desk (in this order, always: concurrent upserts of the same rows then cannot
+        deadlock)."""
+        sender = mail.sender
         if sender is None:
             return SenderCounts()
         hour = now.replace(minute=0, second=0, microsecond=0)
         day = hour.replace(hour=0)
-        row = await conn.fetchrow(
+        keys = {"message": sender}
+        desk = desk_of(mail, self.config)
+        if believed:
+            keys["domain"] = sender.rpartition("@")[2]
+            if desk is not None:
+                keys["desk"] = desk
+        rows = await conn.fetch(
             """INSERT INTO mail_sender_counts (sender, kind, window_start, count)
-               VALUES ($1, 'message', $2, 1)
+               SELECT key, kind, $3, 1 FROM unnest($1::text[], $2::text[]) AS t(key, kind)
                ON CONFLICT (sender, kind, window_start)
                DO UPDATE SET count = mail_sender_counts.count + 1
-               RETURNING count, (SELECT count FROM mail_sender_counts
-                                 WHERE sender = $1 AND kind = 'answer' AND window_start = $3)
-                                AS answers""",
-            sender,
+               RETURNING kind, count""",
+            list(keys.values()),
+            list(keys),
             hour,
+        )
+        counted = {row["kind"]: row["count"] for row in rows}
+        answers = await conn.fetchval(
+            """SELECT count FROM mail_sender_counts
+               WHERE sender = $1 AND kind = 'answer' AND window_start = $2""",
+            sender,
             day,
         )
-        return SenderCounts(messages_this_hour=row["count"], answers_today=row["answers"] or 0)
+        return SenderCounts(
+            messages_this_hour=counted["message"],
+            answers_today=answers or 0,
+            domain_messages_this_hour=counted.get("domain", 1),
+            desk_messages_this_hour=counted.get("desk", 1),
+        )
 
     async def _first_seen(
         self, conn: asyncpg.Connection, mail: InboundMail, now: datetime
@@ -185,6 +229,7 @@ class MailGateway:
         outcome = await submit(
             self.pool,
             dict(self.policies),
+            self.directory,
             decision.submission,
             Submitter(decision.submission.requester, "requester"),
             channel=Channel.EMAIL,
@@ -279,9 +324,10 @@ class MailGateway:
                 await asyncio.sleep(0.01 * (attempt + 1))
         raise RuntimeError(f"stream {stream} kept moving; message {message_id} not recorded")
 
-    def _log(self, mail: InboundMail, received: Received) -> None:
+    def _log(self, mail: InboundMail, received: Received, check: SenderCheck | None = None) -> None:
         decision = received.decision
         fields = {
+            "dmarc": f"{check.dmarc} ({check.by})" if check else None,
             "message_id": mail.identity,
             "sender": mail.sender,
             "decision": type(decision).__name__,
@@ -298,6 +344,9 @@ class MailGateway:
                      **fields)  # fmt: skip
         else:
             log.info("mail_accepted", **fields)
+        if isinstance(decision, NewRequest) and decision.ignored:
+            log.info("mail_participants_ignored", message_id=mail.identity,
+                     count=len(decision.ignored), first=list(decision.ignored[:5]))  # fmt: skip
 
 
 async def forget_old_counts(pool: asyncpg.Pool, now: datetime) -> int:

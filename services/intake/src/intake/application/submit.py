@@ -1,8 +1,10 @@
 """Submit a request: check it, number it and append `TicketCreated` in one transaction.
 
 The event store is the outbox: the relay publishes the event to `ticket-events` afterwards. A
-retry with the same idempotency key (HTTP `Idempotency-Key`, or an e-mail's Message-ID) returns
-the first request instead of creating a second one.
+retry with the same idempotency key (HTTP `Idempotency-Key`, or an e-mail's Message-ID) by the
+same submitter returns the first request instead of creating a second one. Keys belong to their
+submitter: the same key from someone else is a different key, and a conflict never names the
+request the key was used for.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import structlog
 from desk_contracts.tickets import Attachment, Channel
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import append
+from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
 from intake.domain.submission import Refusal, Submission, Submitter, check, ticket_created
 
@@ -35,6 +38,7 @@ class Accepted:
 async def submit(
     pool: asyncpg.Pool,
     policies: dict[str, DeskPolicy],
+    directory: Directory,
     submission: Submission,
     submitter: Submitter,
     *,
@@ -49,13 +53,14 @@ async def submit(
     if policy is None:
         known = ", ".join(sorted(policies))
         return Refusal("policy_id", f"{submission.policy_id!r} is not a desk (known: {known})")
-    refusal = check(submission, policy, submitter)
+    refusal = check(submission, policy, submitter, directory)
     if refusal is not None:
         return refusal
     request_hash = hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
+    scope = submitter.id.lower()  # whose idempotency keys these are
     async with pool.acquire() as conn, conn.transaction():
         if idempotency_key:
-            previous = await _previous(conn, idempotency_key, request_hash)
+            previous = await _previous(conn, scope, idempotency_key, request_hash)
             if previous is not None:
                 return previous
         request_type = policy.request_type(submission.request_type)
@@ -83,8 +88,10 @@ async def submit(
         await append(conn, ticket_id, 0, [new])
         if idempotency_key:
             await conn.execute(
-                """INSERT INTO idempotency_keys (key, request_hash, ticket_id, ticket_key)
-                   VALUES ($1, $2, $3, $4)""",
+                """INSERT INTO idempotency_keys
+                       (submitter, key, request_hash, ticket_id, ticket_key)
+                   VALUES ($1, $2, $3, $4, $5)""",
+                scope,
                 idempotency_key,
                 request_hash,
                 ticket_id,
@@ -102,12 +109,15 @@ async def submit(
 
 
 async def _previous(
-    conn: asyncpg.Connection, idempotency_key: str, request_hash: str
+    conn: asyncpg.Connection, scope: str, idempotency_key: str, request_hash: str
 ) -> Accepted | Refusal | None:
+    """The first answer to this submitter's key, a conflict, or None (the key is new)."""
     # lock the key so that two concurrent retries cannot both create a request
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", idempotency_key)
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{scope}\n{idempotency_key}")
     row = await conn.fetchrow(
-        "SELECT request_hash, ticket_id, ticket_key FROM idempotency_keys WHERE key = $1",
+        """SELECT request_hash, ticket_id, ticket_key FROM idempotency_keys
+           WHERE submitter = $1 AND key = $2""",
+        scope,
         idempotency_key,
     )
     if row is None:
@@ -115,7 +125,7 @@ async def _previous(
     if row["request_hash"] != request_hash:
         return Refusal(
             "Idempotency-Key",
-            f"already used for request {row['ticket_key']} with a different content",
+            "this key was already used for a request with a different content",
             kind="conflict",
         )
     return Accepted(row["ticket_id"], row["ticket_key"], None, created=False)

@@ -1,4 +1,10 @@
-"""A submitted request checked against its desk policy, then turned into `TicketCreated` (pure)."""
+"""A submitted request checked against its desk policy and the directory, then turned into
+`TicketCreated` (pure).
+
+Everyone a request names receives its mail, so the requester, the participants and the creator
+(when not the requester) must be people the directory admits in the request's organisation
+(`Directory.may_request`, `Directory.may_take_part`): a request cannot send our mail elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from desk_contracts.tickets import Attachment, Channel, TicketCreated
+from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -57,7 +64,10 @@ class Submitter:
     role: str
 
 
-def check(submission: Submission, policy: DeskPolicy, submitter: Submitter) -> Refusal | None:
+def check(
+    submission: Submission, policy: DeskPolicy, submitter: Submitter, directory: Directory
+) -> Refusal | None:
+    """Why `submission` is not a request `submitter` may make at `policy`'s desk (None: it is)."""
     request_type = policy.request_type(submission.request_type)
     if request_type is None:
         known = ", ".join(t.id for t in policy.request_types)
@@ -78,6 +88,26 @@ def check(submission: Submission, policy: DeskPolicy, submitter: Submitter) -> R
     for address in submission.participants:
         if not _is_email(address):
             return Refusal("participants", f"{address!r} is not an e-mail address")
+    return _people(submission, policy, submitter, directory)
+
+
+def _people(
+    submission: Submission, policy: DeskPolicy, submitter: Submitter, directory: Directory
+) -> Refusal | None:
+    """The people the request names (who will receive its mail) must be admitted in its
+    organisation by the directory."""
+    organisation = submission.organisation_id
+    refused = directory.may_request(submission.requester, organisation, policy.id)
+    if refused is not None:
+        return Refusal("requester", f"the requester may not receive this request's mail: {refused}")
+    for address in submission.participants:
+        refused = directory.may_take_part(address, organisation, policy.id)
+        if refused is not None:
+            return Refusal("participants", f"participant refused: {refused}")
+    if submitter.id.lower() != submission.requester.lower():
+        refused = directory.may_take_part(submitter.id, organisation, policy.id)
+        if refused is not None:
+            return Refusal("X-Actor", f"the creator may not take part: {refused}", "forbidden")
     return None
 
 

@@ -3,6 +3,11 @@
 It serves SMTP, keeps its view of the requests from `ticket-events` (group
 `intake-mail.ticket-events`), and runs intake's outbox relay too (one relay is active per store;
 the others stand by), so it works with or without the HTTP process. Scale it by starting more.
+
+Whom it believes (`MAIL_VERIFY`): our MX's `Authentication-Results` (`mx`, needs
+`MAIL_AUTHSERV_IDS`), its own DKIM/SPF/DMARC checks (`self`, the default without authserv-ids),
+or nobody (`off`, for a developer's machine: refused when `DESK_ENV=production`). Settings that
+leave the From address unchecked, or `mx` without authserv-ids, stop it before it listens.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import structlog
 
 from desk_contracts.topics import TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
+from desk_platform.logging import configure_logging
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
 from intake.adapters.blob_folder import FolderBlobStore
+from intake.adapters.mail_auth import SelfVerifier, resolver_for
 from intake.adapters.mail_tickets import on_ticket_event
 from intake.adapters.smtp import GatewayHandler, serve
 from intake.application.mail_gateway import MailGateway, forget_old_counts
@@ -28,6 +35,33 @@ from intake.bootstrap import topic_for
 from intake.domain.mail import GatewayConfig
 
 log = structlog.get_logger(__name__)
+
+
+class UntrustedSetup(SystemExit):
+    """The gateway's settings would let anyone write as anyone: it does not start."""
+
+
+def trust_mode(settings: Settings) -> tuple[str, frozenset[str]]:
+    """The effective `MAIL_VERIFY` and authserv-ids; raises `UntrustedSetup` (after a log line
+    saying why) when the settings cannot be run."""
+    ids = frozenset(a.strip().lower() for a in settings.mail_authserv_ids.split(",") if a.strip())
+    mode = settings.mail_verify or ("mx" if ids else "self")
+    problem = None
+    if mode == "mx" and not ids:
+        problem = "MAIL_VERIFY=mx needs MAIL_AUTHSERV_IDS (the authserv-ids of our MX)"
+    elif mode == "off" and settings.desk_env == "production":
+        problem = (
+            "MAIL_VERIFY=off believes any From address: refused with DESK_ENV=production; "
+            "set MAIL_AUTHSERV_IDS (behind an MX that checks SPF, DKIM and DMARC) "
+            "or MAIL_VERIFY=self"
+        )
+    if problem is not None:
+        log.error("mail_gateway_not_started", reason=problem, desk_env=settings.desk_env)
+        raise UntrustedSetup(2)
+    if mode == "off":
+        log.warning("mail_sender_unchecked", reason="MAIL_VERIFY=off: any From is believed")
+    return mode, ids
+
 
 GROUP = "intake-mail"
 
@@ -40,14 +74,17 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
     policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
     directory_file = settings.directory_file
     directory = load_directory(Path(directory_file)) if directory_file else load_directory()
+    configure_logging("intake", settings.log_format, settings.log_level)  # for a refusal
+    verify, authserv_ids = trust_mode(settings)
     config = GatewayConfig.of(
         policies,
         settings.mail_from,
         messages_per_hour=settings.mail_sender_hourly_limit,
         answers_per_day=settings.mail_answers_daily_limit,
-        authserv_ids=frozenset(
-            a.strip() for a in settings.mail_authserv_ids.split(",") if a.strip()
-        ),
+        authserv_ids=authserv_ids,
+        verify=verify,
+        domain_messages_per_hour=settings.mail_domain_hourly_limit,
+        desk_messages_per_hour=settings.mail_desk_hourly_limit,
     )
     runtime = ServiceRuntime(
         "intake",
@@ -56,8 +93,9 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
         topic_for=topic_for,
     )
     pool = await runtime.start_store()
+    verifier = SelfVerifier(resolver_for(settings.mail_dns_server)) if verify == "self" else None
     gateway = MailGateway(
-        pool, policies, directory, config, FolderBlobStore(Path(settings.blob_dir)), now
+        pool, policies, directory, config, FolderBlobStore(Path(settings.blob_dir)), now, verifier
     )
     runtime.subscribe(
         TICKET_EVENTS,
@@ -85,6 +123,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
             addresses=sorted(handler.addresses),
             max_bytes=settings.mail_max_bytes,
             max_concurrent=settings.mail_max_concurrent,
+            verify=verify,
         )
         await stop.wait()
         server.close()

@@ -1,10 +1,16 @@
 """Deliver recorded messages over SMTP: claim, send, mark; retry what may pass later.
 
-A sender claims a batch of due rows by pushing their next attempt one lease ahead (so another
-replica skips them, and a crashed sender's rows come due again), sends them over one SMTP
-connection and marks each as sent right after the relay accepted it: after a crash only the
-unsent ones go out again, with the same Message-ID, so a duplicate can only come from the
-window between the relay's 250 and the mark, and is recognisable. A 4xx or a network error is
+A sender claims a batch of due rows by pushing their next attempt one lease ahead and naming
+itself their holder (so another replica skips them). The lease is short (`LEASE`, seconds) and
+renewed by the holder while it works on the batch; the holder id is also the key of a session
+advisory lock the sender holds meanwhile, so the rows of a sender whose process died (its
+session ended) are free at once for the next one. It sends them over one SMTP connection and
+marks each as sent right after the relay accepted it, checking it still held the lease (if not,
+another sender may have sent it too: logged): after a crash only the unsent ones go out again,
+with the same Message-ID, so a duplicate can only come from the window between the relay's 250
+and the mark, and is recognisable. A message that cannot be built (a recipient with a line
+break, say) or that makes the sending fail unexpectedly fails alone, for good, reported like a
+5xx; the rest of the batch goes on. A 4xx or a network error is
 retried with exponential backoff; a 5xx (or too many attempts) fails the row for good and
 records a `DeliveryFailed` command in the notifier's store, in the same transaction: its relay
 publishes it to `ticket-commands` (key: the ticket id) and workflow shows it in the request's
@@ -13,6 +19,9 @@ history.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import secrets
 import time
 import uuid
 from collections.abc import Mapping
@@ -38,7 +47,9 @@ log = structlog.get_logger(__name__)
 GIVE_UP_AFTER = timedelta(days=2)  # like an MTA: a relay outage of hours loses nothing
 UTF8_QP = Charset("utf-8")
 UTF8_QP.body_encoding = QP  # readable in raw form, unlike base64
-LEASE = timedelta(seconds=120)
+LEASE = timedelta(seconds=10)  # renewed every third of it while the holder works
+BATCH_TIME = 60.0  # a slow relay: after this, the rest of the batch is let go for others
+HOLDER_LOCK_CLASS = 7_301_004  # with the holder id: held by a sender while it has a batch
 
 
 @dataclass(frozen=True)
@@ -80,7 +91,7 @@ def build_message(row: Mapping[str, Any], sender: str, now: datetime) -> Message
     if html:
         message.attach(_text(row["body"], "plain"))
         message.attach(_text(html, "html"))
-    subject = row["subject"]
+    subject = " ".join(row["subject"].splitlines())  # a request's words, not a header's end
     message["From"] = row["sender"] or sender
     message["To"] = row["recipient"]
     message["Subject"] = _subject(subject)
@@ -94,42 +105,72 @@ def build_message(row: Mapping[str, Any], sender: str, now: datetime) -> Message
         message["Auto-Submitted"] = row["auto_submitted"]
         message["X-Auto-Response-Suppress"] = "OOF, AutoReply"  # no out-of-office back
     message["Content-Language"] = row["language"]
+    for name, value in message.items():
+        if "\r" in value or "\n" in value.replace("\n ", ""):  # only folding may break a line
+            raise ValueError(f"{name} header would contain a line break: {value[:200]!r}")
     return message
 
 
 class Sender:
     """Sends due rows of one store through one relay (any number of replicas may run)."""
 
-    def __init__(self, pool: asyncpg.Pool, relay: Relay) -> None:
+    def __init__(self, pool: asyncpg.Pool, relay: Relay, *, lease: timedelta = LEASE) -> None:
         self.pool = pool
         self.relay = relay
+        self.lease = lease
+        self.holder: int | None = None  # while a batch is worked on
+        self.last_sent_at: datetime | None = None  # the last message the relay accepted
 
     async def claim(self, now: datetime, limit: int) -> list[asyncpg.Record]:
+        """Due rows, and rows whose holder's session is gone, leased to this sender."""
         rows = await self.pool.fetch(
-            """UPDATE deliveries SET next_attempt_at = $2
+            f"""UPDATE deliveries SET next_attempt_at = $2, lease_holder = $4
                WHERE delivery_key IN (
                    SELECT delivery_key FROM deliveries
-                   WHERE status = 'pending' AND next_attempt_at <= $1
+                   WHERE status = 'pending' AND (next_attempt_at <= $1 OR (
+                       lease_holder IS NOT NULL AND lease_holder NOT IN (
+                           SELECT objid::bigint FROM pg_locks
+                           WHERE locktype = 'advisory' AND classid = {HOLDER_LOCK_CLASS}
+                             AND objsubid = 2 AND granted)))
                    ORDER BY next_attempt_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED)
                RETURNING *""",
             now,
-            now + LEASE,
+            now + self.lease,
             limit,
+            self.holder,
         )
         return sorted(rows, key=lambda row: row["seq"])
 
     async def send_pending(self, now: datetime, limit: int = 50) -> int:
         """Send up to `limit` due messages; returns how many were attempted."""
+        async with self.pool.acquire() as session:
+            self.holder = await _hold(session)
+            try:
+                return await self._send_batch(now, limit)
+            finally:
+                with contextlib.suppress(Exception):  # a lost session has released it anyway
+                    await session.execute(
+                        "SELECT pg_advisory_unlock($1, $2)", HOLDER_LOCK_CLASS, self.holder
+                    )
+                self.holder = None
+
+    async def _send_batch(self, now: datetime, limit: int) -> int:
         rows = await self.claim(now, limit)
         if not rows:
             return 0
-        deadline = time.monotonic() + LEASE.total_seconds() / 2
+        started = time.monotonic()
+        renewing = asyncio.create_task(self._renew(now, started))
         smtp: aiosmtplib.SMTP | None = None
         try:
             for n, row in enumerate(rows):
-                if time.monotonic() > deadline:  # slow relay: let the rest come due again
+                if time.monotonic() - started > BATCH_TIME:  # slow relay: let the rest go
                     await self._release([r["delivery_key"] for r in rows[n:]], now)
                     break
+                try:
+                    message = build_message(row, self.relay.sender, now)
+                except Exception as error:  # e.g. a line break in an address: never buildable
+                    await self._failed(row, f"554 cannot build the message: {error}", 554, now)
+                    continue
                 try:
                     if smtp is None or not smtp.is_connected:
                         smtp = aiosmtplib.SMTP(
@@ -138,7 +179,7 @@ class Sender:
                             timeout=self.relay.timeout,
                         )
                         await smtp.connect()
-                    await smtp.send_message(build_message(row, self.relay.sender, now))
+                    await smtp.send_message(message)
                 except aiosmtplib.SMTPRecipientsRefused as error:  # this recipient: final if 5xx
                     refused = error.recipients[0]
                     await self._failed(row, f"{refused.code} {refused.message}", refused.code, now)
@@ -162,8 +203,18 @@ class Sender:
                     await self._failed(row, str(error) or type(error).__name__, None, now)
                     smtp = None
                     continue
+                except Exception as error:  # this message broke the client: it fails alone
+                    log.exception("notification_send_crashed", delivery_key=row["delivery_key"])
+                    await self._failed(row, f"554 {type(error).__name__}: {error}", 554, now)
+                    if smtp is not None:
+                        smtp.close()
+                    smtp = None
+                    continue
                 await self.mark_sent(row, now)
         finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await renewing
             if smtp is not None and smtp.is_connected:
                 try:
                     await smtp.quit()
@@ -171,13 +222,46 @@ class Sender:
                     smtp.close()
         return len(rows)
 
+    async def _renew(self, now: datetime, started: float) -> None:
+        """Keep this sender's leases ahead while it works on the batch."""
+        every = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            until = now + timedelta(seconds=time.monotonic() - started) + self.lease
+            try:
+                await self.pool.execute(
+                    """UPDATE deliveries SET next_attempt_at = $2
+                       WHERE lease_holder = $1 AND status = 'pending'""",
+                    self.holder,
+                    until,
+                )
+            except Exception as error:  # the database is away: the mark will tell
+                log.warning("lease_renewal_failed", error=str(error) or type(error).__name__)
+
     async def mark_sent(self, row: asyncpg.Record, now: datetime) -> None:
-        await self.pool.execute(
-            """UPDATE deliveries SET status = 'sent', attempts = attempts + 1, sent_at = $2,
-                                     last_error = NULL WHERE delivery_key = $1""",
+        """Record the row as sent; if this sender no longer held its lease, say so (another
+        sender may have sent it too: the recipient gets it twice, with one Message-ID)."""
+        held = await self.pool.fetchval(
+            """UPDATE deliveries d SET status = 'sent', attempts = d.attempts + 1, sent_at = $2,
+                                       last_error = NULL, lease_holder = NULL
+               FROM (SELECT delivery_key, lease_holder FROM deliveries
+                     WHERE delivery_key = $1 FOR UPDATE) AS before
+               WHERE d.delivery_key = before.delivery_key
+               RETURNING before.lease_holder IS NOT DISTINCT FROM $3""",
             row["delivery_key"],
             now,
+            self.holder,
         )
+        self.last_sent_at = now
+        if not held:
+            log.warning(
+                "notification_sent_after_lease_lost",
+                hint="another sender may have sent it too",
+                ticket_id=row["ticket_id"],
+                event_id=row["event_id"],
+                recipient=row["recipient"],
+                message_id=row["message_id"],
+            )
         log.info(
             "notification_sent",
             ticket_id=row["ticket_id"],
@@ -188,7 +272,11 @@ class Sender:
 
     async def _release(self, keys: list[str], now: datetime) -> None:
         await self.pool.execute(
-            "UPDATE deliveries SET next_attempt_at = $2 WHERE delivery_key = ANY($1)", keys, now
+            """UPDATE deliveries SET next_attempt_at = $2, lease_holder = NULL
+               WHERE delivery_key = ANY($1) AND lease_holder = $3""",
+            keys,
+            now,
+            self.holder,
         )
 
     async def _failed(
@@ -201,11 +289,12 @@ class Sender:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 """UPDATE deliveries SET status = $2, attempts = $3, last_error = $4,
-                                         next_attempt_at = $5 WHERE delivery_key = $1""",
+                                         next_attempt_at = $5, lease_holder = NULL
+                   WHERE delivery_key = $1""",
                 row["delivery_key"],
                 "failed" if give_up else "pending",
                 attempts,
-                error,
+                error[:2000],
                 now + delay,
             )
             if give_up and row["kind"] == "notification":
@@ -221,17 +310,30 @@ class Sender:
         )
 
 
+async def _hold(session: asyncpg.Connection) -> int:
+    """A holder id whose advisory lock this session now holds (ids are random: retry on the
+    rare one in use)."""
+    while True:
+        holder = secrets.randbelow(2**31 - 1) + 1
+        if await session.fetchval("SELECT pg_try_advisory_lock($1, $2)", HOLDER_LOCK_CLASS, holder):
+            return holder
+
+
 async def _report(conn: asyncpg.Connection, row: asyncpg.Record, error: str, now: datetime) -> None:
     """Append `DeliveryFailed` to the ticket's stream of the notifier's store (the outbox)."""
     ticket_id = row["ticket_id"]
-    failed = DeliveryFailed(
-        ticket_id=ticket_id,
-        occurred_at=now,
-        recipient=row["recipient"],
-        message_id=row["message_id"],
-        notified_event_id=row["event_id"],
-        error=error[:500],
-    )
+    try:
+        failed = DeliveryFailed(
+            ticket_id=ticket_id,
+            occurred_at=now,
+            recipient=row["recipient"],
+            message_id=row["message_id"],
+            notified_event_id=row["event_id"],
+            error=error[:500],
+        )
+    except ValueError as invalid:  # e.g. a recipient the contract refuses: the row says it
+        log.error("delivery_failure_not_reportable", ticket_id=ticket_id, error=str(invalid))
+        return
     event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"delivery-failed/{row['delivery_key']}")
     new = NewEvent.from_event(
         failed, event_id=event_id, metadata={"correlationid": row["event_id"]}

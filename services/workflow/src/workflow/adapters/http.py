@@ -1,5 +1,10 @@
 """HTTP API of workflow: read requests (detail with history newest first, lists by organisation)
-and act on them with commands; optimistic concurrency through ETag / If-Match."""
+and act on them with commands; optimistic concurrency through ETag / If-Match.
+
+`add-participant` names someone who will receive the request's mail: the directory must admit
+them in the request's organisation (`Directory.may_take_part`), else 422 with the reason. The
+check is here, not in the pure `decide`, because the directory is the deployment's data, read
+at start like the policies."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,6 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from desk_eventstore.store import ConcurrencyError
 from desk_platform.http import service_app
 from desk_platform.logging import log_context
+from desk_policies.directory import Directory, load_directory
 from desk_policies.model import DeskPolicy, Side
 from workflow.application.tickets import (
     Loaded,
@@ -87,8 +94,14 @@ def view(loaded: Loaded) -> dict[str, Any]:
 
 
 def create_app(
-    pool: asyncpg.Pool, policies: dict[str, DeskPolicy], clock: Callable[[], datetime]
+    pool: asyncpg.Pool,
+    policies: dict[str, DeskPolicy],
+    clock: Callable[[], datetime],
+    *,
+    directory: Directory | None = None,
 ) -> FastAPI:
+    """Workflow's app; `directory` admits participants (the shipped one if None)."""
+    people = directory if directory is not None else load_directory()
     app = service_app("workflow", pool)
 
     def actor_of(
@@ -220,6 +233,13 @@ def create_app(
                     f"request {loaded.state.key} is at version {loaded.state.version}, "
                     f"not {if_match}: reload it",
                 )
+            if isinstance(cmd, c.AddParticipant):
+                refused = people.may_take_part(
+                    cmd.participant_id, loaded.state.organisation_id, loaded.state.policy.id
+                )
+                if refused is not None:
+                    raise HTTPException(422, f"participant refused: {refused}")
+                cmd = replace(cmd, participant_id=cmd.participant_id.lower())
             with log_context(ticket_id=loaded.state.ticket_id, correlation_id=correlation_id):
                 try:
                     outcome = await execute(

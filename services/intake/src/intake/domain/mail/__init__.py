@@ -16,14 +16,18 @@ from intake.domain.mail.route import (
     Refuse,
     SenderCounts,
     TicketView,
+    desk_of,
     route,
+    sender_check_of,
 )
 from intake.domain.mail.threading import References, references
+from intake.domain.mail.trust import Dmarc, SenderCheck
 
 __all__ = [
     "Comment",
     "Decision",
     "Defer",
+    "Dmarc",
     "Drop",
     "GatewayConfig",
     "InboundMail",
@@ -31,10 +35,13 @@ __all__ = [
     "NewRequest",
     "References",
     "Refuse",
+    "SenderCheck",
     "SenderCounts",
     "SmtpEnvelope",
     "TicketView",
+    "desk_of",
     "parse",
     "references",
     "route",
+    "sender_check_of",
 ]

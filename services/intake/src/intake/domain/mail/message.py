@@ -11,10 +11,13 @@ from functools import cached_property
 
 @dataclass(frozen=True)
 class SmtpEnvelope:
-    """What the SMTP conversation said: `MAIL FROM` ('' for a bounce) and the `RCPT TO`s."""
+    """What the SMTP conversation said: `MAIL FROM` ('' for a bounce) and the `RCPT TO`s, the
+    client's address (`peer`) and its HELO/EHLO name (both for SPF)."""
 
     mail_from: str = ""
     rcpt_tos: tuple[str, ...] = ()
+    peer: str = ""
+    helo: str = ""
 
 
 @dataclass(frozen=True)

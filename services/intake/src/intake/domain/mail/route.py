@@ -2,15 +2,19 @@
 with an automatic answer, or a silent drop (logged by the caller with its reason).
 
 Order of the checks: a message that cannot be parsed, or without a sender, or written by a
-machine (loop guards), or that our MX found failing DMARC, or whose SMTP envelope sender
-(`MAIL FROM`) is not of the From address's domain (or one of its subdomains), or over the
-sender's hourly limit is dropped; a message that refers to a request (subject key, then our
-Message-IDs) is a reply, accepted only from the requester, a participant or their organisation
-and only where the desk takes replies by mail; a reply naming one of our requests that the
+machine (loop guards), or that nobody we trust checked (`trust.Dmarc.ABSENT`: not through our
+MX), or failing DMARC, or whose SMTP envelope sender (`MAIL FROM`) is not of the From address's
+domain (or one of its subdomains), or over the sender's, its domain's or the desk's hourly
+limit is dropped; one whose DMARC check met a DNS failure is deferred; a message that refers to
+a request (subject key, then our Message-IDs) is a reply, taken as a comment only when its From
+domain is authenticated (DMARC pass) and only from the requester, a participant or their
+organisation, where the desk takes replies by mail; a reply naming one of our requests that the
 gateway does not know yet is deferred while the message is young (`defer_for` since it was
 first seen, or since its Date), then read as a new message; any other message opens a request
 at the desk whose support address it was sent to, when the directory knows the sender's
-organisation.
+organisation. Its To and Cc colleagues become participants (they receive the request's mail)
+only when the directory admits them in that organisation (`Directory.may_take_part`), at most
+`MAX_MAIL_PARTICIPANTS`; the others are ignored (`NewRequest.ignored`, logged by the caller).
 
 An automatic answer goes only to an envelope sender that is the From address itself (RFC 3834
 §4: never to a forged address), never for a message that looks automatic (`no_answer`), and at
@@ -32,6 +36,7 @@ from desk_policies.model import DeskPolicy
 from intake.domain.mail.guards import automatic, no_answer
 from intake.domain.mail.message import InboundMail, MailAttachment
 from intake.domain.mail.threading import References, references
+from intake.domain.mail.trust import UNCHECKED, Dmarc, SenderCheck, from_mx
 from intake.domain.submission import Submission
 
 MAX_SUBJECT = 200
@@ -40,7 +45,7 @@ _PREFIXES = re.compile(r"^\s*(?:(?:re|tr|fw|fwd|aw|wg|ref|réf)\s*(?:\[\d+\])?\s
 _NO_SUBJECT = {"fr": "(sans objet)", "en": "(no subject)"}
 MAX_ANSWERED_SUBJECT = 80  # the subject quoted in an automatic answer: one line, this long
 DEFER_FOR = timedelta(minutes=15)
-_DMARC_FAIL = re.compile(r"(?:^|;)[ \t]*dmarc[ \t]*=[ \t]*fail\b", re.IGNORECASE)
+MAX_MAIL_PARTICIPANTS = 20  # colleagues of a new request's To/Cc made participants, at most
 
 
 @dataclass(frozen=True)
@@ -59,10 +64,13 @@ class TicketView:
 
 @dataclass(frozen=True)
 class SenderCounts:
-    """The sender's recent traffic: messages this hour (this one included), answers today."""
+    """Recent traffic: the sender's messages this hour (this one included), answers to it
+    today, and this hour's messages from its mail domain and to the desk it writes to."""
 
     messages_this_hour: int = 1
     answers_today: int = 0
+    domain_messages_this_hour: int = 1
+    desk_messages_this_hour: int = 1
 
 
 @dataclass(frozen=True)
@@ -71,9 +79,13 @@ class GatewayConfig:
     own_domains: frozenset[str]  # domains we send from: our Message-IDs, our own mail
     messages_per_hour: int = 60
     answers_per_day: int = 5
-    # authserv-ids of our MX's Authentication-Results headers (empty: trust the topmost one)
+    # authserv-ids of our MX's Authentication-Results headers: the only ones believed
     authserv_ids: frozenset[str] = frozenset()
     defer_for: timedelta = DEFER_FOR
+    # who checks the From domain: mx (our MX's headers), self (the gateway), off (nobody)
+    verify: str = "self"
+    domain_messages_per_hour: int = 300
+    desk_messages_per_hour: int = 1000
 
     @classmethod
     def of(
@@ -85,7 +97,11 @@ class GatewayConfig:
         answers_per_day: int = 5,
         authserv_ids: frozenset[str] = frozenset(),
         defer_for: timedelta = DEFER_FOR,
+        verify: str | None = None,
+        domain_messages_per_hour: int = 300,
+        desk_messages_per_hour: int = 1000,
     ) -> GatewayConfig:
+        """`verify` None: `mx` when `authserv_ids` are given, else `self`."""
         desks = {
             p.email_intake.support_address.lower(): p.id
             for p in policies.values()
@@ -100,6 +116,9 @@ class GatewayConfig:
             answers_per_day,
             frozenset(a.lower() for a in authserv_ids),
             defer_for,
+            verify or ("mx" if authserv_ids else "self"),
+            domain_messages_per_hour,
+            desk_messages_per_hour,
         )
 
     @property
@@ -112,6 +131,7 @@ class NewRequest:
     submission: Submission
     message_id: str
     attachments: tuple[MailAttachment, ...] = ()
+    ignored: tuple[str, ...] = ()  # To/Cc addresses not made participants (not admitted, or over)
 
 
 @dataclass(frozen=True)
@@ -166,11 +186,15 @@ def route(
     *,
     now: datetime | None = None,
     first_seen: datetime | None = None,
+    sender_check: SenderCheck | None = None,
 ) -> Decision:
     """`now` and `first_seen` (when the gateway first saw this message) date the message for a
-    deferral; without `now`, a reply to a request not known yet is always deferred."""
+    deferral; without `now`, a reply to a request not known yet is always deferred.
+    `sender_check` is the gateway's own verdict on the From domain (`verify=self`); otherwise
+    the verdict is our MX's headers' (`verify=mx`), or a pass (`verify=off`)."""
     counts = counts or SenderCounts()
-    decision = _route(mail, config, policies, directory, tickets, counts, now, first_seen)
+    check = sender_check or sender_check_of(mail, config)
+    decision = _route(mail, config, policies, directory, tickets, counts, now, first_seen, check)
     if isinstance(decision, Refuse):
         envelope_sender = mail.envelope.mail_from.strip("<> ").lower()
         if not envelope_sender or envelope_sender != decision.to:
@@ -197,6 +221,7 @@ def _route(
     counts: SenderCounts,
     now: datetime | None,
     first_seen: datetime | None,
+    check: SenderCheck,
 ) -> Decision:
     if mail.unparseable:
         return Drop("; ".join(mail.problems) or "unparseable message")
@@ -205,36 +230,42 @@ def _route(
     robot = automatic(mail, config.own_domains)
     if robot is not None:
         return Drop(f"automatic message: {robot}")
-    if _dmarc_failed(mail, config):
-        return Drop("our MX found the message failing DMARC")
+    if check.dmarc in (Dmarc.ABSENT, Dmarc.FAIL):
+        return Drop(f"sender not believed: {check.reason}")
     misaligned = _misaligned(mail)
     if misaligned is not None:
         return Drop(misaligned)
     if counts.messages_this_hour > config.messages_per_hour:
         return Drop(f"sender over {config.messages_per_hour} messages an hour")
+    if counts.domain_messages_this_hour > config.domain_messages_per_hour:
+        domain = mail.sender.rpartition("@")[2]
+        return Drop(f"domain {domain} over {config.domain_messages_per_hour} messages an hour")
+    if counts.desk_messages_this_hour > config.desk_messages_per_hour:
+        return Drop(f"desk {desk_of(mail, config)} over {config.desk_messages_per_hour} "
+                    "messages an hour")  # fmt: skip
+    if check.dmarc is Dmarc.TEMPERROR:
+        return Defer(f"the sender's DNS could not be checked ({check.reason[:120]})")
     refs = references(mail, config.own_domains)
     ticket = _thread(refs, tickets)
     if ticket is not None:
+        if not check.authenticated:
+            return Drop(f"reply to {ticket.key} not authenticated, so not a comment: "
+                        f"{check.reason}")  # fmt: skip
         return _reply(mail, ticket, policies, directory)
     if refs.ticket_ids and _young(mail, config, now, first_seen):
         return Defer(f"reply to request {refs.ticket_ids[0]}, not known here yet")
     return _new_request(mail, config, policies, directory)
 
 
-def _dmarc_failed(mail: InboundMail, config: GatewayConfig) -> bool:
-    """Our MX's verdict: the Authentication-Results headers it added (by authserv-id), or the
-    topmost one (an MX adds its own on top) when no authserv-id is configured."""
-    results = mail.authentication_results
-    if config.authserv_ids:
-        results = tuple(r for r in results if _authserv_id(r) in config.authserv_ids)
-    else:
-        results = results[:1]
-    return any(_DMARC_FAIL.search(result) for result in results)
-
-
-def _authserv_id(result: str) -> str:
-    words = result.split(";", 1)[0].split()
-    return words[0].lower() if words else ""
+def sender_check_of(mail: InboundMail, config: GatewayConfig) -> SenderCheck:
+    """The verdict on the From domain when the gateway did not check it itself: our MX's
+    (`verify=mx`), a pass (`off`), or nobody's (`self` without a check: never believed)."""
+    if config.verify == "off":
+        return SenderCheck(Dmarc.PASS, "nobody", "sender checks are off (MAIL_VERIFY=off)")
+    if config.verify == "mx":
+        from_domain = (mail.sender or "").rpartition("@")[2]
+        return from_mx(mail.authentication_results, config.authserv_ids, from_domain)
+    return UNCHECKED
 
 
 def _misaligned(mail: InboundMail) -> str | None:
@@ -373,7 +404,8 @@ def _attachments_note(mail: InboundMail) -> str:
     return "Attachments: " + ", ".join(a.filename for a in mail.attachments)
 
 
-def _desk(mail: InboundMail, config: GatewayConfig) -> str | None:
+def desk_of(mail: InboundMail, config: GatewayConfig) -> str | None:
+    """The desk a message is written to: the first support address among its recipients."""
     for address in (*mail.envelope.rcpt_tos, *mail.to, *mail.cc):
         desk = config.desks.get(address.strip("<>").lower())
         if desk is not None:
@@ -387,7 +419,7 @@ def _new_request(
     policies: Mapping[str, DeskPolicy],
     directory: Directory,
 ) -> Decision:
-    desk = _desk(mail, config)
+    desk = desk_of(mail, config)
     policy = policies.get(desk) if desk else None
     if policy is None:
         return Drop("not sent to a desk's support address, nor a reply to a request")
@@ -410,13 +442,16 @@ def _new_request(
         return _refuse(
             mail, policy, directory, RefusalReason.UNREADABLE, "neither text nor attachment"
         )
-    participants = [
-        address
-        for address in dict.fromkeys((*mail.to, *mail.cc))
-        if address != sender
-        and address.rpartition("@")[2] not in config.own_domains
-        and directory.organisation_of(address) == organisation
-    ]
+    participants: list[str] = []
+    ignored: list[str] = []
+    for address in dict.fromkeys((*mail.to, *mail.cc)):
+        if address == sender or address.rpartition("@")[2] in config.own_domains:
+            continue
+        admitted = directory.may_take_part(address, organisation, policy.id) is None
+        if admitted and len(participants) < MAX_MAIL_PARTICIPANTS:
+            participants.append(address)
+        else:
+            ignored.append(address)
     try:
         submission = Submission(
             policy_id=policy.id,
@@ -426,10 +461,10 @@ def _new_request(
             description=description[:MAX_DESCRIPTION],
             organisation_id=organisation,
             requester=sender,
-            participants=participants[:50],
+            participants=participants,
             language=language,
         )
     except ValidationError as error:
         problem = "; ".join(f"{e['loc']}: {e['msg']}" for e in error.errors())
         return _refuse(mail, policy, directory, RefusalReason.UNREADABLE, problem)
-    return NewRequest(submission, mail.identity, mail.attachments)
+    return NewRequest(submission, mail.identity, mail.attachments, tuple(ignored))

@@ -1,0 +1,180 @@
+"""`POST /requests` against intake's app and the real PostgreSQL server: the people a request
+names must be admitted by the directory in its organisation (they receive its mail), and
+idempotency keys belong to their submitter."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from service_support import service_store
+
+from desk_eventstore.db import open_store
+from desk_eventstore.migrate import migrations_in
+from desk_policies.loader import load_policies
+from intake.adapters.http import create_app
+
+pytestmark = pytest.mark.integration
+
+POLICIES = load_policies()
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def request(**changes: Any) -> dict[str, Any]:
+    return {
+        "policy_id": "saas-desk",
+        "request_type": "problem_report",
+        "priority": "high",
+        "subject": "The monthly export fails",
+        "description": "Error 500 on every export since Monday",
+        "organisation_id": "acme",
+        "requester": "anne@acme.example",
+        **changes,
+    }
+
+
+@pytest.fixture
+async def http(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with service_store(database_url, "intake") as pool:
+        app = create_app(pool, POLICIES, lambda: NOW, "http://workflow")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            client.pool = pool  # type: ignore[attr-defined]
+            yield client
+
+
+async def created(http: httpx.AsyncClient) -> int:
+    pool: asyncpg.Pool = http.pool  # type: ignore[attr-defined]
+    count: int = await pool.fetchval(
+        "SELECT count(*) FROM events WHERE event_type = 'TicketCreated'"
+    )
+    return count
+
+
+async def test_fifty_outside_participants_are_refused_and_nothing_is_created(
+    http: httpx.AsyncClient,
+) -> None:
+    outsiders = [f"buyer{n}@outside.example" for n in range(50)]
+    answer = await http.post(
+        "/requests",
+        json=request(subject="CHEAP PILLS, CLICK NOW", participants=outsiders),
+    )
+    assert answer.status_code == 422, answer.text
+    (problem,) = answer.json()["detail"]
+    assert problem["loc"] == ["body", "participants"]
+    assert "'buyer0@outside.example'" in problem["msg"]
+    assert "neither a person of organisation 'acme'" in problem["msg"]
+    assert await created(http) == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "why"),
+    [
+        ({"participants": ["newcomer@acme.example"]}, "participants", "organisation 'acme'"),
+        ({"participants": ["carla@globex.example"]}, "participants", "'carla@globex.example'"),
+        ({"requester": "victim@outside.example"}, "requester", "does not belong to"),
+        ({"requester": "carla@globex.example"}, "requester", "organisation 'acme'"),
+    ],
+)
+async def test_people_outside_the_organisation_are_refused(
+    http: httpx.AsyncClient, changes: dict[str, Any], field: str, why: str
+) -> None:
+    answer = await http.post("/requests", json=request(**changes))
+    assert answer.status_code == 422, answer.text
+    (problem,) = answer.json()["detail"]
+    assert problem["loc"] == ["body", field] and why in problem["msg"]
+    assert await created(http) == 0
+
+
+async def test_a_creator_outside_the_organisation_is_refused(http: httpx.AsyncClient) -> None:
+    answer = await http.post(
+        "/requests", json=request(), headers={"X-Actor": "spam@outside.example"}
+    )
+    assert answer.status_code == 403, answer.text
+    assert "'spam@outside.example'" in answer.json()["detail"][0]["msg"]
+    assert await created(http) == 0
+
+
+async def test_colleagues_and_staff_of_the_desk_are_accepted(http: httpx.AsyncClient) -> None:
+    answer = await http.post(
+        "/requests",
+        json=request(participants=["Bruno@acme.example", "paul@desk.example"]),
+    )
+    assert answer.status_code == 201, answer.text
+    by_domain = await http.post("/requests", json=request(requester="newcomer@acme.example"))
+    assert by_domain.status_code == 201, by_domain.text  # as the mail gateway admits senders
+    on_behalf = await http.post(
+        "/requests",
+        json=request(requester="bruno@acme.example"),
+        headers={"X-Actor": "paul@desk.example", "X-Actor-Role": "agent"},
+    )
+    assert on_behalf.status_code == 201, on_behalf.text
+    assert await created(http) == 3
+
+
+async def test_idempotency_keys_belong_to_their_submitter(http: httpx.AsyncClient) -> None:
+    key = {"Idempotency-Key": "retry-1"}
+    first = await http.post("/requests", json=request(), headers=key)
+    assert first.status_code == 201, first.text
+    again = await http.post("/requests", json=request(), headers=key)
+    assert again.status_code == 200 and again.json()["ticket_id"] == first.json()["ticket_id"]
+
+    # the same key and body from someone else: their own request, nothing of Anne's
+    other = await http.post(
+        "/requests", json=request(), headers={**key, "X-Actor": "bruno@acme.example"}
+    )
+    assert other.status_code == 201, other.text
+    assert other.json()["created"] is True
+    for leaked in (first.json()["ticket_id"], first.json()["key"]):
+        assert leaked not in other.text
+    # the same key, another body, from someone else: a new request too, no conflict naming hers
+    third = await http.post(
+        "/requests", json=request(requester="newcomer@acme.example", subject="Other"), headers=key
+    )
+    assert third.status_code == 201, third.text
+    for leaked in (first.json()["ticket_id"], first.json()["key"]):
+        assert leaked not in third.text
+    assert await created(http) == 3
+
+    # the submitter's own key with another content: a conflict that names no request
+    conflict = await http.post("/requests", json=request(subject="Changed"), headers=key)
+    assert conflict.status_code == 409, conflict.text
+    assert "already used" in conflict.json()["detail"][0]["msg"]
+    assert first.json()["key"] not in conflict.text
+
+
+async def test_keys_recorded_before_the_scope_keep_their_submitter(database_url: str) -> None:
+    """Migration 0006 gives each earlier key the creator of the request it made, so a retry
+    after the upgrade still finds its first answer."""
+    migrations = migrations_in("intake", resources.files("intake") / "migrations")
+    schema = f"t_intake_{uuid.uuid4().hex[:8]}"
+    before = await open_store(database_url, schema, [m for m in migrations if m.version < 6])
+    try:
+        ticket_id = str(uuid.uuid4())
+        payload = {"ticket_id": ticket_id, "created_by": "Anne@acme.example"}
+        await before.execute(
+            """INSERT INTO events (stream_id, stream_version, event_id, event_type, payload)
+               VALUES ($1, 1, $2, 'TicketCreated', $3)""",
+            ticket_id,
+            uuid.uuid4(),
+            json.dumps(payload),
+        )
+        await before.execute(
+            """INSERT INTO idempotency_keys (key, request_hash, ticket_id, ticket_key)
+               VALUES ('k-1', 'h', $1, 'PRB-1001')""",
+            ticket_id,
+        )
+        after = await open_store(database_url, schema, migrations)
+        rows = await after.fetch("SELECT submitter, key FROM idempotency_keys")
+        await after.close()
+        assert [tuple(row) for row in rows] == [("anne@acme.example", "k-1")]
+    finally:
+        await before.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await before.close()

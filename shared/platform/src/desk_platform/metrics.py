@@ -1,0 +1,67 @@
+"""The Prometheus metrics of a process (`GET /metrics`): the facts its readiness is judged on.
+
+Small on purpose: whether each check passes, how far the outbox and the consumers lag, how old
+the oldest unsent message is. Labels are bounded (a check's name, a consumer group), never a
+ticket. Each process (each `ServiceRuntime`) has its own registry, so several runtimes in one
+test process do not share gauges.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    """The gauges a process exposes; probes set them as they observe."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.ready = Gauge(
+            "desk_ready",
+            "1 when the readiness check passes, 0 when it fails (see GET /ready for why)",
+            ["check"],
+            registry=self.registry,
+        )
+        self.relay_leader = Gauge(
+            "desk_outbox_relay_leader",
+            "1 when this process's outbox relay is the active one of its store",
+            registry=self.registry,
+        )
+        self.outbox_lag = Gauge(
+            "desk_outbox_lag_events",
+            "events of this service's store after the relay checkpoint (not published yet)",
+            registry=self.registry,
+        )
+        self.outbox_oldest = Gauge(
+            "desk_outbox_oldest_unpublished_seconds",
+            "age of the oldest event not published yet (0 when none waits)",
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "desk_consumer_lag_records",
+            "records after the committed offsets on this consumer's assigned partitions",
+            ["group"],
+            registry=self.registry,
+        )
+        self.consumer_stalled = Gauge(
+            "desk_consumer_stalled_seconds",
+            "longest time records waited on an assigned partition whose offset did not move",
+            ["group"],
+            registry=self.registry,
+        )
+        self.notifier_pending = Gauge(
+            "desk_notifier_pending_messages",
+            "messages recorded and not sent yet",
+            registry=self.registry,
+        )
+        self.notifier_oldest = Gauge(
+            "desk_notifier_oldest_pending_seconds",
+            "age of the oldest message not sent yet (0 when none is pending)",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The text exposition format, as Prometheus scrapes it."""
+        return generate_latest(self.registry)
