@@ -202,21 +202,22 @@ class System:
         return time.monotonic() - started
 
     def _serves(self, name: str, log: Path, offset: int) -> bool:
-        """An SMTP server greets, an API answers its health check; a process without a known
-        port (a replica, the notifier where it has none) has logged `service_started` since
-        `offset` of its log."""
-        if name in ("intake-mail", "smtp-sink"):
-            return self._smtp_ready(self.mail_port if name == "intake-mail" else self.smtp_port)
+        """Its `/ready` answers 200 (the gateway greets on SMTP too, the sink only greets); a
+        process without a known port (a replica) has logged `service_started` since `offset`."""
+        if name == "smtp-sink":
+            return self._smtp_ready(self.smtp_port)
+        if name == "intake-mail" and not self._smtp_ready(self.mail_port):
+            return False
         try:
-            health = self.url(name) + "/health"
+            ready = self.url(name) + "/ready"
         except KeyError:
             with log.open("rb") as lines:
                 lines.seek(offset)
                 return b"service_started" in lines.read()
         try:
-            with urllib.request.urlopen(health, timeout=2):
+            with urllib.request.urlopen(ready, timeout=5):
                 return True
-        except OSError:
+        except OSError:  # refused, or 503 (HTTPError): not ready yet
             return False
 
 

@@ -6,8 +6,10 @@ its `TicketCreated` history and applied by every consumer of `ticket-events`; in
 each once; every acknowledgement reached the SMTP sink, none twice beyond the notifier's
 documented crash window (a message sent but not yet marked sent when the notifier dies: at
 most one per notifier kill, counted); no dead letter is left over (each `.dlt` record was
-applied later, nothing parked). The notifier is killed while it holds claimed messages, so the
-test measures how soon a restarted notifier takes them over.
+applied later, nothing parked); every process says it is ready; intake never answered a 5xx
+other than 503 (come back later). The notifier is killed while it holds claimed messages, so the
+run measures how soon a restarted notifier takes them over. One run (the module fixture
+`outcome`) serves every test below, each asserting one of these properties.
 
 The servers are the test's own (`deploy/local/infra.sh` with its own state folder): the
 shared ones of the other tests are never restarted. The counts are printed and written to
@@ -23,7 +25,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -32,6 +36,7 @@ import pytest
 from e2e_support import isolated_system
 from fault_support import (
     ROOT,
+    DeadLetter,
     PrivateInfra,
     SteadyLoad,
     acknowledgements,
@@ -77,17 +82,28 @@ def system(infra: PrivateInfra) -> Iterator[System]:
         yield running
 
 
-async def healthy_again(system: System, since: float) -> float | None:
-    """Seconds from `since` until intake's health check (it touches the database) passes;
-    None if it did not within RECOVERY_TIMEOUT."""
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        while time.monotonic() < since + RECOVERY_TIMEOUT:
+async def not_ready(system: System) -> dict[str, str]:
+    """The processes whose `/ready` does not answer 200, with what they answer."""
+    answers: dict[str, str] = {}
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        for name in SERVICES:
             try:
-                if (await client.get(system.url("intake") + "/health")).status_code == 200:
-                    return time.monotonic() - since
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
+                response = await client.get(system.url(name) + "/ready")
+            except httpx.TransportError as error:
+                answers[name] = type(error).__name__
+                continue
+            if response.status_code != 200:
+                answers[name] = f"{response.status_code} {response.text[:300]}"
+    return answers
+
+
+async def ready_again(system: System, name: str, since: float) -> float | None:
+    """Seconds from `since` until `name`'s `/ready` answers 200; None if it did not within
+    RECOVERY_TIMEOUT."""
+    while time.monotonic() < since + RECOVERY_TIMEOUT:
+        if name not in await not_ready(system):
+            return time.monotonic() - since
+        await asyncio.sleep(0.2)
     return None
 
 
@@ -120,10 +136,10 @@ async def inject_faults(system: System, infra: PrivateInfra) -> list[dict[str, A
                 entry["restart_s"] = round(
                     await loop.run_in_executor(threads, infra.restart_postgres), 1
                 )
-                healthy = await healthy_again(system, since)
-                entry["intake_healthy_after_s"] = healthy and round(healthy, 1)
-                if healthy is None:
-                    entry["error"] = f"intake not healthy {RECOVERY_TIMEOUT:.0f}s after"
+                ready = await ready_again(system, "intake", since)
+                entry["intake_ready_after_s"] = ready and round(ready, 1)
+                if ready is None:
+                    entry["error"] = f"intake not ready {RECOVERY_TIMEOUT:.0f}s after"
             else:
                 entry["fault"] = "Kafka restart"
                 entry["restart_s"] = round(
@@ -158,7 +174,8 @@ async def kill_notifier_mid_batch(system: System) -> dict[str, Any]:
 
 async def quiesce(system: System, load: SteadyLoad, groups: dict[str, str]) -> float:
     """Wait (at most QUIESCE_TIMEOUT) until every accepted request is applied by every consumer
-    group and every message is sent and in the sink; returns the seconds waited."""
+    group, every message is sent and in the sink, and every process says it is ready; returns
+    the seconds waited."""
     started = time.monotonic()
     tickets = {offer.ticket_id for offer in load.accepted() if offer.ticket_id}
     keys = {offer.key for offer in load.accepted()}
@@ -171,18 +188,44 @@ async def quiesce(system: System, load: SteadyLoad, groups: dict[str, str]) -> f
             and len(recorded) >= len(tickets)
             and all(row["status"] == "sent" for row in recorded)
             and keys <= received.keys()
+            and not await not_ready(system)
         ):
             break
         await asyncio.sleep(1.0)
     return time.monotonic() - started
 
 
-async def test_no_request_or_acknowledgement_is_lost_through_crashes_and_restarts(
-    infra: PrivateInfra, system: System
-) -> None:
+@dataclass
+class Outcome:
+    """What the run measured: the counts (`results`, also in RESULTS) and what they rest on."""
+
+    results: dict[str, Any]
+    logs: str  # where to look
+    load: SteadyLoad
+    faults: list[dict[str, Any]]
+    missing: dict[str, str]  # request key -> what workflow shows instead
+    applied: dict[str, int]  # consumer group -> requests applied
+    created: int
+    pending: list[dict[str, Any]]  # deliveries not sent
+    unacknowledged: list[str]
+    stray: list[str]
+    misaddressed: dict[str, list[str]]
+    two_messages: list[str]
+    twice_sent: dict[str, int]
+    notifier_kills: int
+    claimed: set[str]
+    killed_at: datetime | None
+    leftover: list[DeadLetter]
+    parked: list[dict[str, Any]]
+    unready: dict[str, str]
+    server_errors: list[str]  # what intake logged for its 5xx answers
+
+
+@pytest.fixture(scope="module")
+async def outcome(infra: PrivateInfra, system: System) -> Outcome:
+    """The run: the load and the faults, the wait for quiescence, then every read-out."""
     began = time.monotonic()
-    prefix = system.topic_prefix
-    topic = prefix + TICKET_EVENTS
+    topic = system.topic_prefix + TICKET_EVENTS
     groups = {
         f"workflow.{topic}": "workflow",
         f"sla.{topic}": "sla",
@@ -204,7 +247,7 @@ async def test_no_request_or_acknowledgement_is_lost_through_crashes_and_restart
     recorded = await deliveries(system.database_url)
     received = acknowledgements(system.mail_folder)
     by_key = {offer.key: offer for offer in accepted}
-    unacknowledged = [offer for offer in accepted if offer.key not in received]
+    unacknowledged = [str(offer.key) for offer in accepted if offer.key not in received]
     misaddressed = {
         key: sorted({to for _, to in messages} - {by_key[key].requester})
         for key, messages in received.items()
@@ -219,22 +262,21 @@ async def test_no_request_or_acknowledgement_is_lost_through_crashes_and_restart
     two_messages = sorted(  # two different acknowledgements for one request
         key for key, messages in received.items() if len({mid for mid, _ in messages}) > 1
     )
-    letters = await dead_letters(system.kafka_bootstrap, prefix)
+    letters = await dead_letters(system.kafka_bootstrap, system.topic_prefix)
     reconciled = await applied_later(system.database_url, letters)
     leftover = [letter for letter in letters if letter not in reconciled]
     parked = await parked_rows(system.database_url)
+    unready = await not_ready(system)
+    server_errors = _server_errors(system.logs / "intake.log")
 
-    notifier_kill = next(f for f in faults if f["fault"] == "SIGKILL notifier")
-    claimed = set(notifier_kill["claimed_at_kill"])
-    sent_late = [
-        row["sent_at"] for row in recorded if row["message_id"] in claimed and row["sent_at"]
-    ]
+    kill = next(f for f in faults if f["fault"] == "SIGKILL notifier")
+    claimed = set(kill.get("claimed_at_kill", ()))
+    killed_at = kill.get("killed_at")
+    sent_late = [r["sent_at"] for r in recorded if r["message_id"] in claimed and r["sent_at"]]
     takeover_s = (
-        round((max(sent_late) - notifier_kill["killed_at"]).total_seconds(), 1)
-        if sent_late
-        else None
+        round((max(sent_late) - killed_at).total_seconds(), 1) if sent_late and killed_at else None
     )
-    notifier_kills = sum(1 for f in faults if f["fault"] == "SIGKILL notifier")
+    answers = load.answers()
     results: dict[str, Any] = {
         "requests_offered": len(load.offers),
         "requests_accepted": len(accepted),
@@ -242,7 +284,10 @@ async def test_no_request_or_acknowledgement_is_lost_through_crashes_and_restart
         "requests_refused": {o.idempotency_key: o.refused for o in load.offers if o.refused},
         "requests_given_up": sum(1 for o in load.offers if o.ticket_id is None and not o.refused),
         "attempts": sum(offer.attempts for offer in load.offers),
-        "answers": load.answers(),
+        "answers": answers,
+        "server_errors_other_than_503": sum(
+            n for answer, n in answers.items() if answer.startswith("5") and answer != "503"
+        ),
         "created_in_intake": created,
         "present_in_workflow": len(accepted) - len(missing),
         "applied_by_group": applied,
@@ -256,53 +301,114 @@ async def test_no_request_or_acknowledgement_is_lost_through_crashes_and_restart
         "dead_letters_applied_later": len(reconciled),
         "dead_letters_left_over": len(leftover),
         "parked": len(parked),
+        "not_ready_after": unready,
         "faults": [
             {k: v for k, v in f.items() if k not in ("claimed_at_kill", "killed_at")}
             for f in faults
         ],
         "load_s": round(load_s, 1),
         "quiesce_s": round(quiesce_s, 1),
-        "test_s": round(time.monotonic() - began, 1),
+        "run_s": round(time.monotonic() - began, 1),
         "with_servers_and_system_start_s": round(time.monotonic() - infra.started_at, 1),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print("\nfault injection:", json.dumps(results, indent=2, default=str))
+    return Outcome(
+        results,
+        f"(logs: {system.logs}, servers: {infra.state}, counts: {RESULTS})",
+        load,
+        faults,
+        missing,
+        applied,
+        created,
+        [row for row in recorded if row["status"] != "sent"],
+        unacknowledged,
+        stray,
+        misaddressed,
+        two_messages,
+        twice_sent,
+        sum(1 for f in faults if f["fault"] == "SIGKILL notifier"),
+        claimed,
+        killed_at,
+        leftover,
+        parked,
+        unready,
+        server_errors,
+    )
 
-    logs = f"(logs: {system.logs}, servers: {infra.state})"
-    failed = [f for f in results["faults"] if "error" in f]
-    assert not failed, f"not recovered from: {failed} {logs}"
+
+def test_every_process_recovers_from_its_crash(outcome: Outcome) -> None:
+    failed = [f for f in outcome.results["faults"] if "error" in f]
+    assert not failed, f"not recovered from: {failed} {outcome.logs}"
+
+
+def test_every_accepted_request_is_in_workflow_with_its_history_once(outcome: Outcome) -> None:
+    results = outcome.results
     assert not results["requests_refused"], f"requests refused: {results['requests_refused']}"
     assert results["requests_given_up"] == 0, (
         f"{results['requests_given_up']} requests never accepted within the client's patience; "
-        f"answers {results['answers']} {logs}"
+        f"answers {results['answers']} {outcome.logs}"
     )
-    assert created == len(accepted), (
-        f"intake holds {created} TicketCreated for {len(accepted)} accepted requests {logs}"
+    accepted = results["requests_accepted"]
+    assert outcome.created == accepted, (
+        f"intake holds {outcome.created} TicketCreated for {accepted} accepted requests "
+        f"{outcome.logs}"
     )
-    assert not missing, (
-        f"{len(missing)} requests wrong in workflow: {dict(list(missing.items())[:10])} {logs}"
+    assert not outcome.missing, (
+        f"{len(outcome.missing)} requests wrong in workflow: "
+        f"{dict(list(outcome.missing.items())[:10])} {outcome.logs}"
     )
-    assert all(count == len(tickets) for count in applied.values()), (
-        f"requests applied per consumer group {applied}, expected {len(tickets)} each {logs}"
+    assert all(count == accepted for count in outcome.applied.values()), (
+        f"requests applied per consumer group {outcome.applied}, expected {accepted} each "
+        f"{outcome.logs}"
     )
-    pending = [row for row in recorded if row["status"] != "sent"]
-    assert not unacknowledged and not pending, (
-        f"{len(unacknowledged)} acknowledgements not received "
-        f"({[o.key for o in unacknowledged][:10]}), {len(pending)} not sent {QUIESCE_TIMEOUT:.0f}s "
-        f"after the load; the notifier killed at {notifier_kill['killed_at']:%H:%M:%S.%f} held "
-        f"{len(claimed)} claimed: {[_state(row) for row in pending][:10]} {logs}"
+
+
+def test_every_acknowledgement_is_sent_and_none_twice_beyond_the_crash_window(
+    outcome: Outcome,
+) -> None:
+    killed = f"{outcome.killed_at:%H:%M:%S.%f}" if outcome.killed_at else "?"
+    assert not outcome.unacknowledged and not outcome.pending, (
+        f"{len(outcome.unacknowledged)} acknowledgements not received "
+        f"({outcome.unacknowledged[:10]}), {len(outcome.pending)} not sent "
+        f"{QUIESCE_TIMEOUT:.0f}s after the load; the notifier killed at {killed} held "
+        f"{len(outcome.claimed)} claimed: {[_state(row) for row in outcome.pending][:10]} "
+        f"{outcome.logs}"
     )
-    assert not stray and not misaddressed and not two_messages, (
-        f"unexpected mail: stray {stray[:10]}, misaddressed {misaddressed}, "
-        f"two acknowledgements {two_messages[:10]}"
+    assert not outcome.stray and not outcome.misaddressed and not outcome.two_messages, (
+        f"unexpected mail: stray {outcome.stray[:10]}, misaddressed {outcome.misaddressed}, "
+        f"two acknowledgements {outcome.two_messages[:10]}"
     )
-    assert sum(twice_sent.values()) <= notifier_kills, (
-        f"{sum(twice_sent.values())} acknowledgements received twice ({twice_sent}), more than "
-        f"the one crash window per notifier kill ({notifier_kills}) {logs}"
+    twice = sum(outcome.twice_sent.values())
+    assert twice <= outcome.notifier_kills, (
+        f"{twice} acknowledgements received twice ({outcome.twice_sent}), more than the one "
+        f"crash window per notifier kill ({outcome.notifier_kills}) {outcome.logs}"
     )
-    assert not leftover, f"{len(leftover)} dead letters never applied: {leftover[:10]} {logs}"
-    assert not parked, f"{len(parked)} events parked: {parked[:10]} {logs}"
+
+
+def test_no_dead_letter_is_left_over(outcome: Outcome) -> None:
+    assert not outcome.leftover, (
+        f"{len(outcome.leftover)} dead letters never applied: {outcome.leftover[:10]} "
+        f"{outcome.logs}"
+    )
+    assert not outcome.parked, (
+        f"{len(outcome.parked)} events parked: {outcome.parked[:10]} {outcome.logs}"
+    )
+
+
+def test_every_process_is_ready_once_all_is_applied_and_sent(outcome: Outcome) -> None:
+    assert not outcome.unready, f"/ready still says: {outcome.unready} {outcome.logs}"
+
+
+def test_intake_answers_503_not_500_while_postgres_restarts(outcome: Outcome) -> None:
+    """A client must be told to come back (503, Retry-After), not that intake failed (500)."""
+    errors = outcome.results["server_errors_other_than_503"]
+    assert errors == 0, (
+        f"intake answered {errors} times with a 5xx other than 503 "
+        f"(answers {outcome.results['answers']}); it logged: {outcome.server_errors[:5]} "
+        f"{outcome.logs}"
+    )
 
 
 def _state(row: dict[str, Any]) -> str:
@@ -311,3 +417,13 @@ def _state(row: dict[str, Any]) -> str:
         f"{row['message_id']} {row['status']} after {row['attempts']} attempt(s), next attempt "
         f"in {due:.0f}s, last error {row['last_error']!r}"
     )
+
+
+def _server_errors(log: Path) -> list[str]:
+    """The exceptions the HTTP server of a process logged as unhandled (its 500s), in order."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{") and "Exception in ASGI application" in line:
+            entry = json.loads(line)
+            found.append(f"{entry.get('timestamp', '?')} {(entry.get('exc_info') or ['?'])[:2]}")
+    return found
