@@ -6,6 +6,7 @@ input, events larger than a Kafka record, strings that are not addresses."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from desk_servers import (
 from service_support import service_store
 
 from desk_contracts.topics import MAX_EVENT_BYTES
+from desk_platform import edge
 
 pytestmark = pytest.mark.integration
 
@@ -390,3 +392,38 @@ async def test_addresses_are_kept_in_lower_case(workflow: httpx.AsyncClient, tic
 async def test_a_refusal_quoting_a_path_stays_short(workflow: httpx.AsyncClient) -> None:
     answer = await workflow.get("/requests/" + "k" * 10_000, headers=AGENT)
     assert answer.status_code == 404 and len(answer.content) < SMALL
+
+
+async def test_a_body_of_many_tiny_values_is_refused_before_validation(
+    intake: httpx.AsyncClient, intake_pool: asyncpg.Pool
+) -> None:
+    """90,000 keys in under 1 MiB: refused by the edge, not handed to the validators (which
+    would list 90,000 unknown fields while every other request waits)."""
+    body = json.dumps({f"k{n}": 1 for n in range(90_000)}, separators=(",", ":"))
+    assert len(body) < MiB
+    answer = await intake.post("/requests", content=body, headers=JSON)
+    refused = refusal_of(answer)
+    assert refused["loc"] == ["body"] and "more than 10000 values" in refused["msg"]
+    assert len(answer.content) < SMALL
+    assert await stored(intake_pool) == 0
+
+
+async def test_a_body_that_trickles_in_is_refused_with_408(
+    intake: httpx.AsyncClient, intake_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(edge, "BODY_SECONDS", 0.5)
+    sent_all = False
+
+    async def trickle() -> AsyncIterator[bytes]:
+        nonlocal sent_all
+        yield b'{"description": "'
+        await asyncio.sleep(5)
+        sent_all = True
+        yield b'x"}'
+
+    started = time.monotonic()
+    answer = await intake.post("/requests", content=trickle(), headers=JSON)
+    assert answer.status_code == 408, answer.text
+    assert "did not arrive within 0.5 s" in answer.json()["detail"][0]["msg"]
+    assert time.monotonic() - started < 4 and not sent_all
+    assert await stored(intake_pool) == 0

@@ -10,9 +10,11 @@
   forms): a declared `Content-Length` above it is refused at once, a chunked body is counted
   while it is read and refused (413) as soon as it passes it, so no more than the limit is ever
   held in memory; other bodies pass through to the route, under its limit, unread;
-- refuses a JSON body that is not UTF-8, not JSON, nested deeper than `MAX_JSON_DEPTH`, or holds
-  a number that is not finite (`NaN`, `Infinity`, `1e99999`) or a text with NUL or a lone
-  surrogate: 422 naming the JSON path, before FastAPI and pydantic see it.
+- refuses a JSON body that is not UTF-8, not JSON, nested deeper than `MAX_JSON_DEPTH`, made
+  of more than `MAX_JSON_VALUES` values, or holds a number that is not finite (`NaN`,
+  `Infinity`, `1e99999`) or a text with NUL or a lone surrogate: 422 naming the JSON path,
+  before FastAPI and pydantic see it; a JSON body still arriving `BODY_SECONDS` after it began
+  gets 408.
 
 Refusals never echo large input: `guard(app)` also installs handlers that answer pydantic's
 validation errors without their `input`/`ctx` (messages shortened, at most `MAX_ERRORS`), and
@@ -22,6 +24,7 @@ one way a handler's message quotes what the client sent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -38,6 +41,10 @@ from desk_eventstore.store import EventRefused, EventTooLarge
 
 DEFAULT_BODY_LIMIT = 1024 * 1024  # a JSON API's request; the largest valid request fits
 MAX_JSON_DEPTH = 32
+# values (texts, numbers, keys, ...) in one JSON body: the largest valid request has a few
+# hundred; a megabyte of tiny values would cost the validators seconds of the event loop
+MAX_JSON_VALUES = 10_000
+BODY_SECONDS = 30.0  # a body still arriving after this long is refused (408): slow clients
 MAX_ERRORS = 20  # validation errors listed in one refusal
 MAX_QUOTED = 80  # characters of client input quoted in a message
 
@@ -134,8 +141,13 @@ def check_json(body: bytes) -> None:
     else:
         too_deep = False
     stack: list[tuple[object, tuple[object, ...]]] = [(value, ("body",))]
+    values = 0
     while stack and not too_deep:
         item, loc = stack.pop()
+        values += 1
+        if values > MAX_JSON_VALUES:
+            reason = f"JSON of more than {MAX_JSON_VALUES} values"
+            raise Refused(422, [refusal(("body",), reason, "json_invalid")])
         if len(loc) > MAX_JSON_DEPTH + 1:
             too_deep = True
         elif isinstance(item, str):
@@ -203,10 +215,17 @@ class EdgeGuard:
 
 async def _read(receive: Receive) -> bytes:
     """The whole body, read through the app's size limit (Starlette's counter, outside this
-    middleware, refuses a declared or counted size above it with 413 as soon as it is passed)."""
+    middleware, refuses a declared or counted size above it with 413 as soon as it is passed),
+    within `BODY_SECONDS`."""
     chunks: list[bytes] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BODY_SECONDS
     while True:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
+        except TimeoutError:
+            reason = f"the body did not arrive within {BODY_SECONDS:g} s"
+            raise Refused(408, [refusal(("body",), reason, "timeout")]) from None
         if message["type"] == "http.disconnect":
             raise ClientGone()
         chunks.append(message.get("body", b""))
