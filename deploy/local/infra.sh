@@ -5,6 +5,9 @@
 #   deploy/local/infra.sh start    # idempotent; prints DATABASE_URL=... and KAFKA_BOOTSTRAP_SERVERS=...
 #   deploy/local/infra.sh stop     # stops only what this script started (never an external server)
 #   deploy/local/infra.sh status   # what runs where (exit 3 when a private server is down)
+#   deploy/local/infra.sh restart-postgres|restart-kafka [--crash]
+#                                  # restart one private server on its same port; --crash stops it
+#                                  # the hard way (PostgreSQL immediate shutdown, Kafka SIGKILL)
 #
 # DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS, when set and reachable, are used instead of local servers.
 # stdout carries only the two KEY=VALUE lines of `start` (conftest.py parses them); everything else
@@ -387,6 +390,40 @@ cmd_stop() {
     rm -f "$ENV_FILE"
 }
 
+cmd_restart_postgres() {  # $1: --crash for an immediate shutdown (no checkpoint, recovery at start)
+    with_lock
+    pg_running || die "PostgreSQL (private, $PG_DATA) is not running: nothing to restart"
+    local bindir port mode=fast
+    [ "${1:-}" = "--crash" ] && mode=immediate
+    bindir="$(pg_bindir)" || die "cannot find pg_ctl for $PG_DATA"
+    port="$(cat "$PG_DIR/port")"
+    log "restarting PostgreSQL on 127.0.0.1:$port (shutdown mode $mode)"
+    as_pg "$bindir/pg_ctl" -D "$PG_DATA" -m "$mode" -w -t 60 stop >&2 || die "pg_ctl stop failed (log: $PG_LOG)"
+    port_in_use "$port" && die "port $port was taken while PostgreSQL restarted"
+    as_pg "$bindir/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$START_TIMEOUT" -o "-p $port" start >&2 9>&- \
+        || { tail -n 30 "$PG_LOG" >&2 || true; die "PostgreSQL did not start again (log: $PG_LOG)"; }
+}
+
+cmd_restart_kafka() {  # $1: --crash for SIGKILL (log recovery at start) instead of a controlled stop
+    with_lock
+    local pid bport cport
+    pid="$(kafka_pid)" || die "Kafka (private, $KAFKA_DIR) is not running: nothing to restart"
+    read -r bport cport <"$KAFKA_DIR/ports"
+    if [ "${1:-}" = "--crash" ]; then
+        log "killing Kafka (pid $pid, SIGKILL)"
+        kill -KILL "$pid" 2>/dev/null || true
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+        rm -f "$KAFKA_PID"
+    else
+        kafka_stop_private
+    fi
+    if port_in_use "$bport" || port_in_use "$cport"; then
+        die "Kafka's ports $bport/$cport were taken while it restarted"
+    fi
+    kafka_start_private
+    [ "$KAFKA_BOOTSTRAP_SERVERS" = "127.0.0.1:$bport" ] || die "Kafka came back on $KAFKA_BOOTSTRAP_SERVERS, not :$bport"
+}
+
 cmd_status() {
     local pid rc=0 last=""
     [ -f "$ENV_FILE" ] && last="$(head -n 1 "$ENV_FILE")"
@@ -413,5 +450,7 @@ case "${1:-}" in
     start) cmd_start ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    restart-postgres) cmd_restart_postgres "${2:-}" ;;
+    restart-kafka) cmd_restart_kafka "${2:-}" ;;
+    *) echo "usage: $0 start|stop|status|restart-postgres|restart-kafka [--crash]" >&2; exit 2 ;;
 esac

@@ -48,6 +48,8 @@ class System:
     # one random key per run, shared by the notifier (signs survey links) and intake (checks)
     survey_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # how each process was started (arguments, extra environment), so it can be started again
+    commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
 
     @property
     def mail_folder(self) -> Path:
@@ -84,6 +86,7 @@ class System:
         }
 
     def _spawn(self, name: str, args: list[str], **env: str) -> None:
+        self.commands[name] = (args, env)
         self.logs.mkdir(parents=True, exist_ok=True)
         log = (self.logs / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
@@ -169,6 +172,53 @@ class System:
                 process.kill()
                 codes[name] = None
         return codes
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process, as a crash or the OOM killer would: no clean-up of any kind."""
+        process = self.processes[name]
+        process.kill()
+        process.wait(10)
+
+    def restart(self, name: str, timeout: float = 60.0) -> float:
+        """Start `name` again (same command, environment and ports), as a supervisor would, and
+        wait until it serves again; returns the seconds that took."""
+        started = time.monotonic()
+        if self.processes[name].poll() is None:
+            raise RuntimeError(f"{name} is still running (pid {self.processes[name].pid})")
+        log = self.logs / f"{name}.log"
+        offset = log.stat().st_size if log.exists() else 0
+        args, env = self.commands[name]
+        self._spawn(name, args, **env)
+        deadline = started + timeout
+        while not self._serves(name, log, offset):
+            if self.processes[name].poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with {self.processes[name].returncode} after its restart; "
+                    f"see {log}"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} not serving {timeout}s after its restart; see {log}")
+            time.sleep(0.2)
+        return time.monotonic() - started
+
+    def _serves(self, name: str, log: Path, offset: int) -> bool:
+        """Its `/ready` answers 200 (the gateway greets on SMTP too, the sink only greets); a
+        process without a known port (a replica) has logged `service_started` since `offset`."""
+        if name == "smtp-sink":
+            return self._smtp_ready(self.smtp_port)
+        if name == "intake-mail" and not self._smtp_ready(self.mail_port):
+            return False
+        try:
+            ready = self.url(name) + "/ready"
+        except KeyError:
+            with log.open("rb") as lines:
+                lines.seek(offset)
+                return b"service_started" in lines.read()
+        try:
+            with urllib.request.urlopen(ready, timeout=5):
+                return True
+        except OSError:  # refused, or 503 (HTTPError): not ready yet
+            return False
 
 
 def main() -> None:

@@ -9,14 +9,13 @@ body properties) and, for workflow's commands (one free-form body), from the com
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-from desk_servers import Served, intake_app, serving, sla_app, ticket_created, workflow_app
+from desk_servers import Served
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
@@ -230,24 +229,6 @@ def no_server_error(served: Served) -> None:
                 assert len(answer.content) < MAX_REFUSAL_BYTES, (op.path, where, name)
 
         check()
-
-
-@pytest.fixture(scope="module")
-def intake_server(database_url: str) -> Iterator[Served]:
-    with serving(database_url, "intake", intake_app) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def workflow_server(database_url: str) -> Iterator[Served]:
-    with serving(database_url, "workflow", workflow_app, ticket_created()) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def sla_server(database_url: str) -> Iterator[Served]:
-    with serving(database_url, "sla", sla_app) as served:
-        yield served
 
 
 def test_no_field_of_intake_can_cause_a_server_error(intake_server: Served) -> None:

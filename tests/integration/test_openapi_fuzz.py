@@ -5,11 +5,10 @@ none may get a server error (5xx)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from desk_servers import Served, intake_app, serving, sla_app, ticket_created, workflow_app
+from desk_servers import Served
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -19,24 +18,6 @@ pytestmark = pytest.mark.integration
 
 CASES = 300  # per service, spread over its operations
 BUDGET_S = 60.0  # per service (each takes about 10 s here)
-
-
-@pytest.fixture(scope="module")
-def intake_server(database_url: str) -> Iterator[Served]:
-    with serving(database_url, "intake", intake_app) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def workflow_server(database_url: str) -> Iterator[Served]:
-    with serving(database_url, "workflow", workflow_app, ticket_created()) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def sla_server(database_url: str) -> Iterator[Served]:
-    with serving(database_url, "sla", sla_app) as served:
-        yield served
 
 
 def no_server_error(served: Served) -> int:

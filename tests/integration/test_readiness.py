@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from e2e_support import _fresh_database, _fresh_topics
 from system import ROOT, free_port
+from tcp_proxy import TcpProxy
 
 from desk_contracts.envelope import Envelope
 from desk_contracts.tickets import TicketCreated
@@ -363,53 +364,3 @@ async def insert_old_delivery(url: str) -> None:
         )
     finally:
         await conn.close()
-
-
-class TcpProxy:
-    """A TCP relay to the real server that a test can cut (connections dropped, new ones
-    refused) and restore on the same port: the server out of reach for one process only."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.listen_port = free_port()
-        self.server: asyncio.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    @classmethod
-    async def to(cls, database_url: str) -> TcpProxy:
-        hostport = database_url.split("@", 1)[1].split("/", 1)[0]
-        host, _, port = hostport.partition(":")
-        proxy = cls(host, int(port or 5432))
-        await proxy.restore()
-        return proxy
-
-    def url(self, database_url: str) -> str:
-        user, rest = database_url.split("@", 1)
-        return f"{user}@127.0.0.1:{self.listen_port}/{rest.split('/', 1)[1]}"
-
-    async def restore(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.listen_port)
-
-    async def cut(self) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            self.server = None
-        for writer in list(self.writers):
-            writer.close()
-        self.writers.clear()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        self.writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(Exception):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))

@@ -101,6 +101,9 @@ class OutboxRelay:
         self.bootstrap_servers = bootstrap_servers  # to read each topic's max.message.bytes
         self._limits: dict[str, int] = {}
         self.is_leader = False
+        # the PostgreSQL backend of this relay's connection, while it has one: a reader of the
+        # lock table tells this relay's lock from another replica's by it
+        self.backend_pid: int | None = None
         self.published = 0
         self.set_aside = 0  # events set aside by this process (see the module)
         # time.monotonic() when the relay last moved its checkpoint, found nothing waiting, or
@@ -121,6 +124,7 @@ class OutboxRelay:
                 conn = await asyncpg.connect(
                     self.url, server_settings={"search_path": self.schema}, timeout=10
                 )
+                self.backend_pid = conn.get_server_pid()
                 if await conn.fetchval(
                     "SELECT pg_try_advisory_lock($1, hashtext(current_schema() || $2))",
                     RELAY_LOCK_CLASS,
@@ -156,6 +160,7 @@ class OutboxRelay:
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()
+                self.backend_pid = None
 
     async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
         wake = asyncio.Event()

@@ -7,17 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kafka_support import consume_all
+from tcp_proxy import TcpProxy
 
 from desk_contracts.topics import MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, dead_letter
 from desk_eventstore.records import NewEvent
@@ -85,12 +84,6 @@ async def relaying(
         await task
         await producer.stop()
     return relay
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def ids(records: list) -> list[str]:  # type: ignore[type-arg]
@@ -170,55 +163,15 @@ async def test_an_event_over_the_relays_limit_is_set_aside_before_it_is_sent(
     assert reason is not None and f"over the limit of {MAX_RECORD_BYTES} bytes of {topic}" in reason
 
 
-class Outage:
-    """A TCP proxy in front of PostgreSQL that can go down (connections cut, new ones refused)
-    and come back on the same port: the server's outage, as the relay sees it."""
-
-    def __init__(self, database_url: str) -> None:
-        parts = urlsplit(database_url)
-        self.target = (parts.hostname or "127.0.0.1", parts.port or 5432)
-        self.port = free_port()
-        self.url = urlunsplit(
-            parts._replace(netloc=parts.netloc.replace(str(parts.port), str(self.port)))
-        )
-        self.server: asyncio.Server | None = None
-        self.open: set[asyncio.StreamWriter] = set()
-
-    async def up(self) -> None:
-        self.server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
-
-    async def down(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in list(self.open):
-            writer.transport.abort()
-        await self.server.wait_closed()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        self.open |= {writer, upstream_writer}
-
-        async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.transport.abort()
-            self.open.discard(sink)
-
-        await asyncio.gather(copy(reader, upstream_writer), copy(upstream_reader, writer))
-
-
 async def test_the_relay_resumes_within_two_seconds_of_the_databases_return(
     pool: asyncpg.Pool, database_url: str, schema: str, kafka_bootstrap: str
 ) -> None:
     topic = await small_topic(kafka_bootstrap, None)
-    outage = Outage(database_url)
-    await outage.up()
+    outage = await TcpProxy.to(database_url)
     producer = idempotent_producer(kafka_bootstrap, "test")
     await producer.start()
     stop = asyncio.Event()
-    relay = OutboxRelay(outage.url, schema, producer, lambda _: topic, source="/t")
+    relay = OutboxRelay(outage.url(database_url), schema, producer, lambda _: topic, source="/t")
     task = asyncio.create_task(relay.run(stop))
 
     async def published(count: int, within: float) -> float:
@@ -231,17 +184,17 @@ async def test_the_relay_resumes_within_two_seconds_of_the_databases_return(
         await add(pool, "A")
         await published(1, 10)
         assert relay.published == 1
-        await outage.down()
+        await outage.cut()
         await add(pool, "A")  # written meanwhile (this pool does not go through the proxy)
         await asyncio.sleep(8)  # long enough for a doubling back-off to reach 8 s
         assert relay.published == 1
-        await outage.up()
+        await outage.restore()
         waited = await published(2, 10)
     finally:
         stop.set()
         await task
         await producer.stop()
-        await outage.down()
+        await outage.cut()
     assert relay.published == 2
     assert waited < 2.0, f"published {waited:.1f} s after the database came back"
 

@@ -1,16 +1,55 @@
-"""What every service's HTTP API starts with: its title and the edge that bounds and checks
-every request (`desk_platform.edge`). `/health`, `/ready` and `/metrics` are added to it by the
-runtime (desk_platform.readiness), the same on every process."""
+"""What every service's HTTP API starts with: its title, the edge that bounds and checks every
+request (`desk_platform.edge`), and 503 with `Retry-After` while PostgreSQL or Kafka is out of
+reach (a client retries, with the same `Idempotency-Key`, instead of reading a 500 as a
+refusal). `/health`, `/ready` and `/metrics` are added by the runtime (desk_platform.readiness),
+the same on every process."""
 
 from __future__ import annotations
 
 import asyncpg
-from fastapi import FastAPI
+import structlog
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
+from desk_eventstore.failures import describe, is_transient
 from desk_platform.edge import DEFAULT_BODY_LIMIT, guard
+
+log = structlog.get_logger(__name__)
+
+RETRY_AFTER_SECONDS = 2
+# What a passing outage raises in a handler (desk_eventstore.failures says which are transient);
+# OSError is left out: a missing file is not an outage. ConnectionError and TimeoutError are in.
+OUTAGES: tuple[type[Exception], ...] = (
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.InsufficientResourcesError,
+    KafkaError,
+)
+
+
+async def _unavailable(request: Request, error: Exception) -> JSONResponse:
+    if not is_transient(error):  # e.g. a record Kafka refuses for good: a bug, not an outage
+        raise error
+    log.warning("service_unavailable", path=request.url.path, error=describe(error))
+    return JSONResponse(
+        status_code=503,
+        content={"detail": "the service cannot reach its database or broker: retry shortly"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def service_app(title: str, pool: asyncpg.Pool) -> FastAPI:
+    """A service's FastAPI app with the edge and the outage answer installed."""
     app = FastAPI(title=f"Support desk: {title}", version="1", max_body_size=DEFAULT_BODY_LIMIT)
     guard(app)
+    for outage in OUTAGES:
+        app.add_exception_handler(outage, _unavailable)
     return app

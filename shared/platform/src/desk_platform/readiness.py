@@ -209,7 +209,8 @@ _OUTBOX = """
                     WHERE locktype = 'advisory' AND granted AND objsubid = 2
                       AND database = (SELECT oid FROM pg_database
                                        WHERE datname = current_database())
-                      AND classid = $2::oid AND objid = hashtext($3 || $1)::oid) AS led
+                      AND classid = $2::oid AND objid = hashtext($3 || $1)::oid
+                      AND pid <> $4) AS led
     FROM (SELECT 1) AS one LEFT JOIN relay_checkpoints AS c ON c.relay = $1"""
 
 
@@ -221,7 +222,9 @@ def outbox_probe(
 
     async def probe() -> Verdict:
         async with pool.acquire() as conn:
-            row = await conn.fetchrow(_OUTBOX, relay.name, RELAY_LOCK_CLASS, relay.schema)
+            row = await conn.fetchrow(
+                _OUTBOX, relay.name, RELAY_LOCK_CLASS, relay.schema, relay.backend_pid or 0
+            )
         role = LEADER if relay.is_leader else STANDBY if row["led"] else NO_LEADER
         seen = OutboxObservation(
             role, row["waiting"], row["oldest"], row["advanced_at"], row["now"]

@@ -35,6 +35,7 @@ from desk_platform.logging import configure_logging
 from desk_platform.readiness import (
     ConsumerProbe,
     Readiness,
+    Verdict,
     kafka_probe,
     outbox_probe,
     postgres_probe,
@@ -72,6 +73,7 @@ class ServiceRuntime:
     relay: OutboxRelay | None = None  # once running: its state (last_advanced_at, set_aside)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     failed: bool = False
+    consuming: bool = False  # the consumers joined their groups (see `_consume`)
     readiness: Readiness = field(init=False)  # a composition root adds its service's checks
 
     def __post_init__(self) -> None:
@@ -145,18 +147,10 @@ class ServiceRuntime:
             consumer = EventConsumer(self.pool, dead_letters, sub.consumer, sub.handle)
             consumer.subscribe(broker, sub.topic, sub.group_id)
             self.consumers.append(consumer)
-        await broker.start()
         self.readiness.add("postgres", postgres_probe(self.pool))
         self.readiness.add("kafka", kafka_probe(self.producer))
-        members = [s for s in broker.subscribers if isinstance(s, LogicSubscriber)]
-        for subscriber in sorted(members, key=lambda s: str(s.group_id)):
-            group = str(subscriber.group_id)
-            self.readiness.add(
-                f"consumer:{group}",
-                ConsumerProbe(
-                    subscriber, group, self.settings.ready_consumer_seconds, self.readiness.metrics
-                ),
-            )
+        if broker.subscribers:
+            self.readiness.add("consumers", self._joined_probe)
 
         tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(fn(self.stop), name=fn.__name__) for fn in self.loops
@@ -194,6 +188,11 @@ class ServiceRuntime:
         tasks.append(asyncio.create_task(_serve(server), name="http-server"))
         for task in tasks:
             task.add_done_callback(self._watch)
+        # Joining the consumer groups waits for the group's assignment, which after a replica was
+        # killed takes up to the session timeout: the loops (the notifier's sender), the relay
+        # and the HTTP API already run meanwhile, and /ready says "joining" until it is done.
+        joining = asyncio.create_task(self._consume(broker), name="kafka-consumers")
+        joining.add_done_callback(self._watch_joining)
         log.info(
             "service_started",
             http_port=self.settings.http_port,
@@ -202,6 +201,8 @@ class ServiceRuntime:
         await self.stop.wait()
         log.info("service_stopping")
         server.should_exit = True
+        if not joining.done():
+            joining.cancel()
         await broker.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
@@ -210,6 +211,33 @@ class ServiceRuntime:
         log.info("service_stopped", failed=self.failed)
         if self.failed:  # let the supervisor (systemd, Kubernetes, the launcher) restart us
             raise SystemExit(1)
+
+    async def _consume(self, broker: KafkaBroker) -> None:
+        """Start the consumers (their groups' assignment awaited), then check each group."""
+        await broker.start()
+        members = [s for s in broker.subscribers if isinstance(s, LogicSubscriber)]
+        for subscriber in sorted(members, key=lambda s: str(s.group_id)):
+            group = str(subscriber.group_id)
+            self.readiness.add(
+                f"consumer:{group}",
+                ConsumerProbe(
+                    subscriber, group, self.settings.ready_consumer_seconds, self.readiness.metrics
+                ),
+            )
+        self.consuming = True
+        log.info("consumers_started", groups=[str(s.group_id) for s in members])
+
+    async def _joined_probe(self) -> Verdict:
+        if self.consuming:
+            return Verdict(True, "every consumer group joined")
+        return Verdict(False, "joining the consumer groups (waiting for their assignment)")
+
+    def _watch_joining(self, task: asyncio.Task[Any]) -> None:
+        """Consumers that could not start stop the process, like any other part; having
+        started is what this task is for."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self._watch(task)
 
     def _watch(self, task: asyncio.Task[Any]) -> None:
         """A relay, loop or HTTP server that ends before `stop` stops the whole process, loudly,
