@@ -4,9 +4,12 @@
 
 The bootstrap address defaults to $KAFKA_BOOTSTRAP_SERVERS. Works against the local broker started
 by deploy/local/infra.sh, the docker-compose broker, or any external cluster. Replication factor:
-$KAFKA_REPLICATION_FACTOR, else min(3, number of brokers). Existing topics are left as they are
-(a topic with fewer partitions than its spec is grown; differing settings are reported, not
-changed). All output goes to stderr; exit code 0 means every topic exists with a leader.
+$KAFKA_REPLICATION_FACTOR, else min(3, number of brokers). Existing topics are brought to their
+spec: a topic with fewer partitions is grown, and a setting of the spec that differs (e.g. an
+older `max.message.bytes`) is changed, each change reported (`changed <topic>: <key> <old> ->
+<new>`); the topic's other settings of its own are kept. A change the cluster refuses is
+reported as a WARNING and the start goes on. All output goes to stderr; exit code 0 means every
+topic exists with a leader.
 """
 
 from __future__ import annotations
@@ -57,8 +60,13 @@ def _errors(response: object) -> list[tuple[str, int, str | None]]:
     return out
 
 
-async def ensure_topics(bootstrap: str, specs: tuple[TopicSpec, ...], timeout: float) -> None:
+async def ensure_topics(
+    bootstrap: str, specs: tuple[TopicSpec, ...], timeout: float
+) -> dict[str, dict[str, tuple[str | None, str]]]:
+    """Create the missing topics, grow and wait for them, bring their settings to the spec;
+    returns the settings changed (see `align_configs`)."""
     admin = await connect(bootstrap, timeout)
+    changes: dict[str, dict[str, tuple[str | None, str]]] = {}
     try:
         cluster = await admin.describe_cluster()
         brokers = len(cluster.get("brokers", [])) or 1
@@ -83,8 +91,15 @@ async def ensure_topics(bootstrap: str, specs: tuple[TopicSpec, ...], timeout: f
                         f"[create_topics] creating {name} failed: error {code} {message or ''}"
                     )
         await check_topics(admin, specs, timeout)
+        try:
+            changes = await align_configs(admin, specs)
+        except Exception as exc:  # the topics exist and have leaders: the start goes on
+            say(f"WARNING could not bring the topics' settings to the spec: "
+                f"{type(exc).__name__}: {exc}")  # fmt: skip
     finally:
         await admin.close()
+    say("ready: " + ", ".join(f"{s.name}({s.partitions})" for s in specs))
+    return changes
 
 
 async def check_topics(
@@ -123,21 +138,65 @@ async def check_topics(
             )
         await asyncio.sleep(0.3)
 
-    # Report (not change) settings that differ from the spec on pre-existing topics.
-    resources = [ConfigResource(ConfigResourceType.TOPIC, s.name, None) for s in specs]
-    try:
-        for response in await admin.describe_configs(resources):
-            for resource in response.to_object().get("resources", []):
-                name = resource.get("resource_name")
-                actual = {
-                    c["config_names"]: c["config_value"] for c in resource.get("config_entries", [])
-                }
-                for key, want in by_name[name].config.items():
-                    if key in actual and actual[key] != want:
-                        say(f"WARNING {name}: {key}={actual[key]} (spec wants {want})")
-    except Exception as exc:  # reporting only; never fail the start on it
-        say(f"could not read topic configs: {type(exc).__name__}: {exc}")
-    say("ready: " + ", ".join(f"{s.name}({s.partitions})" for s in specs))
+
+# DescribeConfigs' config_source of a setting made on the topic itself (not a default)
+TOPIC_CONFIG_SOURCE = 1
+
+
+async def align_configs(
+    admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ...]
+) -> dict[str, dict[str, tuple[str | None, str]]]:
+    """Change the topics' settings that differ from their spec; returns, per topic changed, each
+    key's (old, new) value. AlterConfigs replaces a topic's own settings as a whole, so the ones
+    the spec does not name are sent again as they are."""
+    by_name = {s.name: s for s in specs}
+    changes: dict[str, dict[str, tuple[str | None, str]]] = {}
+    requests: list[ConfigResource] = []
+    described = [ConfigResource(ConfigResourceType.TOPIC, s.name, None) for s in specs]
+    for response in await admin.describe_configs(described):
+        for resource in response.to_object().get("resources", []):
+            name = resource.get("resource_name")
+            if resource.get("error_code", 0):
+                say(f"WARNING {name}: cannot read its settings: {resource.get('error_message')}")
+                continue
+            actual: dict[str, str | None] = {}
+            own: dict[str, str] = {}
+            for entry in resource.get("config_entries", []):
+                key, value = entry["config_names"], entry["config_value"]
+                actual[key] = value
+                source = entry.get("config_source")
+                set_here = (
+                    source == TOPIC_CONFIG_SOURCE
+                    if source is not None
+                    else not entry.get("is_default", True)
+                )
+                if set_here and value is not None:
+                    own[key] = value
+            wanted = by_name[name].config
+            differing = {k: (actual.get(k), v) for k, v in wanted.items() if actual.get(k) != v}
+            if differing:
+                changes[name] = differing
+                configs = {**own, **wanted}
+                requests.append(ConfigResource(ConfigResourceType.TOPIC, name, configs))
+    if not requests:
+        return {}
+    for response in await admin.alter_configs(requests):
+        for name, code, message in _alter_errors(response):
+            if code:
+                say(f"WARNING {name}: its settings were not changed: error {code} {message or ''}")
+                changes.pop(name, None)
+    for name, differing in changes.items():
+        for key, (old, new) in differing.items():
+            say(f"changed {name}: {key} {old} -> {new}")
+    return changes
+
+
+def _alter_errors(response: object) -> list[tuple[str, int, str | None]]:
+    obj = response.to_object()  # type: ignore[attr-defined]
+    return [
+        (r.get("resource_name"), r.get("error_code", 0), r.get("error_message"))
+        for r in obj.get("resources", [])
+    ]
 
 
 def main() -> int:

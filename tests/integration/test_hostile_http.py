@@ -382,11 +382,11 @@ async def test_what_is_not_an_address_cannot_be_assigned(
 
 async def test_addresses_are_kept_in_lower_case(workflow: httpx.AsyncClient, ticket: str) -> None:
     answer = await workflow.post(
-        f"/requests/{ticket}/assign", json={"assignee_id": " Paul@Partner.Example "}, headers=AGENT
+        f"/requests/{ticket}/assign", json={"assignee_id": " Paul@Desk.Example "}, headers=AGENT
     )
     assert answer.status_code == 200, answer.text
     after = await workflow.get(f"/requests/{ticket}", headers=AGENT)
-    assert after.json()["assignee_id"] == "paul@partner.example"
+    assert after.json()["assignee_id"] == "paul@desk.example"
 
 
 async def test_a_refusal_quoting_a_path_stays_short(workflow: httpx.AsyncClient) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from desk_policies.directory import DirectoryError, load_directory, parse_directory
@@ -57,3 +59,78 @@ def test_a_requester_may_also_be_known_by_the_organisations_mail_domain() -> Non
     assert other is not None and "'carla@globex.example'" in other
     malformed = directory.may_request("a@acme.example\nBcc: b@c.example", "acme", "saas-desk")
     assert malformed is not None and "is not an e-mail address" in malformed
+
+
+@pytest.mark.parametrize(
+    ("email", "why"),
+    [
+        ("a..b@acme.example", "two periods in a row"),  # the old pattern took these
+        ("anne@acme..example", "two periods in a row"),
+        ('"anne smith"@acme.example', "is not an e-mail address"),
+        ("anne@[192.0.2.1]", "is not an e-mail address"),
+        ("Anne <anne@acme.example>", "is not an e-mail address"),
+        ("anne@localhost.localhost", "special-use or reserved name"),
+    ],
+)
+def test_the_loader_refuses_an_entry_whose_email_is_not_an_address(
+    tmp_path: Path, email: str, why: str
+) -> None:
+    path = tmp_path / "directory.yaml"
+    path.write_text(
+        "people:\n  - {name: Anne, email: ok@acme.example}\n"
+        f"  - name: Other\n    email: '{email}'\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DirectoryError) as caught:
+        load_directory(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: invalid directory")
+    assert "people.1.email: " in message and "is not an e-mail address" in message
+    assert why in message
+
+
+@pytest.mark.parametrize(
+    ("domain", "why"),
+    [
+        ("acme..example", "two periods in a row"),
+        ("acme", "should have a period"),
+        ("acme example", "invalid characters"),
+        ("@acme.example", "is not a mail domain"),
+        ("acme.test", "special-use or reserved name"),
+    ],
+)
+def test_an_organisations_mail_domains_must_be_domain_names(domain: str, why: str) -> None:
+    data = {"organisations": [{"id": "acme", "name": "ACME", "domains": ["ok.example", domain]}]}
+    with pytest.raises(DirectoryError) as caught:
+        parse_directory(data, "dir.yaml")
+    message = str(caught.value)
+    assert "organisations.0.domains.1: " in message and "is not a mail domain" in message
+    assert why in message and message.startswith("dir.yaml: invalid directory")
+
+
+def test_addresses_and_domains_are_kept_as_the_address_rule_writes_them() -> None:
+    directory = parse_directory(
+        {
+            "organisations": [{"id": "acme", "name": "ACME", "domains": ["ACMÉ.Example"]}],
+            "people": [{"email": " Bruno@ACME.example ", "name": "B", "organisation": "acme"}],
+        }
+    )
+    assert directory.organisations[0].domains == ("xn--acm-dma.example",)
+    assert directory.people[0].email == "bruno@acme.example"
+    assert directory.organisation_of("someone@xn--acm-dma.example") == "acme"
+    assert directory.may_take_part("BRUNO@acme.example", "acme", "saas-desk") is None
+
+
+def test_only_staff_of_the_desk_may_be_assigned() -> None:
+    directory = load_directory()
+    assert directory.may_be_assigned("paul@desk.example", "saas-desk") is None
+    assert directory.may_be_assigned("Lea@Desk.Example", "cloud-partner") is None
+    refusals = {
+        "sales@desk.example": "is not staff of desk 'saas-desk'",  # staff of erp-vendor only
+        "anne@acme.example": "is not staff of desk 'saas-desk'",  # a customer
+        "someone@desk.example": "is not staff of desk 'saas-desk'",  # the domain admits no one
+        "a..b@desk.example": "is not an e-mail address",
+    }
+    for address, why in refusals.items():
+        refused = directory.may_be_assigned(address, "saas-desk")
+        assert refused is not None and why in refused, (address, refused)

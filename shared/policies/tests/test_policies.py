@@ -179,6 +179,15 @@ def test_refused_email_replies_point_to_the_portal() -> None:
     assert "email_replies.portal_url" in error_of(data)
 
 
+def test_the_support_address_is_an_address_by_the_one_address_rule() -> None:
+    data = raw()
+    data["email_intake"]["support_address"] = "support@saas..example"  # the old pattern took it
+    message = error_of(data)
+    assert "email_intake.support_address: " in message and "two periods in a row" in message
+    data["email_intake"]["support_address"] = "Support@SaaS-Desk.example"
+    assert parse_policy(data).email_intake.support_address == "support@saas-desk.example"
+
+
 def test_calendars_are_checked_against_the_known_set_when_given() -> None:
     data = raw()
     assert "sla.calendar: unknown calendar 'ca-quebec-business'" in error_of(

@@ -6,7 +6,7 @@ import pytest
 from mail_world import CONFIG, DIRECTORY, POLICIES, PRB, TICKETS, through_mx
 
 from desk_contracts.mail import RefusalReason
-from desk_policies.directory import parse_directory
+from desk_policies.directory import Directory, Organisation, Person, parse_directory
 from intake.domain.mail import (
     Comment,
     Drop,
@@ -172,3 +172,35 @@ def test_cc_participants_are_bounded() -> None:
     assert bound < 30
     assert decision.submission.participants == [f"p{n}@acme.example" for n in range(bound)]
     assert decision.ignored == tuple(f"p{n}@acme.example" for n in range(bound, 30))
+
+
+def test_a_cc_address_the_directory_admits_but_the_address_rule_refuses_is_ignored() -> None:
+    # a directory built without its checks (an older file, a hand-made object) lists an entry
+    # email-validator refuses: the message is still read, that address ignored with the others
+    directory = Directory.model_construct(
+        organisations=(Organisation(id="acme", name="ACME", domains=("acme.example",)),),
+        people=(
+            Person(email="anne@acme.example", name="Anne", organisation="acme"),
+            Person(email="bruno@acme.example", name="Bruno", organisation="acme"),
+            Person.model_construct(
+                email="x..y@acme.example", name="X", organisation="acme", roles={}
+            ),
+        ),
+    )
+    assert directory.person("x..y@acme.example") is not None
+    cc = "x..y@acme.example, Bruno@ACME.example, carla@globex.example"
+    raw = mail(f"Subject: Export\r\nTo: support@saas-desk.example\r\nCc: {cc}\r\n")
+    envelope = SmtpEnvelope("anne@acme.example", ("support@saas-desk.example",))
+    decision = route(parse(through_mx(raw), envelope), CONFIG, POLICIES, directory, TICKETS)
+    assert isinstance(decision, NewRequest), decision
+    assert decision.submission.participants == ["bruno@acme.example"]
+    assert decision.ignored == ("x..y@acme.example", "carla@globex.example")
+
+
+def test_a_sender_the_address_rule_refuses_is_dropped_not_answered() -> None:
+    raw = mail("Subject: Export\r\nTo: support@saas-desk.example\r\n").replace(
+        b"<anne@acme.example>", b"<anne..martin@acme.example>"
+    )
+    decision = decide(raw, mail_from="anne..martin@acme.example")
+    assert isinstance(decision, Drop), decision
+    assert decision.reason.startswith("sender 'anne..martin@acme.example' is not an e-mail address")

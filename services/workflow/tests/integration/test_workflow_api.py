@@ -326,3 +326,51 @@ async def test_add_participant_accepts_a_colleague_and_staff_of_the_desk(
             assert added.json()["events"] == ["ParticipantAdded"]
         after = await http.get(f"/requests/{event.key}")
     assert after.json()["participants"] == ["bruno@acme.example", "lea@desk.example"]
+
+
+@pytest.mark.parametrize(
+    "assignee",
+    [
+        "sales@desk.example",  # staff of erp-vendor only
+        "anne@acme.example",  # the requester, a customer
+        "spam@outside.example",
+        "newcomer@desk.example",  # the staff's mail domain admits no one
+    ],
+)
+async def test_assign_refuses_whom_the_directory_does_not_list_as_staff_of_the_desk(
+    pool: asyncpg.Pool, assignee: str
+) -> None:
+    event = created()
+    await open_ticket(pool, event)
+    async with client(pool) as http:
+        refused = await http.post(
+            f"/requests/{event.key}/assign", json={"assignee_id": assignee}, headers=AGENT
+        )
+        after = await http.get(f"/requests/{event.key}")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == (
+        f"assignee refused: {assignee!r} is not staff of desk 'cloud-partner' in the directory"
+    )
+    assert after.json()["assignee_id"] is None and after.json()["version"] == 1
+
+
+async def test_assign_accepts_staff_of_the_desk_and_a_group(pool: asyncpg.Pool) -> None:
+    event = created()
+    await open_ticket(pool, event)
+    async with client(pool) as http:
+        assigned = await http.post(
+            f"/requests/{event.key}/assign", json={"assignee_id": "Lea@Desk.Example"}, headers=AGENT
+        )
+        assert assigned.status_code == 200, assigned.text
+        assert assigned.json()["events"] == ["TicketAssigned"]
+        # the policies know no groups: a group is a name the desk uses, mailed to no one
+        grouped = await http.post(
+            f"/requests/{event.key}/assign", json={"group_id": "level2"}, headers=AGENT
+        )
+        assert grouped.status_code == 200, grouped.text
+        after = await http.get(f"/requests/{event.key}")
+    assert after.json()["assignee_id"] is None and after.json()["version"] == 3
+    assert [h["data"].get("assignee_id") for h in after.json()["history"][:2]] == [
+        None,
+        "lea@desk.example",
+    ]

@@ -30,16 +30,33 @@ def address(text: str) -> str:
     if len(text) > MAX_ADDRESS:
         raise ValueError(f"an e-mail address has at most {MAX_ADDRESS} characters")
     try:
-        checked = validate_email(
-            text,
-            check_deliverability=False,  # syntax only: no DNS at the edge
-            allow_smtputf8=False,
-            allow_display_name=False,
-            allow_quoted_local=False,
-            allow_domain_literal=False,
-        )
+        return _checked(text)
     except EmailNotValidError as error:
         raise ValueError(f"{text[:80]!r} is not an e-mail address: {error}") from None
+
+
+def mail_domain(text: str) -> str:
+    """`text` as a mail domain (what follows the @ of an address) in lower case, an
+    internationalised one in its xn-- form; ValueError saying why it is not one."""
+    if len(text) > MAX_ADDRESS - len("postmaster@"):
+        raise ValueError(f"a mail domain has at most {MAX_ADDRESS - len('postmaster@')} characters")
+    try:
+        return _checked(f"postmaster@{text}").rpartition("@")[2]
+    except EmailNotValidError as error:
+        reason = str(error).replace("The part after the @-sign", "The domain")
+        reason = reason.replace("after the @-sign", "in the domain")
+        raise ValueError(f"{text[:80]!r} is not a mail domain: {reason}") from None
+
+
+def _checked(text: str) -> str:
+    checked = validate_email(
+        text,
+        check_deliverability=False,  # syntax only: no DNS at the edge
+        allow_smtputf8=False,
+        allow_display_name=False,
+        allow_quoted_local=False,
+        allow_domain_literal=False,
+    )
     return (checked.ascii_email or checked.normalized).lower()
 
 

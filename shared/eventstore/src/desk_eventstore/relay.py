@@ -37,7 +37,7 @@ from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from desk_contracts.topics import dead_letter
+from desk_contracts.topics import MAX_MESSAGE_BYTES, dead_letter
 from desk_eventstore.dead_letters import (
     ERROR,
     ORIGIN_RELAY,
@@ -53,9 +53,10 @@ from desk_eventstore.store import NOTIFY_CHANNEL, read_all
 log = structlog.get_logger(__name__)
 
 RELAY_LOCK_CLASS = 7_301_003
-MAX_RECORD_BYTES = 1_000_000  # below Kafka's default max.message.bytes (1 MiB and a header)
 _TOPIC_LIMIT = "max.message.bytes"
 _BATCH_OVERHEAD = 512  # a record batch's header and the record's own framing, generously
+# the largest record our topics take (their max.message.bytes) less that framing
+MAX_RECORD_BYTES = MAX_MESSAGE_BYTES - _BATCH_OVERHEAD
 
 
 def idempotent_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:

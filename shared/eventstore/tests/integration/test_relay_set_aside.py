@@ -18,9 +18,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kafka_support import consume_all
 from tcp_proxy import TcpProxy
 
-from desk_contracts.topics import MAX_EVENT_BYTES, dead_letter
+from desk_contracts.topics import MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, dead_letter
 from desk_eventstore.records import NewEvent
-from desk_eventstore.relay import OutboxRelay, idempotent_producer
+from desk_eventstore.relay import MAX_RECORD_BYTES, OutboxRelay, idempotent_producer
 from desk_eventstore.store import append
 
 pytestmark = pytest.mark.integration
@@ -159,7 +159,8 @@ async def test_an_event_over_the_relays_limit_is_set_aside_before_it_is_sent(
     assert ids(await consume_all(kafka_bootstrap, topic, 1, timeout=5)) == [after]
     async with pool.acquire() as conn:
         reason = await conn.fetchval("SELECT reason FROM dead_letters WHERE event_id = $1", huge)
-    assert reason is not None and f"over the limit of 1000000 bytes of {topic}" in reason
+    assert MAX_RECORD_BYTES == MAX_MESSAGE_BYTES - 512  # the topics' own bound, less framing
+    assert reason is not None and f"over the limit of {MAX_RECORD_BYTES} bytes of {topic}" in reason
 
 
 async def test_the_relay_resumes_within_two_seconds_of_the_databases_return(

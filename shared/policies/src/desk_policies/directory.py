@@ -4,22 +4,23 @@ Who a requester is (organisation, language), who may answer a request by mail (t
 a participant, or a member of their organisation: by membership or by the organisation's mail
 domains), who may take part in a request (and so receive its mail: `may_take_part`,
 `may_request`), and who holds a support role in a desk (team lead, manager, ...) for
-notifications.
+notifications, and so who may be assigned a request (`may_be_assigned`: staff of its desk).
+Addresses and mail domains are checked by the one address rule (`desk_contracts.inputs`).
 The shipped file is a demonstration directory; a deployment points `DIRECTORY_FILE` at its own.
 """
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+from desk_contracts.inputs import Address, address, mail_domain
+
 DIRECTORY_FILE = Path(str(resources.files("desk_policies") / "data" / "directory.yaml"))
 
 
@@ -28,28 +29,19 @@ class Organisation(BaseModel):
 
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
-    domains: tuple[str, ...] = ()  # mail domains whose senders belong to it
-
-    @field_validator("domains")
-    @classmethod
-    def _lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(d.lower() for d in value)
+    # mail domains whose senders belong to it (lower case, an IDN in its xn-- form)
+    domains: tuple[Annotated[str, AfterValidator(mail_domain)], ...] = ()
 
 
 class Person(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    email: str = Field(pattern=EMAIL)
+    email: Address  # lower case, as every address we compare it with
     name: str = Field(min_length=1)
     organisation: str | None = None  # customers belong to one; support staff to none
     language: str = Field(default="en", pattern=r"^(fr|en)$")
     date_format: str = "%Y-%m-%d"
     roles: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # desk id -> roles there
-
-    @field_validator("email")
-    @classmethod
-    def _lower(cls, value: str) -> str:
-        return value.lower()
 
 
 class Directory(BaseModel):
@@ -85,45 +77,60 @@ class Directory(BaseModel):
         person = self.person(address)
         return person is not None and bool(person.roles.get(desk))
 
-    def may_take_part(self, address: str, organisation: str, desk: str) -> str | None:
-        """Why `address` may not take part in a request of `organisation` at `desk` (None: they
+    def may_take_part(self, text: str, organisation: str, desk: str) -> str | None:
+        """Why `text` may not take part in a request of `organisation` at `desk` (None: they
         may). Our mail goes to everyone taking part, so only people the directory lists in that
         organisation, or staff of the desk, may: an address of the organisation's mail domain
         that the directory does not list is anyone's guess."""
-        if not _is_address(address):
-            return f"{_shown(address)} is not an e-mail address"
-        person = self.person(address)
-        if person is not None and person.organisation == organisation:
-            return None
-        if self.is_staff(address, desk):
-            return None
-        return (
-            f"{_shown(address)} is neither a person of organisation {_shown(organisation)} "
-            f"in the directory nor staff of desk {_shown(desk)}"
-        )
+        try:
+            checked = address(text)
+        except ValueError as error:
+            return str(error)
+        return self._takes_part(checked, organisation, desk)
 
-    def may_request(self, address: str, organisation: str, desk: str) -> str | None:
-        """Why `address` may not be the requester of a request of `organisation` at `desk` (None:
+    def may_request(self, text: str, organisation: str, desk: str) -> str | None:
+        """Why `text` may not be the requester of a request of `organisation` at `desk` (None:
         they may): whoever may take part, and also a sender the directory places in the
         organisation by its mail domain (as the mail gateway admits senders)."""
-        refusal = self.may_take_part(address, organisation, desk)
-        if refusal is None or not _is_address(address):
-            return refusal
-        if self.organisation_of(address) == organisation:
+        try:
+            checked = address(text)
+        except ValueError as error:
+            return str(error)
+        if self._takes_part(checked, organisation, desk) is None:
+            return None
+        if self.organisation_of(checked) == organisation:
             return None
         return (
-            f"{_shown(address)} does not belong to organisation {_shown(organisation)} "
+            f"{_shown(checked)} does not belong to organisation {_shown(organisation)} "
             f"(neither in the directory nor by its mail domains) nor to the staff of desk "
             f"{_shown(desk)}"
+        )
+
+    def may_be_assigned(self, text: str, desk: str) -> str | None:
+        """Why `text` may not be assigned a request of `desk` (None: they may). The assignee
+        acts for the desk and receives the request's mail: staff of that desk only."""
+        try:
+            checked = address(text)
+        except ValueError as error:
+            return str(error)
+        if self.is_staff(checked, desk):
+            return None
+        return f"{_shown(checked)} is not staff of desk {_shown(desk)} in the directory"
+
+    def _takes_part(self, checked: str, organisation: str, desk: str) -> str | None:
+        person = self.person(checked)
+        if person is not None and person.organisation == organisation:
+            return None
+        if self.is_staff(checked, desk):
+            return None
+        return (
+            f"{_shown(checked)} is neither a person of organisation {_shown(organisation)} "
+            f"in the directory nor staff of desk {_shown(desk)}"
         )
 
     def in_role(self, desk: str, role: str) -> tuple[Person, ...]:
         """Everyone holding `role` in `desk` (e.g. the team leads of cloud-partner)."""
         return tuple(p for p in self.people if role in p.roles.get(desk, ()))
-
-
-def _is_address(text: str) -> bool:
-    return re.fullmatch(EMAIL, text) is not None
 
 
 def _shown(text: str, limit: int = 80) -> str:
@@ -140,7 +147,10 @@ def parse_directory(data: Any, source: str = "<directory>") -> Directory:
     try:
         directory = Directory.model_validate(data)
     except ValidationError as error:
-        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
+        lines = [
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        ]
         raise DirectoryError(f"{source}: invalid directory\n  " + "\n  ".join(lines)) from None
     known = {o.id for o in directory.organisations}
     for n, person in enumerate(directory.people):

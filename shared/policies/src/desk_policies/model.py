@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from desk_contracts.inputs import Address
 from desk_policies.actions import Action, Permission
 
 ID = r"^[a-z0-9][a-z0-9_-]*$"
@@ -139,7 +140,7 @@ class EmailIntake(_Frozen):
     mail (None: the desk's first type a requester may create / its lowest priority).
     """
 
-    support_address: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    support_address: Address | None = None
     request_type: str | None = None
     priority: str | None = None
 

@@ -18,8 +18,6 @@ from desk_contracts.tickets import Attachment, Channel, TicketCreated
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
 
-EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-
 
 class Submission(BaseModel):
     """What a requester (or sales administration on a client's behalf) submits."""
@@ -88,9 +86,6 @@ def check(
             f"a {submitter.role} may not create {request_type.prefix} requests (only: {allowed})",
             kind="forbidden",
         )
-    for address in submission.participants:
-        if not _is_email(address):
-            return Refusal("participants", f"{address!r} is not an e-mail address")
     return _people(submission, policy, submitter, directory)
 
 
@@ -112,12 +107,6 @@ def _people(
         if refused is not None:
             return Refusal("X-Actor", f"the creator may not take part: {refused}", "forbidden")
     return None
-
-
-def _is_email(text: str) -> bool:
-    import re
-
-    return re.fullmatch(EMAIL, text) is not None
 
 
 def ticket_created(

@@ -2,9 +2,11 @@
 and act on them with commands; optimistic concurrency through ETag / If-Match.
 
 `add-participant` names someone who will receive the request's mail: the directory must admit
-them in the request's organisation (`Directory.may_take_part`), else 422 with the reason. The
-check is here, not in the pure `decide`, because the directory is the deployment's data, read
-at start like the policies."""
+them in the request's organisation (`Directory.may_take_part`), else 422 with the reason. So
+must `assign` its assignee (mailed too), who must be staff of the request's desk
+(`Directory.may_be_assigned`). A group (`group_id`) is a name the desk uses: the policies and
+the directory define no groups, and no mail goes to one. The checks are here, not in the pure
+`decide`, because the directory is the deployment's data, read at start like the policies."""
 
 from __future__ import annotations
 
@@ -100,7 +102,8 @@ def create_app(
     *,
     directory: Directory | None = None,
 ) -> FastAPI:
-    """Workflow's app; `directory` admits participants (the shipped one if None)."""
+    """Workflow's app; `directory` admits participants and assignees (the shipped one if
+    None)."""
     people = directory if directory is not None else load_directory()
     app = service_app("workflow", pool)
 
@@ -240,6 +243,10 @@ def create_app(
                 if refused is not None:
                     raise HTTPException(422, f"participant refused: {refused}")
                 cmd = replace(cmd, participant_id=cmd.participant_id.lower())
+            if isinstance(cmd, c.Assign) and cmd.assignee_id is not None:
+                refused = people.may_be_assigned(cmd.assignee_id, loaded.state.policy.id)
+                if refused is not None:
+                    raise HTTPException(422, f"assignee refused: {refused}")
             with log_context(ticket_id=loaded.state.ticket_id, correlation_id=correlation_id):
                 try:
                     outcome = await execute(

@@ -1,7 +1,8 @@
 """`route`: what an inbound message becomes. A new request, a comment on a request, a refusal
 with an automatic answer, or a silent drop (logged by the caller with its reason).
 
-Order of the checks: a message that cannot be parsed, or without a sender, or written by a
+Order of the checks: a message that cannot be parsed, or without a sender, or whose From
+address is not an address (`desk_contracts.inputs.address`), or written by a
 machine (loop guards), or that nobody we trust checked (`trust.Dmarc.ABSENT`: not through our
 MX), or failing DMARC, or whose SMTP envelope sender (`MAIL FROM`) is not of the From address's
 domain (or one of its subdomains), or over the sender's, its domain's or the desk's hourly
@@ -13,8 +14,10 @@ gateway does not know yet is deferred while the message is young (`defer_for` si
 first seen, or since its Date), then read as a new message; any other message opens a request
 at the desk whose support address it was sent to, when the directory knows the sender's
 organisation. Its To and Cc colleagues become participants (they receive the request's mail)
-only when the directory admits them in that organisation (`Directory.may_take_part`), at most
-`MAX_MAIL_PARTICIPANTS`; the others are ignored (`NewRequest.ignored`, logged by the caller).
+only when they are addresses (`desk_contracts.inputs.address`, email-validator) that the
+directory admits in that organisation (`Directory.may_take_part`), at most
+`MAX_MAIL_PARTICIPANTS`; the others are ignored (`NewRequest.ignored`, logged by the caller),
+so no address makes the message unreadable.
 
 An automatic answer goes only to an envelope sender that is the From address itself (RFC 3834
 §4: never to a forged address), never for a message that looks automatic (`no_answer`), and at
@@ -30,6 +33,7 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
+from desk_contracts.inputs import address
 from desk_contracts.mail import RefusalReason
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
@@ -227,6 +231,10 @@ def _route(
         return Drop("; ".join(mail.problems) or "unparseable message")
     if mail.sender is None:
         return Drop("no sender address")
+    try:
+        address(mail.sender)
+    except ValueError as error:  # no request, comment or answer for it
+        return Drop(f"sender {error}")
     robot = automatic(mail, config.own_domains)
     if robot is not None:
         return Drop(f"automatic message: {robot}")
@@ -406,8 +414,8 @@ def _attachments_note(mail: InboundMail) -> str:
 
 def desk_of(mail: InboundMail, config: GatewayConfig) -> str | None:
     """The desk a message is written to: the first support address among its recipients."""
-    for address in (*mail.envelope.rcpt_tos, *mail.to, *mail.cc):
-        desk = config.desks.get(address.strip("<>").lower())
+    for recipient in (*mail.envelope.rcpt_tos, *mail.to, *mail.cc):
+        desk = config.desks.get(recipient.strip("<>").lower())
         if desk is not None:
             return desk
     return None
@@ -444,14 +452,21 @@ def _new_request(
         )
     participants: list[str] = []
     ignored: list[str] = []
-    for address in dict.fromkeys((*mail.to, *mail.cc)):
-        if address == sender or address.rpartition("@")[2] in config.own_domains:
+    for written in dict.fromkeys((*mail.to, *mail.cc)):
+        try:  # the one address rule, whatever the directory lists
+            checked = address(written)
+        except ValueError:
+            ignored.append(written)
             continue
-        admitted = directory.may_take_part(address, organisation, policy.id) is None
+        if checked == sender or checked.rpartition("@")[2] in config.own_domains:
+            continue
+        if checked in participants:
+            continue
+        admitted = directory.may_take_part(checked, organisation, policy.id) is None
         if admitted and len(participants) < MAX_MAIL_PARTICIPANTS:
-            participants.append(address)
+            participants.append(checked)
         else:
-            ignored.append(address)
+            ignored.append(checked)
     try:
         submission = Submission(
             policy_id=policy.id,
