@@ -118,3 +118,27 @@ def test_a_part_that_dies_stops_the_service_with_an_error(
                 stop(process)
     assert died and died[0]["task"] == "http-server"
     assert code == 1
+
+
+@pytest.mark.parametrize("service", ["intake", "workflow", "sla", "notifier"])
+def test_production_refuses_the_development_survey_secret(service: str) -> None:
+    """Before touching a server (none is reachable here): a clear line, exit 2."""
+    env = {k: v for k, v in os.environ.items() if k != "SURVEY_SECRET"}
+    env |= {
+        "LOG_FORMAT": "json",
+        "DESK_ENV": "production",
+        "DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/none",
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", service],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    (refused,) = [line for line in lines if line["event"] == "service_not_started"]
+    assert "refused with DESK_ENV=production" in refused["reason"]
+    assert not any(line["event"] == "postgres_unreachable" for line in lines)

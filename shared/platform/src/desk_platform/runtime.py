@@ -117,6 +117,13 @@ class ServiceRuntime:
             configure_logging(self.name, self.settings.log_format, self.settings.log_level)
             log.info("service_starting")
             if self.settings.survey_secret == DEV_SURVEY_SECRET:
+                if self.settings.desk_env == "production":
+                    log.error(
+                        "service_not_started",
+                        reason="SURVEY_SECRET is the development default, with which anyone "
+                        "can forge survey links: refused with DESK_ENV=production",
+                    )
+                    raise SystemExit(2)
                 log.warning(
                     "survey_secret_is_the_development_default",
                     hint="anyone can forge survey links: set SURVEY_SECRET",
