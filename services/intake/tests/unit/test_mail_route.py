@@ -204,3 +204,16 @@ def test_a_sender_the_address_rule_refuses_is_dropped_not_answered() -> None:
     decision = decide(raw, mail_from="anne..martin@acme.example")
     assert isinstance(decision, Drop), decision
     assert decision.reason.startswith("sender 'anne..martin@acme.example' is not an e-mail address")
+
+
+def test_an_unauthenticated_stranger_gets_no_answer() -> None:
+    """A domain without DMARC whose mail passed no aligned check: the From may be forged, so
+    the refusal is silent (an answer would be backscatter to whoever was impersonated)."""
+    raw = mail("Subject: Export\r\n").replace(b"anne@acme.example", b"victim@victim.example")
+    envelope = SmtpEnvelope("victim@victim.example", ("support@saas-desk.example",))
+    unchecked = route(parse(through_mx(raw, "none"), envelope), CONFIG, POLICIES, DIRECTORY, [])
+    assert isinstance(unchecked, Drop)
+    assert unchecked.reason.startswith("no answer: the sender is not authenticated")
+    assert "unknown_sender" in unchecked.reason
+    answered = route(parse(through_mx(raw), envelope), CONFIG, POLICIES, DIRECTORY, [])
+    assert isinstance(answered, Refuse) and answered.reason is RefusalReason.UNKNOWN_SENDER

@@ -200,6 +200,9 @@ def route(
     check = sender_check or sender_check_of(mail, config)
     decision = _route(mail, config, policies, directory, tickets, counts, now, first_seen, check)
     if isinstance(decision, Refuse):
+        if not check.authenticated:  # a forged From would turn the answer into backscatter
+            return Drop(f"no answer: the sender is not authenticated, {check.reason} "
+                        f"({decision.reason})")  # fmt: skip
         envelope_sender = mail.envelope.mail_from.strip("<> ").lower()
         if not envelope_sender or envelope_sender != decision.to:
             return Drop(
