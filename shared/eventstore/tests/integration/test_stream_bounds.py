@@ -5,6 +5,7 @@ writes nothing; the desk's own appends (`bounded=False`) pass and count; the byt
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import asyncpg
@@ -12,6 +13,7 @@ import pytest
 
 from desk_contracts.topics import MAX_EVENT_BYTES, MAX_STREAM_BYTES, MAX_STREAM_EVENTS
 from desk_eventstore import store
+from desk_eventstore.migrate import apply_migrations, event_store_migrations
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import StreamFull, append, encoded, read_stream
 
@@ -102,3 +104,28 @@ async def test_the_real_bounds_refuse_the_2001st_event_and_the_ninth_megabyte(
             await append(conn, "T-bytes", fits, [comment(big)])
         kept = await kept_bytes(conn, "T-bytes")
     assert kept is not None and MAX_STREAM_BYTES - MAX_EVENT_BYTES < kept <= MAX_STREAM_BYTES
+
+
+async def test_streams_written_before_the_bound_are_counted_by_its_migration(
+    database_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before, (bound,) = event_store_migrations()[:4], event_store_migrations()[4:]
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"; SET search_path TO "{schema}"')
+        await apply_migrations(conn, before)
+        await conn.execute(  # as appends wrote them before stream_sizes existed
+            """INSERT INTO events (stream_id, stream_version, event_id, event_type, payload)
+               VALUES ('T-old', 1, gen_random_uuid(), 'CommentAdded', $1),
+                      ('T-old', 2, gen_random_uuid(), 'CommentAdded', $1)""",
+            json.dumps({"body": "x" * 5_000}),
+        )
+        await apply_migrations(conn, [bound])
+        kept = await kept_bytes(conn, "T-old")
+        assert kept is not None and 10_000 < kept < 10_100
+        monkeypatch.setattr(store, "MAX_STREAM_BYTES", 12_000)
+        with pytest.raises(StreamFull):
+            await append(conn, "T-old", 2, [comment("x" * 2_000)])
+        await append(conn, "T-old", 2, [comment("x" * 1_000)])
+    finally:
+        await conn.close()
