@@ -385,3 +385,32 @@ async def test_a_desk_takes_a_bounded_number_of_messages_an_hour(gateway: Gatewa
     assert await gateway.events("AutomaticReplyRequested") == []  # no answers to a flood
     await gateway.send(message(to="support@cloud-partner.example"))  # another desk
     assert len(await gateway.events("TicketCreated")) == 5
+
+
+async def test_a_reply_to_a_full_request_is_refused_for_good_with_552(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desk_eventstore import store
+
+    monkeypatch.setattr(store, "MAX_STREAM_EVENTS", 2)  # the request's stream holds 2 replies
+    ticket_id = str(uuid.uuid4())
+    await gateway.know(created(ticket_id, "PRB-1051", "saas-desk"))
+
+    def reply() -> EmailMessage:
+        return message(
+            to="support@desk.example", subject="RE: [PRB-1051] Demande reçue",
+            body="Encore une chose.", In_Reply_To=f"<{ticket_id}.ab12@desk.example>",
+        )  # fmt: skip
+
+    await gateway.send(reply())
+    await gateway.send(reply())
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        await gateway.send(reply())
+    assert refused.value.smtp_code == 552  # permanent: the sender's MTA does not retry
+    assert refused.value.smtp_error.decode() == (
+        "5.2.2 request PRB-1051 has reached its size limit: "
+        "open a new request that references PRB-1051"
+    )
+    assert len(await gateway.events("CommentReceived")) == 2
+    async with gateway.pool.acquire() as conn:  # nothing recorded: a later retry is refused too
+        assert await conn.fetchval("SELECT count(*) FROM mail_messages") == 2

@@ -10,13 +10,15 @@ import asyncpg
 import pytest
 from service_support import service_store
 
+from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
-from desk_contracts.tickets import Channel, TicketCreated
+from desk_contracts.tickets import Channel, CommentAdded, TicketCreated
 from desk_eventstore.store import read_all
 from desk_policies.calendars import shipped_calendars
 from desk_policies.loader import load_policies
 from sla.adapters.kafka import on_ticket_event
-from sla.application.timers import Desks, fire_due
+from sla.application.timers import Desks, clocks_of, fire_due
+from sla.domain.clocks import read_clocks
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +49,7 @@ def created() -> TicketCreated:
     )
 
 
-async def receive(pool: asyncpg.Pool, event: TicketCreated, version: int, now: datetime) -> None:
+async def receive(pool: asyncpg.Pool, event: Event, version: int, now: datetime) -> None:
     envelope = Envelope(
         id=str(uuid.uuid4()),
         type=event.event_type,
@@ -119,3 +121,34 @@ async def test_the_board_sorts_open_requests_by_business_time_left(pool: asyncpg
     assert board[0]["response_state"] == "running"
     assert board[0]["business_time_left_s"] == 30 * 60  # critical: 60 business minutes
     assert unknown.status_code == 404
+
+
+async def test_a_ticket_s_history_keeps_its_facts_not_its_long_texts(pool: asyncpg.Pool) -> None:
+    """A request with many large comments: what sla keeps (and reads for each clock) stays
+    small, and the clocks are those of the whole events."""
+    event = created()
+    comments = [
+        CommentAdded(
+            ticket_id=event.ticket_id,
+            occurred_at=MONDAY + timedelta(minutes=n),
+            actor_id="anne@acme.example",
+            actor_role="requester",
+            body="\N{GRINNING FACE}" * 100_000,
+            public=True,
+        )
+        for n in range(1, 21)
+    ]
+    await receive(pool, event, 1, MONDAY)
+    for version, comment in enumerate(comments, start=2):
+        await receive(pool, comment, version, MONDAY + timedelta(minutes=30))
+    later = MONDAY + timedelta(minutes=30)
+    async with pool.acquire() as conn:
+        kept = await conn.fetchval(
+            "SELECT sum(octet_length(payload::text)) FROM histories WHERE ticket_id = $1",
+            event.ticket_id,
+        )
+        clocks = await clocks_of(conn, DESKS, event.ticket_id, later)
+    assert kept < 100_000, kept  # 20 comments of 400 kB each: 8 MB if kept whole
+    policy, calendar = DESKS.of(event.policy_id)
+    assert clocks == read_clocks([event, *comments], policy, calendar, later)
+    assert clocks is not None and clocks.version == 21

@@ -17,6 +17,13 @@ DEAD_LETTER_SUFFIX = ".dlt"
 MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_EVENT_BYTES = MAX_MESSAGE_BYTES - 64 * 1024
 
+# The most one ticket's stream holds of people's writes: events (a large desk tool caps a
+# ticket at 5,000 comments) and bytes of JSON in total. Past either, the store refuses people's
+# commands; the desk's own events (reminders, auto-close, failed deliveries, survey answers) are
+# still appended, so the bound can be passed by those alone.
+MAX_STREAM_EVENTS = 2_000
+MAX_STREAM_BYTES = 8 * 1024 * 1024
+
 
 def dead_letter(topic: str) -> str:
     """Name of the dead-letter topic for `topic`."""

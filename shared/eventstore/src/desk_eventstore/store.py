@@ -8,6 +8,14 @@ Every event is checked where it is appended, for every service alike: one that c
 stored or published (larger than `MAX_EVENT_BYTES`, below the topics' `max.message.bytes`; text
 that is not valid Unicode; NUL, which PostgreSQL cannot store; a number that is not finite) is
 refused with `EventRefused`, before it can reach the outbox and stop the relay.
+
+Every stream is bounded too: an append on behalf of a person (`bounded=True`, the default)
+to a stream that holds `MAX_STREAM_EVENTS` events or `MAX_STREAM_BYTES` bytes of JSON, or
+would pass either with this append, is refused with `StreamFull`, so that one request's history
+cannot grow without limit and every read of it stays bounded. The desk's own writes (reminders,
+auto-close, failed deliveries, survey answers, a new stream) pass `bounded=False`: they are never
+lost to a full stream, and count all the same. The bytes are kept per stream in `stream_sizes`,
+in the append's transaction; the count is the stream's version.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import Any
 
 import asyncpg
 
-from desk_contracts.topics import MAX_EVENT_BYTES
+from desk_contracts.topics import MAX_EVENT_BYTES, MAX_STREAM_BYTES, MAX_STREAM_EVENTS
 from desk_eventstore.records import NewEvent, RecordedEvent
 
 APPEND_LOCK_CLASS = 7_301_002  # with hashtext(current_schema()): one append lock per store
@@ -65,6 +73,21 @@ class EventTooLarge(EventRefused):
         self.limit = limit
 
 
+class StreamFull(EventRefused):
+    """A person's event for a stream that has reached its bound (`MAX_STREAM_EVENTS` events or
+    `MAX_STREAM_BYTES` bytes): permanent while the stream exists; open a new one instead."""
+
+    def __init__(self, event_type: str, stream_id: str, events: int, size: int) -> None:
+        super().__init__(
+            event_type,
+            f"stream {stream_id!r} has reached its size limit ({events} events, {size} bytes; "
+            f"at most {MAX_STREAM_EVENTS} events and {MAX_STREAM_BYTES} bytes)",
+        )
+        self.stream_id = stream_id
+        self.events = events
+        self.size = size
+
+
 # an escaped NUL in JSON text: "\u0000" preceded by an even number of backslashes
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -87,11 +110,16 @@ def _json(event_type: str, value: Mapping[str, Any]) -> tuple[str, int]:
 def encoded(event: NewEvent) -> tuple[str, str]:
     """Payload and metadata of `event` as JSON text; EventRefused when it cannot be stored or
     would not fit in one Kafka record."""
+    payload, metadata, _ = _encoded(event)
+    return payload, metadata
+
+
+def _encoded(event: NewEvent) -> tuple[str, str, int]:
     payload, payload_size = _json(event.event_type, event.payload)
     metadata, metadata_size = _json(event.event_type, event.metadata)
     if payload_size + metadata_size > MAX_EVENT_BYTES:
         raise EventTooLarge(event.event_type, payload_size + metadata_size)
-    return payload, metadata
+    return payload, metadata, payload_size + metadata_size
 
 
 def _record(row: asyncpg.Record) -> RecordedEvent:
@@ -108,6 +136,13 @@ def _record(row: asyncpg.Record) -> RecordedEvent:
     )
 
 
+_HEAD = """SELECT pg_advisory_xact_lock($1, hashtext(current_schema())) IS NULL AS locked,
+                  (SELECT coalesce(max(stream_version), 0) FROM events
+                   WHERE stream_id = $2) AS version,
+                  (SELECT coalesce(max(bytes), 0) FROM stream_sizes
+                   WHERE stream_id = $2) AS bytes"""
+
+
 async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:
     version = await conn.fetchval(
         "SELECT max(stream_version) FROM events WHERE stream_id = $1", stream_id
@@ -120,35 +155,38 @@ async def append(
     stream_id: str,
     expected_version: int | None,
     events: Sequence[NewEvent],
+    *,
+    bounded: bool = True,
 ) -> list[RecordedEvent]:
     """Append `events` after `expected_version` (0 = new stream; None = wherever the stream
     ends, for writers that only need order, not a decision on a known state) in the caller's
-    transaction.
+    transaction. `bounded`: a person's write, refused when the stream is full (see module).
 
     Raises ConcurrencyError when the stream moved, DuplicateEvent when an event id is known,
-    EventRefused (before any insert) when an event can never be stored or published.
+    EventRefused (before any insert) when an event can never be stored or published, StreamFull
+    (before any insert) when a bounded append would pass the stream's bound.
     """
     if not events:
         return []
     if not conn.is_in_transaction():
         async with conn.transaction():
-            return await append(conn, stream_id, expected_version, events)
-    texts = [encoded(event) for event in events]
-    # One round trip for the lock and the version check. The version is read from the
-    # statement's snapshot, which may predate the lock: a writer that slipped in meanwhile is
-    # then caught by the primary key below, still as a ConcurrencyError.
-    row = await conn.fetchrow(
-        """SELECT pg_advisory_xact_lock($1, hashtext(current_schema())) IS NULL AS locked,
-                  (SELECT coalesce(max(stream_version), 0) FROM events
-                   WHERE stream_id = $2) AS version""",
-        APPEND_LOCK_CLASS,
-        stream_id,
-    )
-    actual = row["version"]
+            return await append(conn, stream_id, expected_version, events, bounded=bounded)
+    texts = [_encoded(event) for event in events]
+    # One round trip for the lock, the version check and the stream's size. Both are read from
+    # the statement's snapshot, which may predate the lock: a writer that slipped in meanwhile
+    # is then caught by the primary key below, still as a ConcurrencyError.
+    row = await conn.fetchrow(_HEAD, APPEND_LOCK_CLASS, stream_id)
+    actual, size = row["version"], row["bytes"]
     if expected_version is None:  # read again under the lock: the snapshot above may be older
-        expected_version = await stream_version(conn, stream_id)
+        row = await conn.fetchrow(_HEAD, APPEND_LOCK_CLASS, stream_id)
+        expected_version, size = row["version"], row["bytes"]
     elif actual != expected_version:
         raise ConcurrencyError(stream_id, expected_version, actual)
+    added = sum(text[2] for text in texts)
+    if bounded and (
+        expected_version + len(events) > MAX_STREAM_EVENTS or size + added > MAX_STREAM_BYTES
+    ):
+        raise StreamFull(events[0].event_type, stream_id, expected_version, size)
     rows: list[tuple[Any, ...]] = [
         (
             stream_id,
@@ -159,19 +197,25 @@ async def append(
             payload,
             metadata,
         )
-        for offset, (event, (payload, metadata)) in enumerate(zip(events, texts, strict=True), 1)
+        for offset, (event, (payload, metadata, _)) in enumerate(zip(events, texts, strict=True), 1)
     ]
-    try:  # insert and wake the relay (NOTIFY is delivered at commit) in one round trip
+    try:  # insert, count the bytes and wake the relay (NOTIFY is delivered at commit) at once
         inserted = await conn.fetch(
             f"""WITH appended AS (
                     INSERT INTO events (stream_id, stream_version, event_id, event_type,
                                         schema_version, payload, metadata)
                     SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[],
                                          $5::int[], $6::jsonb[], $7::jsonb[])
-                    RETURNING {_COLUMNS})
+                    RETURNING {_COLUMNS}),
+                counted AS (
+                    INSERT INTO stream_sizes (stream_id, bytes) VALUES ($8, $9)
+                    ON CONFLICT (stream_id)
+                    DO UPDATE SET bytes = stream_sizes.bytes + excluded.bytes)
                 SELECT appended.*, pg_notify('{NOTIFY_CHANNEL}', '') IS NULL AS notified
                 FROM appended""",
             *map(list, zip(*rows, strict=True)),
+            stream_id,
+            added,
         )
     except asyncpg.UniqueViolationError as error:
         if "event_id" in str(error.constraint_name or ""):

@@ -18,7 +18,8 @@
 
 Refusals never echo large input: `guard(app)` also installs handlers that answer pydantic's
 validation errors without their `input`/`ctx` (messages shortened, at most `MAX_ERRORS`), and
-an event the store refuses (`EventRefused`) with 413 (too large) or 422. `quoted(value)` is the
+an event the store refuses (`EventRefused`) with 413 (too large), 409 (its stream is full) or
+422. `quoted(value)` is the
 one way a handler's message quotes what the client sent.
 """
 
@@ -37,7 +38,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from desk_eventstore.store import EventRefused, EventTooLarge
+from desk_eventstore.store import EventRefused, EventTooLarge, StreamFull
 
 DEFAULT_BODY_LIMIT = 1024 * 1024  # a JSON API's request; the largest valid request fits
 MAX_JSON_DEPTH = 32
@@ -255,6 +256,8 @@ async def _validation_refused(request: Request, error: Exception) -> JSONRespons
 async def _event_refused(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, EventRefused)
     status = 413 if isinstance(error, EventTooLarge) else 422
+    if isinstance(error, StreamFull):
+        status = 409
     return JSONResponse({"detail": str(error)}, status)
 
 

@@ -7,7 +7,9 @@ once the message's events are committed; a database failure answers 451, so the 
 retries later, and so does a young reply to a request this gateway does not know yet, or a
 message whose sender's DNS could not be checked (the reason is said in the 451 line). A message
 that cannot be parsed (MIME nested too deep, a parser failure) answers 554: retrying would not
-help. At most `max_concurrent` messages are handled at once (the others wait for a slot).
+help. A reply to a request that has reached its size limit answers 552 5.2.2 saying to open a new
+request (permanent: never a 451 loop). At most `max_concurrent` messages are handled at once (the
+others wait for a slot).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class GatewayHandler:
             return "451 4.3.0 Temporary failure, please try again later"
         if received.unparseable:
             return "554 5.6.0 The message cannot be parsed (MIME structure); not accepted"
+        if received.full:  # the request is full for good: retrying would not help
+            return f"552 5.2.2 {_one_line(received.decision)}"
         if received.deferred:
             return f"451 4.4.0 {_one_line(received.decision)}, try again later"
         return "250 2.0.0 OK"

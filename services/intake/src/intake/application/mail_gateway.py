@@ -11,6 +11,9 @@ A reply naming one of our requests that the gateway does not know yet is deferre
 the gateway first saw it is kept (table `mail_first_seen`, keyed by the
 message's identity, forgotten with the counters after two days): past `defer_for` it is no
 longer deferred. A message that cannot be parsed is `unparseable` (the SMTP edge answers 554).
+A reply to a request whose stream is full (the store's bound for people's writes) is `full`:
+refused for good (552, saying to open a new request), never deferred. Automatic answers are the
+desk's own writes and are never refused for a full stream.
 
 With `verify=self` the `verifier` checks the From domain (DKIM, SPF, DMARC) before routing.
 Every message with a sender counts, in the hour's window, for its sender; one whose sender is
@@ -35,7 +38,7 @@ from desk_contracts.mail import AutomaticReplyRequested
 from desk_contracts.requests import CommentReceived
 from desk_contracts.tickets import Attachment, Channel
 from desk_eventstore.records import NewEvent
-from desk_eventstore.store import ConcurrencyError, append, stream_version
+from desk_eventstore.store import ConcurrencyError, StreamFull, append, stream_version
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
 from intake.adapters.mail_tickets import tickets_for
@@ -83,6 +86,7 @@ class Received:
     ticket_key: str | None = None
     duplicate: bool = False
     unparseable: bool = False  # the message cannot be read: refuse it for good (554)
+    full: bool = False  # a reply to a request that has reached its size limit (552)
 
     @property
     def deferred(self) -> bool:
@@ -256,9 +260,17 @@ class MailGateway:
             source_message_id=decision.message_id,
             attachments=attachments,
         )
-        fresh = await self._record(
-            decision.message_id, "comment", decision.ticket_id, decision.ticket_id, event, now
-        )
+        try:
+            fresh = await self._record(
+                decision.message_id, "comment", decision.ticket_id, decision.ticket_id, event, now
+            )
+        except StreamFull:
+            key = decision.ticket_key
+            reason = (
+                f"request {key} has reached its size limit: "
+                f"open a new request that references {key}"
+            )
+            return Received(Drop(reason), key, full=True)
         return Received(decision, decision.ticket_key, duplicate=not fresh)
 
     async def _refuse(self, decision: Refuse, now: datetime) -> Received:
@@ -318,7 +330,9 @@ class MailGateway:
                             answer_to,
                             now.replace(hour=0, minute=0, second=0, microsecond=0),
                         )
-                    await append(conn, stream, await stream_version(conn, stream), [new])
+                    version = await stream_version(conn, stream)
+                    # an automatic answer is the desk's own write: never refused for a full stream
+                    await append(conn, stream, version, [new], bounded=answer_to is None)
                     return True
             except ConcurrencyError:
                 await asyncio.sleep(0.01 * (attempt + 1))

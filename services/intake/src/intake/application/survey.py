@@ -83,6 +83,6 @@ async def record_answer(
         )
         version = await stream_version(conn, claim.ticket_id)
         new = NewEvent.from_event(event, event_id=event_id, metadata={"correlationid": claim.key})
-        await append(conn, claim.ticket_id, version, [new])
+        await append(conn, claim.ticket_id, version, [new], bounded=False)
     log.info("survey_answered", ticket_id=claim.ticket_id, key=claim.key, rating=rating)
     return Recorded(str(event_id))

@@ -338,4 +338,5 @@ async def _report(conn: asyncpg.Connection, row: asyncpg.Record, error: str, now
     new = NewEvent.from_event(
         failed, event_id=event_id, metadata={"correlationid": row["event_id"]}
     )
-    await append(conn, ticket_id, None, [new])  # at the stream's end, under the append lock
+    # at the stream's end, under the append lock; a failed delivery is never lost to a full stream
+    await append(conn, ticket_id, None, [new], bounded=False)

@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 import structlog
@@ -48,7 +49,25 @@ class Desks:
         return policy, self.business_time[policy.sla.calendar]
 
 
+# What sla keeps of an event's texts: the clocks read statuses, roles, priorities, flags and
+# times, never a comment's body or a description, so a longer text is cut. A ticket's history
+# then stays small (a read of its clocks too) whatever its comments hold.
+KEPT_TEXT = 500
+
+
+def lean(value: Any) -> Any:
+    """`value` (an event's data) with every text cut to `KEPT_TEXT` characters."""
+    if isinstance(value, str):
+        return value[:KEPT_TEXT]
+    if isinstance(value, dict):
+        return {key: lean(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [lean(item) for item in value]
+    return value
+
+
 async def record(conn: asyncpg.Connection, envelope: Envelope, version: int) -> None:
+    """Keep the ticket's event at `version` in its history, its texts cut (see `lean`)."""
     await conn.execute(
         """INSERT INTO histories (ticket_id, version, event_id, event_type, schema_version,
                                   payload)
@@ -58,7 +77,7 @@ async def record(conn: asyncpg.Connection, envelope: Envelope, version: int) -> 
         envelope.id,
         envelope.type,
         envelope.schema_version,
-        json.dumps(dict(envelope.data)),
+        json.dumps(lean(dict(envelope.data))),
     )
 
 
@@ -212,7 +231,7 @@ async def _fire(conn: asyncpg.Connection, desks: Desks, row: asyncpg.Record, now
     )
     try:
         async with conn.transaction():  # savepoint: a duplicate must not undo the marks above
-            await append(conn, ticket_id, None, [new])
+            await append(conn, ticket_id, None, [new], bounded=False)
     except DuplicateEvent:
         log.info("timer_already_fired", ticket_id=ticket_id, timer=str(row["timer_id"]))
         return

@@ -1,6 +1,11 @@
 """HTTP API of workflow: read requests (detail with history newest first, lists by organisation)
 and act on them with commands; optimistic concurrency through ETag / If-Match.
 
+The detail's history is paged: `history_limit` entries (default 100, at most 500) older than
+`before_version` (the newest when absent), with `history_total` and `history_more`, so one read
+answers a bounded amount whatever the request holds. A person's command on a request that has
+reached its size limit (the store's stream bound) gets 409 saying to open a new request.
+
 `add-participant` names someone who will receive the request's mail: the directory must admit
 them in the request's organisation (`Directory.may_take_part`), else 422 with the reason. So
 must `assign` its assignee (mailed too), who must be staff of the request's desk
@@ -21,7 +26,7 @@ import asyncpg
 from fastapi import Body, FastAPI, Header, HTTPException, Query, Response
 from pydantic import TypeAdapter, ValidationError
 
-from desk_eventstore.store import ConcurrencyError
+from desk_eventstore.store import ConcurrencyError, StreamFull
 from desk_platform.edge import quoted, validation_details
 from desk_platform.http import service_app
 from desk_platform.logging import log_context
@@ -56,8 +61,19 @@ COMMANDS: dict[str, type[Command]] = {
 }
 
 
-def view(loaded: Loaded) -> dict[str, Any]:
+HISTORY_LIMIT = 100
+MAX_HISTORY_LIMIT = 500
+
+
+def view(
+    loaded: Loaded, history_limit: int = HISTORY_LIMIT, before_version: int | None = None
+) -> dict[str, Any]:
+    """The request as a reader sees it, with one page of its history, newest first: at most
+    `history_limit` entries below `before_version` (from the newest when None)."""
     state = loaded.state
+    end = len(loaded.history) if before_version is None else max(0, before_version - 1)
+    end = min(end, len(loaded.history))
+    page = loaded.history[max(0, end - history_limit) : end]
     status = state.policy.status(state.status or state.policy.initial_status)
     first = loaded.history[0].payload
     return {
@@ -90,8 +106,10 @@ def view(loaded: Loaded) -> dict[str, Any]:
                 "occurred_at": r.payload.get("occurred_at"),
                 "data": {k: v for k, v in r.payload.items() if k not in ("ticket_id",)},
             }
-            for r in reversed(loaded.history)
+            for r in reversed(page)
         ],
+        "history_total": len(loaded.history),
+        "history_more": bool(page) and page[0].stream_version > 1,
     }
 
 
@@ -149,15 +167,19 @@ def create_app(
     async def get_request(
         ticket: str,
         response: Response,
+        history_limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_LIMIT)] = HISTORY_LIMIT,
+        before_version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
         x_actor_role: Annotated[str | None, Header(max_length=64)] = None,
         x_actor_organisation: Annotated[str | None, Header(max_length=200)] = None,
     ) -> dict[str, Any]:
+        """The request and one page of its history (see module); the next page is asked
+        with `before_version` = the oldest version of this one."""
         async with pool.acquire() as conn:
             loaded = await loaded_for(conn, ticket)
         if not visible(loaded, x_actor_organisation, x_actor_role):
             raise HTTPException(404, f"no request {quoted(ticket)}")
         response.headers["ETag"] = f'"{loaded.state.version}"'
-        return view(loaded)
+        return view(loaded, history_limit, before_version)
 
     @app.get("/requests")
     async def list_requests(
@@ -254,6 +276,13 @@ def create_app(
                     )
                 except ConcurrencyError as error:
                     raise HTTPException(409, f"{error}: reload and try again") from None
+                except StreamFull:
+                    key = loaded.state.key
+                    raise HTTPException(
+                        409,
+                        f"request {key} has reached its size limit: "
+                        f"open a new request that references {key}",
+                    ) from None
         if isinstance(outcome, Rejection):
             raise HTTPException(409, outcome.reason)
         response.headers["ETag"] = f'"{outcome.state.version}"'

@@ -1,6 +1,9 @@
 """Workflow's Kafka handlers: intake's `TicketCreated` opens a stream; forwarded commands (the
 sla service's stale-safe reminders and auto-close, requesters' mail replies and survey answers,
-the notifier's failed deliveries) are decided like any other command."""
+the notifier's failed deliveries) are decided like any other command. A mail reply to a request
+whose stream is full is refused like a command the rules refuse: logged with the reason, not
+retried. (The mail gateway answers 552 to a reply once the request's stream in intake's own store
+is full.)"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from desk_contracts.envelope import Envelope
 from desk_contracts.requests import CommentReceived, DeliveryFailed, SurveySubmitted
 from desk_contracts.sla import AutoCloseDue, ReminderDue
 from desk_contracts.tickets import TicketCreated
+from desk_eventstore.store import StreamFull
 from desk_platform.consumer import Handler, PoisonMessage, RetryLater
 from desk_policies.model import DeskPolicy
 from workflow.application.tickets import UnknownPolicy, UnknownTicket, execute, load, open_stream
@@ -92,15 +96,19 @@ def on_command(policies: dict[str, DeskPolicy], clock: Callable[[], datetime]) -
             if clock() - envelope.time > UNKNOWN_TICKET_PATIENCE:
                 raise PoisonMessage(str(error)) from error
             raise RetryLater(str(error)) from error
-        outcome = await execute(
-            conn,
-            loaded,
-            command,
-            clock(),
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.id,
-            id_seed=uuid.uuid5(uuid.NAMESPACE_URL, envelope.id),
-        )
+        try:
+            outcome = await execute(
+                conn,
+                loaded,
+                command,
+                clock(),
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.id,
+                id_seed=uuid.uuid5(uuid.NAMESPACE_URL, envelope.id),
+            )
+        except StreamFull as error:  # refused before anything was written
+            log.warning("forwarded_command_refused", command=envelope.type, reason=error.reason)
+            return
         if isinstance(outcome, Rejection):
             log.warning("forwarded_command_refused", command=envelope.type, reason=outcome.reason)
         elif not outcome.events:

@@ -1,5 +1,9 @@
 """Load a ticket from its stream, execute a command with optimistic concurrency, keep the read
-model in step, all in the caller's transaction."""
+model in step, all in the caller's transaction.
+
+A person's command on a full stream is refused by the store (`StreamFull`); the desk's own
+commands (`DESK_COMMANDS`: reminders, auto-close, failed deliveries, survey answers) are always
+appended, so they are never lost to a full stream."""
 
 from __future__ import annotations
 
@@ -16,12 +20,21 @@ from desk_contracts.tickets import TicketCreated
 from desk_eventstore.records import NewEvent, RecordedEvent
 from desk_eventstore.store import append, read_stream
 from desk_policies.model import DeskPolicy
-from workflow.domain.commands import Command
+from workflow.domain.commands import (
+    AnswerSurvey,
+    AutoClose,
+    Command,
+    RecordDeliveryFailure,
+    SendReminder,
+)
 from workflow.domain.decide import decide
 from workflow.domain.rules import Rejection
 from workflow.domain.ticket import Ticket, evolve
 
 log = structlog.get_logger(__name__)
+
+# commands the desk itself carries out: exempt from the stream's bound (see module)
+DESK_COMMANDS = (SendReminder, AutoClose, RecordDeliveryFailure, AnswerSurvey)
 
 
 class UnknownTicket(LookupError):
@@ -79,7 +92,7 @@ async def open_stream(
         return None
     metadata = {"publish": False, "correlationid": correlation_id or created.ticket_id}
     new = NewEvent.from_event(created, event_id=uuid.UUID(event_id), metadata=metadata)
-    await append(conn, created.ticket_id, 0, [new])
+    await append(conn, created.ticket_id, 0, [new], bounded=False)
     state = evolve(Ticket.blank(policy, created.ticket_id), created)
     await save_view(conn, state, created.subject, created.occurred_at)
     log.info("ticket_opened", key=created.key, status=state.status)
@@ -116,7 +129,8 @@ async def execute(
         NewEvent.from_event(event, event_id=event_id, metadata=metadata)
         for event, event_id in zip(decision, ids, strict=True)
     ]
-    await append(conn, loaded.state.ticket_id, loaded.state.version, new)
+    bounded = not isinstance(command, DESK_COMMANDS)
+    await append(conn, loaded.state.ticket_id, loaded.state.version, new, bounded=bounded)
     state = loaded.state
     for event in decision:
         state = evolve(state, event)
