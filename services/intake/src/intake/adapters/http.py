@@ -61,7 +61,11 @@ def create_app(
             for p in policies.values()
         ]
 
-    @app.post("/requests", status_code=201)
+    @app.post(
+        "/requests",
+        status_code=201,
+        responses={429: {"description": "over an hourly flood limit (see Retry-After)"}},
+    )
     async def post_request(
         submission: Submission,
         response: Response,
