@@ -47,6 +47,8 @@ class System:
     topic_prefix: str = ""
     # one random key per run, shared by the notifier (signs survey links) and intake (checks)
     survey_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # more environment for every process, e.g. a load test's REQUESTS_*_HOURLY_LIMIT
+    environment: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # how each process was started (arguments, extra environment), so it can be started again
     commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
@@ -82,6 +84,7 @@ class System:
             "TOPIC_PREFIX": self.topic_prefix,
             "PUBLIC_URL": os.environ.get("PUBLIC_URL") or self.url("intake"),
             "SURVEY_SECRET": os.environ.get("SURVEY_SECRET") or self.survey_secret,
+            **self.environment,
             **extra,
         }
 

@@ -65,6 +65,12 @@ FAULT_EVERY = 4.5  # seconds between the starts of two faults
 RECOVERY_TIMEOUT = 90.0  # a restarted process serves again (generous: 2 busy cores)
 QUIESCE_TIMEOUT = 45.0  # after the load: everything applied and sent by then
 SERVICES = ("intake", "workflow", "sla", "notifier", "intake-mail")
+# four requesters at one desk, five requests a second: over the default hourly flood limits
+UNLIMITED = {
+    "REQUESTS_SUBMITTER_HOURLY_LIMIT": "100000",
+    "REQUESTS_DOMAIN_HOURLY_LIMIT": "100000",
+    "REQUESTS_DESK_HOURLY_LIMIT": "100000",
+}
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +83,9 @@ def infra() -> Iterator[PrivateInfra]:
 def system(infra: PrivateInfra) -> Iterator[System]:
     shutil.rmtree(STATE / "system", ignore_errors=True)
     with isolated_system(
-        infra.database_url, infra.kafka_bootstrap, STATE / "system", "faults"
-    ) as running:
+        infra.database_url, infra.kafka_bootstrap, STATE / "system", "faults",
+        environment=UNLIMITED,
+    ) as running:  # fmt: skip
         yield running
 
 

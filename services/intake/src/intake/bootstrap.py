@@ -16,6 +16,7 @@ from desk_policies.directory import DIRECTORY_FILE, load_directory
 from desk_policies.loader import load_policies
 from intake.adapters.http import create_app
 from intake.adapters.survey import survey_router
+from intake.domain.flood import RequestLimits
 
 
 def now() -> datetime:
@@ -43,7 +44,13 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     pool = await runtime.start_store()
     survey = survey_router(pool, policies, settings.survey_secret, now)
     directory = load_directory(Path(settings.directory_file or DIRECTORY_FILE))
-    app = create_app(
-        pool, policies, now, settings.workflow_url, routers=[survey], directory=directory
+    limits = RequestLimits(
+        per_submitter=settings.requests_submitter_hourly_limit,
+        per_domain=settings.requests_domain_hourly_limit,
+        per_desk=settings.requests_desk_hourly_limit,
     )
+    app = create_app(
+        pool, policies, now, settings.workflow_url, routers=[survey], directory=directory,
+        limits=limits,
+    )  # fmt: skip
     return runtime, app

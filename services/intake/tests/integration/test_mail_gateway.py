@@ -6,6 +6,7 @@ gateway stands behind our MX (`mx.test`, MAIL_AUTHSERV_IDS): `message()` carries
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import os
 import smtplib
 import uuid
@@ -414,3 +415,49 @@ async def test_a_reply_to_a_full_request_is_refused_for_good_with_552(
     assert len(await gateway.events("CommentReceived")) == 2
     async with gateway.pool.acquire() as conn:  # nothing recorded: a later retry is refused too
         assert await conn.fetchval("SELECT count(*) FROM mail_messages") == 2
+
+
+def with_emoji_attachments(mail: EmailMessage, count: int = 499) -> EmailMessage:
+    """Hundreds of attachments named in emoji (cut to 255 characters by the parser) with long
+    content types: a request event far larger than the store takes (`MAX_EVENT_BYTES`), in a
+    message well under the SMTP size limit."""
+    for n in range(count):
+        name = "😀" * 255 + f"{n}.txt"
+        mail.add_attachment(b"x", maintype="application", subtype="vnd." + "a" * 300,
+                            filename=name)  # fmt: skip
+    return mail
+
+
+def send_raw(gateway: Gateway, mail: EmailMessage, to: str) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=60) as client:
+        client.ehlo()
+        client.mail("anne@acme.example")
+        client.rcpt(to)
+        return client.data(mail.as_bytes(policy=email.policy.SMTP))  # folded, encoded names
+
+
+async def test_a_request_the_store_refuses_is_refused_for_good_with_552(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mail = with_emoji_attachments(message(body=("😀" * 200 + "\n") * 500))
+    code, text = await asyncio.to_thread(send_raw, gateway, mail, "support@saas-desk.example")
+    assert code == 552, text  # not 451: the sending server would retry it for days
+    assert b"too large" in text
+    assert await gateway.events("TicketCreated") == []
+    logged = capsys.readouterr().out
+    assert "mail_not_storable" in logged and "mail_not_taken" not in logged
+
+
+async def test_a_reply_whose_comment_the_store_refuses_is_refused_for_good_with_554(
+    gateway: Gateway,
+) -> None:
+    ticket_id = str(uuid.uuid4())
+    await gateway.know(created(ticket_id, "PRB-1001", "saas-desk"))
+    reply = message(
+        to="support@desk.example", subject="RE: [PRB-1001] Demande reçue",
+        body="Toujours vide\x00 ce matin.", In_Reply_To=f"<{ticket_id}.ab12@desk.example>",
+    )  # fmt: skip
+    code, text = await asyncio.to_thread(send_raw, gateway, reply, "support@desk.example")
+    assert code == 554, text  # the store takes no NUL character: never, so no retry
+    assert b"NUL" in text
+    assert await gateway.events("CommentReceived") == []

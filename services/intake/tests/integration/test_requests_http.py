@@ -178,3 +178,106 @@ async def test_keys_recorded_before_the_scope_keep_their_submitter(database_url:
     finally:
         await before.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await before.close()
+
+
+@pytest.fixture
+async def limited(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Intake with small hourly limits, 20 minutes before the hour's window ends."""
+    from intake.domain.flood import RequestLimits
+
+    limits = RequestLimits(per_submitter=3, per_domain=5, per_desk=8)
+    clock = NOW.replace(minute=40)
+    async with service_store(database_url, "intake") as pool:
+        app = create_app(pool, POLICIES, lambda: clock, "http://workflow", limits=limits)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            client.pool = pool  # type: ignore[attr-defined]
+            yield client
+
+
+def assert_flooded(answer: httpx.Response, why: str) -> None:
+    assert answer.status_code == 429, answer.text
+    assert answer.headers["Retry-After"] == "1200"  # the window frees at 10:00
+    assert why in answer.json()["detail"] and "try again in 1200 s" in answer.json()["detail"]
+
+
+async def test_made_up_requesters_of_one_domain_are_limited_together(
+    limited: httpx.AsyncClient,
+) -> None:
+    # the directory admits any address of acme.example as a requester of acme
+    answers = [
+        await limited.post("/requests", json=request(requester=f"madeup{n}@acme.example"))
+        for n in range(7)
+    ]
+    assert [a.status_code for a in answers] == [201] * 5 + [429] * 2
+    assert_flooded(answers[5], "the requester's mail domain has opened 5 requests this hour")
+    assert "madeup" not in answers[5].text  # the refusal does not echo the input
+    assert await created(limited) == 5
+    other = await limited.post(
+        "/requests",
+        json=request(requester="carla@globex.example", organisation_id="globex"),
+    )
+    assert other.status_code == 201, other.text  # another domain is not held back
+
+
+async def test_one_submitter_is_limited_and_a_retry_neither_counts_nor_is_refused(
+    limited: httpx.AsyncClient,
+) -> None:
+    first = await limited.post("/requests", json=request(), headers={"Idempotency-Key": "k0"})
+    assert first.status_code == 201, first.text
+    for n in range(1, 3):
+        answer = await limited.post("/requests", json=request(subject=f"Export {n}"))
+        assert answer.status_code == 201, answer.text
+    for _ in range(3):  # retries of the first request: still its 200, never counted
+        again = await limited.post("/requests", json=request(), headers={"Idempotency-Key": "k0"})
+        assert again.status_code == 200, again.text
+        assert again.json()["ticket_id"] == first.json()["ticket_id"]
+    assert_flooded(
+        await limited.post("/requests", json=request(subject="Export 4")),
+        "this submitter has opened 3 requests this hour",
+    )
+    by_actor = await limited.post(  # Anne is counted as the submitter, whoever the requester
+        "/requests",
+        json=request(requester="bruno@acme.example"),
+        headers={"X-Actor": "anne@acme.example"},
+    )
+    assert_flooded(by_actor, "this submitter has opened 3 requests this hour")
+    assert await created(limited) == 3
+
+
+async def test_staff_are_not_counted_for_the_customer_domain_but_the_desk_is_limited(
+    limited: httpx.AsyncClient,
+) -> None:
+    for n in range(5):  # acme.example's hour is used up
+        answer = await limited.post("/requests", json=request(requester=f"user{n}@acme.example"))
+        assert answer.status_code == 201, answer.text
+    staff = {"X-Actor": "paul@desk.example", "X-Actor-Role": "agent"}
+    on_behalf = await limited.post(
+        "/requests", json=request(requester="bruno@acme.example"), headers=staff
+    )
+    assert on_behalf.status_code == 201, on_behalf.text  # staff enter it all the same
+    for n in range(2):
+        answer = await limited.post(
+            "/requests",
+            json=request(requester=f"user{n}@globex.example", organisation_id="globex"),
+        )
+        assert answer.status_code == 201, answer.text
+    assert_flooded(  # the ninth request to saas-desk this hour
+        await limited.post(
+            "/requests", json=request(requester="dan@initech.example", organisation_id="initech")
+        ),
+        "this desk has received 8 requests this hour",
+    )
+    assert await created(limited) == 8
+
+
+async def test_by_default_one_submitter_opens_at_most_thirty_requests_an_hour(
+    http: httpx.AsyncClient,
+) -> None:
+    for n in range(30):
+        answer = await http.post("/requests", json=request(subject=f"Export {n}"))
+        assert answer.status_code == 201, answer.text
+    over = await http.post("/requests", json=request(subject="Export 30"))
+    assert over.status_code == 429, over.text
+    assert over.headers["Retry-After"] == "3600"  # at 09:00:00 the window has just begun
+    assert await created(http) == 30

@@ -7,13 +7,17 @@ asyncpg connection left mid-operation by a crash ("cannot switch to state …; a
 is in progress": asyncpg's InternalClientError). Everything else is permanent for the record
 it concerns: the data was refused (invalid, too large, violating a constraint) and would be
 refused again. A record-level refusal by Kafka (too large, corrupt) concerns one record only;
-other Kafka errors concern the producer (retry).
+other Kafka errors concern the producer (retry). Refused data (`is_data_refused`: an event the
+store refuses, too large or holding a NUL, or a value PostgreSQL refuses) is refused again
+whenever it is offered: an edge says so for good (a 4xx, an SMTP 5xx), never "try later".
 """
 
 from __future__ import annotations
 
 import asyncpg
 from aiokafka import errors as kafka_errors
+
+from desk_eventstore.store import EventRefused
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,  # refused, reset, unreachable; TimeoutError is one too
@@ -49,6 +53,13 @@ def is_transient(error: BaseException) -> bool:
 def is_record_refused(error: BaseException) -> bool:
     """True when Kafka refuses this one record for good (too large, corrupt): set it aside."""
     return isinstance(error, RECORD_REFUSED)
+
+
+def is_data_refused(error: BaseException) -> bool:
+    """True when the data itself is refused, for good: an event the store refuses
+    (`EventRefused`: too large, a NUL, a lone surrogate, ...) or a value PostgreSQL refuses
+    (class 22, data exception). Offering the same data again would be refused again."""
+    return isinstance(error, EventRefused | asyncpg.DataError)
 
 
 def describe(error: BaseException) -> str:

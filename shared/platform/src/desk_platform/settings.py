@@ -79,6 +79,18 @@ class Settings(BaseSettings):
     mail_desk_hourly_limit: int = Field(
         default=1000, ge=1, description="messages per hour to one desk (more are dropped)"
     )
+    requests_submitter_hourly_limit: int = Field(
+        default=30, ge=1, description="POST /requests: requests per hour by one submitter (429)"
+    )
+    requests_domain_hourly_limit: int = Field(
+        default=100,
+        ge=1,
+        description="POST /requests: requests per hour for one requester's mail domain (429; "
+        "staff of the desk are not counted for it)",
+    )
+    requests_desk_hourly_limit: int = Field(
+        default=1000, ge=1, description="POST /requests: requests per hour to one desk (429)"
+    )
     ready_relay_seconds: float = Field(
         default=30.0, gt=0, description="/ready: how long events may wait while the relay stalls"
     )

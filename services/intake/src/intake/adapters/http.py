@@ -1,4 +1,8 @@
-"""HTTP API of intake: POST a request; invalid input gets 422 naming the field and the reason."""
+"""HTTP API of intake: POST a request; invalid input gets 422 naming the field and the reason.
+
+A request over an hourly flood limit (`intake.domain.flood`: per submitter, per requester's
+mail domain, per desk) gets 429 with `Retry-After`, the seconds until the hour's window frees.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,10 @@ from desk_platform.logging import log_context
 from desk_policies.directory import Directory, load_directory
 from desk_policies.model import DeskPolicy
 from intake.application.submit import Accepted, submit
+from intake.domain.flood import RequestLimits
 from intake.domain.submission import Submission, Submitter
 
-STATUS = {"invalid": 422, "forbidden": 403, "conflict": 409}
+STATUS = {"invalid": 422, "forbidden": 403, "conflict": 409}  # flooded: 429
 
 
 def create_app(
@@ -30,9 +35,12 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     *,
     directory: Directory | None = None,
+    limits: RequestLimits | None = None,
 ) -> FastAPI:
-    """Intake's app; `directory` admits the people a request names (the shipped one if None)."""
+    """Intake's app; `directory` admits the people a request names (the shipped one if None),
+    `limits` bound the requests an hour (the settings' defaults unless given)."""
     people = directory if directory is not None else load_directory()
+    hourly = limits or RequestLimits()
     app = service_app("intake", pool)
     for router in routers:  # e.g. the satisfaction survey's pages (intake.adapters.survey)
         app.include_router(router)
@@ -53,7 +61,11 @@ def create_app(
             for p in policies.values()
         ]
 
-    @app.post("/requests", status_code=201)
+    @app.post(
+        "/requests",
+        status_code=201,
+        responses={429: {"description": "over an hourly flood limit (see Retry-After)"}},
+    )
     async def post_request(
         submission: Submission,
         response: Response,
@@ -75,7 +87,16 @@ def create_app(
                 now=clock(),
                 idempotency_key=idempotency_key,
                 correlation_id=correlation_id,
+                limits=hourly,
             )
+        if not isinstance(outcome, Accepted) and outcome.kind == "flooded":
+            seconds = outcome.retry_after or 1
+            return JSONResponse(
+                status_code=429,
+                headers={"Retry-After": str(seconds)},
+                content={"detail": f"Too many requests: {outcome.reason}; try again in "
+                         f"{seconds} s", "limit": outcome.field},
+            )  # fmt: skip
         if not isinstance(outcome, Accepted):
             return JSONResponse(
                 status_code=STATUS[outcome.kind],

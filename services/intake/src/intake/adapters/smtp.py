@@ -7,9 +7,11 @@ once the message's events are committed; a database failure answers 451, so the 
 retries later, and so does a young reply to a request this gateway does not know yet, or a
 message whose sender's DNS could not be checked (the reason is said in the 451 line). A message
 that cannot be parsed (MIME nested too deep, a parser failure) answers 554: retrying would not
-help. A reply to a request that has reached its size limit answers 552 5.2.2 saying to open a new
-request (permanent: never a 451 loop). At most `max_concurrent` messages are handled at once (the
-others wait for a slot).
+help; so does one whose request or comment the store refuses for good (552 when its event would
+be too large, 554 for a text it cannot hold, such as a NUL character; logged as
+`mail_not_storable`), classified by `desk_eventstore.failures`; only other failures answer 451.
+A reply to a request that has reached its size limit answers 552 5.2.2 saying to open a new
+request. At most `max_concurrent` messages are handled at once (the others wait for a slot).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any, Protocol
 import structlog
 from aiosmtpd.smtp import SMTP
 
+from desk_eventstore.failures import describe, is_data_refused
+from desk_eventstore.store import EventRefused, EventTooLarge
 from intake.application.mail_gateway import Received
 from intake.domain.mail import SmtpEnvelope
 
@@ -63,20 +67,36 @@ class GatewayHandler:
         try:
             async with self.slots:
                 received = await self.gateway.receive(raw, smtp_envelope)
-        except Exception:
+        except Exception as error:
+            if is_data_refused(error):
+                return _not_storable(error, str(session.peer), len(raw))
             log.exception("mail_not_taken", peer=str(session.peer), size=len(raw))
             return "451 4.3.0 Temporary failure, please try again later"
         if received.unparseable:
             return "554 5.6.0 The message cannot be parsed (MIME structure); not accepted"
         if received.full:  # the request is full for good: retrying would not help
-            return f"552 5.2.2 {_one_line(received.decision)}"
+            return f"552 5.2.2 {_reason(received)}"
         if received.deferred:
-            return f"451 4.4.0 {_one_line(received.decision)}, try again later"
+            return f"451 4.4.0 {_reason(received)}, try again later"
         return "250 2.0.0 OK"
 
 
-def _one_line(decision: object) -> str:
-    reason = str(getattr(decision, "reason", "")) or "Not now"
+def _not_storable(error: BaseException, peer: str, size: int) -> str:
+    """The permanent refusal of a message whose event the store refuses (it would be again)."""
+    log.warning("mail_not_storable", peer=peer, size=size, reason=describe(error))
+    if isinstance(error, EventTooLarge):
+        return ("552 5.3.4 The message is too large for a request or comment (its text and "
+                "attachment names); not accepted")  # fmt: skip
+    why = error.reason if isinstance(error, EventRefused) else "a value the store cannot hold"
+    return f"554 5.6.0 The message cannot be stored ({_one_line(why)}); not accepted"
+
+
+def _reason(received: Received) -> str:
+    return _one_line(str(getattr(received.decision, "reason", "")))
+
+
+def _one_line(reason: str) -> str:
+    reason = reason or "Not now"
     return " ".join("".join(c if c.isprintable() else " " for c in reason[:200]).split())
 
 

@@ -18,7 +18,8 @@ desk's own writes and are never refused for a full stream.
 With `verify=self` the `verifier` checks the From domain (DKIM, SPF, DMARC) before routing.
 Every message with a sender counts, in the hour's window, for its sender; one whose sender is
 not known forged (DMARC fail, not checked by our MX) counts for its sender's mail domain and the
-desk it is written to as well (`mail_sender_counts`, kinds `message`, `domain`, `desk`).
+desk it is written to as well (`mail_sender_counts`, kinds `message`, `domain`, `desk`:
+`intake.application.counts`, which `POST /requests` counts in too).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
 from intake.adapters.mail_tickets import tickets_for
 from intake.application.blobs import BlobStore
+from intake.application.counts import count_this_hour
 from intake.application.submit import Accepted, submit
 from intake.domain.mail import (
     Comment,
@@ -164,25 +166,14 @@ class MailGateway:
         sender = mail.sender
         if sender is None:
             return SenderCounts()
-        hour = now.replace(minute=0, second=0, microsecond=0)
-        day = hour.replace(hour=0)
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
         keys = {"message": sender}
         desk = desk_of(mail, self.config)
         if believed:
             keys["domain"] = sender.rpartition("@")[2]
             if desk is not None:
                 keys["desk"] = desk
-        rows = await conn.fetch(
-            """INSERT INTO mail_sender_counts (sender, kind, window_start, count)
-               SELECT key, kind, $3, 1 FROM unnest($1::text[], $2::text[]) AS t(key, kind)
-               ON CONFLICT (sender, kind, window_start)
-               DO UPDATE SET count = mail_sender_counts.count + 1
-               RETURNING kind, count""",
-            list(keys.values()),
-            list(keys),
-            hour,
-        )
-        counted = {row["kind"]: row["count"] for row in rows}
+        counted = await count_this_hour(conn, keys, now)
         answers = await conn.fetchval(
             """SELECT count FROM mail_sender_counts
                WHERE sender = $1 AND kind = 'answer' AND window_start = $2""",

@@ -5,6 +5,11 @@ retry with the same idempotency key (HTTP `Idempotency-Key`, or an e-mail's Mess
 same submitter returns the first request instead of creating a second one. Keys belong to their
 submitter: the same key from someone else is a different key, and a conflict never names the
 request the key was used for.
+
+With `limits` (the HTTP API), a new request first counts for its submitter, its requester's
+mail domain and its desk (`intake.domain.flood`), in the same transaction: one over a limit is
+refused (`flooded`, with the seconds until the window frees), a retry of a request already
+created is answered before counting, and a request that fails does not count.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from desk_eventstore.records import NewEvent
 from desk_eventstore.store import append
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
+from intake.application.counts import count_this_hour
+from intake.domain.flood import RequestLimits, counted_for, over_limit
 from intake.domain.submission import Refusal, Submission, Submitter, check, ticket_created
 
 log = structlog.get_logger(__name__)
@@ -48,6 +55,7 @@ async def submit(
     correlation_id: str | None = None,
     source_message_id: str | None = None,
     attachments: tuple[Attachment, ...] = (),
+    limits: RequestLimits | None = None,
 ) -> Accepted | Refusal:
     policy = policies.get(submission.policy_id)
     if policy is None:
@@ -63,6 +71,13 @@ async def submit(
             previous = await _previous(conn, scope, idempotency_key, request_hash)
             if previous is not None:
                 return previous
+        if limits is not None:
+            staff = directory.is_staff(submitter.id, policy.id)
+            keys = counted_for(submitter.id, submission.requester, policy.id, staff=staff)
+            flooded = over_limit(await count_this_hour(conn, keys, now), limits, now)
+            if flooded is not None:
+                log.warning("request_flooded", limit=flooded.kind, policy=policy.id)
+                return Refusal(flooded.kind, flooded.reason, "flooded", flooded.retry_after)
         request_type = policy.request_type(submission.request_type)
         assert request_type is not None
         sequence = await conn.fetchval(

@@ -56,7 +56,8 @@ class Refusal:
 
     field: str
     reason: str
-    kind: str = "invalid"  # invalid input | forbidden (the submitter may not) | conflict
+    kind: str = "invalid"  # invalid input | forbidden (the submitter may not) | conflict | flooded
+    retry_after: int | None = None  # flooded: seconds until the hour's window frees
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,36 @@
+"""This hour's counters of what arrives at intake, one table for every channel.
+
+`mail_sender_counts` holds one row per (key, kind, window): the mail gateway counts messages
+per sender, mail domain and desk (kinds `message`, `domain`, `desk`) and `POST /requests`
+counts requests per submitter, requester's mail domain and desk (kinds `request`,
+`request_domain`, `request_desk`: `intake.domain.flood`). Windows are fixed hours; counters
+older than two days are forgotten (`mail_gateway.forget_old_counts`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import asyncpg
+
+from intake.domain.flood import window_of
+
+
+async def count_this_hour(
+    conn: asyncpg.Connection, keys: Mapping[str, str], now: datetime
+) -> dict[str, int]:
+    """Count one more for each kind -> key in the hour of `now`; this hour's counts by kind
+    (the new one included). Rows are upserted in the order of `keys`: callers keep one order
+    of kinds, so concurrent counts of the same rows cannot deadlock."""
+    rows = await conn.fetch(
+        """INSERT INTO mail_sender_counts (sender, kind, window_start, count)
+           SELECT key, kind, $3, 1 FROM unnest($1::text[], $2::text[]) AS t(key, kind)
+           ON CONFLICT (sender, kind, window_start)
+           DO UPDATE SET count = mail_sender_counts.count + 1
+           RETURNING kind, count""",
+        list(keys.values()),
+        list(keys),
+        window_of(now),
+    )
+    return {row["kind"]: row["count"] for row in rows}
