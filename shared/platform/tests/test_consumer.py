@@ -273,3 +273,52 @@ async def test_lost_connections_are_retried_and_a_dead_letter_applied_later_is_r
         register = await conn.fetch("SELECT event_id, reason, resolution FROM dead_letters")
     assert [tuple(row) for row in register] == [("applied-later", "ValueError: not yet", "applied")]
     assert await listing(database_url, schema) == ["no dead letters", "nothing parked"]
+
+
+async def test_a_record_whose_ids_hold_nul_is_dead_lettered_and_the_consumer_goes_on(
+    store: asyncpg.Pool, kafka_bootstrap: str, new_topic
+) -> None:
+    """NUL in ce_id, in ce_subject or in the key: PostgreSQL cannot store such an id, which
+    once made registering the dead letter fail for good and the record come back forever."""
+    topic = await new_topic("consumer-nul", partitions=1)
+    await new_topic_named(kafka_bootstrap, dead_letter(topic))
+
+    async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
+        await conn.execute("INSERT INTO applied VALUES ($1, $2)", envelope.id, envelope.subject)
+
+    def with_header(name: str, value: bytes | None, key: bytes = b"t-9") -> tuple:  # type: ignore[type-arg]
+        _, body, headers = record("x")
+        changed = [(n, value if n == name else v) for n, v in headers]
+        return key, body, [(n, v) for n, v in changed if v is not None]
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    for key, value, headers in [
+        with_header("ce_id", b"nul\x00id"),
+        with_header("ce_subject", b"t\x009"),
+        with_header("ce_subject", None, key=b"k\x00ey"),  # the subject is the key
+        record("after", ticket="t-10"),
+    ]:
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
+    broker = KafkaBroker(kafka_bootstrap)
+    consumer = EventConsumer(store, DeadLetters(producer), "test", handle, retry_delay=0.1)
+    consumer.subscribe(broker, topic, group_id="g-" + topic)
+    await broker.start()
+    try:
+        for _ in range(200):
+            async with store.acquire() as conn:
+                applied = [r["event_id"] for r in await conn.fetch("SELECT * FROM applied")]
+            if applied:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await broker.stop()
+    dead = await consume_all(kafka_bootstrap, dead_letter(topic), 3)
+    await producer.stop()
+    assert applied == ["after"]
+    reasons = [dict(r.headers)[ERROR].decode() for r in dead]
+    assert len(reasons) == 3 and all(r.startswith("malformed envelope:") for r in reasons)
+    assert all("control character" in reason for reason in reasons)
+    async with store.acquire() as conn:
+        parked = {r["stream_id"] for r in await conn.fetch("SELECT stream_id FROM parked")}
+    assert parked == {"t-9", "k\\x00ey"}  # the key's NUL escaped where it is stored

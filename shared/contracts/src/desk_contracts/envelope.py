@@ -22,6 +22,7 @@ SCHEMA_VERSION = "schemaversion"
 STREAM_VERSION = "streamversion"
 
 REQUIRED = ("id", "type", "source", "specversion")
+MAX_ATTRIBUTE = 1000  # characters of one CloudEvents attribute (ids, names, times, extensions)
 
 
 class MalformedEnvelope(ValueError):
@@ -80,6 +81,12 @@ class Envelope:
                     attributes[name[3:]] = raw.decode()
                 except UnicodeDecodeError:
                     raise MalformedEnvelope(f"header {name} is not UTF-8") from None
+        for name, text in attributes.items():  # ids and names end up in tables and headers
+            if len(text) > MAX_ATTRIBUTE or not text.isprintable():
+                raise MalformedEnvelope(
+                    f"header ce_{name} is longer than {MAX_ATTRIBUTE} characters or holds a "
+                    "control character"
+                )
         missing = [name for name in REQUIRED if not attributes.get(name)]
         if missing:
             raise MalformedEnvelope(f"missing CloudEvents attributes: {', '.join(missing)}")
@@ -99,6 +106,8 @@ class Envelope:
         except ValueError as error:
             raise MalformedEnvelope(f"bad attribute: {error}") from None
         subject = attributes.get("subject") or (key.decode(errors="replace") if key else "")
+        if len(subject) > MAX_ATTRIBUTE or not subject.isprintable():
+            raise MalformedEnvelope("the record's key holds a control character or is too long")
         known = {"specversion", "id", "type", "source", "subject", "time", "dataschema"}
         extensions = {
             name: val for name, val in attributes.items() if name not in known | {SCHEMA_VERSION}

@@ -114,7 +114,7 @@ class EventConsumer:
             envelope = Envelope.from_kafka(record.key, record.value, record.headers)
         except MalformedEnvelope as error:
             # park its ticket (the record key) too: its later events must not overtake it
-            ticket = record.key.decode(errors="replace") if record.key else None
+            ticket = _storable(record.key.decode(errors="replace")) if record.key else None
             where = f"{record.topic}/{record.partition}@{record.offset}"
             await self._dead_letter(
                 record, group_id, f"malformed envelope: {error}", ticket=ticket, event_id=where
@@ -149,6 +149,14 @@ class EventConsumer:
                 log.exception("event_handler_failed", event_type=envelope.type)
                 await self._dead_letter(record, group_id, describe(error), envelope)
 
+    async def _register(self, event_id: str, ticket: str | None, reason: str) -> None:
+        async with self.pool.acquire() as conn:
+            await record_dead_letter(conn, self.consumer, event_id, ticket, reason)
+
+    async def _park(self, ticket: str, event_id: str, reason: str) -> None:
+        async with self.pool.acquire() as conn:
+            await park(conn, self.consumer, ticket, event_id, reason)
+
     async def _pause(self, error: BaseException, what: str) -> None:
         self.last_failure, self.last_failure_at = describe(error), time.monotonic()
         log.warning(what, error=self.last_failure, retry_in_s=self.retry_delay)
@@ -166,21 +174,34 @@ class EventConsumer:
     ) -> None:
         """Register the dead letter, send it to the dead-letter topic, then park the ticket:
         if the process dies in between, the record is consumed again and dead-lettered again
-        (never lost; the register counts the times)."""
+        (never lost; the register counts the times). A transient failure is not acknowledged
+        (consumed again after a pause); a permanent one of a step is logged and the others are
+        done all the same, so no record can hold the consumer back."""
         ticket = envelope.subject if envelope is not None else ticket
         event_id = envelope.id if envelope is not None else event_id
-        try:
-            if event_id:
-                async with self.pool.acquire() as conn:
-                    await record_dead_letter(conn, self.consumer, event_id, ticket, reason)
-            await self.dead_letters.send(record, group_id, reason)
-            if ticket and event_id:
-                async with self.pool.acquire() as conn:
-                    await park(conn, self.consumer, ticket, event_id, reason)
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            await self._pause(error, "dead_letter_failed")  # not acknowledged: consumed again
-            raise
+        reason = _storable(reason, 2000)
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("send", lambda: self.dead_letters.send(record, group_id, reason))
+        ]
+        if event_id:
+            steps.insert(0, ("register", lambda: self._register(event_id, ticket, reason)))
+            if ticket:
+                steps.append(("park", lambda: self._park(ticket, event_id, reason)))
+        for step, work in steps:
+            try:
+                await work()
+            except Exception as error:
+                if is_transient(error):
+                    await self._pause(error, "dead_letter_failed")
+                    raise
+                log.error("dead_letter_step_failed", step=step, error=describe(error),
+                          topic=record.topic, partition=record.partition,
+                          offset=record.offset)  # fmt: skip
         self.dead_lettered += 1
         self.last_dead_letter, self.last_dead_letter_at = reason[:1000], time.monotonic()
+
+
+def _storable(text: str, limit: int = 500) -> str:
+    """`text` as a table can hold it: control characters (NUL among them) escaped, bounded."""
+    cleaned = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return cleaned.encode("utf-8", "backslashreplace").decode()

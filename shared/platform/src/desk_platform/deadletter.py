@@ -1,4 +1,5 @@
-"""Dead-letter topic: the original record, byte for byte, with its origin and the error."""
+"""Dead-letter topic: the original record, byte for byte, with its origin and the error (only
+its description, `dlt_original_bytes` and no value, when it would no longer fit)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from desk_eventstore.dead_letters import (
     ORIGIN_OFFSET,
     ORIGIN_PARTITION,
     ORIGIN_TOPIC,
+    ORIGINAL_BYTES,
 )
+from desk_eventstore.failures import is_record_refused
 
 log = structlog.get_logger(__name__)
 
@@ -41,9 +44,20 @@ class DeadLetters:
             (ORIGIN_GROUP, group_id.encode()),
             (ERROR, reason.encode()),
         ]
-        await self.producer.send_and_wait(
-            dead_letter(record.topic), record.value, key=record.key, headers=headers
-        )
+        try:
+            await self.producer.send_and_wait(
+                dead_letter(record.topic), record.value, key=record.key, headers=headers
+            )
+        except Exception as error:
+            if not is_record_refused(error):
+                raise
+            # the record with our headers no longer fits: keep its description, not its value
+            # (still on the original topic, at the origin offset)
+            size = str(len(record.value or b"")).encode()
+            await self.producer.send_and_wait(
+                dead_letter(record.topic), b"", key=record.key,
+                headers=[*headers, (ORIGINAL_BYTES, size)],
+            )  # fmt: skip
         log.warning(
             "dead_lettered",
             topic=record.topic,
