@@ -375,6 +375,21 @@ async def test_a_domain_s_many_senders_are_limited_together(gateway: Gateway) ->
 
 @pytest.mark.parametrize(
     "config",
+    [replace(CONFIG, messages_per_hour=2, domain_messages_per_hour=5,
+             desk_messages_per_hour=1000)],  # fmt: skip
+)
+async def test_a_sender_over_its_limit_does_not_use_up_its_domain_s_hour(
+    gateway: Gateway,
+) -> None:
+    for _ in range(10):  # two requests, then eight dropped: they count for Anne only
+        await gateway.send(message())
+    for n in range(5):
+        await gateway.send(message(sender=f"user{n}@acme.example"))
+    assert len(await gateway.events("TicketCreated")) == 2 + 3  # acme's hour: 5 requests
+
+
+@pytest.mark.parametrize(
+    "config",
     [replace(CONFIG, domain_messages_per_hour=1000, desk_messages_per_hour=4)],
 )
 async def test_a_desk_takes_a_bounded_number_of_messages_an_hour(gateway: Gateway) -> None:

@@ -245,6 +245,25 @@ async def test_one_submitter_is_limited_and_a_retry_neither_counts_nor_is_refuse
     assert await created(limited) == 3
 
 
+async def test_refused_attempts_use_up_nobody_s_hour(limited: httpx.AsyncClient) -> None:
+    """A client looping on its 429 does not eat its domain's or the desk's hour."""
+    for n in range(3):
+        answer = await limited.post("/requests", json=request(subject=f"Export {n}"))
+        assert answer.status_code == 201, answer.text
+    for _ in range(10):
+        assert (await limited.post("/requests", json=request())).status_code == 429
+    for n in range(2):  # acme's two remaining, then the desk's three remaining
+        answer = await limited.post("/requests", json=request(requester=f"u{n}@acme.example"))
+        assert answer.status_code == 201, answer.text
+    for n in range(3):
+        answer = await limited.post(
+            "/requests",
+            json=request(requester=f"u{n}@globex.example", organisation_id="globex"),
+        )
+        assert answer.status_code == 201, answer.text
+    assert await created(limited) == 8
+
+
 async def test_staff_are_not_counted_for_the_customer_domain_but_the_desk_is_limited(
     limited: httpx.AsyncClient,
 ) -> None:

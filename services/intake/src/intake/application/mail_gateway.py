@@ -160,20 +160,22 @@ class MailGateway:
     async def _count(
         self, conn: asyncpg.Connection, mail: InboundMail, now: datetime, believed: bool
     ) -> SenderCounts:
-        """Count this message for its sender, and when its sender is `believed` for its domain
-        and its desk (in this order, always: concurrent upserts of the same rows then cannot
-        deadlock)."""
+        """Count this message for its sender, and when its sender is `believed` and within its
+        limit, for its domain, then (the domain within its limit) for its desk: in this order,
+        always, so concurrent upserts of the same rows cannot deadlock."""
         sender = mail.sender
         if sender is None:
             return SenderCounts()
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        keys = {"message": sender}
         desk = desk_of(mail, self.config)
-        if believed:
-            keys["domain"] = sender.rpartition("@")[2]
-            if desk is not None:
-                keys["desk"] = desk
-        counted = await count_this_hour(conn, keys, now)
+        # a message its own limit drops counts for nothing wider: one sender (or domain) over
+        # its limit cannot use up its domain's (or the desk's) hour
+        counted = await count_this_hour(conn, {"message": sender}, now)
+        if believed and counted["message"] <= self.config.messages_per_hour:
+            domain = sender.rpartition("@")[2]
+            counted |= await count_this_hour(conn, {"domain": domain}, now)
+            if desk is not None and counted["domain"] <= self.config.domain_messages_per_hour:
+                counted |= await count_this_hour(conn, {"desk": desk}, now)
         answers = await conn.fetchval(
             """SELECT count FROM mail_sender_counts
                WHERE sender = $1 AND kind = 'answer' AND window_start = $2""",
