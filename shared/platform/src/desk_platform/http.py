@@ -12,26 +12,15 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from desk_eventstore.failures import describe, is_transient
+from desk_eventstore.failures import TRANSIENT, describe, is_transient
 from desk_platform.edge import DEFAULT_BODY_LIMIT, guard
 
 log = structlog.get_logger(__name__)
 
 RETRY_AFTER_SECONDS = 2
-# What a passing outage raises in a handler (desk_eventstore.failures says which are transient);
-# OSError is left out: a missing file is not an outage. ConnectionError and TimeoutError are in.
-OUTAGES: tuple[type[Exception], ...] = (
-    ConnectionError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-    asyncpg.InsufficientResourcesError,
-    KafkaError,
+# what a passing outage raises in a handler: the one classification (desk_eventstore.failures)
+OUTAGES: tuple[type[Exception], ...] = tuple(
+    kind for kind in (*TRANSIENT, KafkaError) if issubclass(kind, Exception)
 )
 
 
