@@ -511,3 +511,27 @@ async def test_leases_are_renewed_by_their_holder_and_free_at_once_when_its_sess
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT status, lease_holder FROM deliveries")
     assert row["status"] == "sent" and row["lease_holder"] is None
+
+
+async def test_a_sender_that_lost_its_lease_cannot_undo_what_the_next_one_did(
+    pool: asyncpg.Pool, sink: tuple[Sink, int]
+) -> None:
+    """The first sender's session is gone (no lock holds its id), the second takes the row over
+    and sends it: the first one's late 4xx or 5xx neither puts it back nor reports a failure."""
+    _, port = sink
+    await create(pool)
+    relay = Relay("127.0.0.1", port, "support@desk.example")
+    first, second = Sender(pool, relay), Sender(pool, relay)
+    first.holder, second.holder = 111_111, 222_222
+    [row] = await first.claim(now(), 10)
+    [taken] = await second.claim(now(), 10)  # free at once: its holder holds no lock
+    await second.mark_sent(taken, now())
+    await first._failed(row, "451 4.4.1 try again later", 451, now())
+    await first._failed(row, "550 5.1.1 no such user", 550, now())
+    async with pool.acquire() as conn:
+        status = await conn.fetchrow("SELECT status, last_error, attempts FROM deliveries")
+        reported = await conn.fetchval(
+            "SELECT count(*) FROM events WHERE event_type = 'DeliveryFailed'"
+        )
+    assert dict(status) == {"status": "sent", "last_error": None, "attempts": 1}
+    assert reported == 0

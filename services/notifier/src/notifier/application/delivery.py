@@ -246,7 +246,7 @@ class Sender:
                                        last_error = NULL, lease_holder = NULL
                FROM (SELECT delivery_key, lease_holder FROM deliveries
                      WHERE delivery_key = $1 FOR UPDATE) AS before
-               WHERE d.delivery_key = before.delivery_key
+               WHERE d.delivery_key = before.delivery_key AND d.status <> 'sent'
                RETURNING before.lease_holder IS NOT DISTINCT FROM $3""",
             row["delivery_key"],
             now,
@@ -287,16 +287,29 @@ class Sender:
         give_up = permanent or now - row["created_at"] > GIVE_UP_AFTER
         delay = timedelta(seconds=min(2**attempts, 600))
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+            # only while this sender still holds the row: another that took it over (this
+            # sender's session was lost) may have sent it meanwhile, and that stands
+            held = await conn.fetchval(
                 """UPDATE deliveries SET status = $2, attempts = $3, last_error = $4,
                                          next_attempt_at = $5, lease_holder = NULL
-                   WHERE delivery_key = $1""",
+                   WHERE delivery_key = $1 AND status = 'pending'
+                     AND lease_holder IS NOT DISTINCT FROM $6
+                   RETURNING true""",
                 row["delivery_key"],
                 "failed" if give_up else "pending",
                 attempts,
                 error[:2000],
                 now + delay,
+                self.holder,
             )
+            if not held:
+                log.warning(
+                    "notification_failure_after_lease_lost",
+                    ticket_id=row["ticket_id"],
+                    recipient=row["recipient"],
+                    error=error[:200],
+                )
+                return
             if give_up and row["kind"] == "notification":
                 await _report(conn, row, error, now)
         log.warning(
