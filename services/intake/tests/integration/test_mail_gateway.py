@@ -375,8 +375,7 @@ async def test_a_domain_s_many_senders_are_limited_together(gateway: Gateway) ->
 
 @pytest.mark.parametrize(
     "config",
-    [replace(CONFIG, messages_per_hour=2, domain_messages_per_hour=5,
-             desk_messages_per_hour=1000)],  # fmt: skip
+    [replace(CONFIG, messages_per_hour=2, domain_messages_per_hour=5)],
 )
 async def test_a_sender_over_its_limit_does_not_use_up_its_domain_s_hour(
     gateway: Gateway,
