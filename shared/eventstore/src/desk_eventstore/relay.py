@@ -38,6 +38,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from desk_contracts.topics import MAX_MESSAGE_BYTES, dead_letter
+from desk_eventstore.db import session_settings
 from desk_eventstore.dead_letters import (
     ERROR,
     ORIGIN_RELAY,
@@ -122,7 +123,7 @@ class OutboxRelay:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(
-                    self.url, server_settings={"search_path": self.schema}, timeout=10
+                    self.url, server_settings=session_settings(self.schema), timeout=10
                 )
                 self.backend_pid = conn.get_server_pid()
                 if await conn.fetchval(

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
-from desk_eventstore.db import open_store
+from desk_eventstore.db import KEEPALIVE, open_store
 from desk_eventstore.inbox import first_time
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import (
@@ -130,3 +130,11 @@ async def test_migrations_are_applied_once(database_url: str, schema: str) -> No
     await first.close()
     await second.close()
     assert [(r["source"], r["version"]) for r in rows] == [("eventstore", n) for n in range(1, 6)]
+
+
+async def test_every_session_of_a_store_has_short_keepalives(pool: asyncpg.Pool) -> None:
+    """So a replica whose host vanished loses its session, and its advisory locks (relay
+    leadership, notifier leases), in seconds rather than the system's two hours."""
+    async with pool.acquire() as conn:
+        settings = [await conn.fetchval(f"SHOW {name}") for name in KEEPALIVE]
+    assert settings == ["5", "5", "3"]
