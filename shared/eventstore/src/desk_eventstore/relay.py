@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -107,10 +106,6 @@ class OutboxRelay:
         self.backend_pid: int | None = None
         self.published = 0
         self.set_aside = 0  # events set aside by this process (see the module)
-        # time.monotonic() when the relay last moved its checkpoint, found nothing waiting, or
-        # (standing by) saw another replica hold the lock: long ago means stuck (a record it
-        # cannot get past, or the database or the broker away)
-        self.last_advanced_at = time.monotonic()
         self._blocked: dict[str, str] | None = None  # stream id -> the event set aside first
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -132,11 +127,9 @@ class OutboxRelay:
                     self.name,
                 ):
                     self.is_leader = True
-                    self.last_advanced_at = time.monotonic()
                     log.info("relay_leader", relay=self.name, schema=self.schema)
                     await self._lead(conn, stop)
                 else:
-                    self.last_advanced_at = time.monotonic()  # another replica publishes
                     await _wait(stop, self.standby_interval)
                 delay = self.max_retry_delay / 4
             except asyncio.CancelledError:
@@ -182,7 +175,6 @@ class OutboxRelay:
         )
         batch = await read_all(conn, checkpoint or 0, self.batch_size)
         if not batch:
-            self.last_advanced_at = time.monotonic()
             return 0
         if self._blocked is None:
             self._blocked = await set_aside_streams(conn, self.name)
@@ -212,7 +204,6 @@ class OutboxRelay:
             self.name,
             batch[-1].global_position,
         )
-        self.last_advanced_at = time.monotonic()
         self.published += sent
         log.debug(
             "relay_published", relay=self.name, count=sent, position=batch[-1].global_position

@@ -16,7 +16,6 @@ within about a second of the database's return).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -89,14 +88,7 @@ class EventConsumer:
         self.retry_delay = retry_delay
         self.applied = 0
         self.dead_lettered = 0
-        # for readiness, as time.monotonic() (None: not yet): the last event applied; the last
-        # transient failure (the record waits: database or broker away), with what it was; the
-        # last dead letter (the consumer went on), with its reason
-        self.last_applied_at: float | None = None
-        self.last_failure_at: float | None = None
-        self.last_failure: str | None = None
-        self.last_dead_letter_at: float | None = None
-        self.last_dead_letter: str | None = None
+        self.last_failure: str | None = None  # the last transient failure (the record waits)
 
     def subscribe(self, broker: KafkaBroker, topic: str, group_id: str) -> None:
         @broker.subscriber(
@@ -139,7 +131,6 @@ class EventConsumer:
                         return
                     await self.handle(conn, envelope, event)
                 self.applied += 1
-                self.last_applied_at = time.monotonic()
             except PoisonMessage as error:
                 await self._dead_letter(record, group_id, str(error), envelope)
             except Exception as error:
@@ -158,7 +149,7 @@ class EventConsumer:
             await park(conn, self.consumer, ticket, event_id, reason)
 
     async def _pause(self, error: BaseException, what: str) -> None:
-        self.last_failure, self.last_failure_at = describe(error), time.monotonic()
+        self.last_failure = describe(error)
         log.warning(what, error=self.last_failure, retry_in_s=self.retry_delay)
         await asyncio.sleep(self.retry_delay)
 
@@ -198,7 +189,6 @@ class EventConsumer:
                           topic=record.topic, partition=record.partition,
                           offset=record.offset)  # fmt: skip
         self.dead_lettered += 1
-        self.last_dead_letter, self.last_dead_letter_at = reason[:1000], time.monotonic()
 
 
 def _storable(text: str, limit: int = 500) -> str:

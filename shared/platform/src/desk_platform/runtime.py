@@ -70,7 +70,7 @@ class ServiceRuntime:
     subscriptions: list[Subscription] = field(default_factory=list)
     loops: list[Loop] = field(default_factory=list)
     consumers: list[EventConsumer] = field(default_factory=list)
-    relay: OutboxRelay | None = None  # once running: its state (last_advanced_at, set_aside)
+    relay: OutboxRelay | None = None  # once running (leader or not, events set aside)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     failed: bool = False
     consuming: bool = False  # the consumers joined their groups (see `_consume`)

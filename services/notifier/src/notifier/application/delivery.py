@@ -119,7 +119,6 @@ class Sender:
         self.relay = relay
         self.lease = lease
         self.holder: int | None = None  # while a batch is worked on
-        self.last_sent_at: datetime | None = None  # the last message the relay accepted
 
     async def claim(self, now: datetime, limit: int) -> list[asyncpg.Record]:
         """Due rows, and rows whose holder's session is gone, leased to this sender."""
@@ -252,7 +251,6 @@ class Sender:
             now,
             self.holder,
         )
-        self.last_sent_at = now
         if not held:
             log.warning(
                 "notification_sent_after_lease_lost",
