@@ -14,8 +14,9 @@ to a stream that holds `MAX_STREAM_EVENTS` events or `MAX_STREAM_BYTES` bytes of
 would pass either with this append, is refused with `StreamFull`, so that one request's history
 cannot grow without limit and every read of it stays bounded. The desk's own writes (reminders,
 auto-close, failed deliveries, survey answers, a new stream) pass `bounded=False`: they are never
-lost to a full stream, and count all the same. The bytes are kept per stream in `stream_sizes`,
-in the append's transaction; the count is the stream's version.
+lost to a full stream, and count all the same. Each event carries the bytes its stream holds up
+to it (`stream_bytes`, written by the same insert): the bound costs no other write, and the count
+is the stream's version.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from itertools import accumulate
 from typing import Any
 
 import asyncpg
@@ -92,10 +94,14 @@ class StreamFull(EventRefused):
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
+# made once: `json.dumps` with other than its default options builds an encoder at every call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _json(event_type: str, value: Mapping[str, Any]) -> tuple[str, int]:
     """`value` as compact JSON text (as the relay publishes it) and its size in UTF-8 bytes."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(value)
     except ValueError:
         raise EventRefused(event_type, "a number is not finite (NaN or infinity)") from None
     if _ESCAPED_NUL.search(text):
@@ -136,11 +142,22 @@ def _record(row: asyncpg.Record) -> RecordedEvent:
     )
 
 
+# The stream's last event, found by the primary key: its version is the stream's, its
+# `stream_bytes` the JSON the stream holds (NULL for a stream written before they were kept)
 _HEAD = """SELECT pg_advisory_xact_lock($1, hashtext(current_schema())) IS NULL AS locked,
-                  (SELECT coalesce(max(stream_version), 0) FROM events
-                   WHERE stream_id = $2) AS version,
-                  (SELECT coalesce(max(bytes), 0) FROM stream_sizes
-                   WHERE stream_id = $2) AS bytes"""
+                  coalesce(last.stream_version, 0) AS version, last.stream_bytes AS bytes
+           FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+               SELECT stream_version, stream_bytes FROM events WHERE stream_id = $2
+               ORDER BY stream_version DESC LIMIT 1) AS last ON true"""
+_COUNTED = """SELECT coalesce(sum(octet_length(payload::text) + octet_length(metadata::text)), 0)
+              FROM events WHERE stream_id = $1"""
+
+
+async def _size(conn: asyncpg.Connection, row: asyncpg.Record, stream_id: str) -> int:
+    """The bytes the stream holds: kept on its last event, counted once for an older stream."""
+    if row["bytes"] is not None or row["version"] == 0:
+        return int(row["bytes"] or 0)
+    return int(await conn.fetchval(_COUNTED, stream_id))
 
 
 async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:
@@ -176,17 +193,19 @@ async def append(
     # the statement's snapshot, which may predate the lock: a writer that slipped in meanwhile
     # is then caught by the primary key below, still as a ConcurrencyError.
     row = await conn.fetchrow(_HEAD, APPEND_LOCK_CLASS, stream_id)
-    actual, size = row["version"], row["bytes"]
+    actual = row["version"]
     if expected_version is None:  # read again under the lock: the snapshot above may be older
         row = await conn.fetchrow(_HEAD, APPEND_LOCK_CLASS, stream_id)
-        expected_version, size = row["version"], row["bytes"]
+        expected_version = row["version"]
     elif actual != expected_version:
         raise ConcurrencyError(stream_id, expected_version, actual)
+    size = await _size(conn, row, stream_id)
     added = sum(text[2] for text in texts)
     if bounded and (
         expected_version + len(events) > MAX_STREAM_EVENTS or size + added > MAX_STREAM_BYTES
     ):
         raise StreamFull(events[0].event_type, stream_id, expected_version, size)
+    totals = list(accumulate((text[2] for text in texts), initial=size))[1:]
     rows: list[tuple[Any, ...]] = [
         (
             stream_id,
@@ -196,26 +215,23 @@ async def append(
             event.schema_version,
             payload,
             metadata,
+            total,
         )
-        for offset, (event, (payload, metadata, _)) in enumerate(zip(events, texts, strict=True), 1)
+        for offset, (event, (payload, metadata, _), total) in enumerate(
+            zip(events, texts, totals, strict=True), 1
+        )
     ]
     try:  # insert, count the bytes and wake the relay (NOTIFY is delivered at commit) at once
         inserted = await conn.fetch(
             f"""WITH appended AS (
                     INSERT INTO events (stream_id, stream_version, event_id, event_type,
-                                        schema_version, payload, metadata)
+                                        schema_version, payload, metadata, stream_bytes)
                     SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[],
-                                         $5::int[], $6::jsonb[], $7::jsonb[])
-                    RETURNING {_COLUMNS}),
-                counted AS (
-                    INSERT INTO stream_sizes (stream_id, bytes) VALUES ($8, $9)
-                    ON CONFLICT (stream_id)
-                    DO UPDATE SET bytes = stream_sizes.bytes + excluded.bytes)
+                                         $5::int[], $6::jsonb[], $7::jsonb[], $8::bigint[])
+                    RETURNING {_COLUMNS})
                 SELECT appended.*, pg_notify('{NOTIFY_CHANNEL}', '') IS NULL AS notified
                 FROM appended""",
             *map(list, zip(*rows, strict=True)),
-            stream_id,
-            added,
         )
     except asyncpg.UniqueViolationError as error:
         if "event_id" in str(error.constraint_name or ""):

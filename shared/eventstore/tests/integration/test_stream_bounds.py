@@ -1,7 +1,7 @@
 """The store's bound per stream against the real PostgreSQL server: a person's append past
 `MAX_STREAM_EVENTS` events or `MAX_STREAM_BYTES` bytes is refused whole with `StreamFull` and
-writes nothing; the desk's own appends (`bounded=False`) pass and count; the bytes are kept in
-`stream_sizes`. Small bounds by monkeypatch, and once the real constants."""
+writes nothing; the desk's own appends (`bounded=False`) pass and count; the bytes are kept on
+each event (`stream_bytes`). Small bounds by monkeypatch, and once the real constants."""
 
 from __future__ import annotations
 
@@ -30,8 +30,11 @@ def size_of(event: NewEvent) -> int:
 
 
 async def kept_bytes(conn: asyncpg.Connection, stream_id: str) -> int | None:
+    """The bytes the stream holds, as its last event carries them."""
     return await conn.fetchval(  # type: ignore[no-any-return]
-        "SELECT bytes FROM stream_sizes WHERE stream_id = $1", stream_id
+        """SELECT stream_bytes FROM events WHERE stream_id = $1
+           ORDER BY stream_version DESC LIMIT 1""",
+        stream_id,
     )
 
 
@@ -114,7 +117,7 @@ async def test_streams_written_before_the_bound_are_counted_by_its_migration(
     try:
         await conn.execute(f'CREATE SCHEMA "{schema}"; SET search_path TO "{schema}"')
         await apply_migrations(conn, before)
-        await conn.execute(  # as appends wrote them before stream_sizes existed
+        await conn.execute(  # as appends wrote them before stream_bytes existed
             """INSERT INTO events (stream_id, stream_version, event_id, event_type, payload)
                VALUES ('T-old', 1, gen_random_uuid(), 'CommentAdded', $1),
                       ('T-old', 2, gen_random_uuid(), 'CommentAdded', $1)""",
