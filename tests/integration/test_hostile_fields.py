@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from desk_servers import Served
+from desk_servers import Served, submission
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
@@ -75,21 +75,7 @@ VALID: dict[str, str] = {
     "x-actor-organisation": "acme",
     "idempotency-key": "k-1",
 }
-SUBMISSION = {
-    "policy_id": "saas-desk",
-    "request_type": "problem_report",
-    "priority": "high",
-    "subject": "Export fails",
-    "description": "Error 500 on export",
-    "organisation_id": "acme",
-    "requester": "anne@acme.example",
-    "participants": ["bob@acme.example"],
-    "product_version": "4.2",
-    "company": "Acme SA",
-    "contact": "+33 1 23 45 67 89",
-    "error_message": "Traceback ...",
-    "language": "fr",
-}
+SUBMISSION = submission(participants=["bob@acme.example"])
 
 
 @dataclass(frozen=True)

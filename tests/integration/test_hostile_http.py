@@ -19,6 +19,7 @@ from desk_servers import (
     intake_app,
     open_in_workflow,
     sla_app,
+    submission,
     ticket_created,
     workflow_app,
 )
@@ -33,25 +34,6 @@ MiB = 1024 * 1024
 SMALL = 2048  # a refusal is a few hundred bytes, whatever it refuses
 AGENT = {"X-Actor": "paul@partner.example", "X-Actor-Role": "agent"}
 JSON = {"content-type": "application/json"}
-
-
-def submission(**changes: Any) -> dict[str, Any]:
-    return {
-        "policy_id": "saas-desk",
-        "request_type": "problem_report",
-        "priority": "high",
-        "subject": "Export fails",
-        "description": "Error 500 on export",
-        "organisation_id": "acme",
-        "requester": "anne@acme.example",
-        "participants": ["bruno@acme.example"],
-        "product_version": "4.2",
-        "company": "ACME SA",
-        "contact": "Anne, +33 1 23 45 67 89",
-        "error_message": "Traceback (most recent call last)",
-        "language": "fr",
-        **changes,
-    }
 
 
 def client(app: Any, name: str) -> httpx.AsyncClient:

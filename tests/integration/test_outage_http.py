@@ -10,22 +10,14 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import httpx
 import pytest
-from desk_servers import intake_app, sla_app, workflow_app
+from desk_servers import intake_app, sla_app, submission, workflow_app
 from fastapi import FastAPI
 from service_support import service_store
 from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
-REQUEST = {
-    "policy_id": "saas-desk",
-    "request_type": "problem_report",
-    "priority": "high",
-    "subject": "Export fails",
-    "description": "Error 500 on export",
-    "organisation_id": "acme",
-    "requester": "anne@acme.example",
-}
+REQUEST = submission()
 
 
 async def _post_request(client: httpx.AsyncClient) -> httpx.Response:

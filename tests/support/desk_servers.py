@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import uvicorn
@@ -29,6 +30,26 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 def clock() -> datetime:
     return NOW
+
+
+def submission(**changes: Any) -> dict[str, Any]:
+    """A valid `POST /requests` body of saas-desk with every field filled, with `changes`."""
+    return {
+        "policy_id": "saas-desk",
+        "request_type": "problem_report",
+        "priority": "high",
+        "subject": "Export fails",
+        "description": "Error 500 on export",
+        "organisation_id": "acme",
+        "requester": "anne@acme.example",
+        "participants": ["bruno@acme.example"],
+        "product_version": "4.2",
+        "company": "ACME SA",
+        "contact": "Anne, +33 1 23 45 67 89",
+        "error_message": "Traceback (most recent call last)",
+        "language": "fr",
+        **changes,
+    }
 
 
 def ticket_created(policy: str = "cloud-partner", request_type: str = "support") -> TicketCreated:
