@@ -18,6 +18,7 @@ from desk_platform.edge import DEFAULT_BODY_LIMIT, guard
 log = structlog.get_logger(__name__)
 
 RETRY_AFTER_SECONDS = 2
+OUTAGE_ANSWER = "PostgreSQL or Kafka out of reach: retry after `Retry-After` seconds"
 # what a passing outage raises in a handler: the one classification (desk_eventstore.failures)
 OUTAGES: tuple[type[Exception], ...] = tuple(
     kind for kind in (*TRANSIENT, KafkaError) if issubclass(kind, Exception)
@@ -37,7 +38,12 @@ async def _unavailable(request: Request, error: Exception) -> JSONResponse:
 
 def service_app(title: str, pool: asyncpg.Pool) -> FastAPI:
     """A service's FastAPI app with the edge and the outage answer installed."""
-    app = FastAPI(title=f"Support desk: {title}", version="1", max_body_size=DEFAULT_BODY_LIMIT)
+    app = FastAPI(
+        title=f"Support desk: {title}",
+        version="1",
+        max_body_size=DEFAULT_BODY_LIMIT,
+        responses={503: {"description": OUTAGE_ANSWER}},
+    )
     guard(app)
     for outage in OUTAGES:
         app.add_exception_handler(outage, _unavailable)

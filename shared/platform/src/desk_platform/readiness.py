@@ -311,13 +311,13 @@ class Readiness:
 
 def readiness_router(readiness: Readiness) -> APIRouter:
     """`/health` (the process answers), `/ready` (200 or 503, each check and why), `/metrics`."""
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(tags=["operations"])
 
     @router.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "alive"}
 
-    @router.get("/ready")
+    @router.get("/ready", responses={503: {"description": "a check fails: the body says which"}})
     async def ready() -> JSONResponse:
         report = await readiness.report()
         return JSONResponse(report.body(), status_code=200 if report.ready else 503)
