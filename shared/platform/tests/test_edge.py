@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from desk_platform.edge import MAX_JSON_DEPTH, Refused, check_json, check_target, quoted, shorten
+from desk_contracts.inputs import quoted
+from desk_platform.edge import MAX_JSON_DEPTH, Refused, check_json, check_target, shorten
 
 
 def where(body: bytes) -> list[object]:

@@ -10,11 +10,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from desk_servers import ticket_created as created
 from service_support import service_store
 
 from desk_contracts.envelope import Envelope
 from desk_contracts.sla import ReminderDue
-from desk_contracts.tickets import Channel, TicketCreated
+from desk_contracts.tickets import TicketCreated
 from desk_eventstore.store import read_stream
 from desk_policies.loader import load_policies
 from workflow.adapters.http import create_app
@@ -24,24 +25,6 @@ pytestmark = pytest.mark.integration
 
 POLICIES = load_policies()
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def created(policy: str = "cloud-partner", request_type: str = "support") -> TicketCreated:
-    ticket_id = str(uuid.uuid4())
-    return TicketCreated(
-        ticket_id=ticket_id,
-        occurred_at=NOW,
-        key=f"SUP-{uuid.uuid4().int % 100000}",
-        policy_id=policy,
-        request_type=request_type,
-        priority="high",
-        subject="Jira is slow",
-        description="Since the upgrade",
-        organisation_id="acme",
-        requester_id="anne@acme.example",
-        created_by="anne@acme.example",
-        channel=Channel.PORTAL,
-    )
 
 
 def envelope_of(event: TicketCreated | ReminderDue, source: str = "/desk/intake") -> Envelope:

@@ -19,10 +19,17 @@ MAX_LINE = 500  # a one-line free text: a contact, a reason for a priority chang
 MAX_NAME = 200  # an id, a code, a subject line, an organisation
 MAX_ADDRESS = 254  # the longest address SMTP can carry (RFC 5321 path, less the brackets)
 MAX_PEOPLE = 50  # participants named in one request
+MAX_QUOTED = 80  # characters of someone's input quoted back in a message
 
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Line = Annotated[str, StringConstraints(max_length=MAX_LINE)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+
+
+def quoted(value: object, limit: int = MAX_QUOTED) -> str:
+    """`value` quoted for a message about it: at most `limit` characters, escaped (`repr`)."""
+    text = str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def address(text: str) -> str:
@@ -32,7 +39,7 @@ def address(text: str) -> str:
     try:
         return _checked(text)
     except EmailNotValidError as error:
-        raise ValueError(f"{text[:80]!r} is not an e-mail address: {error}") from None
+        raise ValueError(f"{quoted(text)} is not an e-mail address: {error}") from None
 
 
 def mail_domain(text: str) -> str:
@@ -45,7 +52,7 @@ def mail_domain(text: str) -> str:
     except EmailNotValidError as error:
         reason = str(error).replace("The part after the @-sign", "The domain")
         reason = reason.replace("after the @-sign", "in the domain")
-        raise ValueError(f"{text[:80]!r} is not a mail domain: {reason}") from None
+        raise ValueError(f"{quoted(text)} is not a mail domain: {reason}") from None
 
 
 def _checked(text: str) -> str:

@@ -34,6 +34,7 @@ from desk_eventstore.inbox import first_time
 from desk_eventstore.parking import park, parked_behind, release
 from desk_eventstore.store import ConcurrencyError
 from desk_platform.deadletter import DeadLetters
+from desk_platform.edge import shorten
 from desk_platform.logging import log_context
 
 log = structlog.get_logger(__name__)
@@ -106,7 +107,7 @@ class EventConsumer:
             envelope = Envelope.from_kafka(record.key, record.value, record.headers)
         except MalformedEnvelope as error:
             # park its ticket (the record key) too: its later events must not overtake it
-            ticket = _storable(record.key.decode(errors="replace")) if record.key else None
+            ticket = shorten(record.key.decode(errors="replace"), 500) if record.key else None
             where = f"{record.topic}/{record.partition}@{record.offset}"
             await self._dead_letter(
                 record, group_id, f"malformed envelope: {error}", ticket=ticket, event_id=where
@@ -170,7 +171,7 @@ class EventConsumer:
         done all the same, so no record can hold the consumer back."""
         ticket = envelope.subject if envelope is not None else ticket
         event_id = envelope.id if envelope is not None else event_id
-        reason = _storable(reason, 2000)
+        reason = shorten(reason, 2000)  # as a table and a header can hold it (NUL escaped)
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("send", lambda: self.dead_letters.send(record, group_id, reason))
         ]
@@ -189,9 +190,3 @@ class EventConsumer:
                           topic=record.topic, partition=record.partition,
                           offset=record.offset)  # fmt: skip
         self.dead_lettered += 1
-
-
-def _storable(text: str, limit: int = 500) -> str:
-    """`text` as a table can hold it: control characters (NUL among them) escaped, bounded."""
-    cleaned = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
-    return cleaned.encode("utf-8", "backslashreplace").decode()

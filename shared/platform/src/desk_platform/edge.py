@@ -19,8 +19,7 @@
 Refusals never echo large input: `guard(app)` also installs handlers that answer pydantic's
 validation errors without their `input`/`ctx` (messages shortened, at most `MAX_ERRORS`), and
 an event the store refuses (`EventRefused`) with 413 (too large), 409 (its stream is full) or
-422. `quoted(value)` is the
-one way a handler's message quotes what the client sent.
+422. `desk_contracts.inputs.quoted(value)` is the one way a message quotes what was sent.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from desk_contracts.inputs import MAX_QUOTED
 from desk_eventstore.store import EventRefused, EventTooLarge, StreamFull
 
 DEFAULT_BODY_LIMIT = 1024 * 1024  # a JSON API's request; the largest valid request fits
@@ -47,7 +47,6 @@ MAX_JSON_DEPTH = 32
 MAX_JSON_VALUES = 10_000
 BODY_SECONDS = 30.0  # a body still arriving after this long is refused (408): slow clients
 MAX_ERRORS = 20  # validation errors listed in one refusal
-MAX_QUOTED = 80  # characters of client input quoted in a message
 
 # control characters other than TAB: never in a path, a query or a header value
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
@@ -55,12 +54,6 @@ _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # what a message must not carry as is: control characters and lone surrogates
 _ESCAPED = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-
-
-def quoted(value: object, limit: int = MAX_QUOTED) -> str:
-    """`value` quoted for a message to the client: at most `limit` characters, escaped."""
-    text = str(value)
-    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def shorten(text: str, limit: int = MAX_QUOTED) -> str:

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from desk_contracts.inputs import Address, address, mail_domain
+from desk_contracts.inputs import Address, address, mail_domain, quoted
 
 DIRECTORY_FILE = Path(str(resources.files("desk_policies") / "data" / "directory.yaml"))
 
@@ -101,9 +101,9 @@ class Directory(BaseModel):
         if self.organisation_of(checked) == organisation:
             return None
         return (
-            f"{_shown(checked)} does not belong to organisation {_shown(organisation)} "
+            f"{quoted(checked)} does not belong to organisation {quoted(organisation)} "
             f"(neither in the directory nor by its mail domains) nor to the staff of desk "
-            f"{_shown(desk)}"
+            f"{quoted(desk)}"
         )
 
     def may_be_assigned(self, text: str, desk: str) -> str | None:
@@ -115,7 +115,7 @@ class Directory(BaseModel):
             return str(error)
         if self.is_staff(checked, desk):
             return None
-        return f"{_shown(checked)} is not staff of desk {_shown(desk)} in the directory"
+        return f"{quoted(checked)} is not staff of desk {quoted(desk)} in the directory"
 
     def _takes_part(self, checked: str, organisation: str, desk: str) -> str | None:
         person = self.person(checked)
@@ -124,19 +124,13 @@ class Directory(BaseModel):
         if self.is_staff(checked, desk):
             return None
         return (
-            f"{_shown(checked)} is neither a person of organisation {_shown(organisation)} "
-            f"in the directory nor staff of desk {_shown(desk)}"
+            f"{quoted(checked)} is neither a person of organisation {quoted(organisation)} "
+            f"in the directory nor staff of desk {quoted(desk)}"
         )
 
     def in_role(self, desk: str, role: str) -> tuple[Person, ...]:
         """Everyone holding `role` in `desk` (e.g. the team leads of cloud-partner)."""
         return tuple(p for p in self.people if role in p.roles.get(desk, ()))
-
-
-def _shown(text: str, limit: int = 80) -> str:
-    """`text` quoted for a refusal: control characters escaped, cut at `limit`."""
-    shown = repr(text[:limit])
-    return shown if len(text) <= limit else shown + "…"
 
 
 class DirectoryError(ValueError):

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import FastAPI, HTTPException, Query
 
-from desk_platform.edge import quoted
+from desk_contracts.inputs import quoted
 from desk_platform.http import service_app
 from sla.application.timers import Desks, clocks_of
 

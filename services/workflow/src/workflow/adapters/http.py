@@ -26,8 +26,9 @@ import asyncpg
 from fastapi import Body, FastAPI, Header, HTTPException, Query, Response
 from pydantic import TypeAdapter, ValidationError
 
+from desk_contracts.inputs import quoted
 from desk_eventstore.store import ConcurrencyError, StreamFull
-from desk_platform.edge import quoted, validation_details
+from desk_platform.edge import validation_details
 from desk_platform.http import service_app
 from desk_platform.logging import log_context
 from desk_policies.directory import Directory, load_directory
