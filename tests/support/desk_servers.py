@@ -91,9 +91,9 @@ async def intake_app(pool: asyncpg.Pool) -> FastAPI:
 
 async def open_in_workflow(pool: asyncpg.Pool, event: TicketCreated) -> None:
     """Workflow opens the ticket's stream as when it consumes intake's event."""
-    from workflow.adapters.kafka import on_ticket_event
+    from workflow.adapters.kafka import on_command
 
-    handle = on_ticket_event(POLICIES)
+    handle = on_command(POLICIES, clock)
     async with pool.acquire() as conn, conn.transaction():
         await handle(conn, envelope_of(event), event)
 

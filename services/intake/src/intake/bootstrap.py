@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from desk_contracts.topics import AUTOMATIC_REPLIES, TICKET_COMMANDS, TICKET_EVENTS
+from desk_contracts.topics import AUTOMATIC_REPLIES, TICKET_COMMANDS
 from desk_eventstore.migrate import migrations_in
 from desk_eventstore.records import RecordedEvent
 from desk_platform.runtime import ServiceRuntime
@@ -24,10 +24,10 @@ def now() -> datetime:
 
 
 def topic_for(event: RecordedEvent) -> str:
-    """Where intake's events go: new requests to the ticket log, requesters' actions (mail
-    replies, survey answers) to workflow's commands, automatic answers to the notifier."""
-    if event.event_type == "TicketCreated":
-        return TICKET_EVENTS
+    """Where intake's events go: new requests and requesters' actions (mail replies, survey
+    answers) to workflow's input, in one topic so a request's creation comes before what follows
+    it (workflow then publishes the request on `ticket-events`), automatic answers to the
+    notifier."""
     if event.event_type == "AutomaticReplyRequested":
         return AUTOMATIC_REPLIES
     return TICKET_COMMANDS

@@ -1,5 +1,5 @@
-"""Composition root of workflow: store, consumers of ticket events and commands, relay to
-`ticket-events`, directory, HTTP API."""
+"""Composition root of workflow: store, consumer of its input (`ticket-commands`: new requests
+and commands), relay to `ticket-events`, directory, HTTP API."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from desk_platform.settings import Settings
 from desk_policies.directory import DIRECTORY_FILE, load_directory
 from desk_policies.loader import load_policies
 from workflow.adapters.http import create_app
-from workflow.adapters.kafka import on_command, on_ticket_event
+from workflow.adapters.kafka import on_command
 
 
 def now() -> datetime:
@@ -30,7 +30,6 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         migrations=migrations_in("workflow", resources.files("workflow") / "migrations"),
         topic_for=lambda _event: TICKET_EVENTS,
     )
-    runtime.subscribe(TICKET_EVENTS, on_ticket_event(policies))
     runtime.subscribe(TICKET_COMMANDS, on_command(policies, now))
     pool = await runtime.start_store()
     directory = load_directory(Path(settings.directory_file or DIRECTORY_FILE))

@@ -23,7 +23,7 @@ from desk_eventstore import store
 from desk_eventstore.store import read_stream
 from desk_policies.loader import load_policies
 from workflow.adapters.http import create_app
-from workflow.adapters.kafka import on_command, on_ticket_event
+from workflow.adapters.kafka import on_command
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ async def full_request(pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> T
         channel=Channel.PORTAL,
     )  # fmt: skip
     async with pool.acquire() as conn, conn.transaction():
-        await on_ticket_event(POLICIES)(conn, envelope_of(created, "/desk/intake"), created)
+        await on_command(POLICIES, lambda: NOW)(conn, envelope_of(created, "/desk/intake"), created)
     app = create_app(pool, POLICIES, lambda: NOW)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://workflow") as http:

@@ -15,11 +15,12 @@ from service_support import service_store
 
 from desk_contracts.envelope import Envelope
 from desk_contracts.sla import ReminderDue
+from desk_contracts.state import state_of
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.store import read_stream
 from desk_policies.loader import load_policies
 from workflow.adapters.http import create_app
-from workflow.adapters.kafka import on_command, on_ticket_event
+from workflow.adapters.kafka import on_command
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def open_ticket(pool: asyncpg.Pool, event: TicketCreated) -> None:
-    handle = on_ticket_event(POLICIES)
+    handle = on_command(POLICIES, lambda: NOW)
     async with pool.acquire() as conn, conn.transaction():
         await handle(conn, envelope_of(event), event)
 
@@ -63,7 +64,7 @@ def client(pool: asyncpg.Pool, now: datetime = NOW) -> httpx.AsyncClient:
 AGENT = {"X-Actor": "paul@partner.example", "X-Actor-Role": "agent"}
 
 
-async def test_intakes_ticket_created_opens_the_stream_once_and_is_not_republished(
+async def test_intakes_ticket_created_opens_the_stream_once_with_the_request_s_state(
     pool: asyncpg.Pool,
 ) -> None:
     event = created()
@@ -72,7 +73,10 @@ async def test_intakes_ticket_created_opens_the_stream_once_and_is_not_republish
     async with pool.acquire() as conn:
         stream = await read_stream(conn, event.ticket_id)
     assert [r.event_type for r in stream] == ["TicketCreated"]
-    assert stream[0].metadata["publish"] is False
+    envelope = stream[0].to_envelope("/desk/workflow")
+    state = state_of(envelope.request_state)
+    assert (state.key, state.version, state.status) == (event.key, 1, "submitted")
+    assert state.requester_id == event.requester_id and state.subject == event.subject
 
 
 async def test_commands_move_the_ticket_and_refusals_change_nothing(pool: asyncpg.Pool) -> None:

@@ -55,18 +55,10 @@ def test_nothing_happens_to_a_request_before_it_exists(desk: Make, policy_id: st
 
 
 @desks
-def test_a_request_is_created_once(desk: Make, policy_id: str) -> None:
-    d = desk(policy_id).create()
-    with pytest.raises(AssertionError, match="already exists"):
-        d.create()
-
-
-@desks
 def test_time_always_carries_a_time_zone(desk: Make, policy_id: str) -> None:
-    d = desk(policy_id)
+    d = desk(policy_id).create()
     d.now = datetime(2026, 3, 2, 9, 0)
-    with pytest.raises(AssertionError, match="time zone"):
-        d.create()
+    assert "time zone" in d.refused(AddComment(actor=actor("requester"), body="hi"))
 
 
 @desks
@@ -129,17 +121,17 @@ def test_customers_cannot_write_internal_notes(desk: Make, policy_id: str) -> No
 
 @desks
 def test_participants_are_added_once_and_mute_only_themselves(desk: Make, policy_id: str) -> None:
-    d = desk(policy_id).create().run(AddParticipant(actor=ALICE, participant_id="bob@acme.test"))
+    d = desk(policy_id).create().run(AddParticipant(actor=ALICE, participant_id="bob@acme.example"))
     assert "already follows" in d.refused(
-        AddParticipant(actor=ALICE, participant_id="bob@acme.test")
+        AddParticipant(actor=ALICE, participant_id="bob@acme.example")
     )
     assert "own notifications" in d.refused(
-        MuteNotifications(actor=ALICE, participant_id="bob@acme.test")
+        MuteNotifications(actor=ALICE, participant_id="bob@acme.example")
     )
-    bob = actor("participant", "bob@acme.test")
+    bob = actor("participant", "bob@acme.example")
     d.run(
-        MuteNotifications(actor=bob, participant_id="bob@acme.test"),
-        UnmuteNotifications(actor=bob, participant_id="bob@acme.test"),
+        MuteNotifications(actor=bob, participant_id="bob@acme.example"),
+        UnmuteNotifications(actor=bob, participant_id="bob@acme.example"),
     )
     assert d.state.muted == frozenset()
 

@@ -54,7 +54,7 @@ from workflow.domain import (
     evolve,
 )
 
-PEOPLE = ("alice@acme.test", "bob@acme.test", "eve@other.test")
+PEOPLE = ("alice@acme.example", "bob@acme.example", "eve@other.test")
 
 
 def actors(policy: DeskPolicy) -> st.SearchStrategy[Actor]:
@@ -62,7 +62,7 @@ def actors(policy: DeskPolicy) -> st.SearchStrategy[Actor]:
         side = policy.role(role)
         if side is not None and side.side.value == "customer":
             return Actor(id=person, role=role, organisation_id=person.split("@")[1].split(".")[0])
-        return Actor(id=f"{role}@desk.test", role=role)
+        return Actor(id=f"{role}@desk.example", role=role)
 
     roles = [r.id for r in policy.roles] + ["janitor"]
     return st.builds(build, st.sampled_from(roles), st.sampled_from(PEOPLE))
@@ -161,7 +161,7 @@ class DeskMachine(RuleBasedStateMachine):
         if roles and guided and not timer:
             role = data.draw(st.sampled_from(roles))
             customer = self.policy.role(role).side.value == "customer"  # type: ignore[union-attr]
-            who = Actor("alice@acme.test", role, "acme") if customer else Actor(role, role)
+            who = Actor("alice@acme.example", role, "acme") if customer else Actor(role, role)
             command = replace(command, actor=who)
         before = self.state
         result = decide(before, command, self.now)

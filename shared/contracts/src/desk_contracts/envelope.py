@@ -1,7 +1,8 @@
 """CloudEvents 1.0 envelope in Kafka's binary content mode.
 
 Attributes travel as `ce_*` headers, the JSON payload is the record value, the ticket id is the
-record key, so any Kafka tool can read what we publish.
+record key, so any Kafka tool can read what we publish. A ticket event published by workflow also
+carries the request's state after it (`desk_contracts.state`) in the `request-state` header.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from desk_contracts.state import STATE_HEADER, STATE_SCHEMA_HEADER, RequestState
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -43,6 +46,7 @@ class Envelope:
     data: Mapping[str, Any]
     schema_version: int = 1
     extensions: Mapping[str, str] = field(default_factory=dict)
+    request_state: Mapping[str, Any] | None = None  # workflow's published state, as JSON data
 
     @property
     def dataschema(self) -> str:
@@ -67,16 +71,21 @@ class Envelope:
         }
         headers = [("ce_" + name, value.encode()) for name, value in attributes.items()]
         headers.append(("content-type", CONTENT_TYPE.encode()))
-        value = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False).encode()
-        return self.subject.encode(), value, headers
+        if self.request_state is not None:
+            headers.append((STATE_HEADER, _json(self.request_state)))
+            headers.append((STATE_SCHEMA_HEADER, RequestState.urn().encode()))
+        return self.subject.encode(), _json(self.data), headers
 
     @classmethod
     def from_kafka(
         cls, key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes]]
     ) -> Envelope:
         attributes: dict[str, str] = {}
+        state: bytes | None = None
         for name, raw in headers:
-            if name.startswith("ce_"):
+            if name == STATE_HEADER:
+                state = raw
+            elif name.startswith("ce_"):
                 try:
                     attributes[name[3:]] = raw.decode()
                 except UnicodeDecodeError:
@@ -113,6 +122,7 @@ class Envelope:
             name: val for name, val in attributes.items() if name not in known | {SCHEMA_VERSION}
         }
         return cls(
+            request_state=_state(state),
             id=attributes["id"],
             type=attributes["type"],
             source=attributes["source"],
@@ -122,3 +132,20 @@ class Envelope:
             schema_version=schema_version,
             extensions=extensions,
         )
+
+
+def _json(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _state(raw: bytes | None) -> Mapping[str, Any] | None:
+    """The `request-state` header's JSON object (validated by its readers, `state_of`)."""
+    if raw is None:
+        return None
+    try:
+        state = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MalformedEnvelope(f"header {STATE_HEADER} is not JSON: {error}") from None
+    if not isinstance(state, dict):
+        raise MalformedEnvelope(f"header {STATE_HEADER} is not a JSON object")
+    return state

@@ -17,20 +17,28 @@ from pathlib import Path
 from typing import Any
 
 from desk_contracts.base import EVENT_TYPES, _load_event_modules
+from desk_contracts.state import RequestState
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 
 def current_schemas() -> dict[str, dict[str, Any]]:
-    """File name -> JSON Schema, for every registered event type at its current version."""
+    """File name -> JSON Schema, for every registered event type at its current version and
+    the request state workflow publishes with each ticket event."""
     _load_event_modules()
-    return {
+    schemas = {
         f"{name}.v{cls.schema_version}.json": {
             "$id": f"urn:desk:schema:{name}:v{cls.schema_version}",
             **cls.model_json_schema(mode="serialization"),
         }
         for name, cls in sorted(EVENT_TYPES.items())
     }
+    state = f"{RequestState.schema_name}.v{RequestState.schema_version}.json"
+    schemas[state] = {
+        "$id": RequestState.urn(),
+        **RequestState.model_json_schema(mode="serialization"),
+    }
+    return schemas
 
 
 def incompatibilities(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

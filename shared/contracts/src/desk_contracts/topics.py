@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-TICKET_EVENTS = "ticket-events"  # every ticket's events, key = ticket id, kept forever
-# requester actions and sla commands for workflow, key = ticket id
+# every ticket's events, published by workflow alone with the request's state after each one
+# (desk_contracts.state), key = ticket id, kept forever
+TICKET_EVENTS = "ticket-events"
+# workflow's input, key = ticket id: intake's new requests (TicketCreated) and requesters'
+# actions, sla's reminder and auto-close commands, the notifier's failed deliveries
 TICKET_COMMANDS = "ticket-commands"
 SLA_EVENTS = "sla-events"  # clock warnings and breaches, key = ticket id, kept forever
 AUTOMATIC_REPLIES = "automatic-replies"  # answers to refused inbound mail, key = sender

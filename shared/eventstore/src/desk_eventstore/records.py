@@ -10,6 +10,7 @@ from typing import Any
 
 from desk_contracts.base import Event, event_from_data
 from desk_contracts.envelope import Envelope
+from desk_contracts.state import STATE_METADATA
 
 
 @dataclass(frozen=True)
@@ -72,4 +73,5 @@ class RecordedEvent:
             data=self.payload,
             schema_version=self.schema_version,
             extensions=extensions,
+            request_state=self.metadata.get(STATE_METADATA),
         )

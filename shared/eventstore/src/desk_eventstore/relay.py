@@ -4,8 +4,7 @@ One relay is active per store (a session advisory lock held on a dedicated conne
 replicas stand by and take over when that connection dies). It sends a batch with the
 idempotent producer keyed by stream id, waits for every acknowledgement, then moves its
 checkpoint. A crash between acknowledgement and checkpoint re-sends that batch: consumers
-deduplicate by event id. Events whose metadata says `"publish": false` (imported from another
-service's stream) advance the checkpoint without being sent again.
+deduplicate by event id.
 
 No record stops the relay: one Kafka would refuse for good (larger than the topic's
 max.message.bytes, read from the broker when `bootstrap_servers` is given, or than
@@ -218,8 +217,6 @@ class OutboxRelay:
         assert self._blocked is not None
         acks: list[tuple[Any, str, int]] = []
         for event in batch:
-            if event.metadata.get("publish") is False:
-                continue
             topic = self.topic_for(event)
             key, value, headers = event.to_envelope(self.source).to_kafka()
             blocker = self._blocked.get(event.stream_id)

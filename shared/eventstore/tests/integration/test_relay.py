@@ -47,10 +47,6 @@ async def test_relay_publishes_in_stream_order_keyed_by_stream(
 ) -> None:
     topic = await new_topic("relay")
     ids = await fill(pool, streams=5, per_stream=20)
-    async with pool.acquire() as conn:  # imported from another service: not published again
-        await append(
-            conn, "imported", 0, [NewEvent(uuid.uuid4(), "X", {}, metadata={"publish": False})]
-        )
     producer = idempotent_producer(kafka_bootstrap, "test")
     await producer.start()
     stop = asyncio.Event()

@@ -4,16 +4,19 @@ A policy is loaded once at start-up (see `desk_policies.loader`) and then only r
 SLA calculator, the workflow decider and the notifier all read the same object.
 
 Durations of SLA targets are **business minutes** (integers), counted on the policy's
-calendar: on a 24/7 calendar a business minute is a wall-clock minute. Reminder and
-auto-close delays are **calendar days** (wall-clock), as the seed pages say "jours".
+calendar: on a 24/7 calendar a business minute is a wall-clock minute. Every delay in days
+(reminders, automatic closing, the reopening window) is **calendar days** in the desk's time
+zone, as the seed pages say "jours": one rule, `DeskPolicy.waited_until`, that the sla service
+arms its timers with and workflow accepts their commands by.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from desk_contracts.inputs import Address
 from desk_policies.actions import Action, Permission
@@ -158,13 +161,6 @@ class Automations(_Frozen):
     auto_close_days: int | None = Field(default=None, ge=1)
     auto_close_resolution: str | None = None  # resolution code given when none was set
 
-    def reminder_delays(self) -> tuple[timedelta, ...]:
-        return tuple(timedelta(days=d) for d in self.reminder_days)
-
-    @property
-    def auto_close_delay(self) -> timedelta | None:
-        return None if self.auto_close_days is None else timedelta(days=self.auto_close_days)
-
 
 class NotificationRule(_Frozen):
     """Who the notifier tells about an event (data only; the notifier interprets it).
@@ -217,11 +213,19 @@ class Survey(_Frozen):
     scale: int = Field(default=5, ge=2, le=10)
 
 
+def days_later(instant: datetime, days: int, zone: ZoneInfo) -> datetime:
+    """`days` calendar days after `instant`: the same local wall-clock time in `zone` (so a day
+    across a daylight-saving change lasts 23 or 25 hours), in UTC."""
+    local = instant.astimezone(zone).replace(tzinfo=None) + timedelta(days=days)
+    return local.replace(tzinfo=zone).astimezone(UTC)
+
+
 class DeskPolicy(_Frozen):
     """Everything that makes one desk behave the way its seed pages describe."""
 
     id: str = Field(pattern=ID)
     name: str = Field(min_length=1)
+    time_zone: str = "UTC"  # the desk's local time: where its "N days" are counted
     roles: tuple[Role, ...] = Field(min_length=1)
     request_types: tuple[RequestType, ...] = Field(min_length=1)
     priorities: tuple[Priority, ...] = Field(min_length=1)  # lowest first
@@ -241,6 +245,13 @@ class DeskPolicy(_Frozen):
     sla: SlaPolicy
     survey: Survey = Survey()
 
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value not in available_timezones():
+            raise ValueError(f"unknown time zone {value!r} (an IANA name, e.g. Europe/Paris)")
+        return value
+
     @model_validator(mode="after")
     def _email_intake_known(self) -> DeskPolicy:
         intake = self.email_intake
@@ -251,6 +262,15 @@ class DeskPolicy(_Frozen):
         if intake.priority is not None and self.priority_rank(intake.priority) is None:
             raise ValueError(f"email_intake.priority: {intake.priority!r} is not a priority")
         return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def waited_until(self, since: datetime, days: int) -> datetime:
+        """When something that started at `since` has waited `days` days (calendar days in the
+        desk's zone): a reminder or an automatic close is due then, a reopening window ends."""
+        return days_later(since, days, self.zone)
 
     # --- lookups (the model is frozen, so these are cheap pure reads) ---
     def status(self, status_id: str) -> Status:

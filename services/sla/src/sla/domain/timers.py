@@ -36,7 +36,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from desk_contracts.base import Event
@@ -144,12 +144,6 @@ def waiting_anchor(
     return anchor
 
 
-def _days_later(instant: datetime, days: int, calendar: BusinessTime) -> datetime:
-    """Same local wall-clock time `days` calendar days later, in the calendar's zone."""
-    local = instant.astimezone(calendar.zone).replace(tzinfo=None) + timedelta(days=days)
-    return local.replace(tzinfo=calendar.zone).astimezone(UTC)
-
-
 def _automation_timers(
     history: Sequence[Event], policy: DeskPolicy, calendar: BusinessTime, ticket_id: str
 ) -> list[Timer]:
@@ -167,7 +161,7 @@ def _automation_timers(
         Timer(
             ticket_id=ticket_id,
             kind=TimerKind.REMINDER,
-            fire_at=_days_later(anchor_at, days, calendar),
+            fire_at=policy.waited_until(anchor_at, days),
             armed_version=version,
             occurrence=f"reminder:{days}d:v{anchor_version}",
             days_waiting=days,
@@ -181,7 +175,7 @@ def _automation_timers(
             Timer(
                 ticket_id=ticket_id,
                 kind=TimerKind.AUTO_CLOSE,
-                fire_at=_days_later(anchor_at, days, calendar),
+                fire_at=policy.waited_until(anchor_at, days),
                 armed_version=version,
                 occurrence=f"auto_close:{days}d:v{anchor_version}",
                 days_waiting=days,

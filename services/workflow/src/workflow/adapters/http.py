@@ -45,7 +45,7 @@ from workflow.domain import commands as c
 from workflow.domain.commands import Actor, Command
 from workflow.domain.rules import Rejection
 
-SYSTEM_ONLY = {c.CreateTicket, c.SendReminder, c.AutoClose, c.RecordDeliveryFailure}
+SYSTEM_ONLY = {c.SendReminder, c.AutoClose, c.RecordDeliveryFailure}
 
 
 def _kebab(name: str) -> str:

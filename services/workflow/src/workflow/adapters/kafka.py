@@ -1,4 +1,5 @@
-"""Workflow's Kafka handlers: intake's `TicketCreated` opens a stream; forwarded commands (the
+"""Workflow's Kafka handler of its input topic (`ticket-commands`): intake's `TicketCreated` opens
+a stream (published again, with the request's state, on `ticket-events`); forwarded commands (the
 sla service's stale-safe reminders and auto-close, requesters' mail replies and survey answers,
 the notifier's failed deliveries) are decided like any other command. A mail reply to a request
 whose stream is full is refused like a command the rules refuse: logged with the reason, not
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 import structlog
@@ -20,7 +21,7 @@ from desk_contracts.requests import CommentReceived, DeliveryFailed, SurveySubmi
 from desk_contracts.sla import AutoCloseDue, ReminderDue
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.store import StreamFull
-from desk_platform.consumer import Handler, PoisonMessage, RetryLater
+from desk_platform.consumer import Handler, PoisonMessage
 from desk_policies.model import DeskPolicy
 from workflow.application.tickets import UnknownPolicy, UnknownTicket, execute, load, open_stream
 from workflow.domain.commands import (
@@ -35,19 +36,6 @@ from workflow.domain.commands import (
 from workflow.domain.rules import Rejection
 
 log = structlog.get_logger(__name__)
-UNKNOWN_TICKET_PATIENCE = timedelta(minutes=10)
-
-
-def on_ticket_event(policies: dict[str, DeskPolicy]) -> Handler:
-    async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        if not isinstance(event, TicketCreated) or envelope.source == "/desk/workflow":
-            return
-        try:
-            await open_stream(conn, policies, event, envelope.id, envelope.correlation_id)
-        except UnknownPolicy as error:
-            raise PoisonMessage(str(error)) from error
-
-    return handle
 
 
 def command_for(event: Event) -> Command | None:
@@ -83,6 +71,12 @@ def command_for(event: Event) -> Command | None:
 
 def on_command(policies: dict[str, DeskPolicy], clock: Callable[[], datetime]) -> Handler:
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
+        if isinstance(event, TicketCreated):
+            try:
+                await open_stream(conn, policies, event, envelope.id, envelope.correlation_id)
+            except UnknownPolicy as error:
+                raise PoisonMessage(str(error)) from error
+            return
         command = command_for(event)
         if command is None:
             raise PoisonMessage(f"{envelope.type} is not a command workflow executes")
@@ -90,12 +84,8 @@ def on_command(policies: dict[str, DeskPolicy], clock: Callable[[], datetime]) -
             loaded = await load(conn, policies, event.ticket_id)
         except UnknownPolicy as error:
             raise PoisonMessage(str(error)) from error
-        except UnknownTicket as error:
-            # commands and ticket events travel on different topics: the ticket's creation
-            # may simply not be applied yet; only an old command for an unknown ticket is bad
-            if clock() - envelope.time > UNKNOWN_TICKET_PATIENCE:
-                raise PoisonMessage(str(error)) from error
-            raise RetryLater(str(error)) from error
+        except UnknownTicket as error:  # its creation comes first on this topic: none came
+            raise PoisonMessage(str(error)) from error
         try:
             outcome = await execute(
                 conn,

@@ -1,5 +1,6 @@
 """Load a ticket from its stream, execute a command with optimistic concurrency, keep the read
-model in step, all in the caller's transaction.
+model in step, all in the caller's transaction. Every event appended carries, in its metadata,
+the request's state after it (`desk_contracts.state`): what the relay publishes with it.
 
 A person's command on a full stream is refused by the store (`StreamFull`); the desk's own
 commands (`DESK_COMMANDS`: reminders, auto-close, failed deliveries, survey answers) are always
@@ -16,10 +17,12 @@ import asyncpg
 import structlog
 
 from desk_contracts.base import Event
+from desk_contracts.state import STATE_METADATA
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.records import NewEvent, RecordedEvent
 from desk_eventstore.store import append, read_stream
 from desk_policies.model import DeskPolicy
+from desk_policies.requests import Ticket, evolve, published
 from workflow.domain.commands import (
     AnswerSurvey,
     AutoClose,
@@ -29,7 +32,6 @@ from workflow.domain.commands import (
 )
 from workflow.domain.decide import decide
 from workflow.domain.rules import Rejection
-from workflow.domain.ticket import Ticket, evolve
 
 log = structlog.get_logger(__name__)
 
@@ -83,20 +85,26 @@ async def open_stream(
     event_id: str,
     correlation_id: str | None,
 ) -> Ticket | None:
-    """Start the ticket's stream with intake's `TicketCreated` (same event id, not re-published).
-    Returns None when the stream exists already."""
+    """Start the ticket's stream with intake's `TicketCreated` (same event id), which workflow
+    then publishes on `ticket-events` with the request's first state. Returns None when the
+    stream exists already."""
     policy = policies.get(created.policy_id)
     if policy is None:
         raise UnknownPolicy(f"unknown desk {created.policy_id!r}")
     if await read_stream(conn, created.ticket_id):
         return None
-    metadata = {"publish": False, "correlationid": correlation_id or created.ticket_id}
+    state = evolve(Ticket.blank(policy, created.ticket_id), created)
+    metadata = {"correlationid": correlation_id or created.ticket_id, **_state(state)}
     new = NewEvent.from_event(created, event_id=uuid.UUID(event_id), metadata=metadata)
     await append(conn, created.ticket_id, 0, [new], bounded=False)
-    state = evolve(Ticket.blank(policy, created.ticket_id), created)
-    await save_view(conn, state, created.subject, created.occurred_at)
+    await save_view(conn, state, created.occurred_at)
     log.info("ticket_opened", key=created.key, status=state.status)
     return state
+
+
+def _state(state: Ticket) -> dict[str, Any]:
+    """The metadata entry that carries `state` with its event (see module)."""
+    return {STATE_METADATA: published(state).model_dump(mode="json")}
 
 
 @dataclass(frozen=True)
@@ -125,17 +133,17 @@ async def execute(
     # with a seed (a forwarded command's id), the same command delivered twice makes the same
     # event ids, so the second append is refused as a duplicate
     ids = [uuid.uuid5(id_seed, str(n)) if id_seed else uuid.uuid4() for n in range(len(decision))]
-    new = [
-        NewEvent.from_event(event, event_id=event_id, metadata=metadata)
-        for event, event_id in zip(decision, ids, strict=True)
-    ]
+    state = loaded.state
+    new = []
+    for event, event_id in zip(decision, ids, strict=True):
+        state = evolve(state, event)
+        new.append(
+            NewEvent.from_event(event, event_id=event_id, metadata={**metadata, **_state(state)})
+        )
     bounded = not isinstance(command, DESK_COMMANDS)
     await append(conn, loaded.state.ticket_id, loaded.state.version, new, bounded=bounded)
-    state = loaded.state
-    for event in decision:
-        state = evolve(state, event)
     if decision:
-        await save_view(conn, state, None, now)
+        await save_view(conn, state, now)
         log.info(
             "command_executed",
             command=type(command).__name__,
@@ -145,15 +153,14 @@ async def execute(
     return Executed(state, decision)
 
 
-async def save_view(
-    conn: asyncpg.Connection, state: Ticket, subject: str | None, now: datetime
-) -> None:
+async def save_view(conn: asyncpg.Connection, state: Ticket, now: datetime) -> None:
+    """Upsert the request's row of workflow's read model (lists and filters) from its state."""
     status = state.policy.status(state.status or state.policy.initial_status)
     await conn.execute(
         """INSERT INTO tickets (ticket_id, key, policy_id, organisation_id, requester_id, subject,
                                status, category, expected_actor, priority, assignee_id, version,
                                created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, coalesce($6, ''), $7, $8, $9, $10, $11, $12, $13, $14)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
            ON CONFLICT (ticket_id) DO UPDATE SET
                status = $7, category = $8, expected_actor = $9, priority = $10,
                assignee_id = $11, version = $12, updated_at = $14""",
@@ -162,7 +169,7 @@ async def save_view(
         state.policy.id,
         state.organisation_id,
         state.requester_id,
-        subject,
+        state.subject,
         status.id,
         status.category.value,
         status.expected_actor,

@@ -1,5 +1,6 @@
 """The workflow's pure domain: commands, ticket state, `decide` and `evolve`, per desk policy."""
 
+from desk_policies.requests import Ticket, evolve, fold
 from workflow.domain.commands import (
     SYSTEM,
     Actor,
@@ -12,7 +13,6 @@ from workflow.domain.commands import (
     Close,
     Command,
     ConfirmResolution,
-    CreateTicket,
     DisputeResolution,
     Escalate,
     EscalateByRequester,
@@ -32,7 +32,6 @@ from workflow.domain.commands import (
 from workflow.domain.decide import decide
 from workflow.domain.rules import Rejection
 from workflow.domain.steps import Decision
-from workflow.domain.ticket import Ticket, evolve, fold
 
 __all__ = [
     "SYSTEM",
@@ -46,7 +45,6 @@ __all__ = [
     "Close",
     "Command",
     "ConfirmResolution",
-    "CreateTicket",
     "Decision",
     "DisputeResolution",
     "Escalate",

@@ -2,20 +2,22 @@
 
 The sla service arms each timer with the ticket's version at that moment. A timer is stale
 (it produces nothing, and is no error) once the ticket changed after `armed_version`;
-automatic reminders themselves do not count as changes.
+automatic reminders themselves do not count as changes. Whether the request has waited long
+enough is the policy's one rule (`Ticket.has_waited`, `DeskPolicy.waited_until`), the same the
+sla service armed the timer with, so a timer is never refused as early.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from desk_contracts.tickets import ReminderSent, TicketClosed
 from desk_policies.actions import Action
 from desk_policies.model import Side
+from desk_policies.requests import Ticket
 from workflow.domain.commands import AutoClose, SendReminder
 from workflow.domain.rules import Rejection, side, transition
 from workflow.domain.steps import Decision, acted
-from workflow.domain.ticket import Ticket
 
 
 def is_stale(state: Ticket, armed_version: int) -> bool:
@@ -32,10 +34,6 @@ def _system_only(state: Ticket, command: SendReminder | AutoClose) -> Rejection 
     return None
 
 
-def _waited(state: Ticket, days: int, now: datetime) -> bool:
-    return state.last_change_at is not None and now - state.last_change_at >= timedelta(days=days)
-
-
 def remind(state: Ticket, cmd: SendReminder, now: datetime) -> Decision:
     refused = _system_only(state, cmd)
     if refused is not None:
@@ -47,7 +45,7 @@ def remind(state: Ticket, cmd: SendReminder, now: datetime) -> Decision:
         return []
     if cmd.days_waiting in state.reminders_sent:
         return []
-    if not _waited(state, cmd.days_waiting, now):
+    if not state.has_waited(cmd.days_waiting, now):
         return Rejection(f"{state.key} has not waited {cmd.days_waiting} days yet")
     fields = acted(state, cmd, now)
     return [ReminderSent(**fields, days_waiting=cmd.days_waiting, armed_version=cmd.armed_version)]
@@ -62,7 +60,7 @@ def auto_close(state: Ticket, cmd: AutoClose, now: datetime) -> Decision:
         return Rejection(f"desk {state.policy.id!r} never closes requests automatically")
     if is_stale(state, cmd.armed_version) or state.status not in automations.statuses:
         return []
-    if not _waited(state, automations.auto_close_days, now):
+    if not state.has_waited(automations.auto_close_days, now):
         return Rejection(f"{state.key} has not waited {automations.auto_close_days} days yet")
     rule = transition(state, cmd.actor, Action.AUTO_CLOSE)
     if isinstance(rule, Rejection):

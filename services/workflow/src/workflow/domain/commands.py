@@ -1,4 +1,5 @@
 """What actors ask of a ticket: one command a request, each naming its actor (id and role).
+A request itself is created by intake (`TicketCreated`), never by a command of workflow.
 
 Commands are plain frozen data; `decide` turns them into events or a rejection. Time is
 never in a command unless it is part of what is asked (e.g. when an operation is planned).
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from desk_contracts.inputs import Address, Line, Name, Text
-from desk_contracts.tickets import Attachment, Channel
+from desk_contracts.tickets import Channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,26 +32,6 @@ SYSTEM = Actor(id="system", role="system")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Command:
     actor: Actor
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CreateTicket(Command):
-    key: str
-    request_type: str
-    priority: str
-    subject: str
-    description: str
-    organisation_id: str
-    requester_id: str
-    channel: Channel = Channel.PORTAL
-    participants: tuple[str, ...] = ()
-    product_version: str | None = None
-    company: str | None = None
-    contact: str | None = None
-    error_message: str | None = None
-    attachments: tuple[Attachment, ...] = ()
-    language: str = "en"
-    source_message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from desk_policies.requests import Ticket
 from workflow.domain import automations, facts, steps
 from workflow.domain.commands import (
     AddComment,
@@ -21,7 +22,6 @@ from workflow.domain.commands import (
     Close,
     Command,
     ConfirmResolution,
-    CreateTicket,
     DisputeResolution,
     Escalate,
     EscalateByRequester,
@@ -41,7 +41,6 @@ from workflow.domain.commands import (
 )
 from workflow.domain.rules import Rejection
 from workflow.domain.steps import Decision
-from workflow.domain.ticket import Ticket
 
 Handler = Callable[[Ticket, Any, datetime], Decision]
 
@@ -77,10 +76,6 @@ def decide(state: Ticket, command: Command, now: datetime) -> Decision:
     """The events `command` causes on `state` at `now`, or a `Rejection` (and no event)."""
     if now.tzinfo is None:
         return Rejection("time must carry a time zone")
-    if isinstance(command, CreateTicket):
-        if state.exists:
-            return Rejection(f"request {state.key} already exists")
-        return facts.create(state, command, now)
     if not state.exists:
         return Rejection(f"no request {state.ticket_id} yet: create it first")
     handler = HANDLERS.get(type(command))

@@ -1,5 +1,5 @@
-"""Decisions on commands that never move the status by themselves: creation, comments,
-priority, requester escalation, links, participants, notifications, survey.
+"""Decisions on commands that never move the status by themselves: comments, priority,
+requester escalation, links, participants, notifications, survey.
 
 A customer's public comment is the one exception: while the request waits for them
 (a `requester_reply` transition leaves the status) it sends the request back to the team.
@@ -20,73 +20,24 @@ from desk_contracts.tickets import (
     RequesterAnswered,
     RequesterEscalated,
     SurveyAnswered,
-    TicketCreated,
     TicketLinked,
 )
 from desk_policies.actions import Action, Permission
 from desk_policies.model import Side
+from desk_policies.requests import Ticket
 from workflow.domain.commands import (
     AddComment,
     AddParticipant,
     AnswerSurvey,
     ChangePriority,
-    CreateTicket,
     EscalateByRequester,
     LinkRequest,
     MuteNotifications,
     RecordDeliveryFailure,
     UnmuteNotifications,
 )
-from workflow.domain.rules import Rejection, blank, final_refusal, permitted, side, transition
+from workflow.domain.rules import Rejection, blank, final_refusal, permitted, transition
 from workflow.domain.steps import Decision, acted
-from workflow.domain.ticket import Ticket
-
-
-def create(state: Ticket, cmd: CreateTicket, now: datetime) -> Decision:
-    policy = state.policy
-    kind = policy.request_type(cmd.request_type)
-    if kind is None:
-        known = ", ".join(t.id for t in policy.request_types)
-        return Rejection(f"unknown request type {cmd.request_type!r} (types: {known})")
-    found = side(state, cmd.actor)
-    if isinstance(found, Rejection):
-        return found
-    if cmd.actor.role not in kind.creators:
-        who = ", ".join(kind.creators)
-        return Rejection(f"a {cmd.actor.role} may not create a {kind.prefix} request (only {who})")
-    if found is Side.CUSTOMER and cmd.actor.organisation_id not in (None, cmd.organisation_id):
-        return Rejection("a customer creates requests for their own organisation only")
-    if policy.priority_rank(cmd.priority) is None:
-        return Rejection(f"unknown priority {cmd.priority!r}")
-    if not cmd.key.startswith(f"{kind.prefix}-"):
-        return Rejection(f"a {kind.prefix} request's key starts with {kind.prefix}-")
-    if blank(cmd.subject):
-        return Rejection("a request needs a subject")
-    return [
-        TicketCreated(
-            ticket_id=state.ticket_id,
-            occurred_at=now,
-            key=cmd.key,
-            policy_id=policy.id,
-            request_type=cmd.request_type,
-            priority=cmd.priority,
-            subject=cmd.subject,
-            description=cmd.description,
-            organisation_id=cmd.organisation_id,
-            requester_id=cmd.requester_id,
-            created_by=cmd.actor.id,
-            created_by_role=cmd.actor.role,
-            channel=cmd.channel,
-            participants=cmd.participants,
-            product_version=cmd.product_version,
-            company=cmd.company,
-            contact=cmd.contact,
-            error_message=cmd.error_message,
-            attachments=cmd.attachments,
-            language=cmd.language,
-            source_message_id=cmd.source_message_id,
-        )
-    ]
 
 
 def comment(state: Ticket, cmd: AddComment, now: datetime) -> Decision:

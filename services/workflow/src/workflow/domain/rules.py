@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from desk_policies.actions import Action, Permission
 from desk_policies.model import Guard, Side, Transition
+from desk_policies.requests import Ticket
 from workflow.domain.commands import Actor
-from workflow.domain.ticket import Ticket
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from desk_contracts.base import Event
@@ -23,6 +23,7 @@ from desk_contracts.tickets import (
 )
 from desk_policies.actions import Action
 from desk_policies.model import Transition
+from desk_policies.requests import Ticket
 from workflow.domain.commands import (
     Assign,
     Close,
@@ -40,7 +41,6 @@ from workflow.domain.commands import (
     WaitForThirdParty,
 )
 from workflow.domain.rules import Rejection, blank, side, status_label, transition
-from workflow.domain.ticket import Ticket
 
 Decision = list[Event] | Rejection
 
@@ -204,7 +204,11 @@ def reopen(state: Ticket, cmd: Reopen, now: datetime) -> Decision:
     if cmd.actor.role not in policy.roles:
         return Rejection(f"a {cmd.actor.role} may not reopen a request")
     days = policy.within_days
-    if days is not None and state.closed_at and now - state.closed_at > timedelta(days=days):
+    if (
+        days is not None
+        and state.closed_at
+        and now > state.policy.waited_until(state.closed_at, days)
+    ):
         return Rejection(
             f"{state.key} was closed more than {days} days ago: open a new request referencing it"
         )

@@ -25,14 +25,13 @@ import asyncpg
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.store import APPEND_LOCK_CLASS, read_all
 from desk_policies.model import DeskPolicy
+from desk_policies.requests import Ticket, evolve
 from workflow.application.tickets import save_view
-from workflow.domain.ticket import Ticket, evolve
 
 
 @dataclass
 class Folded:
     state: Ticket
-    subject: str
     updated_at: datetime
 
 
@@ -52,9 +51,7 @@ async def _fold(
                 if not isinstance(event, TicketCreated):
                     continue  # not a ticket stream
                 policy = policies[event.policy_id]
-                folded = Folded(
-                    Ticket.blank(policy, recorded.stream_id), event.subject, recorded.recorded_at
-                )
+                folded = Folded(Ticket.blank(policy, recorded.stream_id), recorded.recorded_at)
                 tickets[recorded.stream_id] = folded
             folded.state = evolve(folded.state, event)
             folded.updated_at = recorded.recorded_at
@@ -83,7 +80,7 @@ async def rebuild(
             await conn.execute("ALTER TABLE tickets RENAME TO tickets_replaced")
             await conn.execute("ALTER TABLE tickets_rebuild RENAME TO tickets")
             for folded in tickets.values():
-                await save_view(conn, folded.state, folded.subject, folded.updated_at)
+                await save_view(conn, folded.state, folded.updated_at)
             await conn.execute("DROP TABLE tickets_replaced")
         return len(tickets)
     finally:

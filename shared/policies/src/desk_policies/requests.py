@@ -1,8 +1,17 @@
-"""A ticket's state, folded from its events by `evolve` (pure; the policy travels with it).
+"""A request's state under its desk's policy, folded from its events: the one fold of the system.
 
-`version` counts the events applied (`TicketCreated` is version 1). `last_change_version`
-is the version of the last event other than an automatic reminder: reminders and the
-auto-close armed after a change are stale once it moves.
+workflow decides every command on this state and publishes it with each event it appends
+(`published`, the `desk_contracts.state.RequestState` contract); every other service reads that
+published state instead of folding ticket events its own way. `evolve` is pure (the policy
+travels with the state).
+
+`version` counts the events applied (`TicketCreated` is version 1). `last_change_version` is
+the version of the last event other than an automatic reminder: reminders and the automatic
+close armed before a later change are stale. `waiting_since` is the anchor of the waiting days
+of the desk's automations: the moment the request entered a status they watch, moved to
+another watched status, or was last changed by a person (not `system`) while there; the
+automation's own reminders do not restart it, and `reminders_sent` lists the days reminded
+since it.
 """
 
 from __future__ import annotations
@@ -11,7 +20,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from desk_contracts.base import Event
+from desk_contracts.state import RequestState
 from desk_contracts.tickets import (
+    ActedEvent,
     NotificationsMuted,
     NotificationsUnmuted,
     ParticipantAdded,
@@ -29,9 +40,13 @@ from desk_contracts.tickets import (
 )
 from desk_policies.model import DeskPolicy, StatusCategory
 
+SYSTEM = "system"
+
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
+    """One request as its events made it (see module)."""
+
     policy: DeskPolicy
     ticket_id: str
     version: int = 0
@@ -41,7 +56,14 @@ class Ticket:
     priority: str = ""
     organisation_id: str = ""
     requester_id: str = ""
+    created_by: str = ""
+    created_by_role: str = ""
+    channel: str = ""
+    language: str = "en"
+    subject: str = ""
+    source_message_id: str | None = None
     created_at: datetime | None = None
+    updated_at: datetime | None = None
     assignee_id: str | None = None
     group_id: str | None = None
     participants: frozenset[str] = frozenset()
@@ -51,7 +73,9 @@ class Ticket:
     resolution_confirmed: bool = False
     closed_at: datetime | None = None
     last_change_version: int = 0
-    last_change_at: datetime | None = None
+    waiting_since: datetime | None = None
+    waiting_version: int = 0
+    person_changed_at: datetime | None = None
     reminders_sent: frozenset[int] = frozenset()
     requester_escalations: int = 0
     survey_rating: int | None = None
@@ -77,6 +101,11 @@ class Ticket:
         """Is `person` the requester or a participant of this request?"""
         return person == self.requester_id or person in self.participants
 
+    def has_waited(self, days: int, now: datetime) -> bool:
+        """Has it waited `days` days at `now` (the policy's one rule, from `waiting_since`)?"""
+        since = self.waiting_since
+        return since is not None and now >= self.policy.waited_until(since, days)
+
 
 def _created(state: Ticket, e: TicketCreated) -> Ticket:
     return replace(
@@ -87,6 +116,12 @@ def _created(state: Ticket, e: TicketCreated) -> Ticket:
         priority=e.priority,
         organisation_id=e.organisation_id,
         requester_id=e.requester_id,
+        created_by=e.created_by,
+        created_by_role=e.created_by_role,
+        channel=e.channel.value,
+        language=e.language,
+        subject=e.subject,
+        source_message_id=e.source_message_id,
         created_at=e.occurred_at,
         participants=frozenset(e.participants),
     )
@@ -131,24 +166,39 @@ def _other(state: Ticket, e: Event) -> Ticket:
     return state
 
 
+def _waiting(before: Ticket, after: Ticket, event: Event, version: int) -> Ticket:
+    """Move the waiting anchor (see module) for `event`, applied at `version`."""
+    watched = before.policy.automations.statuses
+    by_person = isinstance(event, ActedEvent) and event.actor_role != SYSTEM
+    if isinstance(event, TicketCreated) or after.status != before.status:
+        anchored = after.status in watched
+    elif after.waiting_since is not None and by_person:
+        anchored = True
+    else:
+        return after
+    if not anchored:
+        return replace(after, waiting_since=None, waiting_version=0, reminders_sent=frozenset())
+    return replace(
+        after, waiting_since=event.occurred_at, waiting_version=version, reminders_sent=frozenset()
+    )
+
+
 def evolve(state: Ticket, event: Event) -> Ticket:
     """The state after `event`. Unknown event types only bump the version."""
     if isinstance(event, TicketCreated):
-        state = _created(state, event)
+        after = _created(state, event)
     elif isinstance(event, StatusChanged):
-        state = _status_changed(state, event)
+        after = _status_changed(state, event)
     else:
-        state = _other(state, event)
+        after = _other(state, event)
     version = state.version + 1
+    after = _waiting(state, after, event, version)
+    after = replace(after, version=version, updated_at=event.occurred_at)
+    if isinstance(event, ActedEvent) and event.actor_role != SYSTEM:
+        after = replace(after, person_changed_at=event.occurred_at)
     if isinstance(event, ReminderSent):
-        return replace(state, version=version)
-    return replace(
-        state,
-        version=version,
-        last_change_version=version,
-        last_change_at=event.occurred_at,
-        reminders_sent=frozenset(),
-    )
+        return after
+    return replace(after, last_change_version=version)
 
 
 def fold(state: Ticket, events: list[Event]) -> Ticket:
@@ -156,3 +206,44 @@ def fold(state: Ticket, events: list[Event]) -> Ticket:
     for event in events:
         state = evolve(state, event)
     return state
+
+
+def published(state: Ticket) -> RequestState:
+    """The state as the `RequestState` contract (what workflow publishes with each event)."""
+    assert state.status is not None and state.created_at and state.updated_at
+    status = state.policy.status(state.status)
+    return RequestState(
+        ticket_id=state.ticket_id,
+        key=state.key,
+        policy_id=state.policy.id,
+        version=state.version,
+        request_type=state.request_type,
+        priority=state.priority,
+        status=state.status,
+        category=status.category.value,
+        expected_actor=status.expected_actor,
+        organisation_id=state.organisation_id,
+        requester_id=state.requester_id,
+        created_by=state.created_by,
+        created_by_role=state.created_by_role,
+        channel=state.channel,
+        language=state.language,
+        subject=state.subject,
+        source_message_id=state.source_message_id,
+        participants=tuple(sorted(state.participants)),
+        muted=tuple(sorted(state.muted)),
+        assignee_id=state.assignee_id,
+        group_id=state.group_id,
+        links=state.links,
+        resolution_code=state.resolution_code,
+        resolution_confirmed=state.resolution_confirmed,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        closed_at=state.closed_at,
+        waiting_since=state.waiting_since,
+        waiting_version=state.waiting_version,
+        person_changed_at=state.person_changed_at,
+        last_change_version=state.last_change_version,
+        reminders_sent=tuple(sorted(state.reminders_sent)),
+        survey_rating=state.survey_rating,
+    )
