@@ -361,3 +361,53 @@ async def test_assign_accepts_staff_of_the_desk_and_a_group(pool: asyncpg.Pool) 
         None,
         "lea@desk.example",
     ]
+
+
+async def test_erp_vendor_closes_citing_the_requester_s_confirming_comment(
+    pool: asyncpg.Pool,
+) -> None:
+    event = created("erp-vendor")
+    await open_ticket(pool, event)
+    desk = {"X-Actor": "sd@desk.example", "X-Actor-Role": "service_desk"}
+    anne = {
+        "X-Actor": "anne@acme.example",
+        "X-Actor-Role": "requester",
+        "X-Actor-Organisation": "acme",
+    }
+    close = f"/requests/{event.key}/close"
+    async with client(pool) as http:
+        await http.post(f"/requests/{event.key}/start-work", headers=desk)
+        resolved = await http.post(
+            f"/requests/{event.key}/resolve",
+            json={"resolution_code": "handled", "comment": "Correctif installé"},
+            headers=desk,
+        )
+        assert resolved.json()["status"] == "resolved", resolved.text
+        commented = await http.post(
+            f"/requests/{event.key}/add-comment", json={"body": "ça fonctionne"}, headers=anne
+        )
+        assert commented.json()["status"] == "resolved", commented.text
+        cited = commented.json()["version"]
+
+        uncited = await http.post(close, headers=desk)
+        assert uncited.status_code == 409
+        why = uncited.json()["detail"]
+        assert f"confirming the resolution (confirmation_version: {cited})" in why
+        for bad in (0, -1, "four", 2**31):
+            malformed = await http.post(close, json={"confirmation_version": bad}, headers=desk)
+            assert malformed.status_code == 422, bad
+            assert malformed.json()["detail"][0]["loc"] == ["body", "confirmation_version"]
+        wrong = await http.post(close, json={"confirmation_version": cited - 1}, headers=desk)
+        assert wrong.status_code == 409 and "is not a public comment" in wrong.json()["detail"]
+
+        closed = await http.post(close, json={"confirmation_version": cited}, headers=desk)
+        assert closed.status_code == 200, closed.text
+        assert closed.json()["status"] == "closed"
+        read = await http.get(f"/requests/{event.key}", headers=desk)
+    history = read.json()["history"]
+    newest = history[0]
+    assert newest["type"] == "TicketClosed" and newest["data"]["confirmation_version"] == cited
+    (confirming,) = [h for h in history if h["version"] == cited]
+    assert confirming["type"] == "CommentAdded"
+    assert confirming["data"]["actor_id"] == "anne@acme.example"
+    assert confirming["data"]["body"] == "ça fonctionne"

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from workflow_story import Desk, actor
 
 from desk_contracts.tickets import (
     Channel,
+    CommentAdded,
     PriorityChanged,
     ReminderSent,
     RequesterAnswered,
@@ -141,6 +143,115 @@ def test_resolution_is_confirmed_by_the_requester_then_closed_by_the_agent(desk:
     assert "not confirmed" in d.refused(Close(actor=AGENT))
     d.run(ConfirmResolution(actor=ALICE), Close(actor=AGENT))
     assert d.status == "closed" and d.state.resolution_code == "handled"
+
+
+def resolved(desk: Make) -> Desk:
+    return in_progress(desk).run(Resolve(actor=AGENT, resolution_code="handled", comment="Done"))
+
+
+def test_the_requester_confirms_by_commenting_and_the_agent_closes_citing_it(
+    desk: Make,
+) -> None:
+    d = resolved(desk)
+    (comment,) = d.do(AddComment(actor=ALICE, body="ça fonctionne"))
+    assert isinstance(comment, CommentAdded) and d.status == "resolved"
+    cited = d.state.version
+    reason = d.refused(Close(actor=AGENT))
+    assert "cite the requester's comment confirming the resolution" in reason
+    assert "confirmation is not cited" in reason and f"confirmation_version: {cited})" in reason
+    (closed,) = d.do(Close(actor=AGENT, confirmation_version=cited))
+    assert isinstance(closed, TicketClosed) and closed.confirmation_version == cited
+    assert d.status == "closed" and d.state.resolution_code == "handled"
+
+
+def test_a_participant_s_comment_confirms_too(desk: Make) -> None:
+    d = in_progress(desk).run(AddParticipant(actor=ALICE, participant_id="bob@acme.example"))
+    d.do(Resolve(actor=AGENT, resolution_code="handled", comment="Done"))
+    d.do(AddComment(actor=actor("participant", "bob@acme.example"), body="OK pour nous"))
+    cited = d.state.version
+    (closed,) = d.do(Close(actor=AGENT, confirmation_version=cited))
+    assert isinstance(closed, TicketClosed) and closed.confirmation_version == cited
+
+
+def _agent_comment(d: Desk) -> int:
+    d.do(AddComment(actor=AGENT, body="Le correctif est installé"))
+    return d.state.version
+
+
+def _internal_note(d: Desk) -> int:
+    d.do(AddComment(actor=AGENT, body="ça fonctionne", public=False))
+    return d.state.version
+
+
+def _colleague_not_following(d: Desk) -> int:
+    d.do(AddComment(actor=actor("requester", "carl@acme.example"), body="ça fonctionne"))
+    return d.state.version
+
+
+def _resolution_itself(d: Desk) -> int:
+    return d.state.resolved_version
+
+
+@pytest.mark.parametrize(
+    ("cite", "why"),
+    [
+        (_agent_comment, "is not a public comment by the requester or a participant"),
+        (_internal_note, "is not a public comment by the requester or a participant"),
+        (_colleague_not_following, "is not a public comment by the requester or a participant"),
+        (_resolution_itself, "is not a public comment by the requester or a participant"),
+        (lambda d: d.state.version + 1, "has no version"),
+    ],
+    ids=["agent comment", "internal note", "colleague", "resolution", "unknown version"],
+)
+def test_closing_citing_what_is_not_the_customer_s_confirmation_is_refused(
+    desk: Make, cite: Callable[[Desk], int], why: str
+) -> None:
+    d = resolved(desk)
+    reason = d.refused(Close(actor=AGENT, confirmation_version=cite(d)))
+    assert why in reason
+    assert "cite the requester's comment confirming the resolution" in reason
+
+
+def test_a_comment_before_the_resolution_does_not_confirm_it(desk: Make) -> None:
+    d = in_progress(desk).run(AddComment(actor=ALICE, body="ça fonctionne"))
+    before = d.state.version
+    d.do(Resolve(actor=AGENT, resolution_code="handled", comment="Done"))
+    d.do(AddComment(actor=ALICE, body="Merci"))
+    reason = d.refused(Close(actor=AGENT, confirmation_version=before))
+    assert f"version {before} is not a public comment" in reason
+    assert f"since the resolution (version {before + 1})" in reason
+    assert f"confirmation_version: {before + 2})" in reason  # the one that may be cited
+
+
+def test_a_comment_on_an_earlier_resolution_does_not_confirm_the_next(desk: Make) -> None:
+    d = resolved(desk).run(AddComment(actor=ALICE, body="ça fonctionne"))
+    earlier = d.state.version
+    d.do(StartWork(actor=AGENT))
+    d.do(Resolve(actor=AGENT, resolution_code="handled", comment="Done again"))
+    reason = d.refused(Close(actor=AGENT, confirmation_version=earlier))
+    assert "is not a public comment" in reason and "(confirmation_version)" in reason
+
+
+def test_a_comment_rejecting_the_resolution_lets_the_agent_resume_work(desk: Make) -> None:
+    d = resolved(desk).run(AddComment(actor=ALICE, body="Toujours en erreur pour la société 02"))
+    assert d.status == "resolved"  # the agent reads it and decides
+    d.do(StartWork(actor=AGENT))
+    assert d.status == "in_progress" and d.state.resolution_replies == ()
+
+
+def test_citing_a_comment_where_no_resolution_awaits_confirmation_is_refused(
+    desk: Make,
+) -> None:
+    d = in_progress(desk).run(AddComment(actor=ALICE, body="ça fonctionne"))
+    reason = d.refused(Close(actor=AGENT, confirmation_version=d.state.version))
+    assert "has no resolution awaiting confirmation" in reason
+
+
+def test_a_confirmed_resolution_closes_citing_a_comment_or_not(desk: Make) -> None:
+    d = resolved(desk).run(ConfirmResolution(actor=ALICE))
+    assert "is not a public comment" in d.refused(Close(actor=AGENT, confirmation_version=2))
+    (closed,) = d.do(Close(actor=AGENT))
+    assert isinstance(closed, TicketClosed) and closed.confirmation_version is None
 
 
 def test_requester_disputes_the_resolution_and_work_resumes(desk: Make) -> None:

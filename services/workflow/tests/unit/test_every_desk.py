@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from workflow_story import Desk, actor
 
-from desk_contracts.tickets import CommentAdded, PriorityChanged, StatusChanged
+from desk_contracts.tickets import CommentAdded, PriorityChanged, StatusChanged, TicketClosed
 from desk_policies import SHIPPED
 from desk_policies.actions import Action
 from workflow.domain import (
@@ -111,6 +111,36 @@ def test_requester_comment_while_waiting_for_customer_moves_back_to_the_team(
     assert isinstance(event, StatusChanged) and event.to_status == reply.to
     (event,) = d.do(AddComment(actor=ALICE, body="And one more thing"))
     assert isinstance(event, CommentAdded)
+
+
+# after the requester comments on a resolution: the status, and whether closing cites the comment
+AFTER_COMMENT_ON_RESOLUTION = {
+    "erp-vendor": ("resolved", True),  # seed 001: the agent closes if the comment confirms
+    "cloud-partner": ("resolved", False),
+    "saas-desk": ("assigned", False),  # the answer was not enough: back to the agent
+}
+
+
+@desks
+def test_only_erp_vendor_closes_a_commented_resolution_citing_the_comment(
+    desk: Make, policy_id: str
+) -> None:
+    d = desk(policy_id).create()
+    code = d.state.policy.resolution_codes[0].id
+    if policy_id == "saas-desk":  # taking it in charge is assigning it
+        d.do(Assign(actor=agent_of(d, Action.ASSIGN), assignee_id="bob"))
+    else:
+        d.do(StartWork(actor=agent_of(d, Action.START)))
+    d.do(Resolve(actor=agent_of(d, Action.RESOLVE), resolution_code=code, comment="Try X"))
+    d.do(AddComment(actor=ALICE, body="ça fonctionne"))
+    status, cites = AFTER_COMMENT_ON_RESOLUTION[policy_id]
+    assert d.status == status
+    closer = agent_of(d, Action.CLOSE)
+    if cites:
+        assert "cite the requester's comment" in d.refused(Close(actor=closer))
+    cited = d.state.version if cites else None
+    (closed,) = d.do(Close(actor=closer, confirmation_version=cited))
+    assert isinstance(closed, TicketClosed) and closed.confirmation_version == cited
 
 
 @desks

@@ -24,6 +24,7 @@ MAX_QUOTED = 80  # characters of someone's input quoted back in a message
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Line = Annotated[str, StringConstraints(max_length=MAX_LINE)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+Version = Annotated[int, Field(ge=1, le=2**31 - 1)]  # an event of a request, by stream version
 
 
 def quoted(value: object, limit: int = MAX_QUOTED) -> str:

@@ -193,7 +193,11 @@ class ResolutionDisputed(StatusChanged):
 
 @register
 class TicketClosed(StatusChanged):
-    """The request was closed, by an agent or automatically (`automatic`, after waiting)."""
+    """The request was closed, by an agent or automatically (`automatic`, after waiting).
+
+    `confirmation_version` is the stream version of the requester's (or a participant's) public
+    comment that confirmed the resolution, when the agent closed citing it.
+    """
 
     event_type = "TicketClosed"
 
@@ -201,6 +205,7 @@ class TicketClosed(StatusChanged):
     comment: str | None = None
     automatic: bool = False
     armed_version: int | None = None  # for automatic closes: the version the timer was armed at
+    confirmation_version: int | None = None
 
 
 @register

@@ -12,6 +12,11 @@ of the desk's automations: the moment the request entered a status they watch, m
 another watched status, or was last changed by a person (not `system`) while there; the
 automation's own reminders do not restart it, and `reminders_sent` lists the days reminded
 since it.
+
+`resolved_version` is the version of the `TicketResolved` the request stands on (0 when none, or
+once the status moved on from it); `resolution_replies` the versions of the public comments the
+requester or a participant wrote since then: each one may be cited by the agent who closes the
+request as the customer's confirmation of the resolution.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from desk_contracts.base import Event
 from desk_contracts.state import RequestState
 from desk_contracts.tickets import (
     ActedEvent,
+    CommentAdded,
     NotificationsMuted,
     NotificationsUnmuted,
     ParticipantAdded,
@@ -38,7 +44,7 @@ from desk_contracts.tickets import (
     TicketLinked,
     TicketResolved,
 )
-from desk_policies.model import DeskPolicy, StatusCategory
+from desk_policies.model import DeskPolicy, Side, StatusCategory
 
 SYSTEM = "system"
 
@@ -71,6 +77,8 @@ class Ticket:
     links: tuple[str, ...] = ()
     resolution_code: str | None = None
     resolution_confirmed: bool = False
+    resolved_version: int = 0
+    resolution_replies: tuple[int, ...] = ()
     closed_at: datetime | None = None
     last_change_version: int = 0
     waiting_since: datetime | None = None
@@ -183,6 +191,24 @@ def _waiting(before: Ticket, after: Ticket, event: Event, version: int) -> Ticke
     )
 
 
+def _replies(state: Ticket, event: Event, version: int) -> Ticket:
+    """Follow the standing resolution and the customers' public comments since it (see module)."""
+    if isinstance(event, TicketResolved):
+        return replace(state, resolved_version=version, resolution_replies=())
+    if isinstance(event, StatusChanged) and event.to_status != event.from_status:
+        return replace(state, resolved_version=0, resolution_replies=())
+    if isinstance(event, CommentAdded) and state.resolved_version and _by_customer(state, event):
+        return replace(state, resolution_replies=(*state.resolution_replies, version))
+    return state
+
+
+def _by_customer(state: Ticket, comment: CommentAdded) -> bool:
+    """Is `comment` public and written by the requester or a participant of the request?"""
+    role = state.policy.role(comment.actor_role)
+    customer = role is not None and role.side is Side.CUSTOMER
+    return comment.public and customer and state.involves(comment.actor_id)
+
+
 def evolve(state: Ticket, event: Event) -> Ticket:
     """The state after `event`. Unknown event types only bump the version."""
     if isinstance(event, TicketCreated):
@@ -193,6 +219,7 @@ def evolve(state: Ticket, event: Event) -> Ticket:
         after = _other(state, event)
     version = state.version + 1
     after = _waiting(state, after, event, version)
+    after = _replies(after, event, version)
     after = replace(after, version=version, updated_at=event.occurred_at)
     if isinstance(event, ActedEvent) and event.actor_role != SYSTEM:
         after = replace(after, person_changed_at=event.occurred_at)

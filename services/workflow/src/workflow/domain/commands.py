@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from desk_contracts.inputs import Address, Line, Name, Text
+from desk_contracts.inputs import Address, Line, Name, Text, Version
 from desk_contracts.tickets import Channel
 
 
@@ -97,8 +97,12 @@ class DisputeResolution(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Close(Command):
+    """`confirmation_version` cites the requester's (or a participant's) public comment that
+    confirms the resolution, by its version in the request's history."""
+
     resolution_code: Name | None = None
     comment: Text | None = None
+    confirmation_version: Version | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

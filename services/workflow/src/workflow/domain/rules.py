@@ -40,10 +40,6 @@ ACTION_WORDS: dict[Action, str] = {
     Action.AUTO_CLOSE: "close the request automatically",
 }
 
-GUARD_WORDS: dict[Guard, str] = {
-    Guard.RESOLUTION_CONFIRMED: "the requester has not confirmed the resolution yet",
-}
-
 
 def status_label(state: Ticket, status: str | None = None) -> str:
     status = status if status is not None else state.status
@@ -72,8 +68,11 @@ def permitted(state: Ticket, actor: Actor, permission: Permission, words: str) -
     return None
 
 
-def transition(state: Ticket, actor: Actor, action: Action) -> Transition | Rejection:
-    """The policy's transition for `action` from the current status for the actor's role."""
+def transition(
+    state: Ticket, actor: Actor, action: Action, *, cited: int | None = None
+) -> Transition | Rejection:
+    """The policy's transition for `action` from the current status for the actor's role.
+    `cited` is the version of the comment the command cites as the customer's confirmation."""
     found = side(state, actor)
     if isinstance(found, Rejection):
         return found
@@ -86,16 +85,50 @@ def transition(state: Ticket, actor: Actor, action: Action) -> Transition | Reje
         return Rejection(f"a {actor.role} may not {words} while it is {status_label(state)}")
     failed: list[Guard] = []
     for rule in allowed:
-        if rule.guard is None or _holds(state, rule.guard):
+        if rule.guard is None or _holds(state, rule.guard, cited):
             return rule
         failed.append(rule.guard)
-    return Rejection(f"cannot {words}: {GUARD_WORDS[failed[0]]}")
+    return Rejection(f"cannot {words}: {_unmet(state, failed[0], cited)}")
 
 
-def _holds(state: Ticket, guard: Guard) -> bool:
+def _holds(state: Ticket, guard: Guard, cited: int | None) -> bool:
     if guard is Guard.RESOLUTION_CONFIRMED:
-        return state.resolution_confirmed
+        return state.resolution_confirmed or confirms(state, cited)
     return False  # pragma: no cover - every guard is handled above
+
+
+def _unmet(state: Ticket, guard: Guard, cited: int | None) -> str:
+    if guard is Guard.RESOLUTION_CONFIRMED:
+        return unconfirmed(state, cited)
+    return f"{guard} does not hold"  # pragma: no cover - every guard is handled above
+
+
+def confirms(state: Ticket, cited: int | None) -> bool:
+    """Is event `cited` a public comment of the requester or a participant made since the
+    standing resolution (`Ticket.resolution_replies`), i.e. one that may confirm it?"""
+    return cited is not None and cited in state.resolution_replies
+
+
+def unconfirmed(state: Ticket, cited: int | None) -> str:
+    """Why the resolution is not confirmed by `cited` (None: nothing cited), and what would be."""
+    if not state.resolved_version:
+        return f"{state.key} has no resolution awaiting confirmation: close it without citing one"
+    replies = " or ".join(str(v) for v in state.resolution_replies)
+    if cited is None:
+        unanswered = "the requester has not confirmed the resolution yet"
+        why = "the requester's confirmation is not cited" if replies else unanswered
+    elif cited > state.version:
+        why = f"{state.key} has no version {cited} (its latest is {state.version})"
+    else:
+        why = (
+            f"version {cited} is not a public comment by the requester or a participant "
+            f"since the resolution (version {state.resolved_version})"
+        )
+    cite = f"confirmation_version: {replies}" if replies else "confirmation_version"
+    return (
+        f"{why}: cite the requester's comment confirming the resolution ({cite}), "
+        "or wait for their confirmation"
+    )
 
 
 def closed_hint(state: Ticket) -> str:

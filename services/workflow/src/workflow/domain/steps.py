@@ -40,7 +40,16 @@ from workflow.domain.commands import (
     StartWork,
     WaitForThirdParty,
 )
-from workflow.domain.rules import Rejection, blank, side, status_label, transition
+from workflow.domain.rules import (
+    ACTION_WORDS,
+    Rejection,
+    blank,
+    confirms,
+    side,
+    status_label,
+    transition,
+    unconfirmed,
+)
 
 Decision = list[Event] | Rejection
 
@@ -184,11 +193,18 @@ def close(state: Ticket, cmd: Close, now: datetime) -> Decision:
     code = cmd.resolution_code
     if code is not None and not state.policy.has_resolution_code(code):
         return Rejection(f"unknown resolution code {code!r}")
-    rule = transition(state, cmd.actor, Action.CLOSE)
+    cited = cmd.confirmation_version
+    rule = transition(state, cmd.actor, Action.CLOSE, cited=cited)
     if isinstance(rule, Rejection):
         return rule
+    if cited is not None and not confirms(state, cited):
+        return Rejection(f"cannot {ACTION_WORDS[Action.CLOSE]}: {unconfirmed(state, cited)}")
     fields = _fields(state, cmd, now, rule)
-    return [TicketClosed(**fields, resolution_code=code, comment=cmd.comment)]
+    return [
+        TicketClosed(
+            **fields, resolution_code=code, comment=cmd.comment, confirmation_version=cited
+        )
+    ]
 
 
 def reopen(state: Ticket, cmd: Reopen, now: datetime) -> Decision:
