@@ -70,4 +70,3 @@ async def new_topic(kafka_bootstrap: str):  # type: ignore[no-untyped-def]
 
     yield make
     await admin.close()
-

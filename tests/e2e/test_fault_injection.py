@@ -2,7 +2,8 @@
 SIGKILL and started again (as a supervisor would), then PostgreSQL crashes and Kafka restarts.
 
 Afterwards, within bounded waits: every request the client got accepted is in workflow with
-its `TicketCreated` history and applied by every consumer of `ticket-events`; intake created
+its `TicketCreated` history, applied by workflow from its input (`ticket-commands`) and by
+every consumer of `ticket-events`; intake created
 each once; every acknowledgement reached the SMTP sink, none twice beyond the notifier's
 documented crash window (a message sent but not yet marked sent when the notifier dies: at
 most one per notifier kill, counted); no dead letter is left over (each `.dlt` record was
@@ -52,7 +53,7 @@ from fault_support import (
 )
 from system import System
 
-from desk_contracts.topics import TICKET_EVENTS
+from desk_contracts.topics import TICKET_COMMANDS, TICKET_EVENTS
 
 pytestmark = pytest.mark.e2e
 
@@ -234,7 +235,7 @@ async def outcome(infra: PrivateInfra, system: System) -> Outcome:
     began = time.monotonic()
     topic = system.topic_prefix + TICKET_EVENTS
     groups = {
-        f"workflow.{topic}": "workflow",
+        f"workflow.{system.topic_prefix + TICKET_COMMANDS}": "workflow",
         f"sla.{topic}": "sla",
         f"notifier.{topic}": "notifier",
         f"intake-mail.{topic}": "intake",
