@@ -10,12 +10,14 @@ No record stops the relay: one Kafka would refuse for good (larger than the topi
 max.message.bytes, read from the broker when `bootstrap_servers` is given, or than
 `max_record_bytes`) is set aside before it is sent. Should the broker refuse one all the same
 (a limit unknown or lowered), the relay learns that the topic takes less than that record and
-retries the batch, setting it aside; if the refusal left the idempotent producer unusable,
-the relay ends so that its process restarts with a new one. It is registered in the store's
-`dead_letters` with the reason, sent to the topic's `.dlt` twin as a record that fits (the
-original headers, `dlt_error`, `dlt_origin_relay`, `dlt_origin_topic`, `dlt_original_bytes`, no
-value), logged as an error, and the checkpoint moves on. The later events of its stream are set
-aside behind it the same way (whole, on the `.dlt` twin), so that stream is never published out
+retries the batch, setting it aside. When the idempotent producer is left unusable (a refused
+batch, or a broker restart that lost its sequence numbers: OutOfOrderSequenceNumber), the relay
+replaces it with a new one from `renew_producer` and resends from its checkpoint; without
+`renew_producer` it ends, so that its process restarts with a new one. A record set aside is
+registered in the store's `dead_letters` with the reason, sent to the topic's `.dlt` twin as a
+record that fits (the original headers, `dlt_error`, `dlt_origin_relay`, `dlt_origin_topic`,
+`dlt_original_bytes`, no value), logged as an error, and the checkpoint moves on. The later
+events of its stream are set aside behind it the same way (whole, on the `.dlt` twin), so that stream is never published out
 of order; the other streams go on. Any other failure (database or broker unreachable, a
 timeout) is transient: the batch is retried, after a back-off capped at `max_retry_delay`, so
 the relay resumes within about a second of the server's return.
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -85,8 +87,10 @@ class OutboxRelay:
         max_retry_delay: float = 1.0,
         max_record_bytes: int = MAX_RECORD_BYTES,
         bootstrap_servers: str | None = None,
+        renew_producer: Callable[[], Awaitable[AIOKafkaProducer]] | None = None,
     ) -> None:
         self.url = url
+        self.renew_producer = renew_producer
         self.schema = schema
         self.producer = producer
         self.topic_for = topic_for
@@ -134,10 +138,15 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except (kafka_errors.OutOfOrderSequenceNumber, kafka_errors.ProducerFenced) as error:
-                # the idempotent producer is unusable (a batch the broker refused left its
-                # sequence numbers behind): end here, so the process restarts with a new one
+                # the idempotent producer is unusable (its sequence numbers are behind the
+                # broker's): a new one resends from the checkpoint, or the process restarts
                 log.error("relay_producer_unusable", relay=self.name, error=describe(error))
-                raise
+                if self.renew_producer is None:
+                    raise
+                with contextlib.suppress(Exception):
+                    await self.producer.stop()
+                self.producer = await self.renew_producer()
+                log.info("relay_producer_renewed", relay=self.name)
             except Exception as error:  # database or broker trouble: retry, never die
                 log.warning(
                     "relay_interrupted",

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kafka_support import consume_all
@@ -237,3 +238,38 @@ async def test_a_record_the_broker_refuses_all_the_same_is_set_aside_on_the_retr
         reason = await conn.fetchval("SELECT reason FROM dead_letters WHERE event_id = $1", big)
     assert reason is not None and reason.startswith("record of 20")
     assert reason.endswith(f"bytes of {topic}")
+
+
+async def test_a_relay_that_can_renew_its_producer_gets_past_the_refused_record_alone(
+    pool: asyncpg.Pool, database_url: str, schema: str, kafka_bootstrap: str
+) -> None:
+    """The same refusal with `renew_producer` (as every service runs its relay): one run of the
+    relay gets past the record, replacing its producer if the refusal left it unusable."""
+    topic = await small_topic(kafka_bootstrap)
+    big = await add(pool, "B", size=20_000)
+    after = await add(pool, "C")
+    producers: list[AIOKafkaProducer] = []
+
+    async def renew() -> AIOKafkaProducer:
+        producer = idempotent_producer(kafka_bootstrap, "test")
+        await producer.start()
+        producers.append(producer)
+        return producer
+
+    stop = asyncio.Event()
+    relay = OutboxRelay(
+        database_url, schema, await renew(), lambda _: topic, source="/t", renew_producer=renew
+    )
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        async with asyncio.timeout(15):
+            while not (await consume_all(kafka_bootstrap, topic, 1, timeout=1)):
+                assert not task.done(), "the relay ended instead of renewing its producer"
+    finally:
+        stop.set()
+        await task
+        for producer in producers:
+            await producer.stop()
+    assert after in ids(await consume_all(kafka_bootstrap, topic, 1, timeout=5))
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT reason FROM dead_letters WHERE event_id = $1", big)

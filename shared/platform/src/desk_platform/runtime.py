@@ -139,6 +139,13 @@ class ServiceRuntime:
         self.producer = idempotent_producer(self.settings.kafka_bootstrap_servers, self.name)
         await self.producer.start()
 
+    async def _relay_producer(self) -> AIOKafkaProducer:
+        """A started idempotent producer of the relay's own (renewed when it becomes unusable,
+        without touching the one the dead-letter path shares)."""
+        producer = idempotent_producer(self.settings.kafka_bootstrap_servers, f"{self.name}-relay")
+        await producer.start()
+        return producer
+
     async def run(self, app: Any | None = None) -> None:
         """Run until SIGTERM/SIGINT (or `stop` is set); `app` is the service's FastAPI app
         (None: the process serves only `/health`, `/ready` and `/metrics`)."""
@@ -167,11 +174,12 @@ class ServiceRuntime:
             relay = OutboxRelay(
                 self.settings.database_url,
                 self.name,
-                self.producer,
+                await self._relay_producer(),
                 lambda event: self.settings.topic(topic_for(event)),
                 source=self.source,
                 name=f"{self.name}-relay",
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                renew_producer=self._relay_producer,
             )
             self.relay = relay
             tasks.append(asyncio.create_task(relay.run(self.stop), name="outbox-relay"))
@@ -214,6 +222,8 @@ class ServiceRuntime:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
         await self.producer.stop()
+        if self.relay is not None:
+            await self.relay.producer.stop()
         await self.pool.close()
         log.info("service_stopped", failed=self.failed)
         if self.failed:  # let the supervisor (systemd, Kubernetes, the launcher) restart us
