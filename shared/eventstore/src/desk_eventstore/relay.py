@@ -17,8 +17,8 @@ replaces it with a new one from `renew_producer` and resends from its checkpoint
 registered in the store's `dead_letters` with the reason, sent to the topic's `.dlt` twin as a
 record that fits (the original headers, `dlt_error`, `dlt_origin_relay`, `dlt_origin_topic`,
 `dlt_original_bytes`, no value), logged as an error, and the checkpoint moves on. The later
-events of its stream are set aside behind it the same way (whole, on the `.dlt` twin), so that stream is never published out
-of order; the other streams go on. Any other failure (database or broker unreachable, a
+events of its stream are set aside behind it the same way (whole, on the `.dlt` twin), so that
+stream is never published out of order; the other streams go on. Any other failure (database or broker unreachable, a
 timeout) is transient: the batch is retried, after a back-off capped at `max_retry_delay`, so
 the relay resumes within about a second of the server's return.
 """
