@@ -8,8 +8,8 @@ deduplicate by event id.
 
 No record stops the relay: one Kafka would refuse for good (larger than the topic's
 max.message.bytes, read from the broker when `bootstrap_servers` is given, or than
-`max_record_bytes`) is set aside before it is sent. Should the broker refuse one all the same
-(a limit unknown or lowered), the relay learns that the topic takes less than that record and
+`max_record_bytes`) is set aside before it is sent. Should the broker refuse one all the same (a
+limit unknown or lowered), the relay learns that the topic takes less than that record and
 retries the batch, setting it aside. When the idempotent producer is left unusable (a refused
 batch, or a broker restart that lost its sequence numbers: OutOfOrderSequenceNumber), the relay
 replaces it with a new one from `renew_producer` and resends from its checkpoint; without
@@ -18,9 +18,9 @@ registered in the store's `dead_letters` with the reason, sent to the topic's `.
 record that fits (the original headers, `dlt_error`, `dlt_origin_relay`, `dlt_origin_topic`,
 `dlt_original_bytes`, no value), logged as an error, and the checkpoint moves on. The later
 events of its stream are set aside behind it the same way (whole, on the `.dlt` twin), so that
-stream is never published out of order; the other streams go on. Any other failure (database or broker unreachable, a
-timeout) is transient: the batch is retried, after a back-off capped at `max_retry_delay`, so
-the relay resumes within about a second of the server's return.
+stream is never published out of order; the other streams go on. Any other failure (database or
+broker unreachable, a timeout) is transient: the batch is retried, after a back-off capped at
+`max_retry_delay`, so the relay resumes within about a second of the server's return.
 """
 
 from __future__ import annotations
