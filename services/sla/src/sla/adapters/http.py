@@ -1,45 +1,105 @@
-"""HTTP API of the sla service: a ticket's clocks, each saying why it runs, pauses or stopped."""
+"""HTTP API of the sla service: a ticket's clocks, each saying why it runs, pauses or stopped,
+by id or by request key, and a desk's board of open requests by business time left.
+
+Reads are denied by default, as workflow's: the reader names their role (`X-Actor-Role`, and
+`X-Actor-Organisation` for customers); without one 401, with a role that does not read the
+desk's requests 403 (`reader`: the one place that reads who asks, until signed tokens replace
+the headers). The board is for the desk's support side only; a ticket's clocks are for the
+support side and for customers of the request's own organisation (404 for others, as for an
+unknown request), without the desk's pending timers.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, Header, HTTPException, Query
 
 from desk_contracts.inputs import quoted
 from desk_platform.http import service_app
+from desk_policies.audience import Audience, reader_audience
 from sla.application.timers import Desks, clocks_of
+
+RoleHeader = Annotated[str | None, Header(max_length=64)]
+OrganisationHeader = Annotated[str | None, Header(max_length=200)]
 
 
 def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) -> FastAPI:
     app = service_app("sla", pool)
 
-    @app.get("/tickets/{ticket_id}/clocks")
-    async def clocks(ticket_id: str) -> dict[str, Any]:
+    def reader(policy_id: str, role: str | None) -> Audience:
+        """As whom the reader naming `role` reads desk `policy_id` (a desk of `desks`): 401
+        without a role, 403 for a role that reads nothing of that desk."""
+        if not role:
+            raise HTTPException(
+                401, "X-Actor-Role (and X-Actor-Organisation for customers) name who reads"
+            )
+        audience = reader_audience(desks.policies[policy_id], role)
+        if audience is None:
+            raise HTTPException(403, f"{quoted(role)} is not a role of desk {policy_id} that reads")
+        return audience
+
+    async def clocks_where(
+        column: Literal["ticket_id", "key"], ticket: str, role: str | None, organisation: str | None
+    ) -> dict[str, Any]:
+        """The clocks of the request whose `column` (ticket_id or key) is `ticket`."""
         async with pool.acquire() as conn:
-            reading = await clocks_of(conn, desks, ticket_id, clock())
+            row = await conn.fetchrow(
+                f"""SELECT ticket_id, policy_id, organisation_id FROM clock_board
+                    WHERE {column} = $1""",
+                ticket,
+            )
+            if row is None or row["policy_id"] not in desks.policies:
+                raise HTTPException(404, f"no request {quoted(ticket)} known to the sla service")
+            audience = reader(row["policy_id"], role)
+            if audience is Audience.CUSTOMER and not (
+                organisation and organisation == row["organisation_id"]
+            ):
+                raise HTTPException(404, f"no request {quoted(ticket)} known to the sla service")
+            reading = await clocks_of(conn, desks, row["ticket_id"], clock())
             timers = await conn.fetch(
                 """SELECT kind, occurrence, fire_at, armed_version FROM timers
                    WHERE ticket_id = $1 AND fired_at IS NULL ORDER BY fire_at""",
-                ticket_id,
+                row["ticket_id"],
             )
         if reading is None:
-            raise HTTPException(404, f"no ticket {quoted(ticket_id)} known to the sla service")
+            raise HTTPException(404, f"no request {quoted(ticket)} known to the sla service")
+        if audience is Audience.CUSTOMER:
+            return asdict(reading)
         return {**asdict(reading), "pending_timers": [dict(t) for t in timers]}
+
+    @app.get("/tickets/{ticket_id}/clocks")
+    async def clocks(
+        ticket_id: str,
+        x_actor_role: RoleHeader = None,
+        x_actor_organisation: OrganisationHeader = None,
+    ) -> dict[str, Any]:
+        """A ticket's clocks, by its id."""
+        return await clocks_where("ticket_id", ticket_id, x_actor_role, x_actor_organisation)
+
+    @app.get("/requests/{key}/clocks")
+    async def clocks_by_key(
+        key: str, x_actor_role: RoleHeader = None, x_actor_organisation: OrganisationHeader = None
+    ) -> dict[str, Any]:
+        """A request's clocks, by its key (e.g. SPT-1042)."""
+        return await clocks_where("key", key, x_actor_role, x_actor_organisation)
 
     @app.get("/board")
     async def board(
         policy_id: Annotated[str, Query(min_length=1, max_length=100)],
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        x_actor_role: RoleHeader = None,
     ) -> list[dict[str, Any]]:
         """A desk's open requests with running clocks, the most urgent first, with the business
-        time left before the next breach (negative once breached)."""
+        time left before the next breach (negative once breached): for its support side."""
         if policy_id not in desks.policies:
             raise HTTPException(404, f"no desk {quoted(policy_id)}")
+        if reader(policy_id, x_actor_role) is not Audience.SUPPORT:
+            raise HTTPException(403, f"the board is for the support side of desk {policy_id}")
         _, calendar = desks.of(policy_id)
         now = clock()
         async with pool.acquire() as conn:
