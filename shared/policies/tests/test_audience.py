@@ -21,6 +21,7 @@ from desk_policies.audience import (
     SUPPORT,
     Audience,
     entry_seen_by,
+    may_read,
     reader_audience,
     request_seen_by,
     role_seen_by,
@@ -221,3 +222,10 @@ def test_an_assignment_tells_customers_the_status_not_the_assignee_nor_the_group
     seen = entry_seen_by(Audience.CUSTOMER, CLOUD, "TicketAssigned", assigned)
     assert seen is not None and seen["to_status"] == assigned["to_status"]
     assert PAUL not in json.dumps(seen) and "level2" not in json.dumps(seen)
+
+
+def test_the_support_side_reads_every_request_a_customer_their_organisations_only() -> None:
+    assert may_read(Audience.SUPPORT, None, "acme")
+    assert may_read(Audience.CUSTOMER, "acme", "acme")
+    assert not may_read(Audience.CUSTOMER, "globex", "acme")
+    assert not may_read(Audience.CUSTOMER, None, None)  # a customer names their organisation

@@ -111,16 +111,17 @@ async def test_the_board_is_for_the_support_side_of_its_desk(
         (STAFF, 200),
     ],
 )
-@pytest.mark.parametrize("by", ["id", "key"])
-async def test_a_tickets_clocks_by_id_or_key_for_whom_may_see_the_request(
+@pytest.mark.parametrize(
+    "path", ["/tickets/{id}/clocks", "/requests/{key}/clocks", "/requests/{id}/clocks"]
+)
+async def test_a_requests_clocks_by_id_or_key_for_whom_may_see_the_request(
     ticket_and_sla: tuple[TicketCreated, httpx.AsyncClient],
     headers: dict[str, str],
     status: int,
-    by: str,
+    path: str,
 ) -> None:
     event, http = ticket_and_sla
-    path = f"/tickets/{event.ticket_id}/clocks" if by == "id" else f"/requests/{event.key}/clocks"
-    answer = await http.get(path, headers=headers)
+    answer = await http.get(path.format(id=event.ticket_id, key=event.key), headers=headers)
     assert answer.status_code == status, answer.text
     if status == 404:
         assert answer.json()["detail"].startswith("no request ")

@@ -146,6 +146,12 @@ def reader_audience(policy: DeskPolicy, role: str) -> Audience | None:
     return None if found is None else READERS.get(found.side)
 
 
+def may_read(audience: Audience, organisation: str | None, owner: str | None) -> bool:
+    """May a reader of `audience`, of `organisation`, read a request of `owner`'s? The support
+    side reads every request of its desk, a customer their own organisation's only."""
+    return audience is Audience.SUPPORT or (organisation is not None and organisation == owner)
+
+
 def role_seen_by(audience: Audience, policy: DeskPolicy, role: str | None) -> str | None:
     """`role` as `audience` reads it: a customer reads the customer side's roles, and
     `SUPPORT` for any other (and for a role the desk does not know)."""

@@ -1,10 +1,11 @@
-"""HTTP API of the sla service: a ticket's clocks, each saying why it runs, pauses or stopped,
-by id or by request key, and a desk's board of open requests by business time left.
+"""HTTP API of the sla service: a request's clocks (by key or id, as workflow's
+`/requests/{ticket}`), each saying why it runs, pauses or stopped, and a desk's board of open
+requests by business time left.
 
 Reads are denied by default, as workflow's: the reader names their role (`X-Actor-Role`, and
 `X-Actor-Organisation` for customers); without one 401, with a role that does not read the
-desk's requests 403 (`reader`: the one place that reads who asks, until signed tokens replace
-the headers). The board is for the desk's support side only; a ticket's clocks are for the
+desk's requests 403 (`reader`; the headers are read at the routes only, until signed tokens
+replace them). The board is for the desk's support side only; a ticket's clocks are for the
 support side and for customers of the request's own organisation (404 for others, as for an
 unknown request), without the desk's pending timers.
 """
@@ -14,14 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import FastAPI, Header, HTTPException, Query
 
 from desk_contracts.inputs import quoted
 from desk_platform.http import service_app
-from desk_policies.audience import Audience, reader_audience
+from desk_policies.audience import Audience, may_read, reader_audience
 from sla.application.timers import Desks, clocks_of
 
 RoleHeader = Annotated[str | None, Header(max_length=64)]
@@ -43,22 +44,18 @@ def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) 
             raise HTTPException(403, f"{quoted(role)} is not a role of desk {policy_id} that reads")
         return audience
 
-    async def clocks_where(
-        column: Literal["ticket_id", "key"], ticket: str, role: str | None, organisation: str | None
-    ) -> dict[str, Any]:
-        """The clocks of the request whose `column` (ticket_id or key) is `ticket`."""
+    async def clocks_for(ticket: str, role: str | None, organisation: str | None) -> dict[str, Any]:
+        """The clocks of the request whose id or key is `ticket`, as the reader may see them."""
         async with pool.acquire() as conn:
             row = await conn.fetchrow(
-                f"""SELECT ticket_id, policy_id, organisation_id FROM clock_board
-                    WHERE {column} = $1""",
+                """SELECT ticket_id, policy_id, organisation_id FROM clock_board
+                   WHERE ticket_id = $1 OR key = $1""",
                 ticket,
             )
             if row is None or row["policy_id"] not in desks.policies:
                 raise HTTPException(404, f"no request {quoted(ticket)} known to the sla service")
             audience = reader(row["policy_id"], role)
-            if audience is Audience.CUSTOMER and not (
-                organisation and organisation == row["organisation_id"]
-            ):
+            if not may_read(audience, organisation, row["organisation_id"]):
                 raise HTTPException(404, f"no request {quoted(ticket)} known to the sla service")
             reading = await clocks_of(conn, desks, row["ticket_id"], clock())
             timers = await conn.fetch(
@@ -72,21 +69,23 @@ def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) 
             return asdict(reading)
         return {**asdict(reading), "pending_timers": [dict(t) for t in timers]}
 
+    @app.get("/requests/{ticket}/clocks")
+    async def request_clocks(
+        ticket: str,
+        x_actor_role: RoleHeader = None,
+        x_actor_organisation: OrganisationHeader = None,
+    ) -> dict[str, Any]:
+        """A request's clocks, by its key (e.g. SPT-1042) or its id."""
+        return await clocks_for(ticket, x_actor_role, x_actor_organisation)
+
     @app.get("/tickets/{ticket_id}/clocks")
     async def clocks(
         ticket_id: str,
         x_actor_role: RoleHeader = None,
         x_actor_organisation: OrganisationHeader = None,
     ) -> dict[str, Any]:
-        """A ticket's clocks, by its id."""
-        return await clocks_where("ticket_id", ticket_id, x_actor_role, x_actor_organisation)
-
-    @app.get("/requests/{key}/clocks")
-    async def clocks_by_key(
-        key: str, x_actor_role: RoleHeader = None, x_actor_organisation: OrganisationHeader = None
-    ) -> dict[str, Any]:
-        """A request's clocks, by its key (e.g. SPT-1042)."""
-        return await clocks_where("key", key, x_actor_role, x_actor_organisation)
+        """A ticket's clocks, by its id (as `/requests/{ticket}/clocks`)."""
+        return await clocks_for(ticket_id, x_actor_role, x_actor_organisation)
 
     @app.get("/board")
     async def board(

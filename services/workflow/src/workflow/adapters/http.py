@@ -39,6 +39,7 @@ from desk_platform.logging import log_context
 from desk_policies.audience import (
     Audience,
     entry_seen_by,
+    may_read,
     reader_audience,
     request_seen_by,
     role_seen_by,
@@ -175,7 +176,7 @@ def create_app(
             raise HTTPException(
                 403, f"{quoted(role)} is not a role of desk {state.policy.id} that sees requests"
             )
-        if audience is Audience.CUSTOMER and organisation != state.organisation_id:
+        if not may_read(audience, organisation, state.organisation_id):
             raise HTTPException(404, f"no request {quoted(ticket)}")
         return audience
 
