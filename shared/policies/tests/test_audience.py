@@ -18,7 +18,7 @@ from desk_policies.audience import (
     COMMON,
     CUSTOMERS_SEE,
     PEOPLE,
-    SUPPORT,
+    SUPPORT_NAME,
     Audience,
     entry_seen_by,
     may_read,
@@ -144,7 +144,7 @@ def test_each_audience_sees_what_the_table_says_of_every_event_type(
     assert PAUL not in shown and '"agent"' not in shown  # nor the agent, nor their role
     for person, role in PEOPLE:
         if person in data:
-            assert seen[person] == seen[role] == SUPPORT
+            assert seen[person] == seen[role] == SUPPORT_NAME
 
 
 @pytest.mark.parametrize("event_type", [t for t, shown in SHOWN_TO_CUSTOMERS.items() if shown])
@@ -172,10 +172,10 @@ def test_unknown_types_and_roles_are_hidden_from_customers() -> None:
     assert entry_seen_by(Audience.SUPPORT, CLOUD, "SomethingNew", data) == data
     odd = {**stored("WorkStarted"), "actor_role": "wizard", "actor_id": "w@x.example"}
     started = entry_seen_by(Audience.CUSTOMER, CLOUD, "WorkStarted", odd)
-    assert started is not None and started["actor_id"] == started["actor_role"] == SUPPORT
+    assert started is not None and started["actor_id"] == started["actor_role"] == SUPPORT_NAME
     no_role = {k: v for k, v in stored("WorkStarted").items() if k != "actor_role"}
     started = entry_seen_by(Audience.CUSTOMER, CLOUD, "WorkStarted", no_role)
-    assert started is not None and started["actor_id"] == SUPPORT
+    assert started is not None and started["actor_id"] == SUPPORT_NAME
 
 
 def test_a_licence_request_made_by_sales_administration_names_the_support_side() -> None:
@@ -184,7 +184,7 @@ def test_a_licence_request_made_by_sales_administration_names_the_support_side()
     created["created_by_role"] = "sales_admin"
     seen = entry_seen_by(Audience.CUSTOMER, erp, "TicketCreated", created)
     assert seen is not None
-    assert (seen["created_by"], seen["created_by_role"]) == (SUPPORT, SUPPORT)
+    assert (seen["created_by"], seen["created_by_role"]) == (SUPPORT_NAME, SUPPORT_NAME)
     assert seen["requester_id"] == created["requester_id"]
 
 
@@ -211,7 +211,7 @@ def test_a_customer_reads_a_request_without_its_internal_fields() -> None:
     assert request_seen_by(Audience.SUPPORT, erp, row) == row
     assert request_seen_by(Audience.CUSTOMER, erp, row) == {
         "key": "SPT-1",
-        "expected_actor": SUPPORT,
+        "expected_actor": SUPPORT_NAME,
     }
     assert role_seen_by(Audience.CUSTOMER, erp, "requester") == "requester"
     assert role_seen_by(Audience.CUSTOMER, erp, None) is None  # closed: nobody is expected

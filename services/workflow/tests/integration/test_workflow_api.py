@@ -17,6 +17,7 @@ from desk_contracts.envelope import Envelope
 from desk_contracts.sla import ReminderDue
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.store import read_stream
+from desk_policies.audience import REQUEST_INTERNAL, REQUEST_SHOWN
 from desk_policies.loader import load_policies
 from workflow.adapters.http import create_app
 from workflow.adapters.kafka import on_command, on_ticket_event
@@ -386,6 +387,10 @@ async def test_an_internal_note_never_reaches_the_requester(pool: asyncpg.Pool) 
             for before in ({}, {"before_version": 5}, {"before_version": 3}, {"before_version": 2})
         ]
         listed = await http.get("/requests", params={"state": "all"}, headers=CUSTOMER)
+        team_rows = (await http.get("/requests", params={"organisation_id": "acme"})).json()
+    decided = REQUEST_SHOWN | REQUEST_INTERNAL  # every field of a request is decided
+    assert set(team_rows[0]) <= decided, set(team_rows[0]) - decided
+    assert set(team) - {"history", "history_total", "history_more"} <= decided
     assert [h["data"].get("body") for h in team["history"][:2]] == ["We are on it", NOTE]
     assert team["assignee_id"] == "lea@desk.example" and team["history_total"] == 5
 

@@ -5,7 +5,7 @@ request's organisation) and the support side (the desk's staff). The support sid
 fact as stored. A customer sees, of each history entry, what `CUSTOMERS_SEE` lists for its event
 type, and nothing of a type the table does not know (deny by default, so a new event type or a
 new field stays internal until someone decides otherwise here). Whoever is not on the customer
-side (an agent, an expert, the automations) is shown to a customer as `SUPPORT`, the support
+side (an agent, an expert, the automations) is shown to a customer as `SUPPORT_NAME`, the support
 side's neutral name: names of internal roles and staff addresses never reach a customer.
 
 Why each event type is shown or hidden (DOMAIN §4, §7, §8b and the seeds):
@@ -46,13 +46,13 @@ class Audience(StrEnum):
     SUPPORT = "support"
 
 
-SUPPORT = Audience.SUPPORT.value  # what a customer reads instead of a support-side name
+SUPPORT_NAME = Audience.SUPPORT.value  # what a customer reads instead of a support-side name
 
 # the roles' sides that read requests, and as which audience (external parties and the
 # automations read none)
 READERS = {Side.CUSTOMER: Audience.CUSTOMER, Side.SUPPORT: Audience.SUPPORT}
 
-# fields of every event a customer sees, and the (person, role) pairs shown as SUPPORT unless
+# fields of every event a customer sees, and the (person, role) pairs shown as SUPPORT_NAME unless
 # the role is on the customer side
 COMMON = ("ticket_id", "occurred_at")
 PEOPLE = (("actor_id", "actor_role"), ("created_by", "created_by_role"))
@@ -154,11 +154,11 @@ def may_read(audience: Audience, organisation: str | None, owner: str | None) ->
 
 def role_seen_by(audience: Audience, policy: DeskPolicy, role: str | None) -> str | None:
     """`role` as `audience` reads it: a customer reads the customer side's roles, and
-    `SUPPORT` for any other (and for a role the desk does not know)."""
+    `SUPPORT_NAME` for any other (and for a role the desk does not know)."""
     if audience is Audience.SUPPORT or role is None:
         return role
     found = policy.role(role)
-    return role if found is not None and found.side is Side.CUSTOMER else SUPPORT
+    return role if found is not None and found.side is Side.CUSTOMER else SUPPORT_NAME
 
 
 def entry_seen_by(
@@ -175,9 +175,9 @@ def entry_seen_by(
     for person, role in PEOPLE:
         if person in data:
             named = data.get(role)
-            shown = SUPPORT if named is None else role_seen_by(audience, policy, str(named))
+            shown = SUPPORT_NAME if named is None else role_seen_by(audience, policy, str(named))
             seen[role] = shown
-            seen[person] = SUPPORT if shown == SUPPORT else data[person]
+            seen[person] = SUPPORT_NAME if shown == SUPPORT_NAME else data[person]
     return seen
 
 
