@@ -51,7 +51,7 @@ def test_a_request_travels_through_the_four_services(system: System) -> None:
     workflow = httpx.Client(
         base_url=system.url("workflow"), timeout=10, headers={"X-Actor-Role": "agent"}
     )
-    sla = httpx.Client(base_url=system.url("sla"), timeout=10)
+    sla = httpx.Client(base_url=system.url("sla"), timeout=10, headers={"X-Actor-Role": "agent"})
 
     created = intake.post("/requests", json=REQUEST, headers={"Idempotency-Key": "e2e-1"})
     assert created.status_code == 201, created.text

@@ -134,3 +134,22 @@ def test_only_staff_of_the_desk_may_be_assigned() -> None:
     for address, why in refusals.items():
         refused = directory.may_be_assigned(address, "saas-desk")
         assert refused is not None and why in refused, (address, refused)
+
+
+def test_a_customer_files_into_their_own_organisation_and_staff_into_a_known_one() -> None:
+    from desk_policies.model import Side
+
+    directory = load_directory()
+    assert directory.may_file_into("Anne@acme.example", "acme", Side.CUSTOMER) is None
+    assert directory.may_file_into("newcomer@acme.example", "acme", Side.CUSTOMER) is None
+    for submitter, organisation in (
+        ("anne@acme.example", "globex"),
+        ("anne@acme.example", "nowhere"),
+        ("stranger@elsewhere.example", "acme"),
+        ("paul@desk.example", "acme"),  # staff acting as a requester are not of acme
+    ):
+        refused = directory.may_file_into(submitter, organisation, Side.CUSTOMER)
+        assert refused is not None and "their own organisation only" in refused, submitter
+    assert directory.may_file_into("sales@desk.example", "globex", Side.SUPPORT) is None
+    unknown = directory.may_file_into("sales@desk.example", "nowhere", Side.SUPPORT)
+    assert unknown == "'nowhere' is not an organisation of the directory"

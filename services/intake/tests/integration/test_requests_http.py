@@ -24,6 +24,7 @@ from intake.adapters.http import create_app
 pytestmark = pytest.mark.integration
 
 POLICIES = load_policies()
+ANNE = "anne@acme.example"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
@@ -86,11 +87,62 @@ async def test_fifty_outside_participants_are_refused_and_nothing_is_created(
 async def test_people_outside_the_organisation_are_refused(
     http: httpx.AsyncClient, changes: dict[str, Any], field: str, why: str
 ) -> None:
-    answer = await http.post("/requests", json=request(**changes))
+    anne = {"X-Actor": "anne@acme.example"}  # files into her own organisation
+    answer = await http.post("/requests", json=request(**changes), headers=anne)
     assert answer.status_code == 422, answer.text
     (problem,) = answer.json()["detail"]
     assert problem["loc"] == ["body", field] and why in problem["msg"]
     assert await created(http) == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "headers"),
+    [
+        ({"organisation_id": "globex"}, {}),
+        ({"organisation_id": "globex", "requester": "carla@globex.example"}, {"X-Actor": ANNE}),
+        ({"organisation_id": "globex", "requester": "paul@desk.example"}, {"X-Actor": ANNE}),
+        ({"organisation_id": "nowhere"}, {}),
+        ({"requester": "paul@desk.example", "organisation_id": "globex"}, {}),  # not as staff
+    ],
+)
+async def test_a_requester_files_into_their_own_organisation_only(
+    http: httpx.AsyncClient, changes: dict[str, Any], headers: dict[str, str]
+) -> None:
+    answer = await http.post("/requests", json=request(**changes), headers=headers)
+    assert answer.status_code == 403, answer.text
+    (problem,) = answer.json()["detail"]
+    assert problem["loc"] == ["body", "organisation_id"]
+    assert "their own organisation only" in problem["msg"]
+    assert await created(http) == 0
+
+
+async def test_staff_file_on_a_clients_behalf_into_an_organisation_of_the_directory(
+    http: httpx.AsyncClient,
+) -> None:
+    sales = {"X-Actor": "sales@desk.example", "X-Actor-Role": "sales_admin"}
+    licence = request(
+        policy_id="erp-vendor",
+        request_type="licence",
+        organisation_id="globex",
+        requester="carla@globex.example",
+    )
+    accepted = await http.post("/requests", json=licence, headers=sales)
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["key"].startswith("LIC-")
+    unknown = await http.post(
+        "/requests",
+        json={**licence, "organisation_id": "nowhere", "requester": "sales@desk.example"},
+        headers=sales,
+    )
+    assert unknown.status_code == 422, unknown.text
+    assert unknown.json()["detail"] == [
+        {
+            "loc": ["body", "organisation_id"],
+            "msg": "'nowhere' is not an organisation of the directory",
+            "type": "invalid",
+        }
+    ]
+    assert await created(http) == 1
 
 
 async def test_a_creator_outside_the_organisation_is_refused(http: httpx.AsyncClient) -> None:

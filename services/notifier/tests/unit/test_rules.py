@@ -22,6 +22,7 @@ from desk_contracts.tickets import (
     Channel,
     CommentAdded,
     InformationRequested,
+    NotificationFailed,
     NotificationsMuted,
     OperationScheduled,
     PriorityChanged,
@@ -35,11 +36,13 @@ from desk_contracts.tickets import (
     WaitingForThirdParty,
     WorkStarted,
 )
+from desk_policies.audience import Audience
 from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
+from desk_policies.model import NotificationRule
 from notifier.adapters.templates import Templates
 from notifier.domain.content import notification_context
-from notifier.domain.rules import Audience, TicketView, notifications_for, unstaffed_roles
+from notifier.domain.rules import TicketView, notifications_for, unstaffed_roles
 
 POLICIES = load_policies()
 DIRECTORY = load_directory()
@@ -401,9 +404,42 @@ def test_team_messages_are_for_the_team() -> None:
     event = RequesterEscalated(**BASE, actor_id=ANNE, actor_role="requester")
     told = notifications_for(event, TICKET, POLICIES["cloud-partner"], DIRECTORY)
     assert {(n.recipient, n.language, n.audience) for n in told} == {
-        (LEA, "fr", Audience.TEAM),
-        (MAX, "en", Audience.TEAM),
+        (LEA, "fr", Audience.SUPPORT),
+        (MAX, "en", Audience.SUPPORT),
     }
+
+
+def test_an_internal_comment_reaches_no_customer_whatever_the_rules_say() -> None:
+    """A desk whose rule forgets `public_only` (or names customers for a hidden event type)
+    still tells only its support side."""
+    policy = POLICIES["cloud-partner"]
+    careless = NotificationRule(event="CommentAdded", recipients=("requester", "participants"))
+    team = NotificationRule(event="CommentAdded", recipients=("team_lead",))
+    failed = NotificationRule(event="NotificationFailed", recipients=("requester", "team_lead"))
+    policy = policy.model_copy(update={"notifications": (careless, team, failed)})
+    note = CommentAdded(**BASE, **TEAM, body="between us", public=False)
+    told = notifications_for(note, TICKET, policy, DIRECTORY)
+    assert [(n.recipient, n.audience) for n in told] == [(LEA, Audience.SUPPORT)]
+    public = notifications_for(note.model_copy(update={"public": True}), TICKET, policy, DIRECTORY)
+    assert [n.recipient for n in public] == [ANNE, BRUNO, LEA]
+    bounce = NotificationFailed(
+        **BASE, recipient=BRUNO, message_id="<m@x>", notified_event_id="e-1", error="550"
+    )
+    told = notifications_for(bounce, TICKET, policy, DIRECTORY)
+    assert [(n.recipient, n.audience) for n in told] == [(LEA, Audience.SUPPORT)]
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_an_assignment_mail_names_the_assignee_to_the_support_side_only(language: str) -> None:
+    policy = POLICIES["saas-desk"]
+    event = moved(TicketAssigned, "open", "assigned", assignee_id=PAUL)
+    (note,) = notifications_for(event, replace(SAAS_TICKET, participants=()), policy, DIRECTORY)
+    assert note.audience is Audience.CUSTOMER
+    for audience, named in ((Audience.CUSTOMER, False), (Audience.SUPPORT, True)):
+        told = replace(note, language=language, audience=audience)
+        context = notification_context(told, event, SAAS_TICKET, policy, DIRECTORY)
+        words = Templates().render(told.template, language, context, SAAS_TICKET.key)
+        assert (PAUL in words.text) is named, words.text
 
 
 def test_muting_then_unmuting_is_the_ticket_views_business() -> None:
@@ -446,7 +482,7 @@ def test_every_notification_is_worded_with_the_key_and_says_how_to_answer(
         words = templates.render(note.template, language, context, row.ticket.key)
         assert words.subject.startswith(f"[{row.ticket.key}] ")
         assert "\n" not in words.subject and "{" not in words.subject
-        if note.audience is Audience.TEAM:
+        if note.audience is Audience.SUPPORT:
             answer = "team"
         else:
             answer = "reply" if policy.email_replies.accepted else "portal"

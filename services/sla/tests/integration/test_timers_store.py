@@ -114,7 +114,8 @@ async def test_the_board_sorts_open_requests_by_business_time_left(pool: asyncpg
         await receive(pool, event, 1, MONDAY)
     app = create_app(pool, DESKS, lambda: MONDAY + timedelta(minutes=30))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sla") as http:
+    staff = {"X-Actor-Role": "service_desk"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://sla", headers=staff) as http:
         board = (await http.get("/board", params={"policy_id": "erp-vendor"})).json()
         unknown = await http.get("/board", params={"policy_id": "nope"})
     assert [row["ticket_id"] for row in board] == [urgent.ticket_id, calm.ticket_id]

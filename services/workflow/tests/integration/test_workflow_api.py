@@ -18,6 +18,7 @@ from desk_contracts.sla import ReminderDue
 from desk_contracts.state import state_of
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.store import read_stream
+from desk_policies.audience import REQUEST_INTERNAL, REQUEST_SHOWN
 from desk_policies.loader import load_policies
 from workflow.adapters.http import create_app
 from workflow.adapters.kafka import on_command
@@ -411,3 +412,76 @@ async def test_erp_vendor_closes_citing_the_requester_s_confirming_comment(
     assert confirming["type"] == "CommentAdded"
     assert confirming["data"]["actor_id"] == "anne@acme.example"
     assert confirming["data"]["body"] == "ça fonctionne"
+
+
+CUSTOMER = {"X-Actor-Role": "requester", "X-Actor-Organisation": "acme"}
+NOTE = "Between us: this customer is on the legacy plan"
+
+
+async def test_an_internal_note_never_reaches_the_requester(pool: asyncpg.Pool) -> None:
+    """The note is kept for the support side; the requester reads the request, its list row and
+    every page of its history without it, without the agent's name, role or assignment."""
+    event = created()
+    await open_ticket(pool, event)
+    async with client(pool) as http:
+        for command, body in (
+            ("start-work", {}),
+            ("assign", {"assignee_id": "lea@desk.example"}),
+            ("add-comment", {"body": NOTE, "public": False}),
+            ("add-comment", {"body": "We are on it", "public": True}),
+        ):
+            done = await http.post(f"/requests/{event.key}/{command}", json=body, headers=AGENT)
+            assert done.status_code == 200, done.text
+        team = (await http.get(f"/requests/{event.key}")).json()
+        mine = await http.get(f"/requests/{event.key}", headers=CUSTOMER)
+        pages = [
+            await http.get(
+                f"/requests/{event.key}", params={"history_limit": 1, **before}, headers=CUSTOMER
+            )
+            for before in ({}, {"before_version": 5}, {"before_version": 3}, {"before_version": 2})
+        ]
+        listed = await http.get("/requests", params={"state": "all"}, headers=CUSTOMER)
+        team_rows = (await http.get("/requests", params={"organisation_id": "acme"})).json()
+    decided = REQUEST_SHOWN | REQUEST_INTERNAL  # every field of a request is decided
+    assert set(team_rows[0]) <= decided, set(team_rows[0]) - decided
+    assert set(team) - {"history", "history_total", "history_more"} <= decided
+    assert [h["data"].get("body") for h in team["history"][:2]] == ["We are on it", NOTE]
+    assert team["assignee_id"] == "lea@desk.example" and team["history_total"] == 5
+
+    assert mine.status_code == 200, mine.text
+    seen = mine.json()
+    assert [h["type"] for h in seen["history"]] == [
+        "CommentAdded",
+        "TicketAssigned",
+        "WorkStarted",
+        "TicketCreated",
+    ]
+    assert seen["history_total"] == 4 and seen["history_more"] is False
+    public = seen["history"][0]["data"]
+    assert (public["body"], public["actor_id"], public["actor_role"]) == (
+        "We are on it",
+        "support",
+        "support",
+    )
+    assert "assignee_id" not in seen and seen["status"]["expected_actor"] == "support"
+    assert [[h["version"] for h in p.json()["history"]] for p in pages] == [[5], [3], [2], [1]]
+    assert [p.json()["history_more"] for p in pages] == [True, True, True, False]
+    assert {p.json()["history_total"] for p in pages} == {4}
+    rows = listed.json()
+    assert [row["key"] for row in rows] == [event.key]
+    assert "assignee_id" not in rows[0] and rows[0]["expected_actor"] == "support"
+    for answer in (mine, *pages, listed):
+        for internal in (NOTE, "paul@partner.example", "lea@desk.example", '"agent"'):
+            assert internal not in answer.text, internal
+
+
+async def test_roles_that_read_no_request_are_refused(pool: asyncpg.Pool) -> None:
+    event = created()
+    await open_ticket(pool, event)
+    async with client(pool) as http:
+        for role in ("third_party", "system"):
+            detail = await http.get(f"/requests/{event.key}", headers={"X-Actor-Role": role})
+            listed = await http.get(
+                "/requests", params={"policy_id": "cloud-partner"}, headers={"X-Actor-Role": role}
+            )
+            assert detail.status_code == listed.status_code == 403, (role, detail.text)

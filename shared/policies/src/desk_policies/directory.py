@@ -1,6 +1,8 @@
 """The directory: people, their organisations, languages and desk roles, as validated data.
 
-Who a requester is (organisation, language), who may answer a request by mail (the requester,
+Who a requester is (organisation, language), into which organisation someone may file a request
+(`may_file_into`: a customer into their own, staff into any the directory lists), who may answer
+a request by mail (the requester,
 a participant, or a member of their organisation: by membership or by the organisation's mail
 domains), who may take part in a request (and so receive its mail: `may_take_part`,
 `may_request`), and who holds a support role in a desk (team lead, manager, ...) for
@@ -20,6 +22,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from desk_contracts.inputs import Address, address, mail_domain, quoted
+from desk_policies.model import Side
 
 DIRECTORY_FILE = Path(str(resources.files("desk_policies") / "data" / "directory.yaml"))
 
@@ -67,6 +70,26 @@ class Directory(BaseModel):
         if person is not None and person.organisation:
             return person.organisation
         return self._by_domain.get(address.lower().rpartition("@")[2])
+
+    @cached_property
+    def _organisation_ids(self) -> frozenset[str]:
+        return frozenset(o.id for o in self.organisations)
+
+    def may_file_into(self, submitter: str, organisation: str, side: Side) -> str | None:
+        """Why `submitter`, acting on `side` of a desk, may not file a request into
+        `organisation` (None: they may). Staff (the support side) file on a client's behalf
+        into any organisation the directory lists; anyone else into their own only, as the
+        directory places them (by entry or mail domain, as the mail gateway does)."""
+        if side is Side.SUPPORT:
+            if organisation in self._organisation_ids:
+                return None
+            return f"{quoted(organisation)} is not an organisation of the directory"
+        if self.organisation_of(submitter) == organisation:
+            return None
+        return (
+            f"{quoted(submitter)} files requests into their own organisation only, "
+            f"not into {quoted(organisation)}"
+        )
 
     def language_of(self, address: str, default: str = "en") -> str:
         person = self.person(address)

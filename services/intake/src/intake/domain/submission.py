@@ -1,6 +1,8 @@
 """A submitted request checked against its desk policy and the directory, then turned into
 `TicketCreated` (pure).
 
+A requester files into their own organisation only; staff filing on a client's behalf name an
+organisation of the directory (`Directory.may_file_into`, by the side of the submitter's role).
 Everyone a request names receives its mail, so the requester, the participants and the creator
 (when not the requester) must be people the directory admits in the request's organisation
 (`Directory.may_request`, `Directory.may_take_part`): a request cannot send our mail elsewhere.
@@ -16,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from desk_contracts.inputs import MAX_LINE, MAX_NAME, MAX_PEOPLE, MAX_TEXT, Address
 from desk_contracts.tickets import Attachment, Channel, TicketCreated
 from desk_policies.directory import Directory
-from desk_policies.model import DeskPolicy
+from desk_policies.model import DeskPolicy, Side
 
 
 class Submission(BaseModel):
@@ -86,6 +88,13 @@ def check(
             "request_type",
             f"a {submitter.role} may not create {request_type.prefix} requests (only: {allowed})",
             kind="forbidden",
+        )
+    role = policy.role(submitter.role)
+    side = role.side if role is not None else Side.CUSTOMER
+    refused = directory.may_file_into(submitter.id, submission.organisation_id, side)
+    if refused is not None:  # staff named an unknown organisation; anyone else, not their own
+        return Refusal(
+            "organisation_id", refused, "invalid" if side is Side.SUPPORT else "forbidden"
         )
     return _people(submission, policy, submitter, directory)
 

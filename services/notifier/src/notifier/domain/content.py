@@ -14,9 +14,10 @@ from typing import Any, Protocol
 from desk_contracts.base import Event
 from desk_contracts.mail import AutomaticReplyRequested
 from desk_contracts.tickets import PriorityChanged, StatusChanged, TicketClosed, TicketResolved
+from desk_policies.audience import Audience
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
-from notifier.domain.rules import Audience, Notification, TicketView
+from notifier.domain.rules import Notification, TicketView
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Renderer(Protocol):
 
 def how_to_answer(policy: DeskPolicy, audience: Audience) -> str:
     """`reply` (answer this mail), `portal` (answer on the portal) or `team` (the desk's UI)."""
-    if audience is Audience.TEAM:
+    if audience is Audience.SUPPORT:
         return "team"
     return "reply" if policy.email_replies.accepted else "portal"
 

@@ -6,6 +6,8 @@ automatic closing of §5); this module interprets them:
 - `requester`, `participants`, `creator`, `assignee` name people of the request; any other
   recipient is a role id of the desk, resolved through the directory (everyone holding it);
 - people who muted the request get nothing from the customer-side recipients;
+- the customer side is told nothing customers may not see (`desk_policies.audience`: e.g. an
+  internal comment), whatever the rules say;
 - `skip_channels` on a creation rule spares the *creator* the acknowledgement when the request
   came through one of those channels (the portal already showed it); others are still told;
 - nobody is told about what they did themselves;
@@ -17,22 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 
 from desk_contracts.base import Event
 from desk_contracts.tickets import ActedEvent, CommentAdded, StatusChanged, TicketCreated
+from desk_policies.audience import Audience, entry_seen_by
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy, NotificationRule, Side
 
 LANGUAGES = ("fr", "en")
 CUSTOMER_RECIPIENTS = frozenset({"requester", "participants", "creator"})
-
-
-class Audience(StrEnum):
-    """Who reads the message: the customer (answers by mail or portal) or the support team."""
-
-    CUSTOMER = "customer"
-    TEAM = "team"
 
 
 @dataclass(frozen=True)
@@ -109,7 +104,7 @@ def _recipients(
                 continue
             if person == skip:
                 continue
-            yield person, Audience.CUSTOMER if customer else Audience.TEAM
+            yield person, Audience.CUSTOMER if customer else Audience.SUPPORT
 
 
 def language_for(person: str, ticket: TicketView, directory: Directory) -> str:
@@ -121,14 +116,19 @@ def language_for(person: str, ticket: TicketView, directory: Directory) -> str:
 def notifications_for(
     event: Event, ticket: TicketView, policy: DeskPolicy, directory: Directory
 ) -> list[Notification]:
-    """The messages `event` causes, one per person, in the order the rules name them."""
+    """The messages `event` causes, one per person, in the order the rules name them; none to
+    the customer side of an event customers may not see, whatever the rules say."""
     actor = event.actor_id if isinstance(event, ActedEvent) else None
+    data = event.model_dump(mode="json")
+    for_customers = entry_seen_by(Audience.CUSTOMER, policy, event.event_type, data) is not None
     found: dict[str, Notification] = {}
     for rule in policy.notifications:
         if not _matches(rule, event, policy):
             continue
         for person, audience in _recipients(rule, event, ticket, policy, directory):
             if person == actor or person in found:
+                continue
+            if audience is Audience.CUSTOMER and not for_customers:
                 continue
             language = language_for(person, ticket, directory)
             found[person] = Notification(person, rule.template or rule.event, language, audience)

@@ -143,7 +143,7 @@ async def arm(
 
 
 async def _board(conn: asyncpg.Connection, created: TicketCreated, clocks: TicketClocks) -> None:
-    """Keep the agents' board row of the ticket in step with its clocks."""
+    """Keep the board row of the ticket (whose request it is, and its clocks) in step."""
     response, resolution = clocks.response, clocks.resolution
     running = [
         c.due_at
@@ -153,12 +153,12 @@ async def _board(conn: asyncpg.Connection, created: TicketCreated, clocks: Ticke
     await conn.execute(
         """INSERT INTO clock_board (ticket_id, key, policy_id, priority, status, response_state,
                response_due, response_reason, resolution_state, resolution_due,
-               resolution_reason, next_due, version)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+               resolution_reason, next_due, version, organisation_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
            ON CONFLICT (ticket_id) DO UPDATE SET priority = $4, status = $5,
                response_state = $6, response_due = $7, response_reason = $8,
                resolution_state = $9, resolution_due = $10, resolution_reason = $11,
-               next_due = $12, version = $13""",
+               next_due = $12, version = $13, organisation_id = $14""",
         created.ticket_id,
         created.key,
         created.policy_id,
@@ -172,6 +172,7 @@ async def _board(conn: asyncpg.Connection, created: TicketCreated, clocks: Ticke
         resolution.reason if resolution else None,
         min(running) if running else None,
         clocks.version,
+        created.organisation_id,
     )
 
 

@@ -1,9 +1,13 @@
 """HTTP API of workflow: read requests (detail with history newest first, lists by organisation)
 and act on them with commands; optimistic concurrency through ETag / If-Match.
 
-The detail's history is paged: `history_limit` entries (default 100, at most 500) older than
-`before_version` (the newest when absent), with `history_total` and `history_more`, so one read
-answers a bounded amount whatever the request holds. A person's command on a request that has
+Each reader reads as the audience of their role (`desk_policies.audience`): the support side
+sees every fact, a customer their own organisation's requests without internal comments,
+internal fields and the names of internal roles. The detail's history is paged over the entries
+the reader may see: `history_limit` of them (default 100, at most 500) older than
+`before_version` (the newest when absent), with `history_total` (how many the reader may see)
+and `history_more`, so one read answers a bounded amount whatever the request holds. Versions
+are the stream's, as If-Match needs them. A person's command on a request that has
 reached its size limit (the store's stream bound) gets 409 saying to open a new request.
 
 `add-participant` names someone who will receive the request's mail: the directory must admit
@@ -27,12 +31,21 @@ from fastapi import Body, FastAPI, Header, HTTPException, Query, Response
 from pydantic import TypeAdapter, ValidationError
 
 from desk_contracts.inputs import quoted
+from desk_eventstore.records import RecordedEvent
 from desk_eventstore.store import ConcurrencyError, StreamFull
 from desk_platform.edge import validation_details
 from desk_platform.http import service_app
 from desk_platform.logging import log_context
+from desk_policies.audience import (
+    Audience,
+    entry_seen_by,
+    may_read,
+    reader_audience,
+    request_seen_by,
+    role_seen_by,
+)
 from desk_policies.directory import Directory, load_directory
-from desk_policies.model import DeskPolicy, Side
+from desk_policies.model import DeskPolicy
 from workflow.application.tickets import (
     Loaded,
     UnknownPolicy,
@@ -67,20 +80,24 @@ MAX_HISTORY_LIMIT = 500
 
 
 def view(
-    loaded: Loaded, history_limit: int = HISTORY_LIMIT, before_version: int | None = None
+    loaded: Loaded,
+    audience: Audience,
+    history_limit: int = HISTORY_LIMIT,
+    before_version: int | None = None,
 ) -> dict[str, Any]:
-    """The request as a reader sees it, with one page of its history, newest first: at most
-    `history_limit` entries below `before_version` (from the newest when None)."""
-    state = loaded.state
-    end = len(loaded.history) if before_version is None else max(0, before_version - 1)
-    end = min(end, len(loaded.history))
-    page = loaded.history[max(0, end - history_limit) : end]
-    status = state.policy.status(state.status or state.policy.initial_status)
+    """The request as `audience` sees it (`desk_policies.audience`), with one page of the
+    history entries it may see, newest first: at most `history_limit` entries below
+    `before_version` (from the newest when None). `history_total` counts what it may see."""
+    state, policy = loaded.state, loaded.state.policy
+    seen = [e for e in (_entry(audience, policy, r) for r in loaded.history) if e is not None]
+    older = [e for e in seen if before_version is None or e["version"] < before_version]
+    page = older[-history_limit:]
+    status = policy.status(state.status or policy.initial_status)
     first = loaded.history[0].payload
-    return {
+    request = {
         "ticket_id": state.ticket_id,
         "key": state.key,
-        "policy_id": state.policy.id,
+        "policy_id": policy.id,
         "subject": first.get("subject"),
         "description": first.get("description"),
         "request_type": state.request_type,
@@ -90,7 +107,7 @@ def view(
             "label": status.labels.en,
             "labels": status.labels.model_dump(),
             "category": status.category.value,
-            "expected_actor": status.expected_actor,
+            "expected_actor": role_seen_by(audience, policy, status.expected_actor),
         },
         "organisation_id": state.organisation_id,
         "requester_id": state.requester_id,
@@ -99,18 +116,27 @@ def view(
         "links": list(state.links),
         "resolution_code": state.resolution_code,
         "version": state.version,
-        "history": [
-            {
-                "version": r.stream_version,
-                "type": r.event_type,
-                "event_id": str(r.event_id),
-                "occurred_at": r.payload.get("occurred_at"),
-                "data": {k: v for k, v in r.payload.items() if k not in ("ticket_id",)},
-            }
-            for r in reversed(page)
-        ],
-        "history_total": len(loaded.history),
-        "history_more": bool(page) and page[0].stream_version > 1,
+    }
+    return {
+        **request_seen_by(audience, policy, request),
+        "history": page[::-1],
+        "history_total": len(seen),
+        "history_more": len(page) < len(older),
+    }
+
+
+def _entry(audience: Audience, policy: DeskPolicy, r: RecordedEvent) -> dict[str, Any] | None:
+    """One history entry as `audience` sees it, or None when it is not for them."""
+    data = {k: v for k, v in r.payload.items() if k != "ticket_id"}
+    seen = entry_seen_by(audience, policy, r.event_type, data)
+    if seen is None:
+        return None
+    return {
+        "version": r.stream_version,
+        "type": r.event_type,
+        "event_id": str(r.event_id),
+        "occurred_at": r.payload.get("occurred_at"),
+        "data": seen,
     }
 
 
@@ -133,28 +159,33 @@ def create_app(
             raise HTTPException(401, "X-Actor and X-Actor-Role headers name who acts")
         return Actor(x_actor.lower(), x_actor_role, x_actor_organisation)
 
-    def visible(loaded: Loaded, organisation: str | None, role: str | None) -> bool:
-        """Deny by default: the reader names a role of the request's desk, and a customer sees
-        their own organisation's requests only. (Who sets these headers is the gateway's job:
-        it authenticates the person and must not pass a client's own values through.)"""
+    def reader_of(
+        loaded: Loaded, ticket: str, organisation: str | None, role: str | None
+    ) -> Audience:
+        """Deny by default: the reader names a role of the request's desk that reads requests,
+        and a customer sees their own organisation's requests only (404 otherwise, as for an
+        unknown request). (Who sets these headers is the gateway's job: it authenticates the
+        person and must not pass a client's own values through.)"""
         if not role:
             raise HTTPException(
                 401, "X-Actor-Role (and X-Actor-Organisation for customers) name who reads"
             )
-        policy_role = loaded.state.policy.role(role)
-        if policy_role is None:
+        state = loaded.state
+        audience = reader_audience(state.policy, role)
+        if audience is None:
             raise HTTPException(
-                403, f"{quoted(role)} is not a role of desk {loaded.state.policy.id}"
+                403, f"{quoted(role)} is not a role of desk {state.policy.id} that sees requests"
             )
-        if policy_role.side is Side.CUSTOMER:
-            return organisation == loaded.state.organisation_id
-        return True
+        if not may_read(audience, organisation, state.organisation_id):
+            raise HTTPException(404, f"no request {quoted(ticket)}")
+        return audience
 
-    def customer_role(role: str) -> bool:
-        sides = {r.side for p in policies.values() for r in p.roles if r.id == role}
-        if not sides:
-            raise HTTPException(403, f"{quoted(role)} is not a role of any desk")
-        return Side.CUSTOMER in sides
+    def audiences_of(role: str) -> dict[str, Audience]:
+        """The desks where `role` reads requests, and as whom (403 when none)."""
+        desks = {p.id: a for p in policies.values() if (a := reader_audience(p, role))}
+        if not desks:
+            raise HTTPException(403, f"{quoted(role)} is not a role of any desk that sees requests")
+        return desks
 
     async def loaded_for(conn: asyncpg.Connection, ticket: str) -> Loaded:
         try:
@@ -177,10 +208,9 @@ def create_app(
         with `before_version` = the oldest version of this one."""
         async with pool.acquire() as conn:
             loaded = await loaded_for(conn, ticket)
-        if not visible(loaded, x_actor_organisation, x_actor_role):
-            raise HTTPException(404, f"no request {quoted(ticket)}")
+        audience = reader_of(loaded, ticket, x_actor_organisation, x_actor_role)
         response.headers["ETag"] = f'"{loaded.state.version}"'
-        return view(loaded, history_limit, before_version)
+        return view(loaded, audience, history_limit, before_version)
 
     @app.get("/requests")
     async def list_requests(
@@ -192,19 +222,21 @@ def create_app(
         x_actor_role: Annotated[str | None, Header(max_length=64)] = None,
         x_actor_organisation: Annotated[str | None, Header(max_length=200)] = None,
     ) -> list[dict[str, Any]]:
-        """A company's requests (open, closed or all), or a desk's by who is expected to act.
-        A customer lists their own organisation's requests only."""
+        """A company's requests (open, closed or all), or a desk's by who is expected to act,
+        of the desks where the reader's role reads; a customer lists their own organisation's
+        requests only, each row as `desk_policies.audience` lets them see it."""
         if not x_actor_role:
             raise HTTPException(401, "X-Actor-Role names who reads")
-        if customer_role(x_actor_role):
+        desks = audiences_of(x_actor_role)
+        if Audience.CUSTOMER in desks.values():
             if organisation_id is None:
                 organisation_id = x_actor_organisation
             if organisation_id is None or organisation_id != x_actor_organisation:
                 raise HTTPException(403, "a customer lists their own organisation's requests")
         if organisation_id is None and policy_id is None:
             raise HTTPException(422, "give organisation_id or policy_id")
-        clauses: list[str] = []
-        args: list[Any] = []
+        clauses = ["policy_id = ANY($1)"]
+        args: list[Any] = [list(desks)]
         for column, value in (
             ("organisation_id", organisation_id),
             ("policy_id", policy_id),
@@ -224,7 +256,10 @@ def create_app(
                     ORDER BY updated_at DESC LIMIT ${len(args)}""",
                 *args,
             )
-        return [dict(row) for row in rows]
+        return [
+            request_seen_by(desks[row["policy_id"]], policies[row["policy_id"]], dict(row))
+            for row in rows
+        ]
 
     @app.post("/requests/{ticket}/{command}")
     async def act(
@@ -251,8 +286,7 @@ def create_app(
         correlation_id = x_correlation_id or str(uuid.uuid4())
         async with pool.acquire() as conn, conn.transaction():
             loaded = await loaded_for(conn, ticket)
-            if not visible(loaded, actor.organisation_id, actor.role):
-                raise HTTPException(404, f"no request {quoted(ticket)}")
+            reader_of(loaded, ticket, actor.organisation_id, actor.role)
             if if_match is not None and if_match.strip('"') != str(loaded.state.version):
                 raise HTTPException(
                     412,

@@ -1,0 +1,178 @@
+"""sla's reads through its real API on the real PostgreSQL server, with a real ticket: denied by
+default (401 without a role, 403 for a role the desk does not know or that reads nothing), the
+board for the desk's support side only, a ticket's clocks by id or by key for the support side
+and for customers of the request's own organisation (404 for anyone else)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from importlib import resources
+
+import httpx
+import pytest
+from service_support import service_store
+
+from desk_contracts.envelope import Envelope
+from desk_contracts.tickets import Channel, TicketCreated
+from desk_eventstore.db import open_store
+from desk_eventstore.migrate import migrations_in
+from desk_policies.calendars import shipped_calendars
+from desk_policies.loader import load_policies
+from sla.adapters.http import create_app
+from sla.adapters.kafka import on_ticket_event
+from sla.application.timers import Desks
+
+pytestmark = pytest.mark.integration
+
+DESKS = Desks(load_policies(), shipped_calendars())
+MONDAY = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+STAFF = {"X-Actor-Role": "service_desk"}
+ANNE = {"X-Actor-Role": "requester", "X-Actor-Organisation": "acme"}
+CARLA = {"X-Actor-Role": "requester", "X-Actor-Organisation": "globex"}
+NOBODY: dict[str, str] = {}
+
+
+def created() -> TicketCreated:
+    return TicketCreated(
+        ticket_id=str(uuid.uuid4()),
+        occurred_at=MONDAY,
+        key=f"SPT-{uuid.uuid4().int % 10**8}",
+        policy_id="erp-vendor",
+        request_type="support",
+        priority="critical",
+        subject="Paie bloquée",
+        description="SwissDec refuse la transmission",
+        organisation_id="acme",
+        requester_id="anne@acme.example",
+        created_by="anne@acme.example",
+        channel=Channel.PORTAL,
+    )
+
+
+@pytest.fixture
+async def ticket_and_sla(
+    database_url: str,
+) -> AsyncIterator[tuple[TicketCreated, httpx.AsyncClient]]:
+    event = created()
+    async with service_store(database_url, "sla") as pool:
+        envelope = Envelope(
+            id=str(uuid.uuid4()),
+            type=event.event_type,
+            source="/desk/intake",
+            subject=event.ticket_id,
+            time=MONDAY,
+            data=event.model_dump(mode="json"),
+            extensions={"streamversion": "1"},
+        )
+        async with pool.acquire() as conn, conn.transaction():
+            await on_ticket_event(DESKS, lambda: MONDAY)(conn, envelope, event)
+        transport = httpx.ASGITransport(app=create_app(pool, DESKS, lambda: MONDAY))
+        async with httpx.AsyncClient(transport=transport, base_url="http://sla") as http:
+            yield event, http
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (NOBODY, 401),
+        ({"X-Actor-Role": ""}, 401),
+        ({"X-Actor-Role": "wizard"}, 403),
+        ({"X-Actor-Role": "agent"}, 403),  # a role of other desks, not of erp-vendor
+        ({"X-Actor-Role": "system"}, 403),  # reads nothing
+        (ANNE, 403),  # customers have no board
+        (STAFF, 200),
+    ],
+)
+async def test_the_board_is_for_the_support_side_of_its_desk(
+    ticket_and_sla: tuple[TicketCreated, httpx.AsyncClient], headers: dict[str, str], status: int
+) -> None:
+    event, http = ticket_and_sla
+    answer = await http.get("/board", params={"policy_id": "erp-vendor"}, headers=headers)
+    assert answer.status_code == status, answer.text
+    if status == 200:
+        assert [row["key"] for row in answer.json()] == [event.key]
+        assert answer.json()[0]["organisation_id"] == "acme"
+    else:
+        assert event.key not in answer.text
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (NOBODY, 401),
+        ({"X-Actor-Role": "wizard"}, 403),
+        ({"X-Actor-Role": "system"}, 403),
+        (CARLA, 404),  # another organisation's request
+        ({"X-Actor-Role": "requester"}, 404),  # a customer who names no organisation
+        (ANNE, 200),
+        (STAFF, 200),
+    ],
+)
+@pytest.mark.parametrize(
+    "path", ["/tickets/{id}/clocks", "/requests/{key}/clocks", "/requests/{id}/clocks"]
+)
+async def test_a_requests_clocks_by_id_or_key_for_whom_may_see_the_request(
+    ticket_and_sla: tuple[TicketCreated, httpx.AsyncClient],
+    headers: dict[str, str],
+    status: int,
+    path: str,
+) -> None:
+    event, http = ticket_and_sla
+    answer = await http.get(path.format(id=event.ticket_id, key=event.key), headers=headers)
+    assert answer.status_code == status, answer.text
+    if status == 404:
+        assert answer.json()["detail"].startswith("no request ")
+    if status != 200:
+        return
+    clocks = answer.json()
+    assert clocks["ticket_id"] == event.ticket_id
+    assert clocks["response"]["state"] == "running"
+    if headers is STAFF:
+        assert {t["kind"] for t in clocks["pending_timers"]} == {"sla_warning", "sla_breach"}
+    else:
+        assert "pending_timers" not in clocks  # the desk's own machinery
+
+
+@pytest.mark.parametrize("path", ["/requests/SPT-404/clocks", f"/tickets/{uuid.uuid4()}/clocks"])
+async def test_clocks_of_an_unknown_request_are_404_naming_it(
+    ticket_and_sla: tuple[TicketCreated, httpx.AsyncClient], path: str
+) -> None:
+    _, http = ticket_and_sla
+    answer = await http.get(path, headers=STAFF)
+    assert answer.status_code == 404
+    asked = path.split("/")[2]
+    assert answer.json()["detail"] == f"no request {asked!r} known to the sla service"
+
+
+async def test_board_rows_written_before_the_organisation_was_kept_take_it_from_the_history(
+    database_url: str,
+) -> None:
+    migrations = migrations_in("sla", resources.files("sla") / "migrations")
+    schema = f"t_sla_{uuid.uuid4().hex[:8]}"
+    before = await open_store(database_url, schema, [m for m in migrations if m.version < 3])
+    try:
+        event = created()
+        await before.execute(
+            """INSERT INTO histories (ticket_id, version, event_id, event_type, schema_version,
+                                      payload)
+               VALUES ($1, 1, $2, 'TicketCreated', 1, $3)""",
+            event.ticket_id,
+            str(uuid.uuid4()),
+            json.dumps(event.model_dump(mode="json")),
+        )
+        await before.execute(
+            """INSERT INTO clock_board (ticket_id, key, policy_id, priority, status, version)
+               VALUES ($1, $2, 'erp-vendor', 'critical', 'open', 1)""",
+            event.ticket_id,
+            event.key,
+        )
+        after = await open_store(database_url, schema, migrations)
+        found = await after.fetchval("SELECT organisation_id FROM clock_board")
+        await after.close()
+        assert found == "acme"
+    finally:
+        await before.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await before.close()
