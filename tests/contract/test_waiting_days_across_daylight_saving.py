@@ -154,6 +154,7 @@ def test_reminders_and_the_automatic_close_are_accepted_when_sla_fires_them(
 ) -> None:
     request, waiting_at = put_in_waiting(desk, season)
     automations = request.policy.automations
+    assert automations.auto_close_days is not None
     now = waiting_at
     for days in [*automations.reminder_days, automations.auto_close_days]:
         timer = request.waiting_timers(now)[0]  # the next one sla arms after each event

@@ -86,10 +86,11 @@ async def receive_all(pool: asyncpg.Pool, events: list[Event], now: datetime) ->
 
 async def armed(pool: asyncpg.Pool) -> list[asyncpg.Record]:
     async with pool.acquire() as conn:
-        return await conn.fetch(
+        rows: list[asyncpg.Record] = await conn.fetch(
             "SELECT kind, occurrence, fire_at, armed_version FROM timers WHERE fired_at IS NULL"
             " ORDER BY fire_at"
         )
+    return rows
 
 
 async def test_response_timers_are_armed_then_fired_once_each(pool: asyncpg.Pool) -> None:
