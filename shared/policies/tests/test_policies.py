@@ -58,10 +58,64 @@ def test_notification_rules_name_events_that_exist() -> None:
 def test_every_priority_has_response_and_resolution_targets_in_business_minutes() -> None:
     for policy_id in SHIPPED:
         policy = shipped_policy(policy_id)
-        for priority in policy.priorities:
-            target = policy.sla.targets[priority.id]
-            assert 0 < target.response <= target.resolution
-            assert target.response_time.total_seconds() == target.response * 60
+        for request_type in policy.request_types:
+            for priority in policy.priorities:
+                target = policy.sla.target(request_type.id, priority.id)
+                assert target is not None and 0 < target.response <= target.resolution
+                assert target.response_time.total_seconds() == target.response * 60
+
+
+def test_the_saas_desk_distinguishes_its_kinds_of_ticket_and_the_others_keep_a_default() -> None:
+    """Seed 004: "Une distinction est également faite entre les différents types de billet"."""
+    erp, cloud, saas = (shipped_policy(p) for p in SHIPPED)
+    assert erp.sla.by_request_type == cloud.sla.by_request_type == {}
+    for priority in (p.id for p in saas.priorities):
+        error, problem, question = (
+            saas.sla.target(kind, priority)
+            for kind in ("system_error", "problem_report", "information_request")
+        )
+        assert error is not None and problem is not None and question is not None
+        assert problem == saas.sla.targets[priority]  # a problem report keeps the default
+        assert error.response < problem.response < question.response
+        assert error.resolution < problem.resolution < question.resolution
+
+
+def test_a_priority_a_request_type_does_not_name_keeps_the_default() -> None:
+    data = raw()
+    del data["sla"]["by_request_type"]["system_error"]["low"]
+    policy = parse_policy(data)
+    assert policy.sla.target("system_error", "low") == policy.sla.targets["low"]
+    assert policy.sla.target("system_error", "high") != policy.sla.targets["high"]
+    assert policy.sla.target("system_error", "nope") is None
+
+
+def test_targets_of_an_unknown_request_type_or_priority_are_reported() -> None:
+    data = raw()
+    targets = data["sla"]["by_request_type"]
+    targets["complaint"] = {"low": {"response": 10, "resolution": 20}}
+    targets["system_error"]["urgent"] = {"response": 10, "resolution": 20}
+    targets["system_error"]["high"] = {"response": 60, "resolution": 30}
+    data["sla"]["targets"]["someday"] = {"response": 10, "resolution": 20}
+    message = error_of(data)
+    assert (
+        "sla.by_request_type.complaint: unknown request type 'complaint' (request types: "
+        "information_request, problem_report, system_error)" in message
+    )
+    assert (
+        "sla.by_request_type.system_error.urgent: not a priority of this policy "
+        "(priorities: low, medium, high, critical)" in message
+    )
+    assert "sla.by_request_type.system_error.high: resolution shorter than response" in message
+    assert "sla.targets.someday: not a priority of this policy" in message
+
+
+def test_targets_of_a_request_type_without_clocks_are_reported() -> None:
+    data = raw("erp-vendor")
+    data["sla"]["by_request_type"] = {"licence": {"low": {"response": 10, "resolution": 20}}}
+    assert (
+        "sla.by_request_type.licence: request type 'licence' is not sla_bound: it has no clocks"
+        in error_of(data)
+    )
 
 
 def test_priorities_are_ordered_lowest_first() -> None:

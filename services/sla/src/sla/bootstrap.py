@@ -1,4 +1,4 @@
-"""Composition root of the sla service: history consumer, timer loop, relay, HTTP API."""
+"""Composition root of the sla service: request-state consumer, timer loop, relay, HTTP API."""
 
 from __future__ import annotations
 

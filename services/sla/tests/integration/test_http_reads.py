@@ -13,9 +13,9 @@ from importlib import resources
 
 import httpx
 import pytest
+from published import published_envelopes
 from service_support import service_store
 
-from desk_contracts.envelope import Envelope
 from desk_contracts.tickets import Channel, TicketCreated
 from desk_eventstore.db import open_store
 from desk_eventstore.migrate import migrations_in
@@ -58,15 +58,7 @@ async def ticket_and_sla(
 ) -> AsyncIterator[tuple[TicketCreated, httpx.AsyncClient]]:
     event = created()
     async with service_store(database_url, "sla") as pool:
-        envelope = Envelope(
-            id=str(uuid.uuid4()),
-            type=event.event_type,
-            source="/desk/intake",
-            subject=event.ticket_id,
-            time=MONDAY,
-            data=event.model_dump(mode="json"),
-            extensions={"streamversion": "1"},
-        )
+        (envelope,) = published_envelopes([event], DESKS.policies[event.policy_id])
         async with pool.acquire() as conn, conn.transaction():
             await on_ticket_event(DESKS, lambda: MONDAY)(conn, envelope, event)
         transport = httpx.ASGITransport(app=create_app(pool, DESKS, lambda: MONDAY))

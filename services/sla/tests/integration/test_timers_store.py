@@ -1,28 +1,41 @@
-"""The sla service's timers on the real PostgreSQL server: armed from history, fired once."""
+"""The sla service's timers on the real PostgreSQL server: armed from the request state workflow
+publishes with each event, fired once."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
+from published import published_envelopes, published_states
 from service_support import service_store
 
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
-from desk_contracts.tickets import Channel, CommentAdded, TicketCreated
+from desk_contracts.tickets import (
+    Channel,
+    CommentAdded,
+    InformationRequested,
+    ReminderSent,
+    TicketCreated,
+)
 from desk_eventstore.store import read_all
+from desk_platform.consumer import PoisonMessage, decode_event
 from desk_policies.calendars import shipped_calendars
 from desk_policies.loader import load_policies
 from sla.adapters.kafka import on_ticket_event
 from sla.application.timers import Desks, clocks_of, fire_due
 from sla.domain.clocks import read_clocks
+from sla.domain.timeline import Timeline
 
 pytestmark = pytest.mark.integration
 
 DESKS = Desks(load_policies(), shipped_calendars())
+ERP = DESKS.policies["erp-vendor"]
 MONDAY = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # 15:00 in Geneva, a business day
 
 
@@ -49,27 +62,44 @@ def created() -> TicketCreated:
     )
 
 
-async def receive(pool: asyncpg.Pool, event: Event, version: int, now: datetime) -> None:
-    envelope = Envelope(
-        id=str(uuid.uuid4()),
-        type=event.event_type,
-        source="/desk/intake",
-        subject=event.ticket_id,
-        time=now,
-        data=event.model_dump(mode="json"),
-        extensions={"streamversion": str(version)},
+def commented(ticket: TicketCreated, minutes: int, body: str = "...") -> CommentAdded:
+    return CommentAdded(
+        ticket_id=ticket.ticket_id,
+        occurred_at=MONDAY + timedelta(minutes=minutes),
+        actor_id="anne@acme.example",
+        actor_role="requester",
+        body=body,
+        public=True,
     )
+
+
+async def receive(pool: asyncpg.Pool, envelope: Envelope, now: datetime) -> None:
+    """sla's consumer applies `envelope` (a record of `ticket-events`) at `now`."""
     async with pool.acquire() as conn, conn.transaction():
-        await on_ticket_event(DESKS, lambda: now)(conn, envelope, event)
+        await on_ticket_event(DESKS, lambda: now)(conn, envelope, decode_event(envelope))
+
+
+async def receive_all(pool: asyncpg.Pool, events: list[Event], now: datetime) -> None:
+    for envelope in published_envelopes(events, ERP):
+        await receive(pool, envelope, now)
+
+
+async def armed(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn:
+        rows: list[asyncpg.Record] = await conn.fetch(
+            "SELECT kind, occurrence, fire_at, armed_version FROM timers WHERE fired_at IS NULL"
+            " ORDER BY fire_at"
+        )
+    return rows
 
 
 async def test_response_timers_are_armed_then_fired_once_each(pool: asyncpg.Pool) -> None:
     event = created()
-    await receive(pool, event, 1, MONDAY)
-    async with pool.acquire() as conn:
-        armed = await conn.fetch("SELECT kind, fire_at FROM timers ORDER BY fire_at")
-    assert [row["kind"] for row in armed] == ["sla_warning", "sla_breach"]
-    assert all(row["fire_at"] > MONDAY for row in armed)
+    [envelope] = published_envelopes([event], ERP)
+    await receive(pool, envelope, MONDAY)
+    timers = await armed(pool)
+    assert [row["kind"] for row in timers] == ["sla_warning", "sla_breach"]
+    assert all(row["fire_at"] > MONDAY for row in timers)
 
     assert await fire_due(pool, DESKS, MONDAY) == 0  # nothing due yet
     warned = MONDAY + timedelta(minutes=50)  # critical: 60 business minutes, warning at 75 %
@@ -77,7 +107,7 @@ async def test_response_timers_are_armed_then_fired_once_each(pool: asyncpg.Pool
     much_later = MONDAY + timedelta(days=3)
     assert await fire_due(pool, DESKS, much_later) == 1
     assert await fire_due(pool, DESKS, much_later) == 0
-    await receive(pool, event, 1, much_later)  # the same event again re-arms nothing fired
+    await receive(pool, envelope, much_later)  # the same event again re-arms nothing fired
     assert await fire_due(pool, DESKS, much_later) == 0
     async with pool.acquire() as conn:
         published = await read_all(conn, 0)
@@ -87,20 +117,81 @@ async def test_response_timers_are_armed_then_fired_once_each(pool: asyncpg.Pool
 
 
 async def test_an_overdue_warning_after_the_breach_is_dropped(pool: asyncpg.Pool) -> None:
-    event = created()
-    await receive(pool, event, 1, MONDAY)
+    await receive_all(pool, [created()], MONDAY)
     assert await fire_due(pool, DESKS, MONDAY + timedelta(days=3)) == 2  # both handled...
     async with pool.acquire() as conn:
         published = await read_all(conn, 0)
     assert [e.event_type for e in published] == ["SlaBreached"]  # ...the breach says it all
 
 
-async def test_a_gap_in_the_history_arms_nothing_until_it_is_filled(pool: asyncpg.Pool) -> None:
+async def test_a_gap_in_the_versions_arms_nothing_until_it_is_filled(pool: asyncpg.Pool) -> None:
     event = created()
-    later = event.model_copy(update={"ticket_id": event.ticket_id})
-    await receive(pool, later, 2, MONDAY)  # version 2 first: version 1 is missing
+    first, second = published_envelopes([event, commented(event, 5)], ERP)
+    await receive(pool, second, MONDAY)  # version 2 first: version 1 is missing
+    assert await armed(pool) == []
     async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM timers") == 0
+        assert await clocks_of(conn, DESKS, event.ticket_id, MONDAY) is None
+    await receive(pool, first, MONDAY)
+    assert {row["armed_version"] for row in await armed(pool)} == {2}  # the latest state's
+
+
+async def test_reminders_and_auto_close_follow_the_published_waiting_state(
+    pool: asyncpg.Pool,
+) -> None:
+    event = created()
+    waiting = InformationRequested(
+        ticket_id=event.ticket_id,
+        occurred_at=MONDAY + timedelta(minutes=10),
+        actor_id="bob",
+        actor_role="agent",
+        from_status=ERP.initial_status,
+        to_status="waiting_customer",
+        comment="Which version?",
+    )
+    reminded = ReminderSent(
+        ticket_id=event.ticket_id,
+        occurred_at=waiting.occurred_at + timedelta(days=10),
+        actor_id="system",
+        actor_role="system",
+        days_waiting=10,
+        armed_version=2,
+    )
+    await receive_all(pool, [event, waiting, reminded], reminded.occurred_at)
+    by_kind = {row["kind"]: row for row in await armed(pool)}
+    assert set(by_kind) == {"reminder", "auto_close"}  # the 10-day reminder was sent
+    assert by_kind["reminder"]["occurrence"] == "reminder:15d:v2"
+    assert by_kind["auto_close"]["occurrence"] == "auto_close:20d:v2"
+    assert by_kind["auto_close"]["fire_at"] == waiting.occurred_at + timedelta(days=20)
+    assert {row["armed_version"] for row in by_kind.values()} == {3}
+
+
+# What is wrong with a record's request state (merged into the valid one; None: no state at all)
+BAD_STATES: dict[str, tuple[dict[str, Any] | None, str]] = {
+    "absent": (None, "the event carries no request state"),
+    "invalid": ({"version": 0}, "(?s)invalid request state: .*version"),
+    "of another ticket": (
+        {"ticket_id": "other-ticket"},
+        "the request state is of ticket 'other-ticket', the event of",
+    ),
+    "of an unknown desk": ({"policy_id": "nope"}, "unknown desk or calendar 'nope'"),
+    "without a time zone": (
+        {"updated_at": "2026-03-02T14:00:00"},
+        "unreadable request state: naive datetime",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_STATES))
+async def test_a_ticket_event_without_a_valid_state_is_a_poison_message(
+    pool: asyncpg.Pool, case: str
+) -> None:
+    changes, reason = BAD_STATES[case]
+    [envelope] = published_envelopes([created()], ERP)
+    state = None if changes is None else {**(envelope.request_state or {}), **changes}
+    with pytest.raises(PoisonMessage, match=reason):
+        await receive(pool, replace(envelope, request_state=state), MONDAY)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM request_steps") == 0
 
 
 async def test_the_board_sorts_open_requests_by_business_time_left(pool: asyncpg.Pool) -> None:
@@ -111,7 +202,7 @@ async def test_the_board_sorts_open_requests_by_business_time_left(pool: asyncpg
     urgent, calm = created(), created().model_copy(update={"priority": "low"})
     calm = calm.model_copy(update={"ticket_id": str(uuid.uuid4()), "key": "SPT-1002"})
     for event in (calm, urgent):
-        await receive(pool, event, 1, MONDAY)
+        await receive_all(pool, [event], MONDAY)
     app = create_app(pool, DESKS, lambda: MONDAY + timedelta(minutes=30))
     transport = httpx.ASGITransport(app=app)
     staff = {"X-Actor-Role": "service_desk"}
@@ -124,32 +215,27 @@ async def test_the_board_sorts_open_requests_by_business_time_left(pool: asyncpg
     assert unknown.status_code == 404
 
 
-async def test_a_ticket_s_history_keeps_its_facts_not_its_long_texts(pool: asyncpg.Pool) -> None:
-    """A request with many large comments: what sla keeps (and reads for each clock) stays
-    small, and the clocks are those of the whole events."""
+async def test_what_sla_keeps_of_a_request_stays_small_whatever_its_comments_hold(
+    pool: asyncpg.Pool,
+) -> None:
+    """A request with many large comments: sla keeps a step per event and the latest state,
+    never an event's text, and its clocks are those of the whole story."""
     event = created()
-    comments = [
-        CommentAdded(
-            ticket_id=event.ticket_id,
-            occurred_at=MONDAY + timedelta(minutes=n),
-            actor_id="anne@acme.example",
-            actor_role="requester",
-            body="\N{GRINNING FACE}" * 100_000,
-            public=True,
-        )
-        for n in range(1, 21)
-    ]
-    await receive(pool, event, 1, MONDAY)
-    for version, comment in enumerate(comments, start=2):
-        await receive(pool, comment, version, MONDAY + timedelta(minutes=30))
+    comments = [commented(event, n, "\N{GRINNING FACE}" * 100_000) for n in range(1, 21)]
     later = MONDAY + timedelta(minutes=30)
+    await receive_all(pool, [event, *comments], later)
     async with pool.acquire() as conn:
         kept = await conn.fetchval(
-            "SELECT sum(octet_length(payload::text)) FROM histories WHERE ticket_id = $1",
+            "SELECT octet_length(state::text) FROM request_states WHERE ticket_id = $1",
             event.ticket_id,
         )
+        steps = await conn.fetch(
+            "SELECT status, priority FROM request_steps WHERE ticket_id = $1", event.ticket_id
+        )
         clocks = await clocks_of(conn, DESKS, event.ticket_id, later)
-    assert kept < 100_000, kept  # 20 comments of 400 kB each: 8 MB if kept whole
+    assert kept < 5_000, kept  # 20 comments of 400 kB each: 8 MB if kept whole
+    assert len(steps) == 21
+    states = published_states([event, *comments], ERP)
     policy, calendar = DESKS.of(event.policy_id)
-    assert clocks == read_clocks([event, *comments], policy, calendar, later)
+    assert clocks == read_clocks(Timeline.of(states), states[-1], policy, calendar, later)
     assert clocks is not None and clocks.version == 21

@@ -1,6 +1,8 @@
 """A small story-teller for SLA tests: one ticket of one seed desk, event by event.
 
-Imported by the test modules of this folder (`conftest.py` puts the folder on `sys.path`).
+The story is told as events; sla reads it as workflow publishes it: the request's state after
+each event, folded by the one fold (`published.published_states`), and the timeline of those
+states. Imported by the test modules of this folder (`conftest.py` puts the folder on `sys.path`).
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from published import published_states
+
 from desk_contracts.base import Event
+from desk_contracts.state import RequestState
 from desk_contracts.tickets import (
     Channel,
     CommentAdded,
@@ -30,8 +35,10 @@ from desk_contracts.tickets import (
 )
 from desk_policies import DeskPolicy, shipped_policy
 from desk_policies.calendars import shipped_calendars
+from desk_policies.model import SlaTarget
 from sla.domain.business_time import BusinessTime
 from sla.domain.clocks import TicketClocks, read_clocks
+from sla.domain.timeline import Timeline
 from sla.domain.timers import Timer, plan_timers
 
 CALENDARS = shipped_calendars()
@@ -67,7 +74,7 @@ class Story:
         self.policy: DeskPolicy = shipped_policy(self.desk)
         self.calendar = BusinessTime(CALENDARS[self.policy.sla.calendar])
         self.status = self.policy.initial_status
-        request_type = self.request_type or self.policy.request_types[0].id
+        self.request_type = request_type = self.request_type or self.policy.request_types[0].id
         self.events.append(
             TicketCreated(
                 ticket_id="T-1",
@@ -147,11 +154,34 @@ class Story:
         )
         return self
 
-    def clocks(self, *when: int) -> TicketClocks:
-        return read_clocks(self.events, self.policy, self.calendar, self.at(*when))
+    def published(self) -> tuple[Timeline, RequestState]:
+        """The story as sla reads it: its timeline and its latest published state."""
+        return published(self.events, self.policy)
 
-    def timers(self, *when: int, **options: Any) -> tuple[Timer, ...]:
-        return plan_timers(self.events, self.policy, self.calendar, self.at(*when), **options)
+    def target(self, priority: str | None = None) -> SlaTarget:
+        """The policy's targets for the story's request type at `priority` (default: its own)."""
+        assert self.request_type is not None
+        target = self.policy.sla.target(self.request_type, priority or self.priority)
+        assert target is not None
+        return target
+
+    def clocks(self, *when: int, language: str = "en") -> TicketClocks:
+        timeline, state = self.published()
+        return read_clocks(timeline, state, self.policy, self.calendar, self.at(*when), language)
+
+    def timers(
+        self, *when: int, calendar: BusinessTime | None = None, **options: Any
+    ) -> tuple[Timer, ...]:
+        timeline, state = self.published()
+        on = calendar or self.calendar
+        return plan_timers(timeline, state, self.policy, on, self.at(*when), **options)
+
+
+def published(events: list[Event], policy: DeskPolicy) -> tuple[Timeline, RequestState]:
+    """`events` as sla reads them: the timeline of the states published with them, and the
+    latest state."""
+    states = published_states(events, policy)
+    return Timeline.of(states), states[-1]
 
 
 DAY = (2026, 3, 2)  # a Monday: every desk is open from 10:00 to 12:00

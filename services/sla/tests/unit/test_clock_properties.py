@@ -1,4 +1,5 @@
-"""Properties of the SLA calculator over random ticket histories (Hypothesis)."""
+"""Properties of the SLA calculator over random ticket histories (Hypothesis), each read as
+workflow publishes it (the timeline and latest state of `sla_stories.published`)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sla_stories import published
 
 from desk_contracts.base import Event
 from desk_contracts.tickets import PriorityChanged, StatusChanged, TicketCreated
 from desk_policies import DeskPolicy, shipped_policy
 from desk_policies.calendars import shipped_calendars
-from sla.domain.business_time import BusinessTime
-from sla.domain.clocks import ClockKind, ClockReading, ClockState, read_clocks
+from sla.domain.business_time import BusinessTime, as_utc
+from sla.domain.clocks import ClockKind, ClockReading, ClockState, TicketClocks, read_clocks
 from sla.domain.timers import TimerKind, plan_timers
 
 CALENDARS = {cid: BusinessTime(c) for cid, c in shipped_calendars().items()}
@@ -105,8 +107,15 @@ def with_pause(
     ]
 
 
+def clocks_of(
+    events: list[Event], policy: DeskPolicy, calendar: BusinessTime, now: datetime
+) -> TicketClocks:
+    timeline, state = published(events, policy)
+    return read_clocks(timeline, state, policy, calendar, now)
+
+
 def clock(events: list[Event], policy: DeskPolicy, now: datetime, kind: ClockKind) -> ClockReading:
-    clocks = read_clocks(events, policy, CALENDARS[policy.sla.calendar], now)
+    clocks = clocks_of(events, policy, CALENDARS[policy.sla.calendar], now)
     reading = clocks.response if kind is ClockKind.RESPONSE else clocks.resolution
     assert reading is not None
     return reading
@@ -151,7 +160,7 @@ def test_on_a_24_7_calendar_a_clock_counts_wall_clock_time_except_pauses(
     events, now = story
     paused = with_pause(events, now, "waiting_third_party", position, share)
     always = CALENDARS["always"]
-    clocks = read_clocks(paused, CLOUD, always, now)
+    clocks = clocks_of(paused, CLOUD, always, now)
     assert clocks.response is not None and clocks.resolution is not None
     [pause_at, resume_at] = [e.occurred_at for e in paused if isinstance(e, StatusChanged)][1:]
     pause = resume_at - pause_at
@@ -168,7 +177,7 @@ def test_time_left_is_the_business_time_until_the_due_instant(
     story: tuple[list[Event], datetime], calendar: str
 ) -> None:
     events, now = story
-    for reading in read_clocks(events, CLOUD, CALENDARS[calendar], now).clocks:
+    for reading in clocks_of(events, CLOUD, CALENDARS[calendar], now).clocks:
         assert reading.due_at is not None and reading.remaining is not None
         if reading.breached:
             assert reading.due_at <= now and reading.remaining <= timedelta(0)
@@ -183,7 +192,7 @@ def test_business_time_never_exceeds_wall_clock_time(
     story: tuple[list[Event], datetime], calendar: str
 ) -> None:
     events, now = story
-    for reading in read_clocks(events, CLOUD, CALENDARS[calendar], now).clocks:
+    for reading in clocks_of(events, CLOUD, CALENDARS[calendar], now).clocks:
         assert timedelta(0) <= reading.elapsed <= now - events[0].occurred_at
 
 
@@ -194,7 +203,31 @@ def test_warnings_of_business_calendars_are_sent_in_business_hours(
 ) -> None:
     events, now = story
     paris = CALENDARS[CLOUD.sla.calendar]
-    urgent = read_clocks(events, CLOUD, paris, now).priority == "critical"
-    for timer in plan_timers(events, CLOUD, paris, now):
+    urgent = clocks_of(events, CLOUD, paris, now).priority == "critical"
+    timeline, state = published(events, CLOUD)
+    for timer in plan_timers(timeline, state, CLOUD, paris, now):
         if timer.kind is TimerKind.SLA_WARNING and not urgent:
             assert paris.is_open(timer.fire_at)
+
+
+@SETTINGS
+@given(story=working_histories(ERP), position=st.integers(1, 6), share=shares)
+def test_the_timeline_is_the_status_and_priority_each_event_left_and_when(
+    story: tuple[list[Event], datetime], position: int, share: tuple[float, float]
+) -> None:
+    events, now = story
+    paused = with_pause(events, now, "waiting_customer", position, share)
+    timeline, state = published(paused, ERP)
+    status, priority = ERP.initial_status, paused[0].priority  # type: ignore[attr-defined]
+    assert [step.version for step in timeline.steps] == list(range(1, len(paused) + 1))
+    for event, step in zip(paused, timeline.steps, strict=True):
+        if isinstance(event, StatusChanged):
+            status = event.to_status
+        elif isinstance(event, PriorityChanged):
+            priority = event.to_priority
+        assert (step.at, step.status, step.priority) == (
+            as_utc(event.occurred_at),
+            status,
+            priority,
+        )
+    assert (state.version, state.status, state.priority) == (len(paused), status, priority)

@@ -9,6 +9,7 @@ import pytest
 from sla_stories import DAY, DESKS, SOLVED, TAKEN_IN_CHARGE, H, M, Story
 
 from sla.domain.clocks import ClockState, HistoryError, read_clocks
+from sla.domain.timeline import Step, Timeline
 
 # --- response clock -------------------------------------------------------------------
 
@@ -169,7 +170,7 @@ def test_the_response_clock_pauses_while_waiting_for_a_third_party_at_the_cloud_
 def test_the_reason_names_the_status_in_the_requesters_language() -> None:
     story = Story("cloud-partner").moves("in_progress", *DAY, 10, 0)
     story.moves("waiting_customer", *DAY, 10, 30)
-    clocks = read_clocks(story.events, story.policy, story.calendar, story.at(*DAY, 11), "fr")
+    clocks = story.clocks(*DAY, 11, language="fr")
     assert clocks.resolution is not None
     assert clocks.resolution.reason == "paused: En attente du client since 2026-03-02 10:30 CET"
 
@@ -181,7 +182,7 @@ def test_the_reason_names_the_status_in_the_requesters_language() -> None:
 def test_due_and_warning_instants_follow_the_priority_target(desk: str) -> None:
     story = Story(desk, priority="high")
     clock = story.clocks(*DAY, 10, 0).response
-    target = timedelta(minutes=story.policy.sla.targets["high"].response)
+    target = story.target().response_time
     assert clock is not None and clock.target == target
     assert clock.due_at == story.calendar.add(story.at(*DAY, 10, 0), target)
     assert clock.warning_at == story.calendar.add(story.at(*DAY, 10, 0), target * 0.75)
@@ -205,7 +206,7 @@ def test_erp_medium_priority_response_skips_the_night_in_geneva() -> None:
 
 
 def test_saas_response_skips_the_quebec_fete_nationale() -> None:
-    story = Story("saas-desk", priority="low", start=(2026, 6, 23, 16, 0))  # 8 h target
+    story = Story("saas-desk", "low", "problem_report", start=(2026, 6, 23, 16, 0))  # 8 h target
     clock = story.clocks(2026, 6, 23, 16, 0).response
     assert clock is not None
     # 16:00-17:00 (1 h), 24 June closed, 25 June 08:30-15:30 (7 h)
@@ -217,7 +218,7 @@ def test_a_priority_change_retargets_a_running_clock(desk: str) -> None:
     story = Story(desk, priority="low").moves(TAKEN_IN_CHARGE[desk], *DAY, 10, 0)
     story.reprioritised("critical", *DAY, 10, 20)
     clock = story.clocks(*DAY, 10, 30).resolution
-    critical = timedelta(minutes=story.policy.sla.targets["critical"].resolution)
+    critical = story.target("critical").resolution_time
     assert clock is not None and clock.priority == "critical" and clock.target == critical
     assert clock.elapsed == 30 * M  # the time already counted is kept
     assert clock.due_at == story.calendar.add(story.at(*DAY, 10, 0), critical)
@@ -242,7 +243,7 @@ def test_lowering_the_priority_can_lift_a_breach_of_a_running_clock() -> None:
 @pytest.mark.parametrize("desk", DESKS)
 def test_a_breached_clock_says_when_it_was_due(desk: str) -> None:
     story = Story(desk, priority="critical")
-    target = timedelta(minutes=story.policy.sla.targets["critical"].response)
+    target = story.target().response_time
     clock = story.clocks(*DAY, 17, 0).response
     assert clock is not None and clock.breached
     assert clock.due_at == story.calendar.add(story.at(*DAY, 10, 0), target)
@@ -270,13 +271,21 @@ def test_request_types_that_are_not_sla_bound_have_no_clocks(desk: str, request_
     assert clocks.clocks == ()
 
 
-def test_a_history_must_start_with_the_ticket_creation() -> None:
-    story = Story("erp-vendor")
-    with pytest.raises(HistoryError, match="starts with TicketCreated"):
-        read_clocks(story.events[1:], story.policy, story.calendar, story.at(*DAY, 11))
-    story.moves("no_such_status", *DAY, 10, 30)
+def test_a_timeline_is_read_only_whole_and_up_to_the_latest_state() -> None:
+    story = Story("erp-vendor").moves("in_progress", *DAY, 10, 30).commented(*DAY, 10, 40)
+    timeline, state = story.published()
+    created, started, commented = timeline.steps
+    policy, calendar, now = story.policy, story.calendar, story.at(*DAY, 11)
+    with pytest.raises(HistoryError, match="lacks version 1"):
+        read_clocks(Timeline((started, commented)), state, policy, calendar, now)
+    with pytest.raises(HistoryError, match="lacks version 2"):
+        read_clocks(Timeline((created, commented)), state, policy, calendar, now)
+    with pytest.raises(HistoryError, match="ends at version 2, the state is 3"):
+        read_clocks(Timeline((created, started)), state, policy, calendar, now)
+    unknown = Step(3, commented.at, "no_such_status", commented.priority)
     with pytest.raises(HistoryError, match="status 'no_such_status' is not in policy"):
-        story.clocks(*DAY, 11)
+        read_clocks(Timeline((created, started, unknown)), state, policy, calendar, now)
+    assert read_clocks(timeline, state, policy, calendar, now).version == 3
 
 
 def test_comments_do_not_move_the_clocks() -> None:
@@ -317,6 +326,34 @@ def test_saas_resolution_stops_at_the_answer_and_resumes_when_the_customer_repli
     resumed = story.clocks(*DAY, 15, 30).resolution
     assert resumed is not None and resumed.state is ClockState.RUNNING
     assert resumed.elapsed == 90 * M
+
+
+@pytest.mark.parametrize("priority", ["low", "medium", "high", "critical"])
+def test_a_saas_system_error_is_due_before_an_information_request_of_its_priority(
+    priority: str,
+) -> None:
+    """Seed 004: "Une distinction est également faite entre les différents types de billet"."""
+    due: dict[str, tuple[datetime | None, datetime | None]] = {}
+    for kind in ("system_error", "problem_report", "information_request"):
+        story = Story("saas-desk", priority, kind)
+        response = story.clocks(*DAY, 10, 0).response
+        resolution = story.moves("assigned", *DAY, 10, 0).clocks(*DAY, 10, 0).resolution
+        assert response is not None and response.target == story.target().response_time
+        assert resolution is not None and resolution.target == story.target().resolution_time
+        due[kind] = (response.due_at, resolution.due_at)
+    for clock in (0, 1):
+        error, problem, question = (due[kind][clock] for kind in due)
+        assert error is not None and problem is not None and question is not None
+        assert error < problem < question
+
+
+def test_a_saas_request_keeps_the_targets_of_its_type_when_its_priority_changes() -> None:
+    story = Story("saas-desk", "low", "system_error").moves("assigned", *DAY, 10, 0)
+    story.reprioritised("high", *DAY, 10, 10)
+    clock = story.clocks(*DAY, 10, 10).resolution
+    assert clock is not None and clock.priority == "high"
+    assert clock.target == timedelta(minutes=480)  # a system error's high, not the default 960
+    assert clock.due_at == story.calendar.add(story.at(*DAY, 10, 0), clock.target)
 
 
 @pytest.mark.parametrize("kind", ["information_request", "problem_report", "system_error"])

@@ -12,7 +12,7 @@ from sla_stories import DAY, DESKS, M, Story
 
 from desk_policies.calendars import shipped_calendars
 from sla.domain.business_time import BusinessTime
-from sla.domain.timers import Timer, TimerKind, plan_timers
+from sla.domain.timers import Timer, TimerKind
 
 CALENDARS = shipped_calendars()
 ALWAYS = BusinessTime(CALENDARS["always"])
@@ -71,33 +71,33 @@ def test_warnings_wait_for_office_hours_unless_critical() -> None:
     story.moves("in_progress", 2026, 3, 6, 22, 0)
     now = story.at(2026, 3, 6, 22, 0)
     # A 24/7 contract: the resolution clock counts nights, the office does not work then.
-    timers = plan_timers(story.events, story.policy, ALWAYS, now, office_hours=GENEVA)
+    timers = story.timers(2026, 3, 6, 22, 0, calendar=ALWAYS, office_hours=GENEVA)
     [warning] = by_kind(timers, TimerKind.SLA_WARNING, "resolution")
     [breach] = by_kind(timers, TimerKind.SLA_BREACH, "resolution")
-    target = timedelta(minutes=story.policy.sla.targets["low"].resolution)  # 160 h
+    target = story.target().resolution_time  # 160 h
     assert breach.fire_at == now + target  # breaches are not deferred
     at_night = now + target * 0.75
     assert at_night == story.at(2026, 3, 11, 22, 0)
     assert warning.fire_at == story.at(2026, 3, 12, 8, 0)  # when the office opens
 
     story.reprioritised("critical", 2026, 3, 6, 22, 0)
-    timers = plan_timers(story.events, story.policy, ALWAYS, now, office_hours=GENEVA)
+    timers = story.timers(2026, 3, 6, 22, 0, calendar=ALWAYS, office_hours=GENEVA)
     [warning] = by_kind(timers, TimerKind.SLA_WARNING, "resolution")
-    critical = timedelta(minutes=story.policy.sla.targets["critical"].resolution)  # 8 h
+    critical = story.target().resolution_time  # 8 h
     assert warning.fire_at == now + critical * 0.75  # 04:00 on Saturday: critical, sent anyway
 
 
 def test_a_warning_that_office_hours_would_push_past_the_breach_is_dropped() -> None:
     story = Story("erp-vendor", priority="medium", start=(2026, 3, 6, 17, 0))  # Friday evening
     now = story.at(2026, 3, 6, 17, 0)
-    timers = plan_timers(story.events, story.policy, ALWAYS, now, office_hours=GENEVA)
+    timers = story.timers(2026, 3, 6, 17, 0, calendar=ALWAYS, office_hours=GENEVA)
     assert by_kind(timers, TimerKind.SLA_WARNING, "response") == []
     [breach] = by_kind(timers, TimerKind.SLA_BREACH, "response")
     assert breach.fire_at == now + timedelta(hours=8)
 
 
 def test_a_breach_already_due_fires_at_once_and_fired_occurrences_are_not_armed_again() -> None:
-    story = Story("saas-desk", priority="critical")  # 30 min response
+    story = Story("saas-desk", "critical", "problem_report")  # 30 min response
     timers = story.timers(*DAY, 11, 0)
     [breach] = by_kind(timers, TimerKind.SLA_BREACH, "response")
     assert breach.fire_at < story.at(*DAY, 11, 0)  # overdue: the service fires it now

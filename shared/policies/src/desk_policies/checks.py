@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Iterator
 from typing import NamedTuple
 
 from desk_policies.actions import Action
-from desk_policies.model import DeskPolicy, StatusCategory
+from desk_policies.model import DeskPolicy, SlaTarget, StatusCategory
 
 SPECIAL_RECIPIENTS = frozenset({"requester", "participants", "assignee", "creator"})
 
@@ -128,17 +128,36 @@ def _automations(p: DeskPolicy) -> Iterator[PolicyIssue]:
             )
 
 
-def _sla(p: DeskPolicy, known_calendars: Collection[str] | None) -> Iterator[PolicyIssue]:
+def _targets(
+    p: DeskPolicy, path: str, targets: dict[str, SlaTarget], complete: bool
+) -> Iterator[PolicyIssue]:
     priorities = [x.id for x in p.priorities]
-    for priority in priorities:
-        if priority not in p.sla.targets:
-            yield PolicyIssue("sla.targets", f"no target for priority {priority!r}")
-    for priority in p.sla.targets:
+    if complete:
+        for priority in priorities:
+            if priority not in targets:
+                yield PolicyIssue(path, f"no target for priority {priority!r}")
+    for priority, target in targets.items():
         if priority not in priorities:
-            yield PolicyIssue(f"sla.targets.{priority}", "not a priority of this policy")
-    for priority, target in p.sla.targets.items():
-        if target.resolution < target.response:
-            yield PolicyIssue(f"sla.targets.{priority}", "resolution shorter than response")
+            yield PolicyIssue(
+                f"{path}.{priority}",
+                f"not a priority of this policy (priorities: {', '.join(priorities)})",
+            )
+        elif target.resolution < target.response:
+            yield PolicyIssue(f"{path}.{priority}", "resolution shorter than response")
+
+
+def _sla(p: DeskPolicy, known_calendars: Collection[str] | None) -> Iterator[PolicyIssue]:
+    yield from _targets(p, "sla.targets", p.sla.targets, complete=True)
+    types = {t.id: t for t in p.request_types}
+    for type_id, targets in p.sla.by_request_type.items():
+        path = f"sla.by_request_type.{type_id}"
+        request_type = types.get(type_id)
+        if request_type is None:
+            known = ", ".join(types)
+            yield PolicyIssue(path, f"unknown request type {type_id!r} (request types: {known})")
+        elif not request_type.sla_bound:
+            yield PolicyIssue(path, f"request type {type_id!r} is not sla_bound: it has no clocks")
+        yield from _targets(p, path, targets, complete=False)
     if known_calendars is not None and p.sla.calendar not in known_calendars:
         yield PolicyIssue(
             "sla.calendar",

@@ -184,7 +184,8 @@ class NotificationRule(_Frozen):
 
 
 class SlaTarget(_Frozen):
-    """Targets of one priority, in business minutes on the policy's calendar."""
+    """Targets of one priority (of one request type), in business minutes on the policy's
+    calendar."""
 
     response: int = Field(gt=0)
     resolution: int = Field(gt=0)
@@ -199,11 +200,23 @@ class SlaTarget(_Frozen):
 
 
 class SlaPolicy(_Frozen):
-    """Which calendar the clocks count on, when to warn, and the targets per priority id."""
+    """Which calendar the clocks count on, when to warn, and the targets.
+
+    `targets`: the default, per priority id (every priority has one). `by_request_type`: the
+    targets of a request type that has its own, per priority id (a desk that distinguishes its
+    kinds of request, e.g. a system error answered sooner than a question); a priority it does
+    not name keeps the default.
+    """
 
     calendar: str = Field(min_length=1)
     warning_share: float = Field(default=0.75, gt=0, lt=1)
     targets: dict[str, SlaTarget]
+    by_request_type: dict[str, dict[str, SlaTarget]] = Field(default_factory=dict)
+
+    def target(self, request_type: str, priority: str) -> SlaTarget | None:
+        """The targets of a request of `request_type` at `priority` (None: the policy has none)."""
+        own = self.by_request_type.get(request_type, {}).get(priority)
+        return own if own is not None else self.targets.get(priority)
 
 
 class Survey(_Frozen):

@@ -1,4 +1,8 @@
-"""Arm a ticket's timers from its history (the pure calculator decides), and fire due ones.
+"""Keep what workflow publishes of each request, arm its timers from it (the pure calculator
+decides), and fire due ones.
+
+Per request sla keeps its timeline (status and priority after each version) and its latest
+published state; it folds no ticket event itself.
 
 Arming replaces the ticket's pending timers after every event. Firing takes due timers with
 `FOR UPDATE SKIP LOCKED`, so any number of replicas share the work, and appends what each
@@ -9,25 +13,23 @@ deterministic command id, so a timer fired twice appends once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 import structlog
 
-from desk_contracts.base import Event, event_from_data
-from desk_contracts.envelope import Envelope
+from desk_contracts.base import Event
 from desk_contracts.sla import AutoCloseDue, ReminderDue, SlaBreached, SlaWarningReached
-from desk_contracts.tickets import TicketCreated
+from desk_contracts.state import RequestState
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import DuplicateEvent, append
 from desk_policies.calendars import BusinessCalendar
 from desk_policies.model import DeskPolicy
 from sla.domain.business_time import BusinessTime
 from sla.domain.clocks import ClockKind, ClockState, TicketClocks, read_clocks
+from sla.domain.timeline import Step, Timeline
 from sla.domain.timers import Timer, TimerKind, plan_timers
 
 log = structlog.get_logger(__name__)
@@ -49,71 +51,69 @@ class Desks:
         return policy, self.business_time[policy.sla.calendar]
 
 
-# What sla keeps of an event's texts: the clocks read statuses, roles, priorities, flags and
-# times, never a comment's body or a description, so a longer text is cut. A ticket's history
-# then stays small (a read of its clocks too) whatever its comments hold.
-KEPT_TEXT = 500
-
-
-def lean(value: Any) -> Any:
-    """`value` (an event's data) with every text cut to `KEPT_TEXT` characters."""
-    if isinstance(value, str):
-        return value[:KEPT_TEXT]
-    if isinstance(value, dict):
-        return {key: lean(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [lean(item) for item in value]
-    return value
-
-
-async def record(conn: asyncpg.Connection, envelope: Envelope, version: int) -> None:
-    """Keep the ticket's event at `version` in its history, its texts cut (see `lean`)."""
+async def record(conn: asyncpg.Connection, state: RequestState) -> None:
+    """Keep the request's step at the state's version, and the state if it is the latest."""
+    step = Step.of(state)
     await conn.execute(
-        """INSERT INTO histories (ticket_id, version, event_id, event_type, schema_version,
-                                  payload)
-           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
-        envelope.subject,
-        version,
-        envelope.id,
-        envelope.type,
-        envelope.schema_version,
-        json.dumps(lean(dict(envelope.data))),
+        """INSERT INTO request_steps (ticket_id, version, at, status, priority)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+        state.ticket_id,
+        step.version,
+        step.at,
+        step.status,
+        step.priority,
+    )
+    await conn.execute(
+        """INSERT INTO request_states (ticket_id, version, state) VALUES ($1, $2, $3)
+           ON CONFLICT (ticket_id) DO UPDATE SET version = EXCLUDED.version,
+               state = EXCLUDED.state
+           WHERE request_states.version < EXCLUDED.version""",
+        state.ticket_id,
+        state.version,
+        state.model_dump_json(),
     )
 
 
-async def history(conn: asyncpg.Connection, ticket_id: str) -> list[Event]:
-    rows = await conn.fetch(
-        """SELECT version, event_type, schema_version, payload FROM histories
+async def request_of(
+    conn: asyncpg.Connection, ticket_id: str
+) -> tuple[Timeline, RequestState] | None:
+    """The request's timeline and latest state; None when unknown, or while a version is
+    missing (its event has not arrived yet: nothing is computed before it does)."""
+    row = await conn.fetchrow("SELECT state FROM request_states WHERE ticket_id = $1", ticket_id)
+    if row is None:
+        return None
+    steps = await conn.fetch(
+        """SELECT version, at, status, priority FROM request_steps
            WHERE ticket_id = $1 ORDER BY version""",
         ticket_id,
     )
-    events = []
-    for expected, row in enumerate(rows, start=1):
-        if row["version"] != expected:  # a gap: wait for the missing event before computing
-            log.warning("history_gap", ticket_id=ticket_id, missing=expected)
-            return []
-        events.append(
-            event_from_data(row["event_type"], row["schema_version"], json.loads(row["payload"]))
-        )
-    return events
+    timeline = Timeline(
+        tuple(Step(s["version"], s["at"], s["status"], s["priority"]) for s in steps)
+    )
+    if timeline.missing is not None:
+        log.warning("history_gap", ticket_id=ticket_id, missing=timeline.missing)
+        return None
+    return timeline, RequestState.model_validate_json(row["state"])
 
 
 async def arm(
     conn: asyncpg.Connection, desks: Desks, ticket_id: str, now: datetime
 ) -> Sequence[Timer]:
-    events = await history(conn, ticket_id)
-    if not events or not isinstance(events[0], TicketCreated):
+    """Replace the request's pending timers by those its latest state calls for at `now`."""
+    known = await request_of(conn, ticket_id)
+    if known is None:
         return ()
-    policy, calendar = desks.of(events[0].policy_id)
+    timeline, state = known
+    policy, calendar = desks.of(state.policy_id)
     fired = {
         row["occurrence"]
         for row in await conn.fetch(
             "SELECT occurrence FROM fired_occurrences WHERE ticket_id = $1", ticket_id
         )
     }
-    clocks = read_clocks(events, policy, calendar, now)
-    timers = plan_timers(events, policy, calendar, now, fired=fired, clocks=clocks)
-    await _board(conn, events[0], clocks)
+    clocks = read_clocks(timeline, state, policy, calendar, now)
+    timers = plan_timers(timeline, state, policy, calendar, now, fired=fired, clocks=clocks)
+    await _board(conn, state, clocks)
     await conn.execute("DELETE FROM timers WHERE ticket_id = $1 AND fired_at IS NULL", ticket_id)
     await conn.executemany(
         """INSERT INTO timers (timer_id, ticket_id, kind, occurrence, fire_at, armed_version,
@@ -136,13 +136,13 @@ async def arm(
     log.info(
         "timers_armed",
         ticket_id=ticket_id,
-        version=len(events),
+        version=state.version,
         timers=[f"{t.kind.value}@{t.fire_at.isoformat()}" for t in timers],
     )
     return timers
 
 
-async def _board(conn: asyncpg.Connection, created: TicketCreated, clocks: TicketClocks) -> None:
+async def _board(conn: asyncpg.Connection, state: RequestState, clocks: TicketClocks) -> None:
     """Keep the board row of the ticket (whose request it is, and its clocks) in step."""
     response, resolution = clocks.response, clocks.resolution
     running = [
@@ -159,9 +159,9 @@ async def _board(conn: asyncpg.Connection, created: TicketCreated, clocks: Ticke
                response_state = $6, response_due = $7, response_reason = $8,
                resolution_state = $9, resolution_due = $10, resolution_reason = $11,
                next_due = $12, version = $13, organisation_id = $14""",
-        created.ticket_id,
-        created.key,
-        created.policy_id,
+        state.ticket_id,
+        state.key,
+        state.policy_id,
         clocks.priority,
         clocks.status,
         response.state.value if response else None,
@@ -172,18 +172,20 @@ async def _board(conn: asyncpg.Connection, created: TicketCreated, clocks: Ticke
         resolution.reason if resolution else None,
         min(running) if running else None,
         clocks.version,
-        created.organisation_id,
+        state.organisation_id,
     )
 
 
 async def clocks_of(
     conn: asyncpg.Connection, desks: Desks, ticket_id: str, now: datetime
 ) -> TicketClocks | None:
-    events = await history(conn, ticket_id)
-    if not events or not isinstance(events[0], TicketCreated):
+    """The request's clocks at `now`; None when sla does not know it (or not all of it yet)."""
+    known = await request_of(conn, ticket_id)
+    if known is None:
         return None
-    policy, calendar = desks.of(events[0].policy_id)
-    return read_clocks(events, policy, calendar, now)
+    timeline, state = known
+    policy, calendar = desks.of(state.policy_id)
+    return read_clocks(timeline, state, policy, calendar, now)
 
 
 async def fire_due(pool: asyncpg.Pool, desks: Desks, now: datetime, limit: int = 100) -> int:

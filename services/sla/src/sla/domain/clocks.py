@@ -1,4 +1,7 @@
-"""The response and resolution clocks of one ticket, read from its event history (DOMAIN §6).
+"""The response and resolution clocks of one ticket, read from its timeline (DOMAIN §6).
+
+The timeline (`sla.domain.timeline`) is the status and priority of the request after each of
+its events, as workflow published them with its state; sla folds no event itself.
 
 Rules, all driven by the policy's status flags:
 
@@ -11,12 +14,14 @@ Rules, all driven by the policy's status flags:
   status flagged `stops_resolution` and resumes, with the time already counted, when the
   ticket leaves it (a disputed resolution or a reopen continues the same clock).
 - Both **pause** while the ticket is in a status flagged `pauses_sla`.
-- A **priority change** re-targets every clock that is not stopped (running, paused or not
-  yet started); a stopped clock keeps the target of the priority it stopped under.
+- The **target** is the policy's for the request's type and priority (`SlaPolicy.target`:
+  a desk may distinguish its kinds of request). A **priority change** re-targets every clock
+  that is not stopped (running, paused or not yet started); a stopped clock keeps the target
+  of the priority it stopped under.
 - Request types with `sla_bound: false` have no clocks.
 
 Business time is counted on the policy's calendar (`BusinessTime`). Every reading says why
-the clock is in its state, from the events ("paused: Waiting for customer since ...").
+the clock is in its state, from the timeline ("paused: Waiting for customer since ...").
 """
 
 from __future__ import annotations
@@ -26,10 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from desk_contracts.base import Event
-from desk_contracts.tickets import PriorityChanged, StatusChanged, TicketCreated
+from desk_contracts.state import RequestState
 from desk_policies.model import DeskPolicy, Status
 from sla.domain.business_time import ZERO, BusinessTime, as_utc
+from sla.domain.timeline import Step, Timeline
 
 __all__ = [
     "ClockKind",
@@ -54,7 +59,8 @@ class ClockState(StrEnum):
 
 
 class HistoryError(ValueError):
-    """The history cannot be read: no `TicketCreated` first, or a status the policy lacks."""
+    """The timeline cannot be read: a version missing, not ending at the latest state's, or a
+    status the policy lacks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +91,7 @@ class TicketClocks:
     """Both clocks of a ticket at `now` (none when its request type is not SLA-bound)."""
 
     ticket_id: str
-    version: int  # stream version of the last event read (history[0] is version 1)
+    version: int  # stream version of the latest state read (its creation is version 1)
     now: datetime
     status: str
     priority: str
@@ -98,7 +104,7 @@ class TicketClocks:
         return tuple(c for c in (self.response, self.resolution) if c is not None)
 
 
-# --- the walk over the history ----------------------------------------------------------
+# --- the walk over the timeline ---------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -133,15 +139,15 @@ def _running_or_paused(status: Status) -> ClockState:
 
 
 class _Walk:
-    """Folds the events into the two clock tracks (one pass, in stream order)."""
+    """Walks the timeline into the two clock tracks (one pass, in version order)."""
 
-    def __init__(self, policy: DeskPolicy, created: TicketCreated, language: str) -> None:
+    def __init__(self, policy: DeskPolicy, created: Step, language: str) -> None:
         self.policy = policy
         self.language = language
         self.statuses = {s.id: s for s in policy.statuses}
         self.priority = created.priority
-        self.status = self._status(policy.initial_status)
-        at = as_utc(created.occurred_at)
+        self.status = self._status(created.status)
+        at = created.at
         label = _label(self.status, language)
         self.response = _Track(ClockKind.RESPONSE, ClockState.NOT_STARTED, at, label)
         self.resolution = _Track(
@@ -175,13 +181,11 @@ class _Walk:
         elif not first:
             self.resolution.why = f"waiting to be taken in charge ({label})"
 
-    def apply(self, event: Event) -> None:
-        if isinstance(event, StatusChanged):
-            if event.to_status != self.status.id:
-                self.status = self._status(event.to_status)
-                self._enter(self.status, as_utc(event.occurred_at))
-        elif isinstance(event, PriorityChanged):
-            self.priority = event.to_priority
+    def apply(self, step: Step) -> None:
+        self.priority = step.priority
+        if step.status != self.status.id:
+            self.status = self._status(step.status)
+            self._enter(self.status, step.at)
 
 
 # --- readings -----------------------------------------------------------------------
@@ -219,10 +223,11 @@ def _reading(
     policy: DeskPolicy,
     calendar: BusinessTime,
     now: datetime,
+    request_type: str,
     current_priority: str,
 ) -> ClockReading:
     priority = track.stopped_priority or current_priority
-    targets = policy.sla.targets.get(priority)
+    targets = policy.sla.target(request_type, priority)
     target: timedelta | None = None
     if targets is not None:
         minutes = targets.response if track.kind is ClockKind.RESPONSE else targets.resolution
@@ -256,34 +261,47 @@ def _reading(
     )
 
 
+def _steps(timeline: Timeline, state: RequestState) -> tuple[Step, ...]:
+    """The timeline's steps, checked to be every version from 1 to the state's."""
+    missing = timeline.missing
+    if missing is not None:
+        raise HistoryError(f"the timeline of ticket {state.ticket_id} lacks version {missing}")
+    last = timeline.steps[-1].version
+    if last != state.version:
+        raise HistoryError(f"the timeline ends at version {last}, the state is {state.version}")
+    return timeline.steps
+
+
 def read_clocks(
-    history: Sequence[Event],
+    timeline: Timeline,
+    state: RequestState,
     policy: DeskPolicy,
     calendar: BusinessTime,
     now: datetime,
     language: str = "en",
 ) -> TicketClocks:
-    """Both clocks of the ticket whose whole stream is `history` (in order), at `now`.
+    """Both clocks of a request at `now`, from its `timeline` (every version, in order, up to
+    its latest published `state`'s).
 
     `calendar` is the policy's `sla.calendar`; `language` picks the status labels used in
-    the reasons. Events after `now` are not expected (time is never read, only given).
+    the reasons. Steps after `now` are not expected (time is never read, only given).
     """
-    if not history or not isinstance(history[0], TicketCreated):
-        raise HistoryError("a ticket's history starts with TicketCreated")
-    created = history[0]
+    steps = _steps(timeline, state)
     now = as_utc(now)
-    walk = _Walk(policy, created, language)
-    for event in history[1:]:
-        walk.apply(event)
-    request_type = policy.request_type(created.request_type)
-    sla_bound = request_type is None or request_type.sla_bound
+    walk = _Walk(policy, steps[0], language)
+    for step in steps[1:]:
+        walk.apply(step)
+    kind = policy.request_type(state.request_type)
+    sla_bound = kind is None or kind.sla_bound
     response = resolution = None
     if sla_bound:
-        response = _reading(walk.response, policy, calendar, now, walk.priority)
-        resolution = _reading(walk.resolution, policy, calendar, now, walk.priority)
+        response = _reading(walk.response, policy, calendar, now, state.request_type, walk.priority)
+        resolution = _reading(
+            walk.resolution, policy, calendar, now, state.request_type, walk.priority
+        )
     return TicketClocks(
-        ticket_id=created.ticket_id,
-        version=len(history),
+        ticket_id=state.ticket_id,
+        version=state.version,
         now=now,
         status=walk.status.id,
         priority=walk.priority,
