@@ -2,6 +2,7 @@
 
 Whom to tell and the words come from the request as workflow published it with the event (its
 `RequestState`): the notifier keeps no view of the requests of its own.
+
 Each message is a `deliveries` row keyed by (event id, recipient), written before anything is
 sent (the sender in `application.delivery` marks it after): the words are rendered once here,
 so a re-send after a crash is the same message with the same Message-ID. Each message to a
