@@ -15,7 +15,8 @@ own process on loopback; then, in this order, over one aiosmtplib connection eac
    signed link), the threaded MIME message (`build_message`), then the send;
 4. through the store: the real path of the service against the PostgreSQL server of
    `.state/infra.env`: each event recorded in its own consumer transaction
-   (`record_notifications`: view update, threading look-up, rendering, the `deliveries` row),
+   (the consumer's handler: the published request state read, threading look-up, rendering,
+   the `deliveries` row),
    then `Sender.send_pending` batches (lease claim, send, mark each row sent) until all are out.
    Reported: recording rate, sending rate, and events-to-sent-mail overall.
 
@@ -48,16 +49,19 @@ import structlog
 
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
+from desk_contracts.state import RequestState
 from desk_contracts.tickets import Channel, CommentAdded, TicketClosed, TicketCreated
 from desk_eventstore.db import open_store
 from desk_eventstore.migrate import migrations_in
 from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
+from desk_policies.requests import Ticket, evolve, published
+from notifier.adapters.kafka import on_ticket_event
 from notifier.adapters.templates import Templates
 from notifier.application.delivery import Relay, Sender, build_message
-from notifier.application.notify import Notifier, record_notifications
+from notifier.application.notify import Notifier
 from notifier.domain.content import notification_context
-from notifier.domain.rules import TicketView, notifications_for
+from notifier.domain.rules import notifications_for
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -105,46 +109,44 @@ NOTIFIER = Notifier(
 )
 
 
-def ticket(i: int) -> TicketView:
-    return TicketView(
+def opening(i: int) -> TicketCreated:
+    """The `TicketCreated` of request `i`."""
+    return TicketCreated(
         ticket_id=str(uuid.UUID(int=i)),
+        occurred_at=NOW,
         key=f"PRB-{1000 + i}",
         policy_id="saas-desk",
+        request_type="problem_report",
+        priority="high",
         subject="L'export mensuel échoue depuis lundi",
+        description="Erreur 500",
+        organisation_id="acme",
         requester_id="anne@acme.example" if i % 2 else "carla@globex.example",
         created_by="anne@acme.example",
-        channel="email",
+        channel=Channel.EMAIL,
         language="fr",
-        first_message_id=f"<origin-{i}@acme.example>",
+        source_message_id=f"<origin-{i}@acme.example>",
     )
 
 
-def event_for(i: int, view: TicketView) -> Event:
-    base: dict[str, Any] = {"ticket_id": view.ticket_id, "occurred_at": NOW}
+def event_for(i: int, created: TicketCreated) -> Event:
+    base: dict[str, Any] = {"ticket_id": created.ticket_id, "occurred_at": NOW}
     agent = {"actor_id": "paul@desk.example", "actor_role": "agent"}
     kind = i % 3
     if kind == 0:
-        return TicketCreated(
-            **base,
-            key=view.key,
-            policy_id=view.policy_id,
-            request_type="problem_report",
-            priority="high",
-            subject=view.subject,
-            description="Erreur 500",
-            organisation_id="acme",
-            requester_id=view.requester_id,
-            created_by=view.requester_id,
-            channel=Channel.EMAIL,
-            language="fr",
-            source_message_id=view.first_message_id,
-        )
+        return created
     if kind == 1:
         body = "Bonjour, le correctif est déployé : pouvez-vous relancer l'export ?\n" * 3
         return CommentAdded(**base, **agent, body=body, public=True)
     return TicketClosed(
         **base, **agent, from_status="answered", to_status="closed", resolution_code="fixed"
     )
+
+
+def state_after(created: TicketCreated, event: Event) -> RequestState:
+    """The request as workflow publishes it with `event` (after its creation)."""
+    state = evolve(Ticket.blank(NOTIFIER.policies[created.policy_id], created.ticket_id), created)
+    return published(state if event is created else evolve(state, event))
 
 
 def bare(i: int) -> EmailMessage:
@@ -158,8 +160,9 @@ def bare(i: int) -> EmailMessage:
 
 def rendered(i: int) -> list[Message]:
     """Event -> rules -> words -> MIME messages: the notifier's work before the wire."""
-    view = ticket(i)
-    event = event_for(i, view)
+    created = opening(i)
+    event = event_for(i, created)
+    view = state_after(created, event)
     policy = NOTIFIER.policies[view.policy_id]
     messages = []
     for note in notifications_for(event, view, policy, NOTIFIER.directory):
@@ -173,8 +176,8 @@ def rendered(i: int) -> list[Message]:
             body=words.text,
             html=words.html,
             message_id=f"<{view.ticket_id}.{i:024x}@desk.example>",
-            in_reply_to=view.first_message_id,
-            reference_ids=[view.first_message_id],
+            in_reply_to=view.source_message_id,
+            reference_ids=[view.source_message_id],
             auto_submitted="auto-generated",
             language=note.language,
         )
@@ -218,25 +221,27 @@ async def rendered_round(port: int, count: int) -> float:
 async def store_round(pool: asyncpg.Pool, port: int, count: int) -> tuple[float, float, int]:
     """Record `count` events (one consumer transaction each), then send all; returns the
     seconds of each phase and the number of mails."""
-    await pool.execute("TRUNCATE deliveries, tickets")
+    await pool.execute("TRUNCATE deliveries")
     events: list[tuple[Envelope, Event]] = []
     offset = int(time.time() * 1000) % 10_000_000 * 1000
     for i in range(count):
-        view = ticket(offset + i // 3 * 3)  # creation, comment, close of the same request
-        event = event_for(i, view)
+        created = opening(offset + i // 3 * 3)  # creation, comment, close of the same request
+        event = event_for(i, created)
         envelope = Envelope(
             id=str(uuid.uuid4()),
             type=event.event_type,
             source="/desk/bench",
-            subject=view.ticket_id,
+            subject=created.ticket_id,
             time=NOW,
             data=event.model_dump(mode="json"),
+            request_state=state_after(created, event).model_dump(mode="json"),
         )
         events.append((envelope, event))
+    handle = on_ticket_event(NOTIFIER)
     start = time.perf_counter()
     for envelope, event in events:
         async with pool.acquire() as conn, conn.transaction():
-            await record_notifications(conn, envelope, event, NOTIFIER)
+            await handle(conn, envelope, event)
     recorded = time.perf_counter() - start
     sender = Sender(pool, Relay("127.0.0.1", port, "support@desk.example"))
     later = datetime.now(UTC) + timedelta(seconds=1)

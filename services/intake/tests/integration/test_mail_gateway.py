@@ -20,11 +20,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from published import published_envelopes
 from service_support import service_store
 from system import free_port  # type: ignore[import-not-found]
 
-from desk_contracts.envelope import Envelope
-from desk_contracts.tickets import Channel, TicketClosed, TicketCreated
+from desk_contracts.base import Event
+from desk_contracts.tickets import Channel, ParticipantAdded, TicketClosed, TicketCreated
+from desk_platform.consumer import PoisonMessage
 from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
 from intake.adapters.blob_folder import FolderBlobStore
@@ -62,14 +64,14 @@ class Gateway:
                 "SELECT * FROM events WHERE event_type = $1 ORDER BY global_position", event_type
             )
 
-    async def know(self, event: Any) -> None:
-        """Feed the gateway's view as the ticket-events consumer would."""
-        envelope = Envelope(
-            id=str(uuid.uuid4()), type=event.event_type, source="/desk/intake",
-            subject=event.ticket_id, time=now(), data=event.model_dump(mode="json"),
-        )  # fmt: skip
+    async def publish(self, created: TicketCreated, *later: Event) -> None:
+        """Hand the gateway's consumer what workflow publishes of one request on ticket-events:
+        each of its events with the state after it."""
+        events = [created, *later]
+        envelopes = published_envelopes(events, POLICIES[created.policy_id])
         async with self.pool.acquire() as conn:
-            await on_ticket_event(POLICIES)(conn, envelope, event)
+            for envelope, event in zip(envelopes, events, strict=True):
+                await on_ticket_event()(conn, envelope, event)
 
 
 @pytest.fixture
@@ -170,7 +172,7 @@ async def test_an_unknown_support_address_is_refused_with_550(gateway: Gateway) 
 
 async def test_a_reply_becomes_one_comment_on_its_request(gateway: Gateway) -> None:
     ticket_id = str(uuid.uuid4())
-    await gateway.know(created(ticket_id, "PRB-1001", "saas-desk"))
+    await gateway.publish(created(ticket_id, "PRB-1001", "saas-desk"))
     reply = message(
         to="support@desk.example",
         subject="RE: [PRB-1001] Demande reçue",
@@ -189,7 +191,8 @@ async def test_a_reply_becomes_one_comment_on_its_request(gateway: Gateway) -> N
 
 async def test_refusals_ask_for_an_automatic_answer(gateway: Gateway) -> None:
     ticket_id = str(uuid.uuid4())
-    await gateway.know(created(ticket_id, "SPT-1042", "erp-vendor"))
+    opened = created(ticket_id, "SPT-1042", "erp-vendor")
+    await gateway.publish(opened)
     await gateway.send(message(to="support@erp-vendor.example", subject="RE: [SPT-1042] Suivi"))
     await gateway.send(message(sender="eve@freemail.example", subject="Reset my password"))
     answers = await gateway.events("AutomaticReplyRequested")
@@ -199,10 +202,7 @@ async def test_refusals_ask_for_an_automatic_answer(gateway: Gateway) -> None:
     ]
     assert '"reason": "replies_by_portal_only"' in answers[0]["payload"]
     assert '"reason": "unknown_sender"' in answers[1]["payload"]
-    await gateway.know(
-        TicketClosed(ticket_id=ticket_id, occurred_at=now(), from_status="in_progress",
-                     to_status="closed", resolution_code="handled")
-    )  # fmt: skip
+    await gateway.publish(opened, closed(ticket_id))
     await gateway.send(message(to="support@erp-vendor.example", subject="RE: [SPT-1042] Encore"))
     latest = (await gateway.events("AutomaticReplyRequested"))[-1]
     assert '"reason": "request_closed"' in latest["payload"]
@@ -222,6 +222,91 @@ async def test_automatic_mail_leaves_nothing_and_unknown_requests_are_deferred(
     assert deferred.value.smtp_code == 451
     async with gateway.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def opened_by_mail(gateway: Gateway) -> tuple[EmailMessage, TicketCreated]:
+    """Anne's mail to saas-desk and the request intake made of it (nothing published yet)."""
+    opening = message()
+    assert await gateway.send(opening) == {}
+    (row,) = await gateway.events("TicketCreated")
+    return opening, TicketCreated.model_validate_json(row["payload"])
+
+
+async def test_a_reply_right_after_intake_created_its_request_is_a_comment(
+    gateway: Gateway,
+) -> None:
+    """Before workflow has published anything of it, the gateway knows the request from intake's
+    own store: by its key, by our Message-ID and by the mail that opened it."""
+    opening, request = await opened_by_mail(gateway)
+    replies = [
+        message(to="support@desk.example", subject=f"RE: [{request.key}] Demande reçue",
+                body="Par la clé."),
+        message(to="support@desk.example", subject="RE: Demande reçue", body="Par notre message.",
+                In_Reply_To=f"<{request.ticket_id}.ab12@desk.example>"),
+        message(subject="RE: L'export mensuel échoue", body="Par le premier message.",
+                In_Reply_To=opening["Message-ID"]),
+    ]  # fmt: skip
+    for reply in replies:
+        assert await gateway.send(reply) == {}  # not deferred (451 would raise)
+    comments = await gateway.events("CommentReceived")
+    assert [c["stream_id"] for c in comments] == [request.ticket_id] * 3
+    assert len(await gateway.events("TicketCreated")) == 1
+    async with gateway.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM request_states") == 0
+
+
+async def test_a_reply_to_a_request_nobody_created_is_deferred(gateway: Gateway) -> None:
+    await opened_by_mail(gateway)  # intake knows another request
+    with pytest.raises(smtplib.SMTPDataError) as deferred:
+        await gateway.send(
+            message(to="support@desk.example", subject="RE: [INF-9999] Demande reçue",
+                    In_Reply_To=f"<{uuid.uuid4()}.1@desk.example>")
+        )  # fmt: skip
+    assert deferred.value.smtp_code == 451
+    assert await gateway.events("CommentReceived") == []
+
+
+async def test_once_published_the_latest_state_of_the_request_decides(gateway: Gateway) -> None:
+    """Carla (another organisation) may answer once workflow made her a participant; an older
+    state delivered again does not take that back."""
+    _, request = await opened_by_mail(gateway)
+
+    def carla() -> EmailMessage:
+        return message(sender="Carla <carla@globex.example>", to="support@desk.example",
+                       subject=f"RE: [{request.key}] Request received")  # fmt: skip
+
+    await gateway.send(carla())
+    (refused,) = await gateway.events("AutomaticReplyRequested")
+    assert '"reason": "unknown_sender"' in refused["payload"]
+    added = ParticipantAdded(ticket_id=request.ticket_id, occurred_at=now(),
+                             actor_id="paul@desk.example", actor_role="agent",
+                             participant_id="carla@globex.example")  # fmt: skip
+    await gateway.publish(request, added)
+    await gateway.publish(request)  # version 1 again: older than the one kept
+    await gateway.send(carla())
+    (comment,) = await gateway.events("CommentReceived")
+    assert comment["stream_id"] == request.ticket_id
+    assert '"author_role": "participant"' in comment["payload"]
+
+
+async def test_a_ticket_event_without_its_requests_state_is_a_poison_message(
+    gateway: Gateway,
+) -> None:
+    first = created(str(uuid.uuid4()), "PRB-1061", "saas-desk")
+    second = created(str(uuid.uuid4()), "PRB-1062", "saas-desk")
+    (record,) = published_envelopes([first], POLICIES["saas-desk"])
+    (other,) = published_envelopes([second], POLICIES["saas-desk"])
+    for state in (None, {"ticket_id": first.ticket_id}, other.request_state):
+        async with gateway.pool.acquire() as conn:
+            with pytest.raises(PoisonMessage):
+                await on_ticket_event()(conn, replace(record, request_state=state), first)
+        async with gateway.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM request_states") == 0
+
+
+def closed(ticket_id: str) -> TicketClosed:
+    return TicketClosed(ticket_id=ticket_id, occurred_at=now(), from_status="in_progress",
+                        to_status="closed", resolution_code="handled")  # fmt: skip
 
 
 def created(ticket_id: str, key: str, policy: str) -> TicketCreated:
@@ -351,7 +436,7 @@ async def test_only_our_mx_s_authentication_results_are_believed(gateway: Gatewa
     await gateway.send(failing)
     assert await count(gateway) == 0
     ticket_id = str(uuid.uuid4())
-    await gateway.know(created(ticket_id, "PRB-1001", "saas-desk"))
+    await gateway.publish(created(ticket_id, "PRB-1001", "saas-desk"))
     spoofed_reply = message(to="support@desk.example", subject="RE: [PRB-1001] x", dmarc="none",
                             In_Reply_To=f"<{ticket_id}.ab12@desk.example>")  # fmt: skip
     await gateway.send(spoofed_reply)
@@ -409,7 +494,7 @@ async def test_a_reply_to_a_full_request_is_refused_for_good_with_552(
 
     monkeypatch.setattr(store, "MAX_STREAM_EVENTS", 2)  # the request's stream holds 2 replies
     ticket_id = str(uuid.uuid4())
-    await gateway.know(created(ticket_id, "PRB-1051", "saas-desk"))
+    await gateway.publish(created(ticket_id, "PRB-1051", "saas-desk"))
 
     def reply() -> EmailMessage:
         return message(
@@ -466,7 +551,7 @@ async def test_a_reply_whose_comment_the_store_refuses_is_refused_for_good_with_
     gateway: Gateway,
 ) -> None:
     ticket_id = str(uuid.uuid4())
-    await gateway.know(created(ticket_id, "PRB-1001", "saas-desk"))
+    await gateway.publish(created(ticket_id, "PRB-1001", "saas-desk"))
     reply = message(
         to="support@desk.example", subject="RE: [PRB-1001] Demande reçue",
         body="Toujours vide\x00 ce matin.", In_Reply_To=f"<{ticket_id}.ab12@desk.example>",

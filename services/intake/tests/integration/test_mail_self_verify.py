@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dnslib import QTYPE, RCODE, RR, TXT, DNSRecord
 from dnslib.server import BaseResolver, DNSServer
+from published import published_envelopes
 from service_support import service_store
 from system import free_port  # type: ignore[import-not-found]
 
-from desk_contracts.envelope import Envelope
 from desk_contracts.tickets import Channel, TicketCreated
 from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
@@ -195,12 +195,9 @@ async def test_a_spoofed_reply_is_no_comment_and_a_signed_one_is(gateway: Gatewa
         organisation_id="acme", requester_id="anne@acme.example",
         created_by="anne@acme.example", channel=Channel.PORTAL,
     )  # fmt: skip
-    envelope = Envelope(
-        id=str(uuid.uuid4()), type=created.event_type, source="/desk/intake",
-        subject=ticket_id, time=now(), data=created.model_dump(mode="json"),
-    )  # fmt: skip
-    async with gateway.pool.acquire() as conn:
-        await on_ticket_event(POLICIES)(conn, envelope, created)
+    (envelope,) = published_envelopes([created], POLICIES["saas-desk"])
+    async with gateway.pool.acquire() as conn:  # workflow published it
+        await on_ticket_event()(conn, envelope, created)
     reply = {"to": "support@desk.example", "subject": "Re: [PRB-1001] Export"}
     await gateway.send(mail(**reply), "anne@acme.example", "support@desk.example")
     assert await gateway.events("CommentReceived") == []

@@ -124,7 +124,7 @@ def test_the_subject_key_wins_over_headers() -> None:
 
 def test_a_participant_from_another_organisation_may_reply() -> None:
     outsider = "consultant@partner.example"
-    ticket = PRB.__class__(**{**vars(PRB), "participants": frozenset({outsider})})
+    ticket = PRB.model_copy(update={"participants": (outsider,)})
     raw = through_mx(
         mail("Subject: Re: [PRB-1001] Export\r\n").replace(b"anne@acme.example", outsider.encode())
     )

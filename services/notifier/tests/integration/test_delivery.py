@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -22,6 +23,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from aiosmtpd.controller import Controller
 from kafka_support import consume_all
+from published import published_envelopes
 from service_support import service_store
 from system import free_port
 
@@ -38,9 +40,11 @@ from desk_contracts.tickets import (
 )
 from desk_eventstore.relay import OutboxRelay, idempotent_producer
 from desk_eventstore.store import read_stream
+from desk_platform.consumer import PoisonMessage
 from desk_platform.survey_tokens import read_token
 from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
+from desk_policies.model import DeskPolicy
 from notifier.adapters.kafka import on_automatic_reply, on_ticket_event
 from notifier.adapters.templates import Templates
 from notifier.application.delivery import HOLDER_LOCK_CLASS, LEASE, Relay, Sender
@@ -116,25 +120,43 @@ def sender(pool: asyncpg.Pool, port: int) -> Sender:
     return Sender(pool, Relay("127.0.0.1", port, "support@desk.example"))
 
 
-def envelope_of(event: Event, source: str = "/desk/workflow") -> Envelope:
+def envelope_of(reply: AutomaticReplyRequested) -> Envelope:
     return Envelope(
         id=str(uuid.uuid4()),
-        type=event.event_type,
-        source=source,
-        subject=event.ticket_id,
+        type=reply.event_type,
+        source="/desk/intake",
+        subject=reply.ticket_id,
         time=NOW,
-        data=event.model_dump(mode="json"),
+        data=reply.model_dump(mode="json"),
     )
 
 
-async def deliver(pool: asyncpg.Pool, event: Event, twice: bool = True) -> Envelope:
-    """What the consumer does with one record (twice: a redelivery changes nothing)."""
-    handle = on_ticket_event(NOTIFIER)
-    envelope = envelope_of(event)
-    for _ in range(2 if twice else 1):
-        async with pool.acquire() as conn, conn.transaction():
-            await handle(conn, envelope, event)
-    return envelope
+@dataclass
+class Request:
+    """One request's events so far, told to the notifier as workflow publishes them."""
+
+    pool: asyncpg.Pool
+    events: list[Event]
+
+    @property
+    def ticket_id(self) -> str:
+        return self.events[0].ticket_id
+
+    @property
+    def policy(self) -> DeskPolicy:
+        opening = self.events[0]
+        assert isinstance(opening, TicketCreated)
+        return NOTIFIER.policies[opening.policy_id]
+
+    async def then(self, event: Event) -> None:
+        """What the consumer does with the record of `event`, published with the request's
+        state after it (twice: a redelivery changes nothing)."""
+        self.events.append(event)
+        envelope = published_envelopes(self.events, self.policy)[-1]
+        handle = on_ticket_event(NOTIFIER)
+        for _ in range(2):
+            async with self.pool.acquire() as conn, conn.transaction():
+                await handle(conn, envelope, event)
 
 
 async def create(
@@ -143,26 +165,29 @@ async def create(
     channel: Channel = Channel.EMAIL,
     language: str = "en",
     participants: tuple[str, ...] = (),
-) -> TicketCreated:
-    event = TicketCreated(
-        ticket_id=str(uuid.uuid4()),
-        occurred_at=NOW,
-        key="REQ-1001",
-        policy_id=policy,
-        request_type="information_request" if policy == "saas-desk" else "support",
-        priority="low",
-        subject="Question",
-        description="How do I export?",
-        organisation_id="acme",
-        requester_id=ANNE,
-        created_by=ANNE,
-        channel=channel,
-        language=language,
-        participants=participants,
-        source_message_id="<first@acme.example>" if channel is Channel.EMAIL else None,
+) -> Request:
+    """Anne's request, created and told to the notifier."""
+    request = Request(pool, [])
+    await request.then(
+        TicketCreated(
+            ticket_id=str(uuid.uuid4()),
+            occurred_at=NOW,
+            key="REQ-1001",
+            policy_id=policy,
+            request_type="information_request" if policy == "saas-desk" else "support",
+            priority="low",
+            subject="Question",
+            description="How do I export?",
+            organisation_id="acme",
+            requester_id=ANNE,
+            created_by=ANNE,
+            channel=channel,
+            language=language,
+            participants=participants,
+            source_message_id="<first@acme.example>" if channel is Channel.EMAIL else None,
+        )
     )
-    await deliver(pool, event, twice=True)
-    return event
+    return request
 
 
 def header(mail: EmailMessage, name: str) -> str:
@@ -186,7 +211,7 @@ async def test_the_acknowledgement_is_sent_once_in_french_threaded_and_marked(
     pool: asyncpg.Pool, sink: tuple[Sink, int]
 ) -> None:
     handler, port = sink
-    created = await create(pool, language="en")  # Anne reads French (directory) on an English form
+    request = await create(pool, language="en")  # Anne reads French (directory) on an English form
     assert await sender(pool, port).send_pending(now()) == 1
     assert await sender(pool, port).send_pending(now()) == 0
     assert len(handler.received) == 1
@@ -194,7 +219,7 @@ async def test_the_acknowledgement_is_sent_once_in_french_threaded_and_marked(
     assert mail["Subject"] == "[REQ-1001] Demande reçue : Question"
     assert mail["To"] == ANNE
     assert mail["From"] == "support@saas-desk.example"  # replies reach the desk's gateway
-    own = rf"<{created.ticket_id}\.[0-9a-f]{{24}}@desk\.example>"
+    own = rf"<{request.ticket_id}\.[0-9a-f]{{24}}@desk\.example>"
     assert re.fullmatch(own, header(mail, "Message-ID"))
     assert mail["In-Reply-To"] == "<first@acme.example>"
     assert mail["References"] == "<first@acme.example>"
@@ -211,10 +236,10 @@ async def test_a_requests_messages_to_a_person_form_one_thread_each_in_their_lan
     pool: asyncpg.Pool, sink: tuple[Sink, int]
 ) -> None:
     handler, port = sink
-    created = await create(pool, policy="cloud-partner", participants=(CARLA,))
-    base = {"ticket_id": created.ticket_id, "occurred_at": NOW, **AGENT}
-    await deliver(pool, WorkStarted(**base, from_status="submitted", to_status="in_progress"))
-    await deliver(pool, CommentAdded(**base, body="Please try the new release.", public=True))
+    request = await create(pool, policy="cloud-partner", participants=(CARLA,))
+    base = {"ticket_id": request.ticket_id, "occurred_at": NOW, **AGENT}
+    await request.then(WorkStarted(**base, from_status="submitted", to_status="in_progress"))
+    await request.then(CommentAdded(**base, body="Please try the new release.", public=True))
     while await sender(pool, port).send_pending(now()):
         pass
     to_anne = [m for m in handler.received if m["To"] == ANNE]
@@ -250,12 +275,25 @@ async def test_a_participant_added_later_is_told_from_then_on(
     pool: asyncpg.Pool, sink: tuple[Sink, int]
 ) -> None:
     handler, port = sink
-    created = await create(pool, policy="cloud-partner", channel=Channel.PORTAL)
-    base = {"ticket_id": created.ticket_id, "occurred_at": NOW, **AGENT}
-    await deliver(pool, ParticipantAdded(**base, participant_id=CARLA))
-    await deliver(pool, WorkStarted(**base, from_status="submitted", to_status="in_progress"))
+    request = await create(pool, policy="cloud-partner", channel=Channel.PORTAL)
+    base = {"ticket_id": request.ticket_id, "occurred_at": NOW, **AGENT}
+    await request.then(ParticipantAdded(**base, participant_id=CARLA))
+    await request.then(WorkStarted(**base, from_status="submitted", to_status="in_progress"))
     await sender(pool, port).send_pending(now())
     assert sorted(m["To"] for m in handler.received) == [ANNE, CARLA]
+
+
+async def test_a_ticket_event_without_its_requests_state_is_a_poison_message(
+    pool: asyncpg.Pool,
+) -> None:
+    first, second = await create(pool), await create(pool)
+    (record,) = published_envelopes(first.events, first.policy)
+    (other,) = published_envelopes(second.events, second.policy)
+    handle = on_ticket_event(NOTIFIER)
+    for state in (None, {"ticket_id": first.ticket_id}, other.request_state):
+        async with pool.acquire() as conn, conn.transaction():
+            with pytest.raises(PoisonMessage):
+                await handle(conn, replace(record, request_state=state), first.events[0])
 
 
 class Crash(Exception):
@@ -273,7 +311,7 @@ async def test_a_crash_between_send_and_mark_resends_only_that_one_with_the_same
     pool: asyncpg.Pool, sink: tuple[Sink, int]
 ) -> None:
     handler, port = sink
-    created = await create(pool, policy="cloud-partner", participants=(CARLA,))
+    request = await create(pool, policy="cloud-partner", participants=(CARLA,))
     crashed = CrashingSender(pool, Relay("127.0.0.1", port, "support@desk.example"))
     with pytest.raises(Crash):
         await crashed.send_pending(now())
@@ -292,7 +330,7 @@ async def test_a_crash_between_send_and_mark_resends_only_that_one_with_the_same
         assert (
             await conn.fetchval(
                 "SELECT count(*) FROM deliveries WHERE ticket_id = $1 AND status = 'sent'",
-                created.ticket_id,
+                request.ticket_id,
             )
             == 2
         )
@@ -302,7 +340,7 @@ async def test_relay_down_is_retried_later_and_a_5xx_is_recorded_on_the_request(
     pool: asyncpg.Pool, sink: tuple[Sink, int]
 ) -> None:
     handler, port = sink
-    created = await create(pool)
+    request = await create(pool)
     assert await sender(pool, free_port()).send_pending(now()) == 1  # nobody listens there
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM deliveries")
@@ -314,13 +352,13 @@ async def test_relay_down_is_retried_later_and_a_5xx_is_recorded_on_the_request(
     assert await sender(pool, port).send_pending(later) == 1
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM deliveries")
-        stream = await read_stream(conn, created.ticket_id)
+        stream = await read_stream(conn, request.ticket_id)
     assert row["status"] == "failed"
     assert row["last_error"].startswith("550")
     assert await sender(pool, port).send_pending(later + timedelta(days=1)) == 0  # not retried
     assert [r.event_type for r in stream] == ["DeliveryFailed"]
     failed = stream[0].to_event()
-    assert failed.ticket_id == created.ticket_id
+    assert failed.ticket_id == request.ticket_id
     assert failed.model_dump(include={"recipient", "message_id"}) == {
         "recipient": ANNE,
         "message_id": row["message_id"],
@@ -334,12 +372,12 @@ async def test_a_relay_refusing_our_sender_fails_nothing_for_good(
     """A 5xx to MAIL FROM (or to authentication) says the relay is misconfigured, not that this
     message is undeliverable: every message would fail alike, so they all wait and retry."""
     handler, port = sink
-    created = await create(pool)
+    request = await create(pool)
     handler.refuse_sender_with = "553 sender not allowed to relay"
     assert await sender(pool, port).send_pending(now()) == 1
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM deliveries")
-        stream = await read_stream(conn, created.ticket_id)
+        stream = await read_stream(conn, request.ticket_id)
     assert row["status"] == "pending" and row["last_error"].startswith("553")
     assert stream == []  # nothing recorded as failed on the request
     handler.refuse_sender_with = None  # the relay is fixed: the message goes out
@@ -356,7 +394,7 @@ async def test_failed_deliveries_reach_ticket_commands_keyed_by_ticket(
 ) -> None:
     handler, port = sink
     handler.refuse_with = "554 rejected"
-    created = await create(pool)
+    request = await create(pool)
     await sender(pool, port).send_pending(now())
     topic = await new_topic("notifier-commands")
     producer = idempotent_producer(kafka_bootstrap, "test-notifier")
@@ -369,7 +407,7 @@ async def test_failed_deliveries_reach_ticket_commands_keyed_by_ticket(
         assert await relay.publish_batch(conn) == 1
     await producer.stop()
     records: list[ConsumerRecord[bytes, bytes]] = await consume_all(kafka_bootstrap, topic, 1)
-    assert [r.key for r in records] == [created.ticket_id.encode()]
+    assert [r.key for r in records] == [request.ticket_id.encode()]
     assert dict(records[0].headers)["ce_type"] == b"DeliveryFailed"
 
 
@@ -377,23 +415,23 @@ async def test_the_survey_invitation_carries_a_signed_link_for_that_person(
     pool: asyncpg.Pool, sink: tuple[Sink, int]
 ) -> None:
     handler, port = sink
-    created = await create(pool)
+    request = await create(pool)
     closed = TicketClosed(
-        ticket_id=created.ticket_id,
+        ticket_id=request.ticket_id,
         occurred_at=NOW,
         **AGENT,
         from_status="answered",
         to_status="closed",
         resolution_code="fixed",
     )
-    await deliver(pool, closed)
+    await request.then(closed)
     while await sender(pool, port).send_pending(now()):
         pass
     invitation = handler.received[-1]
     link = re.search(r"https://intake\.desk\.example/survey/(\S+)", text_of(invitation))
     assert link is not None
     claim = read_token("test-secret", link.group(1), NOW)
-    assert (claim.ticket_id, claim.respondent, claim.language) == (created.ticket_id, ANNE, "fr")
+    assert (claim.ticket_id, claim.respondent, claim.language) == (request.ticket_id, ANNE, "fr")
     assert claim.expires_at == NOW + timedelta(days=30)
     assert f'href="{link.group(0)}"' in html_of(invitation)
 
@@ -414,7 +452,7 @@ async def test_an_automatic_reply_is_sent_once_as_auto_replied_and_points_to_the
         ticket_key="SPT-1042",
     )
     handle = on_automatic_reply(NOTIFIER)
-    envelope = envelope_of(request, source="/desk/intake")
+    envelope = envelope_of(request)
     for _ in range(2):
         async with pool.acquire() as conn, conn.transaction():
             await handle(conn, envelope, request)
@@ -460,13 +498,13 @@ async def test_an_address_that_cannot_be_sent_fails_alone_and_the_rest_of_the_ba
 ) -> None:
     handler, port = sink
     bad = "x@acme.example\r\nBcc: evil@evil.example"
-    created = await create(pool, policy="cloud-partner", participants=(bad, CARLA))
+    request = await create(pool, policy="cloud-partner", participants=(bad, CARLA))
     assert await sender(pool, port).send_pending(now()) == 3
     assert sorted(m["To"] for m in handler.received) == [ANNE, CARLA]
     assert all(m["Bcc"] is None for m in handler.received)
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM deliveries WHERE recipient = $1", bad)
-        stream = await read_stream(conn, created.ticket_id)
+        stream = await read_stream(conn, request.ticket_id)
     assert row["status"] == "failed"
     assert row["last_error"].startswith("554 cannot build the message: To header")
     assert [r.event_type for r in stream] == ["DeliveryFailed"]  # told on the request

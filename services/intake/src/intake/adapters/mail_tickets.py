@@ -1,81 +1,92 @@
-"""The gateway's view of the requests, kept from `ticket-events` in intake's schema: enough to
-thread a reply (key, ticket id, the Message-ID that opened it) and to check who may answer."""
+"""The requests the gateway knows, to thread a reply (key, ticket id, the Message-ID that opened
+it) and to check who may answer: each as workflow last published it on `ticket-events` (table
+`request_states`, the latest state per request; no event is folded here), else as intake itself
+created it (its `TicketCreated` in intake's store), so a reply to a request just created is
+taken before workflow has published it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import asyncpg
 
-from desk_contracts.base import Event
+from desk_contracts.base import Event, event_from_data
 from desk_contracts.envelope import Envelope
-from desk_contracts.tickets import ParticipantAdded, StatusChanged, TicketCreated
-from desk_platform.consumer import Handler
+from desk_contracts.state import MissingState, RequestState, state_of
+from desk_contracts.tickets import TicketCreated
+from desk_platform.consumer import Handler, PoisonMessage
 from desk_policies.model import DeskPolicy
-from intake.domain.mail import References, TicketView
+from desk_policies.requests import Ticket, evolve, published
+from intake.domain.mail import References
 
 
-def on_ticket_event(policies: Mapping[str, DeskPolicy]) -> Handler:
-    """Consumer of `ticket-events` (TicketCreated arrives from intake and again from workflow)."""
+def on_ticket_event() -> Handler:
+    """Consumer of `ticket-events`: keep the state published with each record, when newer than
+    the one kept (a record without a valid state is a poison message)."""
 
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        if isinstance(event, TicketCreated):
-            await conn.execute(
-                """INSERT INTO mail_tickets (ticket_id, key, policy_id, requester_id,
-                       organisation_id, participants, source_message_id)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (ticket_id) DO NOTHING""",
-                event.ticket_id,
-                event.key,
-                event.policy_id,
-                event.requester_id.lower(),
-                event.organisation_id,
-                [p.lower() for p in event.participants],
-                event.source_message_id.lower() if event.source_message_id else None,
-            )
-        elif isinstance(event, StatusChanged):
-            policy_id = await conn.fetchval(
-                "SELECT policy_id FROM mail_tickets WHERE ticket_id = $1", event.ticket_id
-            )
-            policy = policies.get(policy_id) if policy_id else None
-            if policy is not None:
-                await conn.execute(
-                    "UPDATE mail_tickets SET closed = $2 WHERE ticket_id = $1",
-                    event.ticket_id,
-                    event.to_status in policy.closed_statuses,
-                )
-        elif isinstance(event, ParticipantAdded):
-            await conn.execute(
-                """UPDATE mail_tickets SET participants = array_append(participants, $2)
-                   WHERE ticket_id = $1 AND NOT ($2 = ANY(participants))""",
-                event.ticket_id,
-                event.participant_id.lower(),
-            )
+        try:
+            state = state_of(envelope.request_state)
+        except MissingState as error:
+            raise PoisonMessage(str(error)) from error
+        if state.ticket_id != event.ticket_id:
+            raise PoisonMessage(f"the state of {state.ticket_id} came with an event of another")
+        await conn.execute(
+            """INSERT INTO request_states (ticket_id, key, source_message_id, version, state)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (ticket_id) DO UPDATE SET version = excluded.version,
+                   state = excluded.state
+               WHERE request_states.version < excluded.version""",
+            state.ticket_id,
+            state.key,
+            state.source_message_id.lower() if state.source_message_id else None,
+            state.version,
+            state.model_dump_json(),
+        )
 
     return handle
 
 
-async def tickets_for(conn: asyncpg.Connection, refs: References) -> list[TicketView]:
+async def tickets_for(
+    conn: asyncpg.Connection, refs: References, policies: Mapping[str, DeskPolicy]
+) -> list[RequestState]:
     """The requests a message may refer to (by key, by our Message-ID, by the opening mail)."""
     if not refs:
         return []
+    wanted = (list(refs.keys), list(refs.ticket_ids), list(refs.message_ids))
     rows = await conn.fetch(
-        """SELECT * FROM mail_tickets
+        """SELECT state FROM request_states
            WHERE key = ANY($1::text[]) OR ticket_id = ANY($2::text[])
               OR source_message_id = ANY($3::text[])""",
-        list(refs.keys),
-        list(refs.ticket_ids),
-        list(refs.message_ids),
+        *wanted,
     )
-    return [
-        TicketView(
-            ticket_id=row["ticket_id"],
-            key=row["key"],
-            policy_id=row["policy_id"],
-            requester_id=row["requester_id"],
-            organisation_id=row["organisation_id"],
-            participants=frozenset(row["participants"]),
-            closed=row["closed"],
-            source_message_id=row["source_message_id"],
-        )
+    known = {s.ticket_id: s for s in (RequestState.model_validate_json(r["state"]) for r in rows)}
+    for created in await _created(conn, wanted):
+        policy = policies.get(created.policy_id)
+        if created.ticket_id not in known and policy is not None:
+            known[created.ticket_id] = _opened(created, policy)
+    return list(known.values())
+
+
+async def _created(
+    conn: asyncpg.Connection, wanted: tuple[list[str], list[str], list[str]]
+) -> list[TicketCreated]:
+    """The requests of `wanted` (keys, ticket ids, opening Message-IDs) intake created."""
+    rows = await conn.fetch(
+        """SELECT schema_version, payload FROM events
+           WHERE event_type = 'TicketCreated'
+             AND (payload->>'key' = ANY($1::text[]) OR stream_id = ANY($2::text[])
+                  OR lower(payload->>'source_message_id') = ANY($3::text[]))""",
+        *wanted,
+    )
+    events = [
+        event_from_data("TicketCreated", row["schema_version"], json.loads(row["payload"]))
         for row in rows
     ]
+    return [event for event in events if isinstance(event, TicketCreated)]
+
+
+def _opened(created: TicketCreated, policy: DeskPolicy) -> RequestState:
+    """The request as workflow publishes it with its creation (the one fold's first state)."""
+    return published(evolve(Ticket.blank(policy, created.ticket_id), created))

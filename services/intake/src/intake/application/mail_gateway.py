@@ -7,13 +7,14 @@ sends it to `automatic-replies`). Comments and answers are recorded by Message-I
 transaction, so a second delivery of a message does nothing. Attachments go to the blob store
 first (content-addressed, so a retry rewrites nothing). Drops and deferrals are only logged.
 
-A reply naming one of our requests that the gateway does not know yet is deferred, and the time
-the gateway first saw it is kept (table `mail_first_seen`, keyed by the
-message's identity, forgotten with the counters after two days): past `defer_for` it is no
-longer deferred. A message that cannot be parsed is `unparseable` (the SMTP edge answers 554).
-A reply to a request whose stream is full (the store's bound for people's writes) is `full`:
-refused for good (552, saying to open a new request), never deferred. Automatic answers are the
-desk's own writes and are never refused for a full stream.
+A reply naming one of our requests that the gateway does not know (neither created by intake nor
+published by workflow: `intake.adapters.mail_tickets`) is deferred, and the time the gateway
+first saw it is kept (table `mail_first_seen`, keyed by the message's identity, forgotten with
+the counters after two days): past `defer_for` it is no longer deferred. A message that cannot
+be parsed is `unparseable` (the SMTP edge answers 554). A reply to a request whose stream is
+full (the store's bound for people's writes) is `full`: refused for good (552, saying to open a
+new request), never deferred. Automatic answers are the desk's own writes and are never refused
+for a full stream.
 
 With `verify=self` the `verifier` checks the From domain (DKIM, SPF, DMARC) before routing.
 Every message with a sender counts, in the hour's window, for its sender; one whose sender is
@@ -138,7 +139,7 @@ class MailGateway:
         believed = check.dmarc not in (Dmarc.FAIL, Dmarc.ABSENT)
         async with self.pool.acquire() as conn:
             counts = await self._count(conn, mail, now, believed)
-            tickets = await tickets_for(conn, refs)
+            tickets = await tickets_for(conn, refs, self.policies)
             known = {t.ticket_id for t in tickets}
             unknown = bool(refs.ticket_ids) and not known.intersection(refs.ticket_ids)
             first_seen = await self._first_seen(conn, mail, now) if unknown else None

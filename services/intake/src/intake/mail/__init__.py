@@ -1,8 +1,9 @@
 """`python -m intake.mail`: the e-mail gateway, a process of its own that shares intake's schema.
 
-It serves SMTP, keeps its view of the requests from `ticket-events` (group
-`intake-mail.ticket-events`), and runs intake's outbox relay too (one relay is active per store;
-the others stand by), so it works with or without the HTTP process. Scale it by starting more.
+It serves SMTP, keeps the latest state workflow published of each request from `ticket-events`
+(group `intake-mail.ticket-events`), and runs intake's outbox relay too (one relay is active per
+store; the others stand by), so it works with or without the HTTP process. Scale it by starting
+more.
 
 Whom it believes (`MAIL_VERIFY`): our MX's `Authentication-Results` (`mx`, needs
 `MAIL_AUTHSERV_IDS`), its own DKIM/SPF/DMARC checks (`self`, the default without authserv-ids),
@@ -99,7 +100,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
     )
     runtime.subscribe(
         TICKET_EVENTS,
-        on_ticket_event(policies),
+        on_ticket_event(),
         group_id=f"{GROUP}.{settings.topic(TICKET_EVENTS)}",
     )
     handler = GatewayHandler(

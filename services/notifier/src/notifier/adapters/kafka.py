@@ -1,5 +1,6 @@
 """The notifier's Kafka handlers: ticket events may cause messages; the inbound gateway's
-requests for automatic answers become answers. Both are recorded for sending, never sent here."""
+requests for automatic answers become answers. Both are recorded for sending, never sent here.
+A ticket event without the request's state (or with another request's) is a poison message."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncpg
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
 from desk_contracts.mail import AutomaticReplyRequested
+from desk_contracts.state import MissingState, state_of
 from desk_platform.consumer import Handler, PoisonMessage
 from notifier.application.notify import Notifier, record_automatic_reply, record_notifications
 
@@ -15,7 +17,13 @@ from notifier.application.notify import Notifier, record_automatic_reply, record
 def on_ticket_event(notifier: Notifier) -> Handler:
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
         try:
-            await record_notifications(conn, envelope, event, notifier)
+            ticket = state_of(envelope.request_state)
+        except MissingState as error:
+            raise PoisonMessage(str(error)) from error
+        if ticket.ticket_id != event.ticket_id:
+            raise PoisonMessage(f"the state of {ticket.ticket_id} came with an event of another")
+        try:
+            await record_notifications(conn, envelope, event, ticket, notifier)
         except KeyError as error:
             raise PoisonMessage(f"unknown desk {error}") from error
 

@@ -1,5 +1,8 @@
 """Record what an event means for whom, worded and threaded, in the consumer's transaction.
 
+Whom to tell and the words come from the request as workflow published it with the event (its
+`RequestState`): the notifier keeps no view of the requests of its own.
+
 Each message is a `deliveries` row keyed by (event id, recipient), written before anything is
 sent (the sender in `application.delivery` marks it after): the words are rendered once here,
 so a re-send after a crash is the same message with the same Message-ID. Each message to a
@@ -18,19 +21,13 @@ import structlog
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
 from desk_contracts.mail import AutomaticReplyRequested
-from desk_contracts.tickets import (
-    NotificationsMuted,
-    NotificationsUnmuted,
-    ParticipantAdded,
-    TicketAssigned,
-    TicketClosed,
-    TicketCreated,
-)
+from desk_contracts.state import RequestState
+from desk_contracts.tickets import TicketClosed
 from desk_platform.survey_tokens import SurveyClaim, make_token
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
 from notifier.domain.content import Renderer, automatic_reply_context, notification_context
-from notifier.domain.rules import LANGUAGES, Notification, TicketView, notifications_for
+from notifier.domain.rules import LANGUAGES, Notification, notifications_for
 from notifier.domain.threading import automatic_reply_id, message_id, thread
 
 log = structlog.get_logger(__name__)
@@ -51,7 +48,7 @@ class Notifier:
     survey_secret: str = ""
     survey_valid_days: int = 30
 
-    def survey_url(self, event: Event, ticket: TicketView, note: Notification) -> str | None:
+    def survey_url(self, event: Event, ticket: RequestState, note: Notification) -> str | None:
         policy = self.policies[ticket.policy_id]
         if not (policy.survey.enabled and isinstance(event, TicketClosed) and self.survey_secret):
             return None
@@ -66,62 +63,6 @@ class Notifier:
         return f"{self.public_url.rstrip('/')}/survey/{make_token(self.survey_secret, claim)}"
 
 
-async def _view(conn: asyncpg.Connection, ticket_id: str) -> TicketView | None:
-    row = await conn.fetchrow("SELECT * FROM tickets WHERE ticket_id = $1", ticket_id)
-    if row is None:
-        return None
-    values = dict(row)
-    values["participants"] = tuple(values["participants"])
-    values["muted"] = tuple(values["muted"])
-    return TicketView(**values)
-
-
-async def remember(conn: asyncpg.Connection, event: Event) -> None:
-    """Keep the notifier's view of the request in step with its events."""
-    if isinstance(event, TicketCreated):
-        await conn.execute(
-            """INSERT INTO tickets (ticket_id, key, policy_id, subject, requester_id, created_by,
-                                    channel, language, participants, first_message_id)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING""",
-            event.ticket_id,
-            event.key,
-            event.policy_id,
-            event.subject,
-            event.requester_id,
-            event.created_by,
-            event.channel.value,
-            event.language,
-            list(event.participants),
-            event.source_message_id,
-        )
-    elif isinstance(event, ParticipantAdded):
-        await conn.execute(
-            """UPDATE tickets SET participants = array_append(participants, $2)
-               WHERE ticket_id = $1 AND NOT $2 = ANY(participants)""",
-            event.ticket_id,
-            event.participant_id,
-        )
-    elif isinstance(event, NotificationsMuted):
-        await conn.execute(
-            """UPDATE tickets SET muted = array_append(muted, $2)
-               WHERE ticket_id = $1 AND NOT $2 = ANY(muted)""",
-            event.ticket_id,
-            event.participant_id,
-        )
-    elif isinstance(event, NotificationsUnmuted):
-        await conn.execute(
-            "UPDATE tickets SET muted = array_remove(muted, $2) WHERE ticket_id = $1",
-            event.ticket_id,
-            event.participant_id,
-        )
-    elif isinstance(event, TicketAssigned) and event.assignee_id:
-        await conn.execute(
-            "UPDATE tickets SET assignee_id = $2 WHERE ticket_id = $1",
-            event.ticket_id,
-            event.assignee_id,
-        )
-
-
 async def _previous(conn: asyncpg.Connection, ticket_id: str, recipient: str) -> list[str]:
     rows = await conn.fetch(
         """SELECT message_id FROM deliveries
@@ -133,13 +74,14 @@ async def _previous(conn: asyncpg.Connection, ticket_id: str, recipient: str) ->
 
 
 async def record_notifications(
-    conn: asyncpg.Connection, envelope: Envelope, event: Event, notifier: Notifier
+    conn: asyncpg.Connection,
+    envelope: Envelope,
+    event: Event,
+    ticket: RequestState,
+    notifier: Notifier,
 ) -> int:
-    """Record the messages `event` causes (none twice); returns how many rules produced."""
-    await remember(conn, event)
-    ticket = await _view(conn, envelope.subject)
-    if ticket is None:
-        return 0
+    """Record the messages `event` causes (none twice), addressed from `ticket`, the request as
+    published with the event; returns how many rules produced."""
     policy = notifier.policies[ticket.policy_id]
     notes = notifications_for(event, ticket, policy, notifier.directory)
     for note in notes:
@@ -153,7 +95,7 @@ async def record_notifications(
         )
         words = notifier.templates.render(note.template, note.language, context, ticket.key)
         chain = thread(
-            ticket.first_message_id, await _previous(conn, ticket.ticket_id, note.recipient)
+            ticket.source_message_id, await _previous(conn, ticket.ticket_id, note.recipient)
         )
         await conn.execute(
             """INSERT INTO deliveries (delivery_key, event_id, ticket_id, recipient, message_id,

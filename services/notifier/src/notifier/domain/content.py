@@ -13,11 +13,12 @@ from typing import Any, Protocol
 
 from desk_contracts.base import Event
 from desk_contracts.mail import AutomaticReplyRequested
+from desk_contracts.state import RequestState
 from desk_contracts.tickets import PriorityChanged, StatusChanged, TicketClosed, TicketResolved
 from desk_policies.audience import Audience
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
-from notifier.domain.rules import Notification, TicketView
+from notifier.domain.rules import Notification
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _labels(event: Event, policy: DeskPolicy, language: str) -> dict[str, str | 
 def notification_context(
     notification: Notification,
     event: Event,
-    ticket: TicketView,
+    ticket: RequestState,
     policy: DeskPolicy,
     directory: Directory,
     survey_url: str | None = None,

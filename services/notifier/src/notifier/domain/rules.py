@@ -1,5 +1,8 @@
 """`notifications_for(event, ticket, policy, directory)`: who is told about an event (pure).
 
+`ticket` is the request as workflow published it with the event (`RequestState`, its state
+after the event): a participant added is told of what follows, one who muted is not.
+
 The policy's `notifications` rules say which events tell whom (DOMAIN §7 and the reminders and
 automatic closing of §5); this module interprets them:
 
@@ -21,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from desk_contracts.base import Event
+from desk_contracts.state import RequestState
 from desk_contracts.tickets import ActedEvent, CommentAdded, StatusChanged, TicketCreated
 from desk_policies.audience import Audience, entry_seen_by
 from desk_policies.directory import Directory
@@ -28,24 +32,6 @@ from desk_policies.model import DeskPolicy, NotificationRule, Side
 
 LANGUAGES = ("fr", "en")
 CUSTOMER_RECIPIENTS = frozenset({"requester", "participants", "creator"})
-
-
-@dataclass(frozen=True)
-class TicketView:
-    """What the notifier knows of a request (kept in step with its events)."""
-
-    ticket_id: str
-    key: str
-    policy_id: str
-    subject: str
-    requester_id: str
-    created_by: str
-    channel: str
-    language: str
-    participants: tuple[str, ...] = ()
-    muted: tuple[str, ...] = ()
-    assignee_id: str | None = None
-    first_message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +60,7 @@ def _matches(rule: NotificationRule, event: Event, policy: DeskPolicy) -> bool:
 
 
 def _people(
-    recipient: str, ticket: TicketView, policy: DeskPolicy, directory: Directory
+    recipient: str, ticket: RequestState, policy: DeskPolicy, directory: Directory
 ) -> tuple[str, ...]:
     if recipient == "requester":
         return (ticket.requester_id,)
@@ -90,7 +76,7 @@ def _people(
 def _recipients(
     rule: NotificationRule,
     event: Event,
-    ticket: TicketView,
+    ticket: RequestState,
     policy: DeskPolicy,
     directory: Directory,
 ) -> Iterator[tuple[str, Audience]]:
@@ -107,14 +93,14 @@ def _recipients(
             yield person, Audience.CUSTOMER if customer else Audience.SUPPORT
 
 
-def language_for(person: str, ticket: TicketView, directory: Directory) -> str:
+def language_for(person: str, ticket: RequestState, directory: Directory) -> str:
     """The recipient's language (directory), else the request's; one the templates speak."""
     language = directory.language_of(person, default=ticket.language)
     return language if language in LANGUAGES else "en"
 
 
 def notifications_for(
-    event: Event, ticket: TicketView, policy: DeskPolicy, directory: Directory
+    event: Event, ticket: RequestState, policy: DeskPolicy, directory: Directory
 ) -> list[Notification]:
     """The messages `event` causes, one per person, in the order the rules name them; none to
     the customer side of an event customers may not see, whatever the rules say."""

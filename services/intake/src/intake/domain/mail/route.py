@@ -1,5 +1,7 @@
 """`route`: what an inbound message becomes. A new request, a comment on a request, a refusal
-with an automatic answer, or a silent drop (logged by the caller with its reason).
+with an automatic answer, or a silent drop (logged by the caller with its reason). The requests
+it may answer are given as their `RequestState` (as workflow last published them, or as intake
+created them).
 
 Order of the checks: a message that cannot be parsed, or without a sender, or whose From
 address is not an address (`desk_contracts.inputs.address`), or written by a
@@ -35,8 +37,9 @@ from pydantic import ValidationError
 
 from desk_contracts.inputs import address
 from desk_contracts.mail import RefusalReason
+from desk_contracts.state import RequestState
 from desk_policies.directory import Directory
-from desk_policies.model import DeskPolicy
+from desk_policies.model import DeskPolicy, StatusCategory
 from intake.domain.mail.guards import automatic, no_answer
 from intake.domain.mail.message import InboundMail, MailAttachment
 from intake.domain.mail.threading import References, references
@@ -50,20 +53,6 @@ _NO_SUBJECT = {"fr": "(sans objet)", "en": "(no subject)"}
 MAX_ANSWERED_SUBJECT = 80  # the subject quoted in an automatic answer: one line, this long
 DEFER_FOR = timedelta(minutes=15)
 MAX_MAIL_PARTICIPANTS = 20  # colleagues of a new request's To/Cc made participants, at most
-
-
-@dataclass(frozen=True)
-class TicketView:
-    """What the gateway knows of a request (kept from `ticket-events`)."""
-
-    ticket_id: str
-    key: str
-    policy_id: str
-    requester_id: str
-    organisation_id: str
-    participants: frozenset[str] = frozenset()
-    closed: bool = False
-    source_message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +174,7 @@ def route(
     config: GatewayConfig,
     policies: Mapping[str, DeskPolicy],
     directory: Directory,
-    tickets: Sequence[TicketView] = (),
+    tickets: Sequence[RequestState] = (),
     counts: SenderCounts | None = None,
     *,
     now: datetime | None = None,
@@ -224,7 +213,7 @@ def _route(
     config: GatewayConfig,
     policies: Mapping[str, DeskPolicy],
     directory: Directory,
-    tickets: Sequence[TicketView],
+    tickets: Sequence[RequestState],
     counts: SenderCounts,
     now: datetime | None,
     first_seen: datetime | None,
@@ -304,7 +293,7 @@ def _young(
     return now - min(dates, default=now) < config.defer_for
 
 
-def _thread(refs: References, tickets: Sequence[TicketView]) -> TicketView | None:
+def _thread(refs: References, tickets: Sequence[RequestState]) -> RequestState | None:
     by_key = {t.key: t for t in tickets}
     by_id = {t.ticket_id: t for t in tickets}
     by_origin = {t.source_message_id.lower(): t for t in tickets if t.source_message_id}
@@ -331,7 +320,7 @@ def _refuse(
     directory: Directory,
     reason: RefusalReason,
     explanation: str,
-    ticket: TicketView | None = None,
+    ticket: RequestState | None = None,
 ) -> Refuse:
     return Refuse(
         to=mail.sender or "",
@@ -355,7 +344,7 @@ def _one_line(text: str, limit: int) -> str:
 
 def _reply(
     mail: InboundMail,
-    ticket: TicketView,
+    ticket: RequestState,
     policies: Mapping[str, DeskPolicy],
     directory: Directory,
 ) -> Decision:
@@ -377,7 +366,8 @@ def _reply(
             f"{sender} is neither the requester, a participant nor of {ticket.organisation_id}",
             ticket,
         )
-    final = ticket.closed and (policy.closed_is_final or not policy.comments_on_closed)
+    closed = ticket.category == StatusCategory.CLOSED
+    final = closed and (policy.closed_is_final or not policy.comments_on_closed)
     if final:
         return _refuse(
             mail, policy, directory, RefusalReason.REQUEST_CLOSED, f"{ticket.key} is closed", ticket
