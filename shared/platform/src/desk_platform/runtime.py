@@ -20,6 +20,7 @@ import asyncpg
 import structlog
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import LogicSubscriber
 
@@ -230,8 +231,18 @@ class ServiceRuntime:
             raise SystemExit(1)
 
     async def _consume(self, broker: KafkaBroker) -> None:
-        """Start the consumers (their groups' assignment awaited), then check each group."""
-        await broker.start()
+        """Start the consumers (their groups' assignment awaited), then check each group. A
+        broker that cannot be reached yet (restarting, overloaded) is tried again each second:
+        /ready says "joining" meanwhile, and the rest of the process keeps running."""
+        while True:
+            try:
+                await broker.start()
+                break
+            except KafkaConnectionError as error:
+                log.warning("consumers_not_started", error=str(error), retry_in_s=1.0)
+                with contextlib.suppress(Exception):
+                    await broker.stop()
+                await asyncio.sleep(1.0)
         members = [s for s in broker.subscribers if isinstance(s, LogicSubscriber)]
         for subscriber in sorted(members, key=lambda s: str(s.group_id)):
             group = str(subscriber.group_id)
