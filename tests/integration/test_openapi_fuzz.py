@@ -7,6 +7,7 @@ documented."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 import schemathesis
@@ -34,7 +35,7 @@ CHECKS = [
 AGENT = {"X-Actor": "paul@partner.example", "X-Actor-Role": "agent"}  # of the known request's desk
 
 
-def _named(operation: schemathesis.APIOperation) -> set[str]:
+def _named(operation: schemathesis.APIOperation[Any, Any, Any, Any]) -> set[str]:
     return {p.name.lower() for p in operation.iter_parameters()}
 
 
