@@ -58,7 +58,8 @@ SYSTEM_ONLY = (c.SendReminder, c.AutoClose, c.RecordDeliveryFailure)
 
 REOPEN = "reopen"  # the desk's reopening rule (`DeskPolicy.reopen`), not a transition
 Rule = Action | tuple[Permission, ...] | str
-# the policy rule that says who may send each command
+# the policy rule that says who may send each command (a command missing here stops the app
+# at start: say who may send it)
 RULES: dict[type[Command], Rule] = {
     c.Qualify: Action.QUALIFY,
     c.Assign: Action.ASSIGN,
@@ -148,11 +149,13 @@ def body_model(command: type[Command], policies: dict[str, DeskPolicy]) -> type[
     for field in dataclasses.fields(command):
         if field.name == "actor":
             continue
-        default = ... if field.default is dataclasses.MISSING else field.default
-        fields[field.name] = (
-            hints[field.name],
-            Field(default, description=_values(field.name, policies)),
-        )
+        told = _values(field.name, policies)
+        if field.default_factory is not dataclasses.MISSING:
+            info = Field(default_factory=field.default_factory, description=told)
+        else:
+            required = field.default is dataclasses.MISSING
+            info = Field(... if required else field.default, description=told)
+        fields[field.name] = (hints[field.name], info)
     config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES.get(command, {})]})
     return create_model(
         f"{command.__name__}Body",
