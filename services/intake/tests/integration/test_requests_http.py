@@ -151,9 +151,17 @@ async def test_a_creator_outside_the_organisation_is_refused(http: httpx.AsyncCl
         "/requests", json=request(), headers={"X-Actor": "spam@outside.example"}
     )
     assert answer.status_code == 403, answer.text
+    assert "'spam@outside.example'" in answer.json()["detail"][0]["msg"]
+    assert await created(http) == 0
+
+
+async def test_a_creator_refused_is_named_as_the_header(http: httpx.AsyncClient) -> None:
+    staff_elsewhere = {"X-Actor": "sales@desk.example", "X-Actor-Role": "agent"}  # erp-vendor's
+    answer = await http.post("/requests", json=request(), headers=staff_elsewhere)
+    assert answer.status_code == 403, answer.text
     [problem] = answer.json()["detail"]
-    assert problem["loc"] == ["header", "x-actor"]  # a header, named as the edge names one
-    assert "'spam@outside.example'" in problem["msg"]
+    assert problem["loc"] == ["header", "x-actor"]  # as the edge names a header
+    assert "the creator may not take part: 'sales@desk.example'" in problem["msg"]
     assert await created(http) == 0
 
 
