@@ -201,6 +201,19 @@ async def test_a_value_the_desk_does_not_accept_is_refused_listing_the_valid_one
     assert valid in problem["msg"]
 
 
+async def test_an_unknown_role_is_refused_listing_the_desks_roles(
+    pool: asyncpg.Pool, http: httpx.AsyncClient
+) -> None:
+    key = await opened(pool)
+    janitor = {"X-Actor": "joe@desk.example", "X-Actor-Role": "janitor"}
+    answer = await http.post(f"/requests/{key}/start-work", headers=janitor)
+    assert answer.status_code == 403
+    assert answer.json() == {
+        "detail": "'janitor' is not a role of desk cloud-partner that sees requests "
+        "(requester, participant, agent, team_lead, offer_manager)"
+    }
+
+
 async def test_a_policy_refusal_is_409_with_the_reason(
     pool: asyncpg.Pool, http: httpx.AsyncClient
 ) -> None:

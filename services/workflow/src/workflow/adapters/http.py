@@ -133,8 +133,13 @@ def create_app(
         state = loaded.state
         audience = reader_audience(state.policy, role)
         if audience is None:
+            readers = ", ".join(
+                r.id for r in state.policy.roles if reader_audience(state.policy, r.id)
+            )
             raise HTTPException(
-                403, f"{quoted(role)} is not a role of desk {state.policy.id} that sees requests"
+                403,
+                f"{quoted(role)} is not a role of desk {state.policy.id} that sees requests "
+                f"({readers})",
             )
         if not may_read(audience, organisation, state.organisation_id):
             raise HTTPException(404, f"no request {quoted(ticket)}")
