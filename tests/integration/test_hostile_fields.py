@@ -3,7 +3,7 @@
 request is valid, gets an answer below 500, and a refusal that does not echo large input.
 
 The fields come from each service's OpenAPI document (path, query, header parameters and JSON
-body properties) and, for workflow's commands (one free-form body), from the command models.
+body properties, one operation per workflow command).
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ import pytest
 from desk_servers import Served, submission
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter
-
-from workflow.adapters.http import COMMANDS
 
 pytestmark = pytest.mark.integration
 
@@ -103,6 +100,14 @@ def _sample(name: str, schema: dict[str, Any]) -> Any:
     return {"priority": "high", "target": "level2", "resolution_code": "fixed"}.get(name, "ok")
 
 
+def _body_schema(content: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """The object schema of a JSON body (a `$ref`, or one in `anyOf` when it may be left out)."""
+    refs = [content["schema"], *content["schema"].get("anyOf", [])]
+    ref = next((r["$ref"] for r in refs if "$ref" in r), "")
+    found: dict[str, Any] = components.get(ref.rsplit("/", 1)[-1], {})
+    return found
+
+
 def operations(served: Served) -> list[Operation]:
     document = httpx.get(f"{served.url}/openapi.json").json()
     components = document.get("components", {}).get("schemas", {})
@@ -111,21 +116,13 @@ def operations(served: Served) -> list[Operation]:
         for method, spec in methods.items():
             params = tuple((p["in"], p["name"]) for p in spec.get("parameters", []))
             values = {"ticket": served.ticket or "SUP-1", "ticket_id": "x", "token": "x"}
-            if path == "/requests/{ticket}/{command}":  # one body per command model
-                for command, cls in COMMANDS.items():
-                    props = TypeAdapter(cls).json_schema()["properties"]
-                    body = {n: _sample(n, s) for n, s in props.items() if n != "actor"}
-                    fields = params + tuple(("body", n) for n in body)
-                    found.append(
-                        Operation(method, path, fields, body, {**values, "command": command})
-                    )
-                continue
             content = spec.get("requestBody", {}).get("content", {}).get("application/json")
             body = None
             if content:
-                ref = content["schema"].get("$ref", "")
-                props = components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
-                body = {n: SUBMISSION.get(n, "x") for n in props}
+                props = _body_schema(content, components).get("properties", {})
+                body = {
+                    n: SUBMISSION[n] if n in SUBMISSION else _sample(n, s) for n, s in props.items()
+                }
                 params += tuple(("body", n) for n in body)
             if params:
                 found.append(Operation(method, path, params, body, values))

@@ -18,6 +18,7 @@ from service_support import service_store
 
 from desk_eventstore.db import open_store
 from desk_eventstore.migrate import migrations_in
+from desk_policies.description import describe
 from desk_policies.loader import load_policies
 from intake.adapters.http import create_app
 
@@ -152,6 +153,61 @@ async def test_a_creator_outside_the_organisation_is_refused(http: httpx.AsyncCl
     assert answer.status_code == 403, answer.text
     assert "'spam@outside.example'" in answer.json()["detail"][0]["msg"]
     assert await created(http) == 0
+
+
+async def test_a_creator_refused_is_named_as_the_header(http: httpx.AsyncClient) -> None:
+    staff_elsewhere = {"X-Actor": "sales@desk.example", "X-Actor-Role": "agent"}  # erp-vendor's
+    answer = await http.post("/requests", json=request(), headers=staff_elsewhere)
+    assert answer.status_code == 403, answer.text
+    [problem] = answer.json()["detail"]
+    assert problem["loc"] == ["header", "x-actor"]  # as the edge names a header
+    assert "the creator may not take part: 'sales@desk.example'" in problem["msg"]
+    assert await created(http) == 0
+
+
+@pytest.mark.parametrize("unknown", ["internal", "requester_id", "Priority"])
+async def test_an_unknown_field_is_refused_naming_it(http: httpx.AsyncClient, unknown: str) -> None:
+    answer = await http.post("/requests", json=request(**{unknown: True}))
+    assert answer.status_code == 422, answer.text
+    [problem] = answer.json()["detail"]
+    assert problem["loc"] == ["body", unknown] and problem["type"] == "extra_forbidden"
+    assert await created(http) == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "valid"),
+    [
+        ({"policy_id": "helpdesk"}, "policy_id", "(known: cloud-partner, erp-vendor, saas-desk)"),
+        ({"request_type": "bug"}, "request_type", "(known: information_request, problem_report"),
+        ({"priority": "urgent"}, "priority", "(known: low, medium, high, critical)"),
+    ],
+)
+async def test_a_value_the_desk_does_not_offer_is_refused_listing_the_valid_ones(
+    http: httpx.AsyncClient, changes: dict[str, str], field: str, valid: str
+) -> None:
+    answer = await http.post("/requests", json=request(**changes))
+    assert answer.status_code == 422, answer.text
+    [problem] = answer.json()["detail"]
+    assert problem["loc"] == ["body", field] and valid in problem["msg"]
+
+
+async def test_desks_tell_the_same_as_workflow_and_what_they_always_did(
+    http: httpx.AsyncClient,
+) -> None:
+    answer = await http.get("/desks")
+    assert answer.status_code == 200
+    desks = answer.json()
+    assert desks == [describe(p).model_dump(mode="json", by_alias=True) for p in POLICIES.values()]
+    saas = next(d for d in desks if d["id"] == "saas-desk")
+    assert saas["name"] == POLICIES["saas-desk"].name
+    assert saas["priorities"] == ["low", "medium", "high", "critical"]  # ids, as before
+    kinds = {t["id"]: t for t in saas["request_types"]}
+    assert {k: kinds["problem_report"][k] for k in ("id", "prefix", "label", "creators")} == {
+        "id": "problem_report",
+        "prefix": "PRB",
+        "label": POLICIES["saas-desk"].request_types[1].labels.en,
+        "creators": ["requester", "participant", "agent", "supervisor"],
+    }
 
 
 async def test_colleagues_and_staff_of_the_desk_are_accepted(http: httpx.AsyncClient) -> None:

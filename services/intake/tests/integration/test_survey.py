@@ -148,6 +148,20 @@ async def test_a_rating_off_the_scale_is_refused_and_records_nothing(
     assert await events(pool) == []
 
 
+@pytest.mark.parametrize(("language", "says"), [("fr", "pas de champ"), ("en", "has no field")])
+async def test_a_field_the_form_does_not_have_is_refused_naming_it(
+    pool: asyncpg.Pool, language: str, says: str
+) -> None:
+    async with client(pool) as http:
+        refused = await http.post(
+            f"/survey/{token(language)}", data={"rating": "5", "respondent": "eve@evil.example"}
+        )
+    assert refused.status_code == 422
+    assert f"{says} &#x27;respondent&#x27;" in refused.text and "rating, comment" in refused.text
+    assert 'type="radio"' in refused.text  # the form again
+    assert await events(pool) == []
+
+
 async def test_a_flood_instead_of_a_form_is_refused_before_it_is_read(
     pool: asyncpg.Pool,
 ) -> None:

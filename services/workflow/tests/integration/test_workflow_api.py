@@ -102,11 +102,15 @@ async def test_commands_move_the_ticket_and_refusals_change_nothing(pool: asyncp
         )
         assert malformed.status_code == 422
         assert malformed.json()["detail"][0]["loc"] == ["body", "comment"]
-        refused = await http.post(
+        blank = await http.post(
             f"/requests/{event.key}/request-information", json={"comment": " "}, headers=AGENT
         )
+        assert blank.status_code == 422  # as when it is missing: the same kind of error
+        assert blank.json()["detail"][0]["loc"] == ["body", "comment"]
+        assert "must not be blank" in blank.json()["detail"][0]["msg"]
+        refused = await http.post(f"/requests/{event.key}/qualify", headers=AGENT)
         assert refused.status_code == 409
-        assert "comment" in refused.json()["detail"]
+        assert refused.json()["detail"] == "cannot qualify the request while it is 'In progress'"
         after = await http.get(f"/requests/{event.key}")
         assert after.json()["version"] == 2
 
@@ -118,6 +122,7 @@ async def test_commands_move_the_ticket_and_refusals_change_nothing(pool: asyncp
 
         unknown = await http.post(f"/requests/{event.key}/fly", headers=AGENT)
         assert unknown.status_code == 404
+        assert "(commands: qualify, assign, start-work" in unknown.json()["detail"]
         anonymous = await http.post(f"/requests/{event.key}/start-work")
         assert anonymous.status_code == 401
 
@@ -336,7 +341,9 @@ async def test_assign_refuses_whom_the_directory_does_not_list_as_staff_of_the_d
         )
         after = await http.get(f"/requests/{event.key}")
     assert refused.status_code == 422, refused.text
-    assert refused.json()["detail"] == (
+    [problem] = refused.json()["detail"]
+    assert problem["loc"] == ["body", "assignee_id"]
+    assert problem["msg"] == (
         f"assignee refused: {assignee!r} is not staff of desk 'cloud-partner' in the directory"
     )
     assert after.json()["assignee_id"] is None and after.json()["version"] == 1

@@ -21,9 +21,23 @@ MAX_ADDRESS = 254  # the longest address SMTP can carry (RFC 5321 path, less the
 MAX_PEOPLE = 50  # participants named in one request
 MAX_QUOTED = 80  # characters of someone's input quoted back in a message
 
+
+def filled(text: str) -> str:
+    """`text` unless it is blank (empty, or spaces only); ValueError saying so."""
+    if not text.strip():
+        raise ValueError("must not be blank")
+    return text
+
+
+# `filled`, documented in the OpenAPI schema as a pattern: at least one character not a space
+NOT_BLANK = Field(json_schema_extra={"pattern": r"\S"})
+
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+FilledText = Annotated[Text, AfterValidator(filled), NOT_BLANK]  # a text that must say something
 Line = Annotated[str, StringConstraints(max_length=MAX_LINE)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_NAME), AfterValidator(filled), NOT_BLANK
+]
 Version = Annotated[int, Field(ge=1, le=2**31 - 1)]  # an event of a request, by stream version
 
 

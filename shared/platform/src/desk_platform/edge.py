@@ -19,7 +19,8 @@
 Refusals never echo large input: `guard(app)` also installs handlers that answer pydantic's
 validation errors without their `input`/`ctx` (messages shortened, at most `MAX_ERRORS`), and
 an event the store refuses (`EventRefused`) with 413 (too large), 409 (its stream is full) or
-422. `desk_contracts.inputs.quoted(value)` is the one way a message quotes what was sent.
+422 (in the shape of every 422: a list of the fields at fault, here the body).
+`desk_contracts.inputs.quoted(value)` is the one way a message quotes what was sent.
 """
 
 from __future__ import annotations
@@ -248,10 +249,11 @@ async def _validation_refused(request: Request, error: Exception) -> JSONRespons
 
 async def _event_refused(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, EventRefused)
-    status = 413 if isinstance(error, EventTooLarge) else 422
+    if isinstance(error, EventTooLarge):
+        return JSONResponse({"detail": str(error)}, 413)
     if isinstance(error, StreamFull):
-        status = 409
-    return JSONResponse({"detail": str(error)}, status)
+        return JSONResponse({"detail": str(error)}, 409)
+    return JSONResponse({"detail": [refusal(("body",), str(error), "event_refused")]}, 422)
 
 
 def guard(app: FastAPI) -> None:

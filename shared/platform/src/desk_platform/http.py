@@ -2,15 +2,30 @@
 request (`desk_platform.edge`), and 503 with `Retry-After` while PostgreSQL or Kafka is out of
 reach (a client retries, with the same `Idempotency-Key`, instead of reading a 500 as a
 refusal). `/health`, `/ready` and `/metrics` are added by the runtime (desk_platform.readiness),
-the same on every process."""
+the same on every process.
+
+Every answer is in the OpenAPI document, with its body. A refusal has one of two shapes:
+`Problem` (`detail`, a sentence) or FastAPI's `HTTPValidationError` (`detail`, the fields at
+fault, each with where, why and which kind: every 422). The answers any route may give (the
+edge's 422, the outage's 503, in JSON) are added to every operation here, whatever the route's
+own media type (a form's HTML page); a route with a JSON body adds `BODY_ANSWERS` (413, 408);
+each route documents its own refusals (`refusals`, `field_refusals`)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import asyncpg
 import structlog
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import (
+    validation_error_definition,
+    validation_error_response_definition,
+)
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from desk_eventstore.failures import TRANSIENT, describe, is_transient
 from desk_platform.edge import DEFAULT_BODY_LIMIT, guard
@@ -23,6 +38,79 @@ OUTAGE_ANSWER = "PostgreSQL or Kafka out of reach: retry after `Retry-After` sec
 OUTAGES: tuple[type[Exception], ...] = tuple(
     kind for kind in (*TRANSIENT, KafkaError) if issubclass(kind, Exception)
 )
+
+
+SCHEMAS = "#/components/schemas/"
+INVALID = "invalid input: `detail` names each field refused and why (unknown fields included)"
+
+
+class Problem(BaseModel):
+    """A refusal: why, in a sentence a person understands."""
+
+    detail: str = Field(description="why the request was refused")
+
+
+def refusals(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route's refusals that say why in a sentence (`Problem`)."""
+    return {
+        status: {"model": Problem, "description": text} for status, text in descriptions.items()
+    }
+
+
+def field_refusals(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route's refusals that name the fields at fault, in the
+    shape of a 422 (`HTTPValidationError`)."""
+    content = {"application/json": {"schema": {"$ref": f"{SCHEMAS}HTTPValidationError"}}}
+    return {
+        status: {"description": text, "content": content} for status, text in descriptions.items()
+    }
+
+
+# the answers of a route that reads a JSON body, beyond its own
+BODY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    **field_refusals({408: "the body did not arrive in time"}),
+    413: {
+        "model": Problem,
+        "description": "the body is larger than the route accepts (text), or the event it "
+        "would make is larger than an event may be",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+}
+
+RETRY_AFTER_HEADER = {"description": "seconds to wait", "schema": {"type": "integer"}}
+# status: (schema, description) of what any route may answer, in JSON
+EVERY_ROUTE: dict[str, tuple[str, str]] = {
+    "422": ("HTTPValidationError", INVALID),
+    "503": ("Problem", OUTAGE_ANSWER),
+}
+
+
+def _document_every_route(app: FastAPI) -> None:
+    """Make `app`'s OpenAPI document list, on every operation, the JSON answers of
+    `EVERY_ROUTE` beside the route's own content for the status (e.g. a form's HTML page)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.setdefault("ValidationError", validation_error_definition)
+        schemas.setdefault("HTTPValidationError", validation_error_response_definition)
+        schemas.setdefault("Problem", Problem.model_json_schema())
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                for status, (schema, text) in EVERY_ROUTE.items():
+                    answer = operation.setdefault("responses", {}).setdefault(status, {})
+                    answer.setdefault("description", text)
+                    answer.setdefault("content", {}).setdefault(
+                        "application/json", {"schema": {"$ref": SCHEMAS + schema}}
+                    )
+                outage = operation["responses"]["503"]
+                outage.setdefault("headers", {}).setdefault("Retry-After", RETRY_AFTER_HEADER)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _unavailable(request: Request, error: Exception) -> JSONResponse:
@@ -42,8 +130,8 @@ def service_app(title: str, pool: asyncpg.Pool) -> FastAPI:
         title=f"Support desk: {title}",
         version="1",
         max_body_size=DEFAULT_BODY_LIMIT,
-        responses={503: {"description": OUTAGE_ANSWER}},
     )
+    _document_every_route(app)
     guard(app)
     for outage in OUTAGES:
         app.add_exception_handler(outage, _unavailable)

@@ -317,7 +317,12 @@ def readiness_router(readiness: Readiness) -> APIRouter:
     async def health() -> dict[str, str]:
         return {"status": "alive"}
 
-    @router.get("/ready", responses={503: {"description": "a check fails: the body says which"}})
+    report = {"application/json": {"schema": {"type": "object"}}}  # Report.body()
+
+    @router.get(
+        "/ready",
+        responses={503: {"description": "a check fails: the body says which", "content": report}},
+    )
     async def ready() -> JSONResponse:
         report = await readiness.report()
         return JSONResponse(report.body(), status_code=200 if report.ready else 503)

@@ -1,4 +1,7 @@
-"""HTTP API of intake: POST a request; invalid input gets 422 naming the field and the reason.
+"""HTTP API of intake: POST a request; invalid input gets 422 naming the field and the reason
+(an unknown field included), a submitter who may not make it 403, an `Idempotency-Key` reused
+for another content 409, each naming the field (a header by its name: `["header",
+"idempotency-key"]`). `GET /desks` tells what each desk offers (`desk_policies.description`).
 
 A request over an hourly flood limit (`intake.domain.flood`: per submitter, per requester's
 mail domain, per desk) gets 429 with `Retry-After`, the seconds until the hour's window frees.
@@ -9,22 +12,87 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Header, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from desk_contracts.tickets import Channel
-from desk_platform.http import service_app
+from desk_platform.edge import refusal
+from desk_platform.http import (
+    BODY_ANSWERS,
+    INVALID,
+    RETRY_AFTER_HEADER,
+    field_refusals,
+    service_app,
+)
 from desk_platform.logging import log_context
+from desk_policies.description import DeskDescription, describe
 from desk_policies.directory import Directory, load_directory
 from desk_policies.model import DeskPolicy
 from intake.application.submit import Accepted, submit
 from intake.domain.flood import RequestLimits
-from intake.domain.submission import Submission, Submitter
+from intake.domain.submission import Refusal, Submission, Submitter
 
 STATUS = {"invalid": 422, "forbidden": 403, "conflict": 409}  # flooded: 429
+HEADERS = ("X-Actor", "Idempotency-Key")  # refusals' fields that are headers, not body fields
+
+
+class RequestAccepted(BaseModel):
+    """A request recorded (201), or the one an `Idempotency-Key` already made (200): where to
+    follow it in workflow."""
+
+    ticket_id: str
+    key: str
+    created: bool
+    event_id: str | None = Field(description="the TicketCreated event's id (None on a replay)")
+    correlation_id: str
+    status_url: str
+
+
+class Flooded(BaseModel):
+    """429: which hourly limit the request is over, and when to try again."""
+
+    detail: str
+    limit: str
+
+
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"model": RequestAccepted, "description": "already made with this Idempotency-Key"},
+    **field_refusals(
+        {
+            403: "the submitter (X-Actor, X-Actor-Role) may not make this request",
+            409: "the Idempotency-Key was already used for another content",
+            422: f"{INVALID}; an unknown desk, type or priority (the valid ones are listed), "
+            "or a person the directory does not admit in the organisation",
+        }
+    ),
+    429: {
+        "model": Flooded,
+        "description": "over an hourly flood limit",
+        "headers": {"Retry-After": RETRY_AFTER_HEADER},
+    },
+    **BODY_ANSWERS,
+}
+
+
+def refused(outcome: Refusal) -> JSONResponse:
+    """The answer to a refused submission, naming its field (see module)."""
+    if outcome.kind == "flooded":
+        seconds = outcome.retry_after or 1
+        return JSONResponse(
+            status_code=429,
+            headers={"Retry-After": str(seconds)},
+            content={"detail": f"Too many requests: {outcome.reason}; try again in "
+                     f"{seconds} s", "limit": outcome.field},
+        )  # fmt: skip
+    where = (
+        ("header", outcome.field.lower()) if outcome.field in HEADERS else ("body", outcome.field)
+    )
+    content = {"detail": [refusal(where, outcome.reason, outcome.kind)]}
+    return JSONResponse(status_code=STATUS[outcome.kind], content=content)
 
 
 def create_app(
@@ -46,26 +114,12 @@ def create_app(
         app.include_router(router)
 
     @app.get("/desks")
-    async def desks() -> list[dict[str, object]]:
-        """The desks, their request types and priorities (what a portal form needs)."""
-        return [
-            {
-                "id": p.id,
-                "name": p.name,
-                "request_types": [
-                    {"id": t.id, "prefix": t.prefix, "label": t.labels.en, "creators": t.creators}
-                    for t in p.request_types
-                ],
-                "priorities": [q.id for q in p.priorities],
-            }
-            for p in policies.values()
-        ]
+    async def desks() -> list[DeskDescription]:
+        """The desks: roles, statuses, transitions, request types, priorities, resolution
+        codes... (what a portal form needs; see `desk_policies.description`)."""
+        return [describe(p) for p in policies.values()]
 
-    @app.post(
-        "/requests",
-        status_code=201,
-        responses={429: {"description": "over an hourly flood limit (see Retry-After)"}},
-    )
+    @app.post("/requests", status_code=201, response_model=RequestAccepted, responses=ANSWERS)
     async def post_request(
         submission: Submission,
         response: Response,
@@ -73,7 +127,9 @@ def create_app(
         x_actor: Annotated[str | None, Header(max_length=320)] = None,
         x_actor_role: Annotated[str, Header(max_length=64)] = "requester",
         x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> object:
+    ) -> RequestAccepted | JSONResponse:
+        """Record a request for a desk (201), or answer the one this `Idempotency-Key` made
+        (200); a refusal names the field at fault."""
         correlation_id = x_correlation_id or str(uuid.uuid4())
         submitter = Submitter(x_actor or submission.requester, x_actor_role)
         with log_context(correlation_id=correlation_id):
@@ -89,37 +145,18 @@ def create_app(
                 correlation_id=correlation_id,
                 limits=hourly,
             )
-        if not isinstance(outcome, Accepted) and outcome.kind == "flooded":
-            seconds = outcome.retry_after or 1
-            return JSONResponse(
-                status_code=429,
-                headers={"Retry-After": str(seconds)},
-                content={"detail": f"Too many requests: {outcome.reason}; try again in "
-                         f"{seconds} s", "limit": outcome.field},
-            )  # fmt: skip
         if not isinstance(outcome, Accepted):
-            return JSONResponse(
-                status_code=STATUS[outcome.kind],
-                content={
-                    "detail": [
-                        {
-                            "loc": ["body", outcome.field],
-                            "msg": outcome.reason,
-                            "type": outcome.kind,
-                        }
-                    ]
-                },
-            )
+            return refused(outcome)
         if not outcome.created:
             response.status_code = 200
         response.headers["Location"] = f"{workflow_url}/requests/{outcome.ticket_id}"
-        return {
-            "ticket_id": outcome.ticket_id,
-            "key": outcome.key,
-            "created": outcome.created,
-            "event_id": outcome.event_id,
-            "correlation_id": correlation_id,
-            "status_url": f"{workflow_url}/requests/{outcome.ticket_id}",
-        }
+        return RequestAccepted(
+            ticket_id=outcome.ticket_id,
+            key=outcome.key,
+            created=outcome.created,
+            event_id=outcome.event_id,
+            correlation_id=correlation_id,
+            status_url=f"{workflow_url}/requests/{outcome.ticket_id}",
+        )
 
     return app

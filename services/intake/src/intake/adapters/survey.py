@@ -2,9 +2,10 @@
 
 Opening the link (what a mail scanner does) only shows the five-face form with a comment box
 and records nothing; submitting it records the rating once (a second submission gets 409 and a
-page saying so). A forged link gets 403, an expired one 410, each with a page saying why. The
-token is the only credential (signed, expiring: `desk_platform.survey_tokens`); the pages are
-never cached and never leak it as a referrer.
+page saying so). A forged link gets 403, an expired one 410, each with a page saying why; a
+rating off the scale, a comment too long or a field the form does not have gets 422 and the
+form again, saying which. The token is the only credential (signed, expiring:
+`desk_platform.survey_tokens`); the pages are never cached and never leak it as a referrer.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from html import escape
+from typing import Any
 from urllib.parse import parse_qs
 
 import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from desk_contracts.inputs import quoted
 from desk_platform.survey_tokens import ExpiredToken, InvalidToken, SurveyClaim, read_token
 from desk_policies.model import DeskPolicy
 from intake.application.survey import AlreadyAnswered, previous_answer, record_answer
@@ -26,6 +29,7 @@ from intake.application.survey import AlreadyAnswered, previous_answer, record_a
 FACES = {1: "😠", 2: "🙁", 3: "😐", 4: "🙂", 5: "😀"}
 MAX_COMMENT = 4000
 MAX_FORM_BYTES = 64 * 1024  # a form is small: a larger body is refused (413) before it is read
+FIELDS = ("rating", "comment")  # what the form sends
 HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -44,6 +48,7 @@ WORDS = {
         "already": "Un avis a déjà été donné pour {key} le {date} ; il ne peut pas être modifié.",
         "bad_rating": "Choisissez une note de 1 à {scale}.",
         "long": "Le commentaire est trop long ({max} caractères au plus).",
+        "unknown": "Le formulaire n'a pas de champ {name} (seulement : {fields}).",
     },
     "en": {
         "title": "Your opinion on request {key}",
@@ -56,6 +61,7 @@ WORDS = {
         "already": "{key} was already rated on {date}; the rating cannot be changed.",
         "bad_rating": "Choose a rating from 1 to {scale}.",
         "long": "The comment is too long ({max} characters at most).",
+        "unknown": "The form has no field {name} (only: {fields}).",
     },
 }
 FORGED = (
@@ -102,6 +108,28 @@ def _form(claim: SurveyClaim, scale: int, error: str | None = None) -> str:
     )
 
 
+def _page_answers(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of answers that are a page (HTML)."""
+    html = {"text/html": {"schema": {"type": "string"}}}
+    return {status: {"description": text, "content": html} for status, text in descriptions.items()}
+
+
+SHOWN = _page_answers(
+    {403: "a forged link: a page says so", 410: "an expired link: a page says when it expired"}
+)
+SENT = {
+    **SHOWN,
+    **_page_answers(
+        {
+            409: "already answered: a page says when",
+            422: "a rating off the scale, a comment too long or a field the form does not "
+            "have: the form again, saying which",
+        }
+    ),
+    413: {"description": "a body larger than a form", "content": {"text/plain": {}}},
+}
+
+
 def survey_router(
     pool: asyncpg.Pool,
     policies: dict[str, DeskPolicy],
@@ -132,7 +160,7 @@ def survey_router(
             w["title"].format(key=claim.key), f"<p>{escape(text)}</p>", claim.language, status
         )
 
-    @router.get("/survey/{token}", response_class=HTMLResponse)
+    @router.get("/survey/{token}", response_class=HTMLResponse, responses=SHOWN)
     async def show(token: str) -> HTMLResponse:
         """The form; records nothing (mail scanners open links)."""
         claim = claim_of(token)
@@ -144,7 +172,12 @@ def survey_router(
         title = _words(claim)["title"].format(key=claim.key)
         return _page(title, _form(claim, scale_of(claim)), claim.language)
 
-    @router.post("/survey/{token}", response_class=HTMLResponse, max_body_size=MAX_FORM_BYTES)
+    @router.post(
+        "/survey/{token}",
+        response_class=HTMLResponse,
+        max_body_size=MAX_FORM_BYTES,
+        responses=SENT,
+    )
     async def submit(token: str, request: Request) -> HTMLResponse:
         """Record the rating (and comment) once; a second submission gets 409."""
         claim = claim_of(token)
@@ -153,6 +186,10 @@ def survey_router(
         w, scale = _words(claim), scale_of(claim)
         title = w["title"].format(key=claim.key)
         fields = parse_qs((await request.body()).decode("utf-8", "replace"))
+        unknown = sorted(set(fields) - set(FIELDS))
+        if unknown:
+            error = w["unknown"].format(name=quoted(unknown[0]), fields=", ".join(FIELDS))
+            return _page(title, _form(claim, scale, error), claim.language, 422)
         raw = (fields.get("rating") or [""])[0].strip()
         comment = (fields.get("comment") or [""])[0].replace("\x00", "").strip() or None
         rating = int(raw) if re.fullmatch(r"[0-9]{1,2}", raw) else 0

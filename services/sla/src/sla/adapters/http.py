@@ -21,12 +21,20 @@ import asyncpg
 from fastapi import FastAPI, Header, HTTPException, Query
 
 from desk_contracts.inputs import quoted
-from desk_platform.http import service_app
+from desk_platform.http import refusals, service_app
 from desk_policies.audience import Audience, may_read, reader_audience
 from sla.application.timers import Desks, clocks_of
 
 RoleHeader = Annotated[str | None, Header(max_length=64)]
 OrganisationHeader = Annotated[str | None, Header(max_length=200)]
+NO_READER = "no reader: X-Actor-Role names who reads"
+CLOCKS_ANSWERS = refusals(
+    {
+        401: NO_READER,
+        403: "X-Actor-Role is not a role of the request's desk that reads",
+        404: "no such request known to the sla service (or not one the reader may see)",
+    }
+)
 
 
 def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) -> FastAPI:
@@ -69,7 +77,7 @@ def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) 
             return asdict(reading)
         return {**asdict(reading), "pending_timers": [dict(t) for t in timers]}
 
-    @app.get("/requests/{ticket}/clocks")
+    @app.get("/requests/{ticket}/clocks", responses=CLOCKS_ANSWERS)
     async def request_clocks(
         ticket: str,
         x_actor_role: RoleHeader = None,
@@ -78,7 +86,7 @@ def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) 
         """A request's clocks, by its key (e.g. SPT-1042) or its id."""
         return await clocks_for(ticket, x_actor_role, x_actor_organisation)
 
-    @app.get("/tickets/{ticket_id}/clocks")
+    @app.get("/tickets/{ticket_id}/clocks", responses=CLOCKS_ANSWERS)
     async def clocks(
         ticket_id: str,
         x_actor_role: RoleHeader = None,
@@ -87,7 +95,12 @@ def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) 
         """A ticket's clocks, by its id (as `/requests/{ticket}/clocks`)."""
         return await clocks_for(ticket_id, x_actor_role, x_actor_organisation)
 
-    @app.get("/board")
+    @app.get(
+        "/board",
+        responses=refusals(
+            {401: NO_READER, 403: "not the desk's support side", 404: "no such desk"}
+        ),
+    )
     async def board(
         policy_id: Annotated[str, Query(min_length=1, max_length=100)],
         limit: Annotated[int, Query(ge=1, le=500)] = 100,

@@ -1,5 +1,6 @@
 """HTTP API of workflow: read requests (detail with history newest first, lists by organisation)
-and act on them with commands; optimistic concurrency through ETag / If-Match.
+and act on them with commands (one operation each: `workflow.adapters.commands_api`);
+optimistic concurrency through ETag / If-Match. `GET /desks` tells what each desk offers.
 
 Each reader reads as the audience of their role (`desk_policies.audience`): the support side
 sees every fact, a customer their own organisation's requests without internal comments,
@@ -7,35 +8,20 @@ internal fields and the names of internal roles. The detail's history is paged o
 the reader may see: `history_limit` of them (default 100, at most 500) older than
 `before_version` (the newest when absent), with `history_total` (how many the reader may see)
 and `history_more`, so one read answers a bounded amount whatever the request holds. Versions
-are the stream's, as If-Match needs them. A person's command on a request that has
-reached its size limit (the store's stream bound) gets 409 saying to open a new request.
-
-`add-participant` names someone who will receive the request's mail: the directory must admit
-them in the request's organisation (`Directory.may_take_part`), else 422 with the reason. So
-must `assign` its assignee (mailed too), who must be staff of the request's desk
-(`Directory.may_be_assigned`). A group (`group_id`) is a name the desk uses: the policies and
-the directory define no groups, and no mail goes to one. The checks are here, not in the pure
-`decide`, because the directory is the deployment's data, read at start like the policies."""
+are the stream's, as If-Match needs them."""
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Body, FastAPI, Header, HTTPException, Query, Response
-from pydantic import TypeAdapter, ValidationError
+from fastapi import FastAPI, Header, HTTPException, Query, Response
 
 from desk_contracts.inputs import quoted
 from desk_eventstore.records import RecordedEvent
-from desk_eventstore.store import ConcurrencyError, StreamFull
-from desk_platform.edge import validation_details
-from desk_platform.http import service_app
-from desk_platform.logging import log_context
+from desk_platform.http import SCHEMAS, refusals, service_app
 from desk_policies.audience import (
     Audience,
     entry_seen_by,
@@ -44,36 +30,17 @@ from desk_policies.audience import (
     request_seen_by,
     role_seen_by,
 )
+from desk_policies.description import DeskDescription, describe
 from desk_policies.directory import Directory, load_directory
 from desk_policies.model import DeskPolicy
+from workflow.adapters.commands_api import command_router
 from workflow.application.tickets import (
     Loaded,
     UnknownPolicy,
     UnknownTicket,
-    execute,
     load,
     resolve_id,
 )
-from workflow.domain import commands as c
-from workflow.domain.commands import Actor, Command
-from workflow.domain.rules import Rejection
-
-SYSTEM_ONLY = {c.SendReminder, c.AutoClose, c.RecordDeliveryFailure}
-
-
-def _kebab(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
-
-
-COMMANDS: dict[str, type[Command]] = {
-    _kebab(cls.__name__): cls
-    for cls in vars(c).values()
-    if isinstance(cls, type)
-    and issubclass(cls, Command)
-    and cls is not Command
-    and cls not in SYSTEM_ONLY
-}
-
 
 HISTORY_LIMIT = 100
 MAX_HISTORY_LIMIT = 500
@@ -152,13 +119,6 @@ def create_app(
     people = directory if directory is not None else load_directory()
     app = service_app("workflow", pool)
 
-    def actor_of(
-        x_actor: str | None, x_actor_role: str | None, x_actor_organisation: str | None
-    ) -> Actor:
-        if not x_actor or not x_actor_role:
-            raise HTTPException(401, "X-Actor and X-Actor-Role headers name who acts")
-        return Actor(x_actor.lower(), x_actor_role, x_actor_organisation)
-
     def reader_of(
         loaded: Loaded, ticket: str, organisation: str | None, role: str | None
     ) -> Audience:
@@ -173,8 +133,13 @@ def create_app(
         state = loaded.state
         audience = reader_audience(state.policy, role)
         if audience is None:
+            readers = ", ".join(
+                r.id for r in state.policy.roles if reader_audience(state.policy, r.id)
+            )
             raise HTTPException(
-                403, f"{quoted(role)} is not a role of desk {state.policy.id} that sees requests"
+                403,
+                f"{quoted(role)} is not a role of desk {state.policy.id} that sees requests "
+                f"({readers})",
             )
         if not may_read(audience, organisation, state.organisation_id):
             raise HTTPException(404, f"no request {quoted(ticket)}")
@@ -195,7 +160,16 @@ def create_app(
         except UnknownPolicy as error:
             raise HTTPException(500, str(error)) from None
 
-    @app.get("/requests/{ticket}")
+    @app.get(
+        "/requests/{ticket}",
+        responses=refusals(
+            {
+                401: "no reader: X-Actor-Role names who reads",
+                403: "X-Actor-Role is not a role of the request's desk that reads requests",
+                404: "no such request (or not one the reader may see)",
+            }
+        ),
+    )
     async def get_request(
         ticket: str,
         response: Response,
@@ -212,7 +186,32 @@ def create_app(
         response.headers["ETag"] = f'"{loaded.state.version}"'
         return view(loaded, audience, history_limit, before_version)
 
-    @app.get("/requests")
+    @app.get(
+        "/requests",
+        responses={
+            **refusals(
+                {
+                    401: "no reader: X-Actor-Role names who reads",
+                    403: "a role of no desk that reads requests, or a customer listing another "
+                    "organisation's",
+                }
+            ),
+            422: {
+                "description": "invalid input, or neither organisation_id nor policy_id given "
+                "(a sentence)",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "anyOf": [
+                                {"$ref": f"{SCHEMAS}HTTPValidationError"},
+                                {"$ref": f"{SCHEMAS}Problem"},
+                            ]
+                        }
+                    }
+                },
+            },
+        },
+    )
     async def list_requests(
         organisation_id: Annotated[str | None, Query(max_length=200)] = None,
         policy_id: Annotated[str | None, Query(max_length=100)] = None,
@@ -261,72 +260,11 @@ def create_app(
             for row in rows
         ]
 
-    @app.post("/requests/{ticket}/{command}")
-    async def act(
-        ticket: str,
-        command: str,
-        response: Response,
-        body: Annotated[dict[str, Any] | None, Body()] = None,
-        if_match: Annotated[str | None, Header(max_length=64)] = None,
-        x_actor: Annotated[str | None, Header(max_length=320)] = None,
-        x_actor_role: Annotated[str | None, Header(max_length=64)] = None,
-        x_actor_organisation: Annotated[str | None, Header(max_length=200)] = None,
-        x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> dict[str, Any]:
-        cls = COMMANDS.get(command)
-        if cls is None:
-            known = ", ".join(COMMANDS)
-            raise HTTPException(404, f"no command {quoted(command)} (known: {known})")
-        actor = actor_of(x_actor, x_actor_role, x_actor_organisation)
-        try:
-            cmd = TypeAdapter(cls).validate_python({**(body or {}), "actor": actor})
-        except ValidationError as error:
-            errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
-            raise HTTPException(422, validation_details(errors)) from None
-        correlation_id = x_correlation_id or str(uuid.uuid4())
-        async with pool.acquire() as conn, conn.transaction():
-            loaded = await loaded_for(conn, ticket)
-            reader_of(loaded, ticket, actor.organisation_id, actor.role)
-            if if_match is not None and if_match.strip('"') != str(loaded.state.version):
-                raise HTTPException(
-                    412,
-                    f"request {loaded.state.key} is at version {loaded.state.version}, "
-                    f"not {quoted(if_match)}: reload it",
-                )
-            if isinstance(cmd, c.AddParticipant):
-                refused = people.may_take_part(
-                    cmd.participant_id, loaded.state.organisation_id, loaded.state.policy.id
-                )
-                if refused is not None:
-                    raise HTTPException(422, f"participant refused: {refused}")
-                cmd = replace(cmd, participant_id=cmd.participant_id.lower())
-            if isinstance(cmd, c.Assign) and cmd.assignee_id is not None:
-                refused = people.may_be_assigned(cmd.assignee_id, loaded.state.policy.id)
-                if refused is not None:
-                    raise HTTPException(422, f"assignee refused: {refused}")
-            with log_context(ticket_id=loaded.state.ticket_id, correlation_id=correlation_id):
-                try:
-                    outcome = await execute(
-                        conn, loaded, cmd, clock(), correlation_id=correlation_id
-                    )
-                except ConcurrencyError as error:
-                    raise HTTPException(409, f"{error}: reload and try again") from None
-                except StreamFull:
-                    key = loaded.state.key
-                    raise HTTPException(
-                        409,
-                        f"request {key} has reached its size limit: "
-                        f"open a new request that references {key}",
-                    ) from None
-        if isinstance(outcome, Rejection):
-            raise HTTPException(409, outcome.reason)
-        response.headers["ETag"] = f'"{outcome.state.version}"'
-        return {
-            "ticket_id": outcome.state.ticket_id,
-            "key": outcome.state.key,
-            "status": outcome.state.status,
-            "version": outcome.state.version,
-            "events": [e.event_type for e in outcome.events],
-        }
+    @app.get("/desks")
+    async def desks() -> list[DeskDescription]:
+        """The desks: roles, statuses, transitions, resolution codes, priorities... (what a
+        portal or a script needs to build its screens; see `desk_policies.description`)."""
+        return [describe(p) for p in policies.values()]
 
+    app.include_router(command_router(pool, policies, clock, people, loaded_for, reader_of))
     return app

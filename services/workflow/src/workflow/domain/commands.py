@@ -3,16 +3,18 @@ A request itself is created by intake (`TicketCreated`), never by a command of w
 
 Commands are plain frozen data; `decide` turns them into events or a rejection. Time is
 never in a command unless it is part of what is asked (e.g. when an operation is planned).
-The field types of what an HTTP client may send are bounded (`desk_contracts.inputs`): pydantic
-checks them when the HTTP adapter builds a command; code that builds commands itself is trusted.
+The field types of what an HTTP client may send are bounded (`desk_contracts.inputs`): the HTTP
+adapter derives each command's body from its fields (`workflow.adapters.commands_api`) and its
+documentation from its docstring; code that builds commands itself is trusted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from desk_contracts.inputs import Address, Line, Name, Text, Version
+from pydantic import AwareDatetime
+
+from desk_contracts.inputs import Address, FilledText, Line, Name, Text, Version
 from desk_contracts.tickets import Channel
 
 
@@ -36,68 +38,104 @@ class Command:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Qualify(Command):
-    pass
+    """Qualify the request: what it asks has been checked, and the team can take it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Assign(Command):
+    """Assign the request to an agent or a group.
+
+    `assignee_id`: staff of the desk (mailed); `group_id`: a name the desk uses (mailed to no
+    one); one of them at least."""
+
     assignee_id: Address | None = None
     group_id: Name | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StartWork(Command):
-    pass
+    """Start work on the request, or resume it after waiting."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestInformation(Command):
-    comment: Text
+    """Ask the customer for information.
+
+    `comment` says what is needed; the request then waits for the customer."""
+
+    comment: FilledText
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WaitForThirdParty(Command):
+    """Put the request on hold for a third party.
+
+    `party`: a vendor, an add-on maker, a hosting company... of the desk's list."""
+
     party: Name
     comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleOperation(Command):
-    scheduled_for: datetime
+    """Plan an operation on the customer's service.
+
+    An upgrade, a restart... at `scheduled_for` (in the future, with a time zone), under
+    `responsible`."""
+
+    scheduled_for: AwareDatetime
     responsible: Name
     comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Escalate(Command):
+    """Escalate the request.
+
+    `target`: one of the desk's escalation targets (triage, R&D, level 2...)."""
+
     target: Name  # a policy escalation: triage, rnd, level2...
     comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReturnFromEscalation(Command):
+    """Hand the request back to the team from an escalation."""
+
     comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resolve(Command):
+    """Resolve the request.
+
+    With one of the desk's resolution codes and a comment explaining the resolution."""
+
     resolution_code: Name
-    comment: Text
+    comment: FilledText
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConfirmResolution(Command):
+    """The requester confirms the resolution."""
+
     comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DisputeResolution(Command):
-    comment: Text
+    """The requester disputes the resolution.
+
+    `comment` says what is missing."""
+
+    comment: FilledText
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Close(Command):
-    """`confirmation_version` cites the requester's (or a participant's) public comment that
+    """Close the request, with a resolution code when none was given yet.
+
+    `confirmation_version` cites the requester's (or a participant's) public comment that
     confirms the resolution, by its version in the request's history."""
 
     resolution_code: Name | None = None
@@ -107,12 +145,20 @@ class Close(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reopen(Command):
+    """Reopen a closed request, when the desk allows it."""
+
     comment: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AddComment(Command):
-    body: Text
+    """Comment on the request.
+
+    Public (the customer reads it), or an internal note (`public: false`) read by the support
+    side only. A customer's public comment while the request waits for them is their answer:
+    it sends the request back to the team."""
+
+    body: FilledText
     public: bool = True
     channel: Channel = Channel.PORTAL
     source_message_id: Line | None = None
@@ -120,33 +166,55 @@ class AddComment(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChangePriority(Command):
+    """Change the request's priority.
+
+    Lowering it needs a `reason`, which the requester reads."""
+
     priority: Name
     reason: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EscalateByRequester(Command):
+    """The requester escalates the request.
+
+    The desk's managers are told."""
+
     reason: Text | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LinkRequest(Command):
+    """Link the request to another one.
+
+    `linked_key`: the other request's key, e.g. the one it continues."""
+
     linked_key: Name
     relation: Name = "references"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AddParticipant(Command):
+    """Add a participant, who receives the request's mail.
+
+    A person the directory admits in the request's organisation, or staff of the desk."""
+
     participant_id: Address
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MuteNotifications(Command):
+    """Stop a follower's mail about this request.
+
+    A customer mutes their own."""
+
     participant_id: Address
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnmuteNotifications(Command):
+    """Resume a follower's mail about this request."""
+
     participant_id: Address
 
 
@@ -169,6 +237,10 @@ class AutoClose(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AnswerSurvey(Command):
+    """Answer the satisfaction survey of a closed request.
+
+    `rating` on the desk's scale."""
+
     rating: int
     comment: Text | None = None
 

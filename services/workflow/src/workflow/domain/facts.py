@@ -42,7 +42,7 @@ from workflow.domain.steps import Decision, acted
 
 def comment(state: Ticket, cmd: AddComment, now: datetime) -> Decision:
     if blank(cmd.body):
-        return Rejection("a comment cannot be empty")
+        return Rejection("a comment cannot be empty", "body")
     replies = state.policy.email_replies
     if cmd.channel is Channel.EMAIL and not replies.accepted:
         text = replies.refusal.en if replies.refusal else "replies by e-mail are not accepted"
@@ -79,12 +79,13 @@ def change_priority(state: Ticket, cmd: ChangePriority, now: datetime) -> Decisi
     new = state.policy.priority_rank(cmd.priority)
     old = state.policy.priority_rank(state.priority)
     if new is None or old is None:
-        return Rejection(f"unknown priority {cmd.priority!r}")
+        known = ", ".join(p.id for p in state.policy.priorities)
+        return Rejection(f"unknown priority {cmd.priority!r} (priorities: {known})", "priority")
     if new == old:
         return Rejection(f"{state.key} already has priority {cmd.priority!r}")
     lowering = new < old
     if lowering and blank(cmd.reason):
-        return Rejection("lowering a priority needs a reason, which the requester will read")
+        return Rejection("lowering a priority needs a reason, which the requester reads", "reason")
     return [
         PriorityChanged(
             **acted(state, cmd, now),
@@ -112,7 +113,7 @@ def link(state: Ticket, cmd: LinkRequest, now: datetime) -> Decision:
     if refused is not None:
         return refused
     if blank(cmd.linked_key) or cmd.linked_key == state.key:
-        return Rejection("a request links to another request's key")
+        return Rejection("a request links to another request's key", "linked_key")
     if cmd.linked_key in state.links:
         return Rejection(f"{state.key} already references {cmd.linked_key}")
     fields = acted(state, cmd, now)
@@ -174,7 +175,7 @@ def answer_survey(state: Ticket, cmd: AnswerSurvey, now: datetime) -> Decision:
     if state.survey_rating is not None:
         return Rejection(f"the survey of {state.key} was already answered")
     if not 1 <= cmd.rating <= survey.scale:
-        return Rejection(f"a rating goes from 1 to {survey.scale}")
+        return Rejection(f"a rating goes from 1 to {survey.scale}", "rating")
     return [SurveyAnswered(**acted(state, cmd, now), rating=cmd.rating, comment=cmd.comment)]
 
 

@@ -15,9 +15,13 @@ from workflow.domain.commands import Actor
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A refused command: nothing happened, and `reason` says why in the domain's words."""
+    """A refused command: nothing happened, and `reason` says why in the domain's words.
+
+    `field` names the command's field at fault when a value sent is refused (invalid input,
+    422 over HTTP); without it, the request's state or the desk's policy refuses (409)."""
 
     reason: str
+    field: str | None = None
 
     def __str__(self) -> str:
         return self.reason
@@ -52,7 +56,8 @@ def side(state: Ticket, actor: Actor) -> Side | Rejection:
     """The actor's side, or a rejection when the role is unknown or the customer is a stranger."""
     role = state.policy.role(actor.role)
     if role is None:
-        return Rejection(f"role {actor.role!r} does not exist in desk {state.policy.id!r}")
+        roles = ", ".join(r.id for r in state.policy.roles)
+        return Rejection(f"role {actor.role!r} does not exist in desk {state.policy.id} ({roles})")
     stranger = state.exists and not state.involves(actor.id)
     if role.side is Side.CUSTOMER and stranger and actor.organisation_id != state.organisation_id:
         return Rejection(f"{actor.id} cannot act on a request of another organisation")

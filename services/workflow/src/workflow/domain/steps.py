@@ -82,7 +82,7 @@ def qualify(state: Ticket, cmd: Qualify, now: datetime) -> Decision:
 
 def assign(state: Ticket, cmd: Assign, now: datetime) -> Decision:
     if blank(cmd.assignee_id) and blank(cmd.group_id):
-        return Rejection("an assignment names an agent or a group")
+        return Rejection("an assignment names an agent or a group", "assignee_id")
     if cmd.assignee_id == state.assignee_id and cmd.group_id == state.group_id:
         return Rejection(f"{state.key} is already assigned that way")
     rule = transition(state, cmd.actor, Action.ASSIGN)
@@ -101,7 +101,7 @@ def start(state: Ticket, cmd: StartWork, now: datetime) -> Decision:
 
 def request_information(state: Ticket, cmd: RequestInformation, now: datetime) -> Decision:
     if blank(cmd.comment):
-        return Rejection("asking the customer for information needs a comment saying what")
+        return Rejection("asking for information needs a comment saying what", "comment")
     rule = transition(state, cmd.actor, Action.REQUEST_INFORMATION)
     if isinstance(rule, Rejection):
         return rule
@@ -111,7 +111,9 @@ def request_information(state: Ticket, cmd: RequestInformation, now: datetime) -
 def wait_for_third_party(state: Ticket, cmd: WaitForThirdParty, now: datetime) -> Decision:
     parties = state.policy.third_parties
     if blank(cmd.party) or (parties and cmd.party not in parties):
-        return Rejection(f"name the third party waited for ({', '.join(parties) or 'any'})")
+        return Rejection(
+            f"name the third party waited for ({', '.join(parties) or 'any'})", "party"
+        )
     rule = transition(state, cmd.actor, Action.WAIT_FOR_THIRD_PARTY)
     if isinstance(rule, Rejection):
         return rule
@@ -121,9 +123,11 @@ def wait_for_third_party(state: Ticket, cmd: WaitForThirdParty, now: datetime) -
 
 def schedule_operation(state: Ticket, cmd: ScheduleOperation, now: datetime) -> Decision:
     if blank(cmd.responsible):
-        return Rejection("a scheduled operation says who is responsible for it")
+        return Rejection("a scheduled operation says who is responsible for it", "responsible")
     if cmd.scheduled_for.tzinfo is None or cmd.scheduled_for < now:
-        return Rejection("a scheduled operation says when, in the future, with a time zone")
+        return Rejection(
+            "a scheduled operation says when, in the future, with a time zone", "scheduled_for"
+        )
     rule = transition(state, cmd.actor, Action.SCHEDULE_OPERATION)
     if isinstance(rule, Rejection):
         return rule
@@ -141,7 +145,9 @@ def escalate(state: Ticket, cmd: Escalate, now: datetime) -> Decision:
     target_status = state.policy.escalations.get(cmd.target)
     if target_status is None:
         known = ", ".join(state.policy.escalations) or "none"
-        return Rejection(f"no escalation {cmd.target!r} in this desk (escalations: {known})")
+        return Rejection(
+            f"no escalation {cmd.target!r} in this desk (escalations: {known})", "target"
+        )
     rule = transition(state, cmd.actor, Action.ESCALATE)
     if isinstance(rule, Rejection):
         return rule
@@ -161,9 +167,9 @@ def return_from_escalation(state: Ticket, cmd: ReturnFromEscalation, now: dateti
 
 def resolve(state: Ticket, cmd: Resolve, now: datetime) -> Decision:
     if not state.policy.has_resolution_code(cmd.resolution_code):
-        return Rejection(f"unknown resolution code {cmd.resolution_code!r}")
+        return _unknown_code(state, cmd.resolution_code)
     if blank(cmd.comment):
-        return Rejection("a resolution comes with a comment explaining it")
+        return Rejection("a resolution comes with a comment explaining it", "comment")
     rule = transition(state, cmd.actor, Action.RESOLVE)
     if isinstance(rule, Rejection):
         return rule
@@ -182,17 +188,22 @@ def confirm_resolution(state: Ticket, cmd: ConfirmResolution, now: datetime) -> 
 
 def dispute_resolution(state: Ticket, cmd: DisputeResolution, now: datetime) -> Decision:
     if blank(cmd.comment):
-        return Rejection("disputing a resolution needs a comment saying what is missing")
+        return Rejection("disputing a resolution needs a comment saying what is missing", "comment")
     rule = transition(state, cmd.actor, Action.DISPUTE_RESOLUTION)
     if isinstance(rule, Rejection):
         return rule
     return [ResolutionDisputed(**_fields(state, cmd, now, rule), comment=cmd.comment)]
 
 
+def _unknown_code(state: Ticket, code: str) -> Rejection:
+    known = ", ".join(c.id for c in state.policy.resolution_codes)
+    return Rejection(f"unknown resolution code {code!r} (codes: {known})", "resolution_code")
+
+
 def close(state: Ticket, cmd: Close, now: datetime) -> Decision:
     code = cmd.resolution_code
     if code is not None and not state.policy.has_resolution_code(code):
-        return Rejection(f"unknown resolution code {code!r}")
+        return _unknown_code(state, code)
     cited = cmd.confirmation_version
     rule = transition(state, cmd.actor, Action.CLOSE, cited=cited)
     if isinstance(rule, Rejection):

@@ -1,0 +1,275 @@
+"""Workflow's commands as OpenAPI operations, on the real PostgreSQL server: each command its
+own documented operation (body, who may send it, every answer), unknown fields and blank texts
+refused naming the field, refusals listing the desk's valid values; `GET /desks`."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from desk_servers import open_in_workflow, ticket_created
+from service_support import service_store
+
+from desk_policies.description import describe
+from desk_policies.loader import load_policies
+from workflow.adapters.commands_api import EXAMPLES, body_model, http_commands, kebab
+from workflow.adapters.http import create_app
+from workflow.domain.commands import Command
+
+pytestmark = pytest.mark.integration
+
+POLICIES = load_policies()
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+AGENT = {"X-Actor": "paul@partner.example", "X-Actor-Role": "agent"}  # of cloud-partner
+COMMANDS = http_commands()
+ANSWERS = {"200", "401", "403", "404", "409", "412", "413", "422", "503"}
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with service_store(database_url, "workflow") as pool:
+        yield pool
+
+
+@pytest.fixture
+async def http(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(pool, POLICIES, lambda: NOW)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://workflow") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    app = create_app(None, POLICIES, lambda: NOW)  # no pool: the document serves no request
+    openapi: dict[str, Any] = app.openapi()
+    return openapi
+
+
+async def opened(pool: asyncpg.Pool) -> str:
+    event = ticket_created()
+    await open_in_workflow(pool, event)
+    return event.key
+
+
+def resolved(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema`, or the component it refers to (alone or beside null, an optional body)."""
+    for option in [schema, *schema.get("anyOf", [])]:
+        if "$ref" in option:
+            found: dict[str, Any] = document["components"]["schemas"][option["$ref"].split("/")[-1]]
+            return found
+    return schema
+
+
+def test_the_system_commands_are_no_operations(document: dict[str, Any]) -> None:
+    paths = set(document["paths"])
+    for name in ("send-reminder", "auto-close", "record-delivery-failure"):
+        assert f"/requests/{{ticket}}/{name}" not in paths
+    commands = {p for p in paths if p.startswith("/requests/{ticket}/")}
+    assert commands == {f"/requests/{{ticket}}/{kebab(c.__name__)}" for c in COMMANDS}
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: kebab(c.__name__))
+def test_each_command_is_an_operation_with_its_body_and_answers(
+    document: dict[str, Any], command: type[Command]
+) -> None:
+    operation = document["paths"][f"/requests/{{ticket}}/{kebab(command.__name__)}"]["post"]
+    assert operation["summary"] == inspect.cleandoc(command.__doc__ or "").split("\n")[0]
+    for policy in POLICIES:
+        assert f"- `{policy}`: " in operation["description"]  # who may send it, by desk
+    fields = [f for f in dataclasses.fields(command) if f.name != "actor"]
+    required = {f.name for f in fields if f.default is dataclasses.MISSING}
+    assert operation["requestBody"].get("required", False) == bool(required)
+    body = resolved(document, operation["requestBody"]["content"]["application/json"]["schema"])
+    assert body["title"] == f"{command.__name__}Body"
+    assert body["additionalProperties"] is False
+    assert set(body.get("properties", {})) == {f.name for f in fields}
+    assert set(body.get("required", [])) == required
+    assert body["examples"] == [EXAMPLES.get(command, {})]
+    answers = operation["responses"]
+    assert set(answers) >= ANSWERS
+    assert (
+        resolved(document, answers["200"]["content"]["application/json"]["schema"])["title"]
+        == "CommandAccepted"
+    )
+    assert "ETag" in answers["200"]["headers"]
+    for status, shape in (("409", "Problem"), ("412", "Problem"), ("422", "HTTPValidationError")):
+        schema = answers[status]["content"]["application/json"]["schema"]
+        assert resolved(document, schema)["title"] == shape
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: kebab(c.__name__))
+def test_each_example_is_a_valid_body(command: type[Command]) -> None:
+    body_model(command, POLICIES).model_validate(EXAMPLES.get(command, {}))
+
+
+def test_who_may_send_a_command_is_read_from_the_policies(document: dict[str, Any]) -> None:
+    qualify = document["paths"]["/requests/{ticket}/qualify"]["post"]["description"]
+    assert "- `cloud-partner`: not offered" in qualify
+    assert "- `erp-vendor`: front_desk, team_lead, support_manager from open (to qualified)" in (
+        qualify
+    )
+    reopen = document["paths"]["/requests/{ticket}/reopen"]["post"]["description"]
+    assert "- `erp-vendor`: not offered (a closed request is final)" in reopen
+    comment = document["paths"]["/requests/{ticket}/add-comment"]["post"]["description"]
+    assert "comment_internal: agent, supervisor" in comment  # saas-desk
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: kebab(c.__name__))
+async def test_an_unknown_field_is_refused_naming_it_and_nothing_happens(
+    pool: asyncpg.Pool, http: httpx.AsyncClient, command: type[Command]
+) -> None:
+    key = await opened(pool)
+    sent = {**EXAMPLES.get(command, {}), "internal": True}
+    answer = await http.post(f"/requests/{key}/{kebab(command.__name__)}", json=sent, headers=AGENT)
+    assert answer.status_code == 422, answer.text
+    [problem] = answer.json()["detail"]
+    assert problem["loc"] == ["body", "internal"] and problem["type"] == "extra_forbidden"
+    after = await http.get(f"/requests/{key}", headers=AGENT)
+    assert after.json()["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "field"),
+    [
+        ("add-comment", "body"),
+        ("request-information", "comment"),
+        ("resolve", "comment"),
+        ("dispute-resolution", "comment"),
+    ],
+)
+async def test_a_blank_text_is_refused_as_a_missing_one_is(
+    pool: asyncpg.Pool, http: httpx.AsyncClient, command: str, field: str
+) -> None:
+    key = await opened(pool)
+    body = {"resolution_code": "done"} if command == "resolve" else {}
+    blank = await http.post(
+        f"/requests/{key}/{command}", json={**body, field: " \n\t"}, headers=AGENT
+    )
+    missing = await http.post(f"/requests/{key}/{command}", json=body, headers=AGENT)
+    for answer in (blank, missing):
+        assert answer.status_code == 422, answer.text
+        [problem] = answer.json()["detail"]
+        assert problem["loc"] == ["body", field]
+    assert "must not be blank" in blank.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("command", "body", "field", "valid"),
+    [
+        (
+            "resolve",
+            {"resolution_code": "fixed", "comment": "Done"},
+            "resolution_code",
+            "(codes: done, consulting, wont_do, duplicate, no_answer)",
+        ),
+        ("close", {"resolution_code": "fixed"}, "resolution_code", "(codes: done, consulting"),
+        (
+            "change-priority",
+            {"priority": "urgent"},
+            "priority",
+            "(priorities: low, medium, high, critical)",
+        ),
+        ("escalate", {"target": "level2"}, "target", "(escalations: none)"),
+        (
+            "wait-for-third-party",
+            {"party": "ibm"},
+            "party",
+            "(atlassian, addon_vendor, hosting)",
+        ),
+    ],
+)
+async def test_a_value_the_desk_does_not_accept_is_refused_listing_the_valid_ones(
+    pool: asyncpg.Pool,
+    http: httpx.AsyncClient,
+    command: str,
+    body: dict[str, str],
+    field: str,
+    valid: str,
+) -> None:
+    key = await opened(pool)
+    answer = await http.post(f"/requests/{key}/{command}", json=body, headers=AGENT)
+    assert answer.status_code == 422, answer.text
+    [problem] = answer.json()["detail"]
+    assert problem["loc"] == ["body", field]
+    assert valid in problem["msg"]
+
+
+async def test_an_unknown_role_is_refused_listing_the_desks_roles(
+    pool: asyncpg.Pool, http: httpx.AsyncClient
+) -> None:
+    key = await opened(pool)
+    janitor = {"X-Actor": "joe@desk.example", "X-Actor-Role": "janitor"}
+    answer = await http.post(f"/requests/{key}/start-work", headers=janitor)
+    assert answer.status_code == 403
+    assert answer.json() == {
+        "detail": "'janitor' is not a role of desk cloud-partner that sees requests "
+        "(requester, participant, agent, team_lead, offer_manager)"
+    }
+
+
+async def test_a_policy_refusal_is_409_with_the_reason(
+    pool: asyncpg.Pool, http: httpx.AsyncClient
+) -> None:
+    key = await opened(pool)
+    answer = await http.post(f"/requests/{key}/confirm-resolution", json={}, headers=AGENT)
+    assert answer.status_code == 409
+    assert answer.json() == {"detail": "cannot confirm the resolution while it is 'Submitted'"}
+
+
+async def test_a_command_without_a_body_when_none_is_needed(
+    pool: asyncpg.Pool, http: httpx.AsyncClient
+) -> None:
+    key = await opened(pool)
+    answer = await http.post(f"/requests/{key}/start-work", headers=AGENT)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["events"] == ["WorkStarted"] and answer.headers["ETag"] == '"2"'
+
+
+async def test_an_unknown_command_lists_the_commands(
+    pool: asyncpg.Pool, http: httpx.AsyncClient
+) -> None:
+    key = await opened(pool)
+    answer = await http.post(f"/requests/{key}/close-request", headers=AGENT)
+    assert answer.status_code == 404
+    detail = answer.json()["detail"]
+    assert detail.startswith("no command 'close-request' (commands: qualify, assign, ")
+    assert all(kebab(c.__name__) in detail for c in COMMANDS)
+
+
+async def test_desks_tell_what_a_portal_needs(http: httpx.AsyncClient) -> None:
+    answer = await http.get("/desks")
+    assert answer.status_code == 200
+    desks = {d["id"]: d for d in answer.json()}
+    assert desks == {
+        p.id: describe(p).model_dump(mode="json", by_alias=True) for p in POLICIES.values()
+    }
+    erp = desks["erp-vendor"]
+    assert {"id": "requester", "labels": {"fr": "Demandeur", "en": "Requester"},
+            "side": "customer"} in erp["roles"]  # fmt: skip
+    assert {"action": "qualify", "from": ["open"], "to": "qualified",
+            "roles": ["front_desk", "team_lead", "support_manager"], "guard": None} in (
+        erp["transitions"]
+    )  # fmt: skip
+    high = next(p for p in erp["priority_levels"] if p["id"] == "high")
+    assert high["meaning"] == {"fr": "Processus vital bloqué", "en": "Vital process blocked"}
+    status = next(s for s in erp["statuses"] if s["id"] == "qualified")
+    assert status["category"] == "open" and status["expected_actor"] == "daily"
+    assert erp["escalations"] == {
+        "triage": "waiting_triage",
+        "rnd": "waiting_rnd",
+        "level2": "escalated_level2",
+    }
+    assert [c["id"] for c in erp["resolution_codes"]] == [
+        "handled",
+        "escalated",
+        "consulting",
+        "no_answer",
+    ]
+    assert desks["cloud-partner"]["third_parties"] == ["atlassian", "addon_vendor", "hosting"]

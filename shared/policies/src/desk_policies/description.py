@@ -1,0 +1,151 @@
+"""What a desk offers, told to a client: `describe(policy)` is the body of `GET /desks` of
+intake and workflow, what a portal or a script needs to build its screens without guessing.
+
+The roles (and their side), the statuses (with who is expected to act), the transitions (which
+roles may do what from where), the permissions, reopening, the request types (with who may
+create them), the priorities (with their meaning), the resolution codes, the escalation
+targets and the third parties. `priorities` stays the list of ids it has always been (lowest
+first); `priority_levels` tells each one.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from desk_policies.actions import Action, Permission
+from desk_policies.model import DeskPolicy, Guard, Labels, Side, StatusCategory
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+
+class DeskRole(_Entry):
+    """A role an actor names in `X-Actor-Role`, and which side of the desk it is on."""
+
+    id: str
+    labels: Labels
+    side: Side
+
+
+class DeskStatus(_Entry):
+    """A status: its labels, its category, and the role expected to act (None once closed)."""
+
+    id: str
+    labels: Labels
+    category: StatusCategory
+    expected_actor: str | None
+
+
+class DeskTransition(_Entry):
+    """The roles that may perform `action` from the `from` statuses; `to` None keeps the status
+    (for `escalate`: the escalation target's status); `guard` a condition it needs beyond."""
+
+    action: Action
+    from_: tuple[str, ...] = Field(alias="from")
+    to: str | None
+    roles: tuple[str, ...]
+    guard: Guard | None
+
+
+class DeskReopen(_Entry):
+    """Whether a closed request may be reopened, by whom, to which status, for how many days."""
+
+    allowed: bool
+    roles: tuple[str, ...]
+    to_status: str | None
+    within_days: int | None
+
+
+class DeskRequestType(_Entry):
+    """A kind of request: its key prefix, label (English) and labels, and who may create it."""
+
+    id: str
+    prefix: str
+    label: str
+    labels: Labels
+    category: str
+    sla_bound: bool
+    creators: tuple[str, ...]
+
+
+class DeskPriority(_Entry):
+    """A priority and, where the desk defines one, what it means."""
+
+    id: str
+    labels: Labels
+    meaning: Labels | None
+
+
+class DeskResolutionCode(_Entry):
+    """A resolution code a request is resolved or closed with."""
+
+    id: str
+    labels: Labels
+
+
+class DeskDescription(_Entry):
+    """One desk as `GET /desks` tells it (see the module)."""
+
+    id: str
+    name: str
+    roles: tuple[DeskRole, ...]
+    statuses: tuple[DeskStatus, ...]
+    initial_status: str
+    transitions: tuple[DeskTransition, ...]
+    permissions: dict[Permission, tuple[str, ...]]
+    reopen: DeskReopen
+    request_types: tuple[DeskRequestType, ...]
+    priorities: tuple[str, ...] = Field(description="priority ids, lowest first")
+    priority_levels: tuple[DeskPriority, ...] = Field(description="the priorities, lowest first")
+    resolution_codes: tuple[DeskResolutionCode, ...]
+    escalations: dict[str, str] = Field(description="escalation target -> status it leads to")
+    third_parties: tuple[str, ...] = Field(description="who a request may wait for (empty: any)")
+
+
+def describe(policy: DeskPolicy) -> DeskDescription:
+    """`policy` told to a client (see the module)."""
+    return DeskDescription(
+        id=policy.id,
+        name=policy.name,
+        roles=tuple(DeskRole(id=r.id, labels=r.labels, side=r.side) for r in policy.roles),
+        statuses=tuple(
+            DeskStatus(
+                id=s.id, labels=s.labels, category=s.category, expected_actor=s.expected_actor
+            )
+            for s in policy.statuses
+        ),
+        initial_status=policy.initial_status,
+        transitions=tuple(
+            DeskTransition(action=t.action, from_=t.from_, to=t.to, roles=t.roles, guard=t.guard)
+            for t in policy.transitions
+        ),
+        permissions=dict(policy.permissions),
+        reopen=DeskReopen(
+            allowed=policy.reopen.allowed,
+            roles=policy.reopen.roles,
+            to_status=policy.reopen.to_status,
+            within_days=policy.reopen.within_days,
+        ),
+        request_types=tuple(
+            DeskRequestType(
+                id=t.id,
+                prefix=t.prefix,
+                label=t.labels.en,
+                labels=t.labels,
+                category=t.category,
+                sla_bound=t.sla_bound,
+                creators=t.creators,
+            )
+            for t in policy.request_types
+        ),
+        priorities=tuple(p.id for p in policy.priorities),
+        priority_levels=tuple(
+            DeskPriority(id=p.id, labels=p.labels, meaning=p.meaning) for p in policy.priorities
+        ),
+        resolution_codes=tuple(
+            DeskResolutionCode(id=c.id, labels=c.labels) for c in policy.resolution_codes
+        ),
+        escalations=dict(policy.escalations),
+        third_parties=policy.third_parties,
+    )
