@@ -18,7 +18,13 @@ from service_support import service_store
 
 from desk_policies.description import describe
 from desk_policies.loader import load_policies
-from workflow.adapters.commands_api import EXAMPLES, body_model, http_commands, kebab
+from workflow.adapters.commands_api import (
+    EXAMPLES,
+    NOT_IN_BODY,
+    body_model,
+    http_commands,
+    kebab,
+)
 from workflow.adapters.http import create_app
 from workflow.domain.commands import Command
 
@@ -83,7 +89,7 @@ def test_each_command_is_an_operation_with_its_body_and_answers(
     assert operation["summary"] == inspect.cleandoc(command.__doc__ or "").split("\n")[0]
     for policy in POLICIES:
         assert f"- `{policy}`: " in operation["description"]  # who may send it, by desk
-    fields = [f for f in dataclasses.fields(command) if f.name != "actor"]
+    fields = [f for f in dataclasses.fields(command) if f.name not in NOT_IN_BODY]
     required = {f.name for f in fields if f.default is dataclasses.MISSING}
     assert operation["requestBody"].get("required", False) == bool(required)
     body = resolved(document, operation["requestBody"]["content"]["application/json"]["schema"])
@@ -273,3 +279,18 @@ async def test_desks_tell_what_a_portal_needs(http: httpx.AsyncClient) -> None:
         "no_answer",
     ]
     assert desks["cloud-partner"]["third_parties"] == ["atlassian", "addon_vendor", "hosting"]
+
+
+async def test_a_client_cannot_say_its_comment_came_by_mail(
+    pool: asyncpg.Pool, http: httpx.AsyncClient
+) -> None:
+    """How a comment arrived is the mail gateway's to say: over HTTP it is refused (422)."""
+    key = await opened(pool)
+    for field, value in (("channel", "email"), ("source_message_id", "<m@acme.example>")):
+        answer = await http.post(
+            f"/requests/{key}/add-comment",
+            json={"body": "From my mailbox", field: value},
+            headers=AGENT,
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"][0]["loc"] == ["body", field]

@@ -1,9 +1,9 @@
 """Workflow's commands over HTTP: one operation per command (`POST /requests/{ticket}/assign`,
-`/add-comment`...), generated from the command classes so that the OpenAPI document cannot
-drift from them. Each operation's path is its class's name in kebab case; its body, the
-class's fields but the actor (an unknown field is refused: 422 naming it); its summary and
-description, the class's docstring and, read from the policies served, which desks and roles
-may send it and the values each desk accepts; every answer is documented.
+`/add-comment`...), generated from the command classes so that the OpenAPI document cannot drift
+from them. Each operation's path is its class's name in kebab case; its body, the class's fields
+but the actor and how a comment arrived (`NOT_IN_BODY`; an unknown field is refused: 422 naming
+it); its summary and description, the class's docstring and, read from the policies served,
+which desks and roles may send it and the values each desk accepts; every answer is documented.
 
 Who acts is named by `X-Actor` and `X-Actor-Role` (a role of the request's desk) and, for a
 customer, `X-Actor-Organisation` (who sets them is the gateway's job). `If-Match` (the
@@ -141,13 +141,18 @@ class CommandAccepted(BaseModel):
     events: list[str] = Field(description="the types of the events recorded, in order")
 
 
+# fields a client never sends: who acts comes from the headers, and how a comment arrived (an
+# e-mail, its Message-ID) is set by the mail gateway alone; over HTTP it is the portal's
+NOT_IN_BODY = frozenset({"actor", "channel", "source_message_id"})
+
+
 def body_model(command: type[Command], policies: dict[str, DeskPolicy]) -> type[BaseModel]:
-    """The body of `command`'s operation: its fields but the actor, unknown fields refused,
+    """The body of `command`'s operation: its fields but `NOT_IN_BODY`, unknown fields refused,
     a field whose values are the desk's told per desk (`DESK_VALUES`)."""
     hints = get_type_hints(command, include_extras=True)
     fields: dict[str, Any] = {}
     for field in dataclasses.fields(command):
-        if field.name == "actor":
+        if field.name in NOT_IN_BODY:
             continue
         told = _values(field.name, policies)
         if field.default_factory is not dataclasses.MISSING:
