@@ -18,7 +18,7 @@ from service_support import service_store
 
 from desk_eventstore.db import open_store
 from desk_eventstore.migrate import migrations_in
-from desk_policies.description import describe
+from desk_policies.description import desk_for
 from desk_policies.loader import load_policies
 from intake.adapters.http import create_app
 
@@ -194,10 +194,12 @@ async def test_a_value_the_desk_does_not_offer_is_refused_listing_the_valid_ones
 async def test_desks_tell_the_same_as_workflow_and_what_they_always_did(
     http: httpx.AsyncClient,
 ) -> None:
-    answer = await http.get("/desks")
+    answer = await http.get("/desks", headers={"X-Actor-Role": "agent"})
     assert answer.status_code == 200
     desks = answer.json()
-    assert desks == [describe(p).model_dump(mode="json", by_alias=True) for p in POLICIES.values()]
+    assert desks == [
+        desk_for(p, "agent").model_dump(mode="json", by_alias=True) for p in POLICIES.values()
+    ]
     saas = next(d for d in desks if d["id"] == "saas-desk")
     assert saas["name"] == POLICIES["saas-desk"].name
     assert saas["priorities"] == ["low", "medium", "high", "critical"]  # ids, as before

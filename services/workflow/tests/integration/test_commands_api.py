@@ -16,7 +16,7 @@ import pytest
 from desk_servers import open_in_workflow, ticket_created
 from service_support import service_store
 
-from desk_policies.description import describe
+from desk_policies.description import describe, desk_for
 from desk_policies.loader import load_policies
 from workflow.adapters.commands_api import (
     EXAMPLES,
@@ -250,12 +250,16 @@ async def test_an_unknown_command_lists_the_commands(
 
 
 async def test_desks_tell_what_a_portal_needs(http: httpx.AsyncClient) -> None:
-    answer = await http.get("/desks")
+    answer = await http.get("/desks", headers={"X-Actor-Role": "team_lead"})
     assert answer.status_code == 200
     desks = {d["id"]: d for d in answer.json()}
     assert desks == {
-        p.id: describe(p).model_dump(mode="json", by_alias=True) for p in POLICIES.values()
+        p.id: desk_for(p, "team_lead").model_dump(mode="json", by_alias=True)
+        for p in POLICIES.values()
     }
+    assert desks["erp-vendor"] == describe(POLICIES["erp-vendor"]).model_dump(
+        mode="json", by_alias=True
+    )  # a team lead is on erp-vendor's support side: the whole desk
     erp = desks["erp-vendor"]
     assert {"id": "requester", "labels": {"fr": "Demandeur", "en": "Requester"},
             "side": "customer"} in erp["roles"]  # fmt: skip
@@ -294,3 +298,24 @@ async def test_a_client_cannot_say_its_comment_came_by_mail(
         )
         assert answer.status_code == 422, answer.text
         assert answer.json()["detail"][0]["loc"] == ["body", field]
+
+
+@pytest.mark.parametrize("role", [None, "requester", "nobody"])
+async def test_anyone_but_the_support_side_reads_no_internal_role(
+    http: httpx.AsyncClient, role: str | None
+) -> None:
+    """The audience rule holds for the desks too: a customer (or whoever names no support role)
+    reads the customer side's roles, transitions and creators only, no internal routing."""
+    answer = await http.get("/desks", headers={"X-Actor-Role": role} if role else {})
+    assert answer.status_code == 200
+    erp = next(d for d in answer.json() if d["id"] == "erp-vendor")
+    customers = {r.id for r in POLICIES["erp-vendor"].roles if r.side.value == "customer"}
+    assert {r["id"] for r in erp["roles"]} == customers
+    named = {r for t in erp["transitions"] for r in t["roles"]}
+    named |= {r for t in erp["request_types"] for r in t["creators"]}
+    named |= {r for roles in erp["permissions"].values() for r in roles}
+    assert named and named <= customers
+    assert {s["expected_actor"] for s in erp["statuses"]} <= customers | {"support", None}
+    assert erp["escalations"] == {} and erp["third_parties"] == []
+    licence = next(t for t in erp["request_types"] if t["id"] == "licence")
+    assert licence["creators"] == []  # sales administration makes those, not a customer

@@ -6,6 +6,12 @@ roles may do what from where), the permissions, reopening, the request types (wi
 create them), the priorities (with their meaning), the resolution codes, the escalation
 targets and the third parties. `priorities` stays the list of ids it has always been (lowest
 first); `priority_levels` tells each one.
+
+Who asks decides what is told (`desk_for`, by the rules of `desk_policies.audience`): the desk's
+support side reads it whole; anyone else (a customer, or a reader naming no role) reads the
+customer side's roles only, every other role shown as the support side's neutral name, the
+transitions, permissions and creators of customer-side roles only, and no escalation targets or
+third parties (the desk's internal routing).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from desk_policies.actions import Action, Permission
+from desk_policies.audience import Audience, reader_audience, role_seen_by
 from desk_policies.model import DeskPolicy, Guard, Labels, Side, StatusCategory
 
 
@@ -148,4 +155,41 @@ def describe(policy: DeskPolicy) -> DeskDescription:
         ),
         escalations=dict(policy.escalations),
         third_parties=policy.third_parties,
+    )
+
+
+def desk_for(policy: DeskPolicy, role: str | None) -> DeskDescription:
+    """`policy` as a reader naming `role` (or none) may read it (see the module)."""
+    whole = describe(policy)
+    if role is not None and reader_audience(policy, role) is Audience.SUPPORT:
+        return whole
+    customers = {r.id for r in policy.roles if r.side is Side.CUSTOMER}
+
+    def theirs(roles: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(r for r in roles if r in customers)
+
+    return whole.model_copy(
+        update={
+            "roles": tuple(r for r in whole.roles if r.id in customers),
+            "statuses": tuple(
+                s.model_copy(
+                    update={
+                        "expected_actor": role_seen_by(Audience.CUSTOMER, policy, s.expected_actor)
+                    }
+                )
+                for s in whole.statuses
+            ),
+            "transitions": tuple(
+                t.model_copy(update={"roles": theirs(t.roles)})
+                for t in whole.transitions
+                if theirs(t.roles)
+            ),
+            "permissions": {k: theirs(v) for k, v in whole.permissions.items() if theirs(v)},
+            "reopen": whole.reopen.model_copy(update={"roles": theirs(whole.reopen.roles)}),
+            "request_types": tuple(
+                t.model_copy(update={"creators": theirs(t.creators)}) for t in whole.request_types
+            ),
+            "escalations": {},
+            "third_parties": (),
+        }
     )

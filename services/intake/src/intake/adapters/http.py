@@ -29,7 +29,7 @@ from desk_platform.http import (
     service_app,
 )
 from desk_platform.logging import log_context
-from desk_policies.description import DeskDescription, describe
+from desk_policies.description import DeskDescription, desk_for
 from desk_policies.directory import Directory, load_directory
 from desk_policies.model import DeskPolicy
 from intake.application.submit import Accepted, submit
@@ -114,10 +114,13 @@ def create_app(
         app.include_router(router)
 
     @app.get("/desks")
-    async def desks() -> list[DeskDescription]:
+    async def desks(
+        x_actor_role: Annotated[str | None, Header(max_length=64)] = None,
+    ) -> list[DeskDescription]:
         """The desks: roles, statuses, transitions, request types, priorities, resolution
-        codes... (what a portal form needs; see `desk_policies.description`)."""
-        return [describe(p) for p in policies.values()]
+        codes... (what a portal form needs; see `desk_policies.description`).
+        The desk's support side reads each desk whole, anyone else its customer side."""
+        return [desk_for(p, x_actor_role) for p in policies.values()]
 
     @app.post("/requests", status_code=201, response_model=RequestAccepted, responses=ANSWERS)
     async def post_request(

@@ -30,7 +30,7 @@ from desk_policies.audience import (
     request_seen_by,
     role_seen_by,
 )
-from desk_policies.description import DeskDescription, describe
+from desk_policies.description import DeskDescription, desk_for
 from desk_policies.directory import Directory, load_directory
 from desk_policies.model import DeskPolicy
 from workflow.adapters.commands_api import command_router
@@ -261,10 +261,13 @@ def create_app(
         ]
 
     @app.get("/desks")
-    async def desks() -> list[DeskDescription]:
+    async def desks(
+        x_actor_role: Annotated[str | None, Header(max_length=64)] = None,
+    ) -> list[DeskDescription]:
         """The desks: roles, statuses, transitions, resolution codes, priorities... (what a
-        portal or a script needs to build its screens; see `desk_policies.description`)."""
-        return [describe(p) for p in policies.values()]
+        portal or a script needs to build its screens; see `desk_policies.description`).
+        The desk's support side reads each desk whole, anyone else its customer side."""
+        return [desk_for(p, x_actor_role) for p in policies.values()]
 
     app.include_router(command_router(pool, policies, clock, people, loaded_for, reader_of))
     return app
