@@ -176,7 +176,7 @@ BAD_STATES: dict[str, tuple[dict[str, Any] | None, str]] = {
     "of an unknown desk": ({"policy_id": "nope"}, "unknown desk or calendar 'nope'"),
     "without a time zone": (
         {"updated_at": "2026-03-02T14:00:00"},
-        "unreadable request state: naive datetime",
+        "(?s)invalid request state: .*updated_at.*timezone",
     ),
 }
 

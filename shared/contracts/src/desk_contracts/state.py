@@ -14,10 +14,9 @@ fields; readers ignore fields they do not know (a newer producer may add some).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 STATE_METADATA = "request"  # key of the state in an event's stored metadata
 STATE_HEADER = "request-state"
@@ -64,12 +63,12 @@ class RequestState(BaseModel):
     links: tuple[str, ...] = ()
     resolution_code: str | None = None
     resolution_confirmed: bool = False
-    created_at: datetime
-    updated_at: datetime
-    closed_at: datetime | None = None
-    waiting_since: datetime | None = None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    closed_at: AwareDatetime | None = None
+    waiting_since: AwareDatetime | None = None
     waiting_version: int = 0
-    person_changed_at: datetime | None = None
+    person_changed_at: AwareDatetime | None = None
     last_change_version: int = 0
     reminders_sent: tuple[int, ...] = ()  # waiting days already reminded since waiting_since
     survey_rating: int | None = None

@@ -28,6 +28,8 @@ from pydantic import ValidationError
 
 from desk_contracts.base import Event, event_from_data
 from desk_contracts.envelope import Envelope, MalformedEnvelope
+from desk_contracts.inputs import quoted
+from desk_contracts.state import MissingState, RequestState, state_of
 from desk_eventstore.dead_letters import record_dead_letter
 from desk_eventstore.failures import describe, is_transient
 from desk_eventstore.inbox import first_time
@@ -64,6 +66,21 @@ def decode_event(envelope: Envelope) -> Event:
         raise PoisonMessage(f"invalid {envelope.type} payload: {error}") from error
     except ValueError as error:  # unknown type, or a version this code cannot read
         raise PoisonMessage(str(error)) from error
+
+
+def published_state(envelope: Envelope, event: Event) -> RequestState:
+    """The request's state published with `event` (a reader of `ticket-events` folds nothing);
+    a record without a valid state, or with another ticket's, is a poison message."""
+    try:
+        state = state_of(envelope.request_state)
+    except MissingState as error:
+        raise PoisonMessage(str(error)) from None
+    if state.ticket_id != event.ticket_id:
+        raise PoisonMessage(
+            f"the request state is of ticket {quoted(state.ticket_id)}, "
+            f"the event of {quoted(event.ticket_id)}"
+        )
+    return state
 
 
 async def _raw_body(message: Any) -> Any:

@@ -13,9 +13,9 @@ import asyncpg
 
 from desk_contracts.base import Event, event_from_data
 from desk_contracts.envelope import Envelope
-from desk_contracts.state import MissingState, RequestState, state_of
+from desk_contracts.state import RequestState
 from desk_contracts.tickets import TicketCreated
-from desk_platform.consumer import Handler, PoisonMessage
+from desk_platform.consumer import Handler, published_state
 from desk_policies.model import DeskPolicy
 from desk_policies.requests import Ticket, evolve, published
 from intake.domain.mail import References
@@ -26,12 +26,7 @@ def on_ticket_event() -> Handler:
     the one kept (a record without a valid state is a poison message)."""
 
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        try:
-            state = state_of(envelope.request_state)
-        except MissingState as error:
-            raise PoisonMessage(str(error)) from error
-        if state.ticket_id != event.ticket_id:
-            raise PoisonMessage(f"the state of {state.ticket_id} came with an event of another")
+        state = published_state(envelope, event)
         await conn.execute(
             """INSERT INTO request_states (ticket_id, key, source_message_id, version, state)
                VALUES ($1, $2, $3, $4, $5)

@@ -9,19 +9,13 @@ import asyncpg
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
 from desk_contracts.mail import AutomaticReplyRequested
-from desk_contracts.state import MissingState, state_of
-from desk_platform.consumer import Handler, PoisonMessage
+from desk_platform.consumer import Handler, PoisonMessage, published_state
 from notifier.application.notify import Notifier, record_automatic_reply, record_notifications
 
 
 def on_ticket_event(notifier: Notifier) -> Handler:
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        try:
-            ticket = state_of(envelope.request_state)
-        except MissingState as error:
-            raise PoisonMessage(str(error)) from error
-        if ticket.ticket_id != event.ticket_id:
-            raise PoisonMessage(f"the state of {ticket.ticket_id} came with an event of another")
+        ticket = published_state(envelope, event)
         try:
             await record_notifications(conn, envelope, event, ticket, notifier)
         except KeyError as error:
