@@ -604,3 +604,18 @@ def test_whoever_follows_a_request_nobody_is_told_twice_about_their_own_act_or_w
         assert actor not in recipients
     assert not {n.recipient for n in told if n.audience is Audience.CUSTOMER} & set(muted)
     assert all(n.language in ("fr", "en") for n in told)
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_a_request_filed_by_the_desk_names_the_desk_to_the_customer_not_a_staff_address(
+    language: str,
+) -> None:
+    policy = POLICIES["erp-vendor"]
+    sales = "sales@desk.example"
+    opening = created(Channel.PORTAL, creator=sales, role="sales_admin", policy="erp-vendor")
+    ticket = state_after([opening])
+    told = {n.recipient: n for n in notifications_for(opening, ticket, policy, DIRECTORY)}
+    note = replace(told[ANNE], language=language)
+    context = notification_context(note, opening, ticket, policy, DIRECTORY)
+    words = Templates().render(note.template, language, context, ticket.key)
+    assert sales not in words.text and policy.name in words.text, words.text

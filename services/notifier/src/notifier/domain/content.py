@@ -15,7 +15,7 @@ from desk_contracts.base import Event
 from desk_contracts.mail import AutomaticReplyRequested
 from desk_contracts.state import RequestState
 from desk_contracts.tickets import PriorityChanged, StatusChanged, TicketClosed, TicketResolved
-from desk_policies.audience import Audience
+from desk_policies.audience import Audience, role_seen_by
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
 from notifier.domain.rules import Notification
@@ -70,6 +70,13 @@ def _labels(event: Event, policy: DeskPolicy, language: str) -> dict[str, str | 
     return labels
 
 
+def creator_seen_by(audience: Audience, ticket: RequestState, policy: DeskPolicy) -> str:
+    """Who opened the request, as `audience` may read it: a customer reads a customer's address,
+    and the desk's name for anyone on the support side (sales administration filing for them)."""
+    role = role_seen_by(audience, policy, ticket.created_by_role)
+    return ticket.created_by if role == ticket.created_by_role else policy.name
+
+
 def notification_context(
     notification: Notification,
     event: Event,
@@ -84,6 +91,7 @@ def notification_context(
     labels = _labels(event, policy, language)
     return {
         "ticket": ticket,
+        "creator": creator_seen_by(notification.audience, ticket, policy),
         "event": event,
         "policy": policy,
         "desk": policy.name,
