@@ -139,6 +139,16 @@ async def test_clocks_of_an_unknown_request_are_404_naming_it(
     assert answer.json()["detail"] == f"no request {asked!r} known to the sla service"
 
 
+@pytest.mark.parametrize(("headers", "status"), [(NOBODY, 401), ({"X-Actor-Role": "janitor"}, 403)])
+async def test_who_reads_is_checked_before_any_request_is_looked_up(
+    ticket_and_sla: tuple[TicketCreated, httpx.AsyncClient], headers: dict[str, str], status: int
+) -> None:
+    """The same answer for a known request and an unknown one: no probing of keys."""
+    event, http = ticket_and_sla
+    for key in (event.key, "SPT-404"):
+        assert (await http.get(f"/requests/{key}/clocks", headers=headers)).status_code == status
+
+
 async def test_board_rows_written_before_the_organisation_was_kept_take_it_from_the_history(
     database_url: str,
 ) -> None:

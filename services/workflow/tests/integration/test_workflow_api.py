@@ -492,3 +492,18 @@ async def test_roles_that_read_no_request_are_refused(pool: asyncpg.Pool) -> Non
                 "/requests", params={"policy_id": "cloud-partner"}, headers={"X-Actor-Role": role}
             )
             assert detail.status_code == listed.status_code == 403, (role, detail.text)
+
+
+@pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"X-Actor-Role": "janitor"}, 403)])
+async def test_who_reads_is_checked_before_any_request_is_looked_up(
+    pool: asyncpg.Pool, headers: dict[str, str], status: int
+) -> None:
+    """An unknown reader gets the same answer for a request that exists and one that does not,
+    so they cannot probe which keys exist."""
+    event = created()
+    await open_ticket(pool, event)
+    app = create_app(pool, POLICIES, lambda: NOW)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://workflow") as http:
+        for key in (event.key, "SUP-404404"):
+            assert (await http.get(f"/requests/{key}", headers=headers)).status_code == status

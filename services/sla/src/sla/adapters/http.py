@@ -40,20 +40,27 @@ CLOCKS_ANSWERS = refusals(
 def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) -> FastAPI:
     app = service_app("sla", pool)
 
-    def reader(policy_id: str, role: str | None) -> Audience:
-        """As whom the reader naming `role` reads desk `policy_id` (a desk of `desks`): 401
-        without a role, 403 for a role that reads nothing of that desk."""
+    def named(role: str | None) -> str:
+        """The reader's role; 401 when they name none."""
         if not role:
             raise HTTPException(
                 401, "X-Actor-Role (and X-Actor-Organisation for customers) name who reads"
             )
-        audience = reader_audience(desks.policies[policy_id], role)
+        return role
+
+    def reader(policy_id: str, role: str | None) -> Audience:
+        """As whom the reader naming `role` reads desk `policy_id` (a desk of `desks`): 401
+        without a role, 403 for a role that reads nothing of that desk."""
+        audience = reader_audience(desks.policies[policy_id], named(role))
         if audience is None:
             raise HTTPException(403, f"{quoted(role)} is not a role of desk {policy_id} that reads")
         return audience
 
     async def clocks_for(ticket: str, role: str | None, organisation: str | None) -> dict[str, Any]:
-        """The clocks of the request whose id or key is `ticket`, as the reader may see them."""
+        """The clocks of the request whose id or key is `ticket`, as the reader may see them.
+        Who reads comes first: a reader of no desk learns no request's existence."""
+        if not any(reader_audience(p, named(role)) for p in desks.policies.values()):
+            raise HTTPException(403, f"{quoted(role)} is not a role of any desk that reads")
         async with pool.acquire() as conn:
             row = await conn.fetchrow(
                 """SELECT ticket_id, policy_id, organisation_id FROM clock_board

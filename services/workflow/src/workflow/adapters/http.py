@@ -119,6 +119,14 @@ def create_app(
     people = directory if directory is not None else load_directory()
     app = service_app("workflow", pool)
 
+    def named(role: str | None) -> str:
+        """The reader's role; 401 when they name none."""
+        if not role:
+            raise HTTPException(
+                401, "X-Actor-Role (and X-Actor-Organisation for customers) name who reads"
+            )
+        return role
+
     def reader_of(
         loaded: Loaded, ticket: str, organisation: str | None, role: str | None
     ) -> Audience:
@@ -126,12 +134,8 @@ def create_app(
         and a customer sees their own organisation's requests only (404 otherwise, as for an
         unknown request). (Who sets these headers is the gateway's job: it authenticates the
         person and must not pass a client's own values through.)"""
-        if not role:
-            raise HTTPException(
-                401, "X-Actor-Role (and X-Actor-Organisation for customers) name who reads"
-            )
         state = loaded.state
-        audience = reader_audience(state.policy, role)
+        audience = reader_audience(state.policy, named(role))
         if audience is None:
             readers = ", ".join(
                 r.id for r in state.policy.roles if reader_audience(state.policy, r.id)
@@ -180,6 +184,7 @@ def create_app(
     ) -> dict[str, Any]:
         """The request and one page of its history (see module); the next page is asked
         with `before_version` = the oldest version of this one."""
+        audiences_of(named(x_actor_role))  # first: a reader of no desk learns of no request
         async with pool.acquire() as conn:
             loaded = await loaded_for(conn, ticket)
         audience = reader_of(loaded, ticket, x_actor_organisation, x_actor_role)
@@ -224,9 +229,7 @@ def create_app(
         """A company's requests (open, closed or all), or a desk's by who is expected to act,
         of the desks where the reader's role reads; a customer lists their own organisation's
         requests only, each row as `desk_policies.audience` lets them see it."""
-        if not x_actor_role:
-            raise HTTPException(401, "X-Actor-Role names who reads")
-        desks = audiences_of(x_actor_role)
+        desks = audiences_of(named(x_actor_role))
         if Audience.CUSTOMER in desks.values():
             if organisation_id is None:
                 organisation_id = x_actor_organisation
