@@ -2,9 +2,10 @@
 
 Run: uv run python bench/domain_decide.py [--tickets N]
 
-Each ticket plays a realistic life (create, triage, questions and answers, priority change,
-comments, resolution, close) through `decide` then `evolve`; a refused command is timed too,
-and so is replaying a ticket's stream from scratch (`fold`).
+Each ticket plays a realistic life (opened by intake's `TicketCreated`, then triage, questions
+and answers, priority change, comments, resolution, close) through `decide` then `evolve`; a
+refused command is timed too, and so is replaying a ticket's stream from scratch (`fold`).
+Opening the request is intake's work and is made before the timing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from desk_contracts.base import Event
+from desk_contracts.tickets import Channel, TicketCreated
 from desk_policies import SHIPPED, DeskPolicy, shipped_policy
+from intake.domain.submission import Submission, Submitter, ticket_created
 from workflow.domain import (
     Actor,
     AddComment,
@@ -25,7 +28,6 @@ from workflow.domain import (
     Close,
     Command,
     ConfirmResolution,
-    CreateTicket,
     Qualify,
     Rejection,
     RequestInformation,
@@ -38,18 +40,12 @@ from workflow.domain import (
 )
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
-ALICE = Actor("alice@acme.test", "requester", "acme")
+ALICE = Actor("alice@acme.example", "requester", "acme")
 
 
 def script(policy: DeskPolicy) -> list[Command]:
     """A ticket's life in this desk, in the roles its policy names."""
-    kind = policy.request_types[0]
     agent = Actor("bob@desk.test", {"erp-vendor": "service_desk"}.get(policy.id, "agent"))
-    create = CreateTicket(
-        actor=ALICE, key=f"{kind.prefix}-1", request_type=kind.id, priority="high",
-        subject="Error", description="Steps", organisation_id="acme",
-        requester_id=ALICE.id,
-    )  # fmt: skip
     code = policy.resolution_codes[0].id
     lower = ChangePriority(actor=agent, priority="medium", reason="workaround")
     if policy.id == "erp-vendor":
@@ -77,13 +73,26 @@ def script(policy: DeskPolicy) -> list[Command]:
             Resolve(actor=agent, resolution_code=code, comment="do Y"),
             ConfirmResolution(actor=ALICE),
         ]  # fmt: skip
-    return [create, *middle]
+    return middle
 
 
-def run_ticket(policy: DeskPolicy, commands: list[Command], n: int) -> list[Event]:
-    state = Ticket.blank(policy, f"t-{n}")
+def created(policy: DeskPolicy, ticket_id: str) -> TicketCreated:
+    """The request as intake makes it (requests are created by intake, not by a command)."""
+    kind = policy.request_types[0]
+    submission = Submission(
+        policy_id=policy.id, request_type=kind.id, priority="high", subject="Error",
+        description="Steps", organisation_id="acme", requester=ALICE.id,
+    )  # fmt: skip
+    return ticket_created(
+        submission, policy, Submitter(ALICE.id, ALICE.role), ticket_id=ticket_id, sequence=1,
+        channel=Channel.PORTAL, now=T0,
+    )  # fmt: skip
+
+
+def run_ticket(policy: DeskPolicy, commands: list[Command], opening: TicketCreated) -> list[Event]:
+    state = evolve(Ticket.blank(policy, opening.ticket_id), opening)
     now = T0
-    events: list[Event] = []
+    events: list[Event] = [opening]
     for command in commands:
         now += timedelta(minutes=7)
         result = decide(state, command, now)
@@ -109,9 +118,10 @@ def measure(policy_id: str, tickets: int) -> float:
     """Print one desk's figures; return its decide+evolve commands per second."""
     policy = shipped_policy(policy_id)
     commands = script(policy)
-    seconds = timed(lambda: [run_ticket(policy, commands, i) for i in range(tickets)])
+    openings = [created(policy, f"t-{i}") for i in range(tickets)]
+    seconds = timed(lambda: [run_ticket(policy, commands, opening) for opening in openings])
     rate = tickets * len(commands) / seconds
-    events = run_ticket(policy, commands, 0)
+    events = run_ticket(policy, commands, openings[0])
     closed = fold(Ticket.blank(policy, "t-0"), events)
     refusal = StartWork(actor=ALICE)
     r_seconds = timed(lambda: [decide(closed, refusal, T0) for _ in range(tickets * 5)])

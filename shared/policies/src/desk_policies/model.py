@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -328,7 +329,7 @@ class DeskPolicy(_Frozen):
     def has_resolution_code(self, code: str) -> bool:
         return any(c.id == code for c in self.resolution_codes)
 
-    @property
+    @cached_property
     def closed_statuses(self) -> frozenset[str]:
         return frozenset(s.id for s in self.statuses if s.category is StatusCategory.CLOSED)
 

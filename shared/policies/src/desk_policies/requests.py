@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from desk_contracts.base import Event
 from desk_contracts.state import RequestState
@@ -115,91 +116,91 @@ class Ticket:
         return since is not None and now >= self.policy.waited_until(since, days)
 
 
-def _created(state: Ticket, e: TicketCreated) -> Ticket:
-    return replace(
-        state,
-        status=state.policy.initial_status,
-        key=e.key,
-        request_type=e.request_type,
-        priority=e.priority,
-        organisation_id=e.organisation_id,
-        requester_id=e.requester_id,
-        created_by=e.created_by,
-        created_by_role=e.created_by_role,
-        channel=e.channel.value,
-        language=e.language,
-        subject=e.subject,
-        source_message_id=e.source_message_id,
-        created_at=e.occurred_at,
-        participants=frozenset(e.participants),
-    )
+Changes = dict[str, Any]  # fields of the state an event changes, applied once by `evolve`
 
 
-def _status_changed(state: Ticket, e: StatusChanged) -> Ticket:
+def _created(state: Ticket, e: TicketCreated) -> Changes:
+    return {
+        "status": state.policy.initial_status,
+        "key": e.key,
+        "request_type": e.request_type,
+        "priority": e.priority,
+        "organisation_id": e.organisation_id,
+        "requester_id": e.requester_id,
+        "created_by": e.created_by,
+        "created_by_role": e.created_by_role,
+        "channel": e.channel.value,
+        "language": e.language,
+        "subject": e.subject,
+        "source_message_id": e.source_message_id,
+        "created_at": e.occurred_at,
+        "participants": frozenset(e.participants),
+    }
+
+
+def _status_changed(state: Ticket, e: StatusChanged) -> Changes:
     closing = e.to_status in state.policy.closed_statuses
-    state = replace(
-        state,
-        status=e.to_status,
-        closed_at=e.occurred_at if closing else None,
-        resolution_confirmed=state.resolution_confirmed and e.to_status == e.from_status,
-    )
+    changes: Changes = {
+        "status": e.to_status,
+        "closed_at": e.occurred_at if closing else None,
+        "resolution_confirmed": state.resolution_confirmed and e.to_status == e.from_status,
+    }
     if isinstance(e, TicketAssigned):
-        return replace(state, assignee_id=e.assignee_id, group_id=e.group_id)
-    if isinstance(e, TicketResolved):
-        return replace(state, resolution_code=e.resolution_code, resolution_confirmed=False)
-    if isinstance(e, ResolutionConfirmed):
-        return replace(state, resolution_confirmed=True)
-    if isinstance(e, TicketClosed) and e.resolution_code is not None:
-        return replace(state, resolution_code=e.resolution_code)
-    return state
+        changes.update(assignee_id=e.assignee_id, group_id=e.group_id)
+    elif isinstance(e, TicketResolved):
+        changes.update(resolution_code=e.resolution_code, resolution_confirmed=False)
+    elif isinstance(e, ResolutionConfirmed):
+        changes["resolution_confirmed"] = True
+    elif isinstance(e, TicketClosed) and e.resolution_code is not None:
+        changes["resolution_code"] = e.resolution_code
+    return changes
 
 
-def _other(state: Ticket, e: Event) -> Ticket:
+def _other(state: Ticket, e: Event) -> Changes:
     if isinstance(e, PriorityChanged):
-        return replace(state, priority=e.to_priority)
+        return {"priority": e.to_priority}
     if isinstance(e, ParticipantAdded):
-        return replace(state, participants=state.participants | {e.participant_id})
+        return {"participants": state.participants | {e.participant_id}}
     if isinstance(e, NotificationsMuted):
-        return replace(state, muted=state.muted | {e.participant_id})
+        return {"muted": state.muted | {e.participant_id}}
     if isinstance(e, NotificationsUnmuted):
-        return replace(state, muted=state.muted - {e.participant_id})
+        return {"muted": state.muted - {e.participant_id}}
     if isinstance(e, TicketLinked):
-        return replace(state, links=(*state.links, e.linked_key))
+        return {"links": (*state.links, e.linked_key)}
     if isinstance(e, RequesterEscalated):
-        return replace(state, requester_escalations=state.requester_escalations + 1)
+        return {"requester_escalations": state.requester_escalations + 1}
     if isinstance(e, SurveyAnswered):
-        return replace(state, survey_rating=e.rating)
+        return {"survey_rating": e.rating}
     if isinstance(e, ReminderSent):
-        return replace(state, reminders_sent=state.reminders_sent | {e.days_waiting})
-    return state
+        return {"reminders_sent": state.reminders_sent | {e.days_waiting}}
+    return {}
 
 
-def _waiting(before: Ticket, after: Ticket, event: Event, version: int) -> Ticket:
-    """Move the waiting anchor (see module) for `event`, applied at `version`."""
-    watched = before.policy.automations.statuses
+def _waiting(state: Ticket, status: str | None, event: Event, version: int) -> Changes:
+    """Where the waiting anchor (see module) moves for `event`, applied at `version` and leaving
+    the request in `status`."""
     by_person = isinstance(event, ActedEvent) and event.actor_role != SYSTEM
-    if isinstance(event, TicketCreated) or after.status != before.status:
-        anchored = after.status in watched
-    elif after.waiting_since is not None and by_person:
+    if isinstance(event, TicketCreated) or status != state.status:
+        anchored = status in state.policy.automations.statuses
+    elif state.waiting_since is not None and by_person:
         anchored = True
     else:
-        return after
+        return {}
     if not anchored:
-        return replace(after, waiting_since=None, waiting_version=0, reminders_sent=frozenset())
-    return replace(
-        after, waiting_since=event.occurred_at, waiting_version=version, reminders_sent=frozenset()
-    )
+        return {"waiting_since": None, "waiting_version": 0, "reminders_sent": frozenset()}
+    since = event.occurred_at
+    return {"waiting_since": since, "waiting_version": version, "reminders_sent": frozenset()}
 
 
-def _replies(state: Ticket, event: Event, version: int) -> Ticket:
+def _replies(state: Ticket, event: Event, version: int) -> Changes:
     """Follow the standing resolution and the customers' public comments since it (see module)."""
     if isinstance(event, TicketResolved):
-        return replace(state, resolved_version=version, resolution_replies=())
+        return {"resolved_version": version, "resolution_replies": ()}
     if isinstance(event, StatusChanged) and event.to_status != event.from_status:
-        return replace(state, resolved_version=0, resolution_replies=())
+        return {"resolved_version": 0, "resolution_replies": ()}
     if isinstance(event, CommentAdded) and state.resolved_version and _by_customer(state, event):
-        return replace(state, resolution_replies=(*state.resolution_replies, version))
-    return state
+        return {"resolution_replies": (*state.resolution_replies, version)}
+    return {}
 
 
 def _by_customer(state: Ticket, comment: CommentAdded) -> bool:
@@ -210,22 +211,23 @@ def _by_customer(state: Ticket, comment: CommentAdded) -> bool:
 
 
 def evolve(state: Ticket, event: Event) -> Ticket:
-    """The state after `event`. Unknown event types only bump the version."""
+    """The state after `event` (one copy of the state: the changes are gathered first).
+    Unknown event types only bump the version."""
     if isinstance(event, TicketCreated):
-        after = _created(state, event)
+        changes = _created(state, event)
     elif isinstance(event, StatusChanged):
-        after = _status_changed(state, event)
+        changes = _status_changed(state, event)
     else:
-        after = _other(state, event)
+        changes = _other(state, event)
     version = state.version + 1
-    after = _waiting(state, after, event, version)
-    after = _replies(after, event, version)
-    after = replace(after, version=version, updated_at=event.occurred_at)
+    changes.update(_waiting(state, changes.get("status", state.status), event, version))
+    changes.update(_replies(state, event, version))
+    changes.update(version=version, updated_at=event.occurred_at)
     if isinstance(event, ActedEvent) and event.actor_role != SYSTEM:
-        after = replace(after, person_changed_at=event.occurred_at)
-    if isinstance(event, ReminderSent):
-        return after
-    return replace(after, last_change_version=version)
+        changes["person_changed_at"] = event.occurred_at
+    if not isinstance(event, ReminderSent):
+        changes["last_change_version"] = version
+    return replace(state, **changes)
 
 
 def fold(state: Ticket, events: list[Event]) -> Ticket:
