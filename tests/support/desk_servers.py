@@ -19,6 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 from service_support import service_store
 
+from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
 from desk_contracts.tickets import Channel, TicketCreated
 from desk_policies.calendars import shipped_calendars
@@ -70,11 +71,12 @@ def ticket_created(policy: str = "cloud-partner", request_type: str = "support")
     )
 
 
-def envelope_of(event: TicketCreated) -> Envelope:
+def envelope_of(event: Event, source: str = "/desk/intake") -> Envelope:
+    """`event` as a record workflow consumes from `source` (intake, sla, the notifier)."""
     return Envelope(
         id=str(uuid.uuid4()),
         type=event.event_type,
-        source="/desk/intake",
+        source=source,
         subject=event.ticket_id,
         time=NOW,
         data=event.model_dump(mode="json"),

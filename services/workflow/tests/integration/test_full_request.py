@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 import pytest
+from desk_servers import envelope_of
 from service_support import service_store
 from structlog.testing import capture_logs
 
 from desk_contracts.base import Event
-from desk_contracts.envelope import Envelope
 from desk_contracts.requests import CommentReceived, DeliveryFailed
 from desk_contracts.sla import ReminderDue
 from desk_contracts.tickets import Channel, TicketCreated
@@ -36,17 +36,6 @@ AGENT = {"X-Actor": "paul@partner.example", "X-Actor-Role": "agent"}
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     async with service_store(database_url, "workflow") as pool:
         yield pool
-
-
-def envelope_of(event: Event, source: str) -> Envelope:
-    return Envelope(
-        id=str(uuid.uuid4()),
-        type=event.event_type,
-        source=source,
-        subject=event.ticket_id,
-        time=NOW,
-        data=event.model_dump(mode="json"),
-    )
 
 
 async def forward(pool: asyncpg.Pool, event: Event, source: str, now: datetime = NOW) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from desk_servers import envelope_of
 from desk_servers import ticket_created as created
 from service_support import service_store
 
@@ -27,18 +28,6 @@ pytestmark = pytest.mark.integration
 
 POLICIES = load_policies()
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def envelope_of(event: TicketCreated | ReminderDue, source: str = "/desk/intake") -> Envelope:
-    return Envelope(
-        id=str(uuid.uuid4()),
-        type=event.event_type,
-        source=source,
-        subject=event.ticket_id,
-        time=NOW,
-        data=event.model_dump(mode="json"),
-        extensions={"correlationid": "c-1"},
-    )
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import structlog
 from aiokafka.errors import KafkaError
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.openapi.utils import (
     validation_error_definition,
     validation_error_response_definition,
@@ -48,6 +48,15 @@ class Problem(BaseModel):
     """A refusal: why, in a sentence a person understands."""
 
     detail: str = Field(description="why the request was refused")
+
+
+def reader_role(role: str | None) -> str:
+    """The role a reader names (`X-Actor-Role`); 401 when they name none (deny by default)."""
+    if not role:
+        raise HTTPException(
+            401, "X-Actor-Role (and X-Actor-Organisation for customers) name who reads"
+        )
+    return role
 
 
 def refusals(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:

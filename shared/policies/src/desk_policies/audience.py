@@ -27,7 +27,7 @@ Why each event type is shown or hidden (DOMAIN §4, §7, §8b and the seeds):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -144,6 +144,12 @@ def reader_audience(policy: DeskPolicy, role: str) -> Audience | None:
     role or the role reads nothing (an external party, the automations)."""
     found = policy.role(role)
     return None if found is None else READERS.get(found.side)
+
+
+def reading_desks(policies: Iterable[DeskPolicy], role: str) -> dict[str, Audience]:
+    """The desks of `policies` where a reader naming `role` reads requests, and as whom (empty:
+    a role that reads nothing anywhere)."""
+    return {p.id: a for p in policies if (a := reader_audience(p, role)) is not None}
 
 
 def may_read(audience: Audience, organisation: str | None, owner: str | None) -> bool:

@@ -21,8 +21,8 @@ import asyncpg
 from fastapi import FastAPI, Header, HTTPException, Query
 
 from desk_contracts.inputs import quoted
-from desk_platform.http import refusals, service_app
-from desk_policies.audience import Audience, may_read, reader_audience
+from desk_platform.http import reader_role, refusals, service_app
+from desk_policies.audience import Audience, may_read, reader_audience, reading_desks
 from sla.application.timers import Desks, clocks_of
 
 RoleHeader = Annotated[str | None, Header(max_length=64)]
@@ -40,18 +40,10 @@ CLOCKS_ANSWERS = refusals(
 def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) -> FastAPI:
     app = service_app("sla", pool)
 
-    def named(role: str | None) -> str:
-        """The reader's role; 401 when they name none."""
-        if not role:
-            raise HTTPException(
-                401, "X-Actor-Role (and X-Actor-Organisation for customers) name who reads"
-            )
-        return role
-
     def reader(policy_id: str, role: str | None) -> Audience:
         """As whom the reader naming `role` reads desk `policy_id` (a desk of `desks`): 401
         without a role, 403 for a role that reads nothing of that desk."""
-        audience = reader_audience(desks.policies[policy_id], named(role))
+        audience = reader_audience(desks.policies[policy_id], reader_role(role))
         if audience is None:
             raise HTTPException(403, f"{quoted(role)} is not a role of desk {policy_id} that reads")
         return audience
@@ -59,7 +51,7 @@ def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) 
     async def clocks_for(ticket: str, role: str | None, organisation: str | None) -> dict[str, Any]:
         """The clocks of the request whose id or key is `ticket`, as the reader may see them.
         Who reads comes first: a reader of no desk learns no request's existence."""
-        if not any(reader_audience(p, named(role)) for p in desks.policies.values()):
+        if not reading_desks(desks.policies.values(), reader_role(role)):
             raise HTTPException(403, f"{quoted(role)} is not a role of any desk that reads")
         async with pool.acquire() as conn:
             row = await conn.fetchrow(

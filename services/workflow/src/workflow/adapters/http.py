@@ -21,12 +21,13 @@ from fastapi import FastAPI, Header, HTTPException, Query, Response
 
 from desk_contracts.inputs import quoted
 from desk_eventstore.records import RecordedEvent
-from desk_platform.http import SCHEMAS, refusals, service_app
+from desk_platform.http import SCHEMAS, reader_role, refusals, service_app
 from desk_policies.audience import (
     Audience,
     entry_seen_by,
     may_read,
     reader_audience,
+    reading_desks,
     request_seen_by,
     role_seen_by,
 )
@@ -119,14 +120,6 @@ def create_app(
     people = directory if directory is not None else load_directory()
     app = service_app("workflow", pool)
 
-    def named(role: str | None) -> str:
-        """The reader's role; 401 when they name none."""
-        if not role:
-            raise HTTPException(
-                401, "X-Actor-Role (and X-Actor-Organisation for customers) name who reads"
-            )
-        return role
-
     def reader_of(
         loaded: Loaded, ticket: str, organisation: str | None, role: str | None
     ) -> Audience:
@@ -135,7 +128,7 @@ def create_app(
         unknown request). (Who sets these headers is the gateway's job: it authenticates the
         person and must not pass a client's own values through.)"""
         state = loaded.state
-        audience = reader_audience(state.policy, named(role))
+        audience = reader_audience(state.policy, reader_role(role))
         if audience is None:
             readers = ", ".join(
                 r.id for r in state.policy.roles if reader_audience(state.policy, r.id)
@@ -151,7 +144,7 @@ def create_app(
 
     def audiences_of(role: str) -> dict[str, Audience]:
         """The desks where `role` reads requests, and as whom (403 when none)."""
-        desks = {p.id: a for p in policies.values() if (a := reader_audience(p, role))}
+        desks = reading_desks(policies.values(), role)
         if not desks:
             raise HTTPException(403, f"{quoted(role)} is not a role of any desk that sees requests")
         return desks
@@ -184,7 +177,7 @@ def create_app(
     ) -> dict[str, Any]:
         """The request and one page of its history (see module); the next page is asked
         with `before_version` = the oldest version of this one."""
-        audiences_of(named(x_actor_role))  # first: a reader of no desk learns of no request
+        audiences_of(reader_role(x_actor_role))  # first: a reader of no desk learns of no request
         async with pool.acquire() as conn:
             loaded = await loaded_for(conn, ticket)
         audience = reader_of(loaded, ticket, x_actor_organisation, x_actor_role)
@@ -229,7 +222,7 @@ def create_app(
         """A company's requests (open, closed or all), or a desk's by who is expected to act,
         of the desks where the reader's role reads; a customer lists their own organisation's
         requests only, each row as `desk_policies.audience` lets them see it."""
-        desks = audiences_of(named(x_actor_role))
+        desks = audiences_of(reader_role(x_actor_role))
         if Audience.CUSTOMER in desks.values():
             if organisation_id is None:
                 organisation_id = x_actor_organisation
