@@ -12,6 +12,9 @@ TICKET_EVENTS = "ticket-events"
 TICKET_COMMANDS = "ticket-commands"
 SLA_EVENTS = "sla-events"  # clock warnings and breaches, key = ticket id, kept forever
 AUTOMATIC_REPLIES = "automatic-replies"  # answers to refused inbound mail, key = sender
+# the directory's events (desk_contracts.directory), published by the portal alone, key = stream
+# id (`person:<address>`, `organisation:<id>`), kept forever: every reader folds it from the start
+DIRECTORY = "directory"
 DEAD_LETTER_SUFFIX = ".dlt"
 
 # The largest record a topic takes (`max.message.bytes`, Kafka's default made explicit) and the
@@ -46,7 +49,7 @@ class TopicSpec:
     )
 
 
-MAIN_TOPICS = (TICKET_EVENTS, TICKET_COMMANDS, SLA_EVENTS, AUTOMATIC_REPLIES)
+MAIN_TOPICS = (TICKET_EVENTS, TICKET_COMMANDS, SLA_EVENTS, AUTOMATIC_REPLIES, DIRECTORY)
 
 TOPICS: tuple[TopicSpec, ...] = tuple(TopicSpec(name) for name in MAIN_TOPICS) + tuple(
     TopicSpec(dead_letter(name)) for name in MAIN_TOPICS

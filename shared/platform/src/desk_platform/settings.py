@@ -105,6 +105,31 @@ class Settings(BaseSettings):
     ready_timeout_seconds: float = Field(
         default=3.0, gt=0, description="/ready: how long each check may take to observe"
     )
+    identity_keys: str = Field(
+        default="",
+        description="the portal's public keys that sign identity tokens: its JWKS URL "
+        "(`<portal>/.well-known/jwks.json`) or a JWKS file; a service refuses to start without",
+    )
+    identity_signing_keys: str = Field(
+        default="", description="portal: folder of its Ed25519 signing keys (`<kid>.pem`)"
+    )
+    portal_url: str = Field(
+        default="http://127.0.0.1:8000", description="the portal's address as people reach it"
+    )
+    intake_url: str = "http://127.0.0.1:8001"
+    sla_url: str = "http://127.0.0.1:8003"
+    oidc_issuer: str = Field(default="", description="portal: single sign-on provider (issuer URL)")
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_roles_claim: str = Field(
+        default="groups",
+        description="portal: the ID token's claim listing the groups mapped to desk roles",
+    )
+    oidc_role_map: str = Field(
+        default="",
+        description="portal: group=desk:role pairs, comma-separated (e.g. "
+        "`/desk/erp-vendor/team_lead=erp-vendor:team_lead`); a group listed nowhere grants nothing",
+    )
     blob_dir: str = Field(default=".state/blobs", description="attachments (content-addressed)")
 
     def topic(self, name: str) -> str:

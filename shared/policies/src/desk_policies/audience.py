@@ -36,6 +36,7 @@ from desk_contracts import mail, sla
 from desk_contracts import requests as forwarded
 from desk_contracts import tickets as t
 from desk_contracts.base import Event
+from desk_contracts.identity import Identity
 from desk_policies.model import DeskPolicy, Side
 
 
@@ -150,6 +151,48 @@ def reading_desks(policies: Iterable[DeskPolicy], role: str) -> dict[str, Audien
     """The desks of `policies` where a reader naming `role` reads requests, and as whom (empty:
     a role that reads nothing anywhere)."""
     return {p.id: a for p in policies if (a := reader_audience(p, role)) is not None}
+
+
+class NotYourRole(Exception):
+    """A caller asked to act in a role their verified identity does not hold (403)."""
+
+
+def granted_roles(identity: Identity, policy: DeskPolicy) -> tuple[str, ...]:
+    """The roles a verified caller may act in at `policy`'s desk: those the directory grants
+    them there (staff, a service's `system`) and, for a person of an organisation, the desk's
+    customer-side roles (requester, participant). Nothing else: deny by default."""
+    granted = [r for r in identity.roles_at(policy.id) if policy.role(r) is not None]
+    if identity.organisation and not identity.is_service:
+        granted += [r.id for r in policy.roles if r.side is Side.CUSTOMER and r.id not in granted]
+    return tuple(granted)
+
+
+def acting_role(identity: Identity, policy: DeskPolicy, requested: str | None = None) -> str:
+    """The role a verified caller acts in at `policy`'s desk: `requested` (the `X-Actor-Role`
+    a caller may send to choose among their roles) when they hold it, else their first granted
+    role. NotYourRole when they hold none, or not the one requested."""
+    granted = granted_roles(identity, policy)
+    if requested is not None:
+        if requested in granted:
+            return requested
+        raise NotYourRole(f"you do not hold the role {requested!r} at desk {policy.id!r}")
+    if not granted:
+        raise NotYourRole(f"you hold no role at desk {policy.id!r}")
+    return granted[0]
+
+
+def identity_reads(identity: Identity, policies: Iterable[DeskPolicy]) -> dict[str, Audience]:
+    """The desks of `policies` whose requests a verified caller reads, and as whom: the support
+    side where the directory grants them a support role, the customer side where they belong to
+    an organisation (their own organisation's requests only: `may_read`)."""
+    desks: dict[str, Audience] = {}
+    for policy in policies:
+        audiences = {reader_audience(policy, r) for r in granted_roles(identity, policy)}
+        if Audience.SUPPORT in audiences:
+            desks[policy.id] = Audience.SUPPORT
+        elif Audience.CUSTOMER in audiences:
+            desks[policy.id] = Audience.CUSTOMER
+    return desks
 
 
 def may_read(audience: Audience, organisation: str | None, owner: str | None) -> bool:
