@@ -54,6 +54,9 @@ class Role(_Frozen):
     id: str = Field(pattern=ID)
     labels: Labels
     side: Side
+    # may administer the desk's people in the portal: invite, link to an organisation, grant
+    # and revoke this desk's roles, deactivate (the desk's leads)
+    administers: bool = False
 
 
 class RequestType(_Frozen):

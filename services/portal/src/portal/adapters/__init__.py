@@ -1,0 +1,1 @@
+"""The portal's edges: web pages, JSON API, SMTP, single sign-on."""

@@ -1,0 +1,470 @@
+"""The portal's pages for who-is-who: sign-in (password, mailed link, single sign-on),
+registration, activation, reset, profile, API tokens (server-rendered, French and English).
+
+Sessions live in HttpOnly, SameSite=Lax cookies (Secure when the portal is served over
+HTTPS) holding a random secret whose digest is the session's key. Every form that changes
+something carries a CSRF token checked against the session's (or, before sign-in, against a
+random cookie of the browser's own: the double-submit pattern). Every form value is bounded
+and checked before use; a bad one re-renders the form with the reason beside it, keeping what
+was typed (but never a password).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from desk_contracts import directory as d
+from desk_contracts.identity import Scope
+from desk_contracts.inputs import address
+from desk_policies.model import DeskPolicy
+from portal.application import credentials as c
+from portal.application import people
+from portal.application.directory import account
+from portal.catalogue import negotiate, text
+from portal.domain.accounts import Account
+
+SESSION_COOKIE = "desk_session"
+FORM_COOKIE = "desk_form"  # the double-submit CSRF secret of a browser not signed in
+LANGUAGE_COOKIE = "desk_lang"
+_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+TEMPLATES = Environment(
+    loader=PackageLoader("portal", "templates"), autoescape=select_autoescape(("html",))
+)
+
+
+def bounded(value: str, limit: int) -> str | None:
+    """`value` stripped, or None when longer than `limit` or holding control characters."""
+    value = value.strip()
+    if len(value) > limit or _UNSAFE.search(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class Portal:
+    """What the pages need: the store, the desks, the clock, the mail, the cookies' scope."""
+
+    pool: asyncpg.Pool
+    policies: Mapping[str, DeskPolicy]
+    clock: Callable[[], datetime]
+    send: people.Send
+    secure_cookies: bool
+    sso: bool = False
+
+
+@dataclass
+class Visit:
+    """Who looks at a page: their session (None: not signed in), account and language."""
+
+    request: Request
+    session_secret: str | None
+    session: c.Session | None
+    person: Account | None
+    language: str
+    form_secret: str
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf if self.session else self.form_secret
+
+    def csrf_ok(self, sent: str) -> bool:
+        return bool(sent) and hmac.compare_digest(sent.encode(), self.csrf.encode())
+
+
+class Web:
+    """The pages' common steps: who visits, rendering, cookies, opening a session."""
+
+    def __init__(self, portal: Portal) -> None:
+        self.portal = portal
+
+    async def visit(self, request: Request) -> Visit:
+        """Who looks at the page, in which language."""
+        portal = self.portal
+        secret = request.cookies.get(SESSION_COOKIE, "")[:100]
+        session = person = None
+        if secret:
+            async with portal.pool.acquire() as conn:
+                session = await c.find_session(conn, secret, portal.clock())
+                if session is not None:
+                    person = await account(conn, session.email)
+                    if person is None or not person.may_sign_in:
+                        session = person = None
+        chosen = request.query_params.get("lang") or request.cookies.get(LANGUAGE_COOKIE)
+        language = negotiate(
+            chosen, person.language if person else None, request.headers.get("accept-language")
+        )
+        form = request.cookies.get(FORM_COOKIE, "")[:100] or secrets.token_urlsafe(32)
+        return Visit(request, secret if session else None, session, person, language, form)
+
+    def page(self, v: Visit, template: str, status: int = 200, **values: Any) -> Response:
+        """`template` rendered for `v` (its language, its CSRF token)."""
+
+        def t(key: str, **named: str) -> str:
+            return text(v.language, key, **named)
+
+        html = TEMPLATES.get_template(template).render(
+            t=t, lang=v.language, csrf=v.csrf, person=v.person, sso=self.portal.sso, **values
+        )
+        return self.finish(v, HTMLResponse(html, status))
+
+    def finish(self, v: Visit, response: Response) -> Response:
+        """`response` with the cookies the visit needs and no caching."""
+        response.headers["Cache-Control"] = "no-store"
+        if v.session is None and v.request.cookies.get(FORM_COOKIE) != v.form_secret:
+            self.cookie(response, FORM_COOKIE, v.form_secret, timedelta(hours=12), "strict")
+        if (chosen := v.request.query_params.get("lang")) in ("fr", "en"):
+            self.cookie(response, LANGUAGE_COOKIE, str(chosen), timedelta(days=365))
+        return response
+
+    def cookie(
+        self, response: Response, name: str, value: str, lifetime: timedelta, samesite: str = "lax"
+    ) -> None:
+        response.set_cookie(
+            name,
+            value,
+            max_age=int(lifetime.total_seconds()),
+            httponly=True,
+            secure=self.portal.secure_cookies,
+            samesite=samesite,  # type: ignore[arg-type]
+            path="/",
+        )
+
+    async def signed_in(self, v: Visit, person: Account, via: str, to: str = "/") -> Response:
+        """Open a session for `person` (closing the visit's) and go to `to`."""
+        async with self.portal.pool.acquire() as conn:
+            if v.session_secret:
+                await c.close_session(conn, v.session_secret)
+            secret, _ = await c.open_session(conn, person.email, via, self.portal.clock())
+        response = RedirectResponse(to, 303)
+        self.cookie(response, SESSION_COOKIE, secret, c.SESSION_LIFETIME)
+        response.delete_cookie(FORM_COOKIE, path="/")
+        return response
+
+
+def web_router(web: Web) -> APIRouter:
+    """The routes described in the module docstring."""
+    router = APIRouter(include_in_schema=False)
+    portal = web.portal
+    visit, page, finish = web.visit, web.page, web.finish
+
+    # --- pages ---------------------------------------------------------------------------
+
+    @router.get("/")
+    async def home(request: Request) -> Response:
+        v = await visit(request)
+        if v.person is None:
+            return finish(v, RedirectResponse("/sign-in", 303))
+        roles = ", ".join(f"{desk}: {', '.join(r)}" for desk, r in v.person.roles.items())
+        organisation = None
+        if v.person.organisation_id:
+            async with portal.pool.acquire() as conn:
+                organisation = await conn.fetchval(
+                    "SELECT name FROM organisations WHERE organisation_id = $1",
+                    v.person.organisation_id,
+                )
+        return page(v, "home.html", organisation=organisation, roles=roles)
+
+    @router.get("/sign-in")
+    async def sign_in_page(request: Request) -> Response:
+        v = await visit(request)
+        return page(v, "sign_in.html")
+
+    @router.post("/sign-in")
+    async def sign_in(
+        request: Request,
+        email: Annotated[str, Form(max_length=400)] = "",
+        password: Annotated[str, Form(max_length=400)] = "",
+        csrf: Annotated[str, Form(max_length=100)] = "",
+    ) -> Response:
+        v = await visit(request)
+        if not v.csrf_ok(csrf):
+            return page(v, "sign_in.html", 403, error="csrf")
+        typed = bounded(email, 320) or ""
+        client = request.client.host if request.client else "unknown"
+        async with portal.pool.acquire() as conn:
+            outcome = await people.sign_in(conn, typed, password, client, portal.clock())
+        if outcome == "locked":
+            return page(v, "sign_in.html", 429, error="locked", email=typed)
+        if outcome == "refused":
+            return page(v, "sign_in.html", 401, error="refused", email=typed)
+        return await web.signed_in(v, outcome, "password")
+
+    @router.post("/sign-out")
+    async def sign_out(
+        request: Request, csrf: Annotated[str, Form(max_length=100)] = ""
+    ) -> Response:
+        v = await visit(request)
+        if v.session_secret and v.csrf_ok(csrf):
+            async with portal.pool.acquire() as conn:
+                await c.close_session(conn, v.session_secret)
+        response = RedirectResponse("/sign-in", 303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @router.get("/register")
+    async def register_page(request: Request) -> Response:
+        return page(await visit(request), "register.html", form={})
+
+    @router.post("/register")
+    async def register(
+        request: Request,
+        name: Annotated[str, Form(max_length=400)] = "",
+        email: Annotated[str, Form(max_length=400)] = "",
+        language: Annotated[str, Form(max_length=10)] = "en",
+        csrf: Annotated[str, Form(max_length=100)] = "",
+    ) -> Response:
+        v = await visit(request)
+        form = {"name": bounded(name, 200) or "", "email": bounded(email, 320) or ""}
+        if not v.csrf_ok(csrf):
+            return page(v, "register.html", 403, error="csrf", form=form)
+        if not form["name"]:
+            return page(v, "register.html", 422, error="invalid_name", field="name", form=form)
+        try:
+            checked = address(form["email"])
+        except ValueError:
+            return page(v, "register.html", 422, error="invalid_email", field="email", form=form)
+        profile = d.Profile(
+            name=form["name"], language=language if language in ("fr", "en") else "en"
+        )
+        async with portal.pool.acquire() as conn:
+            await people.register(conn, checked, profile, portal.clock(), portal.send)
+        return page(v, "notice.html", notice="check_mail")
+
+    async def choose_page(
+        v: Visit, token: str, purposes: tuple[c.Purpose, ...], action: str, title: str
+    ) -> Response:
+        async with portal.pool.acquire() as conn:
+            valid = await c.link_is_valid(conn, token[:100], purposes, portal.clock())
+        if valid is None:
+            return page(v, "notice.html", 410, error="link_dead")
+        return page(v, "choose_password.html", token=token, action=action, title=title)
+
+    @router.get("/activate")
+    async def activate_page(request: Request, token: str = "") -> Response:
+        v = await visit(request)
+        return await choose_page(
+            v, token, ("activate", "confirm"), "/activate", "set_password_title"
+        )
+
+    @router.post("/activate")
+    async def activate(
+        request: Request,
+        token: Annotated[str, Form(max_length=100)] = "",
+        password: Annotated[str, Form(max_length=400)] = "",
+        csrf: Annotated[str, Form(max_length=100)] = "",
+    ) -> Response:
+        v = await visit(request)
+        values = {"token": token, "action": "/activate", "title": "set_password_title"}
+        if not v.csrf_ok(csrf):
+            return page(v, "choose_password.html", 403, error="csrf", **values)
+        if problem := c.password_problem(password):
+            return page(v, "choose_password.html", 422, error=problem, **values)
+        async with portal.pool.acquire() as conn:
+            person = await people.activate(conn, token, password, portal.clock())
+        if person is None:
+            return page(v, "notice.html", 410, error="link_dead")
+        return await web.signed_in(v, person, "link")
+
+    @router.get("/reset")
+    async def reset_page(request: Request) -> Response:
+        v = await visit(request)
+        return page(v, "ask_mail.html", title="reset_title", intro="reset_intro", action="/reset")
+
+    @router.post("/reset")
+    async def reset_request(
+        request: Request,
+        email: Annotated[str, Form(max_length=400)] = "",
+        csrf: Annotated[str, Form(max_length=100)] = "",
+    ) -> Response:
+        return await ask_mail(request, email, csrf, "reset")
+
+    @router.get("/sign-in/link")
+    async def link_page(request: Request, token: str = "") -> Response:
+        v = await visit(request)
+        if token:  # the mailed link: one GET signs in (the link is single-use and short-lived)
+            async with portal.pool.acquire() as conn:
+                person = await people.sign_in_by_link(conn, token[:100], portal.clock())
+            if person is None:
+                return page(v, "notice.html", 410, error="link_dead")
+            return await web.signed_in(v, person, "link")
+        return page(
+            v, "ask_mail.html", title="link_title", intro="link_intro", action="/sign-in/link"
+        )
+
+    @router.post("/sign-in/link")
+    async def link_request(
+        request: Request,
+        email: Annotated[str, Form(max_length=400)] = "",
+        csrf: Annotated[str, Form(max_length=100)] = "",
+    ) -> Response:
+        return await ask_mail(request, email, csrf, "sign-in")
+
+    async def ask_mail(request: Request, email: str, csrf: str, kind: str) -> Response:
+        v = await visit(request)
+        title, intro, action = (
+            ("reset_title", "reset_intro", "/reset")
+            if kind == "reset"
+            else ("link_title", "link_intro", "/sign-in/link")
+        )
+        if not v.csrf_ok(csrf):
+            return page(
+                v, "ask_mail.html", 403, error="csrf", title=title, intro=intro, action=action
+            )
+        try:
+            checked = address(bounded(email, 320) or "")
+        except ValueError:
+            return page(
+                v,
+                "ask_mail.html",
+                422,
+                error="invalid_email",
+                title=title,
+                intro=intro,
+                action=action,
+            )
+        async with portal.pool.acquire() as conn:
+            ask = people.request_reset if kind == "reset" else people.request_sign_in_link
+            await ask(conn, checked, portal.clock(), portal.send)
+        return page(v, "notice.html", notice="check_mail")
+
+    @router.get("/reset/choose")
+    async def reset_choose_page(request: Request, token: str = "") -> Response:
+        v = await visit(request)
+        return await choose_page(v, token, ("reset",), "/reset/choose", "reset_title")
+
+    @router.post("/reset/choose")
+    async def reset_choose(
+        request: Request,
+        token: Annotated[str, Form(max_length=100)] = "",
+        password: Annotated[str, Form(max_length=400)] = "",
+        csrf: Annotated[str, Form(max_length=100)] = "",
+    ) -> Response:
+        v = await visit(request)
+        values = {"token": token, "action": "/reset/choose", "title": "reset_title"}
+        if not v.csrf_ok(csrf):
+            return page(v, "choose_password.html", 403, error="csrf", **values)
+        if problem := c.password_problem(password):
+            return page(v, "choose_password.html", 422, error=problem, **values)
+        async with portal.pool.acquire() as conn:
+            person = await people.reset(conn, token, password, portal.clock())
+        if person is None:
+            return page(v, "notice.html", 410, error="link_dead")
+        return await web.signed_in(v, person, "password")
+
+    # --- the signed-in person's own pages ----------------------------------------------
+
+    def example(date_format: str) -> str:
+        return datetime(2026, 12, 31).strftime(date_format)
+
+    @router.get("/profile")
+    async def profile_page(request: Request) -> Response:
+        v = await visit(request)
+        if v.person is None:
+            return finish(v, RedirectResponse("/sign-in", 303))
+        return page(v, "profile.html", form=v.person, date_formats=d.DATE_FORMATS, example=example)
+
+    @router.post("/profile")
+    async def profile(
+        request: Request,
+        name: Annotated[str, Form(max_length=400)] = "",
+        phone: Annotated[str, Form(max_length=100)] = "",
+        language: Annotated[str, Form(max_length=10)] = "en",
+        date_format: Annotated[str, Form(max_length=20)] = "%Y-%m-%d",
+        csrf: Annotated[str, Form(max_length=100)] = "",
+    ) -> Response:
+        v = await visit(request)
+        if v.person is None:
+            return finish(v, RedirectResponse("/sign-in", 303))
+        form = {"name": bounded(name, 200), "phone": bounded(phone, 40), "language": language,
+                "date_format": date_format}  # fmt: skip
+        values: dict[str, Any] = {"form": form, "date_formats": d.DATE_FORMATS, "example": example}
+        if not v.csrf_ok(csrf):
+            return page(v, "profile.html", 403, error="csrf", **values)
+        if not form["name"]:
+            return page(v, "profile.html", 422, error="invalid_name", **values)
+        if form["phone"] is None:
+            return page(v, "profile.html", 422, error="invalid_phone", **values)
+        chosen = d.Profile(
+            name=form["name"],
+            phone=form["phone"] or None,
+            language=language if language in ("fr", "en") else v.person.language,
+            date_format=date_format if date_format in d.DATE_FORMATS else v.person.date_format,
+        )
+        async with portal.pool.acquire() as conn:
+            await people.change_profile(conn, v.person, chosen, portal.clock())
+            v.person = await account(conn, v.person.email)
+        v.language = chosen.language
+        values["form"] = chosen
+        return page(v, "profile.html", notice="profile_saved", **values)
+
+    def date_of(v: Visit) -> Callable[[datetime], str]:
+        fmt = v.person.date_format if v.person else "%Y-%m-%d"
+        return lambda instant: instant.strftime(fmt)
+
+    @router.get("/tokens")
+    async def tokens_page(request: Request) -> Response:
+        v = await visit(request)
+        if v.person is None:
+            return finish(v, RedirectResponse("/sign-in", 303))
+        async with portal.pool.acquire() as conn:
+            tokens = await c.tokens_of(conn, v.person.email)
+        return page(v, "tokens.html", tokens=tokens, date=date_of(v))
+
+    @router.post("/tokens")
+    async def create_token(
+        request: Request,
+        label: Annotated[str, Form(max_length=400)] = "",
+        scope: Annotated[str, Form(max_length=10)] = "read",
+        days: Annotated[str, Form(max_length=10)] = "90",
+        csrf: Annotated[str, Form(max_length=100)] = "",
+    ) -> Response:
+        v = await visit(request)
+        if v.person is None:
+            return finish(v, RedirectResponse("/sign-in", 303))
+        async with portal.pool.acquire() as conn:
+            tokens = await c.tokens_of(conn, v.person.email)
+            if not v.csrf_ok(csrf):
+                return page(v, "tokens.html", 403, error="csrf", tokens=tokens, date=date_of(v))
+            named = bounded(label, 100)
+            valid_days = int(days) if days.isdigit() and 1 <= int(days) <= 365 else None
+            if not named or valid_days is None:
+                return page(
+                    v,
+                    "tokens.html",
+                    422,
+                    error="invalid_token_form",
+                    tokens=tokens,
+                    date=date_of(v),
+                )
+            granted: tuple[Scope, ...] = ("read", "write") if scope == "write" else ("read",)
+            secret, _ = await c.create_token(
+                conn, v.person.email, named, granted, timedelta(days=valid_days), portal.clock()
+            )
+            tokens = await c.tokens_of(conn, v.person.email)
+        return page(v, "tokens.html", 201, tokens=tokens, secret=secret, date=date_of(v))
+
+    @router.post("/tokens/{token_id}/revoke")
+    async def revoke_token(
+        request: Request, token_id: uuid.UUID, csrf: Annotated[str, Form(max_length=100)] = ""
+    ) -> Response:
+        v = await visit(request)
+        if v.person is None:
+            return finish(v, RedirectResponse("/sign-in", 303))
+        if v.csrf_ok(csrf):
+            async with portal.pool.acquire() as conn:
+                await c.revoke_token(conn, v.person.email, token_id, portal.clock())
+        return finish(v, RedirectResponse("/tokens", 303))
+
+    return router

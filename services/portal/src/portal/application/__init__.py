@@ -1,0 +1,1 @@
+"""The portal's use cases: the directory it owns, credentials, sessions, tokens."""

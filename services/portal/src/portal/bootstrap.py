@@ -1,0 +1,59 @@
+"""Composition root of the portal: its store (the directory's events, the outbox its relay
+publishes on the `directory` topic), the signing keys of the identity it gives, account mail,
+and the HTTP app. A fresh installation imports a directory file (the shipped demonstration
+one unless `DIRECTORY_FILE` names another)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from desk_contracts.topics import DIRECTORY
+from desk_eventstore.migrate import migrations_in
+from desk_platform.identity import load_signing_keys
+from desk_platform.runtime import ServiceRuntime
+from desk_platform.settings import Settings
+from desk_policies.loader import load_policies
+from portal.adapters.mailer import Mailer
+from portal.app import create_app
+
+log = structlog.get_logger(__name__)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
+    policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
+    runtime = ServiceRuntime(
+        "portal",
+        settings,
+        migrations=migrations_in("portal", resources.files("portal") / "migrations"),
+        topic_for=lambda _event: DIRECTORY,
+    )
+    pool = await runtime.start_store()
+    if not settings.identity_signing_keys:
+        log.error("service_not_started", reason="IDENTITY_SIGNING_KEYS names no key folder")
+        raise SystemExit(2)
+    keys = load_signing_keys(Path(settings.identity_signing_keys))
+    mailer = Mailer(settings.smtp_host, settings.smtp_port, settings.mail_from, settings.portal_url)
+    services = {
+        "intake": settings.intake_url,
+        "workflow": settings.workflow_url,
+        "sla": settings.sla_url,
+    }
+    app = create_app(
+        pool,
+        policies,
+        now,
+        keys,
+        mailer.send,
+        services=services,
+        secure_cookies=settings.portal_url.startswith("https://"),
+    )
+    return runtime, app

@@ -1,0 +1,1 @@
+"""The portal's pure rules: accounts and who administers them, sign-in throttling, tokens."""

@@ -1,0 +1,102 @@
+"""Accounts (pure): a person as the portal knows them, and who may change whom.
+
+A person's account goes through: invited by staff (seed 004) or registered alone (seed 001) ->
+active once they proved the address is theirs (activation or confirmation link) -> deactivated
+by staff (and back). Only an active account signs in. A customer reads requests once linked to
+an organisation; until then their page says so and tells them to contact support.
+
+Who administers: a member of staff holding, at a desk, a role the desk's policy marks
+`administers` (its leads). They invite people, link people to organisations, grant and revoke
+roles of the desks they administer, and deactivate people; anyone else is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from desk_contracts.identity import Identity, Via
+from desk_policies.model import DeskPolicy
+
+Status = Literal["invited", "registered", "active", "deactivated"]
+
+
+@dataclass(frozen=True)
+class Account:
+    """A person's account as the portal's read model holds it."""
+
+    email: str
+    name: str
+    status: Status
+    organisation_id: str | None = None
+    language: str = "en"
+    date_format: str = "%Y-%m-%d"
+    phone: str | None = None
+    roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def may_sign_in(self) -> bool:
+        return self.status == "active"
+
+    @property
+    def is_staff(self) -> bool:
+        return any(self.roles.values())
+
+    @property
+    def awaits_organisation(self) -> bool:
+        """Signed in but reading nothing yet: no organisation and no desk role."""
+        return self.organisation_id is None and not self.is_staff
+
+    def identity(
+        self, via: Via, scope: frozenset[Literal["read", "write"]] | None = None
+    ) -> Identity:
+        """The identity the portal signs for this account (nothing granted unless active)."""
+        if not self.may_sign_in:
+            return Identity(self.email, self.name, via=via, scope=frozenset())
+        return Identity(
+            self.email,
+            self.name,
+            self.organisation_id,
+            {desk: tuple(roles) for desk, roles in self.roles.items() if roles},
+            scope if scope is not None else frozenset(("read", "write")),
+            via,
+        )
+
+
+def administered_desks(account: Account, policies: Iterable[DeskPolicy]) -> frozenset[str]:
+    """The desks whose people `account` administers (see module)."""
+    if not account.may_sign_in:
+        return frozenset()
+    desks = set()
+    for policy in policies:
+        for role_id in account.roles.get(policy.id, ()):
+            role = policy.role(role_id)
+            if role is not None and role.administers:
+                desks.add(policy.id)
+    return frozenset(desks)
+
+
+class Refused(Exception):
+    """An administration change the rules refuse; the message says why."""
+
+
+def check_grant(admin: Account, policies: Mapping[str, DeskPolicy], desk: str, role: str) -> None:
+    """Refuse granting or revoking `role` at `desk` unless `admin` administers that desk and
+    the desk has a support-side or external role of that name (customer-side roles come with
+    an organisation, the automations' with no person)."""
+    policy = policies.get(desk)
+    if policy is None:
+        raise Refused(f"no desk {desk!r}")
+    if desk not in administered_desks(admin, policies.values()):
+        raise Refused(f"you do not administer desk {desk!r}")
+    found = policy.role(role)
+    if found is None or found.side.value not in ("support", "external"):
+        grantable = [r.id for r in policy.roles if r.side.value in ("support", "external")]
+        raise Refused(f"{role!r} is not a role of desk {desk!r} to grant: {', '.join(grantable)}")
+
+
+def check_administers(admin: Account, policies: Mapping[str, DeskPolicy]) -> None:
+    """Refuse a change of people (invite, link, deactivate) by someone who administers no desk."""
+    if not administered_desks(admin, policies.values()):
+        raise Refused("you administer no desk")
