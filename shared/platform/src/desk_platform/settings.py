@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     )
     intake_url: str = "http://127.0.0.1:8001"
     sla_url: str = "http://127.0.0.1:8003"
+    demo_password: str = Field(
+        default="",
+        description="portal, development only: the password of every person of a fresh "
+        "installation's imported directory (refused with DESK_ENV=production)",
+    )
     oidc_issuer: str = Field(default="", description="portal: single sign-on provider (issuer URL)")
     oidc_client_id: str = ""
     oidc_client_secret: str = ""

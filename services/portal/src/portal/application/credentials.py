@@ -53,8 +53,16 @@ def password_problem(password: str) -> str | None:
     return None
 
 
+async def hashed(password: str) -> str:
+    """`password`'s Argon2id hash (in a thread: it takes tens of milliseconds on purpose)."""
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
 async def set_password(conn: asyncpg.Connection, email: str, password: str, now: datetime) -> None:
-    hashed = await asyncio.to_thread(_hasher.hash, password)
+    await store_hash(conn, email, await hashed(password), now)
+
+
+async def store_hash(conn: asyncpg.Connection, email: str, hashed: str, now: datetime) -> None:
     await conn.execute(
         "INSERT INTO credentials (email, password_hash, changed_at) VALUES ($1, $2, $3)"
         " ON CONFLICT (email) DO UPDATE SET password_hash = $2, changed_at = $3",
