@@ -33,20 +33,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class Mailbox:
-    """A real SMTP server on a free port keeping each message as a file."""
+class MailFolder:
+    """The messages an SMTP sink keeps in a folder, one file each."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.port = free_port()
-        self.controller = Controller(SaveToFolder(folder), hostname="127.0.0.1", port=self.port)
-
-    def __enter__(self) -> Mailbox:
-        self.controller.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.controller.stop()
 
     def messages(self, to: str | None = None) -> list[EmailMessage]:
         found = []
@@ -74,6 +65,22 @@ class Mailbox:
         found = LINK.search(body)
         assert found, body
         return found.group()
+
+
+class Mailbox(MailFolder):
+    """A real SMTP server on a free port keeping each message in a folder."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.port = free_port()
+        self.controller = Controller(SaveToFolder(folder), hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> Mailbox:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.controller.stop()
 
 
 class Browser:

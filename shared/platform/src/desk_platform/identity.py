@@ -72,16 +72,18 @@ def new_signing_key(kid: str | None = None) -> SigningKey:
     return SigningKey(kid or uuid.uuid4().hex[:16], Ed25519PrivateKey.generate())
 
 
-def load_signing_keys(folder: Path) -> list[SigningKey]:
-    """The keys in `folder` (`<kid>.pem`), newest first: the first signs, all are published."""
+def load_signing_keys(place: Path) -> list[SigningKey]:
+    """The keys at `place`, a folder of `<kid>.pem` files (newest first: the first signs, all
+    are published) or one such file (e.g. a container's secret)."""
+    paths = [place] if place.is_file() else list(place.glob("*.pem"))
     keys = []
-    for path in sorted(folder.glob("*.pem"), key=lambda p: p.stat().st_mtime, reverse=True):
+    for path in sorted(paths, key=lambda p: p.stat().st_mtime, reverse=True):
         private = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(private, Ed25519PrivateKey):
             raise ValueError(f"{path}: not an Ed25519 private key")
         keys.append(SigningKey(path.stem, private))
     if not keys:
-        raise ValueError(f"{folder}: no signing key (<kid>.pem)")
+        raise ValueError(f"{place}: no signing key (<kid>.pem)")
     return keys
 
 
@@ -267,3 +269,25 @@ def requires_identity(verifier: Verifier) -> Callable[..., Awaitable[Identity]]:
 def identity_headers(token: str) -> Mapping[str, str]:
     """The headers that carry `token` (for a client such as the portal)."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m desk_platform.identity new-key <folder>` adds a signing key (publish it,
+    then it signs: the newest signs); `jwks <folder or file>` prints the public keys."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m desk_platform.identity")
+    parser.add_argument("command", choices=["new-key", "jwks"])
+    parser.add_argument("place", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "new-key":
+        path = write_signing_key(args.place, new_signing_key())
+        print(path)
+    else:
+        json.dump(jwks(load_signing_keys(args.place)), sys.stdout, indent=2)
+        print()
+
+
+if __name__ == "__main__":
+    main()

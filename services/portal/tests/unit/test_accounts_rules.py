@@ -1,0 +1,58 @@
+"""Who may administer whom, what an account's signed identity grants, and sign-in throttling."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from desk_policies.loader import load_policies
+from portal.domain.accounts import Account, Refused, administered_desks, check_grant
+from portal.domain.throttle import LOCK, MAX_FAILURES, WINDOW, after_failure, locked_for
+
+POLICIES = load_policies()
+NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+LEA = Account("lea@desk.example", "Léa", "active", roles={"erp-vendor": ("team_lead",)})
+
+
+def test_a_desk_lead_administers_that_desk_only() -> None:
+    assert administered_desks(LEA, POLICIES.values()) == {"erp-vendor"}
+    agent = Account("paul@desk.example", "Paul", "active", roles={"erp-vendor": ("service_desk",)})
+    assert administered_desks(agent, POLICIES.values()) == frozenset()
+    gone = Account(LEA.email, LEA.name, "deactivated", roles=LEA.roles)
+    assert administered_desks(gone, POLICIES.values()) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("desk", "role", "why"),
+    [
+        ("saas-desk", "agent", "do not administer"),
+        ("erp-vendor", "requester", "not a role of desk"),  # customer side: by organisation
+        ("erp-vendor", "system", "not a role of desk"),  # the automations' own
+        ("nowhere", "agent", "no desk"),
+    ],
+)
+def test_grants_outside_the_rules_are_refused(desk: str, role: str, why: str) -> None:
+    with pytest.raises(Refused, match=why):
+        check_grant(LEA, POLICIES, desk, role)
+
+
+def test_an_account_grants_nothing_until_active() -> None:
+    waiting = Account("dan@initech.example", "Dan", "registered", "initech")
+    identity = waiting.identity("password")
+    assert identity.scope == frozenset() and identity.organisation is None
+    active = Account("dan@initech.example", "Dan", "active", "initech")
+    assert active.identity("password").organisation == "initech"
+    assert active.identity("api_token", frozenset({"read"})).scope == {"read"}
+
+
+def test_failures_lock_an_address_then_the_lock_ends() -> None:
+    state = None
+    for n in range(MAX_FAILURES["address"]):
+        assert locked_for(state, NOW) is None, n
+        state = after_failure(state, "address", NOW)
+    assert locked_for(state, NOW) == LOCK
+    assert locked_for(state, NOW + LOCK) is None
+    # failures spread wider than the window start counting again
+    old = after_failure(None, "address", NOW - WINDOW - timedelta(seconds=1))
+    assert after_failure(old, "address", NOW).failures == 1
