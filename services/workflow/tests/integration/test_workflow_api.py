@@ -19,6 +19,7 @@ from desk_contracts.sla import ReminderDue
 from desk_contracts.state import state_of
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.store import read_stream
+from desk_platform.consumer import PoisonMessage
 from desk_policies.audience import REQUEST_INTERNAL, REQUEST_SHOWN
 from desk_policies.loader import load_policies
 from workflow.adapters.http import create_app
@@ -213,11 +214,11 @@ async def test_forwarded_mail_reply_and_failed_delivery_enter_the_history(
         notified_event_id=str(uuid.uuid4()),
         error="550 no such user",
     )
-    for command in (reply, failed):
+    for command, sender in ((reply, "/desk/intake"), (failed, "/desk/notifier")):
         env = Envelope(
             id=str(uuid.uuid4()),
             type=command.event_type,
-            source="/desk/intake",
+            source=sender,
             subject=event.ticket_id,
             time=NOW,
             data=command.model_dump(mode="json"),
@@ -496,3 +497,24 @@ async def test_who_reads_is_checked_before_any_request_is_looked_up(
     async with httpx.AsyncClient(transport=transport, base_url="http://workflow") as http:
         for key in (event.key, "SUP-404404"):
             assert (await http.get(f"/requests/{key}", headers=headers)).status_code == status
+
+
+@pytest.mark.parametrize(
+    ("kind", "sender"),
+    [("reminder", "/desk/intake"), ("created", "/desk/sla"), ("reminder", "/desk/portal")],
+)
+async def test_a_command_from_a_service_that_may_not_send_it_is_poison(
+    pool: asyncpg.Pool, kind: str, sender: str
+) -> None:
+    event = created()
+    await open_ticket(pool, event)
+    command = (
+        ReminderDue(
+            ticket_id=event.ticket_id, occurred_at=NOW, armed_version=1, due_at=NOW, days_waiting=3
+        )
+        if kind == "reminder"
+        else created()
+    )
+    with pytest.raises(PoisonMessage, match="may send it"):
+        async with pool.acquire() as conn, conn.transaction():
+            await on_command(POLICIES, lambda: NOW)(conn, envelope_of(command, sender), command)

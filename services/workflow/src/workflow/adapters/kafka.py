@@ -4,7 +4,13 @@ sla service's stale-safe reminders and auto-close, requesters' mail replies and 
 the notifier's failed deliveries) are decided like any other command. A mail reply to a request
 whose stream is full is refused like a command the rules refuse: logged with the reason, not
 retried. (The mail gateway answers 552 to a reply once the request's stream in intake's own store
-is full.)"""
+is full.)
+
+Each command comes from the one part of the system that may send it, named by its CloudEvents
+source (`SENDERS`: the e-mail gateway and the survey are intake's, reminders and auto-close
+sla's, failed deliveries the notifier's); any other sender's is a poison message, set aside
+with the reason. (The source is what the producer says: Kafka's own authentication and ACLs,
+which an operator sets, make it a proof.)"""
 
 from __future__ import annotations
 
@@ -69,8 +75,30 @@ def command_for(event: Event) -> Command | None:
     return None
 
 
+# the service identities that may put each type on workflow's input (their CloudEvents source)
+SENDERS: dict[type[Event], frozenset[str]] = {
+    TicketCreated: frozenset({"/desk/intake"}),
+    CommentReceived: frozenset({"/desk/intake"}),
+    SurveySubmitted: frozenset({"/desk/intake"}),
+    ReminderDue: frozenset({"/desk/sla"}),
+    AutoCloseDue: frozenset({"/desk/sla"}),
+    DeliveryFailed: frozenset({"/desk/notifier"}),
+}
+
+
+def check_sender(envelope: Envelope, event: Event) -> None:
+    """PoisonMessage unless `envelope` comes from a service that may send `event`."""
+    senders = SENDERS.get(type(event), frozenset())
+    if envelope.source not in senders:
+        allowed = ", ".join(sorted(senders)) or "no one"
+        raise PoisonMessage(
+            f"{envelope.type} from {envelope.source[:80]!r}: only {allowed} may send it"
+        )
+
+
 def on_command(policies: dict[str, DeskPolicy], clock: Callable[[], datetime]) -> Handler:
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
+        check_sender(envelope, event)
         if isinstance(event, TicketCreated):
             try:
                 await open_stream(conn, policies, event, envelope.id, envelope.correlation_id)
