@@ -85,3 +85,9 @@ async def test_a_new_key_is_fetched_when_a_token_names_it() -> None:
     with pytest.raises(InvalidToken):
         await check.verify(Signer([new_signing_key()]).token(ANNE, "workflow", NOW))
     assert keys.fetches == 2
+
+
+@pytest.mark.parametrize("garbage", ["", "abc", "!!!.x.y", "e30", "bnVsbA.e30.", "x" * 9000])
+async def test_garbage_is_refused_as_no_token(garbage: str) -> None:
+    with pytest.raises(InvalidToken):
+        await verifier(Keys(jwks([new_signing_key()]))).verify(garbage)
