@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -61,17 +62,28 @@ async def publish_directory(
         await producer.stop()
 
 
-async def records_on(bootstrap_servers: str, topic: str) -> int:
-    """How many records `topic` holds (RuntimeError when it does not exist)."""
+async def records_on(bootstrap_servers: str, topic: str, timeout: float = 30.0) -> int:
+    """How many records `topic` holds; RuntimeError when it has not existed with a leader for
+    each partition within `timeout` seconds (a topic just created takes a moment)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
-        [described] = await admin.describe_topics([topic])
+        deadline = time.monotonic() + timeout
+        while True:
+            [described] = await admin.describe_topics([topic])
+            found = described.get("partitions") or []
+            if (
+                not described.get("error_code")
+                and found
+                and all(p.get("leader", -1) >= 0 for p in found)
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no topic {topic} at {bootstrap_servers}: create it first")
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    if described.get("error_code", 0) or not described.get("partitions"):
-        raise RuntimeError(f"no topic {topic} at {bootstrap_servers}: create the topics first")
-    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    partitions = [TopicPartition(topic, p["partition"]) for p in found]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
     await consumer.start()
     try:

@@ -138,7 +138,8 @@ class DirectoryFeed:
                 self._fold(batch)
 
     async def _partitions(self) -> list[TopicPartition]:
-        """Every partition of the topic (KafkaError when it does not exist)."""
+        """Every partition of the topic (KafkaError when it does not exist, or not yet with a
+        leader for each partition)."""
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self.bootstrap_servers, client_id=self.client_id
         )
@@ -147,9 +148,12 @@ class DirectoryFeed:
             [described] = await admin.describe_topics([self.topic])
         finally:
             await admin.close()
-        if described.get("error_code", 0) or not described.get("partitions"):
+        found = described.get("partitions") or []
+        if described.get("error_code") or not found:
             raise KafkaError(f"topic {self.topic} not found (error {described.get('error_code')})")
-        return sorted(TopicPartition(self.topic, p["partition"]) for p in described["partitions"])
+        if any(p.get("leader", -1) < 0 for p in found):
+            raise KafkaError(f"topic {self.topic}: a partition has no leader yet")
+        return sorted(TopicPartition(self.topic, p["partition"]) for p in found)
 
     def _read_to(self, ends: Mapping[TopicPartition, int]) -> bool:
         return all(self._positions.get(tp, 0) >= end for tp, end in ends.items())
