@@ -165,9 +165,10 @@ def rendered(i: int) -> list[Message]:
     view = state_after(created, event)
     policy = NOTIFIER.policies[view.policy_id]
     messages = []
-    for note in notifications_for(event, view, policy, NOTIFIER.directory):
+    directory = NOTIFIER.directory_now()
+    for note in notifications_for(event, view, policy, directory):
         survey = NOTIFIER.survey_url(event, view, note)
-        context = notification_context(note, event, view, policy, NOTIFIER.directory, survey)
+        context = notification_context(note, event, view, policy, directory, survey)
         words = NOTIFIER.templates.render(note.template, note.language, context, view.key)
         row = dict(
             recipient=note.recipient,

@@ -21,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from directory_seed import seed_directory
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -101,6 +103,8 @@ class System:
         )
 
     def start(self) -> None:
+        # no portal publishes the directory yet: the shipped one, unless the topic has one
+        seed_directory(self.kafka_bootstrap, self.topic_prefix)
         self._spawn(
             "smtp-sink",
             [

@@ -176,11 +176,11 @@ def test_invalid_request_is_refused_with_field_and_reason(system: System) -> Non
 
 def test_every_process_answers_health_ready_and_metrics(system: System) -> None:
     expected = {
-        "intake": {"postgres", "kafka", "relay"},
-        "workflow": {"postgres", "kafka", "relay"},
+        "intake": {"postgres", "kafka", "relay", "directory"},
+        "workflow": {"postgres", "kafka", "relay", "directory"},
         "sla": {"postgres", "kafka", "relay"},
-        "notifier": {"postgres", "kafka", "relay", "deliveries"},
-        "intake-mail": {"postgres", "kafka", "relay"},  # the e-mail gateway
+        "notifier": {"postgres", "kafka", "relay", "deliveries", "directory"},
+        "intake-mail": {"postgres", "kafka", "relay", "directory"},  # the e-mail gateway
     }
     relays: dict[str, str] = {}
     for process, checks in expected.items():
@@ -191,6 +191,9 @@ def test_every_process_answers_health_ready_and_metrics(system: System) -> None:
         body = ready.json()
         assert body["status"] == "ready" and body["failing"] == []
         assert checks <= set(body["checks"]), (process, body)
+        if "directory" in checks:  # the shipped directory, as the topic holds it
+            detail = body["checks"]["directory"]["detail"]
+            assert detail.startswith("caught up: 9 people, 3 organisations"), (process, detail)
         consumers = [name for name in body["checks"] if name.startswith("consumer:")]
         assert bool(consumers) == (process != "intake"), (process, body)  # intake consumes none
         metrics = http.get("/metrics")

@@ -1,4 +1,4 @@
-"""Composition root of intake: store, relay to `ticket-events`, directory, HTTP API."""
+"""Composition root of intake: store, relay to `ticket-events`, the directory's feed, HTTP API."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 from desk_contracts.topics import AUTOMATIC_REPLIES, TICKET_COMMANDS
 from desk_eventstore.migrate import migrations_in
 from desk_eventstore.records import RecordedEvent
+from desk_platform.directory_feed import directory_first, follow_directory
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
-from desk_policies.directory import DIRECTORY_FILE, load_directory
 from desk_policies.loader import load_policies
 from intake.adapters.http import create_app
 from intake.adapters.survey import survey_router
@@ -43,14 +43,14 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     )
     pool = await runtime.start_store()
     survey = survey_router(pool, policies, settings.survey_secret, now)
-    directory = load_directory(Path(settings.directory_file or DIRECTORY_FILE))
+    directory = follow_directory(runtime)
     limits = RequestLimits(
         per_submitter=settings.requests_submitter_hourly_limit,
         per_domain=settings.requests_domain_hourly_limit,
         per_desk=settings.requests_desk_hourly_limit,
     )
     app = create_app(
-        pool, policies, now, settings.workflow_url, routers=[survey], directory=directory,
-        limits=limits,
+        pool, policies, now, settings.workflow_url, routers=[survey],
+        directory=lambda: directory.current, limits=limits,
     )  # fmt: skip
-    return runtime, app
+    return runtime, directory_first(app, directory)

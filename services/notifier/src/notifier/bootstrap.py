@@ -1,6 +1,7 @@
-"""Composition root of the notifier: consumers of ticket events and automatic-reply requests,
-the SMTP sender loop, the outbox relay of failed deliveries to `ticket-commands`, and its own
-readiness check (no message pending too long)."""
+"""Composition root of the notifier: consumers of ticket events and automatic-reply requests
+(started once the directory's feed has caught up: who is told, in which language, comes from
+it), the SMTP sender loop, the outbox relay of failed deliveries to `ticket-commands`, and its
+own readiness check (no message pending too long)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import structlog
 from desk_contracts.topics import AUTOMATIC_REPLIES, TICKET_COMMANDS, TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
 from desk_eventstore.records import RecordedEvent
+from desk_platform.directory_feed import follow_directory
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
-from desk_policies.directory import DIRECTORY_FILE, load_directory
+from desk_policies.directory import DirectorySource
 from desk_policies.loader import load_policies
 from notifier.adapters.kafka import on_automatic_reply, on_ticket_event
 from notifier.adapters.templates import Templates
@@ -38,9 +40,9 @@ def topic_for(event: RecordedEvent) -> str:
     return TICKET_COMMANDS
 
 
-def notifier_from(settings: Settings) -> Notifier:
+def notifier_from(settings: Settings, directory: DirectorySource) -> Notifier:
+    """The notifier's recording, with the desks of the settings and `directory`."""
     policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
-    directory = load_directory(Path(settings.directory_file or DIRECTORY_FILE))
     return Notifier(
         policies=policies,
         directory=directory,
@@ -53,19 +55,25 @@ def notifier_from(settings: Settings) -> Notifier:
 
 
 async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
-    notifier = notifier_from(settings)
     runtime = ServiceRuntime(
         "notifier",
         settings,
         migrations=migrations_in("notifier", resources.files("notifier") / "migrations"),
         topic_for=topic_for,
     )
+    directory = follow_directory(runtime)
+    notifier = notifier_from(settings, lambda: directory.current)
+
+    async def directory_read() -> None:
+        await directory.wait_caught_up()
+        for policy in notifier.policies.values():
+            if missing := unstaffed_roles(policy, notifier.directory_now()):
+                log.warning("notification_roles_without_people", desk=policy.id, roles=missing)
+
+    runtime.consume_after.append(directory_read)
     runtime.subscribe(TICKET_EVENTS, on_ticket_event(notifier))
     runtime.subscribe(AUTOMATIC_REPLIES, on_automatic_reply(notifier))
     pool = await runtime.start_store()
-    for policy in notifier.policies.values():
-        if missing := unstaffed_roles(policy, notifier.directory):
-            log.warning("notification_roles_without_people", desk=policy.id, roles=missing)
     sender = Sender(pool, Relay(settings.smtp_host, settings.smtp_port, settings.mail_from))
 
     runtime.repeat("deliver", lambda: sender.send_pending(now()), TICK_SECONDS)

@@ -1,5 +1,5 @@
 """Composition root of workflow: store, consumer of its input (`ticket-commands`: new requests
-and commands), relay to `ticket-events`, directory, HTTP API."""
+and commands), relay to `ticket-events`, the directory's feed, HTTP API."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 from desk_contracts.topics import TICKET_COMMANDS, TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
+from desk_platform.directory_feed import directory_first, follow_directory
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
-from desk_policies.directory import DIRECTORY_FILE, load_directory
 from desk_policies.loader import load_policies
 from workflow.adapters.http import create_app
 from workflow.adapters.kafka import on_command
@@ -32,5 +32,6 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     )
     runtime.subscribe(TICKET_COMMANDS, on_command(policies, now))
     pool = await runtime.start_store()
-    directory = load_directory(Path(settings.directory_file or DIRECTORY_FILE))
-    return runtime, create_app(pool, policies, now, directory=directory)
+    directory = follow_directory(runtime)
+    app = create_app(pool, policies, now, directory=lambda: directory.current)
+    return runtime, directory_first(app, directory)

@@ -12,15 +12,24 @@ view of the directory (`desk_policies.directory.with_event`). Each names who mad
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from desk_contracts.inputs import Address
+from desk_contracts.inputs import Address, mail_domain
 
 DIRECTORY_EVENTS: dict[str, type[DirectoryEvent]] = {}
 LANGUAGE = r"^(fr|en)$"
 DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y")
+
+# an organisation's id: in its stream id and in every membership that names it
+OrganisationId = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+]
+# a mail domain of an organisation's people: lower case, an IDN in its xn-- form
+MailDomain = Annotated[str, AfterValidator(mail_domain)]
+DeskId = Annotated[str, Field(min_length=1, max_length=64)]  # a desk policy's id
+RoleId = Annotated[str, Field(min_length=1, max_length=64)]  # a role of a desk's support side
 
 
 class DirectoryEvent(BaseModel):
@@ -46,10 +55,12 @@ def _register(cls: type[DirectoryEvent]) -> type[DirectoryEvent]:
 
 
 def person_stream(email: str) -> str:
+    """The stream of a person's events (and the Kafka key of their records)."""
     return f"person:{email.lower()}"
 
 
 def organisation_stream(organisation_id: str) -> str:
+    """The stream of an organisation's events (and the Kafka key of their records)."""
     return f"organisation:{organisation_id}"
 
 
@@ -76,9 +87,9 @@ class Profile(BaseModel):
 class OrganisationRecorded(DirectoryEvent):
     """An organisation, new or changed: its name and the mail domains of its people."""
 
-    organisation_id: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    organisation_id: OrganisationId
     name: str = Field(min_length=1, max_length=200)
-    domains: tuple[str, ...] = Field(default=(), max_length=50)
+    domains: tuple[MailDomain, ...] = Field(default=(), max_length=50)
 
     @property
     def stream_id(self) -> str:
@@ -90,7 +101,7 @@ class PersonInvited(PersonEvent):
     """Staff created an account for someone (seed 004): they activate it from the mail."""
 
     profile: Profile
-    organisation_id: str | None = None
+    organisation_id: OrganisationId | None = None
 
 
 @_register
@@ -107,6 +118,8 @@ class PersonActivated(PersonEvent):
 
 @_register
 class ProfileChanged(PersonEvent):
+    """The person's name, phone, language or date format changed."""
+
     profile: Profile
 
 
@@ -114,26 +127,30 @@ class ProfileChanged(PersonEvent):
 class PersonLinked(PersonEvent):
     """The person belongs to an organisation from now on (one at a time)."""
 
-    organisation_id: str = Field(min_length=1, max_length=100)
+    organisation_id: OrganisationId
 
 
 @_register
 class PersonUnlinked(PersonEvent):
-    organisation_id: str = Field(min_length=1, max_length=100)
+    """The person no longer belongs to that organisation (nothing when they are not in it)."""
+
+    organisation_id: OrganisationId
 
 
 @_register
 class RoleGranted(PersonEvent):
     """A desk role for a member of staff (team lead, agent, ...)."""
 
-    desk_id: str = Field(min_length=1, max_length=64)
-    role: str = Field(min_length=1, max_length=64)
+    desk_id: DeskId
+    role: RoleId
 
 
 @_register
 class RoleRevoked(PersonEvent):
-    desk_id: str = Field(min_length=1, max_length=64)
-    role: str = Field(min_length=1, max_length=64)
+    """The person no longer holds that role in that desk (nothing when they did not)."""
+
+    desk_id: DeskId
+    role: RoleId
 
 
 @_register
@@ -143,7 +160,7 @@ class PersonDeactivated(PersonEvent):
 
 @_register
 class PersonReactivated(PersonEvent):
-    pass
+    """A deactivated person may sign in and take part again, as they were."""
 
 
 def directory_event(event_type: str, data: dict[str, object]) -> DirectoryEvent:

@@ -70,6 +70,8 @@ class ServiceRuntime:
     producer: AIOKafkaProducer | None = None
     subscriptions: list[Subscription] = field(default_factory=list)
     loops: list[Loop] = field(default_factory=list)
+    # what the consumers wait for before they start (the notifier: the directory caught up)
+    consume_after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     consumers: list[EventConsumer] = field(default_factory=list)
     relay: OutboxRelay | None = None  # once running (leader or not, events set aside)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -231,9 +233,12 @@ class ServiceRuntime:
             raise SystemExit(1)
 
     async def _consume(self, broker: KafkaBroker) -> None:
-        """Start the consumers (their groups' assignment awaited), then check each group. A
-        broker that cannot be reached yet (restarting, overloaded) is tried again each second:
-        /ready says "joining" meanwhile, and the rest of the process keeps running."""
+        """Start the consumers (after what `consume_after` waits for; their groups'
+        assignment awaited), then check each group. A broker that cannot be reached yet
+        (restarting, overloaded) is tried again each second: /ready says "joining" meanwhile,
+        and the rest of the process keeps running."""
+        for awaited in self.consume_after:
+            await awaited()
         while True:
             try:
                 await broker.start()

@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     )
     survey_valid_days: int = Field(default=30, ge=1, description="how long a survey link works")
     directory_file: str | None = Field(
-        default=None, description="directory of people and roles (YAML); the shipped demo if unset"
+        default=None,
+        description="portal: the directory it imports on a fresh installation (YAML); the "
+        "shipped demo if unset (the services read the `directory` topic, never a file)",
     )
     topic_prefix: str = Field(
         default="", description="prefix of every topic name (several environments, one cluster)"

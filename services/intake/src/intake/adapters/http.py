@@ -30,7 +30,7 @@ from desk_platform.http import (
 )
 from desk_platform.logging import log_context
 from desk_policies.description import DeskDescription, desk_for
-from desk_policies.directory import Directory, load_directory
+from desk_policies.directory import DirectorySource, current_directory, load_directory
 from desk_policies.model import DeskPolicy
 from intake.application.submit import Accepted, submit
 from intake.domain.flood import RequestLimits
@@ -102,11 +102,12 @@ def create_app(
     workflow_url: str,
     routers: Sequence[APIRouter] = (),
     *,
-    directory: Directory | None = None,
+    directory: DirectorySource | None = None,
     limits: RequestLimits | None = None,
 ) -> FastAPI:
-    """Intake's app; `directory` admits the people a request names (the shipped one if None),
-    `limits` bound the requests an hour (the settings' defaults unless given)."""
+    """Intake's app; `directory` admits the people a request names (a fixed one, or what gives
+    the current one: asked at each request; the shipped one if None, for tests), `limits` bound
+    the requests an hour (the settings' defaults unless given)."""
     people = directory if directory is not None else load_directory()
     hourly = limits or RequestLimits()
     app = service_app("intake", pool)
@@ -139,7 +140,7 @@ def create_app(
             outcome = await submit(
                 pool,
                 policies,
-                people,
+                current_directory(people),
                 submission,
                 submitter,
                 channel=Channel.API if x_actor_role == "api" else Channel.PORTAL,

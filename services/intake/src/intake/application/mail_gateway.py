@@ -41,7 +41,7 @@ from desk_contracts.requests import CommentReceived
 from desk_contracts.tickets import Attachment, Channel
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import ConcurrencyError, StreamFull, append, stream_version
-from desk_policies.directory import Directory
+from desk_policies.directory import Directory, DirectorySource, current_directory
 from desk_policies.model import DeskPolicy
 from intake.adapters.mail_tickets import tickets_for
 from intake.application.blobs import BlobStore
@@ -101,7 +101,7 @@ class MailGateway:
         self,
         pool: asyncpg.Pool,
         policies: Mapping[str, DeskPolicy],
-        directory: Directory,
+        directory: DirectorySource,  # a fixed one, or what gives the current one
         config: GatewayConfig,
         blobs: BlobStore,
         clock: Callable[[], datetime],
@@ -116,6 +116,7 @@ class MailGateway:
         self.clock = clock
 
     async def receive(self, raw: bytes, envelope: SmtpEnvelope) -> Received:
+        directory = current_directory(self.directory)  # one view for the whole message
         try:
             if len(raw) > BIG_MESSAGE:
                 mail = await asyncio.to_thread(parse, raw, envelope)
@@ -125,7 +126,7 @@ class MailGateway:
             log.warning("mail_unparseable", size=len(raw), error=type(error).__name__)
             return Received(Drop(f"unparseable message ({type(error).__name__})"), unparseable=True)
         if mail.unparseable:
-            received = Received(route(mail, self.config, self.policies, self.directory),
+            received = Received(route(mail, self.config, self.policies, directory),
                                 unparseable=True)  # fmt: skip
             self._log(mail, received)
             return received
@@ -144,11 +145,11 @@ class MailGateway:
             unknown = bool(refs.ticket_ids) and not known.intersection(refs.ticket_ids)
             first_seen = await self._first_seen(conn, mail, now) if unknown else None
         decision = route(
-            mail, self.config, self.policies, self.directory, tickets, counts,
+            mail, self.config, self.policies, directory, tickets, counts,
             now=now, first_seen=first_seen, sender_check=check,
         )  # fmt: skip
         if isinstance(decision, NewRequest):
-            received = await self._new_request(mail, decision, now)
+            received = await self._new_request(mail, decision, now, directory)
         elif isinstance(decision, Comment):
             received = await self._comment(decision, now)
         elif isinstance(decision, Refuse):
@@ -221,13 +222,13 @@ class MailGateway:
         return tuple(stored)
 
     async def _new_request(
-        self, mail: InboundMail, decision: NewRequest, now: datetime
+        self, mail: InboundMail, decision: NewRequest, now: datetime, directory: Directory
     ) -> Received:
         attachments = await self._store(decision.attachments)
         outcome = await submit(
             self.pool,
             dict(self.policies),
-            self.directory,
+            directory,
             decision.submission,
             Submitter(decision.submission.requester, "requester"),
             channel=Channel.EMAIL,

@@ -1,9 +1,9 @@
 """`python -m intake.mail`: the e-mail gateway, a process of its own that shares intake's schema.
 
-It serves SMTP, keeps the latest state workflow published of each request from `ticket-events`
-(group `intake-mail.ticket-events`), and runs intake's outbox relay too (one relay is active per
-store; the others stand by), so it works with or without the HTTP process. Scale it by starting
-more.
+It serves SMTP (once its feed of the directory has caught up), keeps the latest state workflow
+published of each request from `ticket-events` (group `intake-mail.ticket-events`), and runs
+intake's outbox relay too (one relay is active per store; the others stand by), so it works
+with or without the HTTP process. Scale it by starting more.
 
 Whom it believes (`MAIL_VERIFY`): our MX's `Authentication-Results` (`mx`, needs
 `MAIL_AUTHSERV_IDS`), its own DKIM/SPF/DMARC checks (`self`, the default without authserv-ids),
@@ -22,10 +22,10 @@ import structlog
 
 from desk_contracts.topics import TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
+from desk_platform.directory_feed import follow_directory
 from desk_platform.logging import configure_logging
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
-from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
 from intake.adapters.blob_folder import FolderBlobStore
 from intake.adapters.mail_auth import SelfVerifier, resolver_for
@@ -73,8 +73,6 @@ def now() -> datetime:
 
 async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
     policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
-    directory_file = settings.directory_file
-    directory = load_directory(Path(directory_file)) if directory_file else load_directory()
     configure_logging("intake", settings.log_format, settings.log_level)  # for a refusal
     verify, authserv_ids = trust_mode(settings)
     config = GatewayConfig.of(
@@ -95,9 +93,11 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
     )
     pool = await runtime.start_store()
     verifier = SelfVerifier(resolver_for(settings.mail_dns_server)) if verify == "self" else None
+    directory = follow_directory(runtime)
     gateway = MailGateway(
-        pool, policies, directory, config, FolderBlobStore(Path(settings.blob_dir)), now, verifier
-    )
+        pool, policies, lambda: directory.current, config, FolderBlobStore(Path(settings.blob_dir)),
+        now, verifier,
+    )  # fmt: skip
     runtime.subscribe(
         TICKET_EVENTS,
         on_ticket_event(),
@@ -110,6 +110,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
     )
 
     async def smtp(stop: asyncio.Event) -> None:
+        await directory.wait_caught_up()  # before, every sender would be a stranger
         server = await serve(
             handler,
             settings.mail_host,

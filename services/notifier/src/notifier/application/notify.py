@@ -24,7 +24,7 @@ from desk_contracts.mail import AutomaticReplyRequested
 from desk_contracts.state import RequestState
 from desk_contracts.tickets import TicketClosed
 from desk_platform.survey_tokens import SurveyClaim, make_token
-from desk_policies.directory import Directory
+from desk_policies.directory import Directory, DirectorySource, current_directory
 from desk_policies.model import DeskPolicy
 from notifier.domain.content import Renderer, automatic_reply_context, notification_context
 from notifier.domain.rules import LANGUAGES, Notification, notifications_for
@@ -41,12 +41,16 @@ class Notifier:
     """Everything the recording needs: desks, people, words, and how links are made."""
 
     policies: dict[str, DeskPolicy]
-    directory: Directory
+    directory: DirectorySource  # a fixed one, or what gives the current one (the feed's)
     templates: Renderer
     mail_domain: str
     public_url: str = "http://127.0.0.1:8001"
     survey_secret: str = ""
     survey_valid_days: int = 30
+
+    def directory_now(self) -> Directory:
+        """The directory as it is now (asked once for each event)."""
+        return current_directory(self.directory)
 
     def survey_url(self, event: Event, ticket: RequestState, note: Notification) -> str | None:
         policy = self.policies[ticket.policy_id]
@@ -83,14 +87,15 @@ async def record_notifications(
     """Record the messages `event` causes (none twice), addressed from `ticket`, the request as
     published with the event; returns how many rules produced."""
     policy = notifier.policies[ticket.policy_id]
-    notes = notifications_for(event, ticket, policy, notifier.directory)
+    directory = notifier.directory_now()
+    notes = notifications_for(event, ticket, policy, directory)
     for note in notes:
         context = notification_context(
             note,
             event,
             ticket,
             policy,
-            notifier.directory,
+            directory,
             notifier.survey_url(event, ticket, note),
         )
         words = notifier.templates.render(note.template, note.language, context, ticket.key)
@@ -130,7 +135,7 @@ async def record_automatic_reply(
 ) -> None:
     """Record the answer to a refused inbound message (once per request event)."""
     policy = notifier.policies.get(request.policy_id)
-    language = notifier.directory.language_of(request.to, default=request.language)
+    language = notifier.directory_now().language_of(request.to, default=request.language)
     language = language if language in LANGUAGES else "en"
     context = automatic_reply_context(request, policy, language)
     key = request.ticket_key

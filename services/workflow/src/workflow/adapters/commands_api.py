@@ -18,7 +18,8 @@ them in the request's organisation (`Directory.may_take_part`), else 422 with th
 must `assign` its assignee (mailed too), who must be staff of the request's desk
 (`Directory.may_be_assigned`). A group (`group_id`) is a name the desk uses: the policies and
 the directory define no groups, and no mail goes to one. The checks are here, not in the pure
-`decide`, because the directory is the deployment's data, read at start like the policies.
+`decide`, because the directory is the deployment's data (the portal's, as this process's feed
+of it has it now).
 
 The desk's own commands (`SYSTEM_ONLY`: reminders, automatic closing, failed deliveries) come
 from sla and the notifier over Kafka, never over HTTP.
@@ -46,7 +47,7 @@ from desk_platform.http import BODY_ANSWERS, INVALID, refusals
 from desk_platform.logging import log_context
 from desk_policies.actions import Action, Permission
 from desk_policies.audience import Audience
-from desk_policies.directory import Directory
+from desk_policies.directory import Directory, DirectorySource, current_directory
 from desk_policies.model import DeskPolicy
 from workflow.application.tickets import Loaded, execute
 from workflow.domain import commands as c
@@ -271,7 +272,7 @@ def command_router(
     pool: asyncpg.Pool,
     policies: dict[str, DeskPolicy],
     clock: Callable[[], datetime],
-    people: Directory,
+    people: DirectorySource,
     loaded_for: LoadFor,
     reader_of: ReaderOf,
 ) -> APIRouter:
@@ -286,7 +287,7 @@ def command_router(
             loaded = await loaded_for(conn, ticket)
             reader_of(loaded, ticket, who.actor.organisation_id, who.actor.role)
             _check_version(loaded, who.if_match)
-            command = _admitted(command, loaded, people)
+            command = _admitted(command, loaded, current_directory(people))
             with log_context(ticket_id=loaded.state.ticket_id, correlation_id=who.correlation_id):
                 try:
                     outcome = await execute(

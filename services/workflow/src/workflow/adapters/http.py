@@ -32,7 +32,7 @@ from desk_policies.audience import (
     role_seen_by,
 )
 from desk_policies.description import DeskDescription, desk_for
-from desk_policies.directory import Directory, load_directory
+from desk_policies.directory import DirectorySource, load_directory
 from desk_policies.model import DeskPolicy
 from workflow.adapters.commands_api import command_router
 from workflow.application.tickets import (
@@ -113,10 +113,10 @@ def create_app(
     policies: dict[str, DeskPolicy],
     clock: Callable[[], datetime],
     *,
-    directory: Directory | None = None,
+    directory: DirectorySource | None = None,
 ) -> FastAPI:
-    """Workflow's app; `directory` admits participants and assignees (the shipped one if
-    None)."""
+    """Workflow's app; `directory` admits participants and assignees (a fixed one, or what gives
+    the current one: asked at each command; the shipped one if None, for tests)."""
     people = directory if directory is not None else load_directory()
     app = service_app("workflow", pool)
 
