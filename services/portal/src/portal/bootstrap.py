@@ -17,9 +17,11 @@ from desk_eventstore.migrate import migrations_in
 from desk_platform.identity import load_signing_keys
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
+from desk_policies.directory import DIRECTORY_FILE, load_directory
 from desk_policies.loader import load_policies
 from portal.adapters.mailer import Mailer
 from portal.app import create_app
+from portal.application.installation import install
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +43,12 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         log.error("service_not_started", reason="IDENTITY_SIGNING_KEYS names no key folder")
         raise SystemExit(2)
     keys = load_signing_keys(Path(settings.identity_signing_keys))
+    if settings.demo_password and settings.desk_env == "production":
+        log.error("service_not_started", reason="DEMO_PASSWORD opens every imported account: "
+                  "refused with DESK_ENV=production")  # fmt: skip
+        raise SystemExit(2)
+    directory = load_directory(Path(settings.directory_file or DIRECTORY_FILE))
+    await install(pool, directory, now(), settings.demo_password or None)
     mailer = Mailer(settings.smtp_host, settings.smtp_port, settings.mail_from, settings.portal_url)
     services = {
         "intake": settings.intake_url,
