@@ -3,19 +3,23 @@ identity provider is configured), behind the same edge as every service's API.""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 import asyncpg
 import httpx
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 
 from desk_platform.http import service_app
 from desk_platform.identity import Signer, SigningKey
+from desk_platform.settings import Settings
 from desk_policies.model import DeskPolicy
 from portal.adapters.api import api_router
+from portal.adapters.sso import sso_router
 from portal.adapters.web import Portal, Web, web_router
 from portal.application import people
+from portal.domain.sso import SsoProfile, grantable_roles
 
 
 def create_app(
@@ -42,3 +46,35 @@ def create_app(
     http = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
     app.include_router(api_router(portal, signer, lambda: list(keys), services, http))
     return app
+
+
+def single_sign_on(
+    settings: Settings,
+    policies: Mapping[str, DeskPolicy],
+    clock: Callable[[], datetime],
+    keys: Sequence[SigningKey],
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Callable[[Web], APIRouter]:
+    """The single sign-on routes for staff: a person the identity provider vouches for gets
+    their account (made on first sign-in) with the desk roles their groups map to, and a
+    session. The sign-in cookie's key derives from the signing key, which every replica of
+    the portal shares."""
+    flow_key = hmac.new(keys[0].pem(), b"desk-portal single sign-on flow", "sha256").digest()
+
+    def routes(web: Web) -> APIRouter:
+        async def signed_in(request: Request, profile: SsoProfile) -> Response:
+            visit = await web.visit(request)
+            async with web.portal.pool.acquire() as conn:
+                person = await people.sso_sign_in(
+                    conn, profile.email, profile.name, profile.desk_roles, clock()
+                )
+            if person is None:
+                return web.page(visit, "notice.html", 403, error="deactivated")
+            return await web.signed_in(visit, person, "sso")
+
+        grantable = grantable_roles(policies.values())
+        return sso_router(
+            settings, signed_in, flow_key=flow_key, grantable=grantable, transport=transport
+        )
+
+    return routes

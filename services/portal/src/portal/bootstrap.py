@@ -20,7 +20,7 @@ from desk_platform.settings import Settings
 from desk_policies.directory import DIRECTORY_FILE, load_directory
 from desk_policies.loader import load_policies
 from portal.adapters.mailer import Mailer
-from portal.app import create_app
+from portal.app import create_app, single_sign_on
 from portal.application.installation import install
 
 log = structlog.get_logger(__name__)
@@ -63,5 +63,6 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         mailer.send,
         services=services,
         secure_cookies=settings.portal_url.startswith("https://"),
+        sso=single_sign_on(settings, policies, now, keys) if settings.oidc_issuer else None,
     )
     return runtime, app

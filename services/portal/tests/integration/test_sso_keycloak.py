@@ -359,3 +359,52 @@ async def test_a_provider_error_is_refused_with_its_reason(
     assert refused.status_code == 400
     assert "refused the sign-in (access_denied: the user said no)" in refused.json()["detail"]
     assert portal.signed_in == []
+
+
+async def test_through_the_portal_staff_get_a_session_and_their_roles_in_the_directory(
+    realm: SsoRealm, database_url: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from service_support import service_store
+
+    from desk_platform.identity import new_signing_key
+    from portal.app import create_app, single_sign_on
+    from portal.application.directory import history
+    from portal.application.people import Mail
+
+    async def no_mail(mail: Mail) -> None:
+        raise AssertionError(f"single sign-on sends no mail: {mail.kind}")
+
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    policies = load_policies()
+    settings = Settings(
+        database_url="postgresql://unused",
+        kafka_bootstrap_servers="unused:9092",
+        portal_url=PORTAL,
+        oidc_issuer=realm.issuer,
+        oidc_client_id=realm.client_id,
+        oidc_client_secret=realm.client_secret,
+        oidc_role_map=ROLE_MAP,
+    )
+    keys = [new_signing_key()]
+    async with service_store(database_url, "portal") as pool:
+        app = create_app(pool, policies, now, keys, no_mail, services={},
+                         sso=single_sign_on(settings, policies, now, keys))  # fmt: skip
+        mounts = {PORTAL: httpx.ASGITransport(app=app)}
+        async with httpx.AsyncClient(mounts=mounts, transport=LoopbackBrowser(), timeout=30) as c:
+            assert "/sso/login" in (await c.get(f"{PORTAL}/sign-in")).text
+            lea = realm.people["lea"]
+            done = await c.get(callback_url(await keycloak_answer(c, realm, lea.username,
+                                                                  lea.password)))  # fmt: skip
+            assert done.status_code == 303, done.text
+            me = (await c.get(f"{PORTAL}/me")).json()
+        assert me["email"] == "lea.lead@desk.example" and me["status"] == "active"
+        assert me["roles"] == {"erp-vendor": ["daily", "team_lead"], "saas-desk": ["agent"]}
+        async with pool.acquire() as conn:
+            changes = await history(conn, "lea.lead@desk.example")
+        assert {(h["change"], h["by"]) for h in changes} == {
+            ("PersonInvited", "sso"), ("PersonActivated", "sso"), ("RoleGranted", "sso"),
+        }  # fmt: skip
