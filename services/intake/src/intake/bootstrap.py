@@ -1,4 +1,5 @@
-"""Composition root of intake: store, relay to `ticket-events`, directory, HTTP API."""
+"""Composition root of intake: store, relay to `ticket-events`, directory, the verifier of
+identity tokens (`IDENTITY_KEYS`, required), HTTP API."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from desk_contracts.topics import AUTOMATIC_REPLIES, TICKET_COMMANDS
 from desk_eventstore.migrate import migrations_in
 from desk_eventstore.records import RecordedEvent
+from desk_platform.identity import Verifier, required_identity_keys
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.directory import DIRECTORY_FILE, load_directory
@@ -34,6 +36,7 @@ def topic_for(event: RecordedEvent) -> str:
 
 
 async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
+    verifier = Verifier(required_identity_keys(settings, "intake"), audience="intake")
     policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
     runtime = ServiceRuntime(
         "intake",
@@ -50,7 +53,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         per_desk=settings.requests_desk_hourly_limit,
     )
     app = create_app(
-        pool, policies, now, settings.workflow_url, routers=[survey], directory=directory,
-        limits=limits,
+        pool, policies, now, settings.workflow_url, routers=[survey], verifier=verifier,
+        directory=directory, limits=limits,
     )  # fmt: skip
     return runtime, app
