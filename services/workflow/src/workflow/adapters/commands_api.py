@@ -351,9 +351,12 @@ def command_router(
 
     known = ", ".join(kebab(command.__name__) for command in http_commands())
 
-    @router.post("/requests/{ticket}/{command}", include_in_schema=False)
+    @router.post(
+        "/requests/{ticket}/{command}", include_in_schema=False, dependencies=[Depends(caller)]
+    )
     async def unknown_command(ticket: str, command: str) -> None:
-        """A command that is none of the above: 404 listing those there are."""
+        """A command that is none of the above: 404 listing those there are (to a verified
+        caller, as every command)."""
         raise HTTPException(404, f"no command {quoted(command)} (commands: {known})")
 
     return router
