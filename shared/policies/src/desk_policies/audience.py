@@ -8,6 +8,12 @@ new field stays internal until someone decides otherwise here). Whoever is not o
 side (an agent, an expert, the automations) is shown to a customer as `SUPPORT_NAME`, the support
 side's neutral name: names of internal roles and staff addresses never reach a customer.
 
+Who reads as which audience is decided here too, from the caller's verified identity
+(`desk_contracts.identity`): the roles it grants at a desk (`granted_roles`, the one chosen with
+`acting_role`), the desks whose requests it reads (`reader_desks`: before any request is looked
+up) and whether it reads one request (`request_reader`: its desk, and for a customer their own
+organisation's only).
+
 Why each event type is shown or hidden (DOMAIN §4, §7, §8b and the seeds):
 - status changes are shown: customers follow the statuses (seed 001's status table, seed 003's
   workflow), with the comment that tells them what is needed, when an operation happens or how
