@@ -5,11 +5,18 @@
 Expects DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (scripts/run.sh starts the servers and sets
 them). Prints the API addresses, then waits; Ctrl-C or SIGTERM stops every process. The
 end-to-end tests start the same processes through `System`.
+
+Identity: a development signing key in the state folder (`<state>/keys/signing/<kid>.pem`, made
+once and reused) and the JWKS file publishing it (`<state>/keys/jwks.json`); every process gets
+`IDENTITY_SIGNING_KEYS` (the keys' folder) and `IDENTITY_KEYS` (the JWKS file), so intake,
+workflow and sla believe tokens signed with that key (`System.signer()`,
+`deploy/local/dev_token.py`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -22,6 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from directory_seed import seed_directory
+
+from desk_platform.identity import (
+    Signer,
+    jwks,
+    load_signing_keys,
+    new_signing_key,
+    write_signing_key,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +78,30 @@ class System:
     def logs(self) -> Path:
         return self.state / "logs"
 
+    @property
+    def signing_keys(self) -> Path:
+        """The development keys that sign identity tokens (`IDENTITY_SIGNING_KEYS`)."""
+        return self.state / "keys" / "signing"
+
+    @property
+    def identity_keys(self) -> Path:
+        """The JWKS file publishing their public halves (`IDENTITY_KEYS` of the services)."""
+        return self.state / "keys" / "jwks.json"
+
+    def prepare_identity_keys(self) -> None:
+        """A development signing key in the state folder (the one there, if any) and the JWKS
+        file that publishes the keys of that folder."""
+        if not any(self.signing_keys.glob("*.pem")):
+            write_signing_key(self.signing_keys, new_signing_key())
+        document = json.dumps(jwks(load_signing_keys(self.signing_keys)))
+        written = self.identity_keys.with_suffix(".tmp")
+        written.write_text(document, encoding="utf-8")
+        written.replace(self.identity_keys)  # a process reading it never sees half a file
+
+    def signer(self) -> Signer:
+        """Signs identity tokens that intake, workflow and sla of this system believe."""
+        return Signer(load_signing_keys(self.signing_keys))
+
     def url(self, service: str) -> str:
         """The HTTP address of a process (`intake-mail` is the e-mail gateway)."""
         port = {
@@ -86,6 +125,8 @@ class System:
             "TOPIC_PREFIX": self.topic_prefix,
             "PUBLIC_URL": os.environ.get("PUBLIC_URL") or self.url("intake"),
             "SURVEY_SECRET": os.environ.get("SURVEY_SECRET") or self.survey_secret,
+            "IDENTITY_SIGNING_KEYS": str(self.signing_keys),
+            "IDENTITY_KEYS": str(self.identity_keys),
             **self.environment,
             **extra,
         }
@@ -103,6 +144,7 @@ class System:
         )
 
     def start(self) -> None:
+        self.prepare_identity_keys()
         # no portal publishes the directory yet: the shipped one, unless the topic has one
         seed_directory(self.kafka_bootstrap, self.topic_prefix)
         self._spawn(
@@ -275,6 +317,10 @@ def main() -> None:
         print(f"notifier (/health /ready /metrics): {system.url('notifier')}")
         print(f"gateway (/health /ready /metrics):  {system.url('intake-mail')}")
         print("every API above also answers /health, /ready and /metrics")
+        print(
+            f"identity: tokens signed with {system.signing_keys} "
+            "(uv run python deploy/local/dev_token.py --help)"
+        )
         print(f"logs: {system.logs}/*.log     Ctrl-C stops everything", flush=True)
         while not stop:
             system._check_alive()

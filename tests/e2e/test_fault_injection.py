@@ -240,7 +240,8 @@ async def outcome(infra: PrivateInfra, system: System) -> Outcome:
         f"notifier.{topic}": "notifier",
         f"intake-mail.{topic}": "intake",
     }
-    load = SteadyLoad(system.url("intake"), f"faults-{uuid.uuid4().hex[:8]}", RATE, DURATION)
+    run = f"faults-{uuid.uuid4().hex[:8]}"
+    load = SteadyLoad(system.url("intake"), run, system.signer(), RATE, DURATION)
     offering = asyncio.create_task(load.run())
     faults = await inject_faults(system, infra)
     await offering
@@ -249,7 +250,7 @@ async def outcome(infra: PrivateInfra, system: System) -> Outcome:
 
     accepted = load.accepted()
     tickets = {offer.ticket_id for offer in accepted if offer.ticket_id}
-    missing = await not_in_workflow(system.url("workflow"), accepted)
+    missing = await not_in_workflow(system.url("workflow"), accepted, system.signer())
     applied = await applied_by_consumers(system.database_url, groups, tickets)
     created = await created_in_intake(system.database_url)
     recorded = await deliveries(system.database_url)

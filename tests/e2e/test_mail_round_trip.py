@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from e2e_support import eventually, isolated_system, mails
+from identity_support import bearer
 from system import System
 
 pytestmark = pytest.mark.e2e
@@ -50,9 +51,13 @@ def new_mail(sender: str, to: str, subject: str, body: str, **headers: str) -> E
 
 
 def test_a_mail_becomes_a_request_and_a_reply_becomes_a_comment(system: System) -> None:
-    workflow = httpx.Client(
-        base_url=system.url("workflow"), timeout=10, headers={"X-Actor-Role": "agent"}
+    agent = bearer(
+        "paul@desk.example",
+        audience="workflow",
+        roles={"saas-desk": ["agent"]},
+        signer=system.signer(),
     )
+    workflow = httpx.Client(base_url=system.url("workflow"), timeout=10, headers=agent)
     original = new_mail(
         "Anne Martin <anne@acme.example>",
         "support@saas-desk.example",

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from e2e_support import eventually, isolated_system, mails
+from identity_support import bearer
 from system import System
 
 pytestmark = pytest.mark.e2e
@@ -46,12 +47,35 @@ def system(
         yield running
 
 
+def signed(system: System, subject: str, service: str, **claims: Any) -> dict[str, str]:
+    """The header of a token for `service` that this system's services believe."""
+    return bearer(subject, audience=service, signer=system.signer(), **claims)
+
+
+def requester(system: System) -> httpx.Client:
+    anne = signed(system, "anne.martin@acme.example", "intake", organisation="acme")
+    return httpx.Client(base_url=system.url("intake"), timeout=10, headers=anne)
+
+
+AGENT = {"roles": {"saas-desk": ["agent"]}}
+
+
 def test_a_request_travels_through_the_four_services(system: System) -> None:
-    intake = httpx.Client(base_url=system.url("intake"), timeout=10)
+    intake = requester(system)
     workflow = httpx.Client(
-        base_url=system.url("workflow"), timeout=10, headers={"X-Actor-Role": "agent"}
+        base_url=system.url("workflow"),
+        timeout=10,
+        headers=signed(system, "paul@desk.example", "workflow", **AGENT),
     )
-    sla = httpx.Client(base_url=system.url("sla"), timeout=10, headers={"X-Actor-Role": "agent"})
+    sla = httpx.Client(
+        base_url=system.url("sla"),
+        timeout=10,
+        headers=signed(system, "paul@desk.example", "sla", **AGENT),
+    )
+    plain = {"Authorization": "", "X-Actor": "paul@desk.example", "X-Actor-Role": "agent"}
+    for client, path in ((intake, "/desks"), (workflow, "/desks"), (sla, "/board")):
+        refused = client.get(path, params={"policy_id": "saas-desk"}, headers=plain)
+        assert refused.status_code == 401, refused.text  # nobody believes a plain header
 
     created = intake.post("/requests", json=REQUEST, headers={"Idempotency-Key": "e2e-1"})
     assert created.status_code == 201, created.text
@@ -91,8 +115,7 @@ def test_a_request_travels_through_the_four_services(system: System) -> None:
         f"/requests/{ticket['key']}/assign",
         json={"assignee_id": "paul@desk.example"},
         headers={
-            "X-Actor": "lead@desk.example",
-            "X-Actor-Role": "supervisor",
+            **signed(system, "lead@desk.example", "workflow", roles={"saas-desk": ["supervisor"]}),
             "If-Match": created_etag(view),
         },
     )
@@ -162,7 +185,7 @@ def created_etag(view: dict[str, Any]) -> str:
 
 
 def test_invalid_request_is_refused_with_field_and_reason(system: System) -> None:
-    intake = httpx.Client(base_url=system.url("intake"), timeout=10)
+    intake = requester(system)
     missing = intake.post("/requests", json={**REQUEST, "subject": ""})
     assert missing.status_code == 422
     assert missing.json()["detail"][0]["loc"] == ["body", "subject"]

@@ -23,6 +23,7 @@ from desk_servers import (
     ticket_created,
     workflow_app,
 )
+from identity_support import bearer
 from service_support import service_store
 
 from desk_contracts.topics import MAX_EVENT_BYTES
@@ -32,14 +33,22 @@ pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
 SMALL = 2048  # a refusal is a few hundred bytes, whatever it refuses
-AGENT = {"X-Actor": "paul@partner.example", "X-Actor-Role": "agent"}
+AGENT = bearer("paul@partner.example", audience="workflow", roles={"cloud-partner": ["agent"]})
 JSON = {"content-type": "application/json"}
+# who calls each service unless a test says otherwise: the requester (intake), an agent (sla)
+CALLERS = {
+    "intake": bearer("anne@acme.example", audience="intake", organisation="acme"),
+    "workflow": {},
+    "sla": bearer("paul@desk.example", audience="sla", roles={"saas-desk": ["agent"]}),
+}
 
 
 def client(app: Any, name: str) -> httpx.AsyncClient:
     # a server error is an answer here (500), not an exception raised into the test
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url=f"http://{name}", timeout=30)
+    return httpx.AsyncClient(
+        transport=transport, base_url=f"http://{name}", timeout=30, headers=CALLERS[name]
+    )
 
 
 @pytest.fixture
@@ -199,7 +208,9 @@ async def test_nul_in_an_intake_path_or_query_is_refused(
         ("Idempotency-Key", b"key-\x00"),
         ("Idempotency-Key", b"key-\xed\xa0\x80"),
         ("X-Correlation-Id", b"\xff\xfe"),
-        ("X-Actor", b"anne@acme.example\x00"),
+        ("X-Actor-Role", b"requester\x00"),
+        ("Authorization", b"Bearer eyJ\x00"),
+        ("Authorization", b"Bearer \xed\xa0\x80"),
     ],
 )
 async def test_nul_and_invalid_text_in_a_header_are_refused(

@@ -12,27 +12,31 @@ import httpx
 import pytest
 from desk_servers import intake_app, sla_app, submission, workflow_app
 from fastapi import FastAPI
+from identity_support import bearer
 from service_support import service_store
 from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
 REQUEST = submission()
+ANNE = bearer("anne@acme.example", audience="intake", organisation="acme")
+AGENT_ROLES = {"saas-desk": ["agent"]}
 
 
 async def _post_request(client: httpx.AsyncClient) -> httpx.Response:
     return await client.post(
-        "/requests", json=REQUEST, headers={"Idempotency-Key": str(uuid.uuid4())}
+        "/requests", json=REQUEST, headers={"Idempotency-Key": str(uuid.uuid4()), **ANNE}
     )
 
 
 async def _get_request(client: httpx.AsyncClient) -> httpx.Response:
-    return await client.get("/requests/SPT-1001", headers={"X-Actor-Role": "agent"})
+    agent = bearer("paul@desk.example", audience="workflow", roles=AGENT_ROLES)
+    return await client.get("/requests/SPT-1001", headers=agent)
 
 
 async def _get_board(client: httpx.AsyncClient) -> httpx.Response:
-    return await client.get("/board", params={"policy_id": "saas-desk"},
-                            headers={"X-Actor-Role": "agent"})  # fmt: skip
+    agent = bearer("paul@desk.example", audience="sla", roles=AGENT_ROLES)
+    return await client.get("/board", params={"policy_id": "saas-desk"}, headers=agent)
 
 
 @pytest.mark.parametrize(

@@ -12,17 +12,14 @@ from typing import Any
 import httpx
 import pytest
 from desk_servers import Served, serving, ticket_created, workflow_app
+from identity_support import bearer
 
 from desk_contracts.topics import MAX_EVENT_BYTES, MAX_STREAM_BYTES
 from desk_eventstore import store
 
 pytestmark = pytest.mark.integration
 
-ANNE = {
-    "X-Actor": "anne@acme.example",
-    "X-Actor-Role": "requester",
-    "X-Actor-Organisation": "acme",
-}
+ANNE = bearer("anne@acme.example", audience="workflow", organisation="acme")
 BIG = json.dumps({"body": "\N{GRINNING FACE}" * 100_000}, ensure_ascii=False).encode()
 
 

@@ -1,5 +1,6 @@
 """A service started while PostgreSQL or Kafka is unreachable says what is missing and retries
-with backoff (no crash loop, no silence)."""
+with backoff (no crash loop, no silence); one started without what it needs to be safe (the keys
+that verify identity tokens, a real survey secret in production) does not start at all."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 import uuid
 
 import pytest
+from identity_support import JWKS_FILE
 from system import free_port
 
 pytestmark = pytest.mark.integration
@@ -19,7 +21,13 @@ pytestmark = pytest.mark.integration
 def start(service: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", service],
-        env={**os.environ, "LOG_FORMAT": "json", "HTTP_PORT": str(free_port()), **env},
+        env={
+            **os.environ,
+            "LOG_FORMAT": "json",
+            "HTTP_PORT": str(free_port()),
+            "IDENTITY_KEYS": str(JWKS_FILE),
+            **env,
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -126,6 +134,7 @@ def test_production_refuses_the_development_survey_secret(service: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "SURVEY_SECRET"}
     env |= {
         "LOG_FORMAT": "json",
+        "IDENTITY_KEYS": str(JWKS_FILE),
         "DESK_ENV": "production",
         "DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/none",
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
@@ -141,4 +150,25 @@ def test_production_refuses_the_development_survey_secret(service: str) -> None:
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     (refused,) = [line for line in lines if line["event"] == "service_not_started"]
     assert "refused with DESK_ENV=production" in refused["reason"]
+    assert not any(line["event"] == "postgres_unreachable" for line in lines)
+
+
+@pytest.mark.parametrize("service", ["intake", "workflow", "sla"])
+def test_a_service_that_verifies_identity_refuses_to_start_without_its_keys(service: str) -> None:
+    """Without IDENTITY_KEYS it could believe no caller: a clear line, exit 2, before it
+    touches a server (none is reachable here)."""
+    env = {k: v for k, v in os.environ.items() if k != "IDENTITY_KEYS"}
+    env |= {
+        "LOG_FORMAT": "json",
+        "DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/none",
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", service], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    (refused,) = [line for line in lines if line["event"] == "service_not_started"]
+    assert "IDENTITY_KEYS is not set" in refused["reason"]
+    assert refused["service"] == service
     assert not any(line["event"] == "postgres_unreachable" for line in lines)

@@ -1,6 +1,7 @@
 """Test helpers: intake, workflow and sla served by uvicorn on free ports of this machine, each on
 a fresh schema of the real PostgreSQL server, in a thread with its own event loop (so that
-synchronous clients such as schemathesis and Hypothesis can call them as a client would)."""
+synchronous clients such as schemathesis and Hypothesis can call them as a client would). Each
+app believes the identities signed with the session's test key (`identity_support`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 import asyncpg
 import uvicorn
 from fastapi import FastAPI
+from identity_support import verifier
 from service_support import service_store
 
 from desk_contracts.base import Event
@@ -88,7 +90,9 @@ async def intake_app(pool: asyncpg.Pool) -> FastAPI:
     from intake.adapters.survey import survey_router
 
     survey = survey_router(pool, POLICIES, "test-survey-secret", clock)
-    return create_app(pool, POLICIES, clock, "http://workflow", routers=[survey])
+    return create_app(
+        pool, POLICIES, clock, "http://workflow", routers=[survey], verifier=verifier("intake")
+    )
 
 
 async def open_in_workflow(pool: asyncpg.Pool, event: TicketCreated) -> None:
@@ -103,14 +107,14 @@ async def open_in_workflow(pool: asyncpg.Pool, event: TicketCreated) -> None:
 async def workflow_app(pool: asyncpg.Pool) -> FastAPI:
     from workflow.adapters.http import create_app
 
-    return create_app(pool, POLICIES, clock)
+    return create_app(pool, POLICIES, clock, verifier=verifier("workflow"))
 
 
 async def sla_app(pool: asyncpg.Pool) -> FastAPI:
     from sla.adapters.http import create_app
     from sla.application.timers import Desks
 
-    return create_app(pool, Desks(POLICIES, shipped_calendars()), clock)
+    return create_app(pool, Desks(POLICIES, shipped_calendars()), clock, verifier=verifier("sla"))
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,11 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
+from identity_support import bearer
 
 from desk_contracts.topics import MAIN_TOPICS, dead_letter
 from desk_platform.deadletter import ERROR, ORIGIN_GROUP
+from desk_platform.identity import Signer
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "deploy" / "local" / "infra.sh"
@@ -143,10 +145,12 @@ class Offer:
 class SteadyLoad:
     """An open-loop client: a new request every 1/`rate` s for `duration` s whatever the
     answers, each retried with the same Idempotency-Key on connection errors and 5xx (a 503's
-    Retry-After honoured), as a real client would, until `patience` s after it was first sent."""
+    Retry-After honoured), as a real client would, until `patience` s after it was first sent.
+    Each request is sent by its requester, with an identity `signer` signs (the system's key)."""
 
     intake_url: str
     run_id: str
+    signer: Signer
     rate: float = 6.0
     duration: float = 50.0
     patience: float = 60.0
@@ -166,6 +170,10 @@ class SteadyLoad:
     async def _offer(self, client: httpx.AsyncClient, offer: Offer) -> None:
         deadline = time.monotonic() + self.patience
         pause = 0.25
+        requester, organisation, _ = REQUESTERS[offer.number % len(REQUESTERS)]
+        identity = bearer(
+            requester, audience="intake", organisation=organisation, signer=self.signer
+        )
         while True:
             offer.attempts += 1
             retry_after = 0.0
@@ -173,7 +181,7 @@ class SteadyLoad:
                 response = await client.post(
                     "/requests",
                     json=offer.body(),
-                    headers={"Idempotency-Key": offer.idempotency_key},
+                    headers={"Idempotency-Key": offer.idempotency_key, **identity},
                 )
                 offer.answers.append(str(response.status_code))
                 if response.status_code in (200, 201):
@@ -204,13 +212,14 @@ class SteadyLoad:
         return dict(Counter(a for o in self.offers for a in o.answers))
 
 
-async def not_in_workflow(workflow_url: str, offers: list[Offer]) -> dict[str, str]:
+async def not_in_workflow(workflow_url: str, offers: list[Offer], signer: Signer) -> dict[str, str]:
     """The requests workflow does not show with exactly their `TicketCreated` history, and what
-    it shows instead (by request key)."""
+    it shows instead (by request key), read by an agent of their desk (`signer` signs who)."""
     wrong: dict[str, str] = {}
-    async with httpx.AsyncClient(
-        base_url=workflow_url, timeout=10.0, headers={"X-Actor-Role": "agent"}
-    ) as client:
+    agent = bearer(
+        "paul@desk.example", audience="workflow", roles={"saas-desk": ["agent"]}, signer=signer
+    )
+    async with httpx.AsyncClient(base_url=workflow_url, timeout=10.0, headers=agent) as client:
         semaphore = asyncio.Semaphore(8)
 
         async def check(offer: Offer) -> None:

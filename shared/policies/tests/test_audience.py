@@ -14,15 +14,20 @@ import pytest
 from pydantic import BaseModel
 
 from desk_contracts.base import EVENT_MODULES, EVENT_TYPES, Event
+from desk_contracts.identity import Identity
 from desk_policies.audience import (
     COMMON,
     CUSTOMERS_SEE,
     PEOPLE,
     SUPPORT_NAME,
     Audience,
+    NotYourRole,
+    acting_role,
     entry_seen_by,
     may_read,
     reader_audience,
+    reader_desks,
+    request_reader,
     request_seen_by,
     role_seen_by,
 )
@@ -229,3 +234,59 @@ def test_the_support_side_reads_every_request_a_customer_their_organisations_onl
     assert may_read(Audience.CUSTOMER, "acme", "acme")
     assert not may_read(Audience.CUSTOMER, "globex", "acme")
     assert not may_read(Audience.CUSTOMER, None, None)  # a customer names their organisation
+
+
+LEA = Identity("lea@desk.example", roles={"cloud-partner": ("team_lead", "agent")})
+CUSTOMER = Identity(ANNE, organisation="acme")
+ALL = ("cloud-partner", "erp-vendor", "saas-desk")
+
+
+def test_a_verified_caller_reads_the_desks_their_roles_read_and_chooses_among_them() -> None:
+    assert reader_desks(LEA, POLICIES.values()) == {"cloud-partner": Audience.SUPPORT}
+    assert reader_desks(LEA, POLICIES.values(), "agent") == {"cloud-partner": Audience.SUPPORT}
+    assert reader_desks(CUSTOMER, POLICIES.values()) == dict.fromkeys(ALL, Audience.CUSTOMER)
+    assert reader_desks(CUSTOMER, POLICIES.values(), "participant") == dict.fromkeys(
+        ALL, Audience.CUSTOMER
+    )
+    both = Identity(ANNE, organisation="acme", roles={"saas-desk": ("agent",)})
+    assert reader_desks(both, POLICIES.values())["saas-desk"] is Audience.SUPPORT
+    assert reader_desks(both, POLICIES.values(), "requester")["saas-desk"] is Audience.CUSTOMER
+
+
+@pytest.mark.parametrize(
+    ("who", "requested", "why"),
+    [
+        (LEA, "offer_manager", "you do not hold the role 'offer_manager' at any desk"),
+        (LEA, "requester", "you do not hold the role 'requester'"),  # staff are no customers
+        (CUSTOMER, "agent", "you do not hold the role 'agent'"),
+        (Identity("x@desk.example"), None, "you hold no role that reads requests"),
+        (Identity("y@desk.example", roles={"cloud-partner": ("third_party",)}), None, "no role"),
+        (
+            Identity("service:timers", organisation="acme", roles={"saas-desk": ("system",)}),
+            "system",
+            "the role 'system' reads no desk's requests",
+        ),
+    ],
+)
+def test_who_reads_nothing_is_told_before_any_request_is_looked_up(
+    who: Identity, requested: str | None, why: str
+) -> None:
+    with pytest.raises(NotYourRole, match=why):
+        reader_desks(who, POLICIES.values(), requested)
+
+
+def test_a_request_is_read_by_its_desk_s_support_side_and_its_organisation_s_customers() -> None:
+    desks = reader_desks(CUSTOMER, POLICIES.values())
+    assert request_reader(CUSTOMER, desks, "cloud-partner", "acme") is Audience.CUSTOMER
+    assert request_reader(CUSTOMER, desks, "cloud-partner", "globex") is None
+    lea = reader_desks(LEA, POLICIES.values())
+    assert request_reader(LEA, lea, "cloud-partner", "globex") is Audience.SUPPORT
+    assert request_reader(LEA, lea, "erp-vendor", "acme") is None  # not her desk
+
+
+def test_the_acting_role_is_the_one_chosen_or_the_first_granted() -> None:
+    assert acting_role(LEA, CLOUD) == "team_lead"
+    assert acting_role(LEA, CLOUD, "agent") == "agent"
+    assert acting_role(CUSTOMER, CLOUD) == "requester"
+    with pytest.raises(NotYourRole):
+        acting_role(LEA, POLICIES["erp-vendor"])

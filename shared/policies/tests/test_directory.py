@@ -153,3 +153,16 @@ def test_a_customer_files_into_their_own_organisation_and_staff_into_a_known_one
     assert directory.may_file_into("sales@desk.example", "globex", Side.SUPPORT) is None
     unknown = directory.may_file_into("sales@desk.example", "nowhere", Side.SUPPORT)
     assert unknown == "'nowhere' is not an organisation of the directory"
+
+
+def test_a_verified_identity_places_a_customer_in_its_organisation() -> None:
+    """The organisation a signed identity carries is believed before the directory's guess."""
+    from desk_policies.model import Side
+
+    directory = load_directory()
+    file_into = directory.may_file_into
+    assert file_into("newcomer@globex.example", "acme", Side.CUSTOMER, placed_in="acme") is None
+    refused = file_into("anne@acme.example", "acme", Side.CUSTOMER, placed_in="globex")
+    assert refused is not None and "their own organisation only" in refused
+    # staff file on a client's behalf into an organisation the directory lists, whatever
+    assert file_into("sales@desk.example", "globex", Side.SUPPORT, placed_in="acme") is None

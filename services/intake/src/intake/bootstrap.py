@@ -1,4 +1,5 @@
-"""Composition root of intake: store, relay to `ticket-events`, the directory's feed, HTTP API."""
+"""Composition root of intake: store, relay to `ticket-events`, the directory's feed, the
+verifier of identity tokens (`IDENTITY_KEYS`, required), HTTP API."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from desk_contracts.topics import AUTOMATIC_REPLIES, TICKET_COMMANDS
 from desk_eventstore.migrate import migrations_in
 from desk_eventstore.records import RecordedEvent
 from desk_platform.directory_feed import directory_first, follow_directory
+from desk_platform.identity import Verifier, required_identity_keys
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
@@ -34,6 +36,7 @@ def topic_for(event: RecordedEvent) -> str:
 
 
 async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
+    verifier = Verifier(required_identity_keys(settings, "intake"), audience="intake")
     policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
     runtime = ServiceRuntime(
         "intake",
@@ -50,7 +53,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         per_desk=settings.requests_desk_hourly_limit,
     )
     app = create_app(
-        pool, policies, now, settings.workflow_url, routers=[survey],
+        pool, policies, now, settings.workflow_url, routers=[survey], verifier=verifier,
         directory=lambda: directory.current, limits=limits,
     )  # fmt: skip
     return runtime, directory_first(app, directory)

@@ -1,6 +1,7 @@
-"""`POST /requests` against intake's app and the real PostgreSQL server: the people a request
-names must be admitted by the directory in its organisation (they receive its mail), and
-idempotency keys belong to their submitter."""
+"""`POST /requests` against intake's app and the real PostgreSQL server: who submits is the
+verified identity (its subject, in a role it grants at the desk, of the organisation it
+carries), the people a request names must be admitted by the directory in its organisation (they
+receive its mail), and idempotency keys belong to their submitter."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from identity_support import bearer, verifier
 from service_support import service_store
 
 from desk_eventstore.db import open_store
 from desk_eventstore.migrate import migrations_in
+from desk_policies.audience import Audience
 from desk_policies.description import desk_for
 from desk_policies.loader import load_policies
 from intake.adapters.http import create_app
@@ -25,8 +28,24 @@ from intake.adapters.http import create_app
 pytestmark = pytest.mark.integration
 
 POLICIES = load_policies()
-ANNE = "anne@acme.example"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def customer(address: str, **claims: Any) -> dict[str, str]:
+    """The header of a token for a person of the organisation their mail domain names."""
+    organisation = address.rpartition("@")[2].split(".")[0]
+    return bearer(address, audience="intake", organisation=organisation, **claims)
+
+
+def staff(address: str, **roles: str) -> dict[str, str]:
+    """The header of a token for staff holding `roles` (desk id with `_` for `-`: role)."""
+    held = {desk.replace("_", "-"): [role] for desk, role in roles.items()}
+    return bearer(address, audience="intake", roles=held)
+
+
+ANNE_ID = "anne@acme.example"
+ANNE = customer(ANNE_ID)  # the clients' identity unless a test names another
+PAUL = staff("paul@desk.example", saas_desk="agent")
 
 
 def request(**changes: Any) -> dict[str, Any]:
@@ -45,9 +64,13 @@ def request(**changes: Any) -> dict[str, Any]:
 @pytest.fixture
 async def http(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with service_store(database_url, "intake") as pool:
-        app = create_app(pool, POLICIES, lambda: NOW, "http://workflow")
+        app = create_app(
+            pool, POLICIES, lambda: NOW, "http://workflow", verifier=verifier("intake")
+        )
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://intake", headers=ANNE
+        ) as client:
             client.pool = pool  # type: ignore[attr-defined]
             yield client
 
@@ -88,8 +111,7 @@ async def test_fifty_outside_participants_are_refused_and_nothing_is_created(
 async def test_people_outside_the_organisation_are_refused(
     http: httpx.AsyncClient, changes: dict[str, Any], field: str, why: str
 ) -> None:
-    anne = {"X-Actor": "anne@acme.example"}  # files into her own organisation
-    answer = await http.post("/requests", json=request(**changes), headers=anne)
+    answer = await http.post("/requests", json=request(**changes), headers=ANNE)  # her own
     assert answer.status_code == 422, answer.text
     (problem,) = answer.json()["detail"]
     assert problem["loc"] == ["body", field] and why in problem["msg"]
@@ -99,11 +121,10 @@ async def test_people_outside_the_organisation_are_refused(
 @pytest.mark.parametrize(
     ("changes", "headers"),
     [
-        ({"organisation_id": "globex"}, {}),
-        ({"organisation_id": "globex", "requester": "carla@globex.example"}, {"X-Actor": ANNE}),
-        ({"organisation_id": "globex", "requester": "paul@desk.example"}, {"X-Actor": ANNE}),
-        ({"organisation_id": "nowhere"}, {}),
-        ({"requester": "paul@desk.example", "organisation_id": "globex"}, {}),  # not as staff
+        ({"organisation_id": "globex"}, ANNE),
+        ({"organisation_id": "globex", "requester": "carla@globex.example"}, ANNE),
+        ({"organisation_id": "globex", "requester": "paul@desk.example"}, ANNE),
+        ({"organisation_id": "nowhere"}, ANNE),
     ],
 )
 async def test_a_requester_files_into_their_own_organisation_only(
@@ -117,10 +138,78 @@ async def test_a_requester_files_into_their_own_organisation_only(
     assert await created(http) == 0
 
 
+async def test_the_organisation_is_the_one_the_identity_carries(http: httpx.AsyncClient) -> None:
+    """The mail domain would place the newcomer in globex; the identity says acme."""
+    body = request(organisation_id="globex", requester="newcomer@globex.example")
+    placed_elsewhere = bearer("newcomer@globex.example", audience="intake", organisation="acme")
+    refused = await http.post("/requests", json=body, headers=placed_elsewhere)
+    assert refused.status_code == 403, refused.text
+    own = await http.post("/requests", json=body, headers=customer("newcomer@globex.example"))
+    assert own.status_code == 201, own.text
+    assert await created(http) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "where", "why"),
+    [
+        # staff choosing a customer's role: the identity grants it no such role
+        ({**PAUL, "X-Actor-Role": "requester"}, "x-actor-role", "do not hold the role"),
+        ({**ANNE, "X-Actor-Role": "agent"}, "x-actor-role", "do not hold the role 'agent'"),
+        # neither staff of the desk nor of an organisation
+        (bearer("paul@desk.example", audience="intake"), "authorization", "hold no role"),
+        (staff("sales@desk.example", erp_vendor="sales_admin"), "authorization", "hold no role"),
+    ],
+)
+async def test_a_role_the_identity_does_not_grant_at_the_desk_is_refused(
+    http: httpx.AsyncClient, headers: dict[str, str], where: str, why: str
+) -> None:
+    answer = await http.post("/requests", json=request(), headers=headers)
+    assert answer.status_code == 403, answer.text
+    (problem,) = answer.json()["detail"]
+    assert problem["loc"] == ["header", where] and why in problem["msg"]
+    assert await created(http) == 0
+
+
+async def test_no_identity_or_a_read_only_one_submits_nothing(http: httpx.AsyncClient) -> None:
+    for anonymous in ({"Authorization": ""}, {"Authorization": "Basic YW5uZTphbm5l"}):
+        answer = await http.post("/requests", json=request(), headers=anonymous)
+        assert answer.status_code == 401, answer.text
+        assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+    reader = await http.post(
+        "/requests", json=request(), headers=customer("anne@acme.example", scope=["read"])
+    )
+    assert reader.status_code == 403, reader.text
+    [problem] = reader.json()["detail"]
+    assert problem["loc"] == ["header", "authorization"]
+    assert problem["msg"].startswith("read-only token")
+    assert await created(http) == 0
+
+
+async def test_the_channel_is_the_api_for_an_api_token_the_portal_otherwise(
+    http: httpx.AsyncClient,
+) -> None:
+    for via in ("api_token", "password", "sso"):
+        answer = await http.post(
+            "/requests", json=request(subject=f"By {via}"), headers=customer(ANNE_ID, via=via)
+        )
+        assert answer.status_code == 201, answer.text
+    pool: asyncpg.Pool = http.pool  # type: ignore[attr-defined]
+    rows = await pool.fetch(
+        """SELECT payload->>'subject' AS subject, payload->>'channel' AS channel,
+                  payload->>'created_by' AS created_by
+           FROM events WHERE event_type = 'TicketCreated' ORDER BY global_position"""
+    )
+    assert [(r["subject"], r["channel"], r["created_by"]) for r in rows] == [
+        ("By api_token", "api", ANNE_ID),
+        ("By password", "portal", ANNE_ID),
+        ("By sso", "portal", ANNE_ID),
+    ]
+
+
 async def test_staff_file_on_a_clients_behalf_into_an_organisation_of_the_directory(
     http: httpx.AsyncClient,
 ) -> None:
-    sales = {"X-Actor": "sales@desk.example", "X-Actor-Role": "sales_admin"}
+    sales = staff("sales@desk.example", erp_vendor="sales_admin")
     licence = request(
         policy_id="erp-vendor",
         request_type="licence",
@@ -147,20 +236,21 @@ async def test_staff_file_on_a_clients_behalf_into_an_organisation_of_the_direct
 
 
 async def test_a_creator_outside_the_organisation_is_refused(http: httpx.AsyncClient) -> None:
-    answer = await http.post(
-        "/requests", json=request(), headers={"X-Actor": "spam@outside.example"}
-    )
+    """Whoever the identity says: the creator receives the request's mail, so the directory
+    must admit them in its organisation."""
+    outsider = bearer("spam@outside.example", audience="intake", organisation="acme")
+    answer = await http.post("/requests", json=request(), headers=outsider)
     assert answer.status_code == 403, answer.text
     assert "'spam@outside.example'" in answer.json()["detail"][0]["msg"]
     assert await created(http) == 0
 
 
-async def test_a_creator_refused_is_named_as_the_header(http: httpx.AsyncClient) -> None:
-    staff_elsewhere = {"X-Actor": "sales@desk.example", "X-Actor-Role": "agent"}  # erp-vendor's
-    answer = await http.post("/requests", json=request(), headers=staff_elsewhere)
+async def test_a_creator_refused_is_named_as_the_identity(http: httpx.AsyncClient) -> None:
+    not_listed = staff("sales@desk.example", saas_desk="agent")  # erp-vendor's in the directory
+    answer = await http.post("/requests", json=request(), headers=not_listed)
     assert answer.status_code == 403, answer.text
     [problem] = answer.json()["detail"]
-    assert problem["loc"] == ["header", "x-actor"]  # as the edge names a header
+    assert problem["loc"] == ["header", "authorization"]  # as the edge names a header
     assert "the creator may not take part: 'sales@desk.example'" in problem["msg"]
     assert await created(http) == 0
 
@@ -194,12 +284,23 @@ async def test_a_value_the_desk_does_not_offer_is_refused_listing_the_valid_ones
 async def test_desks_tell_the_same_as_workflow_and_what_they_always_did(
     http: httpx.AsyncClient,
 ) -> None:
-    answer = await http.get("/desks", headers={"X-Actor-Role": "agent"})
+    assert (await http.get("/desks", headers={"Authorization": ""})).status_code == 401
+    paul = staff(
+        "paul@desk.example", erp_vendor="service_desk", cloud_partner="agent", saas_desk="agent"
+    )
+    answer = await http.get("/desks", headers=paul)
     assert answer.status_code == 200
     desks = answer.json()
     assert desks == [
-        desk_for(p, "agent").model_dump(mode="json", by_alias=True) for p in POLICIES.values()
+        desk_for(p, Audience.SUPPORT).model_dump(mode="json", by_alias=True)
+        for p in POLICIES.values()
     ]
+    max_ = staff("max@desk.example", erp_vendor="support_manager")  # staff of erp-vendor only
+    theirs = {d["id"]: d for d in (await http.get("/desks", headers=max_)).json()}
+    assert theirs["erp-vendor"] == desks[[d["id"] for d in desks].index("erp-vendor")]
+    assert theirs["saas-desk"] == desk_for(POLICIES["saas-desk"], None).model_dump(
+        mode="json", by_alias=True
+    )  # the customer side: as anyone who is not of saas-desk's support side reads it
     saas = next(d for d in desks if d["id"] == "saas-desk")
     assert saas["name"] == POLICIES["saas-desk"].name
     assert saas["priorities"] == ["low", "medium", "high", "critical"]  # ids, as before
@@ -218,12 +319,14 @@ async def test_colleagues_and_staff_of_the_desk_are_accepted(http: httpx.AsyncCl
         json=request(participants=["Bruno@acme.example", "paul@desk.example"]),
     )
     assert answer.status_code == 201, answer.text
-    by_domain = await http.post("/requests", json=request(requester="newcomer@acme.example"))
+    by_domain = await http.post(
+        "/requests",
+        json=request(requester="newcomer@acme.example"),
+        headers=customer("newcomer@acme.example"),
+    )
     assert by_domain.status_code == 201, by_domain.text  # as the mail gateway admits senders
     on_behalf = await http.post(
-        "/requests",
-        json=request(requester="bruno@acme.example"),
-        headers={"X-Actor": "paul@desk.example", "X-Actor-Role": "agent"},
+        "/requests", json=request(requester="bruno@acme.example"), headers=PAUL
     )
     assert on_behalf.status_code == 201, on_behalf.text
     assert await created(http) == 3
@@ -238,7 +341,7 @@ async def test_idempotency_keys_belong_to_their_submitter(http: httpx.AsyncClien
 
     # the same key and body from someone else: their own request, nothing of Anne's
     other = await http.post(
-        "/requests", json=request(), headers={**key, "X-Actor": "bruno@acme.example"}
+        "/requests", json=request(), headers={**key, **customer("bruno@acme.example")}
     )
     assert other.status_code == 201, other.text
     assert other.json()["created"] is True
@@ -246,7 +349,9 @@ async def test_idempotency_keys_belong_to_their_submitter(http: httpx.AsyncClien
         assert leaked not in other.text
     # the same key, another body, from someone else: a new request too, no conflict naming hers
     third = await http.post(
-        "/requests", json=request(requester="newcomer@acme.example", subject="Other"), headers=key
+        "/requests",
+        json=request(requester="newcomer@acme.example", subject="Other"),
+        headers={**key, **customer("newcomer@acme.example")},
     )
     assert third.status_code == 201, third.text
     for leaked in (first.json()["ticket_id"], first.json()["key"]):
@@ -298,9 +403,14 @@ async def limited(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     limits = RequestLimits(per_submitter=3, per_domain=5, per_desk=8)
     clock = NOW.replace(minute=40)
     async with service_store(database_url, "intake") as pool:
-        app = create_app(pool, POLICIES, lambda: clock, "http://workflow", limits=limits)
+        app = create_app(
+            pool, POLICIES, lambda: clock, "http://workflow", verifier=verifier("intake"),
+            limits=limits,
+        )  # fmt: skip
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://intake", headers=ANNE
+        ) as client:
             client.pool = pool  # type: ignore[attr-defined]
             yield client
 
@@ -316,7 +426,11 @@ async def test_made_up_requesters_of_one_domain_are_limited_together(
 ) -> None:
     # the directory admits any address of acme.example as a requester of acme
     answers = [
-        await limited.post("/requests", json=request(requester=f"madeup{n}@acme.example"))
+        await limited.post(
+            "/requests",
+            json=request(requester=f"madeup{n}@acme.example"),
+            headers=customer(f"madeup{n}@acme.example"),
+        )
         for n in range(7)
     ]
     assert [a.status_code for a in answers] == [201] * 5 + [429] * 2
@@ -326,6 +440,7 @@ async def test_made_up_requesters_of_one_domain_are_limited_together(
     other = await limited.post(
         "/requests",
         json=request(requester="carla@globex.example", organisation_id="globex"),
+        headers=customer("carla@globex.example"),
     )
     assert other.status_code == 201, other.text  # another domain is not held back
 
@@ -347,9 +462,7 @@ async def test_one_submitter_is_limited_and_a_retry_neither_counts_nor_is_refuse
         "this submitter has opened 3 requests this hour",
     )
     by_actor = await limited.post(  # Anne is counted as the submitter, whoever the requester
-        "/requests",
-        json=request(requester="bruno@acme.example"),
-        headers={"X-Actor": "anne@acme.example"},
+        "/requests", json=request(requester="bruno@acme.example"), headers=ANNE
     )
     assert_flooded(by_actor, "this submitter has opened 3 requests this hour")
     assert await created(limited) == 3
@@ -363,12 +476,17 @@ async def test_refused_attempts_use_up_nobody_s_hour(limited: httpx.AsyncClient)
     for _ in range(10):
         assert (await limited.post("/requests", json=request())).status_code == 429
     for n in range(2):  # acme's two remaining, then the desk's three remaining
-        answer = await limited.post("/requests", json=request(requester=f"u{n}@acme.example"))
+        answer = await limited.post(
+            "/requests",
+            json=request(requester=f"u{n}@acme.example"),
+            headers=customer(f"u{n}@acme.example"),
+        )
         assert answer.status_code == 201, answer.text
     for n in range(3):
         answer = await limited.post(
             "/requests",
             json=request(requester=f"u{n}@globex.example", organisation_id="globex"),
+            headers=customer(f"u{n}@globex.example"),
         )
         assert answer.status_code == 201, answer.text
     assert await created(limited) == 8
@@ -378,22 +496,28 @@ async def test_staff_are_not_counted_for_the_customer_domain_but_the_desk_is_lim
     limited: httpx.AsyncClient,
 ) -> None:
     for n in range(5):  # acme.example's hour is used up
-        answer = await limited.post("/requests", json=request(requester=f"user{n}@acme.example"))
+        answer = await limited.post(
+            "/requests",
+            json=request(requester=f"user{n}@acme.example"),
+            headers=customer(f"user{n}@acme.example"),
+        )
         assert answer.status_code == 201, answer.text
-    staff = {"X-Actor": "paul@desk.example", "X-Actor-Role": "agent"}
     on_behalf = await limited.post(
-        "/requests", json=request(requester="bruno@acme.example"), headers=staff
+        "/requests", json=request(requester="bruno@acme.example"), headers=PAUL
     )
     assert on_behalf.status_code == 201, on_behalf.text  # staff enter it all the same
     for n in range(2):
         answer = await limited.post(
             "/requests",
             json=request(requester=f"user{n}@globex.example", organisation_id="globex"),
+            headers=customer(f"user{n}@globex.example"),
         )
         assert answer.status_code == 201, answer.text
     assert_flooded(  # the ninth request to saas-desk this hour
         await limited.post(
-            "/requests", json=request(requester="dan@initech.example", organisation_id="initech")
+            "/requests",
+            json=request(requester="dan@initech.example", organisation_id="initech"),
+            headers=customer("dan@initech.example"),
         ),
         "this desk has received 8 requests this hour",
     )

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 import pytest
+from identity_support import bearer, verifier
 from service_support import service_store
 
 from desk_contracts.requests import SurveySubmitted
@@ -42,6 +43,7 @@ def client(pool: asyncpg.Pool, now: datetime = NOW) -> httpx.AsyncClient:
         lambda: now,
         "http://workflow",
         routers=[survey_router(pool, POLICIES, SECRET, lambda: now)],
+        verifier=verifier("intake"),
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake")
 
@@ -124,6 +126,7 @@ async def test_the_answer_follows_the_requests_creation_on_its_stream(pool: asyn
                 "organisation_id": "acme",
                 "requester": "anne@acme.example",
             },
+            headers=bearer("anne@acme.example", audience="intake", organisation="acme"),
         )
         assert created.status_code == 201, created.text
         ticket_id = created.json()["ticket_id"]

@@ -1,4 +1,5 @@
-"""Composition root of the sla service: request-state consumer, timer loop, relay, HTTP API."""
+"""Composition root of the sla service: request-state consumer, timer loop, relay, the verifier
+of identity tokens (`IDENTITY_KEYS`, required), HTTP API."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import structlog
 from desk_contracts.topics import SLA_EVENTS, TICKET_COMMANDS, TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
 from desk_eventstore.records import RecordedEvent
+from desk_platform.identity import Verifier, required_identity_keys
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.calendars import shipped_calendars
@@ -34,6 +36,7 @@ def topic_for(event: RecordedEvent) -> str:
 
 
 async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
+    verifier = Verifier(required_identity_keys(settings, "sla"), audience="sla")
     calendars = shipped_calendars()
     extra = [Path(settings.policies_dir)] if settings.policies_dir else []
     desks = Desks(load_policies(*extra, known_calendars=set(calendars)), calendars)
@@ -47,4 +50,4 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     pool = await runtime.start_store()
 
     runtime.repeat("fire_timers", lambda: fire_due(pool, desks, now()), TICK_SECONDS)
-    return runtime, create_app(pool, desks, now)
+    return runtime, create_app(pool, desks, now, verifier=verifier)

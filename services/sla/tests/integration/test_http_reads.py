@@ -1,7 +1,8 @@
 """sla's reads through its real API on the real PostgreSQL server, with a real ticket: denied by
-default (401 without a role, 403 for a role the desk does not know or that reads nothing), the
-board for the desk's support side only, a ticket's clocks by id or by key for the support side
-and for customers of the request's own organisation (404 for anyone else)."""
+default (401 without a verified identity, 403 for an identity that reads nothing or a role it
+does not grant), the board for the desk's support side only, a ticket's clocks by id or by key
+for the support side and for customers of the request's own organisation (404 for anyone
+else)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from importlib import resources
 
 import httpx
 import pytest
+from identity_support import bearer, verifier
 from published import published_envelopes
 from service_support import service_store
 
@@ -29,10 +31,13 @@ pytestmark = pytest.mark.integration
 
 DESKS = Desks(load_policies(), shipped_calendars())
 MONDAY = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
-STAFF = {"X-Actor-Role": "service_desk"}
-ANNE = {"X-Actor-Role": "requester", "X-Actor-Organisation": "acme"}
-CARLA = {"X-Actor-Role": "requester", "X-Actor-Organisation": "globex"}
+STAFF = bearer("sd@desk.example", audience="sla", roles={"erp-vendor": ["service_desk"]})
+ANNE = bearer("anne@acme.example", audience="sla", organisation="acme")
+CARLA = bearer("carla@globex.example", audience="sla", organisation="globex")
 NOBODY: dict[str, str] = {}
+AGENT_ELSEWHERE = bearer("paul@desk.example", audience="sla", roles={"saas-desk": ["agent"]})
+SYSTEM = bearer("service:timers", audience="sla", roles={"erp-vendor": ["system"]})  # reads nothing
+NO_ONE = bearer("someone@desk.example", audience="sla")  # of no organisation, no role
 
 
 def created() -> TicketCreated:
@@ -61,7 +66,8 @@ async def ticket_and_sla(
         (envelope,) = published_envelopes([event], DESKS.policies[event.policy_id])
         async with pool.acquire() as conn, conn.transaction():
             await on_ticket_event(DESKS, lambda: MONDAY)(conn, envelope, event)
-        transport = httpx.ASGITransport(app=create_app(pool, DESKS, lambda: MONDAY))
+        app = create_app(pool, DESKS, lambda: MONDAY, verifier=verifier("sla"))
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://sla") as http:
             yield event, http
 
@@ -70,12 +76,15 @@ async def ticket_and_sla(
     ("headers", "status"),
     [
         (NOBODY, 401),
-        ({"X-Actor-Role": ""}, 401),
-        ({"X-Actor-Role": "wizard"}, 403),
-        ({"X-Actor-Role": "agent"}, 403),  # a role of other desks, not of erp-vendor
-        ({"X-Actor-Role": "system"}, 403),  # reads nothing
+        ({"Authorization": "Bearer "}, 401),
+        ({**STAFF, "X-Actor-Role": "wizard"}, 403),
+        ({**STAFF, "X-Actor-Role": "agent"}, 403),  # a role the identity does not grant
+        (AGENT_ELSEWHERE, 403),  # staff of other desks, not of erp-vendor
+        (SYSTEM, 403),  # reads nothing
+        (NO_ONE, 403),
         (ANNE, 403),  # customers have no board
         (STAFF, 200),
+        ({**STAFF, "X-Actor-Role": "service_desk"}, 200),
     ],
 )
 async def test_the_board_is_for_the_support_side_of_its_desk(
@@ -95,11 +104,13 @@ async def test_the_board_is_for_the_support_side_of_its_desk(
     ("headers", "status"),
     [
         (NOBODY, 401),
-        ({"X-Actor-Role": "wizard"}, 403),
-        ({"X-Actor-Role": "system"}, 403),
+        ({**STAFF, "X-Actor-Role": "wizard"}, 403),
+        (SYSTEM, 403),
+        (NO_ONE, 403),
         (CARLA, 404),  # another organisation's request
-        ({"X-Actor-Role": "requester"}, 404),  # a customer who names no organisation
+        (AGENT_ELSEWHERE, 404),  # staff of another desk
         (ANNE, 200),
+        ({**ANNE, "X-Actor-Role": "participant"}, 200),
         (STAFF, 200),
     ],
 )
@@ -139,7 +150,10 @@ async def test_clocks_of_an_unknown_request_are_404_naming_it(
     assert answer.json()["detail"] == f"no request {asked!r} known to the sla service"
 
 
-@pytest.mark.parametrize(("headers", "status"), [(NOBODY, 401), ({"X-Actor-Role": "janitor"}, 403)])
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [(NOBODY, 401), ({**STAFF, "X-Actor-Role": "janitor"}, 403), (NO_ONE, 403)],
+)
 async def test_who_reads_is_checked_before_any_request_is_looked_up(
     ticket_and_sla: tuple[TicketCreated, httpx.AsyncClient], headers: dict[str, str], status: int
 ) -> None:

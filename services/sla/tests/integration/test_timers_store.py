@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from identity_support import bearer, verifier
 from published import published_envelopes, published_states
 from service_support import service_store
 
@@ -203,9 +204,9 @@ async def test_the_board_sorts_open_requests_by_business_time_left(pool: asyncpg
     calm = calm.model_copy(update={"ticket_id": str(uuid.uuid4()), "key": "SPT-1002"})
     for event in (calm, urgent):
         await receive_all(pool, [event], MONDAY)
-    app = create_app(pool, DESKS, lambda: MONDAY + timedelta(minutes=30))
+    app = create_app(pool, DESKS, lambda: MONDAY + timedelta(minutes=30), verifier=verifier("sla"))
     transport = httpx.ASGITransport(app=app)
-    staff = {"X-Actor-Role": "service_desk"}
+    staff = bearer("sd@desk.example", audience="sla", roles={"erp-vendor": ["service_desk"]})
     async with httpx.AsyncClient(transport=transport, base_url="http://sla", headers=staff) as http:
         board = (await http.get("/board", params={"policy_id": "erp-vendor"})).json()
         unknown = await http.get("/board", params={"policy_id": "nope"})

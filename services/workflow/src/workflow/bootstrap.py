@@ -1,5 +1,6 @@
 """Composition root of workflow: store, consumer of its input (`ticket-commands`: new requests
-and commands), relay to `ticket-events`, the directory's feed, HTTP API."""
+and commands), relay to `ticket-events`, the directory's feed, the verifier of identity tokens
+(`IDENTITY_KEYS`, required), HTTP API."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from desk_contracts.topics import TICKET_COMMANDS, TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
 from desk_platform.directory_feed import directory_first, follow_directory
+from desk_platform.identity import Verifier, required_identity_keys
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
@@ -23,6 +25,7 @@ def now() -> datetime:
 
 
 async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
+    verifier = Verifier(required_identity_keys(settings, "workflow"), audience="workflow")
     policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
     runtime = ServiceRuntime(
         "workflow",
@@ -33,5 +36,5 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     runtime.subscribe(TICKET_COMMANDS, on_command(policies, now))
     pool = await runtime.start_store()
     directory = follow_directory(runtime)
-    app = create_app(pool, policies, now, directory=lambda: directory.current)
+    app = create_app(pool, policies, now, verifier=verifier, directory=lambda: directory.current)
     return runtime, directory_first(app, directory)

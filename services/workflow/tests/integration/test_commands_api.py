@@ -14,8 +14,10 @@ import asyncpg
 import httpx
 import pytest
 from desk_servers import open_in_workflow, ticket_created
+from identity_support import bearer, verifier
 from service_support import service_store
 
+from desk_policies.audience import Audience
 from desk_policies.description import describe, desk_for
 from desk_policies.loader import load_policies
 from workflow.adapters.commands_api import (
@@ -32,7 +34,7 @@ pytestmark = pytest.mark.integration
 
 POLICIES = load_policies()
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-AGENT = {"X-Actor": "paul@partner.example", "X-Actor-Role": "agent"}  # of cloud-partner
+AGENT = bearer("paul@partner.example", audience="workflow", roles={"cloud-partner": ["agent"]})
 COMMANDS = http_commands()
 ANSWERS = {"200", "401", "403", "404", "409", "412", "413", "422", "503"}
 
@@ -45,7 +47,7 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 async def http(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(pool, POLICIES, lambda: NOW)
+    app = create_app(pool, POLICIES, lambda: NOW, verifier=verifier("workflow"))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://workflow") as client:
         yield client
@@ -53,7 +55,8 @@ async def http(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    app = create_app(None, POLICIES, lambda: NOW)  # no pool: the document serves no request
+    # no pool: the document serves no request
+    app = create_app(None, POLICIES, lambda: NOW, verifier=verifier("workflow"))
     openapi: dict[str, Any] = app.openapi()
     return openapi
 
@@ -207,17 +210,40 @@ async def test_a_value_the_desk_does_not_accept_is_refused_listing_the_valid_one
     assert valid in problem["msg"]
 
 
-async def test_an_unknown_role_is_refused_listing_the_desks_roles(
+async def test_a_role_the_identity_does_not_grant_is_refused_naming_it(
     pool: asyncpg.Pool, http: httpx.AsyncClient
 ) -> None:
     key = await opened(pool)
-    janitor = {"X-Actor": "joe@desk.example", "X-Actor-Role": "janitor"}
-    answer = await http.post(f"/requests/{key}/start-work", headers=janitor)
+    answer = await http.post(
+        f"/requests/{key}/start-work", headers={**AGENT, "X-Actor-Role": "team_lead"}
+    )
     assert answer.status_code == 403
-    assert answer.json() == {
-        "detail": "'janitor' is not a role of desk cloud-partner that sees requests "
-        "(requester, participant, agent, team_lead, offer_manager)"
-    }
+    assert answer.json() == {"detail": "you do not hold the role 'team_lead' at any desk"}
+    after = await http.get(f"/requests/{key}", headers=AGENT)
+    assert after.json()["version"] == 1
+
+
+async def test_the_actor_is_the_identity_in_the_role_it_grants_or_chooses(
+    pool: asyncpg.Pool, http: httpx.AsyncClient
+) -> None:
+    """Who acts is recorded as the token says: its subject, in its first role at the desk or
+    the one `X-Actor-Role` chooses among those it grants."""
+    key = await opened(pool)
+    lea = bearer(
+        "lea@desk.example", audience="workflow", roles={"cloud-partner": ["team_lead", "agent"]}
+    )
+    first = await http.post(f"/requests/{key}/add-comment", json={"body": "Hi"}, headers=lea)
+    chosen = await http.post(
+        f"/requests/{key}/add-comment",
+        json={"body": "Again"},
+        headers={**lea, "X-Actor-Role": "agent"},
+    )
+    assert first.status_code == chosen.status_code == 200, (first.text, chosen.text)
+    history = (await http.get(f"/requests/{key}", headers=lea)).json()["history"]
+    assert [(h["data"]["actor_id"], h["data"]["actor_role"]) for h in history[:2]] == [
+        ("lea@desk.example", "agent"),
+        ("lea@desk.example", "team_lead"),
+    ]
 
 
 async def test_a_policy_refusal_is_409_with_the_reason(
@@ -250,11 +276,16 @@ async def test_an_unknown_command_lists_the_commands(
 
 
 async def test_desks_tell_what_a_portal_needs(http: httpx.AsyncClient) -> None:
-    answer = await http.get("/desks", headers={"X-Actor-Role": "team_lead"})
+    lead = {"erp-vendor": ["team_lead"], "cloud-partner": ["team_lead"]}
+    answer = await http.get(
+        "/desks", headers=bearer("lea@desk.example", audience="workflow", roles=lead)
+    )
     assert answer.status_code == 200
     desks = {d["id"]: d for d in answer.json()}
     assert desks == {
-        p.id: desk_for(p, "team_lead").model_dump(mode="json", by_alias=True)
+        p.id: desk_for(p, Audience.SUPPORT if p.id in lead else None).model_dump(
+            mode="json", by_alias=True
+        )
         for p in POLICIES.values()
     }
     assert desks["erp-vendor"] == describe(POLICIES["erp-vendor"]).model_dump(
@@ -300,13 +331,25 @@ async def test_a_client_cannot_say_its_comment_came_by_mail(
         assert answer.json()["detail"][0]["loc"] == ["body", field]
 
 
-@pytest.mark.parametrize("role", [None, "requester", "nobody"])
+@pytest.mark.parametrize(
+    "reader",
+    [
+        {"organisation": "acme"},  # a customer
+        {},  # of no organisation and no desk
+        {"roles": {"saas-desk": ["supervisor"]}},  # staff of another desk
+        {"roles": {"erp-vendor": ["system"]}},  # a role of erp-vendor that is not its support side
+    ],
+)
 async def test_anyone_but_the_support_side_reads_no_internal_role(
-    http: httpx.AsyncClient, role: str | None
+    http: httpx.AsyncClient, reader: dict[str, Any]
 ) -> None:
-    """The audience rule holds for the desks too: a customer (or whoever names no support role)
-    reads the customer side's roles, transitions and creators only, no internal routing."""
-    answer = await http.get("/desks", headers={"X-Actor-Role": role} if role else {})
+    """The audience rule holds for the desks too: a customer (or whoever holds no support role
+    at the desk) reads the customer side's roles, transitions and creators only, no internal
+    routing; without an identity, nothing."""
+    assert (await http.get("/desks")).status_code == 401
+    answer = await http.get(
+        "/desks", headers=bearer("x@acme.example", audience="workflow", **reader)
+    )
     assert answer.status_code == 200
     erp = next(d for d in answer.json() if d["id"] == "erp-vendor")
     customers = {r.id for r in POLICIES["erp-vendor"].roles if r.side.value == "customer"}

@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import pytest
 from desk_servers import envelope_of
+from identity_support import bearer, verifier
 from service_support import service_store
 from structlog.testing import capture_logs
 
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 POLICIES = load_policies()
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-AGENT = {"X-Actor": "paul@partner.example", "X-Actor-Role": "agent"}
+AGENT = bearer("paul@partner.example", audience="workflow", roles={"cloud-partner": ["agent"]})
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ async def full_request(pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> T
     )  # fmt: skip
     async with pool.acquire() as conn, conn.transaction():
         await on_command(POLICIES, lambda: NOW)(conn, envelope_of(created, "/desk/intake"), created)
-    app = create_app(pool, POLICIES, lambda: NOW)
+    app = create_app(pool, POLICIES, lambda: NOW, verifier=verifier("workflow"))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://workflow") as http:
         assert (await http.post(f"/requests/{created.key}/start-work", headers=AGENT)).is_success

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from desk_servers import envelope_of
 from desk_servers import ticket_created as created
+from identity_support import bearer, verifier
 from service_support import service_store
 
 from desk_contracts.envelope import Envelope
@@ -43,16 +44,24 @@ async def open_ticket(pool: asyncpg.Pool, event: TicketCreated) -> None:
         await handle(conn, envelope_of(event), event)
 
 
+def token(subject: str, **claims: Any) -> dict[str, str]:
+    """The header of a token for workflow saying who calls."""
+    return bearer(subject, audience="workflow", **claims)
+
+
+AGENT = token("paul@partner.example", roles={"cloud-partner": ["agent"]})  # of the requests' desk
+CUSTOMER = token("anne@acme.example", organisation="acme")  # the requester
+CARLA = token("carla@globex.example", organisation="globex")  # a customer of another company
+NOBODY = {"Authorization": ""}  # no identity: what a client without a token sends
+
+
 def client(pool: asyncpg.Pool, now: datetime = NOW) -> httpx.AsyncClient:
-    app = create_app(pool, POLICIES, lambda: now)
+    app = create_app(pool, POLICIES, lambda: now, verifier=verifier("workflow"))
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://workflow",
-        headers={"X-Actor-Role": "agent"},  # reads name a role; commands override it
+        headers=AGENT,  # the agent reads and acts unless a test names someone else
     )
-
-
-AGENT = {"X-Actor": "paul@partner.example", "X-Actor-Role": "agent"}
 
 
 async def test_intakes_ticket_created_opens_the_stream_once_with_the_request_s_state(
@@ -113,37 +122,45 @@ async def test_commands_move_the_ticket_and_refusals_change_nothing(pool: asyncp
         unknown = await http.post(f"/requests/{event.key}/fly", headers=AGENT)
         assert unknown.status_code == 404
         assert "(commands: qualify, assign, start-work" in unknown.json()["detail"]
-        anonymous = await http.post(f"/requests/{event.key}/start-work")
+        anonymous = await http.post(f"/requests/{event.key}/start-work", headers=NOBODY)
         assert anonymous.status_code == 401
+        assert anonymous.headers["WWW-Authenticate"] == "Bearer"
+        reader = await http.post(
+            f"/requests/{event.key}/start-work",
+            headers=token(
+                "paul@partner.example", roles={"cloud-partner": ["agent"]}, scope=["read"]
+            ),
+        )
+        assert reader.status_code == 403
+        assert reader.json()["detail"].startswith("read-only token")
+        after = await http.get(f"/requests/{event.key}")
+        assert after.json()["version"] == 2
 
 
 async def test_a_customer_sees_only_their_organisations_requests(pool: asyncpg.Pool) -> None:
     event = created()
     await open_ticket(pool, event)
     async with client(pool) as http:
-        own = await http.get(
-            f"/requests/{event.key}",
-            headers={"X-Actor-Role": "requester", "X-Actor-Organisation": "acme"},
-        )
-        other = await http.get(
-            f"/requests/{event.key}",
-            headers={"X-Actor-Role": "requester", "X-Actor-Organisation": "globex"},
-        )
+        own = await http.get(f"/requests/{event.key}", headers=CUSTOMER)
+        other = await http.get(f"/requests/{event.key}", headers=CARLA)
         listed = await http.get("/requests", params={"organisation_id": "acme", "state": "all"})
-        customer = {"X-Actor-Role": "requester", "X-Actor-Organisation": "globex"}
         foreign_list = await http.get(
-            "/requests", params={"organisation_id": "acme"}, headers=customer
+            "/requests", params={"organisation_id": "acme"}, headers=CARLA
         )
-        own_list = await http.get("/requests", params={"state": "all"}, headers=customer)
-        anonymous = await http.get(f"/requests/{event.key}", headers={"X-Actor-Role": ""})
+        own_list = await http.get("/requests", params={"state": "all"}, headers=CARLA)
+        anonymous = await http.get(f"/requests/{event.key}", headers=NOBODY)
         stranger = await http.get(f"/requests/{event.key}", headers={"X-Actor-Role": "wizard"})
+        posing = await http.get(
+            f"/requests/{event.key}", headers={**CARLA, "X-Actor-Role": "agent"}
+        )
     assert own.status_code == 200
     assert other.status_code == 404
     assert [row["key"] for row in listed.json()] == [event.key]
     assert foreign_list.status_code == 403
     assert own_list.json() == []  # globex has no requests
     assert anonymous.status_code == 401
-    assert stranger.status_code == 403
+    assert stranger.status_code == 403  # a role the agent's identity does not grant
+    assert posing.status_code == 403 and "do not hold the role 'agent'" in posing.text
 
 
 async def test_a_reminder_armed_before_the_last_change_is_stale(pool: asyncpg.Pool) -> None:
@@ -366,12 +383,8 @@ async def test_erp_vendor_closes_citing_the_requester_s_confirming_comment(
 ) -> None:
     event = created("erp-vendor")
     await open_ticket(pool, event)
-    desk = {"X-Actor": "sd@desk.example", "X-Actor-Role": "service_desk"}
-    anne = {
-        "X-Actor": "anne@acme.example",
-        "X-Actor-Role": "requester",
-        "X-Actor-Organisation": "acme",
-    }
+    desk = token("sd@desk.example", roles={"erp-vendor": ["service_desk"]})
+    anne = CUSTOMER
     close = f"/requests/{event.key}/close"
     async with client(pool) as http:
         await http.post(f"/requests/{event.key}/start-work", headers=desk)
@@ -411,7 +424,6 @@ async def test_erp_vendor_closes_citing_the_requester_s_confirming_comment(
     assert confirming["data"]["body"] == "ça fonctionne"
 
 
-CUSTOMER = {"X-Actor-Role": "requester", "X-Actor-Organisation": "acme"}
 NOTE = "Between us: this customer is on the legacy plan"
 
 
@@ -477,22 +489,37 @@ async def test_roles_that_read_no_request_are_refused(pool: asyncpg.Pool) -> Non
     await open_ticket(pool, event)
     async with client(pool) as http:
         for role in ("third_party", "system"):
-            detail = await http.get(f"/requests/{event.key}", headers={"X-Actor-Role": role})
-            listed = await http.get(
-                "/requests", params={"policy_id": "cloud-partner"}, headers={"X-Actor-Role": role}
-            )
-            assert detail.status_code == listed.status_code == 403, (role, detail.text)
+            granted = token("hosting@partner.example", roles={"cloud-partner": [role]})
+            chosen = token(
+                "paul@partner.example",
+                roles={"cloud-partner": ["agent", role]},
+            ) | {"X-Actor-Role": role}
+            for headers in (granted, chosen):
+                detail = await http.get(f"/requests/{event.key}", headers=headers)
+                listed = await http.get(
+                    "/requests", params={"policy_id": "cloud-partner"}, headers=headers
+                )
+                assert detail.status_code == listed.status_code == 403, (role, detail.text)
 
 
-@pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"X-Actor-Role": "janitor"}, 403)])
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        (token("paul@partner.example", organisation=None), 403),  # reads no desk's requests
+        ({**AGENT, "X-Actor-Role": "janitor"}, 403),
+        (token("sales@desk.example", roles={"erp-vendor": ["sales_admin"]}), 404),  # not its desk
+        (token("carla@globex.example", organisation="globex"), 404),  # another organisation's
+    ],
+)
 async def test_who_reads_is_checked_before_any_request_is_looked_up(
     pool: asyncpg.Pool, headers: dict[str, str], status: int
 ) -> None:
     """An unknown reader gets the same answer for a request that exists and one that does not,
-    so they cannot probe which keys exist."""
+    so they cannot probe which keys exist; nor does one who may not read the request."""
     event = created()
     await open_ticket(pool, event)
-    app = create_app(pool, POLICIES, lambda: NOW)
+    app = create_app(pool, POLICIES, lambda: NOW, verifier=verifier("workflow"))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://workflow") as http:
         for key in (event.key, "SUP-404404"):

@@ -8,18 +8,21 @@ Every answer is in the OpenAPI document, with its body. A refusal has one of two
 `Problem` (`detail`, a sentence) or FastAPI's `HTTPValidationError` (`detail`, the fields at
 fault, each with where, why and which kind: every 422). The answers any route may give (the
 edge's 422, the outage's 503, in JSON) are added to every operation here, whatever the route's
-own media type (a form's HTML page); a route with a JSON body adds `BODY_ANSWERS` (413, 408);
-each route documents its own refusals (`refusals`, `field_refusals`)."""
+own media type (a form's HTML page); a route with a JSON body adds `BODY_ANSWERS` (413, 408), a
+route that needs a verified identity `IDENTITY_ANSWERS` (401); each route documents its own
+refusals (`refusals`, `field_refusals`). Who calls is never read from a plain header: it is the
+verified identity (`desk_platform.identity.requires_identity`); `X-Actor-Role` (`RoleChoice`) is
+only a choice among the roles that identity grants."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import structlog
 from aiokafka.errors import KafkaError
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.openapi.utils import (
     validation_error_definition,
     validation_error_response_definition,
@@ -27,6 +30,7 @@ from fastapi.openapi.utils import (
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from desk_contracts.identity import Identity
 from desk_eventstore.failures import TRANSIENT, describe, is_transient
 from desk_platform.edge import DEFAULT_BODY_LIMIT, guard
 
@@ -50,13 +54,21 @@ class Problem(BaseModel):
     detail: str = Field(description="why the request was refused")
 
 
-def reader_role(role: str | None) -> str:
-    """The role a reader names (`X-Actor-Role`); 401 when they name none (deny by default)."""
-    if not role:
-        raise HTTPException(
-            401, "X-Actor-Role (and X-Actor-Organisation for customers) name who reads"
-        )
-    return role
+# who calls is a verified identity (`desk_platform.identity`); a caller may choose, among the
+# roles it grants them at a desk, the one they act in
+ROLE_CHOICE = (
+    "optional: the role to act or read in, among those your identity grants at the desk "
+    "(403 when it grants no such role); without it, the roles your identity grants decide"
+)
+RoleChoice = Annotated[str | None, Header(max_length=64, description=ROLE_CHOICE)]
+READ_ONLY = "read-only token: it may read, not write"
+
+
+def refuse_read_only(identity: Identity) -> None:
+    """403 unless `identity` may write (a command, a new request): an API token may be
+    read-only."""
+    if not identity.may("write"):
+        raise HTTPException(403, READ_ONLY)
 
 
 def refusals(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
@@ -74,6 +86,16 @@ def field_refusals(descriptions: Mapping[int, str]) -> dict[int | str, dict[str,
         status: {"description": text, "content": content} for status, text in descriptions.items()
     }
 
+
+# the answer of every route that needs a verified identity, beyond its own
+IDENTITY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": Problem,
+        "description": "no verified identity: no `Authorization: Bearer` token, or one that is "
+        "expired, not signed by the portal's keys, or for another service",
+        "headers": {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    },
+}
 
 # the answers of a route that reads a JSON body, beyond its own
 BODY_ANSWERS: dict[int | str, dict[str, Any]] = {

@@ -10,7 +10,8 @@ published before it signs, so keys rotate without downtime. Only EdDSA and ES256
 
 `requires_identity(verifier)` is the FastAPI dependency of every route that needs a caller:
 `Authorization: Bearer <token>`, 401 (with `WWW-Authenticate`) for no token, an expired one, a
-forged one or one for another service.
+forged one or one for another service. A service that verifies identity does not start without
+the keys to verify it with (`required_identity_keys`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from desk_contracts.identity import Identity, InvalidClaims, identity_from_claims
+from desk_platform.logging import configure_logging
+from desk_platform.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -250,6 +253,23 @@ class Verifier:
             return identity_from_claims(claims)
         except InvalidClaims as error:
             raise InvalidToken(str(error)) from None
+
+
+def required_identity_keys(settings: Settings, service: str) -> str:
+    """Where `service` reads the keys that sign identity tokens (`IDENTITY_KEYS`: the portal's
+    JWKS URL or a JWKS file). Without them it could believe no caller: it does not start (a log
+    line saying why, `service_not_started`, then exit status 2), before it touches a server."""
+    source = settings.identity_keys.strip()
+    if not source:
+        configure_logging(service, settings.log_format, settings.log_level)
+        log.error(
+            "service_not_started",
+            reason="IDENTITY_KEYS is not set: it names the portal's public keys that sign "
+            "identity tokens (its JWKS URL, `<portal>/.well-known/jwks.json`, or a JWKS file); "
+            "without them no caller can be verified",
+        )
+        raise SystemExit(2)
+    return source
 
 
 bearer = HTTPBearer(

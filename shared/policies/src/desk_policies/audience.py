@@ -8,6 +8,12 @@ new field stays internal until someone decides otherwise here). Whoever is not o
 side (an agent, an expert, the automations) is shown to a customer as `SUPPORT_NAME`, the support
 side's neutral name: names of internal roles and staff addresses never reach a customer.
 
+Who reads as which audience is decided here too, from the caller's verified identity
+(`desk_contracts.identity`): the roles it grants at a desk (`granted_roles`, the one chosen with
+`acting_role`), the desks whose requests it reads (`reader_desks`: before any request is looked
+up) and whether it reads one request (`request_reader`: its desk, and for a customer their own
+organisation's only).
+
 Why each event type is shown or hidden (DOMAIN §4, §7, §8b and the seeds):
 - status changes are shown: customers follow the statuses (seed 001's status table, seed 003's
   workflow), with the comment that tells them what is needed, when an operation happens or how
@@ -147,12 +153,6 @@ def reader_audience(policy: DeskPolicy, role: str) -> Audience | None:
     return None if found is None else READERS.get(found.side)
 
 
-def reading_desks(policies: Iterable[DeskPolicy], role: str) -> dict[str, Audience]:
-    """The desks of `policies` where a reader naming `role` reads requests, and as whom (empty:
-    a role that reads nothing anywhere)."""
-    return {p.id: a for p in policies if (a := reader_audience(p, role)) is not None}
-
-
 class NotYourRole(Exception):
     """A caller asked to act in a role their verified identity does not hold (403)."""
 
@@ -193,6 +193,40 @@ def identity_reads(identity: Identity, policies: Iterable[DeskPolicy]) -> dict[s
         elif Audience.CUSTOMER in audiences:
             desks[policy.id] = Audience.CUSTOMER
     return desks
+
+
+def reader_desks(
+    identity: Identity, policies: Iterable[DeskPolicy], requested: str | None = None
+) -> dict[str, Audience]:
+    """The desks of `policies` whose requests a verified caller reads, and as whom: as
+    `identity_reads` says, or, when they choose a role (`requested`, the `X-Actor-Role`), as that
+    role reads at the desks where they hold it. NotYourRole when they hold `requested` at none of
+    the desks, or read no desk's requests: who reads is decided before any request is looked up,
+    so a caller who reads nothing learns of no request."""
+    if requested is None:
+        desks = identity_reads(identity, policies)
+        if not desks:
+            raise NotYourRole("you hold no role that reads requests at any desk")
+        return desks
+    held = [p for p in policies if requested in granted_roles(identity, p)]
+    if not held:
+        raise NotYourRole(f"you do not hold the role {requested!r} at any desk")
+    desks = {p.id: a for p in held if (a := reader_audience(p, requested)) is not None}
+    if not desks:
+        raise NotYourRole(f"the role {requested!r} reads no desk's requests")
+    return desks
+
+
+def request_reader(
+    identity: Identity, desks: Mapping[str, Audience], policy_id: str, owner: str | None
+) -> Audience | None:
+    """As whom a verified caller reading `desks` (`reader_desks`) reads a request of `owner`'s
+    organisation at desk `policy_id`; None when they may not read it (no reading role at its
+    desk, or a customer of another organisation): answer as if it did not exist."""
+    audience = desks.get(policy_id)
+    if audience is None or not may_read(audience, identity.organisation, owner):
+        return None
+    return audience
 
 
 def may_read(audience: Audience, organisation: str | None, owner: str | None) -> bool:

@@ -8,10 +8,11 @@ targets and the third parties. `priorities` stays the list of ids it has always 
 first); `priority_levels` tells each one.
 
 Who asks decides what is told (`desk_for`, by the rules of `desk_policies.audience`): the desk's
-support side reads it whole; anyone else (a customer, or a reader naming no role) reads the
-customer side's roles only, every other role shown as the support side's neutral name, the
-transitions, permissions and creators of customer-side roles only, and no escalation targets or
-third parties (the desk's internal routing).
+support side (a verified caller holding a support role there: `identity_reads`) reads it whole;
+anyone else (a customer, staff of other desks) reads the customer side's roles only, every other
+role shown as the support side's neutral name, the transitions, permissions and creators of
+customer-side roles only, and no escalation targets or third parties (the desk's internal
+routing).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from desk_policies.actions import Action, Permission
-from desk_policies.audience import Audience, reader_audience, role_seen_by
+from desk_policies.audience import Audience, role_seen_by
 from desk_policies.model import DeskPolicy, Guard, Labels, Side, StatusCategory
 
 
@@ -28,7 +29,8 @@ class _Entry(BaseModel):
 
 
 class DeskRole(_Entry):
-    """A role an actor names in `X-Actor-Role`, and which side of the desk it is on."""
+    """A role of the desk (one a caller may choose in `X-Actor-Role` among those their identity
+    grants), and which side of the desk it is on."""
 
     id: str
     labels: Labels
@@ -158,10 +160,11 @@ def describe(policy: DeskPolicy) -> DeskDescription:
     )
 
 
-def desk_for(policy: DeskPolicy, role: str | None) -> DeskDescription:
-    """`policy` as a reader naming `role` (or none) may read it (see the module)."""
+def desk_for(policy: DeskPolicy, audience: Audience | None) -> DeskDescription:
+    """`policy` as a reader of `audience` at that desk (None: one who reads none of its
+    requests) may read it (see the module)."""
     whole = describe(policy)
-    if role is not None and reader_audience(policy, role) is Audience.SUPPORT:
+    if audience is Audience.SUPPORT:
         return whole
     customers = {r.id for r in policy.roles if r.side is Side.CUSTOMER}
 

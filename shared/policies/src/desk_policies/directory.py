@@ -119,16 +119,20 @@ class Directory(BaseModel):
     def _organisation_ids(self) -> frozenset[str]:
         return frozenset(o.id for o in self.organisations)
 
-    def may_file_into(self, submitter: str, organisation: str, side: Side) -> str | None:
+    def may_file_into(
+        self, submitter: str, organisation: str, side: Side, *, placed_in: str | None = None
+    ) -> str | None:
         """Why `submitter`, acting on `side` of a desk, may not file a request into
         `organisation` (None: they may). Staff (the support side) file on a client's behalf
-        into any organisation the directory lists; anyone else into their own only, as the
-        directory places them (by entry or mail domain, as the mail gateway does)."""
+        into any organisation the directory lists; anyone else into their own only: the one
+        their verified identity places them in (`placed_in`), else as the directory places
+        them (by entry or mail domain, as the mail gateway does)."""
         if side is Side.SUPPORT:
             if organisation in self._organisation_ids:
                 return None
             return f"{quoted(organisation)} is not an organisation of the directory"
-        if self.organisation_of(submitter) == organisation:
+        own = placed_in if placed_in is not None else self.organisation_of(submitter)
+        if own == organisation:
             return None
         return (
             f"{quoted(submitter)} files requests into their own organisation only, "

@@ -3,8 +3,17 @@
 for another content 409, each naming the field (a header by its name: `["header",
 "idempotency-key"]`). `GET /desks` tells what each desk offers (`desk_policies.description`).
 
+Who submits is the verified identity (`Authorization: Bearer`, a token the portal signed for
+intake: 401 without one), never a plain header: the submitter is its subject, in the role it
+grants at the submission's desk (`acting_role`; `X-Actor-Role` may choose among those roles, 403
+for one it does not grant), filing into the organisation it carries when on the customer side.
+A read-only token may not submit (403). A request made with an API token arrives by the `api`
+channel, any other by the portal.
+
 A request over an hourly flood limit (`intake.domain.flood`: per submitter, per requester's
 mail domain, per desk) gets 429 with `Retry-After`, the seconds until the hour's window frees.
+The satisfaction survey's pages (`intake.adapters.survey`) need no identity: their signed link
+authorises them.
 """
 
 from __future__ import annotations
@@ -15,20 +24,26 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, Header, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from desk_contracts.identity import Identity
 from desk_contracts.tickets import Channel
 from desk_platform.edge import refusal
 from desk_platform.http import (
     BODY_ANSWERS,
+    IDENTITY_ANSWERS,
     INVALID,
+    READ_ONLY,
     RETRY_AFTER_HEADER,
+    RoleChoice,
     field_refusals,
     service_app,
 )
+from desk_platform.identity import Verifier, requires_identity
 from desk_platform.logging import log_context
+from desk_policies.audience import NotYourRole, acting_role, identity_reads
 from desk_policies.description import DeskDescription, desk_for
 from desk_policies.directory import DirectorySource, current_directory, load_directory
 from desk_policies.model import DeskPolicy
@@ -37,7 +52,8 @@ from intake.domain.flood import RequestLimits
 from intake.domain.submission import Refusal, Submission, Submitter
 
 STATUS = {"invalid": 422, "forbidden": 403, "conflict": 409}  # flooded: 429
-HEADERS = ("X-Actor", "Idempotency-Key")  # refusals' fields that are headers, not body fields
+# refusals' fields that are headers, not body fields (`Authorization`: who the identity names)
+HEADERS = ("Authorization", "X-Actor-Role", "Idempotency-Key")
 
 
 class RequestAccepted(BaseModel):
@@ -63,7 +79,8 @@ ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": RequestAccepted, "description": "already made with this Idempotency-Key"},
     **field_refusals(
         {
-            403: "the submitter (X-Actor, X-Actor-Role) may not make this request",
+            403: "the submitter (the verified identity, in the role it grants at the desk or "
+            "the one X-Actor-Role chooses) may not make this request, or the token is read-only",
             409: "the Idempotency-Key was already used for another content",
             422: f"{INVALID}; an unknown desk, type or priority (the valid ones are listed), "
             "or a person the directory does not admit in the organisation",
@@ -74,6 +91,7 @@ ANSWERS: dict[int | str, dict[str, Any]] = {
         "description": "over an hourly flood limit",
         "headers": {"Retry-After": RETRY_AFTER_HEADER},
     },
+    **IDENTITY_ANSWERS,
     **BODY_ANSWERS,
 }
 
@@ -102,40 +120,53 @@ def create_app(
     workflow_url: str,
     routers: Sequence[APIRouter] = (),
     *,
+    verifier: Verifier,
     directory: DirectorySource | None = None,
     limits: RequestLimits | None = None,
 ) -> FastAPI:
-    """Intake's app; `directory` admits the people a request names (a fixed one, or what gives
-    the current one: asked at each request; the shipped one if None, for tests), `limits` bound
-    the requests an hour (the settings' defaults unless given)."""
+    """Intake's app; `verifier` checks who calls (identity tokens for intake), `directory`
+    admits the people a request names (a fixed one, or what gives the current one: asked at
+    each request; the shipped one if None, for tests), `limits` bound the requests an hour (the
+    settings' defaults unless given)."""
     people = directory if directory is not None else load_directory()
     hourly = limits or RequestLimits()
+    identified = Depends(requires_identity(verifier))  # the verified caller
     app = service_app("intake", pool)
     for router in routers:  # e.g. the satisfaction survey's pages (intake.adapters.survey)
         app.include_router(router)
 
-    @app.get("/desks")
-    async def desks(
-        x_actor_role: Annotated[str | None, Header(max_length=64)] = None,
-    ) -> list[DeskDescription]:
+    @app.get("/desks", responses=IDENTITY_ANSWERS)
+    async def desks(identity: Identity = identified) -> list[DeskDescription]:
         """The desks: roles, statuses, transitions, request types, priorities, resolution
         codes... (what a portal form needs; see `desk_policies.description`).
-        The desk's support side reads each desk whole, anyone else its customer side."""
-        return [desk_for(p, x_actor_role) for p in policies.values()]
+        The desk's support side (a support role there) reads each desk whole, anyone else its
+        customer side."""
+        reads = identity_reads(identity, policies.values())
+        return [desk_for(p, reads.get(p.id)) for p in policies.values()]
 
     @app.post("/requests", status_code=201, response_model=RequestAccepted, responses=ANSWERS)
     async def post_request(
         submission: Submission,
         response: Response,
+        identity: Identity = identified,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-        x_actor: Annotated[str | None, Header(max_length=320)] = None,
-        x_actor_role: Annotated[str, Header(max_length=64)] = "requester",
+        x_actor_role: RoleChoice = None,
         x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
     ) -> RequestAccepted | JSONResponse:
         """Record a request for a desk (201), or answer the one this `Idempotency-Key` made
         (200); a refusal names the field at fault."""
+        if not identity.may("write"):
+            return refused(Refusal("Authorization", READ_ONLY, "forbidden"))
+        policy = policies.get(submission.policy_id)
+        role = ""  # an unknown desk is refused by `submit`, naming the desks there are
+        if policy is not None:
+            try:
+                role = acting_role(identity, policy, x_actor_role)
+            except NotYourRole as error:
+                where = "Authorization" if x_actor_role is None else "X-Actor-Role"
+                return refused(Refusal(where, str(error), "forbidden"))
         correlation_id = x_correlation_id or str(uuid.uuid4())
-        submitter = Submitter(x_actor or submission.requester, x_actor_role)
+        submitter = Submitter(identity.subject, role, identity.organisation)
         with log_context(correlation_id=correlation_id):
             outcome = await submit(
                 pool,
@@ -143,7 +174,7 @@ def create_app(
                 current_directory(people),
                 submission,
                 submitter,
-                channel=Channel.API if x_actor_role == "api" else Channel.PORTAL,
+                channel=Channel.API if identity.via == "api_token" else Channel.PORTAL,
                 now=clock(),
                 idempotency_key=idempotency_key,
                 correlation_id=correlation_id,

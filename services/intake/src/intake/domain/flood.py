@@ -1,6 +1,6 @@
 """Hourly flood limits of `POST /requests` (the web form and the API), pure.
 
-In each fixed one-hour window a submitter (the `X-Actor`, or else the requester) may open
+In each fixed one-hour window a submitter (whom the verified identity names) may open
 `per_submitter` requests, the requesters of one mail domain together `per_domain`, and one desk
 `per_desk`. Staff of the desk (a role in it in the directory) creating a request on a customer's
 behalf are counted for themselves and for the desk, not for the customer's mail domain: a busy

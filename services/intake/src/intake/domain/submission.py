@@ -1,8 +1,9 @@
 """A submitted request checked against its desk policy and the directory, then turned into
 `TicketCreated` (pure).
 
-A requester files into their own organisation only; staff filing on a client's behalf name an
-organisation of the directory (`Directory.may_file_into`, by the side of the submitter's role).
+A requester files into their own organisation only (the one their verified identity carries, or
+for mail the directory's); staff filing on a client's behalf name an organisation of the
+directory (`Directory.may_file_into`, by the side of the submitter's role).
 Everyone a request names receives its mail, so the requester, the participants and the creator
 (when not the requester) must be people the directory admits in the request's organisation
 (`Directory.may_request`, `Directory.may_take_part`): a request cannot send our mail elsewhere.
@@ -64,8 +65,12 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Submitter:
+    """Who submits (an address), in which role of the desk, and the organisation their verified
+    identity places them in (None: the directory places them, as for mail)."""
+
     id: str
     role: str
+    organisation: str | None = None
 
 
 def check(
@@ -91,7 +96,9 @@ def check(
         )
     role = policy.role(submitter.role)
     side = role.side if role is not None else Side.CUSTOMER
-    refused = directory.may_file_into(submitter.id, submission.organisation_id, side)
+    refused = directory.may_file_into(
+        submitter.id, submission.organisation_id, side, placed_in=submitter.organisation
+    )
     if refused is not None:  # staff named an unknown organisation; anyone else, not their own
         return Refusal(
             "organisation_id", refused, "invalid" if side is Side.SUPPORT else "forbidden"
@@ -115,7 +122,10 @@ def _people(
     if submitter.id.lower() != submission.requester.lower():
         refused = directory.may_take_part(submitter.id, organisation, policy.id)
         if refused is not None:
-            return Refusal("X-Actor", f"the creator may not take part: {refused}", "forbidden")
+            # the creator is whom the identity names: the refusal names where it came from
+            return Refusal(
+                "Authorization", f"the creator may not take part: {refused}", "forbidden"
+            )
     return None
 
 

@@ -2,12 +2,14 @@
 `/requests/{ticket}`), each saying why it runs, pauses or stopped, and a desk's board of open
 requests by business time left.
 
-Reads are denied by default, as workflow's: the reader names their role (`X-Actor-Role`, and
-`X-Actor-Organisation` for customers); without one 401, with a role that does not read the
-desk's requests 403 (`reader`; the headers are read at the routes only, until signed tokens
-replace them). The board is for the desk's support side only; a ticket's clocks are for the
-support side and for customers of the request's own organisation (404 for others, as for an
-unknown request), without the desk's pending timers.
+Reads are denied by default, as workflow's: every route needs a verified identity
+(`Authorization: Bearer`, a token the portal signed for sla: 401 without one), which reads as the
+roles it grants at the desk give it (`desk_policies.audience`; `X-Actor-Role` may choose one of
+them, 403 for a role it does not grant). Who reads comes first: an identity that reads no desk's
+requests gets 403 before any request is looked up. The board is for the desk's support side only
+(403 for anyone else); a ticket's clocks are for the support side and for customers of the
+request's own organisation, the one their identity carries (404 for others, as for an unknown
+request), without the desk's pending timers.
 """
 
 from __future__ import annotations
@@ -18,41 +20,47 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query
 
+from desk_contracts.identity import Identity
 from desk_contracts.inputs import quoted
-from desk_platform.http import reader_role, refusals, service_app
-from desk_policies.audience import Audience, may_read, reader_audience, reading_desks
+from desk_platform.http import IDENTITY_ANSWERS, RoleChoice, refusals, service_app
+from desk_platform.identity import Verifier, requires_identity
+from desk_policies.audience import Audience, NotYourRole, reader_desks, request_reader
 from sla.application.timers import Desks, clocks_of
 
-RoleHeader = Annotated[str | None, Header(max_length=64)]
-OrganisationHeader = Annotated[str | None, Header(max_length=200)]
-NO_READER = "no reader: X-Actor-Role names who reads"
-CLOCKS_ANSWERS = refusals(
-    {
-        401: NO_READER,
-        403: "X-Actor-Role is not a role of the request's desk that reads",
-        404: "no such request known to the sla service (or not one the reader may see)",
-    }
-)
+CLOCKS_ANSWERS = {
+    **IDENTITY_ANSWERS,
+    **refusals(
+        {
+            403: "the identity reads no desk's requests, or does not grant the role "
+            "X-Actor-Role chooses",
+            404: "no such request known to the sla service (or not one the reader may see)",
+        }
+    ),
+}
 
 
-def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) -> FastAPI:
+def create_app(
+    pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime], *, verifier: Verifier
+) -> FastAPI:
+    """The sla service's app; `verifier` checks who calls (identity tokens for sla)."""
+    identified = Depends(requires_identity(verifier))  # the verified caller
     app = service_app("sla", pool)
 
-    def reader(policy_id: str, role: str | None) -> Audience:
-        """As whom the reader naming `role` reads desk `policy_id` (a desk of `desks`): 401
-        without a role, 403 for a role that reads nothing of that desk."""
-        audience = reader_audience(desks.policies[policy_id], reader_role(role))
-        if audience is None:
-            raise HTTPException(403, f"{quoted(role)} is not a role of desk {policy_id} that reads")
-        return audience
+    def read_by(identity: Identity, role: str | None) -> dict[str, Audience]:
+        """The desks whose requests `identity` reads (in `role` when they choose one), and as
+        whom; 403 when none, or for a role they do not hold."""
+        try:
+            return reader_desks(identity, desks.policies.values(), role)
+        except NotYourRole as error:
+            raise HTTPException(403, str(error)) from None
 
-    async def clocks_for(ticket: str, role: str | None, organisation: str | None) -> dict[str, Any]:
+    async def clocks_for(ticket: str, identity: Identity, role: str | None) -> dict[str, Any]:
         """The clocks of the request whose id or key is `ticket`, as the reader may see them.
         Who reads comes first: a reader of no desk learns no request's existence."""
-        if not reading_desks(desks.policies.values(), reader_role(role)):
-            raise HTTPException(403, f"{quoted(role)} is not a role of any desk that reads")
+        read = read_by(identity, role)
+        unknown = HTTPException(404, f"no request {quoted(ticket)} known to the sla service")
         async with pool.acquire() as conn:
             row = await conn.fetchrow(
                 """SELECT ticket_id, policy_id, organisation_id FROM clock_board
@@ -60,10 +68,10 @@ def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) 
                 ticket,
             )
             if row is None or row["policy_id"] not in desks.policies:
-                raise HTTPException(404, f"no request {quoted(ticket)} known to the sla service")
-            audience = reader(row["policy_id"], role)
-            if not may_read(audience, organisation, row["organisation_id"]):
-                raise HTTPException(404, f"no request {quoted(ticket)} known to the sla service")
+                raise unknown
+            audience = request_reader(identity, read, row["policy_id"], row["organisation_id"])
+            if audience is None:
+                raise unknown
             reading = await clocks_of(conn, desks, row["ticket_id"], clock())
             timers = await conn.fetch(
                 """SELECT kind, occurrence, fire_at, armed_version FROM timers
@@ -78,38 +86,42 @@ def create_app(pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]) 
 
     @app.get("/requests/{ticket}/clocks", responses=CLOCKS_ANSWERS)
     async def request_clocks(
-        ticket: str,
-        x_actor_role: RoleHeader = None,
-        x_actor_organisation: OrganisationHeader = None,
+        ticket: str, identity: Identity = identified, x_actor_role: RoleChoice = None
     ) -> dict[str, Any]:
         """A request's clocks, by its key (e.g. SPT-1042) or its id."""
-        return await clocks_for(ticket, x_actor_role, x_actor_organisation)
+        return await clocks_for(ticket, identity, x_actor_role)
 
     @app.get("/tickets/{ticket_id}/clocks", responses=CLOCKS_ANSWERS)
     async def clocks(
-        ticket_id: str,
-        x_actor_role: RoleHeader = None,
-        x_actor_organisation: OrganisationHeader = None,
+        ticket_id: str, identity: Identity = identified, x_actor_role: RoleChoice = None
     ) -> dict[str, Any]:
         """A ticket's clocks, by its id (as `/requests/{ticket}/clocks`)."""
-        return await clocks_for(ticket_id, x_actor_role, x_actor_organisation)
+        return await clocks_for(ticket_id, identity, x_actor_role)
 
     @app.get(
         "/board",
-        responses=refusals(
-            {401: NO_READER, 403: "not the desk's support side", 404: "no such desk"}
-        ),
+        responses={
+            **IDENTITY_ANSWERS,
+            **refusals(
+                {
+                    403: "not the desk's support side (or a role X-Actor-Role chooses that the "
+                    "identity does not grant)",
+                    404: "no such desk",
+                }
+            ),
+        },
     )
     async def board(
         policy_id: Annotated[str, Query(min_length=1, max_length=100)],
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        x_actor_role: RoleHeader = None,
+        identity: Identity = identified,
+        x_actor_role: RoleChoice = None,
     ) -> list[dict[str, Any]]:
         """A desk's open requests with running clocks, the most urgent first, with the business
         time left before the next breach (negative once breached): for its support side."""
         if policy_id not in desks.policies:
             raise HTTPException(404, f"no desk {quoted(policy_id)}")
-        if reader(policy_id, x_actor_role) is not Audience.SUPPORT:
+        if read_by(identity, x_actor_role).get(policy_id) is not Audience.SUPPORT:
             raise HTTPException(403, f"the board is for the support side of desk {policy_id}")
         _, calendar = desks.of(policy_id)
         now = clock()

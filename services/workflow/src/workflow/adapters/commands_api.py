@@ -5,9 +5,12 @@ but the actor and how a comment arrived (`NOT_IN_BODY`; an unknown field is refu
 it); its summary and description, the class's docstring and, read from the policies served,
 which desks and roles may send it and the values each desk accepts; every answer is documented.
 
-Who acts is named by `X-Actor` and `X-Actor-Role` (a role of the request's desk) and, for a
-customer, `X-Actor-Organisation` (who sets them is the gateway's job). `If-Match` (the
-request's `ETag`, its version) makes a command conditional: 412 once the request has moved on.
+Who acts is the verified identity (`Authorization: Bearer`, a token the portal signed for
+workflow: 401 without one; a read-only token may send no command, 403): its subject, of its
+organisation, in the role it grants at the request's desk (`acting_role`; `X-Actor-Role` may
+choose among those roles, 403 for one it grants at no desk). An actor who may not read the
+request gets 404, as for an unknown one (`workflow.adapters.readers`). `If-Match` (the request's
+`ETag`, its version) makes a command conditional: 412 once the request has moved on.
 
 A refusal says why: 422 names the field at fault (an unknown resolution code lists the desk's),
 409 is the desk's policy or the request's state refusing, or a concurrent change (reload and
@@ -40,15 +43,25 @@ import asyncpg
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from desk_contracts.identity import Identity
 from desk_contracts.inputs import quoted
 from desk_eventstore.store import ConcurrencyError, StreamFull
 from desk_platform.edge import refusal
-from desk_platform.http import BODY_ANSWERS, INVALID, refusals
+from desk_platform.http import (
+    BODY_ANSWERS,
+    IDENTITY_ANSWERS,
+    INVALID,
+    RoleChoice,
+    refusals,
+    refuse_read_only,
+)
+from desk_platform.identity import Verifier, requires_identity
 from desk_platform.logging import log_context
 from desk_policies.actions import Action, Permission
-from desk_policies.audience import Audience
+from desk_policies.audience import NotYourRole, acting_role
 from desk_policies.directory import Directory, DirectorySource, current_directory
 from desk_policies.model import DeskPolicy
+from workflow.adapters.readers import desks_read_by, reader_of
 from workflow.application.tickets import Loaded, execute
 from workflow.domain import commands as c
 from workflow.domain.commands import Actor, Command
@@ -142,7 +155,7 @@ class CommandAccepted(BaseModel):
     events: list[str] = Field(description="the types of the events recorded, in order")
 
 
-# fields a client never sends: who acts comes from the headers, and how a comment arrived (an
+# fields a client never sends: who acts is the verified identity, and how a comment arrived (an
 # e-mail, its Message-ID) is set by the mail gateway alone; over HTTP it is the portal's
 NOT_IN_BODY = frozenset({"actor", "channel", "source_message_id"})
 
@@ -183,7 +196,10 @@ def who_may(command: type[Command], policies: dict[str, DeskPolicy]) -> str:
     """Markdown: by desk, the roles that may send `command` and from which statuses."""
     rule = RULES[command]
     lines = [f"- `{policy.id}`: {_allowed(rule, policy)}" for policy in policies.values()]
-    return "**Who may send it** (`X-Actor-Role`), by desk:\n\n" + "\n".join(lines)
+    return (
+        "**Who may send it** (the roles your identity grants at the request's desk; "
+        "`X-Actor-Role` chooses one), by desk:\n\n" + "\n".join(lines)
+    )
 
 
 def _allowed(rule: Rule, policy: DeskPolicy) -> str:
@@ -208,36 +224,32 @@ def _allowed(rule: Rule, policy: DeskPolicy) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sends a command, and on which condition."""
+    """Who sends a command (a verified identity that may write, and the role they choose, if
+    any), and on which condition."""
 
-    actor: Actor
+    identity: Identity
+    role: str | None
     if_match: str | None
     correlation_id: str
 
 
-def caller(
-    x_actor: Annotated[
-        str | None, Header(max_length=320, description="who acts: an e-mail or an agent id")
-    ] = None,
-    x_actor_role: Annotated[
-        str | None, Header(max_length=64, description="a role of the request's desk")
-    ] = None,
-    x_actor_organisation: Annotated[
-        str | None, Header(max_length=200, description="a customer's organisation")
-    ] = None,
-    if_match: Annotated[
-        str | None, Header(max_length=64, description="the request's ETag: act only on it")
-    ] = None,
-    x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
-) -> Caller:
-    """The caller named by the headers; 401 when no one is."""
-    if not x_actor or not x_actor_role:
-        raise HTTPException(401, "X-Actor and X-Actor-Role headers name who acts")
-    return Caller(
-        Actor(x_actor.lower(), x_actor_role, x_actor_organisation),
-        if_match,
-        x_correlation_id or str(uuid.uuid4()),
-    )
+def caller_of(verifier: Verifier) -> Callable[..., Awaitable[Caller]]:
+    """The dependency giving a command its caller: 401 without a verified identity, 403 for a
+    read-only one."""
+    identified = Depends(requires_identity(verifier))  # the verified caller
+
+    async def caller(
+        identity: Identity = identified,
+        x_actor_role: RoleChoice = None,
+        if_match: Annotated[
+            str | None, Header(max_length=64, description="the request's ETag: act only on it")
+        ] = None,
+        x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> Caller:
+        refuse_read_only(identity)
+        return Caller(identity, x_actor_role, if_match, x_correlation_id or str(uuid.uuid4()))
+
+    return caller
 
 
 ANSWERS: dict[int | str, dict[str, Any]] = {
@@ -247,10 +259,11 @@ ANSWERS: dict[int | str, dict[str, Any]] = {
             "ETag": {"description": "the request's new version", "schema": {"type": "string"}}
         },
     },
+    **IDENTITY_ANSWERS,
     **refusals(
         {
-            401: "no actor: X-Actor and X-Actor-Role name who acts",
-            403: "X-Actor-Role is not a role of the request's desk that reads requests",
+            403: "a read-only token, an identity that reads no desk's requests, or an "
+            "X-Actor-Role it does not grant",
             404: "no such request (or not one the actor may see)",
             409: "refused by the desk's policy or the request's state (`detail` says why), "
             "or changed meanwhile (reload and retry), or at its size limit",
@@ -265,7 +278,7 @@ ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 LoadFor = Callable[[asyncpg.Connection, str], Awaitable[Loaded]]
-ReaderOf = Callable[[Loaded, str, str | None, str | None], Audience]
+MakeCommand = Callable[[Actor], Command]
 
 
 def command_router(
@@ -274,20 +287,31 @@ def command_router(
     clock: Callable[[], datetime],
     people: DirectorySource,
     loaded_for: LoadFor,
-    reader_of: ReaderOf,
+    verifier: Verifier,
 ) -> APIRouter:
-    """The command operations; `loaded_for` finds a request (404), `reader_of` refuses an
-    actor who may not read it (403, 404: the reads' rule)."""
+    """The command operations; `verifier` checks who calls, `loaded_for` finds a request (404);
+    an actor who may not read it is refused as the reads refuse (`workflow.adapters.readers`)."""
     router = APIRouter(tags=["commands"])
+    caller = caller_of(verifier)
 
     async def act(
-        ticket: str, command: Command, who: Caller, response: Response
+        ticket: str, make: MakeCommand, who: Caller, response: Response
     ) -> CommandAccepted:
+        desks = desks_read_by(who.identity, policies.values(), who.role)  # before any lookup
         async with pool.acquire() as conn, conn.transaction():
             loaded = await loaded_for(conn, ticket)
-            reader_of(loaded, ticket, who.actor.organisation_id, who.actor.role)
+            reader_of(loaded, ticket, who.identity, desks)
+            try:
+                role = acting_role(who.identity, loaded.state.policy, who.role)
+            except NotYourRole as error:
+                raise HTTPException(403, str(error)) from None
+            identity = who.identity
             _check_version(loaded, who.if_match)
-            command = _admitted(command, loaded, current_directory(people))
+            command = _admitted(
+                make(Actor(identity.subject, role, identity.organisation)),
+                loaded,
+                current_directory(people),
+            )
             with log_context(ticket_id=loaded.state.ticket_id, correlation_id=who.correlation_id):
                 try:
                     outcome = await execute(
@@ -318,7 +342,7 @@ def command_router(
         summary, _, details = inspect.cleandoc(command.__doc__ or "").partition("\n\n")
         router.add_api_route(
             path,
-            _endpoint(command, body_model(command, policies), act),
+            _endpoint(command, body_model(command, policies), caller, act),
             methods=["POST"],
             name=command.__name__,
             operation_id=kebab(command.__name__).replace("-", "_"),
@@ -330,27 +354,36 @@ def command_router(
 
     known = ", ".join(kebab(command.__name__) for command in http_commands())
 
-    @router.post("/requests/{ticket}/{command}", include_in_schema=False)
+    @router.post(
+        "/requests/{ticket}/{command}", include_in_schema=False, dependencies=[Depends(caller)]
+    )
     async def unknown_command(ticket: str, command: str) -> None:
-        """A command that is none of the above: 404 listing those there are."""
+        """A command that is none of the above: 404 listing those there are (to a verified
+        caller, as every command)."""
         raise HTTPException(404, f"no command {quoted(command)} (commands: {known})")
 
     return router
 
 
-Act = Callable[[str, Command, Caller, Response], Awaitable[CommandAccepted]]
+Act = Callable[[str, MakeCommand, Caller, Response], Awaitable[CommandAccepted]]
 
 
-def _endpoint(command: type[Command], model: type[BaseModel], act: Act) -> Callable[..., Any]:
+def _endpoint(
+    command: type[Command],
+    model: type[BaseModel],
+    caller: Callable[..., Awaitable[Caller]],
+    act: Act,
+) -> Callable[..., Any]:
     """The route function of `command`: FastAPI reads its signature (made here, as the body's
-    model is made at run time); the body may be left out when no field is required."""
+    model is made at run time); the body may be left out when no field is required. The actor
+    is known once the request's desk is (their role there)."""
     required = any(field.is_required() for field in model.model_fields.values())
 
     async def endpoint(
         ticket: str, response: Response, who: Caller, body: BaseModel | None = None
     ) -> CommandAccepted:
         fields = {} if body is None else {name: getattr(body, name) for name in model.model_fields}
-        return await act(ticket, command(actor=who.actor, **fields), who, response)
+        return await act(ticket, lambda actor: command(actor=actor, **fields), who, response)
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

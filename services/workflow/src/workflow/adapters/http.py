@@ -2,8 +2,11 @@
 and act on them with commands (one operation each: `workflow.adapters.commands_api`);
 optimistic concurrency through ETag / If-Match. `GET /desks` tells what each desk offers.
 
-Each reader reads as the audience of their role (`desk_policies.audience`): the support side
-sees every fact, a customer their own organisation's requests without internal comments,
+Every route needs a verified identity (`Authorization: Bearer`, a token the portal signed for
+workflow: 401 without one); a reader reads as the audience the roles of their identity give them
+at the request's desk (`workflow.adapters.readers`, `desk_policies.audience`; `X-Actor-Role` may
+choose one of those roles): the support side sees every fact, a customer their own
+organisation's requests (the organisation their identity carries) without internal comments,
 internal fields and the names of internal roles. The detail's history is paged over the entries
 the reader may see: `history_limit` of them (default 100, at most 500) older than
 `before_version` (the newest when absent), with `history_total` (how many the reader may see)
@@ -17,17 +20,17 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import FastAPI, Header, HTTPException, Query, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Response
 
+from desk_contracts.identity import Identity
 from desk_contracts.inputs import quoted
 from desk_eventstore.records import RecordedEvent
-from desk_platform.http import SCHEMAS, reader_role, refusals, service_app
+from desk_platform.http import IDENTITY_ANSWERS, SCHEMAS, RoleChoice, refusals, service_app
+from desk_platform.identity import Verifier, requires_identity
 from desk_policies.audience import (
     Audience,
     entry_seen_by,
-    may_read,
-    reader_audience,
-    reading_desks,
+    identity_reads,
     request_seen_by,
     role_seen_by,
 )
@@ -35,6 +38,7 @@ from desk_policies.description import DeskDescription, desk_for
 from desk_policies.directory import DirectorySource, load_directory
 from desk_policies.model import DeskPolicy
 from workflow.adapters.commands_api import command_router
+from workflow.adapters.readers import desks_read_by, reader_of
 from workflow.application.tickets import (
     Loaded,
     UnknownPolicy,
@@ -113,41 +117,15 @@ def create_app(
     policies: dict[str, DeskPolicy],
     clock: Callable[[], datetime],
     *,
+    verifier: Verifier,
     directory: DirectorySource | None = None,
 ) -> FastAPI:
-    """Workflow's app; `directory` admits participants and assignees (a fixed one, or what gives
-    the current one: asked at each command; the shipped one if None, for tests)."""
+    """Workflow's app; `verifier` checks who calls (identity tokens for workflow), `directory`
+    admits participants and assignees (a fixed one, or what gives the current one: asked at
+    each command; the shipped one if None, for tests)."""
     people = directory if directory is not None else load_directory()
+    identified = Depends(requires_identity(verifier))  # the verified caller
     app = service_app("workflow", pool)
-
-    def reader_of(
-        loaded: Loaded, ticket: str, organisation: str | None, role: str | None
-    ) -> Audience:
-        """Deny by default: the reader names a role of the request's desk that reads requests,
-        and a customer sees their own organisation's requests only (404 otherwise, as for an
-        unknown request). (Who sets these headers is the gateway's job: it authenticates the
-        person and must not pass a client's own values through.)"""
-        state = loaded.state
-        audience = reader_audience(state.policy, reader_role(role))
-        if audience is None:
-            readers = ", ".join(
-                r.id for r in state.policy.roles if reader_audience(state.policy, r.id)
-            )
-            raise HTTPException(
-                403,
-                f"{quoted(role)} is not a role of desk {state.policy.id} that sees requests "
-                f"({readers})",
-            )
-        if not may_read(audience, organisation, state.organisation_id):
-            raise HTTPException(404, f"no request {quoted(ticket)}")
-        return audience
-
-    def audiences_of(role: str) -> dict[str, Audience]:
-        """The desks where `role` reads requests, and as whom (403 when none)."""
-        desks = reading_desks(policies.values(), role)
-        if not desks:
-            raise HTTPException(403, f"{quoted(role)} is not a role of any desk that sees requests")
-        return desks
 
     async def loaded_for(conn: asyncpg.Connection, ticket: str) -> Loaded:
         try:
@@ -159,39 +137,42 @@ def create_app(
 
     @app.get(
         "/requests/{ticket}",
-        responses=refusals(
-            {
-                401: "no reader: X-Actor-Role names who reads",
-                403: "X-Actor-Role is not a role of the request's desk that reads requests",
-                404: "no such request (or not one the reader may see)",
-            }
-        ),
+        responses={
+            **IDENTITY_ANSWERS,
+            **refusals(
+                {
+                    403: "the identity reads no desk's requests, or does not grant the role "
+                    "X-Actor-Role chooses",
+                    404: "no such request (or not one the reader may see)",
+                }
+            ),
+        },
     )
     async def get_request(
         ticket: str,
         response: Response,
         history_limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_LIMIT)] = HISTORY_LIMIT,
         before_version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-        x_actor_role: Annotated[str | None, Header(max_length=64)] = None,
-        x_actor_organisation: Annotated[str | None, Header(max_length=200)] = None,
+        identity: Identity = identified,
+        x_actor_role: RoleChoice = None,
     ) -> dict[str, Any]:
         """The request and one page of its history (see module); the next page is asked
         with `before_version` = the oldest version of this one."""
-        audiences_of(reader_role(x_actor_role))  # first: a reader of no desk learns of no request
+        desks = desks_read_by(identity, policies.values(), x_actor_role)  # before any lookup
         async with pool.acquire() as conn:
             loaded = await loaded_for(conn, ticket)
-        audience = reader_of(loaded, ticket, x_actor_organisation, x_actor_role)
+        audience = reader_of(loaded, ticket, identity, desks)
         response.headers["ETag"] = f'"{loaded.state.version}"'
         return view(loaded, audience, history_limit, before_version)
 
     @app.get(
         "/requests",
         responses={
+            **IDENTITY_ANSWERS,
             **refusals(
                 {
-                    401: "no reader: X-Actor-Role names who reads",
-                    403: "a role of no desk that reads requests, or a customer listing another "
-                    "organisation's",
+                    403: "the identity reads no desk's requests (or does not grant the role "
+                    "X-Actor-Role chooses), or a customer lists another organisation's",
                 }
             ),
             422: {
@@ -216,17 +197,19 @@ def create_app(
         state: Annotated[str, Query(pattern="^(open|closed|all)$")] = "open",
         expected_actor: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        x_actor_role: Annotated[str | None, Header(max_length=64)] = None,
-        x_actor_organisation: Annotated[str | None, Header(max_length=200)] = None,
+        identity: Identity = identified,
+        x_actor_role: RoleChoice = None,
     ) -> list[dict[str, Any]]:
         """A company's requests (open, closed or all), or a desk's by who is expected to act,
-        of the desks where the reader's role reads; a customer lists their own organisation's
-        requests only, each row as `desk_policies.audience` lets them see it."""
-        desks = audiences_of(reader_role(x_actor_role))
+        of the desks whose requests the reader reads; a customer lists their own organisation's
+        requests only (their identity's), each row as `desk_policies.audience` lets them see
+        it."""
+        desks = desks_read_by(identity, policies.values(), x_actor_role)
         if Audience.CUSTOMER in desks.values():
+            own = identity.organisation
             if organisation_id is None:
-                organisation_id = x_actor_organisation
-            if organisation_id is None or organisation_id != x_actor_organisation:
+                organisation_id = own
+            if organisation_id is None or organisation_id != own:
                 raise HTTPException(403, "a customer lists their own organisation's requests")
         if organisation_id is None and policy_id is None:
             raise HTTPException(422, "give organisation_id or policy_id")
@@ -256,14 +239,14 @@ def create_app(
             for row in rows
         ]
 
-    @app.get("/desks")
-    async def desks(
-        x_actor_role: Annotated[str | None, Header(max_length=64)] = None,
-    ) -> list[DeskDescription]:
+    @app.get("/desks", responses=IDENTITY_ANSWERS)
+    async def desks(identity: Identity = identified) -> list[DeskDescription]:
         """The desks: roles, statuses, transitions, resolution codes, priorities... (what a
         portal or a script needs to build its screens; see `desk_policies.description`).
-        The desk's support side reads each desk whole, anyone else its customer side."""
-        return [desk_for(p, x_actor_role) for p in policies.values()]
+        The desk's support side (a support role there) reads each desk whole, anyone else its
+        customer side."""
+        reads = identity_reads(identity, policies.values())
+        return [desk_for(p, reads.get(p.id)) for p in policies.values()]
 
-    app.include_router(command_router(pool, policies, clock, people, loaded_for, reader_of))
+    app.include_router(command_router(pool, policies, clock, people, loaded_for, verifier))
     return app
