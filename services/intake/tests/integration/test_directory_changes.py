@@ -11,6 +11,7 @@ import httpx
 import pytest
 from directory_seed import publish_directory
 from directory_support import directory_feed, until
+from identity_support import bearer, verifier
 from service_support import service_store
 
 from desk_contracts.directory import PersonDeactivated, PersonLinked, PersonRegistered, Profile
@@ -47,9 +48,12 @@ async def test_a_participant_is_admitted_once_their_link_to_the_organisation_arr
         service_store(database_url, "intake") as pool,
     ):
         app = create_app(pool, POLICIES, lambda: NOW, "http://workflow",
-                         directory=lambda: feed.current)  # fmt: skip
+                         verifier=verifier("intake"), directory=lambda: feed.current)  # fmt: skip
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as http:
+        anne = bearer("anne@acme.example", audience="intake", organisation="acme")
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://intake", headers=anne
+        ) as http:
             before = await http.post("/requests", json=request(participants=[NEWCOMER]))
             assert before.status_code == 422, before.text
             assert "neither a person of organisation 'acme'" in before.text
