@@ -1,4 +1,4 @@
-"""Run the whole system here: the SMTP sink and the four services as separate processes.
+"""Run the whole system here: the SMTP sink, the portal and the services as separate processes.
 
     uv run python deploy/local/system.py [--intake-port 8001] [--workflow-port 8002] ...
 
@@ -11,11 +11,16 @@ once and reused) and the JWKS file publishing it (`<state>/keys/jwks.json`); eve
 `IDENTITY_SIGNING_KEYS` (the keys' folder) and `IDENTITY_KEYS` (the JWKS file), so intake,
 workflow and sla believe tokens signed with that key (`System.signer()`,
 `deploy/local/dev_token.py`).
+
+The portal starts first: on a fresh database it imports the shipped directory, every person
+active with the development demo password (`<state>/demo-password`, made once), and publishes
+it on the directory topic; the services start once it is there.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -28,7 +33,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from directory_seed import seed_directory
+from directory_topic import records_on
 
 from desk_platform.identity import (
     Signer,
@@ -59,6 +64,7 @@ class System:
     mail_port: int = field(default_factory=free_port)  # the e-mail gateway (SMTP in)
     notifier_port: int = field(default_factory=free_port)  # /health, /ready, /metrics only
     gateway_port: int = field(default_factory=free_port)  # the gateway's /health, /ready, ...
+    portal_port: int = field(default_factory=free_port)  # sign-in, pages, the API gateway
     replicas: dict[str, int] = field(default_factory=dict)  # e.g. {"notifier": 2}
     log_format: str = "json"
     topic_prefix: str = ""
@@ -98,6 +104,16 @@ class System:
         written.write_text(document, encoding="utf-8")
         written.replace(self.identity_keys)  # a process reading it never sees half a file
 
+    @property
+    def demo_password(self) -> str:
+        """The password of every person of the demonstration directory (made once)."""
+        path = self.state / "demo-password"
+        if not path.exists():
+            self.state.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(12))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
     def signer(self) -> Signer:
         """Signs identity tokens that intake, workflow and sla of this system believe."""
         return Signer(load_signing_keys(self.signing_keys))
@@ -110,6 +126,7 @@ class System:
             "sla": self.sla_port,
             "notifier": self.notifier_port,
             "intake-mail": self.gateway_port,
+            "portal": self.portal_port,
         }[service]
         return f"http://127.0.0.1:{port}"
 
@@ -121,6 +138,9 @@ class System:
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(self.smtp_port),
             "WORKFLOW_URL": self.url("workflow"),
+            "INTAKE_URL": self.url("intake"),
+            "SLA_URL": self.url("sla"),
+            "PORTAL_URL": self.url("portal"),
             "LOG_FORMAT": self.log_format,
             "TOPIC_PREFIX": self.topic_prefix,
             "PUBLIC_URL": os.environ.get("PUBLIC_URL") or self.url("intake"),
@@ -145,8 +165,6 @@ class System:
 
     def start(self) -> None:
         self.prepare_identity_keys()
-        # no portal publishes the directory yet: the shipped one, unless the topic has one
-        seed_directory(self.kafka_bootstrap, self.topic_prefix)
         self._spawn(
             "smtp-sink",
             [
@@ -158,6 +176,11 @@ class System:
                 str(self.mail_folder),
             ],
         )
+        self._spawn(
+            "portal", ["-m", "portal"], HTTP_PORT=str(self.portal_port),
+            DEMO_PASSWORD=self.demo_password,
+        )  # fmt: skip
+        self._wait_for_directory()
         self._spawn("intake", ["-m", "intake"], HTTP_PORT=str(self.intake_port))
         self._spawn(
             "intake-mail",
@@ -177,10 +200,21 @@ class System:
                 port = str(free_port())
                 self._spawn(f"{service}-{n}", ["-m", service], HTTP_PORT=port)
 
+    def _wait_for_directory(self, timeout: float = 60.0) -> None:
+        """Until the portal published a directory (its import, on a fresh database), so no
+        service starts on an empty one."""
+        topic = self.topic_prefix + "directory"
+        deadline = time.monotonic() + timeout
+        while not asyncio.run(records_on(self.kafka_bootstrap, topic)):
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the portal published no directory; see {self.logs}")
+            time.sleep(0.2)
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Until every process's `/ready` answers 200 and the gateway greets on SMTP."""
         deadline = time.monotonic() + timeout
-        for service in ("intake", "workflow", "sla", "notifier", "intake-mail"):
+        for service in ("portal", "intake", "workflow", "sla", "notifier", "intake-mail"):
             while True:
                 self._check_alive()
                 try:
@@ -270,6 +304,22 @@ class System:
             return False
 
 
+def demo_accounts() -> list[str]:
+    """One line per person of the shipped directory: who to sign in as, to play which part."""
+    from desk_policies.directory import load_directory
+
+    lines = []
+    for person in load_directory().people:
+        if person.organisation:
+            part = f"customer of {person.organisation}"
+        else:
+            part = "staff: " + "; ".join(
+                f"{desk} {', '.join(roles)}" for desk, roles in person.roles.items()
+            )
+        lines.append(f"{person.email:<26} {part}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--intake-port", type=int, default=8001)
@@ -279,6 +329,7 @@ def main() -> None:
     parser.add_argument("--mail-port", type=int, default=2526, help="e-mail gateway (SMTP in)")
     parser.add_argument("--notifier-port", type=int, default=8004, help="notifier's /ready ...")
     parser.add_argument("--gateway-port", type=int, default=8005, help="gateway's /ready ...")
+    parser.add_argument("--portal-port", type=int, default=8000, help="sign-in, pages, API")
     parser.add_argument("--state", type=Path, default=ROOT / ".state" / "system")
     parser.add_argument("--log-format", default="json", choices=["json", "console"])
     args = parser.parse_args()
@@ -293,6 +344,7 @@ def main() -> None:
         args.mail_port,
         args.notifier_port,
         args.gateway_port,
+        args.portal_port,
         log_format=args.log_format,
     )
     stop = False
@@ -306,6 +358,10 @@ def main() -> None:
     system.start()
     try:
         system.wait_ready()
+        print(f"portal (sign in here):          {system.url('portal')}  (API docs: /docs)")
+        print(f"  every demo account's password: {system.demo_password}")
+        for line in demo_accounts():
+            print(f"  {line}")
         print(f"intake API (submit requests):   {system.url('intake')}  (docs: /docs)")
         print(f"workflow API (read and act):    {system.url('workflow')}  (docs: /docs)")
         print(f"sla API (clocks of a request):  {system.url('sla')}  (docs: /docs)")

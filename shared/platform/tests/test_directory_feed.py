@@ -18,7 +18,7 @@ import pytest
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from directory_seed import publish_directory
+from directory_topic import publish_directory
 from fastapi import FastAPI
 
 from desk_contracts.directory import (

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from directory_seed import publish_directory
 from directory_support import directory_feed, until
+from directory_topic import publish_directory
 from identity_support import bearer, verifier
 from service_support import service_store
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
-from directory_seed import publish_directory
 from directory_support import directory_feed, until
+from directory_topic import publish_directory
 from published import published_envelopes
 from service_support import service_store
 
