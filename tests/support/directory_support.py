@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from directory_seed import publish_directory
+from directory_topic import publish_directory
 
 from desk_contracts.directory import DirectoryEvent
 from desk_contracts.topics import DIRECTORY
