@@ -56,7 +56,7 @@ def request_for(requester: str) -> dict[str, Any]:
 
 
 async def activate(browser: Browser, mail: MailFolder, email: str, password: str) -> None:
-    link = mail.link_to(email)
+    link = await mail.link_to(email)
     token = link.rpartition("=")[2]
     answer = await browser.submit(path_of(link), "/activate", token=token, password=password)
     assert answer.status_code == 303, answer.text
@@ -138,7 +138,7 @@ async def test_reset_then_lockout(system: System, browsers: Any) -> None:
     mail = MailFolder(system.mail_folder)
     anne = browsers()
     await anne.submit("/reset", "/reset", email="anne@acme.example")
-    link = mail.link_to("anne@acme.example")
+    link = await mail.link_to("anne@acme.example")
     token = link.rpartition("=")[2]
     chosen = await anne.submit(
         path_of(link), "/reset/choose", token=token, password="anne-new-1234"

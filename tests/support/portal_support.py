@@ -4,6 +4,7 @@ seeded with an administrator."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import time
@@ -48,8 +49,9 @@ class MailFolder:
                 found.append(message)
         return found
 
-    def wait_for(self, to: str, count: int = 1, timeout: float = 10.0) -> EmailMessage:
-        """The `count`-th message to `to`, waiting for it."""
+    async def wait_for(self, to: str, count: int = 1, timeout: float = 10.0) -> EmailMessage:
+        """The `count`-th message to `to`, waiting for it (the portal mails in the background,
+        on the test's own event loop when it runs in-process)."""
         deadline = time.monotonic() + timeout
         while True:
             messages = self.messages(to)
@@ -57,11 +59,11 @@ class MailFolder:
                 return messages[count - 1]
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no message #{count} to {to} in {self.folder}")
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
 
-    def link_to(self, to: str, count: int = 1) -> str:
+    async def link_to(self, to: str, count: int = 1) -> str:
         """The link in the `count`-th message to `to`."""
-        body = self.wait_for(to, count).get_content()
+        body = (await self.wait_for(to, count)).get_content()
         found = LINK.search(body)
         assert found, body
         return found.group()
@@ -104,8 +106,10 @@ class Browser:
         return await self.submit("/sign-in", "/sign-in", email=email, password=password)
 
     async def csrf(self) -> str:
-        """The session's CSRF token (for JSON calls), as the page's forms carry it."""
-        return await self.form_token("/profile")
+        """The session's CSRF token, as `/me` gives it for JSON calls."""
+        token = (await self.client.get("/me")).json()["csrf_token"]
+        assert token, "no session"
+        return str(token)
 
 
 async def seed_directory(pool: asyncpg.Pool, now: datetime) -> None:

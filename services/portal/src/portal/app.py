@@ -19,7 +19,7 @@ from portal.adapters.api import api_router
 from portal.adapters.sso import sso_router
 from portal.adapters.web import Portal, Web, web_router
 from portal.application import people
-from portal.domain.sso import SsoProfile, grantable_roles
+from portal.domain.sso import SsoProfile, grantable_roles, parse_role_map
 
 
 def create_app(
@@ -60,19 +60,23 @@ def single_sign_on(
     session. The sign-in cookie's key derives from the signing key, which every replica of
     the portal shares."""
     flow_key = hmac.new(keys[0].pem(), b"desk-portal single sign-on flow", "sha256").digest()
+    grantable = grantable_roles(policies.values())
+    managed: dict[str, frozenset[str]] = {}  # the roles the map grants: SSO revokes only those
+    for pairs in parse_role_map(settings.oidc_role_map, grantable).grants.values():
+        for desk, role in pairs:
+            managed[desk] = managed.get(desk, frozenset()) | {role}
 
     def routes(web: Web) -> APIRouter:
         async def signed_in(request: Request, profile: SsoProfile) -> Response:
             visit = await web.visit(request)
             async with web.portal.pool.acquire() as conn:
                 person = await people.sso_sign_in(
-                    conn, profile.email, profile.name, profile.desk_roles, clock()
+                    conn, profile.email, profile.name, profile.desk_roles, clock(), managed
                 )
             if person is None:
-                return web.page(visit, "notice.html", 403, error="deactivated")
+                return web.page(visit, "notice.html", 403, error="deactivated", title="sign_in")
             return await web.signed_in(visit, person, "sso")
 
-        grantable = grantable_roles(policies.values())
         return sso_router(
             settings, signed_in, flow_key=flow_key, grantable=grantable, transport=transport
         )

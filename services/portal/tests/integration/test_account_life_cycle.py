@@ -4,6 +4,7 @@ sign-in by link; lockout; CSRF; API tokens; the identity the portal signs."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,7 +72,7 @@ async def test_invited_person_activates_signs_in_and_gets_a_signed_identity(worl
     assert invited.json()["status"] == "invited"
 
     carla = world.browser()
-    link = world.mailbox.link_to("carla@acme.example")
+    link = await world.mailbox.link_to("carla@acme.example")
     assert (await carla.client.get(path_of(link))).status_code == 200
     token = link.rpartition("=")[2]
     chosen = await carla.submit(path_of(link), "/activate", token=token, password="carla-secret-1")
@@ -105,7 +106,7 @@ async def test_a_person_registering_alone_waits_until_staff_link_them(world: Wor
     dan = world.browser()
     answer = await dan.submit("/register", "/register", name="Dan", email="dan@initech.example")
     assert answer.status_code == 200 and "a message is on its way" in answer.text
-    link = world.mailbox.link_to("dan@initech.example")
+    link = await world.mailbox.link_to("dan@initech.example")
     token = link.rpartition("=")[2]
     assert (await dan.submit(path_of(link), "/activate", token=token,
                              password="dan-secret-12")).status_code == 303  # fmt: skip
@@ -132,9 +133,8 @@ async def test_a_person_registering_alone_waits_until_staff_link_them(world: Wor
         "/register", "/register", name="X", email="dan@initech.example"
     )
     assert again.status_code == 200 and "a message is on its way" in again.text
-    assert (
-        world.mailbox.wait_for("dan@initech.example", 2)["Subject"] == "You already have an account"
-    )
+    known = await world.mailbox.wait_for("dan@initech.example", 2)
+    assert known["Subject"] == "You already have an account"
 
 
 async def test_reset_replaces_the_password_and_ends_other_sessions(world: World) -> None:
@@ -145,7 +145,7 @@ async def test_reset_replaces_the_password_and_ends_other_sessions(world: World)
     assert "a message is on its way" in answer.text
     unknown = await world.browser().submit("/reset", "/reset", email="nobody@acme.example")
     assert unknown.status_code == answer.status_code and "a message is on its way" in unknown.text
-    link = world.mailbox.link_to(ADMIN)
+    link = await world.mailbox.link_to(ADMIN)
     token = link.rpartition("=")[2]
     done = await asking.submit(
         path_of(link), "/reset/choose", token=token, password="new-password-42"
@@ -159,10 +159,24 @@ async def test_reset_replaces_the_password_and_ends_other_sessions(world: World)
 async def test_sign_in_by_mailed_link(world: World) -> None:
     person = world.browser()
     await person.submit("/sign-in/link", "/sign-in/link", email=ADMIN)
-    link = world.mailbox.link_to(ADMIN)
-    assert (await person.client.get(path_of(link))).status_code == 303
+    link = await world.mailbox.link_to(ADMIN)
+    token = link.rpartition("=")[2]
+    assert (await person.client.get(path_of(link))).status_code == 200  # a button, not signed in
+    assert (await person.client.get("/")).headers.get("location") == "/sign-in"
+    used = await person.submit(path_of(link), "/sign-in/link/use", token=token)
+    assert used.status_code == 303
     assert "Bienvenue" in (await person.client.get("/")).text  # Léa reads French
-    assert (await world.browser().client.get(path_of(link))).status_code == 410  # single use
+    again = await world.browser().submit("/sign-in", "/sign-in/link/use", token=token)
+    assert again.status_code == 410  # single use
+
+
+async def test_links_are_mailed_a_few_times_an_hour_at_most(world: World) -> None:
+    asking = world.browser()
+    for _ in range(7):
+        answer = await asking.submit("/reset", "/reset", email=ADMIN)
+        assert answer.status_code == 200 and "a message is on its way" in answer.text
+    await asyncio.sleep(0.5)
+    assert len(world.mailbox.messages(ADMIN)) == 5
 
 
 async def test_repeated_failures_lock_known_and_unknown_addresses_alike(world: World) -> None:
@@ -231,7 +245,7 @@ async def test_only_administrators_change_people(world: World) -> None:
             "organisation_id": "acme",
         },
     )
-    link = world.mailbox.link_to("bruno@acme.example")
+    link = await world.mailbox.link_to("bruno@acme.example")
     bruno = world.browser()
     await bruno.submit(path_of(link), "/activate", token=link.rpartition("=")[2],
                        password="bruno-secret-1")  # fmt: skip
@@ -254,3 +268,27 @@ async def test_only_administrators_change_people(world: World) -> None:
     gone = await admin.client.post("/admin/people/bruno@acme.example/deactivate", headers=csrf)
     assert gone.json()["status"] == "deactivated"
     assert (await bruno.client.get("/")).headers.get("location") == "/sign-in"
+
+
+async def test_a_desk_lead_changes_only_the_people_of_the_desks_they_administer(
+    world: World,
+) -> None:
+    admin = world.browser()
+    await admin.sign_in(ADMIN, ADMIN_PASSWORD)
+    csrf = {"X-CSRF-Token": await admin.csrf()}
+    organisation = await admin.client.post(
+        "/admin/organisations", headers=csrf,
+        json={"organisation_id": "acme", "name": "ACME", "domains": ["gmail.com"]},
+    )  # fmt: skip
+    assert organisation.status_code == 403  # Léa administers erp-vendor, not every desk
+    bad = await admin.client.post(
+        "/admin/organisations", headers=csrf, json={"organisation_id": "x", "name": "X",
+                                                    "domains": ["not a domain"]},
+    )  # fmt: skip
+    assert bad.status_code == 422
+    herself = await admin.client.put(
+        f"/admin/people/{ADMIN}/organisation", headers=csrf, json={"organisation_id": "acme"}
+    )
+    assert herself.status_code == 403
+    nobody = await admin.client.post("/admin/people/nobody@acme.example/deactivate", headers=csrf)
+    assert nobody.status_code == 404

@@ -8,7 +8,7 @@ import pytest
 
 from desk_policies.loader import load_policies
 from portal.domain.accounts import Account, Refused, administered_desks, check_grant
-from portal.domain.throttle import LOCK, MAX_FAILURES, WINDOW, after_failure, locked_for
+from portal.domain.throttle import LOCK, MAX_FAILURES, WINDOW, after_attempt, locked_for
 
 POLICIES = load_policies()
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -50,9 +50,29 @@ def test_failures_lock_an_address_then_the_lock_ends() -> None:
     state = None
     for n in range(MAX_FAILURES["address"]):
         assert locked_for(state, NOW) is None, n
-        state = after_failure(state, "address", NOW)
+        state = after_attempt(state, "address", NOW)
     assert locked_for(state, NOW) == LOCK
     assert locked_for(state, NOW + LOCK) is None
     # failures spread wider than the window start counting again
-    old = after_failure(None, "address", NOW - WINDOW - timedelta(seconds=1))
-    assert after_failure(old, "address", NOW).failures == 1
+    old = after_attempt(None, "address", NOW - WINDOW - timedelta(seconds=1))
+    assert after_attempt(old, "address", NOW).failures == 1
+
+
+def test_a_lead_manages_customers_and_their_desk_s_staff_only() -> None:
+    from portal.domain.accounts import check_administers_all, check_manages
+
+    customer = Account("anne@acme.example", "Anne", "active", "acme")
+    colleague = Account("paul@desk.example", "Paul", "active", roles={"erp-vendor": ("rnd",)})
+    elsewhere = Account("max@desk.example", "Max", "active", roles={"saas-desk": ("agent",)})
+    check_manages(LEA, customer, POLICIES)
+    check_manages(LEA, colleague, POLICIES)
+    for person, why in ((elsewhere, "do not administer: saas-desk"), (LEA, "your own")):
+        with pytest.raises(Refused, match=why) as refused:
+            check_manages(LEA, person, POLICIES)
+        assert refused.value.status == 403
+    with pytest.raises(Refused, match="every desk"):
+        check_administers_all(LEA, POLICIES)
+    everywhere = Account(LEA.email, LEA.name, "active", roles={
+        "erp-vendor": ("team_lead",), "cloud-partner": ("team_lead",), "saas-desk": ("supervisor",)
+    })  # fmt: skip
+    check_administers_all(everywhere, POLICIES)

@@ -47,6 +47,7 @@ TOKEN_MINUTES = 5
 LEEWAY_SECONDS = 30
 REFRESH_SECONDS = 300.0
 RETRY_SECONDS = 1.0
+OUTAGE_RETRY_SECONDS = 30.0
 MAX_TOKEN_CHARS = 8192
 
 
@@ -199,7 +200,9 @@ class Verifier:
                 document = await self._fetch(self.source)
             except (OSError, ValueError) as error:
                 log.warning("identity_keys_unavailable", source=self.source, error=str(error))
-                self._fetched_at = self._clock() - REFRESH_SECONDS + RETRY_SECONDS
+                # the keys known go on serving; the next try in OUTAGE_RETRY_SECONDS, so an
+                # outage of the portal does not make every request wait for a fetch
+                self._fetched_at = self._clock() - REFRESH_SECONDS + OUTAGE_RETRY_SECONDS
                 return
             keys = {}
             for jwk in document["keys"]:

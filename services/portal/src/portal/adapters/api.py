@@ -41,6 +41,7 @@ FORWARDED_REQUEST = (
 )
 FORWARDED_ANSWER = ("content-type", "etag", "location", "retry-after")
 READS = ("GET", "HEAD", "OPTIONS")
+PROBES = ("health", "ready", "metrics")  # operators' endpoints, not the callers'
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Caller:
     person: Account
     via: Via
     scope: frozenset[Literal["read", "write"]]
+    csrf: str | None = None  # a session's CSRF token (None: an API token)
 
     def identity(self) -> Identity:
         return self.person.identity(self.via, self.scope)
@@ -82,6 +84,8 @@ class CreatedApiToken(BaseModel):
 
 
 class PersonView(BaseModel):
+    """A person's entry as the directory holds it."""
+
     email: str
     name: str
     status: str
@@ -90,6 +94,10 @@ class PersonView(BaseModel):
     date_format: str
     phone: str | None
     roles: dict[str, list[str]]
+
+
+class Me(PersonView):
+    csrf_token: str | None = Field(description="a session's: send it as X-CSRF-Token")
 
 
 class Invitation(BaseModel):
@@ -118,7 +126,7 @@ class OrganisationForm(BaseModel):
 
     organisation_id: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     name: str = Field(min_length=1, max_length=200)
-    domains: tuple[str, ...] = Field(default=(), max_length=50)
+    domains: tuple[d.MailDomain, ...] = Field(default=(), max_length=50)
 
 
 def view(person: Account) -> PersonView:
@@ -176,11 +184,10 @@ def api_router(
             x_csrf_token and hmac.compare_digest(x_csrf_token.encode(), session.csrf.encode())
         ):
             raise HTTPException(403, "X-CSRF-Token is missing or is not the session's")
-        return Caller(
-            person,
-            "password" if session.via == "password" else "link",
-            frozenset(("read", "write")),
+        via: Via = (
+            "sso" if session.via == "sso" else "password" if session.via == "password" else "link"
         )
+        return Caller(person, via, frozenset(("read", "write")), session.csrf)
 
     Who = Annotated[Caller, Depends(caller)]
 
@@ -200,9 +207,10 @@ def api_router(
         return jwks(keys())
 
     @router.get("/me", tags=["identity"], responses=refusals(UNAUTHORISED))
-    async def me(who: Who) -> PersonView:
-        """The caller's own account."""
-        return view(who.person)
+    async def me(who: Who) -> Me:
+        """The caller's own account (and, with a session, the CSRF token its JSON calls send
+        as `X-CSRF-Token`)."""
+        return Me(**view(who.person).model_dump(), csrf_token=who.csrf)
 
     @router.post("/identity/token", tags=["identity"], responses=refusals(UNAUTHORISED))
     async def identity_token(body: TokenRequest, who: Who) -> SignedIdentity:
@@ -222,6 +230,11 @@ def api_router(
         """Forward the call to intake, workflow or sla as the caller (see module)."""
         if service not in services:
             raise HTTPException(404, f"no service {service[:40]!r}: {', '.join(services)}")
+        if path.split("/", 1)[0] in PROBES:
+            raise HTTPException(404, "the services' probes are not served to callers")
+        # the path as the caller wrote it (still encoded: a %23 in a key stays one)
+        raw = request.scope.get("raw_path", b"").decode("latin-1")
+        forwarded = raw.split("/", 3)[3] if raw.count("/") >= 3 else path
         if request.method not in READS:
             writing(who)
         token = signer.token(who.identity(), service, portal.clock())
@@ -230,7 +243,7 @@ def api_router(
         try:
             answer = await client.request(
                 request.method,
-                f"{services[service]}/{path}",
+                f"{services[service]}/{forwarded}",
                 params=request.query_params,
                 content=await request.body(),
                 headers=headers,
@@ -277,6 +290,7 @@ def api_router(
     )
     async def revoke(token_id: uuid.UUID, who: Who) -> Response:
         """Revoke one of your API tokens."""
+        session_only(who)
         async with portal.pool.acquire() as conn:
             if not await c.revoke_token(conn, who.person.email, token_id, portal.clock()):
                 raise HTTPException(404, "no such token of yours")
@@ -292,8 +306,7 @@ def api_router(
             try:
                 return await change(conn)
             except Refused as error:
-                status = 403 if "administer" in str(error) else 409
-                raise HTTPException(status, str(error)) from None
+                raise HTTPException(error.status, str(error)) from None
 
     @router.post("/admin/organisations", status_code=204, tags=["administration"], responses=ADMIN)
     async def record_organisation(body: OrganisationForm, who: Who) -> Response:
@@ -328,7 +341,7 @@ def api_router(
         try:
             check_administers(who.person, portal.policies)
         except Refused as error:
-            raise HTTPException(403, str(error)) from None
+            raise HTTPException(error.status, str(error)) from None
 
     @router.get("/admin/people", tags=["administration"], responses=ADMIN)
     async def list_people(who: Who, organisation_id: str | None = None) -> list[PersonView]:

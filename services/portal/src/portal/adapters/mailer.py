@@ -1,8 +1,11 @@
 """Account mail (activation, confirmation, reset, sign-in links) sent over SMTP in the
-person's language. The link's secret appears only in the mail, never in an event or a log."""
+person's language. The link's secret appears only in the mail, never in an event or a log.
+A page does not wait for the SMTP server: the mail leaves in the background, so how long the
+answer takes does not tell whether the address has an account."""
 
 from __future__ import annotations
 
+import asyncio
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -29,6 +32,7 @@ class Mailer:
     def __init__(self, host: str, port: int, sender: str, portal_url: str) -> None:
         self.host, self.port, self.sender = host, port, sender
         self.portal_url = portal_url.rstrip("/")
+        self._sending: set[asyncio.Task[None]] = set()
 
     def message(self, mail: Mail) -> EmailMessage:
         page = self.portal_url + PAGES[mail.kind]
@@ -44,7 +48,13 @@ class Mailer:
         return message
 
     async def send(self, mail: Mail) -> None:
-        """Send `mail`; a failure is logged (the person can ask for the link again)."""
+        """Send `mail` in the background (see module)."""
+        task = asyncio.get_running_loop().create_task(self.deliver(mail))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def deliver(self, mail: Mail) -> None:
+        """Send `mail` now; a failure is logged (the person can ask for the link again)."""
         try:
             await aiosmtplib.send(
                 self.message(mail), hostname=self.host, port=self.port, timeout=10

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import asyncpg
 from fastapi import APIRouter, Form, Request, Response
@@ -114,9 +115,14 @@ class Web:
         def t(key: str, **named: str) -> str:
             return text(v.language, key, **named)
 
+        def in_language(code: str) -> str:  # this page in another language, as it is
+            query = [(k, val) for k, val in v.request.query_params.multi_items() if k != "lang"]
+            return "?" + urlencode([*query, ("lang", code)])
+
         html = TEMPLATES.get_template(template).render(
-            t=t, lang=v.language, csrf=v.csrf, person=v.person, sso=self.portal.sso, **values
-        )
+            t=t, lang=v.language, csrf=v.csrf, person=v.person, sso=self.portal.sso,
+            in_language=in_language, **values,
+        )  # fmt: skip
         return self.finish(v, HTMLResponse(html, status))
 
     def finish(self, v: Visit, response: Response) -> Response:
@@ -153,11 +159,16 @@ class Web:
         return response
 
 
+def client_of(request: Request) -> str:
+    """The network address a request came from (the counting key of its client)."""
+    return request.client.host if request.client else "unknown"
+
+
 def web_router(web: Web) -> APIRouter:
     """The routes described in the module docstring."""
     router = APIRouter(include_in_schema=False)
     portal = web.portal
-    visit, page, finish = web.visit, web.page, web.finish
+    visit, page, finish, now = web.visit, web.page, web.finish, web.portal.clock
 
     # --- pages ---------------------------------------------------------------------------
 
@@ -192,9 +203,8 @@ def web_router(web: Web) -> APIRouter:
         if not v.csrf_ok(csrf):
             return page(v, "sign_in.html", 403, error="csrf")
         typed = bounded(email, 320) or ""
-        client = request.client.host if request.client else "unknown"
         async with portal.pool.acquire() as conn:
-            outcome = await people.sign_in(conn, typed, password, client, portal.clock())
+            outcome = await people.sign_in(conn, typed, password, client_of(request), now())
         if outcome == "locked":
             return page(v, "sign_in.html", 429, error="locked", email=typed)
         if outcome == "refused":
@@ -239,8 +249,12 @@ def web_router(web: Web) -> APIRouter:
             name=form["name"], language=language if language in ("fr", "en") else "en"
         )
         async with portal.pool.acquire() as conn:
-            await people.register(conn, checked, profile, portal.clock(), portal.send)
-        return page(v, "notice.html", notice="check_mail")
+            allowed = await people.may_mail(conn, checked, client_of(request), now())
+            if allowed == "client":
+                return page(v, "register.html", 429, error="too_many", form=form)
+            if allowed == "yes":
+                await people.register(conn, checked, profile, now(), portal.send)
+        return page(v, "notice.html", notice="check_mail", title="register")
 
     async def choose_page(
         v: Visit, token: str, purposes: tuple[c.Purpose, ...], action: str, title: str
@@ -248,7 +262,7 @@ def web_router(web: Web) -> APIRouter:
         async with portal.pool.acquire() as conn:
             valid = await c.link_is_valid(conn, token[:100], purposes, portal.clock())
         if valid is None:
-            return page(v, "notice.html", 410, error="link_dead")
+            return page(v, "notice.html", 410, error="link_dead", title="set_password_title")
         return page(v, "choose_password.html", token=token, action=action, title=title)
 
     @router.get("/activate")
@@ -274,7 +288,7 @@ def web_router(web: Web) -> APIRouter:
         async with portal.pool.acquire() as conn:
             person = await people.activate(conn, token, password, portal.clock())
         if person is None:
-            return page(v, "notice.html", 410, error="link_dead")
+            return page(v, "notice.html", 410, error="link_dead", title="set_password_title")
         return await web.signed_in(v, person, "link")
 
     @router.get("/reset")
@@ -293,15 +307,32 @@ def web_router(web: Web) -> APIRouter:
     @router.get("/sign-in/link")
     async def link_page(request: Request, token: str = "") -> Response:
         v = await visit(request)
-        if token:  # the mailed link: one GET signs in (the link is single-use and short-lived)
+        if (
+            token
+        ):  # the mailed link: a button signs in (a GET alone, e.g. a mail scanner's, does not)
             async with portal.pool.acquire() as conn:
-                person = await people.sign_in_by_link(conn, token[:100], portal.clock())
-            if person is None:
-                return page(v, "notice.html", 410, error="link_dead")
-            return await web.signed_in(v, person, "link")
+                valid = await c.link_is_valid(conn, token[:100], ("sign-in",), now())
+            if valid is None:
+                return page(v, "notice.html", 410, error="link_dead", title="link_title")
+            return page(v, "use_link.html", token=token)
         return page(
             v, "ask_mail.html", title="link_title", intro="link_intro", action="/sign-in/link"
         )
+
+    @router.post("/sign-in/link/use")
+    async def use_link(
+        request: Request,
+        token: Annotated[str, Form(max_length=100)] = "",
+        csrf: Annotated[str, Form(max_length=100)] = "",
+    ) -> Response:
+        v = await visit(request)
+        if not v.csrf_ok(csrf):
+            return page(v, "use_link.html", 403, error="csrf", token=token)
+        async with portal.pool.acquire() as conn:
+            person = await people.sign_in_by_link(conn, token, now())
+        if person is None:
+            return page(v, "notice.html", 410, error="link_dead", title="link_title")
+        return await web.signed_in(v, person, "link")
 
     @router.post("/sign-in/link")
     async def link_request(
@@ -313,31 +344,26 @@ def web_router(web: Web) -> APIRouter:
 
     async def ask_mail(request: Request, email: str, csrf: str, kind: str) -> Response:
         v = await visit(request)
-        title, intro, action = (
-            ("reset_title", "reset_intro", "/reset")
+        typed = bounded(email, 320) or ""
+        values = (
+            {"title": "reset_title", "intro": "reset_intro", "action": "/reset"}
             if kind == "reset"
-            else ("link_title", "link_intro", "/sign-in/link")
+            else {"title": "link_title", "intro": "link_intro", "action": "/sign-in/link"}
         )
         if not v.csrf_ok(csrf):
-            return page(
-                v, "ask_mail.html", 403, error="csrf", title=title, intro=intro, action=action
-            )
+            return page(v, "ask_mail.html", 403, error="csrf", email=typed, **values)
         try:
-            checked = address(bounded(email, 320) or "")
+            checked = address(typed)
         except ValueError:
-            return page(
-                v,
-                "ask_mail.html",
-                422,
-                error="invalid_email",
-                title=title,
-                intro=intro,
-                action=action,
-            )
+            return page(v, "ask_mail.html", 422, error="invalid_email", email=typed, **values)
         async with portal.pool.acquire() as conn:
-            ask = people.request_reset if kind == "reset" else people.request_sign_in_link
-            await ask(conn, checked, portal.clock(), portal.send)
-        return page(v, "notice.html", notice="check_mail")
+            allowed = await people.may_mail(conn, checked, client_of(request), now())
+            if allowed == "client":
+                return page(v, "ask_mail.html", 429, error="too_many", email=typed, **values)
+            if allowed == "yes":
+                ask = people.request_reset if kind == "reset" else people.request_sign_in_link
+                await ask(conn, checked, now(), portal.send)
+        return page(v, "notice.html", notice="check_mail", title=values["title"])
 
     @router.get("/reset/choose")
     async def reset_choose_page(request: Request, token: str = "") -> Response:
@@ -360,7 +386,7 @@ def web_router(web: Web) -> APIRouter:
         async with portal.pool.acquire() as conn:
             person = await people.reset(conn, token, password, portal.clock())
         if person is None:
-            return page(v, "notice.html", 410, error="link_dead")
+            return page(v, "notice.html", 410, error="link_dead", title="set_password_title")
         return await web.signed_in(v, person, "password")
 
     # --- the signed-in person's own pages ----------------------------------------------
@@ -438,7 +464,8 @@ def web_router(web: Web) -> APIRouter:
             if not v.csrf_ok(csrf):
                 return page(v, "tokens.html", 403, error="csrf", tokens=tokens, date=date_of(v))
             named = bounded(label, 100)
-            valid_days = int(days) if days.isdigit() and 1 <= int(days) <= 365 else None
+            valid_days = int(days) if re.fullmatch(r"[0-9]{1,3}", days) else None
+            valid_days = valid_days if valid_days and valid_days <= 365 else None
             if not named or valid_days is None:
                 return page(
                     v,

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -22,7 +23,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from desk_contracts.identity import Scope
-from portal.domain.throttle import Failures, after_failure, locked_for
+from portal.domain.throttle import Failures, after_attempt, locked_for
 
 Purpose = Literal["activate", "confirm", "reset", "sign-in"]
 LINK_LIFETIME: dict[Purpose, timedelta] = {
@@ -179,33 +180,42 @@ async def close_sessions_of(conn: asyncpg.Connection, email: str) -> None:
 # --- throttling ---------------------------------------------------------------------------
 
 
-async def lock_of(conn: asyncpg.Connection, keys: list[str], now: datetime) -> timedelta | None:
-    """The longest lock among `keys` (None: none is locked)."""
-    rows = await conn.fetch("SELECT * FROM sign_in_failures WHERE key = ANY($1::text[])", keys)
-    locks = [
-        lock
-        for row in rows
-        if (
-            lock := locked_for(Failures(row["failures"], row["first_at"], row["locked_until"]), now)
+async def attempt(conn: asyncpg.Connection, keys: Mapping[str, str], now: datetime) -> bool:
+    """Count one attempt on each key (key -> its kind, `desk_portal.domain.throttle`); False,
+    counting nothing, when one of them is locked. The keys' rows are locked meanwhile, so
+    attempts made at once are counted one after the other."""
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO sign_in_failures (key, failures, first_at) SELECT k, 0, $2"
+            " FROM unnest($1::text[]) AS k ON CONFLICT (key) DO NOTHING",
+            sorted(keys), now,
+        )  # fmt: skip
+        rows = await conn.fetch(
+            "SELECT * FROM sign_in_failures WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE",
+            sorted(keys),
         )
-    ]
-    return max(locks) if locks else None
-
-
-async def count_failure(conn: asyncpg.Connection, key: str, kind: str, now: datetime) -> None:
-    row = await conn.fetchrow("SELECT * FROM sign_in_failures WHERE key = $1 FOR UPDATE", key)
-    state = None if row is None else Failures(row["failures"], row["first_at"], row["locked_until"])
-    new = after_failure(state, kind, now)
-    await conn.execute(
-        "INSERT INTO sign_in_failures (key, failures, first_at, locked_until)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE"
-        " SET failures = $2, first_at = $3, locked_until = $4",
-        key, new.failures, new.first_at, new.locked_until,
-    )  # fmt: skip
+        states = {r["key"]: Failures(r["failures"], r["first_at"], r["locked_until"]) for r in rows}
+        if any(locked_for(state, now) is not None for state in states.values()):
+            return False
+        for key, kind in keys.items():
+            new = after_attempt(states.get(key), kind, now)
+            await conn.execute(
+                "UPDATE sign_in_failures SET failures = $2, first_at = $3, locked_until = $4"
+                " WHERE key = $1",
+                key, new.failures, new.first_at, new.locked_until,
+            )  # fmt: skip
+    return True
 
 
 async def clear_failures(conn: asyncpg.Connection, key: str) -> None:
     await conn.execute("DELETE FROM sign_in_failures WHERE key = $1", key)
+
+
+async def uncount(conn: asyncpg.Connection, key: str) -> None:
+    """Take back one attempt of `key` (a success: it was not a failure after all)."""
+    await conn.execute(
+        "UPDATE sign_in_failures SET failures = greatest(failures - 1, 0) WHERE key = $1", key
+    )
 
 
 # --- API tokens ---------------------------------------------------------------------------

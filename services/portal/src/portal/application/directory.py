@@ -65,7 +65,9 @@ async def _apply(conn: asyncpg.Connection, event: d.DirectoryEvent) -> None:
         case d.PersonUnlinked():
             await _set(conn, event.email, at, "organisation_id = NULL")
         case d.RoleGranted() | d.RoleRevoked():
-            row = await conn.fetchval("SELECT roles FROM people WHERE email = $1", event.email)
+            row = await conn.fetchval(  # locked: a grant and a revoke at once apply in turn
+                "SELECT roles FROM people WHERE email = $1 FOR UPDATE", event.email
+            )
             roles: dict[str, list[str]] = json.loads(row) if row else {}
             held = [r for r in roles.get(event.desk_id, []) if r != event.role]
             if isinstance(event, d.RoleGranted):

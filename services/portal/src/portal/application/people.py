@@ -24,7 +24,14 @@ from desk_contracts import directory as d
 from desk_policies.model import DeskPolicy
 from portal.application import credentials as c
 from portal.application.directory import account, organisation_exists, record
-from portal.domain.accounts import Account, Refused, check_administers, check_grant
+from portal.domain.accounts import (
+    Account,
+    Refused,
+    check_administers,
+    check_administers_all,
+    check_grant,
+    check_manages,
+)
 
 
 @dataclass(frozen=True)
@@ -77,13 +84,15 @@ async def activate(
         if used is None:
             return None
         email, _ = used
-        await c.set_password(conn, email, password, now)
         person = await account(conn, email)
         if person is None or person.status == "deactivated":
-            return None
-        if person.status != "active":
+            return None  # the link is spent, nothing else changes
+        await c.set_password(conn, email, password, now)
+        if person.status == "active":  # an older link of an active account: as a reset
+            await c.close_sessions_of(conn, email)
+        else:
             await record(conn, [d.PersonActivated(occurred_at=now, by=email, email=email)])
-        await c.clear_failures(conn, email)
+        await c.clear_failures(conn, f"address:{email}")
         return await account(conn, email)
 
 
@@ -115,7 +124,7 @@ async def reset(
             return None
         await c.set_password(conn, email, password, now)
         await c.close_sessions_of(conn, email)
-        await c.clear_failures(conn, email)
+        await c.clear_failures(conn, f"address:{email}")
         return person
 
 
@@ -144,21 +153,32 @@ async def sign_in(
     conn: asyncpg.Connection, email: str, password: str, client: str, now: datetime
 ) -> SignIn:
     """Check an address and password. `locked` when the address (as typed) or the client has
-    failed too often lately; `refused` for a wrong pair, an unknown address or an account
-    that may not sign in (one answer for all: see module)."""
+    tried too often lately (each attempt counted before the check); `refused` for a wrong
+    pair, an unknown address or an account that may not sign in (one answer for all: see
+    module)."""
     address = email.strip().lower()[:320]
-    keys = [f"address:{address}", f"client:{client}"]
-    if await c.lock_of(conn, keys, now) is not None:
+    keys = {f"address:{address}": "address", f"client:{client}": "client"}
+    if not await c.attempt(conn, keys, now):
         return "locked"
     person = await account(conn, address)
     matches = await c.password_matches(conn, address, password[: c.MAX_PASSWORD])
     if person is None or not matches or not person.may_sign_in:
-        async with conn.transaction():
-            await c.count_failure(conn, keys[0], "address", now)
-            await c.count_failure(conn, keys[1], "client", now)
         return "refused"
-    await c.clear_failures(conn, keys[0])
+    await c.clear_failures(conn, f"address:{address}")
+    await c.uncount(conn, f"client:{client}")
     return person
+
+
+async def may_mail(conn: asyncpg.Connection, email: str, client: str, now: datetime) -> str:
+    """May a page mail a link to `email` for `client`? `yes`; `address` when that address was
+    mailed enough lately (the caller answers as if it were sent: nothing tells who has an
+    account); `client` when that client asked too often (429)."""
+    address = email.strip().lower()[:320]
+    if not await c.attempt(conn, {f"mail-client:{client}": "mail_client"}, now):
+        return "client"
+    if not await c.attempt(conn, {f"mail:{address}": "mail_address"}, now):
+        return "address"
+    return "yes"
 
 
 async def change_profile(
@@ -176,13 +196,13 @@ async def change_profile(
 async def _existing(conn: asyncpg.Connection, email: str) -> Account:
     person = await account(conn, email)
     if person is None:
-        raise Refused(f"no account for {email.lower()}")
+        raise Refused(f"no account for {email.lower()[:320]}", 404)
     return person
 
 
 async def _known_organisation(conn: asyncpg.Connection, organisation_id: str) -> None:
     if not await organisation_exists(conn, organisation_id):
-        raise Refused(f"no organisation {organisation_id!r}")
+        raise Refused(f"no organisation {organisation_id[:100]!r}", 404)
 
 
 async def invite(
@@ -203,6 +223,10 @@ async def invite(
     known = await account(conn, email)
     if known is not None and known.status not in ("invited", "registered"):
         raise Refused(f"{known.email} already has an account ({known.status})")
+    if known is not None:  # not activated yet: the link again, the entry as it is
+        purpose: c.Purpose = "activate" if known.status == "invited" else "confirm"
+        await send(_mail(known, purpose, await c.issue_link(conn, known.email, purpose, now)))
+        return known
     event = d.PersonInvited(
         occurred_at=now,
         by=admin.email,
@@ -225,8 +249,8 @@ async def link(
     now: datetime,
 ) -> Account:
     """Link a person to an organisation (None: unlink them)."""
-    check_administers(admin, policies)
     person = await _existing(conn, email)
+    check_manages(admin, person, policies)
     events: list[d.DirectoryEvent] = []
     if person.organisation_id is not None and person.organisation_id != organisation_id:
         events.append(
@@ -280,10 +304,8 @@ async def deactivate(
     again: bool = False,
 ) -> Account:
     """Deactivate a person (signed out everywhere, API tokens dead), or reactivate them."""
-    check_administers(admin, policies)
     person = await _existing(conn, email)
-    if person.email == admin.email and not again:
-        raise Refused("you cannot deactivate yourself")
+    check_manages(admin, person, policies)
     if again and person.status == "deactivated":
         await record(
             conn, [d.PersonReactivated(occurred_at=now, by=admin.email, email=person.email)]
@@ -309,7 +331,7 @@ async def record_organisation(
     now: datetime,
 ) -> None:
     """Create or change an organisation (its name, its mail domains)."""
-    check_administers(admin, policies)
+    check_administers_all(admin, policies)
     await record(conn, [d.OrganisationRecorded(occurred_at=now, by=admin.email, **organisation)])
 
 
@@ -319,10 +341,12 @@ async def sso_sign_in(
     name: str,
     roles: Mapping[str, tuple[str, ...]],
     now: datetime,
+    managed: Mapping[str, frozenset[str]],
 ) -> Account | None:
     """A member of staff signed in by the identity provider: their account (made on first
-    sign-in), with the desk roles the provider's groups map to, granted and revoked to match.
-    None for a deactivated account."""
+    sign-in), with the desk roles the provider's groups map to, granted and revoked to match
+    among the roles the map manages (`managed`, desk -> roles: a role granted otherwise, by a
+    desk's lead, stays). None for a deactivated account."""
     person = await account(conn, email)
     events: list[d.DirectoryEvent] = []
     if person is None:
@@ -343,7 +367,8 @@ async def sso_sign_in(
             events.append(
                 d.RoleGranted(occurred_at=now, by="sso", email=email, desk_id=desk, role=role)
             )
-        for role in sorted(set(held.get(desk, ())) - set(roles.get(desk, ()))):
+        lost = set(held.get(desk, ())) - set(roles.get(desk, ()))
+        for role in sorted(lost & managed.get(desk, frozenset())):
             events.append(
                 d.RoleRevoked(occurred_at=now, by="sso", email=email, desk_id=desk, role=role)
             )

@@ -78,7 +78,12 @@ def administered_desks(account: Account, policies: Iterable[DeskPolicy]) -> froz
 
 
 class Refused(Exception):
-    """An administration change the rules refuse; the message says why."""
+    """An administration change the rules refuse; the message says why, `status` how to
+    answer (403: not yours to change, 404: no such person or organisation, 409: not now)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def check_grant(admin: Account, policies: Mapping[str, DeskPolicy], desk: str, role: str) -> None:
@@ -87,16 +92,42 @@ def check_grant(admin: Account, policies: Mapping[str, DeskPolicy], desk: str, r
     an organisation, the automations' with no person)."""
     policy = policies.get(desk)
     if policy is None:
-        raise Refused(f"no desk {desk!r}")
+        raise Refused(f"no desk {desk!r}", 404)
     if desk not in administered_desks(admin, policies.values()):
-        raise Refused(f"you do not administer desk {desk!r}")
+        raise Refused(f"you do not administer desk {desk!r}", 403)
     found = policy.role(role)
     if found is None or found.side.value not in ("support", "external"):
         grantable = [r.id for r in policy.roles if r.side.value in ("support", "external")]
-        raise Refused(f"{role!r} is not a role of desk {desk!r} to grant: {', '.join(grantable)}")
+        raise Refused(
+            f"{role!r} is not a role of desk {desk!r} to grant: {', '.join(grantable)}", 422
+        )
 
 
 def check_administers(admin: Account, policies: Mapping[str, DeskPolicy]) -> None:
-    """Refuse a change of people (invite, link, deactivate) by someone who administers no desk."""
+    """Refuse inviting people, or reading the directory, to someone who administers no desk."""
     if not administered_desks(admin, policies.values()):
-        raise Refused("you administer no desk")
+        raise Refused("you administer no desk", 403)
+
+
+def check_manages(admin: Account, person: Account, policies: Mapping[str, DeskPolicy]) -> None:
+    """Refuse changing `person`'s organisation or status (link, deactivate) unless `admin`
+    administers every desk where `person` holds a role (a customer holds none), and never
+    their own account: a desk's lead cannot reach into another desk's staff, nor give
+    themself an organisation's reads."""
+    administered = administered_desks(admin, policies.values())
+    if not administered:
+        raise Refused("you administer no desk", 403)
+    if person.email == admin.email:
+        raise Refused("you cannot change your own organisation or status", 403)
+    if outside := sorted(set(person.roles) - administered):
+        raise Refused(
+            f"{person.email} holds roles at desks you do not administer: {', '.join(outside)}",
+            403,
+        )
+
+
+def check_administers_all(admin: Account, policies: Mapping[str, DeskPolicy]) -> None:
+    """Refuse changing organisations (their names, their mail domains, which place senders
+    in them for every desk) to anyone but who administers every desk."""
+    if administered_desks(admin, policies.values()) != set(policies):
+        raise Refused("organisations are changed by who administers every desk", 403)

@@ -1,9 +1,12 @@
 """Sign-in throttling (pure): repeated failures lock a key for a while.
 
-Failures are counted per key: the address as typed (whether or not an account has it, so the
-answers never tell an attacker which addresses exist) and the client's network address. After
-`MAX_FAILURES` failures within `WINDOW`, the key is locked for `LOCK`; a success clears the
-address's count. A locked key is refused before the password is even checked.
+Attempts are counted per key before the password is checked (so guesses sent in parallel
+count as well): the address as typed (whether or not an account has it, so the answers never
+tell an attacker which addresses exist) and the client's network address. After
+`MAX_FAILURES` attempts within `WINDOW`, the key is locked for `LOCK`; a success clears the
+address's count. A locked key is refused before the password is even checked. The same
+counting bounds the mail a page sends (`mail_address`, `mail_client`): an address is mailed a
+few links an hour at most, whoever asks.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import datetime, timedelta
 
 WINDOW = timedelta(minutes=15)
 LOCK = timedelta(minutes=15)
-MAX_FAILURES = {"address": 5, "client": 50}
+MAX_FAILURES = {"address": 5, "client": 50, "mail_address": 5, "mail_client": 30}
 
 
 @dataclass(frozen=True)
@@ -32,10 +35,14 @@ def locked_for(state: Failures | None, now: datetime) -> timedelta | None:
     return state.locked_until - now
 
 
-def after_failure(state: Failures | None, kind: str, now: datetime) -> Failures:
-    """The key's failures after one more, locked when it reaches its kind's maximum."""
+def after_attempt(state: Failures | None, kind: str, now: datetime) -> Failures:
+    """The key's count after one more attempt, locked when it reaches its kind's maximum (a
+    locked key stays as it is until its lock ends)."""
+    if locked_for(state, now) is not None:
+        assert state is not None
+        return state
     if state is None or now - state.first_at > WINDOW:
         state = Failures(0, now)
     failures = state.failures + 1
-    locked = now + LOCK if failures >= MAX_FAILURES[kind] else state.locked_until
+    locked = now + LOCK if failures >= MAX_FAILURES[kind] else None
     return Failures(failures, state.first_at, locked)
