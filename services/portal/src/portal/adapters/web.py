@@ -272,6 +272,24 @@ def web_router(web: Web) -> APIRouter:
             v, token, ("activate", "confirm"), "/activate", "set_password_title"
         )
 
+    async def choose(
+        request: Request, token: str, password: str, csrf: str, action: str, title: str
+    ) -> Response:
+        """A password chosen from a mailed link (activation, confirmation or reset): spent,
+        and the person signed in; the form again with the reason, or the link is dead."""
+        v = await visit(request)
+        values = {"token": token, "action": action, "title": title}
+        if not v.csrf_ok(csrf):
+            return page(v, "choose_password.html", 403, error="csrf", **values)
+        if problem := c.password_problem(password):
+            return page(v, "choose_password.html", 422, error=problem, **values)
+        spend = people.activate if action == "/activate" else people.reset
+        async with portal.pool.acquire() as conn:
+            person = await spend(conn, token, password, now())
+        if person is None:
+            return page(v, "notice.html", 410, error="link_dead", title=title)
+        return await web.signed_in(v, person, "link" if action == "/activate" else "password")
+
     @router.post("/activate")
     async def activate(
         request: Request,
@@ -279,17 +297,7 @@ def web_router(web: Web) -> APIRouter:
         password: Annotated[str, Form(max_length=400)] = "",
         csrf: Annotated[str, Form(max_length=100)] = "",
     ) -> Response:
-        v = await visit(request)
-        values = {"token": token, "action": "/activate", "title": "set_password_title"}
-        if not v.csrf_ok(csrf):
-            return page(v, "choose_password.html", 403, error="csrf", **values)
-        if problem := c.password_problem(password):
-            return page(v, "choose_password.html", 422, error=problem, **values)
-        async with portal.pool.acquire() as conn:
-            person = await people.activate(conn, token, password, portal.clock())
-        if person is None:
-            return page(v, "notice.html", 410, error="link_dead", title="set_password_title")
-        return await web.signed_in(v, person, "link")
+        return await choose(request, token, password, csrf, "/activate", "set_password_title")
 
     @router.get("/reset")
     async def reset_page(request: Request) -> Response:
@@ -377,17 +385,7 @@ def web_router(web: Web) -> APIRouter:
         password: Annotated[str, Form(max_length=400)] = "",
         csrf: Annotated[str, Form(max_length=100)] = "",
     ) -> Response:
-        v = await visit(request)
-        values = {"token": token, "action": "/reset/choose", "title": "reset_title"}
-        if not v.csrf_ok(csrf):
-            return page(v, "choose_password.html", 403, error="csrf", **values)
-        if problem := c.password_problem(password):
-            return page(v, "choose_password.html", 422, error=problem, **values)
-        async with portal.pool.acquire() as conn:
-            person = await people.reset(conn, token, password, portal.clock())
-        if person is None:
-            return page(v, "notice.html", 410, error="link_dead", title="set_password_title")
-        return await web.signed_in(v, person, "password")
+        return await choose(request, token, password, csrf, "/reset/choose", "reset_title")
 
     # --- the signed-in person's own pages ----------------------------------------------
 
