@@ -28,6 +28,19 @@ if [ ! -f uv.lock ]; then
 fi
 uv sync --all-packages --frozen
 
+# --- the portal's browser-side packages (htmx; axe-core for the browser tests) ---------------
+if ! command -v npm >/dev/null 2>&1; then
+    say "npm is missing: installing Debian's nodejs and npm"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2
+fi
+lock_sum="$(sha256sum services/portal/package-lock.json | cut -d' ' -f1)"
+if [ "$(cat services/portal/node_modules/.installed-lock 2>/dev/null)" != "$lock_sum" ]; then
+    say "installing the portal's npm packages (npm ci)"
+    npm ci --prefix services/portal --no-audit --no-fund --loglevel=error >&2
+    echo "$lock_sum" >services/portal/node_modules/.installed-lock
+fi
+
 # --- real servers -----------------------------------------------------------------------------
 infra_out="$(bash deploy/local/infra.sh start)"
 while IFS= read -r line; do

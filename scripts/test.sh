@@ -14,6 +14,14 @@ say() { echo "[test.sh] $*" >&2; }
 
 source scripts/setup.sh
 
+# --- the browser tests' Chromium (Debian's: Playwright cannot download its own here) ------------
+if [ ! -x /usr/bin/chromium ]; then
+    say "installing Debian's chromium for the browser tests"
+    sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium fonts-dejavu-core >&2
+fi
+
 # --- tests --------------------------------------------------------------------------------------
 rc=0
 uv run --frozen pytest "$@" || rc=$?

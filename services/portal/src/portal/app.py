@@ -16,6 +16,8 @@ from desk_platform.identity import Signer, SigningKey
 from desk_platform.settings import Settings
 from desk_policies.model import DeskPolicy
 from portal.adapters.api import api_router
+from portal.adapters.assets import serve_assets
+from portal.adapters.services import Services
 from portal.adapters.sso import sso_router
 from portal.adapters.web import Portal, Web, web_router
 from portal.application import people
@@ -37,13 +39,14 @@ def create_app(
     """The portal's app; `services` maps intake, workflow and sla to their URLs; `sso` makes
     the single sign-on routes, which open sessions through the pages' `Web`."""
     portal = Portal(pool, policies, clock, send, secure_cookies, sso=sso is not None)
-    web = Web(portal)
+    signer = Signer(list(keys))
+    http = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+    web = Web(portal, Services(services, signer, http, clock))
     app = service_app("portal", pool)
+    serve_assets(app)
     app.include_router(web_router(web))
     if sso is not None:
         app.include_router(sso(web))
-    signer = Signer(list(keys))
-    http = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
     app.include_router(api_router(portal, signer, lambda: list(keys), services, http))
     return app
 

@@ -25,7 +25,7 @@ from desk_contracts.identity import Identity, Via
 from desk_contracts.inputs import Address
 from desk_platform.http import refusals
 from desk_platform.identity import TOKEN_MINUTES, Signer, SigningKey, jwks
-from portal.adapters.web import SESSION_COOKIE, Portal
+from portal.adapters.web import SESSION_COOKIE, Portal, session_via
 from portal.application import credentials as c
 from portal.application import directory, people
 from portal.domain.accounts import Account, Refused, check_administers
@@ -184,10 +184,7 @@ def api_router(
             x_csrf_token and hmac.compare_digest(x_csrf_token.encode(), session.csrf.encode())
         ):
             raise HTTPException(403, "X-CSRF-Token is missing or is not the session's")
-        via: Via = (
-            "sso" if session.via == "sso" else "password" if session.via == "password" else "link"
-        )
-        return Caller(person, via, frozenset(("read", "write")), session.csrf)
+        return Caller(person, session_via(session), frozenset(("read", "write")), session.csrf)
 
     Who = Annotated[Caller, Depends(caller)]
 

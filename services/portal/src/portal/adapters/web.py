@@ -27,9 +27,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from desk_contracts import directory as d
-from desk_contracts.identity import Scope
+from desk_contracts.identity import Identity, Scope, Via
 from desk_contracts.inputs import address
 from desk_policies.model import DeskPolicy
+from portal.adapters.services import Services
 from portal.application import credentials as c
 from portal.application import people
 from portal.application.directory import account
@@ -83,12 +84,24 @@ class Visit:
     def csrf_ok(self, sent: str) -> bool:
         return bool(sent) and hmac.compare_digest(sent.encode(), self.csrf.encode())
 
+    def identity(self) -> Identity:
+        """Who the page is for, as the services are told (a signed-in visit: `signed_in`)."""
+        if self.person is None or self.session is None:
+            raise ValueError("not signed in")
+        return self.person.identity(session_via(self.session), frozenset(("read", "write")))
+
+
+def session_via(session: c.Session) -> Via:
+    """How the person of `session` proved who they are."""
+    return "sso" if session.via == "sso" else "password" if session.via == "password" else "link"
+
 
 class Web:
     """The pages' common steps: who visits, rendering, cookies, opening a session."""
 
-    def __init__(self, portal: Portal) -> None:
+    def __init__(self, portal: Portal, services: Services) -> None:
         self.portal = portal
+        self.services = services
 
     async def visit(self, request: Request) -> Visit:
         """Who looks at the page, in which language."""

@@ -1,0 +1,75 @@
+"""The portal as a client of intake, workflow and sla: every call carries a token the portal
+signs for that service alone, naming the person the page is for (`desk_platform.identity`).
+The portal keeps no copy of requests: each page asks the services for what it shows.
+
+An answer the page can explain (4xx) comes back as it is; a service that does not answer, or
+answers 5xx, raises `Unavailable`, which the pages show as "try again in a moment"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+import structlog
+
+from desk_contracts.identity import Identity
+from desk_platform.identity import Signer
+
+log = structlog.get_logger(__name__)
+
+
+class Unavailable(Exception):
+    """A service did not answer, or failed (5xx): nothing the person can fix."""
+
+    def __init__(self, service: str, detail: str) -> None:
+        super().__init__(f"{service}: {detail}")
+        self.service = service
+
+
+@dataclass(frozen=True)
+class Services:
+    """Where intake, workflow and sla answer, and how the portal calls them."""
+
+    urls: Mapping[str, str]
+    signer: Signer
+    client: httpx.AsyncClient
+    clock: Callable[[], datetime]
+
+    async def call(
+        self,
+        identity: Identity,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """`method path` on `service` as `identity`; 4xx answers returned, 5xx raised."""
+        token = self.signer.token(identity, service, self.clock())
+        sent = {"authorization": f"Bearer {token}", **(headers or {})}
+        try:
+            answer = await self.client.request(
+                method,
+                f"{self.urls[service]}{path}",
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                json=json,
+                headers=sent,
+            )
+        except httpx.HTTPError as error:
+            log.warning("service_unavailable", service=service, error=type(error).__name__)
+            raise Unavailable(service, "no answer") from None
+        if answer.status_code >= 500:
+            log.warning("service_failed", service=service, status=answer.status_code, path=path)
+            raise Unavailable(service, f"answered {answer.status_code}")
+        return answer
+
+    async def read(
+        self, identity: Identity, service: str, path: str, **params: Any
+    ) -> httpx.Response:
+        """`GET path` on `service` as `identity` (see `call`)."""
+        return await self.call(identity, service, "GET", path, params=params)
