@@ -17,7 +17,7 @@ def test_french_and_english_have_the_same_texts() -> None:
 def test_every_text_the_templates_name_exists() -> None:
     named = set()
     for template in (resources.files("portal") / "templates").iterdir():
-        named |= set(re.findall(r"\bt\('([a-z_.]+)'", template.read_text("utf-8")))
+        named |= set(re.findall(r"\bt\('([a-z_.0-9]+)'", template.read_text("utf-8")))
     named |= {f"mail.{kind}.{part}" for kind in PAGES for part in ("subject", "body")}
     assert named - set(catalogue("en")) == set()
 

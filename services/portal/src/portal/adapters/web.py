@@ -17,9 +17,10 @@ import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 from fastapi import APIRouter, Form, Request, Response
@@ -91,6 +92,22 @@ class Visit:
         return self.person.identity(session_via(self.session), frozenset(("read", "write")))
 
 
+def when(person: Account | None, instant: datetime | str | None) -> str:
+    """`instant` (or its ISO text) in the person's date format and time zone, to the minute
+    ('' for none); UTC and ISO dates for a visitor not signed in."""
+    if instant is None or instant == "":
+        return ""
+    moment = instant if isinstance(instant, datetime) else datetime.fromisoformat(instant)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    fmt, zone = (person.date_format, person.time_zone) if person else ("%Y-%m-%d", "UTC")
+    try:
+        local = moment.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        local = moment.astimezone(UTC)
+    return local.strftime(f"{fmt} %H:%M")
+
+
 def session_via(session: c.Session) -> Via:
     """How the person of `session` proved who they are."""
     return "sso" if session.via == "sso" else "password" if session.via == "password" else "link"
@@ -134,7 +151,7 @@ class Web:
 
         html = TEMPLATES.get_template(template).render(
             t=t, lang=v.language, csrf=v.csrf, person=v.person, sso=self.portal.sso,
-            in_language=in_language, **values,
+            in_language=in_language, when=lambda instant: when(v.person, instant), **values,
         )  # fmt: skip
         return self.finish(v, HTMLResponse(html, status))
 

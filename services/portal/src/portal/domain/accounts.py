@@ -33,6 +33,7 @@ class Account:
     language: str = "en"
     date_format: str = "%Y-%m-%d"
     phone: str | None = None
+    time_zone: str = "UTC"  # where the pages show instants (an IANA zone)
     roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
