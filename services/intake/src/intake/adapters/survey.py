@@ -71,6 +71,7 @@ class Refused(BaseModel):
 
     detail: str
     expired_at: datetime | None = None
+    language: str | None = Field(default=None, description="an expired link's language")
     answered_at: datetime | None = None
 
 
@@ -93,7 +94,8 @@ def _json(status: int, content: Any) -> JSONResponse:
 
 def _link_refused(error: InvalidToken | ExpiredToken) -> JSONResponse:
     if isinstance(error, ExpiredToken):
-        expired = Refused(detail=str(error), expired_at=error.claim.expires_at)
+        claim = error.claim
+        expired = Refused(detail=str(error), expired_at=claim.expires_at, language=claim.language)
         return _json(410, expired.model_dump(mode="json"))
     return _json(403, Refused(detail=str(error)).model_dump(mode="json"))
 
