@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -61,6 +62,29 @@ def local_path(target: str | None) -> str:
         return "/"
     parts = urlsplit(target)
     return "/" if parts.scheme or parts.netloc else target
+
+
+# the regions of the IANA zones a profile offers (a zone of another kind is kept when held)
+ZONE_REGIONS = ("Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia",
+                "Europe", "Indian", "Pacific")  # fmt: skip
+ZoneGroups = list[tuple[str, tuple[str, ...]]]
+
+
+@cache
+def _zones_by_region() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    zones = d.time_zones()
+    return tuple(
+        (region, tuple(sorted(z for z in zones if z.startswith(f"{region}/"))))
+        for region in ZONE_REGIONS
+    )
+
+
+def zone_groups(current: str) -> ZoneGroups:
+    """The time zones the profile form offers, by region (UTC first), `current` among them."""
+    groups: ZoneGroups = [("UTC", ("UTC",)), *_zones_by_region()]
+    if not any(current in zones for _, zones in groups):
+        groups.insert(0, ("other", (current,)))
+    return groups
 
 
 def bounded(value: str, limit: int) -> str | None:
@@ -471,7 +495,10 @@ def web_router(web: Web) -> APIRouter:
         v = await visit(request)
         if v.person is None:
             return web.sign_in_first(v)
-        return page(v, "profile.html", form=v.person, date_formats=d.DATE_FORMATS, example=example)
+        return page(
+            v, "profile.html", form=v.person, date_formats=d.DATE_FORMATS, example=example,
+            zones=zone_groups(v.person.time_zone),
+        )  # fmt: skip
 
     @router.post("/profile")
     async def profile(
@@ -480,25 +507,33 @@ def web_router(web: Web) -> APIRouter:
         phone: Annotated[str, Form(max_length=100)] = "",
         language: Annotated[str, Form(max_length=10)] = "en",
         date_format: Annotated[str, Form(max_length=20)] = "%Y-%m-%d",
+        time_zone: Annotated[str, Form(max_length=400)] = "",
         csrf: Annotated[str, Form(max_length=100)] = "",
     ) -> Response:
         v = await visit(request)
         if v.person is None:
             return web.sign_in_first(v)
+        zone = bounded(time_zone, d.MAX_TIME_ZONE) if time_zone else v.person.time_zone
         form = {"name": bounded(name, 200), "phone": bounded(phone, 40), "language": language,
-                "date_format": date_format}  # fmt: skip
-        values: dict[str, Any] = {"form": form, "date_formats": d.DATE_FORMATS, "example": example}
+                "date_format": date_format, "time_zone": zone}  # fmt: skip
+        values: dict[str, Any] = {"form": form, "date_formats": d.DATE_FORMATS, "example": example,
+                                  "zones": zone_groups(v.person.time_zone)}  # fmt: skip
         if not v.csrf_ok(csrf):
             return page(v, "profile.html", 403, error="csrf", **values)
         if not form["name"]:
             return page(v, "profile.html", 422, error="invalid_name", **values)
         if form["phone"] is None:
             return page(v, "profile.html", 422, error="invalid_phone", **values)
+        if zone is None or zone not in d.time_zones():
+            values["form"] = {**form, "time_zone": v.person.time_zone}
+            return page(v, "profile.html", 422, error="profile.invalid_time_zone",
+                        field="time_zone", **values)  # fmt: skip
         chosen = d.Profile(
             name=form["name"],
             phone=form["phone"] or None,
             language=language if language in ("fr", "en") else v.person.language,
             date_format=date_format if date_format in d.DATE_FORMATS else v.person.date_format,
+            time_zone=zone,
         )
         async with portal.pool.acquire() as conn:
             await people.change_profile(conn, v.person, chosen, portal.clock())
