@@ -20,7 +20,7 @@ from portal.adapters.assets import serve_assets
 from portal.adapters.services import Services
 from portal.adapters.sso import sso_router
 from portal.adapters.survey import survey_router
-from portal.adapters.web import Portal, Web, web_router
+from portal.adapters.web import Portal, Web, local_path, web_router
 from portal.application import people
 from portal.domain.sso import SsoProfile, grantable_roles, parse_role_map
 
@@ -80,7 +80,8 @@ def single_sign_on(
                 )
             if person is None:
                 return web.page(visit, "notice.html", 403, error="deactivated", title="sign_in")
-            return await web.signed_in(visit, person, "sso")
+            then = local_path(getattr(request.state, "then", "/"))
+            return await web.signed_in(visit, person, "sso", then)
 
         return sso_router(
             settings, signed_in, flow_key=flow_key, grantable=grantable, transport=transport
