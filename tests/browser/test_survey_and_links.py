@@ -2,17 +2,20 @@
 Content-Security-Policy: a page that needs sign-in sends to the sign-in page, which lands back
 on it once signed in; the satisfaction survey's page, opened from its mailed token without
 signing in, is answered from the keyboard alone and thanks, then says it was answered; a
-forged and an expired link each get their page."""
+forged and an expired link each get their page; closing a request mails a survey link that
+opens the portal's survey page."""
 
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from browser_support import assert_accessible, watched_page
+from e2e_support import eventually, mails
 from identity_support import bearer
 from playwright.sync_api import Browser, Page
 from system import System
@@ -128,3 +131,34 @@ def test_a_forged_and_an_expired_survey_link_get_their_pages(
             assert page.locator("html").get_attribute("lang") == language
             assert page.locator("input[type=radio]").count() == 0
             assert_accessible(page)
+
+
+def test_closing_a_request_mails_a_link_to_the_portals_survey_page(
+    browser: Browser, system: System
+) -> None:
+    request = a_request(system)
+    agent = bearer("paul@desk.example", audience="workflow", signer=system.signer(),
+                   roles={"saas-desk": ["agent"]})  # fmt: skip
+    workflow = httpx.Client(base_url=system.url("workflow"), headers=agent, timeout=10)
+    eventually(lambda: workflow.get(f"/requests/{request['key']}").status_code == 200)
+    closed = workflow.post(f"/requests/{request['key']}/close", json={"resolution_code": "fixed"})
+    assert closed.status_code == 200, closed.text
+    survey = re.compile(
+        rf"{re.escape(system.url('portal'))}/survey/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"
+    )
+
+    def link() -> str | None:
+        for mail in mails(system.mail_folder):
+            if request["key"] in mail["Subject"] and mail["To"] == ANNE:
+                found = survey.search(mail.get_body(("plain",)).get_content())
+                if found:
+                    return found.group()
+        return None
+
+    mailed = eventually(link)
+    with watched_page(browser, system.url("portal"), "fr") as watched:
+        shown = watched.page.goto(mailed)
+        assert shown is not None and shown.status == 200
+        assert watched.page.locator("input[type=radio][name=rating]").count() == 5
+        assert request["key"] in watched.page.inner_text("h1")
+        assert_accessible(watched.page)
