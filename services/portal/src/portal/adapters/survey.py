@@ -97,7 +97,7 @@ def survey_router(web: Web) -> APIRouter:
         request: Request,
         token: str,
         rating: Annotated[str, Form(max_length=10)] = "",
-        comment: Annotated[str, Form(max_length=MAX_COMMENT * 2)] = "",
+        comment: Annotated[str, Form(max_length=MAX_COMMENT * 16)] = "",
         csrf: Annotated[str, Form(max_length=100)] = "",
     ) -> Response:
         v = await web.visit(request)
