@@ -104,7 +104,7 @@ NOTIFIER = Notifier(
     directory=load_directory(),
     templates=Templates(),
     mail_domain="desk.example",
-    public_url="https://intake.desk.example",
+    portal_url="https://portal.desk.example",
     survey_secret="bench-secret",
 )
 

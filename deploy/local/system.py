@@ -143,7 +143,6 @@ class System:
             "PORTAL_URL": self.url("portal"),
             "LOG_FORMAT": self.log_format,
             "TOPIC_PREFIX": self.topic_prefix,
-            "PUBLIC_URL": os.environ.get("PUBLIC_URL") or self.url("intake"),
             "SURVEY_SECRET": os.environ.get("SURVEY_SECRET") or self.survey_secret,
             "IDENTITY_SIGNING_KEYS": str(self.signing_keys),
             "IDENTITY_KEYS": str(self.identity_keys),

@@ -9,7 +9,7 @@ request's existence must not leak, or an answer that does not show it); a read-o
 not write (403); and the right person is let through (2xx; for a command, anything but 401, 403
 or 404: the desk's policy may still refuse it). An operation the table does not list fails the
 first test, so a new route cannot escape the table; a route kept out of the document is checked
-too. The satisfaction survey's pages are authorised by their signed link, not by an identity.
+too. The satisfaction survey's API is authorised by its signed link, not by an identity.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Access:
     why_not: str = ""  # why `outsider` or `stranger` does not apply
 
 
-SURVEY = "a satisfaction-survey page: its signed link authorises it, not an identity"
+SURVEY = "the satisfaction survey's API: its signed link authorises it, not an identity"
 DESKS = "what each desk offers: anyone identified reads its customer side"
 TICKET = {"ticket": "key"}  # the path names the request by its key
 
@@ -118,11 +118,11 @@ def table() -> dict[tuple[Service, str, str], Access]:
             outsider=403,  # files into their own organisation only
             stranger=403,  # holds no role at saas-desk
         ),
-        ("intake", "GET", "/survey/{token}"): Access(
+        ("intake", "GET", "/surveys/{token}"): Access(
             None, path={"token": "survey"}, why_not=SURVEY
         ),
-        ("intake", "POST", "/survey/{token}"): Access(
-            None, path={"token": "survey"}, form={"rating": "4"}, why_not=SURVEY
+        ("intake", "POST", "/surveys/{token}"): Access(
+            None, path={"token": "survey"}, body={"rating": 4}, why_not=SURVEY
         ),
         ("workflow", "GET", "/desks"): Access(AGENT, why_not=DESKS),
         ("workflow", "GET", "/requests/{ticket}"): Access(

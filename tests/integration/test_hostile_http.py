@@ -194,7 +194,7 @@ async def test_nul_and_invalid_text_in_an_sla_path_or_query_are_refused(
 
 @pytest.mark.parametrize(
     ("method", "target", "loc"),
-    [("GET", "/survey/%00", ["path"]), ("POST", "/requests?x=%00", ["query", "x"])],
+    [("GET", "/surveys/%00", ["path"]), ("POST", "/requests?x=%00", ["query", "x"])],
 )
 async def test_nul_in_an_intake_path_or_query_is_refused(
     intake: httpx.AsyncClient, method: str, target: str, loc: list[str]

@@ -1,6 +1,7 @@
-"""The satisfaction survey's pages against intake's app and the real PostgreSQL server:
-opening the link records nothing, submitting records once (SurveySubmitted on the ticket's
-stream, for workflow), a second submission gets 409, expired and forged links are refused."""
+"""The satisfaction survey's JSON API against intake's app and the real PostgreSQL server:
+reading the link records nothing, answering records once (SurveySubmitted on the ticket's
+stream, for workflow), a second answer gets 409, expired (410) and forged (403) links are
+refused, and a bad rating, comment or field gets 422 naming it."""
 
 from __future__ import annotations
 
@@ -65,39 +66,36 @@ async def events(pool: asyncpg.Pool) -> list[str]:
     return [row["event_type"] for row in rows]
 
 
-async def test_opening_the_link_only_shows_the_five_face_form(pool: asyncpg.Pool) -> None:
-    link = f"/survey/{token()}"
+async def test_reading_the_link_records_nothing(pool: asyncpg.Pool) -> None:
+    link = f"/surveys/{token()}"
     async with client(pool) as http:
         for _ in range(3):  # a mail scanner, a preview, the person
-            page = await http.get(link)
-            assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
-    assert page.headers["cache-control"] == "no-store"
-    assert page.headers["referrer-policy"] == "no-referrer"
-    html = page.text
-    assert '<html lang="fr">' in html and "PRB-1001" in html
-    assert html.count('type="radio" name="rating"') == 5
-    assert all(face in html for face in "😠🙁😐🙂😀")
-    assert '<textarea name="comment"' in html and 'method="post"' in html
+            shown = await http.get(link)
+            assert shown.status_code == 200
+    assert shown.headers["cache-control"] == "no-store"
+    assert shown.headers["referrer-policy"] == "no-referrer"
+    survey = shown.json()
+    assert (survey["key"], survey["scale"], survey["language"]) == ("PRB-1001", 5, "fr")
+    assert survey["answered"] is False and survey["answered_at"] is None
     assert await events(pool) == []
     assert await pool.fetchval("SELECT count(*) FROM survey_answers") == 0
 
 
-async def test_submitting_records_the_rating_once_for_workflow(pool: asyncpg.Pool) -> None:
+async def test_answering_records_the_rating_once_for_workflow(pool: asyncpg.Pool) -> None:
     ticket_id = str(uuid.uuid4())
-    link = f"/survey/{token('en', ticket_id=ticket_id)}"
+    link = f"/surveys/{token('en', ticket_id=ticket_id)}"
     async with client(pool) as http:
-        sent = await http.post(link, data={"rating": "4", "comment": "Quick and clear"})
-        assert sent.status_code == 200, sent.text
-        assert "Thank you" in sent.text and "4 out of 5" in sent.text
+        sent = await http.post(link, json={"rating": 4, "comment": "Quick and clear"})
+        assert sent.status_code == 201, sent.text
+        assert sent.json() == {"key": "PRB-1001", "rating": 4, "scale": 5}
+        assert sent.headers["cache-control"] == "no-store"
 
-        again = await http.post(link, data={"rating": "1"})
+        again = await http.post(link, json={"rating": 1})
         assert again.status_code == 409
-        assert "already rated" in again.text and '<html lang="en">' in again.text
+        assert again.json()["answered_at"].startswith("2026-03-04")
 
-        reopened = await http.get(link)
-        assert reopened.status_code == 200 and "already rated" in reopened.text
-        assert 'type="radio"' not in reopened.text
+        reread = (await http.get(link)).json()
+        assert reread["answered"] is True and reread["rating"] == 4
 
     async with pool.acquire() as conn:
         stream = await read_stream(conn, ticket_id)
@@ -130,8 +128,8 @@ async def test_the_answer_follows_the_requests_creation_on_its_stream(pool: asyn
         )
         assert created.status_code == 201, created.text
         ticket_id = created.json()["ticket_id"]
-        sent = await http.post(f"/survey/{token(ticket_id=ticket_id)}", data={"rating": "5"})
-        assert sent.status_code == 200
+        sent = await http.post(f"/surveys/{token(ticket_id=ticket_id)}", json={"rating": 5})
+        assert sent.status_code == 201
     async with pool.acquire() as conn:
         stream = await read_stream(conn, ticket_id)
     assert [(r.stream_version, r.event_type) for r in stream] == [
@@ -140,50 +138,57 @@ async def test_the_answer_follows_the_requests_creation_on_its_stream(pool: asyn
     ]
 
 
-@pytest.mark.parametrize("rating", ["0", "6", "", "five", "-1", "²", "4" * 5000, "٣"])
+@pytest.mark.parametrize("rating", [0, 6, -1, "5", "five", None, 4.5, True, 10**30])
 async def test_a_rating_off_the_scale_is_refused_and_records_nothing(
-    pool: asyncpg.Pool, rating: str
+    pool: asyncpg.Pool, rating: object
 ) -> None:
     async with client(pool) as http:
-        refused = await http.post(f"/survey/{token()}", data={"rating": rating})
-    assert refused.status_code == 422
-    assert "1 à 5" in refused.text and 'type="radio"' in refused.text
+        refused = await http.post(f"/surveys/{token()}", json={"rating": rating})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"][:2] == ["body", "rating"]
     assert await events(pool) == []
 
 
-@pytest.mark.parametrize(("language", "says"), [("fr", "pas de champ"), ("en", "has no field")])
-async def test_a_field_the_form_does_not_have_is_refused_naming_it(
-    pool: asyncpg.Pool, language: str, says: str
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"rating": 5, "comment": "a\\u0000b"}',
+        '{"rating": 5, "comment": "a\\ud800b"}',
+        '{"rating": 5, "comment": "' + "x" * 100_000 + '"}',
+        '{"rating": 5, "comment": 42}',
+    ],
+    ids=["NUL", "lone surrogate", "100k characters", "not a text"],
+)
+async def test_a_hostile_comment_is_refused_and_records_nothing(
+    pool: asyncpg.Pool, body: str
 ) -> None:
     async with client(pool) as http:
         refused = await http.post(
-            f"/survey/{token(language)}", data={"rating": "5", "respondent": "eve@evil.example"}
+            f"/surveys/{token()}", content=body, headers={"content-type": "application/json"}
         )
-    assert refused.status_code == 422
-    assert f"{says} &#x27;respondent&#x27;" in refused.text and "rating, comment" in refused.text
-    assert 'type="radio"' in refused.text  # the form again
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"][:2] == ["body", "comment"]
     assert await events(pool) == []
 
 
-async def test_a_flood_instead_of_a_form_is_refused_before_it_is_read(
-    pool: asyncpg.Pool,
-) -> None:
+async def test_a_field_the_answer_does_not_have_is_refused_naming_it(pool: asyncpg.Pool) -> None:
     async with client(pool) as http:
-        flood = await http.post(f"/survey/{token()}", data={"rating": "5", "comment": "x" * 70_000})
-        nul = await http.post(f"/survey/{token()}", data={"rating": "5", "comment": "a\x00b"})
-    assert flood.status_code == 413
-    assert nul.status_code == 200  # the NUL is dropped, the answer kept
-    assert await events(pool) == ["SurveySubmitted"]
+        refused = await http.post(
+            f"/surveys/{token()}", json={"rating": 5, "respondent": "eve@evil.example"}
+        )
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "respondent"]
+    assert await events(pool) == []
 
 
-async def test_an_expired_link_is_refused_clearly(pool: asyncpg.Pool) -> None:
-    link = f"/survey/{token()}"
+async def test_an_expired_link_is_refused_saying_when(pool: asyncpg.Pool) -> None:
+    link = f"/surveys/{token()}"
     async with client(pool, now=CLOSED_AT + timedelta(days=31)) as http:
         shown = await http.get(link)
-        sent = await http.post(link, data={"rating": "5"})
-    for page in (shown, sent):
-        assert page.status_code == 410
-        assert "expired on 2026-04-01" in page.text and "a expiré" in page.text
+        sent = await http.post(link, json={"rating": 5})
+    for answer in (shown, sent):
+        assert answer.status_code == 410
+        assert answer.json()["expired_at"].startswith("2026-04-01")
     assert await events(pool) == []
 
 
@@ -196,11 +201,11 @@ async def test_an_expired_link_is_refused_clearly(pool: asyncpg.Pool) -> None:
         token().split(".")[0],
     ],
 )
-async def test_a_forged_link_is_refused_clearly(pool: asyncpg.Pool, forged: str) -> None:
+async def test_a_forged_link_is_refused(pool: asyncpg.Pool, forged: str) -> None:
     async with client(pool) as http:
-        shown = await http.get(f"/survey/{forged}")
-        sent = await http.post(f"/survey/{forged}", data={"rating": "5"})
-    for page in (shown, sent):
-        assert page.status_code == 403
-        assert "not valid" in page.text and "pas valide" in page.text
+        shown = await http.get(f"/surveys/{forged}")
+        sent = await http.post(f"/surveys/{forged}", json={"rating": 5})
+    for answer in (shown, sent):
+        assert answer.status_code == 403
+        assert "survey link" in answer.json()["detail"]
     assert await events(pool) == []

@@ -48,7 +48,7 @@ def notifier_from(settings: Settings, directory: DirectorySource) -> Notifier:
         directory=directory,
         templates=Templates(),
         mail_domain=settings.mail_from.rpartition("@")[2] or "desk.local",
-        public_url=settings.public_url,
+        portal_url=settings.portal_url,
         survey_secret=settings.survey_secret,
         survey_valid_days=settings.survey_valid_days,
     )

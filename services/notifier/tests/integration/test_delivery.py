@@ -58,7 +58,7 @@ NOTIFIER = Notifier(
     directory=load_directory(),
     templates=Templates(),
     mail_domain="desk.example",
-    public_url="https://intake.desk.example",
+    portal_url="https://portal.desk.example",
     survey_secret="test-secret",
 )
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # when the request was made
@@ -428,7 +428,7 @@ async def test_the_survey_invitation_carries_a_signed_link_for_that_person(
     while await sender(pool, port).send_pending(now()):
         pass
     invitation = handler.received[-1]
-    link = re.search(r"https://intake\.desk\.example/survey/(\S+)", text_of(invitation))
+    link = re.search(r"https://portal\.desk\.example/survey/(\S+)", text_of(invitation))
     assert link is not None
     claim = read_token("test-secret", link.group(1), NOW)
     assert (claim.ticket_id, claim.respondent, claim.language) == (request.ticket_id, ANNE, "fr")

@@ -47,7 +47,7 @@ from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
 from desk_policies.model import DeskPolicy, NotificationRule
 from notifier.adapters.templates import Templates
-from notifier.domain.content import notification_context
+from notifier.domain.content import how_to_answer, notification_context
 from notifier.domain.rules import Notification, notifications_for, unstaffed_roles
 
 POLICIES = load_policies()
@@ -567,6 +567,24 @@ def test_a_request_closed_without_a_resolution_code_is_announced() -> None:
         context = notification_context(note, event, ticket, policy, DIRECTORY, "https://x/s/t")
         words = Templates().render(note.template, "en", context, ticket.key)
         assert "Your request was closed." in words.text
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_the_link_of_a_notification_opens_the_requests_page_on_the_portal(language: str) -> None:
+    event = CommentAdded(**BASE, **TEAM, body="Done", public=True)
+    for desk in ("cloud-partner", "saas-desk"):
+        policy = POLICIES[desk]
+        ticket = state_after([*opened(desk), event])
+        for note in notifications_for(event, ticket, policy, DIRECTORY):
+            if how_to_answer(policy, note.audience) == "reply":
+                continue
+            context = notification_context(
+                replace(note, language=language), event, ticket, policy, DIRECTORY, None,
+                "https://portal.desk.example/",
+            )  # fmt: skip
+            words = Templates().render(note.template, language, context, ticket.key)
+            page = f"https://portal.desk.example/requests/{ticket.key}"
+            assert page in words.text and f'href="{page}"' in words.html
 
 
 def test_what_people_wrote_is_escaped_in_html_and_kept_in_text() -> None:

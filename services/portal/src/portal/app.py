@@ -19,7 +19,8 @@ from portal.adapters.api import api_router
 from portal.adapters.assets import serve_assets
 from portal.adapters.services import Services
 from portal.adapters.sso import sso_router
-from portal.adapters.web import Portal, Web, web_router
+from portal.adapters.survey import survey_router
+from portal.adapters.web import Portal, Web, local_path, web_router
 from portal.application import people
 from portal.domain.sso import SsoProfile, grantable_roles, parse_role_map
 
@@ -45,6 +46,7 @@ def create_app(
     app = service_app("portal", pool)
     serve_assets(app)
     app.include_router(web_router(web))
+    app.include_router(survey_router(web))
     if sso is not None:
         app.include_router(sso(web))
     app.include_router(api_router(portal, signer, lambda: list(keys), services, http))
@@ -78,7 +80,8 @@ def single_sign_on(
                 )
             if person is None:
                 return web.page(visit, "notice.html", 403, error="deactivated", title="sign_in")
-            return await web.signed_in(visit, person, "sso")
+            then = local_path(getattr(request.state, "then", "/"))
+            return await web.signed_in(visit, person, "sso", then)
 
         return sso_router(
             settings, signed_in, flow_key=flow_key, grantable=grantable, transport=transport

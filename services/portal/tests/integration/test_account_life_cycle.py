@@ -77,6 +77,7 @@ async def test_invited_person_activates_signs_in_and_gets_a_signed_identity(worl
     token = link.rpartition("=")[2]
     chosen = await carla.submit(path_of(link), "/activate", token=token, password="carla-secret-1")
     assert chosen.status_code == 303
+    assert chosen.headers["location"] == "/"  # signed in, on the home page
     home = await carla.client.get("/")
     assert "Welcome, Carla" in home.text and "ACME SA" in home.text
     # the link was single-use

@@ -209,6 +209,8 @@ FLOW = Flow(state="s" * 30, nonce="n" * 20, code_verifier="v" * 48, started_at=1
 
 def test_a_sealed_flow_reads_back_within_its_time() -> None:
     assert unseal(seal(FLOW, KEY), KEY, now=FLOW.started_at + FLOW_SECONDS) == FLOW
+    onward = replace(FLOW, then="/requests/PRB-1001")
+    assert unseal(seal(onward, KEY), KEY, now=FLOW.started_at).then == "/requests/PRB-1001"
 
 
 @pytest.mark.parametrize(

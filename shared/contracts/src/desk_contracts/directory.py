@@ -12,7 +12,9 @@ view of the directory (`desk_policies.directory.with_event`). Each names who mad
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Annotated, ClassVar
+from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -21,6 +23,24 @@ from desk_contracts.inputs import Address, mail_domain
 DIRECTORY_EVENTS: dict[str, type[DirectoryEvent]] = {}
 LANGUAGE = r"^(fr|en)$"
 DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y")
+MAX_TIME_ZONE = 64  # the longest IANA zone name is about 32 characters
+
+
+@cache
+def time_zones() -> frozenset[str]:
+    """The IANA time zones this installation knows (`zoneinfo.available_timezones`)."""
+    return frozenset(available_timezones())
+
+
+def time_zone(name: str) -> str:
+    """`name` when it is an IANA time zone (e.g. `Europe/Zurich`); ValueError otherwise."""
+    if name not in time_zones():
+        raise ValueError("must be an IANA time zone such as Europe/Zurich or UTC")
+    return name
+
+
+# where a person's instants are shown: an IANA zone's name
+TimeZone = Annotated[str, Field(min_length=1, max_length=MAX_TIME_ZONE), AfterValidator(time_zone)]
 
 # an organisation's id: in its stream id and in every membership that names it
 OrganisationId = Annotated[
@@ -81,6 +101,7 @@ class Profile(BaseModel):
     phone: str | None = Field(default=None, max_length=40)
     language: str = Field(default="en", pattern=LANGUAGE)
     date_format: str = Field(default="%Y-%m-%d", max_length=20)
+    time_zone: TimeZone | None = Field(default=None, description="None: UTC")
 
 
 @_register

@@ -24,10 +24,6 @@ class Settings(BaseSettings):
     mail_from: str = "support@desk.example"
     policies_dir: str | None = Field(default=None, description="extra desk policy files")
     workflow_url: str = "http://127.0.0.1:8002"
-    public_url: str = Field(
-        default="http://127.0.0.1:8001",
-        description="intake's address as requesters reach it (survey links in mail)",
-    )
     survey_secret: str = Field(
         default=DEV_SURVEY_SECRET,
         description="HMAC key of the satisfaction-survey links (set a long random one)",

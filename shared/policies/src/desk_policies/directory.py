@@ -49,6 +49,7 @@ from desk_contracts.directory import (
     RoleGranted,
     RoleId,
     RoleRevoked,
+    TimeZone,
 )
 from desk_contracts.inputs import Address, address, quoted
 from desk_policies.model import Side
@@ -74,6 +75,7 @@ class Person(BaseModel):
     organisation: OrganisationId | None = None  # customers belong to one; support staff to none
     language: str = Field(default="en", pattern=LANGUAGE)
     date_format: str = Field(default="%Y-%m-%d", max_length=20)
+    time_zone: TimeZone | None = None  # where their instants are shown (None: UTC)
     roles: dict[DeskId, tuple[RoleId, ...]] = Field(default_factory=dict)  # desk id -> roles
 
     @field_validator("roles")
@@ -86,8 +88,9 @@ class Person(BaseModel):
     def profile(self) -> Profile:
         """What the person tells about themself, as the directory's events carry it."""
         return Profile(
-            name=self.name, phone=self.phone, language=self.language, date_format=self.date_format
-        )
+            name=self.name, phone=self.phone, language=self.language,
+            date_format=self.date_format, time_zone=self.time_zone,
+        )  # fmt: skip
 
 
 class Directory(BaseModel):

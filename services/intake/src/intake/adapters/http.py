@@ -12,8 +12,8 @@ channel, any other by the portal.
 
 A request over an hourly flood limit (`intake.domain.flood`: per submitter, per requester's
 mail domain, per desk) gets 429 with `Retry-After`, the seconds until the hour's window frees.
-The satisfaction survey's pages (`intake.adapters.survey`) need no identity: their signed link
-authorises them.
+The satisfaction survey's API (`intake.adapters.survey`) needs no identity: its signed link
+authorises it.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def create_app(
     hourly = limits or RequestLimits()
     identified = Depends(requires_identity(verifier))  # the verified caller
     app = service_app("intake", pool)
-    for router in routers:  # e.g. the satisfaction survey's pages (intake.adapters.survey)
+    for router in routers:  # e.g. the satisfaction survey's API (intake.adapters.survey)
         app.include_router(router)
 
     @app.get("/desks", responses=IDENTITY_ANSWERS)

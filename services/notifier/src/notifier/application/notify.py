@@ -44,7 +44,7 @@ class Notifier:
     directory: DirectorySource  # a fixed one, or what gives the current one (the feed's)
     templates: Renderer
     mail_domain: str
-    public_url: str = "http://127.0.0.1:8001"
+    portal_url: str = "http://127.0.0.1:8000"  # where people answer surveys and read requests
     survey_secret: str = ""
     survey_valid_days: int = 30
 
@@ -64,7 +64,7 @@ class Notifier:
             language=note.language,
             expires_at=event.occurred_at + timedelta(days=self.survey_valid_days),
         )
-        return f"{self.public_url.rstrip('/')}/survey/{make_token(self.survey_secret, claim)}"
+        return f"{self.portal_url.rstrip('/')}/survey/{make_token(self.survey_secret, claim)}"
 
 
 async def _previous(conn: asyncpg.Connection, ticket_id: str, recipient: str) -> list[str]:
@@ -97,6 +97,7 @@ async def record_notifications(
             policy,
             directory,
             notifier.survey_url(event, ticket, note),
+            notifier.portal_url,
         )
         words = notifier.templates.render(note.template, note.language, context, ticket.key)
         chain = thread(

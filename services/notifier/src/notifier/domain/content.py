@@ -84,9 +84,12 @@ def notification_context(
     policy: DeskPolicy,
     directory: Directory,
     survey_url: str | None = None,
+    portal_url: str | None = None,
 ) -> dict[str, Any]:
-    """Variables of a notification template."""
+    """Variables of a notification template; `portal_url`, the deployment's portal, wins over
+    the desk's (`email_replies.portal_url`), and `request_url` is the request's page there."""
     language = notification.language
+    portal = portal_url or policy.email_replies.portal_url
     person = directory.person(notification.recipient)
     labels = _labels(event, policy, language)
     return {
@@ -101,7 +104,8 @@ def notification_context(
         "recipient_name": person.name if person else None,
         "date_format": person.date_format if person else "%Y-%m-%d",
         "answer": how_to_answer(policy, notification.audience),
-        "portal_url": policy.email_replies.portal_url,
+        "portal_url": portal,
+        "request_url": f"{portal.rstrip('/')}/requests/{ticket.key}" if portal else None,
         "labels": labels,
         "reopen_allowed": policy.reopen.allowed,
         "reopen_days": policy.reopen.within_days,

@@ -92,6 +92,7 @@ class PersonView(BaseModel):
     organisation_id: str | None
     language: str
     date_format: str
+    time_zone: str
     phone: str | None
     roles: dict[str, list[str]]
 
@@ -137,6 +138,7 @@ def view(person: Account) -> PersonView:
         organisation_id=person.organisation_id,
         language=person.language,
         date_format=person.date_format,
+        time_zone=person.time_zone,
         phone=person.phone,
         roles={desk: list(r) for desk, r in person.roles.items()},
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from email.message import EmailMessage
 from email.utils import make_msgid
+from urllib.parse import quote
 
 import aiosmtplib
 import structlog
@@ -37,6 +38,8 @@ class Mailer:
     def message(self, mail: Mail) -> EmailMessage:
         page = self.portal_url + PAGES[mail.kind]
         link = f"{page}?token={mail.values['secret']}" if "secret" in mail.values else page
+        if "next" in mail.values and "secret" in mail.values:  # where the link leads, once used
+            link += f"&next={quote(mail.values['next'], safe='/')}"
         values = {"name": mail.values.get("name", ""), "link": link}
         message = EmailMessage()
         message["From"] = self.sender

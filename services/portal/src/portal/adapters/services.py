@@ -52,13 +52,31 @@ class Services:
         """`method path` on `service` as `identity`; 4xx answers returned, 5xx raised."""
         token = self.signer.token(identity, service, self.clock())
         sent = {"authorization": f"Bearer {token}", **(headers or {})}
+        return await self._send(service, method, path, params, json, sent)
+
+    async def without_identity(
+        self, service: str, method: str, path: str, *, json: Any = None
+    ) -> httpx.Response:
+        """`method path` on `service` carrying no identity: for what a signed link authorises
+        by itself (the satisfaction survey); 4xx answers returned, 5xx raised."""
+        return await self._send(service, method, path, None, json, {})
+
+    async def _send(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str],
+    ) -> httpx.Response:
         try:
             answer = await self.client.request(
                 method,
                 f"{self.urls[service]}{path}",
                 params={k: v for k, v in (params or {}).items() if v is not None},
                 json=json,
-                headers=sent,
+                headers=headers,
             )
         except httpx.HTTPError as error:
             log.warning("service_unavailable", service=service, error=type(error).__name__)

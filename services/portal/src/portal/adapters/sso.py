@@ -46,6 +46,7 @@ from joserfc.errors import JoseError
 
 from desk_platform.http import refusals
 from desk_platform.settings import Settings
+from portal.adapters.web import local_path
 from portal.domain.sso import (
     ProfileRefused,
     RoleMap,
@@ -119,6 +120,7 @@ class Flow:
     nonce: str
     code_verifier: str
     started_at: int  # seconds since the epoch
+    then: str = "/"  # the portal's page to land on once signed in (a local path)
 
 
 def _b64(data: bytes) -> str:
@@ -132,7 +134,13 @@ def _unb64(text: str) -> bytes:
 def seal(flow: Flow, key: bytes) -> str:
     """`flow` as a cookie value: its JSON and an HMAC-SHA256 of it under `key`."""
     payload = json.dumps(
-        {"s": flow.state, "n": flow.nonce, "v": flow.code_verifier, "t": flow.started_at},
+        {
+            "s": flow.state,
+            "n": flow.nonce,
+            "v": flow.code_verifier,
+            "t": flow.started_at,
+            "x": flow.then,
+        },
         separators=(",", ":"),
     ).encode()
     mac = hmac.new(key, _SEAL_CONTEXT + payload, hashlib.sha256).digest()
@@ -160,7 +168,8 @@ def unseal(value: str | None, key: bytes, now: float) -> Flow:
     if not hmac.compare_digest(mac, expected):
         raise forged
     data = json.loads(payload)  # ours: the HMAC says so
-    flow = Flow(state=data["s"], nonce=data["n"], code_verifier=data["v"], started_at=data["t"])
+    flow = Flow(state=data["s"], nonce=data["n"], code_verifier=data["v"], started_at=data["t"],
+                then=local_path(data.get("x")))  # fmt: skip
     if not 0 <= now - flow.started_at <= FLOW_SECONDS:
         raise SsoRefused(
             400, f"The sign-in took longer than {FLOW_SECONDS // 60} minutes: please start again."
@@ -283,7 +292,8 @@ def sso_router(
     """The routes of single sign-on with the provider `settings.oidc_issuer` names.
 
     `signed_in(request, profile)` is called once the provider vouched for a person with a
-    verified e-mail; its response (e.g. a redirect that sets the session cookie) is answered.
+    verified e-mail; its response (e.g. a redirect that sets the session cookie) is answered;
+    `request.state.then` is then the local path `/sso/login?next=` named (`/` without one).
     `flow_key` (at least 32 bytes, secret, shared by the portal's replicas) seals the sign-in
     cookie; `grantable` (desk -> roles) bounds what the role map may grant; `transport` carries
     every request to the provider (tests: it must survive `aclose`, each client closes it).
@@ -328,6 +338,7 @@ def sso_router(
             nonce=started["nonce"],
             code_verifier=started["code_verifier"],
             started_at=int(time.time()),
+            then=local_path(request.query_params.get("next")),
         )
         response = RedirectResponse(started["url"], status_code=302)
         response.set_cookie(
@@ -350,6 +361,7 @@ def sso_router(
                 400, f"The identity provider refused the sign-in ({error}: {description})."
             )
         flow = unseal(request.cookies.get(FLOW_COOKIE), flow_key, time.time())
+        request.state.then = flow.then  # where `signed_in` lands (see `sso_router`)
         state = _parameter(request, "state") or ""
         if not hmac.compare_digest(state.encode(), flow.state.encode()):
             raise SsoRefused(

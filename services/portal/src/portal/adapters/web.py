@@ -18,8 +18,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
@@ -45,6 +46,45 @@ _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 TEMPLATES = Environment(
     loader=PackageLoader("portal", "templates"), autoescape=select_autoescape(("html",))
 )
+
+
+MAX_NEXT = 2000  # characters of the page to go to after sign-in
+_NOT_IN_A_PATH = re.compile(r"[\x00-\x20\x7f\\\ud800-\udfff]")  # spaces, controls, backslash
+
+
+def local_path(target: str | None) -> str:
+    """`target` when it is a page of this site: a path starting with a single `/` (not `//`),
+    no scheme or host, no backslash, space or control character, at most `MAX_NEXT`
+    characters; `/` otherwise (so a sign-in link cannot send anyone elsewhere)."""
+    if not target or len(target) > MAX_NEXT or _NOT_IN_A_PATH.search(target):
+        return "/"
+    if not target.startswith("/") or target.startswith("//"):
+        return "/"
+    parts = urlsplit(target)
+    return "/" if parts.scheme or parts.netloc else target
+
+
+# the regions of the IANA zones a profile offers (a zone of another kind is kept when held)
+ZONE_REGIONS = ("Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia",
+                "Europe", "Indian", "Pacific")  # fmt: skip
+ZoneGroups = list[tuple[str, tuple[str, ...]]]
+
+
+@cache
+def _zones_by_region() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    zones = d.time_zones()
+    return tuple(
+        (region, tuple(sorted(z for z in zones if z.startswith(f"{region}/"))))
+        for region in ZONE_REGIONS
+    )
+
+
+def zone_groups(current: str) -> ZoneGroups:
+    """The time zones the profile form offers, by region (UTC first), `current` among them."""
+    groups: ZoneGroups = [("UTC", ("UTC",)), *_zones_by_region()]
+    if not any(current in zones for _, zones in groups):
+        groups.insert(0, ("other", (current,)))
+    return groups
 
 
 def bounded(value: str, limit: int) -> str | None:
@@ -155,6 +195,19 @@ class Web:
         )  # fmt: skip
         return self.finish(v, HTMLResponse(html, status))
 
+    def requires_sign_in(self, v: Visit) -> Response | None:
+        """None when `v` is signed in; else `sign_in_first(v)`."""
+        return None if v.person is not None else self.sign_in_first(v)
+
+    def sign_in_first(self, v: Visit) -> Response:
+        """The redirect to `/sign-in?next=<this page>` (the page asked for when it was a GET,
+        the home page otherwise), after which the person lands back here."""
+        url = v.request.url
+        here = url.path + (f"?{url.query}" if url.query else "")
+        back = local_path(here) if v.request.method in ("GET", "HEAD") else "/"
+        target = "/sign-in" if back == "/" else f"/sign-in?next={quote(back, safe='/')}"
+        return self.finish(v, RedirectResponse(target, 303))
+
     def finish(self, v: Visit, response: Response) -> Response:
         """`response` with the cookies the visit needs and no caching."""
         response.headers["Cache-Control"] = "no-store"
@@ -206,7 +259,7 @@ def web_router(web: Web) -> APIRouter:
     async def home(request: Request) -> Response:
         v = await visit(request)
         if v.person is None:
-            return finish(v, RedirectResponse("/sign-in", 303))
+            return web.sign_in_first(v)
         roles = ", ".join(f"{desk}: {', '.join(r)}" for desk, r in v.person.roles.items())
         organisation = None
         if v.person.organisation_id:
@@ -218,28 +271,33 @@ def web_router(web: Web) -> APIRouter:
         return page(v, "home.html", organisation=organisation, roles=roles)
 
     @router.get("/sign-in")
-    async def sign_in_page(request: Request) -> Response:
+    async def sign_in_page(request: Request, next: str = "") -> Response:
         v = await visit(request)
-        return page(v, "sign_in.html")
+        then = local_path(next)
+        if v.person is not None:  # already signed in: straight to the page asked for
+            return finish(v, RedirectResponse(then, 303))
+        return page(v, "sign_in.html", next=then)
 
     @router.post("/sign-in")
     async def sign_in(
         request: Request,
         email: Annotated[str, Form(max_length=400)] = "",
         password: Annotated[str, Form(max_length=400)] = "",
+        next: Annotated[str, Form(max_length=MAX_NEXT * 3)] = "/",
         csrf: Annotated[str, Form(max_length=100)] = "",
     ) -> Response:
         v = await visit(request)
+        then = local_path(next)
         if not v.csrf_ok(csrf):
-            return page(v, "sign_in.html", 403, error="csrf")
+            return page(v, "sign_in.html", 403, error="csrf", next=then)
         typed = bounded(email, 320) or ""
         async with portal.pool.acquire() as conn:
             outcome = await people.sign_in(conn, typed, password, client_of(request), now())
         if outcome == "locked":
-            return page(v, "sign_in.html", 429, error="locked", email=typed)
+            return page(v, "sign_in.html", 429, error="locked", email=typed, next=then)
         if outcome == "refused":
-            return page(v, "sign_in.html", 401, error="refused", email=typed)
-        return await web.signed_in(v, outcome, "password")
+            return page(v, "sign_in.html", 401, error="refused", email=typed, next=then)
+        return await web.signed_in(v, outcome, "password", then)
 
     @router.post("/sign-out")
     async def sign_out(
@@ -343,8 +401,9 @@ def web_router(web: Web) -> APIRouter:
         return await ask_mail(request, email, csrf, "reset")
 
     @router.get("/sign-in/link")
-    async def link_page(request: Request, token: str = "") -> Response:
+    async def link_page(request: Request, token: str = "", next: str = "") -> Response:
         v = await visit(request)
+        then = local_path(next)
         if (
             token
         ):  # the mailed link: a button signs in (a GET alone, e.g. a mail scanner's, does not)
@@ -352,42 +411,49 @@ def web_router(web: Web) -> APIRouter:
                 valid = await c.link_is_valid(conn, token[:100], ("sign-in",), now())
             if valid is None:
                 return page(v, "notice.html", 410, error="link_dead", title="link_title")
-            return page(v, "use_link.html", token=token)
+            return page(v, "use_link.html", token=token, next=then)
         return page(
-            v, "ask_mail.html", title="link_title", intro="link_intro", action="/sign-in/link"
-        )
+            v, "ask_mail.html", title="link_title", intro="link_intro", action="/sign-in/link",
+            next=then,
+        )  # fmt: skip
 
     @router.post("/sign-in/link/use")
     async def use_link(
         request: Request,
         token: Annotated[str, Form(max_length=100)] = "",
+        next: Annotated[str, Form(max_length=MAX_NEXT * 3)] = "/",
         csrf: Annotated[str, Form(max_length=100)] = "",
     ) -> Response:
         v = await visit(request)
+        then = local_path(next)
         if not v.csrf_ok(csrf):
-            return page(v, "use_link.html", 403, error="csrf", token=token)
+            return page(v, "use_link.html", 403, error="csrf", token=token, next=then)
         async with portal.pool.acquire() as conn:
             person = await people.sign_in_by_link(conn, token, now())
         if person is None:
             return page(v, "notice.html", 410, error="link_dead", title="link_title")
-        return await web.signed_in(v, person, "link")
+        return await web.signed_in(v, person, "link", then)
 
     @router.post("/sign-in/link")
     async def link_request(
         request: Request,
         email: Annotated[str, Form(max_length=400)] = "",
+        next: Annotated[str, Form(max_length=MAX_NEXT * 3)] = "/",
         csrf: Annotated[str, Form(max_length=100)] = "",
     ) -> Response:
-        return await ask_mail(request, email, csrf, "sign-in")
+        return await ask_mail(request, email, csrf, "sign-in", local_path(next))
 
-    async def ask_mail(request: Request, email: str, csrf: str, kind: str) -> Response:
+    async def ask_mail(
+        request: Request, email: str, csrf: str, kind: str, then: str = "/"
+    ) -> Response:
         v = await visit(request)
         typed = bounded(email, 320) or ""
         values = (
             {"title": "reset_title", "intro": "reset_intro", "action": "/reset"}
             if kind == "reset"
-            else {"title": "link_title", "intro": "link_intro", "action": "/sign-in/link"}
-        )
+            else {"title": "link_title", "intro": "link_intro", "action": "/sign-in/link",
+                  "next": then}
+        )  # fmt: skip
         if not v.csrf_ok(csrf):
             return page(v, "ask_mail.html", 403, error="csrf", email=typed, **values)
         try:
@@ -399,8 +465,10 @@ def web_router(web: Web) -> APIRouter:
             if allowed == "client":
                 return page(v, "ask_mail.html", 429, error="too_many", email=typed, **values)
             if allowed == "yes":
-                ask = people.request_reset if kind == "reset" else people.request_sign_in_link
-                await ask(conn, checked, now(), portal.send)
+                if kind == "reset":
+                    await people.request_reset(conn, checked, now(), portal.send)
+                else:
+                    await people.request_sign_in_link(conn, checked, now(), portal.send, then)
         return page(v, "notice.html", notice="check_mail", title=values["title"])
 
     @router.get("/reset/choose")
@@ -426,8 +494,11 @@ def web_router(web: Web) -> APIRouter:
     async def profile_page(request: Request) -> Response:
         v = await visit(request)
         if v.person is None:
-            return finish(v, RedirectResponse("/sign-in", 303))
-        return page(v, "profile.html", form=v.person, date_formats=d.DATE_FORMATS, example=example)
+            return web.sign_in_first(v)
+        return page(
+            v, "profile.html", form=v.person, date_formats=d.DATE_FORMATS, example=example,
+            zones=zone_groups(v.person.time_zone),
+        )  # fmt: skip
 
     @router.post("/profile")
     async def profile(
@@ -436,25 +507,33 @@ def web_router(web: Web) -> APIRouter:
         phone: Annotated[str, Form(max_length=100)] = "",
         language: Annotated[str, Form(max_length=10)] = "en",
         date_format: Annotated[str, Form(max_length=20)] = "%Y-%m-%d",
+        time_zone: Annotated[str, Form(max_length=400)] = "",
         csrf: Annotated[str, Form(max_length=100)] = "",
     ) -> Response:
         v = await visit(request)
         if v.person is None:
-            return finish(v, RedirectResponse("/sign-in", 303))
+            return web.sign_in_first(v)
+        zone = bounded(time_zone, d.MAX_TIME_ZONE) if time_zone else v.person.time_zone
         form = {"name": bounded(name, 200), "phone": bounded(phone, 40), "language": language,
-                "date_format": date_format}  # fmt: skip
-        values: dict[str, Any] = {"form": form, "date_formats": d.DATE_FORMATS, "example": example}
+                "date_format": date_format, "time_zone": zone}  # fmt: skip
+        values: dict[str, Any] = {"form": form, "date_formats": d.DATE_FORMATS, "example": example,
+                                  "zones": zone_groups(v.person.time_zone)}  # fmt: skip
         if not v.csrf_ok(csrf):
             return page(v, "profile.html", 403, error="csrf", **values)
         if not form["name"]:
             return page(v, "profile.html", 422, error="invalid_name", **values)
         if form["phone"] is None:
             return page(v, "profile.html", 422, error="invalid_phone", **values)
+        if zone is None or zone not in d.time_zones():
+            values["form"] = {**form, "time_zone": v.person.time_zone}
+            return page(v, "profile.html", 422, error="profile.invalid_time_zone",
+                        field="time_zone", **values)  # fmt: skip
         chosen = d.Profile(
             name=form["name"],
             phone=form["phone"] or None,
             language=language if language in ("fr", "en") else v.person.language,
             date_format=date_format if date_format in d.DATE_FORMATS else v.person.date_format,
+            time_zone=zone,
         )
         async with portal.pool.acquire() as conn:
             await people.change_profile(conn, v.person, chosen, portal.clock())
@@ -471,7 +550,7 @@ def web_router(web: Web) -> APIRouter:
     async def tokens_page(request: Request) -> Response:
         v = await visit(request)
         if v.person is None:
-            return finish(v, RedirectResponse("/sign-in", 303))
+            return web.sign_in_first(v)
         async with portal.pool.acquire() as conn:
             tokens = await c.tokens_of(conn, v.person.email)
         return page(v, "tokens.html", tokens=tokens, date=date_of(v))
@@ -486,7 +565,7 @@ def web_router(web: Web) -> APIRouter:
     ) -> Response:
         v = await visit(request)
         if v.person is None:
-            return finish(v, RedirectResponse("/sign-in", 303))
+            return web.sign_in_first(v)
         async with portal.pool.acquire() as conn:
             tokens = await c.tokens_of(conn, v.person.email)
             if not v.csrf_ok(csrf):
@@ -516,7 +595,7 @@ def web_router(web: Web) -> APIRouter:
     ) -> Response:
         v = await visit(request)
         if v.person is None:
-            return finish(v, RedirectResponse("/sign-in", 303))
+            return web.sign_in_first(v)
         if v.csrf_ok(csrf):
             async with portal.pool.acquire() as conn:
                 await c.revoke_token(conn, v.person.email, token_id, portal.clock())

@@ -43,11 +43,13 @@ async def _apply(conn: asyncpg.Connection, event: d.DirectoryEvent) -> None:
             p = event.profile
             await conn.execute(
                 "INSERT INTO people (email, name, phone, language, date_format, organisation_id,"
-                " status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"
+                " status, created_at, updated_at, time_zone)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)"
                 " ON CONFLICT (email) DO UPDATE SET name = $2, phone = $3, language = $4,"
                 " date_format = $5, organisation_id = coalesce($6, people.organisation_id),"
-                " updated_at = $8",
+                " updated_at = $8, time_zone = $9",
                 event.email, p.name, p.phone, p.language, p.date_format, organisation, status, at,
+                p.time_zone,
             )  # fmt: skip
         case d.PersonActivated() | d.PersonReactivated():
             await _set(conn, event.email, at, "status = 'active', activated = true")
@@ -57,8 +59,8 @@ async def _apply(conn: asyncpg.Connection, event: d.DirectoryEvent) -> None:
             p = event.profile
             await conn.execute(
                 "UPDATE people SET name = $2, phone = $3, language = $4, date_format = $5,"
-                " updated_at = $6 WHERE email = $1",
-                event.email, p.name, p.phone, p.language, p.date_format, at,
+                " updated_at = $6, time_zone = $7 WHERE email = $1",
+                event.email, p.name, p.phone, p.language, p.date_format, at, p.time_zone,
             )  # fmt: skip
         case d.PersonLinked():
             await _set(conn, event.email, at, "organisation_id = $3", event.organisation_id)
@@ -92,6 +94,7 @@ def _account(row: asyncpg.Record) -> Account:
         organisation_id=row["organisation_id"],
         language=row["language"],
         date_format=row["date_format"],
+        time_zone=row["time_zone"] or "UTC",
         phone=row["phone"],
         roles={desk: tuple(r) for desk, r in roles.items()},
     )

@@ -47,10 +47,12 @@ class Mail:
 Send = Callable[[Mail], Awaitable[None]]
 
 
-def _mail(person: Account, kind: str, secret: str | None = None) -> Mail:
+def _mail(person: Account, kind: str, secret: str | None = None, then: str = "/") -> Mail:
     values = {"name": person.name}
     if secret is not None:
         values["secret"] = secret
+    if then != "/":
+        values["next"] = then
     return Mail(person.email, kind, person.language, values)
 
 
@@ -129,13 +131,14 @@ async def reset(
 
 
 async def request_sign_in_link(
-    conn: asyncpg.Connection, email: str, now: datetime, send: Send
+    conn: asyncpg.Connection, email: str, now: datetime, send: Send, then: str = "/"
 ) -> None:
-    """A sign-in link for an active account (nothing otherwise, same answer)."""
+    """A sign-in link for an active account (nothing otherwise, same answer), leading to the
+    page `then` (a local path the caller checked) once used."""
     person = await account(conn, email)
     if person is not None and person.may_sign_in:
         secret = await c.issue_link(conn, person.email, "sign-in", now)
-        await send(_mail(person, "sign_in", secret))
+        await send(_mail(person, "sign_in", secret, then))
 
 
 async def sign_in_by_link(conn: asyncpg.Connection, secret: str, now: datetime) -> Account | None:
