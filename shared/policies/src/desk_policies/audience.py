@@ -143,7 +143,7 @@ REQUEST_SHOWN = frozenset(
         "participants", "links", "resolution_code", "version", "created_at", "updated_at",
     }
 )  # fmt: skip
-REQUEST_INTERNAL = frozenset({"assignee_id"})
+REQUEST_INTERNAL = frozenset({"assignee_id", "created_by", "involved", "priority_rank"})
 
 
 def reader_audience(policy: DeskPolicy, role: str) -> Audience | None:
