@@ -110,10 +110,12 @@ CUSTOMERS_SEE: dict[type[Event], ForCustomers | None] = {
     ),
     t.TicketReopened: ForCustomers(shown=(*_STATUS, "comment")),
     t.RequesterAnswered: ForCustomers(
-        shown=(*_STATUS, "body", "channel"), internal=("source_message_id",)
+        shown=(*_STATUS, "body", "channel", "attachments"), internal=("source_message_id",)
     ),
     t.CommentAdded: ForCustomers(
-        shown=("body", "public", "channel"), internal=("source_message_id",), only_if="public"
+        shown=("body", "public", "channel", "attachments"),
+        internal=("source_message_id",),
+        only_if="public",
     ),
     t.RequesterEscalated: ForCustomers(shown=("reason",)),
     t.TicketLinked: ForCustomers(shown=("linked_key", "relation")),
