@@ -143,6 +143,7 @@ REQUEST_SHOWN = frozenset(
         "ticket_id", "key", "policy_id", "organisation_id", "requester_id", "subject",
         "description", "request_type", "priority", "status", "category", "expected_actor",
         "participants", "links", "resolution_code", "version", "created_at", "updated_at",
+        "muted", "product_version", "company", "contact", "error_message", "attachments",
     }
 )  # fmt: skip
 REQUEST_INTERNAL = frozenset({"assignee_id", "created_by", "involved", "priority_rank"})

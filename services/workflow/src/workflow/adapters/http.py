@@ -52,6 +52,7 @@ from workflow.application.tickets import (
 HISTORY_LIMIT = 100
 MAX_HISTORY_LIMIT = 500
 MAX_SEARCH = 200  # characters of a list's search
+QUALIFICATION = ("product_version", "company", "contact", "error_message")  # of TicketCreated
 SORTED_BY = {
     "updated": "updated_at",
     "created": "created_at",
@@ -133,6 +134,11 @@ def view(
         "links": list(state.links),
         "resolution_code": state.resolution_code,
         "version": state.version,
+        "created_at": state.created_at,
+        "updated_at": state.updated_at,
+        "muted": sorted(state.muted & {state.requester_id, *state.participants}),
+        **{field: first.get(field) for field in QUALIFICATION},
+        "attachments": [a for e in seen[::-1] for a in e["data"].get("attachments") or ()],
     }
     return {
         **request_seen_by(audience, policy, request),
