@@ -180,3 +180,38 @@ def test_a_customer_of_another_organisation_sees_nothing(browser: Browser, syste
         page.goto(f"/requests?tab=organisation&state=all&q={key}")
         assert page.locator("#requests").count() == 0
         assert_accessible(page)
+
+
+def test_escalate_confirm_then_reopen_a_cloud_partner_request(
+    browser: Browser, system: System
+) -> None:
+    key = create(system, "cloud-partner", "Sauvegarde interrompue")
+    assert staff(system, "POST", f"/requests/{key}/start-work").status_code == 200
+    resolved = staff(
+        system,
+        "POST",
+        f"/requests/{key}/resolve",
+        {"resolution_code": "done", "comment": "Relancée"},
+    )
+    assert resolved.status_code == 200, resolved.text
+    with watched_page(browser, system.url("portal"), "en") as watched:
+        page = watched.page
+        signed_in(page, system)
+        page.goto(f"/requests/{key}?lang=en")
+        for name in ("confirm", "dispute", "escalate"):
+            assert page.locator(f"#action-{name}").count() == 1, name
+        assert page.locator("#action-reopen").count() == 0
+        assert_accessible(page)
+        page.fill("#text-escalate", "Blocking our month-end")
+        page.locator("#action-escalate button").click()
+        page.wait_for_url("**done=escalate*")
+        assert "Blocking our month-end" in page.locator("#activity").inner_text()
+        page.locator("#action-confirm button").click()
+        page.wait_for_url("**done=confirm*")
+        assert page.locator("#action-reopen").count() == 1
+        assert page.locator("#action-confirm").count() == 0
+        assert_accessible(page)
+        page.locator("#action-reopen button").click()
+        page.wait_for_url("**done=reopen*")
+        assert staff(system, "GET", f"/requests/{key}").json()["status"]["id"] == "in_progress"
+        assert_accessible(page)

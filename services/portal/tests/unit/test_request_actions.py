@@ -10,6 +10,7 @@ import pytest
 from desk_policies.audience import Audience
 from desk_policies.description import desk_for
 from desk_policies.loader import load_policies
+from portal.adapters.request_pages import list_choice
 from portal.domain.request_actions import acting_role, actions_now
 
 POLICIES = load_policies()
@@ -49,7 +50,7 @@ def test_waiting_for_the_customer_the_comment_is_a_reply(policy: str, waiting: s
 def test_erp_vendor() -> None:
     assert offered("erp-vendor", "in_progress") == ["comment", "mute"]
     assert offered("erp-vendor", "resolved", "resolved")[:3] == ["comment", "confirm", "dispute"]
-    assert offered("erp-vendor", "closed", "closed") == ["mute", "new_referencing"]
+    assert offered("erp-vendor", "closed", "closed") == ["new_referencing"]
 
 
 def test_cloud_partner() -> None:
@@ -69,3 +70,15 @@ def test_saas_desk() -> None:
 
 def test_no_role_no_action() -> None:
     assert actions_now(desk("saas-desk"), request("open"), ANNE, None) == []
+
+
+def test_a_list_link_keeps_the_choice_and_goes_back_to_the_first_page() -> None:
+    choice = list_choice({"tab": "organisation", "state": "closed", "q": "vpn", "page": "3"})
+    assert choice.page == 3
+    assert choice.link(sort="key") == (
+        "/requests?tab=organisation&state=closed&sort=key&order=desc&q=vpn&page=1"
+    )
+    assert choice.sorted_by("updated") == "descending" and choice.sorted_by("key") == "none"
+    assert "order=asc" in choice.sort_link("updated")
+    odd = list_choice({"tab": "x", "state": "'", "sort": "subject", "page": "-1"})
+    assert (odd.tab, odd.state, odd.sort, odd.page) == ("mine", "open", "updated", 1)

@@ -6,8 +6,8 @@ The names are those of the request page's forms (`/requests/{key}/action/<name>`
 `comment` (a public comment; `reply` instead while the request waits for this person, which
 is the same command and sends it back to the team), `confirm` and `dispute` a resolution,
 `reopen`, `escalate` (the requester's escalation), `mute` / `unmute` (this person's mail about
-the request), and `new_referencing` (a closed request whose desk takes no comments nor
-reopening: a new request referencing it is the way forward)."""
+the request; not on a request closed for good), and `new_referencing` (a closed request whose
+desk takes no comments nor reopening: a new request referencing it is the way forward)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ def actions_now(desk: Desk, request: Request, person: str, role: str | None) -> 
         found.append("reopen")
     if not closed and _may(desk, "requester_escalation", role):
         found.append("escalate")
-    if _may(desk, "mute_notifications", role):
+    final = closed and not desk.get("comments_on_closed") and not reopen.get("allowed")
+    if _may(desk, "mute_notifications", role) and not final:
         found.append("unmute" if person in request.get("muted", ()) else "mute")
     if closed and not found_any(found, ("comment", "reopen")):
         found.append("new_referencing")
