@@ -5,6 +5,7 @@ Content-Security-Policy, in French and in English."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -44,6 +45,12 @@ def staff(system: System, method: str, path: str, body: Any = None) -> httpx.Res
     """`method path` on workflow as Léa, team lead of every desk."""
     lea = bearer("lea@desk.example", audience="workflow", roles=STAFF, signer=system.signer())
     return httpx.request(method, f"{system.url('workflow')}{path}", json=body, headers=lea)
+
+
+def on_request_page(page: Page, key: str) -> None:
+    """The page shown is request `key`'s (else say what it shows instead)."""
+    shown = page.locator("#request-key")
+    assert shown.count() == 1 and shown.inner_text() == key, page.locator("main").inner_text()
 
 
 def signed_in(page: Page, system: System, email: str = ANNE) -> None:
@@ -88,10 +95,14 @@ def test_the_request_page_shows_each_element_and_takes_a_comment_by_keyboard(
         system, "erp-vendor", "Erreur SwissDec pour M. Dupont", product_version="15.1",
         company="ACME Suisse", contact="Anne, 021 555 00 00", error_message="ORA-00942",
     )  # fmt: skip
+    anne = bearer(ANNE, audience="sla", organisation="acme", signer=system.signer())
+    clocks = f"{system.url('sla')}/requests/{key}/clocks"
+    eventually(lambda: httpx.get(clocks, headers=anne).status_code == 200 or None)
     with watched_page(browser, system.url("portal"), "en") as watched:
         page = watched.page
         signed_in(page, system)
         page.goto(f"/requests/{key}?lang=en")
+        assert "Response" in page.locator("#clocks").inner_text()
         for element in ("#request-key", "#description", "#request-type", "#qualification",
                         "#add-comment", "#activity", "#status", "#notifications", "#people",
                         "#request-created", "#request-updated"):  # fmt: skip
@@ -99,16 +110,25 @@ def test_the_request_page_shows_each_element_and_takes_a_comment_by_keyboard(
         assert page.locator("#request-key").inner_text() == key
         assert page.locator("#request-error_message").inner_text() == "ORA-00942"
         assert_accessible(page)
+        log = {"name": "journal.txt", "mimeType": "text/plain", "buffer": b"ORA-00942 at 10:02"}
+        page.set_input_files("#comment-files", files=[log])
         page.focus("#comment-body")
         page.keyboard.type("Voici les journaux demandés.")
         page.keyboard.press("Tab")  # the files
         page.keyboard.press("Tab")  # the button
         page.keyboard.press("Enter")
         page.wait_for_url(f"**/requests/{key}?done=comment*")
+        on_request_page(page, key)
         assert "Voici les journaux demandés." in page.locator("#activity").inner_text()
+        sha = hashlib.sha256(log["buffer"]).hexdigest()
+        download = page.locator(f"#attachments a[href='/requests/{key}/attachments/{sha}']")
+        assert download.inner_text() == "journal.txt"
+        assert (system.state / "blobs" / sha[:2] / sha).read_bytes() == log["buffer"]
         assert_accessible(page)
         page.locator("#toggle-notifications").click()
         page.wait_for_url("**done=mute*")
+        on_request_page(page, key)
+        page.wait_for_selector("#notifications-state")
         assert page.locator("#notifications-state").inner_text().startswith("You no longer")
         assert_accessible(page)
 
@@ -205,13 +225,16 @@ def test_escalate_confirm_then_reopen_a_cloud_partner_request(
         page.fill("#text-escalate", "Blocking our month-end")
         page.locator("#action-escalate button").click()
         page.wait_for_url("**done=escalate*")
+        on_request_page(page, key)
         assert "Blocking our month-end" in page.locator("#activity").inner_text()
         page.locator("#action-confirm button").click()
         page.wait_for_url("**done=confirm*")
+        on_request_page(page, key)
         assert page.locator("#action-reopen").count() == 1
         assert page.locator("#action-confirm").count() == 0
         assert_accessible(page)
         page.locator("#action-reopen button").click()
         page.wait_for_url("**done=reopen*")
+        on_request_page(page, key)
         assert staff(system, "GET", f"/requests/{key}").json()["status"]["id"] == "in_progress"
         assert_accessible(page)

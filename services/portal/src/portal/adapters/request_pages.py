@@ -249,7 +249,7 @@ class RequestPages:
         assert v.person is not None
         roles = v.person.roles.get(request["policy_id"], ())
         role = acting_role(desk, tuple(roles), customer=bool(v.person.organisation_id))
-        clocks = await read(identity, "sla", f"/requests/{key}/clocks")
+        clocks = await self.clocks(v, key)
         return self.web.page(
             v,
             "request.html",
@@ -258,7 +258,7 @@ class RequestPages:
             desk=desk,
             etag=answer.headers.get("etag", ""),
             actions=actions_now(desk, request, v.person.email, role),
-            clocks=clocks.json() if clocks.status_code == 200 else None,
+            clocks=clocks,
             status_label=label(request["status"].get("labels"), v.language),
             role_label=lambda r: role_label(desk, r, v.language),
             label=lambda labels, fallback="": label(labels, v.language, fallback),
@@ -266,6 +266,15 @@ class RequestPages:
             history_key=history_key,
             **values,
         )
+
+    async def clocks(self, v: Visit, key: str) -> Any:
+        """The request's clocks when sla serves them to the person now; None otherwise (the
+        page goes on without them)."""
+        try:
+            answer = await self.web.services.read(v.identity(), "sla", f"/requests/{key}/clocks")
+        except Unavailable:
+            return None
+        return answer.json() if answer.status_code == 200 else None
 
     @staticmethod
     def type_label(desk: Mapping[str, Any], request_type: str, language: str) -> str:
