@@ -78,6 +78,14 @@ def test_the_lists_search_by_key_and_tell_open_from_closed(
         page.wait_for_url(f"**q={first.lower()}*")
         page.wait_for_selector("#requests")
         assert page.locator("#requests tbody tr").count() == 1
+        page.locator("th a", has_text="Numéro").click()  # htmx swaps the list, pushes the URL
+        page.wait_for_url("**sort=key*")
+        assert page.locator("th[aria-sort='descending'] a").inner_text() == "Numéro"
+        bad = page.goto("/requests?q=" + "x" * 201)
+        assert bad is not None and bad.status == 422
+        assert page.locator("#form-error").is_visible()
+        assert page.locator("#q[aria-invalid=true]").count() == 1
+        assert_accessible(page)
         page.goto("/requests?tab=organisation&state=all&sort=key&order=asc")
         assert page.locator("#tab-organisation[aria-current=page]").count() == 1
         assert " sur " in page.locator("#paging").inner_text()

@@ -227,8 +227,8 @@ def create_app(
                 }
             ),
             422: {
-                "description": "invalid input, or neither organisation_id nor policy_id given "
-                "(a sentence)",
+                "description": "invalid input, or none of organisation_id, policy_id and "
+                "involving given (a sentence)",
                 "content": {
                     "application/json": {
                         "schema": {
