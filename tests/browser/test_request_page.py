@@ -119,7 +119,8 @@ def test_the_request_page_shows_each_element_and_takes_a_comment_by_keyboard(
         assert page.locator("#request-error_message").inner_text() == "ORA-00942"
         assert_accessible(page)
         log = {"name": "journal.txt", "mimeType": "text/plain", "buffer": b"ORA-00942 at 10:02"}
-        page.set_input_files("#comment-files", files=[log])
+        dump = {"name": "dump.bin", "mimeType": "application/octet-stream", "buffer": b"x" * 2**21}
+        page.set_input_files("#comment-files", files=[log, dump])  # more than the JSON limit
         page.focus("#comment-body")
         page.keyboard.type("Voici les journaux demandés.")
         page.keyboard.press("Tab")  # the files
@@ -132,6 +133,7 @@ def test_the_request_page_shows_each_element_and_takes_a_comment_by_keyboard(
         download = page.locator(f"#attachments a[href='/requests/{key}/attachments/{sha}']")
         assert download.inner_text() == "journal.txt"
         assert (system.state / "blobs" / sha[:2] / sha).read_bytes() == log["buffer"]
+        assert page.locator("#attachments li").count() == 2
         assert_accessible(page)
         page.locator("#toggle-notifications").click()
         page.wait_for_url("**done=mute*")

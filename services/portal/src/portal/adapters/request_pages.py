@@ -34,7 +34,8 @@ PAGE_SIZE = 25
 HISTORY_PAGE = 20
 DESKS_FOR_SECONDS = 10.0  # how long the desks told to one person are kept in memory
 MAX_FILES = 10
-MAX_FILE_BYTES = 25 * 1024 * 1024
+MAX_FILE_BYTES = 25 * 1024 * 1024  # the files of one comment, together
+MAX_COMMENT_BODY = MAX_FILE_BYTES + 1024 * 1024  # the form: its files, its text, its fields
 MAX_COMMENT = 100_000
 KEY = re.compile(r"[A-Za-z][A-Za-z0-9²]{0,19}-[0-9]{1,12}")
 SORTS = ("updated", "created", "key", "priority", "status")
@@ -135,10 +136,11 @@ async def store_attachments(files: Sequence[UploadFile], blob_dir: Path) -> list
     sent = [f for f in files if f.filename]
     if len(sent) > MAX_FILES:
         raise ValueError("request.files_too_many")
-    stored = []
+    stored, total = [], 0
     for upload in sent:
         data = await upload.read(MAX_FILE_BYTES + 1)
-        if len(data) > MAX_FILE_BYTES:
+        total += len(data)
+        if total > MAX_FILE_BYTES:
             raise ValueError("request.file_too_large")
         sha256 = hashlib.sha256(data).hexdigest()
         _write_blob(blob_dir / sha256[:2] / sha256, data)
@@ -335,7 +337,7 @@ def request_pages_router(web: Web, blob_dir: Path) -> APIRouter:
         except Unavailable:
             return unavailable(v)
 
-    @router.post("/requests/{key}/comment")
+    @router.post("/requests/{key}/comment", max_body_size=MAX_COMMENT_BODY)
     async def comment(
         request: Request,
         key: str,
