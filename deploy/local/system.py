@@ -177,7 +177,7 @@ class System:
         )
         self._spawn(
             "portal", ["-m", "portal"], HTTP_PORT=str(self.portal_port),
-            DEMO_PASSWORD=self.demo_password,
+            DEMO_PASSWORD=self.demo_password, BLOB_DIR=str(self.state / "blobs"),
         )  # fmt: skip
         self._wait_for_directory()
         self._spawn("intake", ["-m", "intake"], HTTP_PORT=str(self.intake_port))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -17,6 +18,7 @@ from desk_platform.settings import Settings
 from desk_policies.model import DeskPolicy
 from portal.adapters.api import api_router
 from portal.adapters.assets import serve_assets
+from portal.adapters.request_pages import request_pages_router
 from portal.adapters.services import Services
 from portal.adapters.sso import sso_router
 from portal.adapters.survey import survey_router
@@ -36,9 +38,11 @@ def create_app(
     secure_cookies: bool = False,
     sso: Callable[[Web], APIRouter] | None = None,
     client: httpx.AsyncClient | None = None,
+    blob_dir: Path = Path(".state/blobs"),
 ) -> FastAPI:
     """The portal's app; `services` maps intake, workflow and sla to their URLs; `sso` makes
-    the single sign-on routes, which open sessions through the pages' `Web`."""
+        the single sign-on routes, which open sessions through the pages' `Web`; `blob_dir` is where
+    the files people attach are stored."""
     portal = Portal(pool, policies, clock, send, secure_cookies, sso=sso is not None)
     signer = Signer(list(keys))
     http = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
@@ -50,6 +54,7 @@ def create_app(
     if sso is not None:
         app.include_router(sso(web))
     app.include_router(api_router(portal, signer, lambda: list(keys), services, http))
+    app.include_router(request_pages_router(web, blob_dir))  # after /requests/new and its kin
     return app
 
 

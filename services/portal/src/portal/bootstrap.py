@@ -64,5 +64,6 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         services=services,
         secure_cookies=settings.portal_url.startswith("https://"),
         sso=single_sign_on(settings, policies, now, keys) if settings.oidc_issuer else None,
+        blob_dir=Path(settings.blob_dir),
     )
     return runtime, app

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
+from pydantic import TypeAdapter, ValidationError
 from workflow_story import Desk, actor
 
 from desk_contracts.tickets import (
     Channel,
     CommentAdded,
     OperationScheduled,
+    RequesterAnswered,
     RequesterEscalated,
     TicketClosed,
     WaitingForThirdParty,
@@ -32,6 +35,7 @@ from workflow.domain import (
     StartWork,
     WaitForThirdParty,
 )
+from workflow.domain.commands import AttachedFile, Attachments
 
 Make = Callable[[str], Desk]
 AGENT, ALICE = actor("agent"), actor("requester")
@@ -124,6 +128,27 @@ def test_requester_comment_while_waiting_for_customer_moves_back_to_in_progress(
 ) -> None:
     d = waiting_for_customer(desk).run(AddComment(actor=ALICE, body="Logs attached"))
     assert d.status == "in_progress"
+
+
+def test_the_files_of_a_comment_or_a_reply_are_carried_with_it(desk: Make) -> None:
+    file = AttachedFile(filename="log.txt", content_type="text/plain", size=3, sha256="a" * 64)
+    d = waiting_for_customer(desk)
+    (reply,) = d.do(AddComment(actor=ALICE, body="Logs", attachments=(file,)))
+    (comment,) = d.do(AddComment(actor=AGENT, body="Thanks", attachments=(file, file)))
+    assert isinstance(reply, RequesterAnswered) and reply.attachments == (file.attachment(),)
+    assert isinstance(comment, CommentAdded) and len(comment.attachments) == 2
+    assert d.state.version > 0
+
+
+def test_at_most_ten_files_on_a_comment_with_bounded_fields() -> None:
+    file = {"filename": "a", "content_type": "text/plain", "size": 1, "sha256": "b" * 64}
+    assert AttachedFile(**file).filename == "a"
+    for bad in ({"sha256": "../x"}, {"content_type": "a b"}, {"size": -1}, {"filename": ""}):
+        with pytest.raises(ValidationError):
+            AttachedFile(**{**file, **bad})
+    adapter = TypeAdapter(Attachments)
+    with pytest.raises(ValidationError):
+        adapter.validate_python([file] * 11)
 
 
 def test_the_creator_may_reply_by_email_at_any_time(desk: Make) -> None:

@@ -226,6 +226,7 @@ class RequesterAnswered(StatusChanged):
     body: str
     channel: Channel = Channel.PORTAL
     source_message_id: str | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 # --- facts that never move the status ---
@@ -241,6 +242,7 @@ class CommentAdded(ActedEvent):
     public: bool
     channel: Channel = Channel.PORTAL
     source_message_id: str | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 @register

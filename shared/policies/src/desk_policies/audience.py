@@ -110,10 +110,12 @@ CUSTOMERS_SEE: dict[type[Event], ForCustomers | None] = {
     ),
     t.TicketReopened: ForCustomers(shown=(*_STATUS, "comment")),
     t.RequesterAnswered: ForCustomers(
-        shown=(*_STATUS, "body", "channel"), internal=("source_message_id",)
+        shown=(*_STATUS, "body", "channel", "attachments"), internal=("source_message_id",)
     ),
     t.CommentAdded: ForCustomers(
-        shown=("body", "public", "channel"), internal=("source_message_id",), only_if="public"
+        shown=("body", "public", "channel", "attachments"),
+        internal=("source_message_id",),
+        only_if="public",
     ),
     t.RequesterEscalated: ForCustomers(shown=("reason",)),
     t.TicketLinked: ForCustomers(shown=("linked_key", "relation")),
@@ -141,9 +143,10 @@ REQUEST_SHOWN = frozenset(
         "ticket_id", "key", "policy_id", "organisation_id", "requester_id", "subject",
         "description", "request_type", "priority", "status", "category", "expected_actor",
         "participants", "links", "resolution_code", "version", "created_at", "updated_at",
+        "muted", "product_version", "company", "contact", "error_message", "attachments",
     }
 )  # fmt: skip
-REQUEST_INTERNAL = frozenset({"assignee_id"})
+REQUEST_INTERNAL = frozenset({"assignee_id", "created_by", "involved", "priority_rank"})
 
 
 def reader_audience(policy: DeskPolicy, role: str) -> Audience | None:

@@ -104,6 +104,7 @@ class DeskDescription(_Entry):
     transitions: tuple[DeskTransition, ...]
     permissions: dict[Permission, tuple[str, ...]]
     reopen: DeskReopen
+    comments_on_closed: bool = Field(description="whether a closed request still takes comments")
     request_types: tuple[DeskRequestType, ...]
     priorities: tuple[str, ...] = Field(description="priority ids, lowest first")
     priority_levels: tuple[DeskPriority, ...] = Field(description="the priorities, lowest first")
@@ -136,6 +137,7 @@ def describe(policy: DeskPolicy) -> DeskDescription:
             to_status=policy.reopen.to_status,
             within_days=policy.reopen.within_days,
         ),
+        comments_on_closed=policy.comments_on_closed,
         request_types=tuple(
             DeskRequestType(
                 id=t.id,

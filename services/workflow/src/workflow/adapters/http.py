@@ -15,7 +15,9 @@ are the stream's, as If-Match needs them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -49,6 +51,50 @@ from workflow.application.tickets import (
 
 HISTORY_LIMIT = 100
 MAX_HISTORY_LIMIT = 500
+MAX_SEARCH = 200  # characters of a list's search
+QUALIFICATION = ("product_version", "company", "contact", "error_message")  # of TicketCreated
+SORTED_BY = {
+    "updated": "updated_at",
+    "created": "created_at",
+    "key": "key",
+    "priority": "priority_rank",
+    "status": "status",
+}
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9²]{0,19}-[0-9]{1,12}")
+_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffd]")
+
+
+@dataclass
+class RequestFilter:
+    """The WHERE clause of a list of requests, built from bound parameters only."""
+
+    args: list[Any]
+    clauses: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return " AND ".join(self.clauses)
+
+    def add(self, clause: str, value: Any) -> None:
+        """`clause` with `{}` standing for `value`'s parameter."""
+        self.args.append(value)
+        self.clauses.append(clause.format(f"${len(self.args)}"))
+
+    def equal(self, column: str, value: str | None) -> None:
+        if value is not None:
+            self.add(f"{column} = {{}}", value)
+
+    def search(self, q: str) -> None:
+        """A request's key (exact, any case), or words that must all be in the subject, taken
+        literally (`%` and `_` are no wildcards); 422 for control characters."""
+        if _UNSAFE.search(q):
+            raise HTTPException(422, "the search holds characters that are not text")
+        words = q.split()
+        if len(words) == 1 and _KEY.fullmatch(words[0]):
+            self.add("lower(key) = lower({})", words[0])
+            return
+        for word in words[:20]:
+            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            self.add("subject ILIKE {} ESCAPE '\\'", f"%{escaped}%")
 
 
 def view(
@@ -88,6 +134,11 @@ def view(
         "links": list(state.links),
         "resolution_code": state.resolution_code,
         "version": state.version,
+        "created_at": state.created_at,
+        "updated_at": state.updated_at,
+        "muted": sorted(state.muted & {state.requester_id, *state.participants}),
+        **{field: first.get(field) for field in QUALIFICATION},
+        "attachments": [a for e in seen[::-1] for a in e["data"].get("attachments") or ()],
     }
     return {
         **request_seen_by(audience, policy, request),
@@ -176,8 +227,8 @@ def create_app(
                 }
             ),
             422: {
-                "description": "invalid input, or neither organisation_id nor policy_id given "
-                "(a sentence)",
+                "description": "invalid input, or none of organisation_id, policy_id and "
+                "involving given (a sentence)",
                 "content": {
                     "application/json": {
                         "schema": {
@@ -192,10 +243,16 @@ def create_app(
         },
     )
     async def list_requests(
+        response: Response,
         organisation_id: Annotated[str | None, Query(max_length=200)] = None,
         policy_id: Annotated[str | None, Query(max_length=100)] = None,
         state: Annotated[str, Query(pattern="^(open|closed|all)$")] = "open",
         expected_actor: Annotated[str | None, Query(max_length=64)] = None,
+        q: Annotated[str | None, Query(max_length=MAX_SEARCH)] = None,
+        involving: Annotated[str | None, Query(pattern="^me$")] = None,
+        sort: Annotated[str, Query(pattern="^(updated|created|key|priority|status)$")] = "updated",
+        order: Annotated[str, Query(pattern="^(desc|asc)$")] = "desc",
+        offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         identity: Identity = identified,
         x_actor_role: RoleChoice = None,
@@ -203,7 +260,10 @@ def create_app(
         """A company's requests (open, closed or all), or a desk's by who is expected to act,
         of the desks whose requests the reader reads; a customer lists their own organisation's
         requests only (their identity's), each row as `desk_policies.audience` lets them see
-        it."""
+        it. `q`: a request's key (exact, any case) or words that must all appear in the
+        subject; `involving=me`: the requests whose requester, creator or participant the
+        caller is; sorted by `sort` and `order`, one page of `limit` rows from `offset`;
+        `X-Total-Count` says how many rows match."""
         desks = desks_read_by(identity, policies.values(), x_actor_role)
         if Audience.CUSTOMER in desks.values():
             own = identity.organisation
@@ -211,29 +271,29 @@ def create_app(
                 organisation_id = own
             if organisation_id is None or organisation_id != own:
                 raise HTTPException(403, "a customer lists their own organisation's requests")
-        if organisation_id is None and policy_id is None:
-            raise HTTPException(422, "give organisation_id or policy_id")
-        clauses = ["policy_id = ANY($1)"]
-        args: list[Any] = [list(desks)]
-        for column, value in (
-            ("organisation_id", organisation_id),
-            ("policy_id", policy_id),
-            ("expected_actor", expected_actor),
-        ):
-            if value is not None:
-                args.append(value)
-                clauses.append(f"{column} = ${len(args)}")
-        if state == "open":
-            clauses.append("category <> 'closed'")
-        elif state == "closed":
-            clauses.append("category = 'closed'")
-        args.append(limit)
-        async with pool.acquire() as conn:
-            rows = await conn.fetch(
-                f"""SELECT * FROM tickets WHERE {" AND ".join(clauses)}
-                    ORDER BY updated_at DESC LIMIT ${len(args)}""",
-                *args,
+        if organisation_id is None and policy_id is None and involving is None:
+            raise HTTPException(422, "give organisation_id, policy_id or involving")
+        where = RequestFilter([list(desks)], ["policy_id = ANY($1)"])
+        where.equal("organisation_id", organisation_id)
+        where.equal("policy_id", policy_id)
+        where.equal("expected_actor", expected_actor)
+        if state != "all":
+            where.clauses.append(
+                "category <> 'closed'" if state == "open" else "category = 'closed'"
             )
+        if involving == "me":
+            where.add("involved @> ARRAY[{}]::text[]", identity.subject)
+        if q is not None:
+            where.search(q)
+        ordering = f"{SORTED_BY[sort]} {order.upper()}, ticket_id {order.upper()}"
+        async with pool.acquire() as conn:
+            total = await conn.fetchval(f"SELECT count(*) FROM tickets WHERE {where}", *where.args)
+            rows = await conn.fetch(
+                f"""SELECT * FROM tickets WHERE {where} ORDER BY {ordering}
+                    LIMIT ${len(where.args) + 1} OFFSET ${len(where.args) + 2}""",
+                *where.args, limit, offset,
+            )  # fmt: skip
+        response.headers["X-Total-Count"] = str(total)
         return [
             request_seen_by(desks[row["policy_id"]], policies[row["policy_id"]], dict(row))
             for row in rows

@@ -154,16 +154,19 @@ async def execute(
 
 
 async def save_view(conn: asyncpg.Connection, state: Ticket, now: datetime) -> None:
-    """Upsert the request's row of workflow's read model (lists and filters) from its state."""
+    """Upsert the request's row of workflow's read model (lists and filters) from its state:
+    who is involved (requester, creator, participants) for the requesters' lists."""
     status = state.policy.status(state.status or state.policy.initial_status)
+    involved = sorted({state.requester_id, state.created_by, *state.participants} - {""})
     await conn.execute(
         """INSERT INTO tickets (ticket_id, key, policy_id, organisation_id, requester_id, subject,
                                status, category, expected_actor, priority, assignee_id, version,
-                               created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                               created_at, updated_at, created_by, involved, priority_rank)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
            ON CONFLICT (ticket_id) DO UPDATE SET
                status = $7, category = $8, expected_actor = $9, priority = $10,
-               assignee_id = $11, version = $12, updated_at = $14""",
+               assignee_id = $11, version = $12, updated_at = $14, created_by = $15,
+               involved = $16, priority_rank = $17""",
         state.ticket_id,
         state.key,
         state.policy.id,
@@ -178,4 +181,7 @@ async def save_view(conn: asyncpg.Connection, state: Ticket, now: datetime) -> N
         state.version,
         state.created_at or now,
         now,
+        state.created_by,
+        involved,
+        state.policy.priority_rank(state.priority) or 0,
     )

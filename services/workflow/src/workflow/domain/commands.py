@@ -11,11 +11,36 @@ documentation from its docstring; code that builds commands itself is trusted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from desk_contracts.inputs import Address, FilledText, Line, Name, Text, Version
-from desk_contracts.tickets import Channel
+from desk_contracts.tickets import Attachment, Channel
+
+MAX_ATTACHMENTS = 10  # files on one comment
+MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+
+
+class AttachedFile(BaseModel):
+    """A file already in the blob store, named by its content's SHA-256 (bounded fields)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    filename: Name
+    content_type: Annotated[
+        str,
+        StringConstraints(max_length=200, pattern=r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$"),
+    ]
+    size: int = Field(ge=0, le=MAX_ATTACHMENT_BYTES)
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+    def attachment(self) -> Attachment:
+        """This file as events name it."""
+        return Attachment(**self.model_dump())
+
+
+Attachments = Annotated[tuple[AttachedFile, ...], Field(max_length=MAX_ATTACHMENTS)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +181,14 @@ class AddComment(Command):
 
     Public (the customer reads it), or an internal note (`public: false`) read by the support
     side only. A customer's public comment while the request waits for them is their answer:
-    it sends the request back to the team."""
+    it sends the request back to the team. `attachments`: at most 10 files already stored
+    (name, content type, size, SHA-256), shown with the comment."""
 
     body: FilledText
     public: bool = True
     channel: Channel = Channel.PORTAL
     source_message_id: Line | None = None
+    attachments: Attachments = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

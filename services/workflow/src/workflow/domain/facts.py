@@ -55,7 +55,11 @@ def comment(state: Ticket, cmd: AddComment, now: datetime) -> Decision:
     if refused is not None:
         return refused
     base = acted(state, cmd, now)
-    mail = {"channel": cmd.channel, "source_message_id": cmd.source_message_id}
+    mail = {
+        "channel": cmd.channel,
+        "source_message_id": cmd.source_message_id,
+        "attachments": tuple(a.attachment() for a in cmd.attachments),
+    }
     if cmd.public and _answers(state, cmd):
         rule = transition(state, cmd.actor, Action.REQUESTER_REPLY)
         if not isinstance(rule, Rejection) and state.status is not None:
