@@ -418,4 +418,6 @@ def test_a_stretch_of_events_sent_again_leaves_the_same_directory(
         *(change(email) for email, change in changes),
     ]
     once = with_events(Directory(), events)
-    assert with_events(once, events[since:]) == once
+    again = with_events(once, events[since:])
+    assert by_entry(again) == by_entry(once)  # the same entries (their order is not a fact)
+    assert set(again.organisations) == set(once.organisations)

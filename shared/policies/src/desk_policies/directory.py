@@ -81,8 +81,9 @@ class Person(BaseModel):
     @field_validator("roles")
     @classmethod
     def _each_role_once(cls, roles: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-        """A desk listed without roles is no desk of theirs; a role listed twice is held once."""
-        return {desk: tuple(dict.fromkeys(held)) for desk, held in roles.items() if held}
+        """A desk listed without roles is no desk of theirs; a role listed twice is held once;
+        roles are a set (kept sorted, so the same roles compare equal in any order given)."""
+        return {desk: tuple(sorted(set(held))) for desk, held in roles.items() if held}
 
     @property
     def profile(self) -> Profile:
@@ -337,7 +338,7 @@ def _changed(person: Person, event: PersonEvent) -> Person:
         held = person.roles.get(event.desk_id, ())
         if event.role in held:
             return person
-        roles = {**person.roles, event.desk_id: (*held, event.role)}
+        roles = {**person.roles, event.desk_id: tuple(sorted((*held, event.role)))}
         return person.model_copy(update={"roles": roles})
     if isinstance(event, RoleRevoked):
         roles = {desk: held for desk, held in person.roles.items() if desk != event.desk_id}
