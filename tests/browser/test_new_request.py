@@ -20,6 +20,7 @@ from system import System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ANNE = "anne@acme.example"  # a customer of ACME, at every desk
+CARLA = "carla@globex.example"  # a customer of another organisation
 SALES = "sales@desk.example"  # the ERP vendor's sales administration
 
 
@@ -135,6 +136,34 @@ def test_a_customer_reads_the_guide_and_opens_a_request_with_an_attachment(
         assert "filename*=UTF-8''%C3%A9cran.png" in answer.headers["content-disposition"]
         assert "no-store" in answer.headers["cache-control"]
         assert page.request.get(f"/requests/{key}/attachments/{'0' * 64}").status == 404
+    with watched_page(browser, system.url("portal"), "en") as other:  # another organisation
+        sign_in(other.page, CARLA, system.demo_password)
+        assert other.page.request.get(download).status == 404
+
+
+def test_a_file_over_the_limit_is_refused_keeping_what_was_typed(
+    browser: Browser, system: System, tmp_path: Path
+) -> None:
+    large = tmp_path / "dump.bin"
+    large.write_bytes(b"\0" * (10 * 1024 * 1024 + 1))  # one byte over the 10 MiB limit
+    with watched_page(browser, system.url("portal"), "en") as watched:
+        page = watched.page
+        sign_in(page, ANNE, system.demo_password)
+        page.goto("/requests/new?desk=saas-desk&lang=en")
+        assert "10 MiB" in page.inner_text("#attachments-hint")  # said before the upload
+        page.check("#priority-low")
+        page.fill("#subject", "The export is too slow")
+        page.fill("#description", "It takes an hour.")
+        page.set_input_files("#attachments", str(large))
+        with page.expect_response(lambda r: r.request.method == "POST") as posted:
+            page.click("#submit")
+        assert posted.value.status == 413
+        page.wait_for_load_state()
+        assert page.locator("#attachments").get_attribute("aria-invalid") == "true"
+        assert page.locator("#attachments-error").is_visible()
+        assert page.input_value("#subject") == "The export is too slow"
+        assert page.input_value("#description") == "It takes an hour."
+        assert_accessible(page)
 
 
 def test_sales_administration_may_open_a_licence_request_a_customer_may_not(
