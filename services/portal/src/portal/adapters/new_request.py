@@ -68,21 +68,23 @@ def new_request_router(web: Web) -> APIRouter:
             return finish(v, RedirectResponse("/sign-in", 303))
         if v.person.awaits_organisation:
             return page(v, "home.html")
+        async with portal.pool.acquire() as conn:
+            organisation = await conn.fetchval(
+                "SELECT name FROM organisations WHERE organisation_id = $1",
+                v.person.organisation_id,
+            )
         identity = v.identity()
         try:
             desks = await desks_of(identity)
         except Unavailable:
-            return page(v, "home.html", 503, error="home.unavailable", desks=[])
+            return page(
+                v, "home.html", 503, error="home.unavailable", desks=[], organisation=organisation
+            )
         chosen = _desk_of(desks, (desk or "")[:100])
-        values: dict[str, Any] = {"desks": desks, "desk": chosen}
+        values: dict[str, Any] = {"desks": desks, "desk": chosen, "organisation": organisation}
         if chosen is not None:
             values["types"] = n.creatable_types(chosen, roles_at(identity, chosen))
             values["announcements"] = _announcements(chosen, portal.clock().date().isoformat())
-        async with portal.pool.acquire() as conn:
-            values["organisation"] = await conn.fetchval(
-                "SELECT name FROM organisations WHERE organisation_id = $1",
-                v.person.organisation_id,
-            )
         return page(v, "home.html", **values)
 
     async def form_page(
