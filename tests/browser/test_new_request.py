@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import socket
 import struct
 import time
 import zlib
 from pathlib import Path
 
+import httpx
 import pytest
 from browser_support import assert_accessible, sign_in, watched_page
 from playwright.sync_api import Browser, Page
@@ -180,3 +182,39 @@ def test_sales_administration_may_open_a_licence_request_a_customer_may_not(
         page.goto("/")
         assert "LIC" in page.inner_text("main")
         assert_accessible(page)
+
+
+def test_the_form_refuses_what_it_cannot_take_with_a_page(browser: Browser, system: System) -> None:
+    with watched_page(browser, system.url("portal"), "en") as watched:
+        page = watched.page
+        sign_in(page, ANNE, system.demo_password)
+        page.goto("/requests/new?desk=saas-desk")
+        fields = {
+            name: page.locator(f"#new-request-form input[name={name}]").input_value()
+            for name in ("csrf", "desk", "idempotency")
+        }
+        typed = {**fields, "request_type": "problem_report", "priority": "low",
+                 "subject": "Slow export", "description": "An hour."}  # fmt: skip
+        cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+        with httpx.Client(base_url=system.url("portal"), cookies=cookies) as client:
+            eleven = [("attachments", (f"{n}.txt", b"x", "text/plain")) for n in range(11)]
+            answer = client.post("/requests/new", data=typed, files=eleven)
+            assert answer.status_code == 413, answer.status_code
+            forged = client.post("/requests/new", data={**typed, "csrf": "forged"}, files=[])
+            assert forged.status_code == 403
+            assert 'value="Slow export"' in forged.text  # kept
+            other = client.get("/requests/new?desk=no-such-desk")
+            assert other.status_code == 200  # the first desk of hers instead
+        assert declared_too_large(system.url("portal"), cookies).startswith(b"HTTP/1.1 413")
+
+
+def declared_too_large(base_url: str, cookies: dict[str, str]) -> bytes:
+    """The status line answered to a form declaring 40 MiB, before any of it is sent."""
+    host, port = base_url.removeprefix("http://").split(":")
+    cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    head = (f"POST /requests/new HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {40 * 2**20}\r\n\r\n")  # fmt: skip
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head.encode())
+        return connection.recv(200)
