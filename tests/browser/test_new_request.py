@@ -203,6 +203,12 @@ def test_the_form_refuses_what_it_cannot_take_with_a_page(browser: Browser, syst
             forged = client.post("/requests/new", data={**typed, "csrf": "forged"}, files=[])
             assert forged.status_code == 403
             assert 'value="Slow export"' in forged.text  # kept
+            stranger = client.post(  # intake refuses: not a person of her organisation
+                "/requests/new", data={**typed, "participants": "carla@globex.example"}
+            )
+            assert stranger.status_code == 422
+            assert 'id="participants-error"' in stranger.text
+            assert 'value="Slow export"' in stranger.text
             other = client.get("/requests/new?desk=no-such-desk")
             assert other.status_code == 200  # the first desk of hers instead
         assert declared_too_large(system.url("portal"), cookies).startswith(b"HTTP/1.1 413")

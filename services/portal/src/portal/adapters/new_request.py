@@ -227,10 +227,12 @@ def new_request_router(web: Web) -> APIRouter:
         lost = bool(files)
         if answer.status_code == 422:
             errors = n.refused_fields(answer.json())
-            error = "new.refused" if "" in errors else None
+            shown = n.shown_fields(staff=v.person.organisation_id is None)
+            elsewhere = [reason for field, reason in errors.items() if field not in shown]
             return await form_page(
-                v, desks, desk, form, 422, errors=errors, error=error, files_lost=lost
-            )
+                v, desks, desk, form, 422, errors=errors, files_lost=lost,
+                error="new.refused" if elsewhere else None, refusal="; ".join(elsewhere),
+            )  # fmt: skip
         if answer.status_code == 409:
             form["idempotency"] = secrets.token_urlsafe(24)
         error = {403: "new.forbidden", 409: "new.conflict", 429: "new.flooded"}.get(

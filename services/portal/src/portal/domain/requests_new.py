@@ -119,6 +119,13 @@ def safe_content_type(sent: str | None) -> str:
     )
 
 
+def shown_fields(*, staff: bool) -> frozenset[str]:
+    """The fields of intake's body the form shows (a refusal of another is told atop it)."""
+    fields = {"request_type", "priority", "subject", "description", "attachments",
+              "participants", *COMPLEMENTARY}  # fmt: skip
+    return frozenset(fields | ({"organisation_id", "requester"} if staff else set()))
+
+
 def participants_of(text: str) -> list[str]:
     """The addresses typed one a line (blank lines and repeats dropped)."""
     lines = (line.strip() for line in text.replace(",", "\n").splitlines())
