@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_support import assert_accessible, sign_in, watched_page
+from browser_support import assert_accessible, screenshot, sign_in, watched_page
 from playwright.sync_api import Browser, Page
 from system import System
 
@@ -40,7 +40,7 @@ def tiny_png() -> bytes:
     )
 
 
-def fill_request(page: Page, subject: str, screenshot: Path) -> None:
+def fill_request(page: Page, subject: str, image: Path) -> None:
     page.select_option("#request_type", "support")
     page.check("#priority-high")
     page.fill("#subject", subject)
@@ -48,14 +48,14 @@ def fill_request(page: Page, subject: str, screenshot: Path) -> None:
     page.fill("#product_version", "15.4.2")
     page.fill("#error_message", "SWD-0042: certificat refusé")
     page.fill("#participants", "bruno@acme.example")
-    page.set_input_files("#attachments", str(screenshot))
+    page.set_input_files("#attachments", str(image))
 
 
 def test_a_customer_reads_the_guide_and_opens_a_request_with_an_attachment(
     browser: Browser, system: System, tmp_path: Path
 ) -> None:
-    screenshot = tmp_path / "écran.png"
-    screenshot.write_bytes(tiny_png())
+    image = tmp_path / "écran.png"
+    image.write_bytes(tiny_png())
     with watched_page(browser, system.url("portal"), "fr") as watched:
         page = watched.page
         sign_in(page, ANNE, system.demo_password)
@@ -67,6 +67,7 @@ def test_a_customer_reads_the_guide_and_opens_a_request_with_an_attachment(
         assert "LIC" not in main  # licence requests are made by sales administration only
         assert page.locator("a[href='/?desk=saas-desk']").count() == 1  # her other desks
         assert_accessible(page)
+        screenshot(page, "home", tmp_path)
 
         page.click("#new-request")
         page.wait_for_url("**/requests/new?desk=erp-vendor")
@@ -75,7 +76,7 @@ def test_a_customer_reads_the_guide_and_opens_a_request_with_an_attachment(
         assert page.locator("#priority-critical-meaning").is_visible()
         assert_accessible(page)
 
-        fill_request(page, "  x", screenshot)  # three characters for the browser, one for us
+        fill_request(page, "  x", image)  # three characters for the browser, one for us
         page.click("#submit")
         page.wait_for_load_state()
         assert page.locator("#subject").get_attribute("aria-invalid") == "true"
@@ -86,9 +87,10 @@ def test_a_customer_reads_the_guide_and_opens_a_request_with_an_attachment(
         assert page.is_checked("#priority-high")
         assert page.locator("#files-lost").is_visible()  # files must be chosen again
         assert_accessible(page)
+        screenshot(page, "new-request-refused", tmp_path)
 
         page.fill("#subject", "Erreur lors de la transmission SwissDec pour M. Dupont")
-        page.set_input_files("#attachments", str(screenshot))
+        page.set_input_files("#attachments", str(image))
         fields = {
             name: page.locator(f"#new-request-form input[name={name}]").input_value()
             for name in ("csrf", "desk", "idempotency")
@@ -119,20 +121,20 @@ def test_a_customer_reads_the_guide_and_opens_a_request_with_an_attachment(
                 "attachments": {
                     "name": "écran.png",
                     "mimeType": "image/png",
-                    "buffer": screenshot.read_bytes(),
+                    "buffer": image.read_bytes(),
                 },
             },
             max_redirects=0,
         )
         assert again.status == 303 and again.headers["location"] == location
 
-        sha256 = hashlib.sha256(screenshot.read_bytes()).hexdigest()
+        sha256 = hashlib.sha256(image.read_bytes()).hexdigest()
         download = f"/requests/{key}/attachments/{sha256}"
         deadline = time.monotonic() + 30
         while (answer := page.request.get(download)).status != 200:  # workflow follows
             assert time.monotonic() < deadline, f"{download}: {answer.status}"
             time.sleep(0.5)
-        assert answer.body() == screenshot.read_bytes()
+        assert answer.body() == image.read_bytes()
         assert answer.headers["content-type"] == "application/octet-stream"
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert "filename*=UTF-8''%C3%A9cran.png" in answer.headers["content-disposition"]

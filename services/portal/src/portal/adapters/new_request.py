@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -85,6 +86,8 @@ def new_request_router(web: Web) -> APIRouter:
         if chosen is not None:
             values["types"] = n.creatable_types(chosen, roles_at(identity, chosen))
             values["announcements"] = _announcements(chosen, portal.clock().date().isoformat())
+        fmt = v.person.date_format
+        values["day"] = lambda iso: date.fromisoformat(iso).strftime(fmt)
         return page(v, "home.html", **values)
 
     async def form_page(
