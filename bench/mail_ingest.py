@@ -44,9 +44,9 @@ import structlog
 
 from desk_eventstore.db import open_store
 from desk_eventstore.migrate import migrations_in
+from desk_platform.blobs import FolderBlobStore
 from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
-from intake.adapters.blob_folder import FolderBlobStore
 from intake.adapters.smtp import GatewayHandler, serve
 from intake.application.mail_gateway import MailGateway
 from intake.domain.mail import GatewayConfig

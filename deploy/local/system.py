@@ -146,6 +146,7 @@ class System:
             "SURVEY_SECRET": os.environ.get("SURVEY_SECRET") or self.survey_secret,
             "IDENTITY_SIGNING_KEYS": str(self.signing_keys),
             "IDENTITY_KEYS": str(self.identity_keys),
+            "BLOB_DIR": str(self.state / "blobs"),  # intake, its mail gateway and the portal
             **self.environment,
             **extra,
         }
@@ -185,7 +186,6 @@ class System:
             "intake-mail",
             ["-m", "intake.mail"],
             MAIL_PORT=str(self.mail_port),
-            BLOB_DIR=str(self.state / "blobs"),
             # no MX in front on a developer's machine: the From address is believed as written
             # (refused with DESK_ENV=production); MAIL_VERIFY=self or mx in the environment win
             MAIL_VERIFY=os.environ.get("MAIL_VERIFY") or "off",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from desk_policies import SHIPPED, shipped_policy
-from desk_policies.description import describe
+from desk_policies.audience import Audience
+from desk_policies.description import describe, desk_for
+from desk_policies.model import Contact, Labels
 
 desks = pytest.mark.parametrize("policy_id", SHIPPED)
 
@@ -67,3 +70,21 @@ def test_the_fields_are_named_as_a_client_reads_them() -> None:
         "labels": {"fr": "Créateur", "en": "Requester"},
         "side": "customer",
     }
+
+
+@desks
+def test_every_shipped_desk_guides_its_customers(policy_id: str) -> None:
+    policy = shipped_policy(policy_id)
+    guide = desk_for(policy, Audience.CUSTOMER).guide
+    assert guide == policy.guide
+    assert guide.when_to_open is not None and guide.subject_advice is not None
+    assert guide.contacts, "customers need someone to turn to beyond a request"
+
+
+def test_a_contact_is_reached_one_way() -> None:
+    with pytest.raises(ValidationError):
+        Contact(label=Labels(fr="x", en="x"))
+    with pytest.raises(ValidationError):
+        Contact(label=Labels(fr="x", en="x"), mail="a@b.example", url="https://b.example")
+    with pytest.raises(ValidationError):
+        Contact(label=Labels(fr="x", en="x"), url="javascript:alert(1)")

@@ -11,6 +11,7 @@ from typing import Any
 from desk_contracts.topics import AUTOMATIC_REPLIES, TICKET_COMMANDS
 from desk_eventstore.migrate import migrations_in
 from desk_eventstore.records import RecordedEvent
+from desk_platform.blobs import FolderBlobStore
 from desk_platform.directory_feed import directory_first, follow_directory
 from desk_platform.identity import Verifier, required_identity_keys
 from desk_platform.runtime import ServiceRuntime
@@ -55,5 +56,6 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     app = create_app(
         pool, policies, now, settings.workflow_url, routers=[survey], verifier=verifier,
         directory=lambda: directory.current, limits=limits,
+        blobs=FolderBlobStore(Path(settings.blob_dir)),
     )  # fmt: skip
     return runtime, directory_first(app, directory)

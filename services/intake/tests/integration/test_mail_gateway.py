@@ -26,10 +26,10 @@ from system import free_port  # type: ignore[import-not-found]
 
 from desk_contracts.base import Event
 from desk_contracts.tickets import Channel, ParticipantAdded, TicketClosed, TicketCreated
+from desk_platform.blobs import FolderBlobStore
 from desk_platform.consumer import PoisonMessage
 from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
-from intake.adapters.blob_folder import FolderBlobStore
 from intake.adapters.mail_tickets import on_ticket_event
 from intake.adapters.smtp import GatewayHandler, serve
 from intake.application.mail_gateway import MailGateway, Received

@@ -28,9 +28,9 @@ from service_support import service_store
 from system import free_port  # type: ignore[import-not-found]
 
 from desk_contracts.tickets import Channel, TicketCreated
+from desk_platform.blobs import FolderBlobStore
 from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
-from intake.adapters.blob_folder import FolderBlobStore
 from intake.adapters.mail_auth import SelfVerifier, resolver_for
 from intake.adapters.mail_tickets import on_ticket_event
 from intake.adapters.smtp import GatewayHandler, serve

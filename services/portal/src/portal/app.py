@@ -12,18 +12,21 @@ import asyncpg
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 
+from desk_platform.blobs import BlobStore, FolderBlobStore
 from desk_platform.http import service_app
 from desk_platform.identity import Signer, SigningKey
 from desk_platform.settings import Settings
 from desk_policies.model import DeskPolicy
 from portal.adapters.api import api_router
 from portal.adapters.assets import serve_assets
+from portal.adapters.new_request import new_request_router
 from portal.adapters.request_pages import request_pages_router
 from portal.adapters.services import Services
 from portal.adapters.sso import sso_router
 from portal.adapters.survey import survey_router
 from portal.adapters.web import Portal, Web, local_path, web_router
 from portal.application import people
+from portal.domain.requests_new import DEFAULT_UPLOADS, UploadLimits
 from portal.domain.sso import SsoProfile, grantable_roles, parse_role_map
 
 
@@ -38,12 +41,16 @@ def create_app(
     secure_cookies: bool = False,
     sso: Callable[[Web], APIRouter] | None = None,
     client: httpx.AsyncClient | None = None,
-    blob_dir: Path = Path(".state/blobs"),
+    blobs: BlobStore | None = None,
+    uploads: UploadLimits = DEFAULT_UPLOADS,
 ) -> FastAPI:
     """The portal's app; `services` maps intake, workflow and sla to their URLs; `sso` makes
-        the single sign-on routes, which open sessions through the pages' `Web`; `blob_dir` is where
-    the files people attach are stored."""
-    portal = Portal(pool, policies, clock, send, secure_cookies, sso=sso is not None)
+    the single sign-on routes, which open sessions through the pages' `Web`; `blobs` keeps
+    attachments (the folder `.state/blobs` when None), `uploads` bounds them."""
+    store = blobs if blobs is not None else FolderBlobStore(Path(".state/blobs"))
+    portal = Portal(
+        pool, policies, clock, send, secure_cookies, store, sso=sso is not None, uploads=uploads
+    )
     signer = Signer(list(keys))
     http = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
     web = Web(portal, Services(services, signer, http, clock))
@@ -51,10 +58,11 @@ def create_app(
     serve_assets(app)
     app.include_router(web_router(web))
     app.include_router(survey_router(web))
+    app.include_router(new_request_router(web))
     if sso is not None:
         app.include_router(sso(web))
     app.include_router(api_router(portal, signer, lambda: list(keys), services, http))
-    app.include_router(request_pages_router(web, blob_dir))  # after /requests/new and its kin
+    app.include_router(request_pages_router(web))  # after /requests/new and its kin
     return app
 
 

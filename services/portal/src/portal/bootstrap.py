@@ -14,6 +14,7 @@ import structlog
 
 from desk_contracts.topics import DIRECTORY
 from desk_eventstore.migrate import migrations_in
+from desk_platform.blobs import FolderBlobStore
 from desk_platform.identity import load_signing_keys
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
@@ -22,6 +23,7 @@ from desk_policies.loader import load_policies
 from portal.adapters.mailer import Mailer
 from portal.app import create_app, single_sign_on
 from portal.application.installation import install
+from portal.domain.requests_new import UploadLimits
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +66,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         services=services,
         secure_cookies=settings.portal_url.startswith("https://"),
         sso=single_sign_on(settings, policies, now, keys) if settings.oidc_issuer else None,
-        blob_dir=Path(settings.blob_dir),
+        blobs=FolderBlobStore(Path(settings.blob_dir)),
+        uploads=UploadLimits(settings.attachment_max_bytes, settings.attachments_max_total_bytes),
     )
     return runtime, app

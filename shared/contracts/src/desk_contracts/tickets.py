@@ -53,6 +53,7 @@ class TicketCreated(Event):
     language: str = "en"  # the requester's preferred language
     source_message_id: str | None = None  # e-mail Message-ID when created by mail
     created_by_role: str = "requester"  # the creator's role in the desk policy
+    references: str | None = None  # key of an earlier request this one follows (e.g. a closed one)
 
 
 class ActedEvent(Event):

@@ -134,6 +134,12 @@ class Settings(BaseSettings):
         "`/desk/erp-vendor/team_lead=erp-vendor:team_lead`); a group listed nowhere grants nothing",
     )
     blob_dir: str = Field(default=".state/blobs", description="attachments (content-addressed)")
+    attachment_max_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="portal: the largest file one may attach"
+    )
+    attachments_max_total_bytes: int = Field(
+        default=25 * 1024 * 1024, gt=0, description="portal: all the files of one request"
+    )
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name

@@ -83,7 +83,7 @@ CUSTOMERS_SEE: dict[type[Event], ForCustomers | None] = {
         shown=(
             "key", "policy_id", "request_type", "priority", "subject", "description",
             "organisation_id", "requester_id", "channel", "participants", "product_version",
-            "company", "contact", "error_message", "attachments", "language",
+            "company", "contact", "error_message", "attachments", "language", "references",
         ),
         internal=("source_message_id",),
     ),

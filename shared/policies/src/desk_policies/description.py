@@ -4,8 +4,10 @@ intake and workflow, what a portal or a script needs to build its screens withou
 The roles (and their side), the statuses (with who is expected to act), the transitions (which
 roles may do what from where), the permissions, reopening, the request types (with who may
 create them), the priorities (with their meaning), the resolution codes, the escalation
-targets and the third parties. `priorities` stays the list of ids it has always been (lowest
-first); `priority_levels` tells each one.
+targets, the third parties, and the guide customers read before opening a request
+(announcements, when to open one, help on its fields, escalation contacts: told to everyone).
+`priorities` stays the list of ids it has always been (lowest first); `priority_levels` tells
+each one.
 
 Who asks decides what is told (`desk_for`, by the rules of `desk_policies.audience`): the desk's
 support side (a verified caller holding a support role there: `identity_reads`) reads it whole;
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from desk_policies.actions import Action, Permission
 from desk_policies.audience import Audience, role_seen_by
-from desk_policies.model import DeskPolicy, Guard, Labels, Side, StatusCategory
+from desk_policies.model import DeskPolicy, Guard, Guide, Labels, Side, StatusCategory
 
 
 class _Entry(BaseModel):
@@ -111,6 +113,9 @@ class DeskDescription(_Entry):
     resolution_codes: tuple[DeskResolutionCode, ...]
     escalations: dict[str, str] = Field(description="escalation target -> status it leads to")
     third_parties: tuple[str, ...] = Field(description="who a request may wait for (empty: any)")
+    guide: Guide = Field(
+        default=Guide(), description="what the portal tells customers before they open a request"
+    )
 
 
 def describe(policy: DeskPolicy) -> DeskDescription:
@@ -159,6 +164,7 @@ def describe(policy: DeskPolicy) -> DeskDescription:
         ),
         escalations=dict(policy.escalations),
         third_parties=policy.third_parties,
+        guide=policy.guide,
     )
 
 

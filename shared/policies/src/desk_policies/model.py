@@ -12,7 +12,7 @@ arms its timers with and workflow accepts their commands by.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 from zoneinfo import ZoneInfo, available_timezones
@@ -223,6 +223,50 @@ class SlaPolicy(_Frozen):
         return own if own is not None else self.targets.get(priority)
 
 
+class Announcement(_Frozen):
+    """A message the desk shows its customers on the portal's home page, from `since` on."""
+
+    title: Labels
+    body: Labels
+    since: date
+
+
+class Contact(_Frozen):
+    """Someone customers may turn to outside a request (the escalation matrix): a mail address
+    (`mail`) or a page (`url`), exactly one of them."""
+
+    label: Labels
+    mail: Address | None = None
+    url: str | None = Field(default=None, pattern=r"^https://[^\s<>\"']{1,490}$")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Contact:
+        if (self.mail is None) == (self.url is None):
+            raise ValueError("a contact has a mail address or a url (exactly one)")
+        return self
+
+
+class FieldHelp(_Frozen):
+    """How to find what each complementary field of a new request asks (None: no help)."""
+
+    product_version: Labels | None = None
+    company: Labels | None = None
+    contact: Labels | None = None
+    error_message: Labels | None = None
+
+
+class Guide(_Frozen):
+    """What the portal tells a desk's customers before they open a request (the seed pages'
+    home and help texts): announcements, when to open a request, how to write its subject,
+    how to find the complementary fields, whom to contact beyond a request."""
+
+    announcements: tuple[Announcement, ...] = ()
+    when_to_open: Labels | None = None
+    subject_advice: Labels | None = None
+    field_help: FieldHelp = FieldHelp()
+    contacts: tuple[Contact, ...] = ()
+
+
 class Survey(_Frozen):
     """Satisfaction survey sent on closing (rating on a `scale`-point scale plus a comment)."""
 
@@ -261,6 +305,7 @@ class DeskPolicy(_Frozen):
     notifications: tuple[NotificationRule, ...] = ()
     sla: SlaPolicy
     survey: Survey = Survey()
+    guide: Guide = Guide()  # what the portal tells customers (customer-visible)
 
     @field_validator("time_zone")
     @classmethod

@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 
 from desk_contracts.identity import Identity
 from desk_contracts.tickets import Channel
+from desk_platform.blobs import BlobStore
 from desk_platform.edge import refusal
 from desk_platform.http import (
     BODY_ANSWERS,
@@ -113,6 +114,18 @@ def refused(outcome: Refusal) -> JSONResponse:
     return JSONResponse(status_code=STATUS[outcome.kind], content=content)
 
 
+async def unknown_attachment(blobs: BlobStore | None, submission: Submission) -> Refusal | None:
+    """Why an attachment of `submission` is refused: its file is not in the blob store, or not
+    of the size it says (None: every one is there)."""
+    for number, attachment in enumerate(submission.attachments, start=1):
+        stored = None if blobs is None else await blobs.size(attachment.sha256)
+        if stored is None:
+            return Refusal("attachments", f"attachment {number}: no file stored with this sha256")
+        if stored != attachment.size:
+            return Refusal("attachments", f"attachment {number}: the file has {stored} bytes")
+    return None
+
+
 def create_app(
     pool: asyncpg.Pool,
     policies: dict[str, DeskPolicy],
@@ -123,11 +136,13 @@ def create_app(
     verifier: Verifier,
     directory: DirectorySource | None = None,
     limits: RequestLimits | None = None,
+    blobs: BlobStore | None = None,
 ) -> FastAPI:
     """Intake's app; `verifier` checks who calls (identity tokens for intake), `directory`
-    admits the people a request names (a fixed one, or what gives the current one: asked at
-    each request; the shipped one if None, for tests), `limits` bound the requests an hour (the
-    settings' defaults unless given)."""
+        admits the people a request names (a fixed one, or what gives the current one: asked at
+        each request; the shipped one if None, for tests), `limits` bound the requests an hour (the
+        settings' defaults unless given), `blobs` holds the files a request's attachments name
+    (None: every attachment is refused as unknown)."""
     people = directory if directory is not None else load_directory()
     hourly = limits or RequestLimits()
     identified = Depends(requires_identity(verifier))  # the verified caller
@@ -165,6 +180,8 @@ def create_app(
             except NotYourRole as error:
                 where = "Authorization" if x_actor_role is None else "X-Actor-Role"
                 return refused(Refusal(where, str(error), "forbidden"))
+        if (missing := await unknown_attachment(blobs, submission)) is not None:
+            return refused(missing)
         correlation_id = x_correlation_id or str(uuid.uuid4())
         submitter = Submitter(identity.subject, role, identity.organisation)
         with log_context(correlation_id=correlation_id):

@@ -41,10 +41,10 @@ from desk_contracts.requests import CommentReceived
 from desk_contracts.tickets import Attachment, Channel
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import ConcurrencyError, StreamFull, append, stream_version
+from desk_platform.blobs import BlobStore
 from desk_policies.directory import Directory, DirectorySource, current_directory
 from desk_policies.model import DeskPolicy
 from intake.adapters.mail_tickets import tickets_for
-from intake.application.blobs import BlobStore
 from intake.application.counts import count_this_hour
 from intake.application.submit import Accepted, submit
 from intake.domain.mail import (

@@ -21,6 +21,36 @@ from desk_contracts.tickets import Attachment, Channel, TicketCreated
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy, Side
 
+MAX_ATTACHMENTS = 10  # files one request carries
+SHA256 = r"^[0-9a-f]{64}$"  # how the blob store names a file (`desk_platform.blobs`)
+REQUEST_KEY = r"^[A-Z][A-Z0-9]{0,19}-[0-9]{1,12}$"  # a request's key: type prefix and number
+
+
+class SubmittedAttachment(BaseModel):
+    """A file the submitter already put in the blob store (the portal does), by its sha256."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    filename: str = Field(min_length=1, max_length=200)
+    content_type: str = Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=SHA256)
+
+    @field_validator("filename")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        """A file's name only: no folder, no control character."""
+        if any(c in value for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must be a file name: no folder and no control character")
+        return value
+
+    def attachment(self) -> Attachment:
+        """The attachment as the request's creation records it."""
+        return Attachment(
+            filename=self.filename, content_type=self.content_type, size=self.size,
+            sha256=self.sha256,
+        )  # fmt: skip
+
 
 class Submission(BaseModel):
     """What a requester (or sales administration on a client's behalf) submits."""
@@ -42,6 +72,14 @@ class Submission(BaseModel):
     contact: str | None = Field(default=None, max_length=MAX_LINE)
     error_message: str | None = Field(default=None, max_length=MAX_TEXT)
     language: str = Field(default="en", pattern=r"^(fr|en)$")
+    references: str | None = Field(
+        default=None, max_length=33, pattern=REQUEST_KEY,
+        description="key of an earlier request this one follows (e.g. a closed one), SPT-1042",
+    )  # fmt: skip
+    attachments: list[SubmittedAttachment] = Field(
+        default_factory=list, max_length=MAX_ATTACHMENTS,
+        description="files already in the blob store, by sha256 (an unknown one is refused)",
+    )  # fmt: skip
 
     @field_validator("*")
     @classmethod
@@ -164,5 +202,6 @@ def ticket_created(
         error_message=submission.error_message,
         language=submission.language,
         source_message_id=source_message_id,
-        attachments=attachments,
+        attachments=(*attachments, *(a.attachment() for a in submission.attachments)),
+        references=submission.references,
     )

@@ -22,12 +22,12 @@ import structlog
 
 from desk_contracts.topics import TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
+from desk_platform.blobs import FolderBlobStore
 from desk_platform.directory_feed import follow_directory
 from desk_platform.logging import configure_logging
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
-from intake.adapters.blob_folder import FolderBlobStore
 from intake.adapters.mail_auth import SelfVerifier, resolver_for
 from intake.adapters.mail_tickets import on_ticket_event
 from intake.adapters.smtp import GatewayHandler, serve

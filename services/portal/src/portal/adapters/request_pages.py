@@ -12,30 +12,29 @@ replaces the list in place with the same partial."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import RedirectResponse
 
+from desk_platform.blobs import BlobStore
 from portal.adapters.services import Unavailable
 from portal.adapters.web import Visit, Web, bounded
 from portal.catalogue import catalogue
+from portal.domain import requests_new as n
 from portal.domain.request_actions import acting_role, actions_now
 
 PAGE_SIZE = 25
 HISTORY_PAGE = 20
 DESKS_FOR_SECONDS = 10.0  # how long the desks told to one person are kept in memory
-MAX_FILES = 10
-MAX_FILE_BYTES = 25 * 1024 * 1024  # the files of one comment, together
-MAX_COMMENT_BODY = MAX_FILE_BYTES + 1024 * 1024  # the form: its files, its text, its fields
+# the comment form: its files (at most the largest total a deployment may set), text, fields
+MAX_COMMENT_BODY = 101 * 1024 * 1024
 MAX_COMMENT = 100_000
 KEY = re.compile(r"[A-Za-z][A-Za-z0-9²]{0,19}-[0-9]{1,12}")
 SORTS = ("updated", "created", "key", "priority", "status")
@@ -129,51 +128,37 @@ def history_key(event_type: str) -> str:
     return key if key in catalogue("en") else "history.other"
 
 
-async def store_attachments(files: Sequence[UploadFile], blob_dir: Path) -> list[dict[str, Any]]:
-    """Store each sent file in the blob store's folder (`<blob_dir>/<sha[:2]>/<sha>`, written
-    once, atomically) and give it as a comment names it. ValueError naming the problem (too
-    many, too large). Should become `desk_platform.blobs` once it is shared."""
+async def store_attachments(
+    files: Sequence[UploadFile], blobs: BlobStore, limits: n.UploadLimits
+) -> list[dict[str, Any]]:
+    """Store each sent file in the blob store (by content hash) and give it as a comment names
+    it, within the same bounds as a new request's files; ValueError naming the problem (the
+    catalogue key: too many, one too large, all too large)."""
     sent = [f for f in files if f.filename]
-    if len(sent) > MAX_FILES:
+    if len(sent) > limits.files:
         raise ValueError("request.files_too_many")
     stored, total = [], 0
     for upload in sent:
-        data = await upload.read(MAX_FILE_BYTES + 1)
+        data = await upload.read(limits.per_file + 1)
         total += len(data)
-        if total > MAX_FILE_BYTES:
+        if len(data) > limits.per_file or total > limits.total:
             raise ValueError("request.file_too_large")
-        sha256 = hashlib.sha256(data).hexdigest()
-        _write_blob(blob_dir / sha256[:2] / sha256, data)
-        name = bounded(Path(upload.filename or "file").name, 200) or "file"
-        kind = upload.content_type or "application/octet-stream"
         stored.append(
             {
-                "filename": name,
-                "content_type": kind
-                if _CONTENT_TYPE.fullmatch(kind)
-                else "application/octet-stream",
+                "filename": n.safe_filename(upload.filename or "file"),
+                "content_type": n.safe_content_type(upload.content_type),
                 "size": len(data),
-                "sha256": sha256,
+                "sha256": await blobs.put(data),
             }
         )
     return stored
 
 
-def _write_blob(path: Path, data: bytes) -> None:
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    incoming = path.with_name(f".incoming-{path.name}-{time.monotonic_ns()}")
-    incoming.write_bytes(data)
-    incoming.replace(path)
-
-
 class RequestPages:
     """The pages' steps: ask the services as the person, render."""
 
-    def __init__(self, web: Web, blob_dir: Path) -> None:
+    def __init__(self, web: Web) -> None:
         self.web = web
-        self.blob_dir = blob_dir
 
     async def desks(self, v: Visit) -> dict[str, dict[str, Any]]:
         """The desks as workflow tells them to the person, kept a few seconds per person."""
@@ -302,22 +287,19 @@ class RequestPages:
         return answer.status_code, detail if isinstance(detail, str) else ""
 
 
-def request_pages_router(web: Web, blob_dir: Path) -> APIRouter:
+def request_pages_router(web: Web) -> APIRouter:
     """The routes described in the module docstring."""
     router = APIRouter(include_in_schema=False)
-    pages = RequestPages(web, blob_dir)
+    pages = RequestPages(web)
 
     def unavailable(v: Visit) -> Response:
         return web.page(v, "notice.html", 503, error="request.unavailable", title="request.title")
-
-    def to_sign_in(v: Visit) -> Response:
-        return web.finish(v, RedirectResponse("/sign-in", 303))
 
     @router.get("/requests")
     async def request_list(request: Request) -> Response:
         v = await web.visit(request)
         if v.person is None:
-            return to_sign_in(v)
+            return web.sign_in_first(v)
         try:
             return await pages.list_page(v, list_choice(request.query_params))
         except Unavailable:
@@ -327,7 +309,7 @@ def request_pages_router(web: Web, blob_dir: Path) -> APIRouter:
     async def one_request(request: Request, key: str, before: str = "", done: str = "") -> Response:
         v = await web.visit(request)
         if v.person is None:
-            return to_sign_in(v)
+            return web.sign_in_first(v)
         if not KEY.fullmatch(key):
             return web.page(v, "request_missing.html", 404, key=key[:40])
         older = int(before) if before.isdigit() and len(before) < 10 else None
@@ -348,7 +330,7 @@ def request_pages_router(web: Web, blob_dir: Path) -> APIRouter:
     ) -> Response:
         v = await web.visit(request)
         if v.person is None:
-            return to_sign_in(v)
+            return web.sign_in_first(v)
         if not KEY.fullmatch(key):
             return web.page(v, "request_missing.html", 404, key=key[:40])
         typed = bounded(body, MAX_COMMENT)
@@ -360,7 +342,9 @@ def request_pages_router(web: Web, blob_dir: Path) -> APIRouter:
                     v, key, 422, field_error="request.comment_invalid", typed=body[:MAX_COMMENT]
                 )
             try:
-                attached = await store_attachments(files or [], pages.blob_dir)
+                attached = await store_attachments(
+                    files or [], web.portal.blobs, web.portal.uploads
+                )
             except ValueError as problem:
                 return await pages.request_page(v, key, 422, field_error=str(problem), typed=typed)
             sent = {"body": typed, "public": True, "attachments": attached}
@@ -394,7 +378,7 @@ def request_pages_router(web: Web, blob_dir: Path) -> APIRouter:
     ) -> Response:
         v = await web.visit(request)
         if v.person is None:
-            return to_sign_in(v)
+            return web.sign_in_first(v)
         if not KEY.fullmatch(key) or name not in COMMANDS:
             return web.page(v, "request_missing.html", 404, key=key[:40])
         path, field = COMMANDS[name]

@@ -50,6 +50,8 @@ class Services:
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """`method path` on `service` as `identity`; 4xx answers returned, 5xx raised."""
+        if service not in self.urls:  # a portal run without it (e.g. identity pages only)
+            raise Unavailable(service, "no address configured")
         token = self.signer.token(identity, service, self.clock())
         sent = {"authorization": f"Bearer {token}", **(headers or {})}
         return await self._send(service, method, path, params, json, sent)

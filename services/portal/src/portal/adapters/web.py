@@ -31,6 +31,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from desk_contracts import directory as d
 from desk_contracts.identity import Identity, Scope, Via
 from desk_contracts.inputs import address
+from desk_platform.blobs import BlobStore
 from desk_policies.model import DeskPolicy
 from portal.adapters.services import Services
 from portal.application import credentials as c
@@ -38,6 +39,7 @@ from portal.application import people
 from portal.application.directory import account
 from portal.catalogue import negotiate, text
 from portal.domain.accounts import Account
+from portal.domain.requests_new import DEFAULT_UPLOADS, UploadLimits
 
 SESSION_COOKIE = "desk_session"
 FORM_COOKIE = "desk_form"  # the double-submit CSRF secret of a browser not signed in
@@ -97,14 +99,17 @@ def bounded(value: str, limit: int) -> str | None:
 
 @dataclass(frozen=True)
 class Portal:
-    """What the pages need: the store, the desks, the clock, the mail, the cookies' scope."""
+    """What the pages need: the store, the desks, the clock, the mail, the cookies' scope, the
+    attachments' store and bounds."""
 
     pool: asyncpg.Pool
     policies: Mapping[str, DeskPolicy]
     clock: Callable[[], datetime]
     send: people.Send
     secure_cookies: bool
+    blobs: BlobStore
     sso: bool = False
+    uploads: UploadLimits = DEFAULT_UPLOADS
 
 
 @dataclass
@@ -254,21 +259,6 @@ def web_router(web: Web) -> APIRouter:
     visit, page, finish, now = web.visit, web.page, web.finish, web.portal.clock
 
     # --- pages ---------------------------------------------------------------------------
-
-    @router.get("/")
-    async def home(request: Request) -> Response:
-        v = await visit(request)
-        if v.person is None:
-            return web.sign_in_first(v)
-        roles = ", ".join(f"{desk}: {', '.join(r)}" for desk, r in v.person.roles.items())
-        organisation = None
-        if v.person.organisation_id:
-            async with portal.pool.acquire() as conn:
-                organisation = await conn.fetchval(
-                    "SELECT name FROM organisations WHERE organisation_id = $1",
-                    v.person.organisation_id,
-                )
-        return page(v, "home.html", organisation=organisation, roles=roles)
 
     @router.get("/sign-in")
     async def sign_in_page(request: Request, next: str = "") -> Response:
