@@ -9,14 +9,12 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
-import struct
 import time
-import zlib
 from pathlib import Path
 
 import httpx
 import pytest
-from browser_support import assert_accessible, screenshot, sign_in, watched_page
+from browser_support import assert_accessible, screenshot, sign_in, tiny_png, watched_page
 from playwright.sync_api import Browser, Page
 from system import System
 
@@ -24,20 +22,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ANNE = "anne@acme.example"  # a customer of ACME, at every desk
 CARLA = "carla@globex.example"  # a customer of another organisation
 SALES = "sales@desk.example"  # the ERP vendor's sales administration
-
-
-def tiny_png() -> bytes:
-    """A valid PNG of one pixel."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\x00\x00")
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
 
 
 def fill_request(page: Page, subject: str, image: Path) -> None:
@@ -77,8 +61,8 @@ def test_a_customer_reads_the_guide_and_opens_a_request_with_an_attachment(
         assert_accessible(page)
 
         fill_request(page, "  x", image)  # three characters for the browser, one for us
-        page.click("#submit")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("#submit")
         assert page.locator("#subject").get_attribute("aria-invalid") == "true"
         assert "subject-error" in (page.locator("#subject").get_attribute("aria-describedby") or "")
         assert page.locator("#subject-error").is_visible()
@@ -101,7 +85,7 @@ def test_a_customer_reads_the_guide_and_opens_a_request_with_an_attachment(
         first = posted.value
         assert first.status == 303, first.status
         location = first.headers["location"]
-        match = re.fullmatch(r"/requests/(SPT-[0-9]+)\?created=1", location)
+        match = re.fullmatch(r"/requests/(SPT-[0-9]+)\?done=created", location)
         assert match, location
         key = match.group(1)
 

@@ -173,8 +173,8 @@ def test_a_stale_page_keeps_the_typed_comment(browser: Browser, system: System) 
         page.goto(f"/requests/{key}?lang=en")
         assert staff(system, "POST", f"/requests/{key}/start-work").status_code == 200
         page.fill("#comment-body", "Typed before the change")
-        page.locator("#send-comment").click()
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.locator("#send-comment").click()
         assert page.locator("#form-error").is_visible()
         assert page.input_value("#comment-body") == "Typed before the change"
         assert_accessible(page)

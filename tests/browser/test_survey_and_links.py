@@ -107,8 +107,8 @@ def test_the_survey_is_answered_by_keyboard_without_signing_in(
         page.keyboard.press("Tab")
         page.keyboard.type("Rapide et clair" if language == "fr" else "Quick and clear")
         page.keyboard.press("Tab")
-        page.keyboard.press("Enter")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
         assert THANKS[language] in page.inner_text("main")
         assert_accessible(page)
         again = page.goto(link)

@@ -34,6 +34,7 @@ from desk_contracts.tickets import (
     PriorityChanged,
     ReminderSent,
     RequesterEscalated,
+    ResolutionConfirmed,
     TicketAssigned,
     TicketClosed,
     TicketCreated,
@@ -398,7 +399,16 @@ SAAS_DESK = [
         customers("closed_with_survey"),
         "saas-desk",
     ),
-]
+    Row(
+        "the requester's confirmation closes it: the survey to them too, who confirmed",
+        moved(
+            ResolutionConfirmed, "answered", "closed",
+            actor={"actor_id": ANNE, "actor_role": "requester"},
+        ),
+        customers("closed_with_survey"),
+        "saas-desk",
+    ),
+]  # fmt: skip
 
 
 def _run(row: Row) -> dict[str, str]:

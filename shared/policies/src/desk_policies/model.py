@@ -175,6 +175,8 @@ class NotificationRule(_Frozen):
     creator, e.g. `portal`). `recipients`: `requester`, `participants`, `assignee`,
     `creator`, or a role id (everyone in that role, e.g. `team_lead`). `only_if`: name of a
     boolean field of the event that must be true (e.g. `requester_must_be_informed`).
+    `to_actor`: also tell the person who caused it (by default they are not told of their own
+    act; a closing mail with its survey is for them too).
     """
 
     event: str = Field(min_length=1)
@@ -185,6 +187,7 @@ class NotificationRule(_Frozen):
     skip_channels: tuple[str, ...] = ()
     only_if: str | None = None
     template: str | None = None
+    to_actor: bool = False
 
 
 class SlaTarget(_Frozen):

@@ -22,7 +22,7 @@ from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
 from desk_contracts.mail import AutomaticReplyRequested
 from desk_contracts.state import RequestState
-from desk_contracts.tickets import TicketClosed
+from desk_contracts.tickets import StatusChanged, TicketClosed
 from desk_platform.survey_tokens import SurveyClaim, make_token
 from desk_policies.directory import Directory, DirectorySource, current_directory
 from desk_policies.model import DeskPolicy
@@ -54,7 +54,7 @@ class Notifier:
 
     def survey_url(self, event: Event, ticket: RequestState, note: Notification) -> str | None:
         policy = self.policies[ticket.policy_id]
-        if not (policy.survey.enabled and isinstance(event, TicketClosed) and self.survey_secret):
+        if not (policy.survey.enabled and closes(event, ticket) and self.survey_secret):
             return None
         claim = SurveyClaim(
             ticket_id=ticket.ticket_id,
@@ -65,6 +65,15 @@ class Notifier:
             expires_at=event.occurred_at + timedelta(days=self.survey_valid_days),
         )
         return f"{self.portal_url.rstrip('/')}/survey/{make_token(self.survey_secret, claim)}"
+
+
+def closes(event: Event, ticket: RequestState) -> bool:
+    """Whether `event` closed the request: an agent's closing, or a change of status that
+    leaves it closed (a requester confirming a resolution, where the desk closes it then)."""
+    if isinstance(event, TicketClosed):
+        return True
+    moved = isinstance(event, StatusChanged) and event.from_status != event.to_status
+    return moved and ticket.category == "closed"
 
 
 async def _previous(conn: asyncpg.Connection, ticket_id: str, recipient: str) -> list[str]:

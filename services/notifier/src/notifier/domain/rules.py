@@ -112,7 +112,7 @@ def notifications_for(
         if not _matches(rule, event, policy):
             continue
         for person, audience in _recipients(rule, event, ticket, policy, directory):
-            if person == actor or person in found:
+            if (person == actor and not rule.to_actor) or person in found:
                 continue
             if audience is Audience.CUSTOMER and not for_customers:
                 continue

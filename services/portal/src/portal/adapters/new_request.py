@@ -11,7 +11,7 @@ request (intake answers the retry with the first one). Uploaded files are bounde
 one's size, all together; the body's declared length is checked before it is read) and stored
 in the blob store by sha256 before intake is asked; intake's refusals are shown beside their
 field, everything typed kept (files must be chosen again: the page says so). Success goes to
-`/requests/{key}?created=1`.
+`/requests/{key}?done=created` (once workflow shows it, a few seconds at most).
 
 Download (`/requests/{key}/attachments/{sha256}`): only for a person workflow shows the request
 to, and only a file some entry they see names; served as an opaque download.
@@ -19,6 +19,7 @@ to, and only a file some entry they see names; served as an opaque download.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import Mapping
@@ -37,6 +38,8 @@ from portal.adapters.web import Visit, Web, bounded
 from portal.domain import requests_new as n
 
 IDEMPOTENCY = re.compile(r"^[A-Za-z0-9_-]{16,100}$")
+# a new request reaches workflow by Kafka: how long the form waits for it, at most (seconds)
+ARRIVAL_POLLS, ARRIVAL_PAUSE = 50, 0.1
 HISTORY_PAGES = 20  # pages of 500 entries read to find an attachment (a request's bound)
 
 
@@ -226,7 +229,8 @@ def new_request_router(web: Web) -> APIRouter:
                                    files_lost=bool(files))  # fmt: skip
         if answer.status_code in (200, 201):
             key = str(answer.json()["key"])
-            return finish(v, RedirectResponse(f"/requests/{key}?created=1", 303))
+            await arrived(identity, key)
+            return finish(v, RedirectResponse(f"/requests/{key}?done=created", 303))
         lost = bool(files)
         if answer.status_code == 422:
             errors = n.refused_fields(answer.json())
@@ -243,6 +247,19 @@ def new_request_router(web: Web) -> APIRouter:
         )
         return await form_page(v, desks, desk, form, answer.status_code, error=error,
                                files_lost=lost)  # fmt: skip
+
+    async def arrived(identity: Identity, key: str) -> None:
+        """Until workflow has opened the request intake just recorded (it travels by Kafka),
+        for a few seconds at most: the page it leads to then shows it."""
+        for _ in range(ARRIVAL_POLLS):
+            try:
+                shown = await web.services.read(identity, "workflow", f"/requests/{key}",
+                                                history_limit=1)  # fmt: skip
+            except Unavailable:
+                return
+            if shown.status_code != 404:
+                return
+            await asyncio.sleep(ARRIVAL_PAUSE)
 
     @router.get("/requests/{key}/attachments/{sha256}")
     async def download(request: Request, key: str, sha256: str) -> Response:

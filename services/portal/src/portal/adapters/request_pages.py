@@ -314,7 +314,7 @@ def request_pages_router(web: Web) -> APIRouter:
             return web.page(v, "request_missing.html", 404, key=key[:40])
         older = int(before) if before.isdigit() and len(before) < 10 else None
         try:
-            notice = f"request.done.{done}" if done in (*COMMANDS, "comment") else None
+            notice = f"request.done.{done}" if done in (*COMMANDS, "comment", "created") else None
             return await pages.request_page(v, key, before=older, notice=notice)
         except Unavailable:
             return unavailable(v)
