@@ -52,7 +52,7 @@ async def _open(pool: asyncpg.Pool) -> list[TicketCreated]:
         event = base.model_copy(
             update={
                 "ticket_id": f"{base.ticket_id[:-2]}{n:02d}",
-                "key": f"LST-{n + 1}",
+                "key": f"LST-{(n + 1) * 5}",  # 5, 10, 15, 20: not in the order of their text
                 "subject": subject,
                 "requester_id": requester,
                 "created_by": requester,
@@ -76,18 +76,18 @@ async def keys(client: httpx.AsyncClient, who: dict[str, str], **params: Any) ->
 
 async def test_search_by_key_any_case_or_by_all_words_of_the_subject(http: Any) -> None:
     client, _ = http
-    assert await keys(client, ANNE, q="lst-3") == ["LST-3"]
-    assert await keys(client, ANNE, q="printer") == ["LST-3", "LST-1"]
-    assert await keys(client, ANNE, q="PRINTER jam") == ["LST-3"]
+    assert await keys(client, ANNE, q="lst-15") == ["LST-15"]
+    assert await keys(client, ANNE, q="printer") == ["LST-15", "LST-5"]
+    assert await keys(client, ANNE, q="PRINTER jam") == ["LST-15"]
     assert await keys(client, ANNE, q="printer vpn") == []
 
 
 async def test_percent_and_underscore_are_taken_literally(http: Any) -> None:
     client, _ = http
-    assert await keys(client, ANNE, q="100%") == ["LST-1"]
-    assert await keys(client, ANNE, q="%") == ["LST-1"]
-    assert await keys(client, ANNE, q="VPN_down") == ["LST-2"]
-    assert await keys(client, ANNE, q="_") == ["LST-2"]
+    assert await keys(client, ANNE, q="100%") == ["LST-5"]
+    assert await keys(client, ANNE, q="%") == ["LST-5"]
+    assert await keys(client, ANNE, q="VPN_down") == ["LST-10"]
+    assert await keys(client, ANNE, q="_") == ["LST-10"]
     assert await keys(client, ANNE, q="\\") == []
 
 
@@ -102,12 +102,14 @@ async def test_a_hostile_search_is_refused(http: Any, q: str) -> None:
 
 async def test_sorted_both_ways_by_each_column(http: Any) -> None:
     client, _ = http
-    assert await keys(client, ANNE) == ["LST-4", "LST-3", "LST-2", "LST-1"]  # updated, newest
+    assert await keys(client, ANNE) == ["LST-20", "LST-15", "LST-10", "LST-5"]  # updated, newest
     assert await keys(client, ANNE, sort="created", order="asc") == [
-        "LST-1", "LST-2", "LST-3", "LST-4",
+        "LST-5", "LST-10", "LST-15", "LST-20",
     ]  # fmt: skip
-    assert await keys(client, ANNE, sort="priority") == ["LST-4", "LST-3", "LST-2", "LST-1"]
-    assert (await keys(client, ANNE, sort="key", order="asc"))[:1] == ["LST-1"]
+    assert await keys(client, ANNE, sort="priority") == ["LST-20", "LST-15", "LST-10", "LST-5"]
+    assert await keys(client, ANNE, sort="key", order="asc") == [
+        "LST-5", "LST-10", "LST-15", "LST-20",
+    ]  # fmt: skip
     assert len(await keys(client, ANNE, sort="status")) == 4
     refused = await client.get("/requests", params={"sort": "subject; drop"}, headers=ANNE)
     assert refused.status_code == 422
@@ -119,15 +121,15 @@ async def test_pages_with_the_total_count(http: Any) -> None:
         "/requests", params={"state": "all", "limit": 3, "offset": 2}, headers=ANNE
     )
     assert page.headers["X-Total-Count"] == "4"
-    assert [r["key"] for r in page.json()] == ["LST-2", "LST-1"]
+    assert [r["key"] for r in page.json()] == ["LST-10", "LST-5"]
     beyond = await client.get("/requests", params={"offset": 100_001}, headers=ANNE)
     assert beyond.status_code == 422
 
 
 async def test_involving_me_lists_requester_creator_and_participant(http: Any) -> None:
     client, _ = http
-    assert await keys(client, ANNE, involving="me") == ["LST-3", "LST-2", "LST-1"]
-    assert await keys(client, BOB, involving="me") == ["LST-4", "LST-3"]
+    assert await keys(client, ANNE, involving="me") == ["LST-15", "LST-10", "LST-5"]
+    assert await keys(client, BOB, involving="me") == ["LST-20", "LST-15"]
     answer = await client.get("/requests", params={"involving": "me"}, headers=BOB)
     assert answer.headers["X-Total-Count"] == "2"
     assert "involved" not in answer.json()[0]  # the customer's row keeps its shown fields
@@ -135,7 +137,7 @@ async def test_involving_me_lists_requester_creator_and_participant(http: Any) -
 
 async def test_a_customer_of_another_organisation_finds_nothing(http: Any) -> None:
     client, _ = http
-    assert await keys(client, CARLA, q="LST-1") == []
+    assert await keys(client, CARLA, q="LST-5") == []
     refused = await client.get("/requests", params={"organisation_id": "acme"}, headers=CARLA)
     assert refused.status_code == 403
-    assert await keys(client, AGENT, q="lst-1", organisation_id="acme") == ["LST-1"]
+    assert await keys(client, AGENT, q="lst-5", organisation_id="acme") == ["LST-5"]

@@ -33,8 +33,6 @@ from portal.domain.request_actions import acting_role, actions_now
 PAGE_SIZE = 25
 HISTORY_PAGE = 20
 DESKS_FOR_SECONDS = 10.0  # how long the desks told to one person are kept in memory
-# the comment form: its files (at most the largest total a deployment may set), text, fields
-MAX_COMMENT_BODY = 101 * 1024 * 1024
 MAX_COMMENT = 100_000
 KEY = re.compile(r"[A-Za-z][A-Za-z0-9²]{0,19}-[0-9]{1,12}")
 SORTS = ("updated", "created", "key", "priority", "status")
@@ -48,7 +46,9 @@ COMMANDS = {  # the action forms -> workflow's command and the form field its te
     "mute": ("mute-notifications", None),
     "unmute": ("unmute-notifications", None),
 }
-_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
+PAGE = re.compile(r"[1-9][0-9]{0,3}")  # ASCII digits only: "²".isdigit() is true
+VERSION = re.compile(r"[1-9][0-9]{0,8}")
+ETAG = re.compile(r'"[0-9]{1,10}"')  # what workflow's ETag is: the request's version, quoted
 _desks: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
 
 
@@ -94,7 +94,7 @@ def list_choice(params: Mapping[str, str]) -> ListChoice:
         sort=pick("sort", SORTS, "updated"),
         order=pick("order", ("desc", "asc"), "desc"),
         q=params.get("q", "")[:1000],
-        page=int(page) if page.isdigit() and 0 < len(page) < 5 else 1,
+        page=int(page) if PAGE.fullmatch(page) else 1,
     )
 
 
@@ -169,6 +169,8 @@ class RequestPages:
             return kept[1]
         answer = await self.web.services.read(v.identity(), "workflow", "/desks")
         told = {d["id"]: d for d in answer.json()} if answer.status_code == 200 else {}
+        for email in [e for e, (until, _) in _desks.items() if until <= now]:
+            del _desks[email]  # kept for a few seconds only: never a growing map
         _desks[v.person.email] = (now + DESKS_FOR_SECONDS, told)
         return told
 
@@ -274,7 +276,7 @@ class RequestPages:
         self, v: Visit, key: str, path: str, body: dict[str, Any], etag: str
     ) -> tuple[int, str]:
         """Send a command as the person; its status and, when refused, the reason."""
-        headers = {"If-Match": etag} if etag else {}
+        headers = {"If-Match": etag} if ETAG.fullmatch(etag) else {}  # else unconditional
         answer = await self.web.services.call(
             v.identity(), "workflow", "POST", f"/requests/{key}/{path}", json=body, headers=headers
         )
@@ -312,14 +314,15 @@ def request_pages_router(web: Web) -> APIRouter:
             return web.sign_in_first(v)
         if not KEY.fullmatch(key):
             return web.page(v, "request_missing.html", 404, key=key[:40])
-        older = int(before) if before.isdigit() and len(before) < 10 else None
+        older = int(before) if VERSION.fullmatch(before) else None
         try:
             notice = f"request.done.{done}" if done in (*COMMANDS, "comment", "created") else None
             return await pages.request_page(v, key, before=older, notice=notice)
         except Unavailable:
             return unavailable(v)
 
-    @router.post("/requests/{key}/comment", max_body_size=MAX_COMMENT_BODY)
+    # the comment form: its files within the deployment's bounds, its text, its fields
+    @router.post("/requests/{key}/comment", max_body_size=web.portal.uploads.body)
     async def comment(
         request: Request,
         key: str,

@@ -53,12 +53,12 @@ HISTORY_LIMIT = 100
 MAX_HISTORY_LIMIT = 500
 MAX_SEARCH = 200  # characters of a list's search
 QUALIFICATION = ("product_version", "company", "contact", "error_message")  # of TicketCreated
-SORTED_BY = {
-    "updated": "updated_at",
-    "created": "created_at",
-    "key": "key",
-    "priority": "priority_rank",
-    "status": "status",
+SORTED_BY = {  # the columns each sort orders by (a key by its prefix, then as a number)
+    "updated": ("updated_at",),
+    "created": ("created_at",),
+    "key": ("split_part(key, '-', 1)", "length(key)", "key"),
+    "priority": ("priority_rank",),
+    "status": ("status",),
 }
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9²]{0,19}-[0-9]{1,12}")
 _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffd]")
@@ -285,7 +285,7 @@ def create_app(
             where.add("involved @> ARRAY[{}]::text[]", identity.subject)
         if q is not None:
             where.search(q)
-        ordering = f"{SORTED_BY[sort]} {order.upper()}, ticket_id {order.upper()}"
+        ordering = ", ".join(f"{c} {order.upper()}" for c in (*SORTED_BY[sort], "ticket_id"))
         async with pool.acquire() as conn:
             total = await conn.fetchval(f"SELECT count(*) FROM tickets WHERE {where}", *where.args)
             rows = await conn.fetch(
