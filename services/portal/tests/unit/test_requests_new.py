@@ -96,14 +96,10 @@ def test_intakes_refusals_by_field() -> None:
 def test_an_attachment_is_found_in_any_entry_the_reader_sees() -> None:
     shot = {"filename": "a.png", "content_type": "image/png", "size": 1, "sha256": "a" * 64}
     later = {**shot, "sha256": "b" * 64}
-    view = {"history": [
-        {"type": "CommentAdded", "data": {"body": "see", "attachments": [later]}},
-        {"type": "TicketCreated", "data": {"attachments": [shot]}},
-        {"type": "WorkStarted", "data": {}},
-    ]}  # fmt: skip
-    assert n.attachment_named([view], "a" * 64) == shot
-    assert n.attachment_named([view], "b" * 64) == later
-    assert n.attachment_named([view], "c" * 64) is None
+    view = {"attachments": [shot, later]}  # workflow's: the files of every entry seen
+    assert n.attachment_named(view, "a" * 64) == shot
+    assert n.attachment_named(view, "b" * 64) == later
+    assert n.attachment_named(view, "c" * 64) is None
 
 
 def test_the_download_names_the_file_for_every_browser() -> None:

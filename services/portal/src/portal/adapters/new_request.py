@@ -28,19 +28,19 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 
 from desk_contracts.identity import Identity
 from desk_contracts.inputs import address
 from desk_platform.blobs import is_sha256
 from portal.adapters.services import Unavailable
+from portal.adapters.uploads import File, read_files, stored
 from portal.adapters.web import Visit, Web, bounded
 from portal.domain import requests_new as n
 
 IDEMPOTENCY = re.compile(r"^[A-Za-z0-9_-]{16,100}$")
 # a new request reaches workflow by Kafka: how long the form waits for it, at most (seconds)
 ARRIVAL_POLLS, ARRIVAL_PAUSE = 50, 0.1
-HISTORY_PAGES = 20  # pages of 500 entries read to find an attachment (a request's bound)
 
 
 def _desk_of(desks: list[Mapping[str, Any]], chosen: str | None) -> Mapping[str, Any] | None:
@@ -58,9 +58,7 @@ def new_request_router(web: Web) -> APIRouter:
     portal, page, finish = web.portal, web.page, web.finish
 
     async def desks_of(identity: Identity) -> list[Mapping[str, Any]]:
-        answer = await web.services.call(identity, "workflow", "GET", "/desks")
-        told = answer.json() if answer.status_code == 200 else []
-        return n.member_desks(identity, portal.policies, told)
+        return n.member_desks(identity, portal.policies, await web.services.desks(identity))
 
     def roles_at(identity: Identity, desk: Mapping[str, Any]) -> tuple[str, ...]:
         return n.desk_roles(identity, portal.policies[str(desk["id"])])
@@ -147,11 +145,12 @@ def new_request_router(web: Web) -> APIRouter:
             return await form_page(v, desks, None, form, 404)
         if not v.csrf_ok(str(received.get("csrf", ""))[:100]):
             return await form_page(v, desks, desk, form, 403, error="csrf")
-        files, problem = await uploads(received, limits)
+        files, problem = await read_files(received.getlist("attachments"), limits)
         if problem is not None:
             return await form_page(
-                v, desks, desk, form, 413, errors={"attachments": problem}, files_lost=True
-            )
+                v, desks, desk, form, 413, errors={"attachments": f"new.error.{problem}"},
+                files_lost=True,
+            )  # fmt: skip
         errors = local_errors(form, desk, roles_at(v.identity(), desk))
         if errors:
             return await form_page(v, desks, desk, form, 422, errors=errors, files_lost=bool(files))
@@ -196,16 +195,12 @@ def new_request_router(web: Web) -> APIRouter:
 
     async def submit(
         v: Visit, desks: list[Mapping[str, Any]], desk: Mapping[str, Any],
-        form: dict[str, Any], files: list[tuple[str, str, bytes]],
+        form: dict[str, Any], files: list[File],
     ) -> Response:  # fmt: skip
         identity = v.identity()
         assert v.person is not None
         role = dict((t["id"], r) for t, r in n.creatable_types(desk, roles_at(identity, desk)))
-        attachments = []
-        for filename, content_type, data in files:
-            sha256 = await portal.blobs.put(data)
-            attachments.append({"filename": filename, "content_type": content_type,
-                                "size": len(data), "sha256": sha256})  # fmt: skip
+        attachments = await stored(files, portal.blobs)
         staff = v.person.organisation_id is None
         body = {
             "policy_id": desk["id"], "request_type": form["request_type"],
@@ -291,40 +286,9 @@ def new_request_router(web: Web) -> APIRouter:
         identity: Identity, key: str, sha256: str
     ) -> Mapping[str, Any] | None:
         """The attachment `sha256` as the request `key` shows it to `identity` (None: it may
-        not read the request, or sees no such file)."""
-        before: int | None = None
-        for _ in range(HISTORY_PAGES):
-            answer = await web.services.read(
-                identity, "workflow", f"/requests/{key}", history_limit=500,
-                before_version=before,
-            )  # fmt: skip
-            if answer.status_code != 200:
-                return None
-            view = answer.json()
-            found = n.attachment_named([view], sha256)
-            if found is not None or not view.get("history_more"):
-                return found
-            before = min(e["version"] for e in view["history"])
-        return None
+        not read the request, or sees no such file): workflow lists the files of every entry
+        the reader sees."""
+        answer = await web.services.read(identity, "workflow", f"/requests/{key}", history_limit=1)
+        return n.attachment_named(answer.json(), sha256) if answer.status_code == 200 else None
 
     return router
-
-
-async def uploads(
-    received: FormData, limits: n.UploadLimits
-) -> tuple[list[tuple[str, str, bytes]], str | None]:
-    """The files of the form (name, content type, bytes), or the catalogue key of why they
-    are refused (too many, one too large, all too large)."""
-    parts = [f for f in received.getlist("attachments") if isinstance(f, UploadFile) and f.filename]
-    if len(parts) > limits.files:
-        return [], "new.error.too_many_files"
-    files, total = [], 0
-    for part in parts:
-        data = await part.read(limits.per_file + 1)
-        if len(data) > limits.per_file:
-            return [], "new.error.file_too_large"
-        total += len(data)
-        if total > limits.total:
-            return [], "new.error.files_too_large"
-        files.append((n.safe_filename(part.filename), n.safe_content_type(part.content_type), data))
-    return files, None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -23,16 +22,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import RedirectResponse
 
-from desk_platform.blobs import BlobStore
 from portal.adapters.services import Unavailable
+from portal.adapters.uploads import read_files, stored
 from portal.adapters.web import Visit, Web, bounded
 from portal.catalogue import catalogue
-from portal.domain import requests_new as n
 from portal.domain.request_actions import acting_role, actions_now
 
 PAGE_SIZE = 25
 HISTORY_PAGE = 20
-DESKS_FOR_SECONDS = 10.0  # how long the desks told to one person are kept in memory
 MAX_COMMENT = 100_000
 KEY = re.compile(r"[A-Za-z][A-Za-z0-9²]{0,19}-[0-9]{1,12}")
 SORTS = ("updated", "created", "key", "priority", "status")
@@ -46,10 +43,10 @@ COMMANDS = {  # the action forms -> workflow's command and the form field its te
     "mute": ("mute-notifications", None),
     "unmute": ("unmute-notifications", None),
 }
+FILES_REFUSED = {"too_many_files": "request.files_too_many"}  # else: too large
 PAGE = re.compile(r"[1-9][0-9]{0,3}")  # ASCII digits only: "²".isdigit() is true
 VERSION = re.compile(r"[1-9][0-9]{0,8}")
 ETAG = re.compile(r'"[0-9]{1,10}"')  # what workflow's ETag is: the request's version, quoted
-_desks: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
 
 
 @dataclass(frozen=True)
@@ -128,32 +125,6 @@ def history_key(event_type: str) -> str:
     return key if key in catalogue("en") else "history.other"
 
 
-async def store_attachments(
-    files: Sequence[UploadFile], blobs: BlobStore, limits: n.UploadLimits
-) -> list[dict[str, Any]]:
-    """Store each sent file in the blob store (by content hash) and give it as a comment names
-    it, within the same bounds as a new request's files; ValueError naming the problem (the
-    catalogue key: too many, one too large, all too large)."""
-    sent = [f for f in files if f.filename]
-    if len(sent) > limits.files:
-        raise ValueError("request.files_too_many")
-    stored, total = [], 0
-    for upload in sent:
-        data = await upload.read(limits.per_file + 1)
-        total += len(data)
-        if len(data) > limits.per_file or total > limits.total:
-            raise ValueError("request.file_too_large")
-        stored.append(
-            {
-                "filename": n.safe_filename(upload.filename or "file"),
-                "content_type": n.safe_content_type(upload.content_type),
-                "size": len(data),
-                "sha256": await blobs.put(data),
-            }
-        )
-    return stored
-
-
 class RequestPages:
     """The pages' steps: ask the services as the person, render."""
 
@@ -161,18 +132,8 @@ class RequestPages:
         self.web = web
 
     async def desks(self, v: Visit) -> dict[str, dict[str, Any]]:
-        """The desks as workflow tells them to the person, kept a few seconds per person."""
-        assert v.person is not None
-        now = time.monotonic()
-        kept = _desks.get(v.person.email)
-        if kept and kept[0] > now:
-            return kept[1]
-        answer = await self.web.services.read(v.identity(), "workflow", "/desks")
-        told = {d["id"]: d for d in answer.json()} if answer.status_code == 200 else {}
-        for email in [e for e, (until, _) in _desks.items() if until <= now]:
-            del _desks[email]  # kept for a few seconds only: never a growing map
-        _desks[v.person.email] = (now + DESKS_FOR_SECONDS, told)
-        return told
+        """The desks as workflow tells them to the person, by id."""
+        return {d["id"]: d for d in await self.web.services.desks(v.identity())}
 
     async def list_page(self, v: Visit, choice: ListChoice) -> Response:
         assert v.person is not None
@@ -344,12 +305,11 @@ def request_pages_router(web: Web) -> APIRouter:
                 return await pages.request_page(
                     v, key, 422, field_error="request.comment_invalid", typed=body[:MAX_COMMENT]
                 )
-            try:
-                attached = await store_attachments(
-                    files or [], web.portal.blobs, web.portal.uploads
-                )
-            except ValueError as problem:
-                return await pages.request_page(v, key, 422, field_error=str(problem), typed=typed)
+            chosen, problem = await read_files(files or [], web.portal.uploads)
+            if problem is not None:
+                why = FILES_REFUSED.get(problem, "request.file_too_large")
+                return await pages.request_page(v, key, 422, field_error=why, typed=typed)
+            attached = await stored(chosen, web.portal.blobs)
             sent = {"body": typed, "public": True, "attachments": attached}
             status, reason = await pages.command(v, key, "add-comment", sent, etag)
             if status < 300:

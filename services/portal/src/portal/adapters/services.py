@@ -7,8 +7,9 @@ answers 5xx, raises `Unavailable`, which the pages show as "try again in a momen
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from desk_contracts.identity import Identity
 from desk_platform.identity import Signer
 
 log = structlog.get_logger(__name__)
+DESKS_FOR_SECONDS = 10.0  # how long the desks told to one person are kept in memory
 
 
 class Unavailable(Exception):
@@ -37,6 +39,7 @@ class Services:
     signer: Signer
     client: httpx.AsyncClient
     clock: Callable[[], datetime]
+    _desks: dict[str, tuple[float, list[dict[str, Any]]]] = field(default_factory=dict)
 
     async def call(
         self,
@@ -93,3 +96,17 @@ class Services:
     ) -> httpx.Response:
         """`GET path` on `service` as `identity` (see `call`)."""
         return await self.call(identity, service, "GET", path, params=params)
+
+    async def desks(self, identity: Identity) -> list[dict[str, Any]]:
+        """The desks as workflow tells them to `identity` (`GET /desks`; none when it refuses),
+        kept a few seconds per person: every page names statuses and roles by them."""
+        now = time.monotonic()
+        kept = self._desks.get(identity.subject)
+        if kept and kept[0] > now:
+            return kept[1]
+        answer = await self.read(identity, "workflow", "/desks")
+        told = list(answer.json()) if answer.status_code == 200 else []
+        for subject in [s for s, (until, _) in self._desks.items() if until <= now]:
+            del self._desks[subject]  # kept for a few seconds only: never a growing map
+        self._desks[identity.subject] = (now + DESKS_FOR_SECONDS, told)
+        return told

@@ -148,24 +148,12 @@ def refused_fields(answer: Any) -> dict[str, str]:
     return found
 
 
-def attachments_shown(view: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Every attachment the request `view` (workflow's `GET /requests/{key}`) shows its reader:
-    in any history entry's data (the creation, a comment)."""
-    found: list[Mapping[str, Any]] = []
-    for entry in view.get("history", ()):
-        data = entry.get("data") if isinstance(entry, Mapping) else None
-        for attachment in (data or {}).get("attachments") or ():
-            if isinstance(attachment, Mapping):
-                found.append(attachment)
-    return found
-
-
-def attachment_named(views: Iterable[Mapping[str, Any]], sha256: str) -> Mapping[str, Any] | None:
-    """The attachment of `sha256` among what `views` (pages of one request) show, or None."""
-    for view in views:
-        for attachment in attachments_shown(view):
-            if attachment.get("sha256") == sha256:
-                return attachment
+def attachment_named(view: Mapping[str, Any], sha256: str) -> Mapping[str, Any] | None:
+    """The attachment of `sha256` among the files the request `view` (workflow's
+    `GET /requests/{key}`: those of every entry its reader sees) lists, or None."""
+    for attachment in view.get("attachments") or ():
+        if isinstance(attachment, Mapping) and attachment.get("sha256") == sha256:
+            return attachment
     return None
 
 
