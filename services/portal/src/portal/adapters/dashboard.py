@@ -12,6 +12,9 @@ with its workflow drawn as a diagram.
   (action, from, to, roles, condition), reopening rules, escalations, priorities and resolution
   codes, and the diagram of its statuses and transitions (`portal.domain.policy_diagram`).
 
+The dashboard works without script; with htmx its figures are asked again every two minutes
+(the same page, its `#dash-live` part swapped in place).
+
 For the desk's leads only (`StaffVisit.leads`, from `portal.domain.console.led_desks`): other
 staff get a 403 page, an unknown desk a 404 page (asked first: the desks are no secret, every
 console page names them). What the pages show comes from the owners, asked as the person:
@@ -25,10 +28,11 @@ what each status does to the clocks.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -38,9 +42,10 @@ from markupsafe import Markup
 from portal.adapters.console import Console, StaffVisit
 from portal.adapters.request_pages import label
 from portal.adapters.services import Unavailable
+from portal.adapters.web import bounded
 from portal.catalogue import catalogue, text
 from portal.domain.charts import Bar, Share, bar_chart, compliance_chart
-from portal.domain.policy_diagram import StatusBox, diagram, workflow_of
+from portal.domain.policy_diagram import StatusBox, Workflow, diagram, workflow_of
 
 MONTH = re.compile(r"20[0-9]{2}-(0[1-9]|1[0-2])")
 FIRST_MONTH = "2000-01"
@@ -108,10 +113,24 @@ class Panel:
 class Texts:
     """The person's texts: catalogue keys and the desk's labels, in their language."""
 
-    def __init__(self, language: str, text: Callable[..., str], desk: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        language: str,
+        text: Callable[..., str],
+        desk: Mapping[str, Any],
+        date_format: str = "%Y-%m-%d",
+    ) -> None:
         self.language = language
         self.t = text
         self.desk = desk
+        self.date_format = date_format
+
+    def day(self, iso: str) -> str:
+        """A day (YYYY-MM-DD) in the person's date format (as told when it is not a day)."""
+        try:
+            return date.fromisoformat(iso).strftime(self.date_format)
+        except ValueError:
+            return iso
 
     def of(self, kind: str, wanted: str | None) -> str:
         """The label of a status (`statuses`), role (`roles`) or priority
@@ -176,7 +195,9 @@ def today_panel(texts: Texts, today: Mapping[str, Any]) -> Panel:
     return Panel(
         id="dash-today",
         title=title,
-        caption=t("dash.today.caption", day=str(today["date"]), zone=str(today["time_zone"])),
+        caption=t(
+            "dash.today.caption", day=texts.day(str(today["date"])), zone=str(today["time_zone"])
+        ),
         columns=[t("dash.column.priority"), t("dash.column.warnings"), t("dash.column.breaches")],
         rows=[
             Row(
@@ -272,7 +293,7 @@ def satisfaction_panel(texts: Texts, ratings: Mapping[str, Any], month_name: str
     )
 
 
-def status_boxes(texts: Texts, desk: Mapping[str, Any]) -> tuple[list[StatusBox], Any]:
+def status_boxes(texts: Texts, desk: Mapping[str, Any]) -> tuple[list[StatusBox], Workflow]:
     """The desk's statuses as the diagram draws them (label, who is expected to act, the
     actions that keep the status), and its workflow (`workflow_of`)."""
     t = texts.t
@@ -321,7 +342,9 @@ def dashboard_router(console: Console) -> APIRouter:
 
     def texts_for(s: StaffVisit, desk: Mapping[str, Any]) -> Texts:
         language = s.visit.language
-        return Texts(language, lambda key, **v: text(language, key, **v), desk)
+        person = s.visit.person
+        fmt = person.date_format if person is not None else "%Y-%m-%d"
+        return Texts(language, lambda key, **v: text(language, key, **v), desk, fmt)
 
     async def summary(s: StaffVisit, service: str, desk: str, **params: Any) -> Any:
         """The desk's summary from `service`, or None when it does not give it now."""
@@ -348,7 +371,8 @@ def dashboard_router(console: Console) -> APIRouter:
         }  # fmt: skip
         if month is None:
             return console.page(s, "console/dashboard.html", 422, error="dash.month_invalid",
-                                month=(asked or "")[:7], panels=[], **values)  # fmt: skip
+                                month=(bounded(asked or "", 20) or "")[:7], panels=[],
+                                **values)  # fmt: skip
         try:
             desks = await console.desks(s)
         except Unavailable:
@@ -356,10 +380,10 @@ def dashboard_router(console: Console) -> APIRouter:
         texts = texts_for(s, desks.get(desk, {}))
         name = month_name(texts.t, month)
         after = next_month(month)
-        flow = await summary(
-            s, "workflow", desk, since=f"{month}-01", until=f"{after}-01"
-        )  # the month's ratings: days of the desk's time zone
-        sla = await summary(s, "sla", desk, month=month)
+        flow, sla = await asyncio.gather(  # the month's ratings: days of the desk's time zone
+            summary(s, "workflow", desk, since=f"{month}-01", until=f"{after}-01"),
+            summary(s, "sla", desk, month=month),
+        )
         panels: list[Panel] = []
         missing = []
         if flow is not None:

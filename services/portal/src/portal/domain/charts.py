@@ -29,7 +29,7 @@ TRACK = "#e2e8f0"
 GRID = "#64748b"
 ROW = 28  # height of one row
 PAD = 8  # space above the first row and below the last
-LABEL_CHARS = 32  # a longer label is shortened in the chart (the table says it whole)
+LABEL_CHARS = 28  # a longer label is shortened in the chart (the table says it whole)
 
 
 def escaped(text: str) -> str:
@@ -118,7 +118,7 @@ def bar_chart(
     bars: Sequence[Bar],
     *,
     width: int = 560,
-    label_width: int = 220,
+    label_width: int = 230,
 ) -> str:
     """A horizontal bar chart: each bar's label on the left, its bar scaled to the largest
     value, its figure beside it (see module). `chart_id` names the SVG element (its title is
@@ -151,15 +151,21 @@ def compliance_chart(
     label_width: int = 160,
 ) -> str:
     """One 0-100 % bar per row on a grey track, with the scale's marks (`scale`: the texts of
-    0, 50 and 100 %) under the rows and each row's figure after the track (see module)."""
+    0, 50 and 100 %) under the rows and each row's figure after the track (see module). The
+    title is also written above the rows: a page shows several such charts side by side."""
     chart_id = checked_id(chart_id)
-    plot = width - label_width - 96
+    plot = width - label_width - 130
     rows = max(len(shares), 1)
-    bottom = PAD + ROW * rows
+    head = 22  # the visible title
+    bottom = head + PAD + ROW * rows
     height = bottom + 22
-    parts = [svg_open(chart_id, title, width, height, "chart")]
+    parts = [
+        svg_open(chart_id, title, width, height, "chart"),
+        f'<text x="0" y="{num(head / 2 + 2)}" dy="0.35em" font-weight="bold">'
+        f"{escaped(shortened(title, 80))}</text>",
+    ]
     for i, share in enumerate(shares):
-        middle = PAD + ROW * i + ROW / 2
+        middle = head + PAD + ROW * i + ROW / 2
         top = middle - ROW / 2 + 5
         kept = None if share.kept is None else min(_finite(share.kept), 1.0)
         bar = (
@@ -172,13 +178,13 @@ def compliance_chart(
             f'<g class="share">{_label(label_width - 8, middle, share.label)}'
             f'<rect x="{num(label_width)}" y="{num(top)}" width="{num(plot)}" '
             f'height="{num(ROW - 10)}" fill="{TRACK}"/>{bar}'
-            f"{_figure(label_width + plot + 8, middle, share.shown)}</g>"
+            f"{_figure(label_width + plot + 8, middle, shortened(share.shown, 18))}</g>"
         )
     for fraction, text in zip((0.0, 0.5, 1.0), scale, strict=True):
         x = label_width + plot * fraction
         anchor = "start" if fraction == 0 else "end" if fraction == 1 else "middle"
         parts.append(
-            f'<line x1="{num(x)}" y1="{num(PAD)}" x2="{num(x)}" y2="{num(bottom + 2)}" '
+            f'<line x1="{num(x)}" y1="{num(head + PAD)}" x2="{num(x)}" y2="{num(bottom + 2)}" '
             f'stroke="{GRID}" stroke-width="1" stroke-dasharray="3 3"/>'
             f'<text x="{num(x)}" y="{num(bottom + 14)}" font-size="11" '
             f'text-anchor="{anchor}">{escaped(text)}</text>'
