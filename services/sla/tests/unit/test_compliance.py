@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from desk_contracts.sla import SlaBreached
 from desk_contracts.tickets import Channel, TicketCreated
-from sla.domain.compliance import compliance
+from sla.domain.compliance import Creation, compliance, month_of, tally
 
 
 def created(ticket: str, month: int, priority: str) -> TicketCreated:
@@ -61,3 +61,21 @@ def test_requests_count_under_their_creation_month_and_priority() -> None:
         ("2026-03", "low"),
         ("2026-04", "high"),
     ]
+
+
+def test_the_rule_takes_creations_and_breaches_told_by_any_source() -> None:
+    """`tally` is what the report's projection applies (the dashboard feeds it from sla's
+    tables): the first creation told counts, each clock's breach once."""
+    rows = tally(
+        [Creation("1", "2026-03", "high"), Creation("1", "2026-04", "low")],
+        [("1", "resolution"), ("1", "resolution"), ("2", "response")],
+    )
+    assert [(r.month, r.priority, r.requests, r.resolution_breached) for r in rows] == [
+        ("2026-03", "high", 1, 1)
+    ]
+    assert rows == compliance([created("1", 3, "high"), breach("1", "resolution")])
+
+
+def test_a_request_counts_under_its_utc_month() -> None:
+    zurich = timezone(timedelta(hours=1))
+    assert month_of(datetime(2026, 4, 1, 0, 30, tzinfo=zurich)) == "2026-03"

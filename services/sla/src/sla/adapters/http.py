@@ -1,6 +1,6 @@
 """HTTP API of the sla service: a request's clocks (by key or id, as workflow's
 `/requests/{ticket}`), each saying why it runs, pauses or stopped, and a desk's board of open
-requests by business time left.
+requests by business time left; a desk's figures for its leads (`sla.adapters.summary_api`).
 
 Reads are denied by default, as workflow's: every route needs a verified identity
 (`Authorization: Bearer`, a token the portal signed for sla: 401 without one), which reads as the
@@ -27,6 +27,7 @@ from desk_contracts.inputs import quoted
 from desk_platform.http import IDENTITY_ANSWERS, RoleChoice, refusals, service_app
 from desk_platform.identity import Verifier, requires_identity
 from desk_policies.audience import Audience, NotYourRole, reader_desks, request_reader
+from sla.adapters.summary_api import summary_router
 from sla.application.timers import Desks, clocks_of
 
 CLOCKS_ANSWERS = {
@@ -139,4 +140,5 @@ def create_app(
             board.append({**dict(row), "business_time_left_s": int(left.total_seconds())})
         return board
 
+    app.include_router(summary_router(pool, desks, clock, verifier))
     return app

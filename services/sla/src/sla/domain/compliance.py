@@ -1,8 +1,15 @@
-"""SLA compliance per month and priority, from a replay of the event log (pure).
+"""SLA compliance per month and priority (pure): the one projection the analyst's report
+(`sla.entrypoints.compliance_report`, a replay of the event log) and the leads' dashboard
+(`sla.adapters.summary_api`, sla's own tables) both compute.
 
-The analyst's classic read model: of the SLA-bound requests created in a month at a priority,
-how many kept their response and resolution targets. A request counts under the month and
-priority of its creation; a clock breached at any time counts against it.
+Of the requests created in a month at a priority, how many kept their response and resolution
+targets. A request counts under the (UTC) month and priority of its creation, once however many
+times its creation is told (a replayed duplicate); a clock breached at any time counts against
+it. The report replays every request created (those that are not SLA-bound have no clocks, so
+they count as kept), and so does the dashboard.
+
+The rule is `tally`, fed with each request's creation (`Creation`) and the breaches of its
+clocks; `compliance` folds the log's `TicketCreated` and `SlaBreached` events into that input.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from desk_contracts.base import Event
 from desk_contracts.sla import SlaBreached
@@ -33,16 +41,44 @@ class Row:
         return 1 - self.resolution_breached / self.requests if self.requests else 1.0
 
 
+@dataclass(frozen=True)
+class Creation:
+    """A request as the projection counts it: its id, and the month and priority it was
+    created in (what its `TicketCreated` says)."""
+
+    ticket_id: str
+    month: str  # YYYY-MM, `month_of` its creation
+    priority: str
+
+
+def month_of(instant: datetime) -> str:
+    """The month (YYYY-MM, in UTC) a request created at `instant` counts under."""
+    return instant.astimezone(UTC).strftime("%Y-%m")
+
+
 def compliance(events: Iterable[Event]) -> list[Row]:
-    created: dict[str, tuple[str, str]] = {}
-    breached: dict[str, set[str]] = defaultdict(set)
+    """The projection of a replayed log: its `TicketCreated` and `SlaBreached` events
+    (others are ignored), tallied by `tally`."""
+    creations: list[Creation] = []
+    breaches: list[tuple[str, str]] = []
     for event in events:
         if isinstance(event, TicketCreated):
-            created.setdefault(
-                event.ticket_id, (event.occurred_at.strftime("%Y-%m"), event.priority)
-            )
+            creations.append(Creation(event.ticket_id, month_of(event.occurred_at), event.priority))
         elif isinstance(event, SlaBreached):
-            breached[event.ticket_id].add(event.clock)
+            breaches.append((event.ticket_id, event.clock))
+    return tally(creations, breaches)
+
+
+def tally(creations: Iterable[Creation], breaches: Iterable[tuple[str, str]]) -> list[Row]:
+    """Rows per (month, priority), sorted by both: the first creation told of each request
+    counts it, and each clock (`response`, `resolution`) in `breaches` (ticket id, clock) counts
+    against the request once, however many times it is told."""
+    created: dict[str, tuple[str, str]] = {}
+    for creation in creations:
+        created.setdefault(creation.ticket_id, (creation.month, creation.priority))
+    breached: dict[str, set[str]] = defaultdict(set)
+    for ticket, clock in breaches:
+        breached[ticket].add(clock)
     rows: dict[tuple[str, str], Row] = {}
     for ticket, key in created.items():
         row = rows.setdefault(key, Row(*key))

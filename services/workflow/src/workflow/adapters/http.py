@@ -1,6 +1,7 @@
 """HTTP API of workflow: read requests (detail with history newest first, lists by organisation)
 and act on them with commands (one operation each: `workflow.adapters.commands_api`);
-optimistic concurrency through ETag / If-Match. `GET /desks` tells what each desk offers.
+optimistic concurrency through ETag / If-Match. `GET /desks` tells what each desk offers,
+`GET /desks/{policy_id}/summary` a desk's figures for its leads (`workflow.adapters.summary_api`).
 
 Every route needs a verified identity (`Authorization: Bearer`, a token the portal signed for
 workflow: 401 without one); a reader reads as the audience the roles of their identity give them
@@ -41,6 +42,7 @@ from desk_policies.directory import DirectorySource, load_directory
 from desk_policies.model import DeskPolicy
 from workflow.adapters.commands_api import command_router
 from workflow.adapters.readers import desks_read_by, reader_of
+from workflow.adapters.summary_api import summary_router
 from workflow.application.tickets import (
     Loaded,
     UnknownPolicy,
@@ -309,4 +311,5 @@ def create_app(
         return [desk_for(p, reads.get(p.id)) for p in policies.values()]
 
     app.include_router(command_router(pool, policies, clock, people, loaded_for, verifier))
+    app.include_router(summary_router(pool, policies, verifier))
     return app
