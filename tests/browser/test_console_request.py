@@ -249,3 +249,33 @@ def test_a_canned_reply_is_inserted_into_the_reply(browser: Browser, system: Sys
         command(page, "comment", body=page.input_value("#reply-body"))
         done(page, "comment", key)
         assert expected in page.locator("ol#history").inner_text()
+
+
+def test_bad_input_is_said_beside_its_field_and_kept(browser: Browser, system: System) -> None:
+    key = create(system, "Montée de version", desk="cloud-partner")
+    with watched_page(browser, system.url("portal"), "en") as watched:
+        page = watched.page
+        sign_in(page, LEA, system.demo_password)
+        console_page(page, key, "en")
+        when = "#schedule_operation-scheduled_for"
+        page.evaluate(f"document.querySelector('{when}').type = 'text'")  # what no picker sends
+        command(page, "schedule_operation", scheduled_for="31.02.2030 25:00", responsible="Léa")
+        assert page.locator(f"{when}[aria-invalid=true]").count() == 1
+        assert page.locator(f"{when}-error").is_visible()
+        assert page.locator("#refusal").is_visible()
+        assert page.get_attribute(when, "value") == "31.02.2030 25:00"  # a picker shows none
+        assert page.input_value("#schedule_operation-responsible") == "Léa"
+        assert_accessible(page)
+        ask = "#request_information-comment"
+        page.evaluate(f"document.querySelector('{ask}').removeAttribute('maxlength')")
+        command(page, "request_information", comment="x" * 5001)
+        assert page.locator(f"{ask}-error").is_visible()
+        command(page, "schedule_operation", scheduled_for="2030-03-10T20:00", responsible="Léa")
+        done(page, "schedule_operation", key)
+        assert page.locator("#status").inner_text() == "Scheduled operation"
+        assert "2030" in page.locator("ol#history > li").first.inner_text()
+        forged = page.request.post(
+            f"/console/requests/{key}/command/start", form={"csrf": "forged", "version": "1"}
+        )
+        assert forged.status == 403
+        assert page.locator("#status").inner_text() == "Scheduled operation"

@@ -45,6 +45,10 @@ FIELDS = ("comment", "body", "assignee_id", "group_id", "party", "scheduled_for"
           "linked_key", "participant_id")  # fmt: skip
 Typed = dict[str, dict[str, str]]  # form name -> field -> what was typed
 Found = tuple[dict[str, Any], dict[str, Any], str]  # a request, its desk, its ETag
+# a form's field, bounded by the body's size only: a value too long gets the form again with
+# the reason beside the field (`console_commands.check`), not a bare refusal
+Field_ = Annotated[str, Form()]
+COMMAND_BYTES = cc.MAX_BODY * 12 + 256 * 1024  # a note at its longest, every byte %-encoded
 
 
 def field_id(form: str, name: str) -> str:
@@ -192,10 +196,10 @@ class AgentRequest:
         typed = dict(typed or {})
         replies: list[CannedReply] = []
         grouped = False
+        chosen = str(values.pop("canned", "") or "")
+        into = "note" if values.pop("into", "") == "note" else "comment"
         if any(f.name in TEXTAREAS for f in forms):
             replies, grouped = await self.replies(s, key, desk["id"], request)
-            chosen = str(values.pop("canned", "") or "")
-            into = "note" if values.pop("into", "") == "note" else "comment"
             text = await self.filled(s, desk, request, chosen) if chosen else None
             if text is not None:
                 typed[into] = {**typed.get(into, {}), "body": text}
@@ -276,13 +280,13 @@ def agent_request_router(console: Console) -> APIRouter:
         except Unavailable:
             return console.unavailable(s)
 
-    @router.post("/console/requests/{key}/canned")
+    @router.post("/console/requests/{key}/canned", max_body_size=COMMAND_BYTES)
     async def canned_text(
         request: Request,
         key: str,
         canned: Annotated[str, Form(max_length=100)] = "",
         into: Annotated[str, Form(max_length=20)] = "",
-        body: Annotated[str, Form(max_length=cc.MAX_BODY * 2)] = "",
+        body: Field_ = "",
         csrf: Annotated[str, Form(max_length=100)] = "",
     ) -> Response:
         """The reply's (or the note's) textarea with the canned reply added to what it holds
@@ -309,28 +313,28 @@ def agent_request_router(console: Console) -> APIRouter:
             text = f"{current}\n\n{text}"
         return pages.textarea(s, form, text[: cc.MAX_BODY])
 
-    @router.post("/console/requests/{key}/command/{name}")
+    @router.post("/console/requests/{key}/command/{name}", max_body_size=COMMAND_BYTES)
     async def command(
         request: Request,
         key: str,
         name: str,
-        csrf: Annotated[str, Form(max_length=100)] = "",
-        etag: Annotated[str, Form(max_length=40)] = "",
-        version: Annotated[str, Form(max_length=20)] = "",
-        comment: Annotated[str, Form(max_length=cc.MAX_COMMENT * 4)] = "",
-        body: Annotated[str, Form(max_length=cc.MAX_BODY * 2)] = "",
-        assignee_id: Annotated[str, Form(max_length=1000)] = "",
-        group_id: Annotated[str, Form(max_length=1000)] = "",
-        party: Annotated[str, Form(max_length=1000)] = "",
-        scheduled_for: Annotated[str, Form(max_length=1000)] = "",
-        responsible: Annotated[str, Form(max_length=1000)] = "",
-        target: Annotated[str, Form(max_length=1000)] = "",
-        resolution_code: Annotated[str, Form(max_length=1000)] = "",
-        confirmation_version: Annotated[str, Form(max_length=1000)] = "",
-        priority: Annotated[str, Form(max_length=1000)] = "",
-        reason: Annotated[str, Form(max_length=cc.MAX_COMMENT * 4)] = "",
-        linked_key: Annotated[str, Form(max_length=1000)] = "",
-        participant_id: Annotated[str, Form(max_length=1000)] = "",
+        csrf: Field_ = "",
+        etag: Field_ = "",
+        version: Field_ = "",
+        comment: Field_ = "",
+        body: Field_ = "",
+        assignee_id: Field_ = "",
+        group_id: Field_ = "",
+        party: Field_ = "",
+        scheduled_for: Field_ = "",
+        responsible: Field_ = "",
+        target: Field_ = "",
+        resolution_code: Field_ = "",
+        confirmation_version: Field_ = "",
+        priority: Field_ = "",
+        reason: Field_ = "",
+        linked_key: Field_ = "",
+        participant_id: Field_ = "",
     ) -> Response:
         s = await console.staff(request)
         if isinstance(s, Response):
