@@ -17,6 +17,7 @@ from desk_platform.http import service_app
 from desk_platform.identity import Signer, SigningKey
 from desk_platform.settings import Settings
 from desk_policies.model import DeskPolicy
+from portal.adapters.agent_request import agent_request_router
 from portal.adapters.api import api_router
 from portal.adapters.assets import serve_assets
 from portal.adapters.console import Console, console_router
@@ -68,6 +69,7 @@ def create_app(
     console = Console(web)
     app.include_router(console_router(console))
     app.include_router(dashboard_router(console))
+    app.include_router(agent_request_router(console))
     return app
 
 
