@@ -22,6 +22,8 @@ POLICIES = load_policies()
 DESKS = {p: describe(d).model_dump(mode="json", by_alias=True) for p, d in POLICIES.items()}
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LEA = "lea@desk.example"
+ANNE = "anne@acme.example"
+BRUNO = "bruno@acme.example"
 CUSTOMER_ACTIONS = {"confirm_resolution", "dispute_resolution", "requester_reply", "auto_close"}
 BODIES = {  # workflow's command paths and the body fields each takes
     kebab(c.__name__): {f.name for f in dataclasses.fields(c)} - NOT_IN_BODY
@@ -96,7 +98,7 @@ def test_the_erp_vendor_front_desk_on_an_open_request() -> None:
     )  # fmt: skip
     assert names(forms) == [
         "qualify", "assign", "start", "request_information", "close", "comment", "note",
-        "change_priority", "link_request", "add_participant",
+        "change_priority", "link_request", "add_participant", "mute",
     ]  # fmt: skip
     assert {f.role for f in forms} == {"front_desk"}
     assign = next(f for f in forms if f.name == "assign")
@@ -111,7 +113,7 @@ def test_the_erp_vendor_team_lead_on_a_request_in_progress() -> None:
     )
     assert names(forms) == [
         "assign", "request_information", "escalate", "resolve", "close", "comment", "note",
-        "change_priority", "link_request", "add_participant",
+        "change_priority", "link_request", "add_participant", "mute",
     ]  # fmt: skip
     paths = {f.name: f.path for f in forms}
     assert paths["request_information"] == "request-information"
@@ -189,16 +191,19 @@ def test_reopening_follows_the_desk_rule_and_its_days() -> None:
     assert "reopen" in names(forever)
 
 
-def test_mute_and_unmute_are_for_a_person_who_follows_the_request() -> None:
+def test_mute_and_unmute_name_one_of_the_people_who_follow_the_request() -> None:
     desk = DESKS["cloud-partner"]
-    assert "mute" not in names(cc.forms_now(desk, request("cloud-partner", "in_progress"), LEA,
-                                            ("team_lead",)))  # fmt: skip
-    following = request("cloud-partner", "in_progress", participants=[LEA])
-    mute = [f for f in cc.forms_now(desk, following, LEA, ("team_lead",)) if f.name == "mute"]
-    assert mute and mute[0].fixed == {"participant_id": LEA}
-    assert mute[0].path == "mute-notifications"
-    muted = {**following, "muted": [LEA]}
-    assert "unmute" in names(cc.forms_now(desk, muted, LEA, ("team_lead",)))
+    following = request("cloud-partner", "in_progress", participants=[BRUNO])
+    forms = {f.name: f for f in cc.forms_now(desk, following, LEA, ("team_lead",))}
+    who = forms["mute"].field("participant_id")
+    assert who is not None and [c.value for c in who.choices] == [ANNE, BRUNO]
+    assert forms["mute"].path == "mute-notifications" and "unmute" not in forms
+    muted = {**following, "muted": [BRUNO]}
+    forms = {f.name: f for f in cc.forms_now(desk, muted, LEA, ("team_lead",))}
+    unmute = forms["unmute"].field("participant_id")
+    assert unmute is not None and [c.value for c in unmute.choices] == [BRUNO]
+    mute = forms["mute"].field("participant_id")
+    assert mute is not None and [c.value for c in mute.choices] == [ANNE]
 
 
 def test_a_close_awaiting_confirmation_may_cite_the_requesters_comment() -> None:

@@ -15,7 +15,7 @@ fields, named as workflow's body fields, with their kind and the desk's choices:
 - one per permission: `comment` (a public reply, mailed to the customer), `note` (an internal
   note, never mailed or shown to the customer), `change_priority` (a reason needed when
   lowering it, which the requester reads), `link_request`, `add_participant`, and `mute` or
-  `unmute` for the person themself when they follow the request.
+  `unmute` for one of the people who follow the request (its requester, its participants).
 
 `check` turns what was typed into a form into the command's body, or says which fields are
 wrong (catalogue keys), so that the page shows why beside each field."""
@@ -302,11 +302,24 @@ def forms_now(
     if not closed:
         found += _permission_forms(desk, request, roles)
     final = closed and not desk.get("comments_on_closed") and not reopen.get("allowed")
-    follows = person in (request.get("requester_id"), *request.get("participants", ()))
     role = role_for(desk, roles, permission="mute_notifications")
-    if role is not None and follows and not final:
-        name = "unmute" if person in request.get("muted", ()) else "mute"
-        found.append(CommandForm(name, PATHS[name], role, fixed={"participant_id": person}))
+    if role is not None and not final:
+        found += _mute_forms(request, role)
+    return found
+
+
+def _mute_forms(request: Request, role: str) -> list[CommandForm]:
+    """Turning a follower's mail about the request off (those who get it) or on again (those
+    who turned it off): a customer asks the desk to, on the phone or by mail."""
+    followers = [p for p in (request.get("requester_id"), *request.get("participants", ())) if p]
+    muted = set(request.get("muted", ()))
+    found = []
+    for name, people in (("mute", [p for p in followers if p not in muted]),
+                         ("unmute", [p for p in followers if p in muted])):  # fmt: skip
+        if people:
+            choices = tuple(Choice(p, text=p) for p in dict.fromkeys(people))
+            who = Field("participant_id", "select", f"agent.field.{name}", True, choices)
+            found.append(CommandForm(name, PATHS[name], role, (who,)))
     return found
 
 
