@@ -17,9 +17,11 @@ from desk_platform.http import service_app
 from desk_platform.identity import Signer, SigningKey
 from desk_platform.settings import Settings
 from desk_policies.model import DeskPolicy
+from portal.adapters.admin_pages import admin_pages_router
 from portal.adapters.agent_request import agent_request_router
 from portal.adapters.api import api_router
 from portal.adapters.assets import serve_assets
+from portal.adapters.canned_pages import canned_pages_router
 from portal.adapters.console import Console, console_router
 from portal.adapters.dashboard import dashboard_router
 from portal.adapters.new_request import new_request_router
@@ -70,6 +72,8 @@ def create_app(
     app.include_router(console_router(console))
     app.include_router(dashboard_router(console))
     app.include_router(agent_request_router(console))
+    app.include_router(admin_pages_router(console))
+    app.include_router(canned_pages_router(console))
     return app
 
 

@@ -76,3 +76,27 @@ def test_a_lead_manages_customers_and_their_desk_s_staff_only() -> None:
         "erp-vendor": ("team_lead",), "cloud-partner": ("team_lead",), "saas-desk": ("supervisor",)
     })  # fmt: skip
     check_administers_all(everywhere, POLICIES)
+
+
+def test_a_lead_changes_no_role_of_their_own_and_every_refusal_has_its_text() -> None:
+    import re
+    from importlib import resources
+
+    from portal.catalogue import catalogue, text
+
+    check_grant(LEA, POLICIES, "erp-vendor", "rnd", "paul@desk.example")
+    with pytest.raises(Refused, match="your own desk roles") as refused:
+        check_grant(LEA, POLICIES, "erp-vendor", "rnd", "LEA@desk.example")
+    assert refused.value.status == 403 and refused.value.key == "admin.refused.own_roles"
+    with pytest.raises(Refused) as elsewhere:
+        check_grant(LEA, POLICIES, "saas-desk", "agent")
+    said = text("fr", elsewhere.value.key, **elsewhere.value.values)
+    assert said == (
+        "Vous n'administrez pas le desk SaaS ticketing desk : ce sont ses responsables qui "
+        "attribuent ses rôles."
+    )
+    named = set()
+    for module in ("domain/accounts.py", "application/people.py"):
+        source = (resources.files("portal") / module).read_text("utf-8")
+        named |= set(re.findall(r'"(admin\.refused\.[a-z_]+)"', source))
+    assert len(named) >= 10 and named - set(catalogue("en")) == set()

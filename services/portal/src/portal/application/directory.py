@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -116,6 +117,48 @@ async def accounts(
         organisation_id, limit,
     )  # fmt: skip
     return [_account(row) for row in rows]
+
+
+async def people_of(
+    conn: asyncpg.Connection, desks: Collection[str], words: str, limit: int, offset: int
+) -> tuple[list[Account], int]:
+    """The customers (no desk role) and the staff of `desks` (a role at one of them), whose
+    name or address holds `words` (any case; every one when empty), by name: the page of
+    `limit` from `offset`, and how many there are in all."""
+    where = (
+        "(roles = '{}'::jsonb OR roles ?| $1::text[])"
+        " AND ($2 = '' OR strpos(lower(name), $2) > 0 OR strpos(email, $2) > 0)"
+    )
+    found = words.lower()
+    total = await conn.fetchval(f"SELECT count(*) FROM people WHERE {where}", list(desks), found)
+    rows = await conn.fetch(
+        f"SELECT * FROM people WHERE {where} ORDER BY lower(name), email LIMIT $3 OFFSET $4",
+        list(desks), found, limit, offset,
+    )  # fmt: skip
+    return [_account(row) for row in rows], int(total)
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """An organisation as the read model holds it, and how many people belong to it."""
+
+    organisation_id: str
+    name: str
+    domains: tuple[str, ...]
+    people: int
+
+
+async def organisations(conn: asyncpg.Connection) -> list[Organisation]:
+    """Every organisation, by name."""
+    rows = await conn.fetch(
+        "SELECT o.organisation_id, o.name, o.domains,"
+        " (SELECT count(*) FROM people p WHERE p.organisation_id = o.organisation_id) AS people"
+        " FROM organisations o ORDER BY lower(o.name), o.organisation_id"
+    )
+    return [
+        Organisation(r["organisation_id"], r["name"], tuple(r["domains"]), int(r["people"]))
+        for r in rows
+    ]
 
 
 async def organisation_exists(conn: asyncpg.Connection, organisation_id: str) -> bool:

@@ -199,13 +199,20 @@ async def change_profile(
 async def _existing(conn: asyncpg.Connection, email: str) -> Account:
     person = await account(conn, email)
     if person is None:
-        raise Refused(f"no account for {email.lower()[:320]}", 404)
+        address = email.lower()[:320]
+        raise Refused(
+            f"no account for {address}", 404, "admin.refused.no_account", {"email": address}
+        )
     return person
 
 
 async def _known_organisation(conn: asyncpg.Connection, organisation_id: str) -> None:
     if not await organisation_exists(conn, organisation_id):
-        raise Refused(f"no organisation {organisation_id[:100]!r}", 404)
+        named = organisation_id[:100]
+        raise Refused(
+            f"no organisation {named!r}", 404, "admin.refused.no_organisation",
+            {"organisation": named},
+        )  # fmt: skip
 
 
 async def invite(
@@ -225,7 +232,10 @@ async def invite(
         await _known_organisation(conn, organisation_id)
     known = await account(conn, email)
     if known is not None and known.status not in ("invited", "registered"):
-        raise Refused(f"{known.email} already has an account ({known.status})")
+        raise Refused(
+            f"{known.email} already has an account ({known.status})", 409,
+            "admin.refused.has_account", {"email": known.email},
+        )  # fmt: skip
     if known is not None:  # not activated yet: the link again, the entry as it is
         purpose: c.Purpose = "activate" if known.status == "invited" else "confirm"
         await send(_mail(known, purpose, await c.issue_link(conn, known.email, purpose, now)))
@@ -285,7 +295,7 @@ async def grant(
     revoke: bool = False,
 ) -> Account:
     """Grant (or revoke) a desk role."""
-    check_grant(admin, policies, desk, role)
+    check_grant(admin, policies, desk, role, email)
     person = await _existing(conn, email)
     held = role in person.roles.get(desk, ())
     if held == revoke:

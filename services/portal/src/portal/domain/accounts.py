@@ -7,7 +7,8 @@ an organisation; until then their page says so and tells them to contact support
 
 Who administers: a member of staff holding, at a desk, a role the desk's policy marks
 `administers` (its leads). They invite people, link people to organisations, grant and revoke
-roles of the desks they administer, and deactivate people; anyone else is refused.
+roles of the desks they administer, and deactivate people; anyone else is refused, and
+nobody changes their own account's roles, organisation or status this way.
 """
 
 from __future__ import annotations
@@ -80,34 +81,56 @@ def administered_desks(account: Account, policies: Iterable[DeskPolicy]) -> froz
 
 class Refused(Exception):
     """An administration change the rules refuse; the message says why, `status` how to
-    answer (403: not yours to change, 404: no such person or organisation, 409: not now)."""
+    answer (403: not yours to change, 404: no such person or organisation, 409: not now),
+    `key` and `values` the same reason as a catalogue text for the pages (`admin.refused.*`)."""
 
-    def __init__(self, message: str, status: int = 409) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int = 409,
+        key: str = "admin.refused.other",
+        values: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.key = key
+        self.values: Mapping[str, str] = values or {}
 
 
-def check_grant(admin: Account, policies: Mapping[str, DeskPolicy], desk: str, role: str) -> None:
-    """Refuse granting or revoking `role` at `desk` unless `admin` administers that desk and
-    the desk has a support-side or external role of that name (customer-side roles come with
-    an organisation, the automations' with no person)."""
+def check_grant(
+    admin: Account,
+    policies: Mapping[str, DeskPolicy],
+    desk: str,
+    role: str,
+    to: str | None = None,
+) -> None:
+    """Refuse granting or revoking `role` at `desk` (to the address `to`, when known) unless
+    `admin` administers that desk, the desk has a support-side or external role of that name
+    (customer-side roles come with an organisation, the automations' with no person) and `to`
+    is not their own address (a lead neither raises nor drops their own roles)."""
     policy = policies.get(desk)
     if policy is None:
-        raise Refused(f"no desk {desk!r}", 404)
+        raise Refused(f"no desk {desk!r}", 404, "admin.refused.no_desk", {"desk": desk})
     if desk not in administered_desks(admin, policies.values()):
-        raise Refused(f"you do not administer desk {desk!r}", 403)
+        raise Refused(
+            f"you do not administer desk {desk!r}", 403, "admin.refused.not_your_desk",
+            {"desk": policy.name},
+        )  # fmt: skip
     found = policy.role(role)
     if found is None or found.side.value not in ("support", "external"):
         grantable = [r.id for r in policy.roles if r.side.value in ("support", "external")]
         raise Refused(
-            f"{role!r} is not a role of desk {desk!r} to grant: {', '.join(grantable)}", 422
-        )
+            f"{role!r} is not a role of desk {desk!r} to grant: {', '.join(grantable)}", 422,
+            "admin.refused.not_a_role", {"role": role, "desk": policy.name},
+        )  # fmt: skip
+    if to is not None and to.lower() == admin.email:
+        raise Refused("you cannot change your own desk roles", 403, "admin.refused.own_roles")
 
 
 def check_administers(admin: Account, policies: Mapping[str, DeskPolicy]) -> None:
     """Refuse inviting people, or reading the directory, to someone who administers no desk."""
     if not administered_desks(admin, policies.values()):
-        raise Refused("you administer no desk", 403)
+        raise Refused("you administer no desk", 403, "admin.refused.no_administration")
 
 
 def check_manages(admin: Account, person: Account, policies: Mapping[str, DeskPolicy]) -> None:
@@ -117,18 +140,24 @@ def check_manages(admin: Account, person: Account, policies: Mapping[str, DeskPo
     themself an organisation's reads."""
     administered = administered_desks(admin, policies.values())
     if not administered:
-        raise Refused("you administer no desk", 403)
+        raise Refused("you administer no desk", 403, "admin.refused.no_administration")
     if person.email == admin.email:
-        raise Refused("you cannot change your own organisation or status", 403)
+        raise Refused(
+            "you cannot change your own organisation or status", 403, "admin.refused.own_account"
+        )
     if outside := sorted(set(person.roles) - administered):
         raise Refused(
             f"{person.email} holds roles at desks you do not administer: {', '.join(outside)}",
-            403,
-        )
+            403, "admin.refused.other_desks",
+            {"email": person.email, "desks": ", ".join(outside)},
+        )  # fmt: skip
 
 
 def check_administers_all(admin: Account, policies: Mapping[str, DeskPolicy]) -> None:
     """Refuse changing organisations (their names, their mail domains, which place senders
     in them for every desk) to anyone but who administers every desk."""
     if administered_desks(admin, policies.values()) != set(policies):
-        raise Refused("organisations are changed by who administers every desk", 403)
+        raise Refused(
+            "organisations are changed by who administers every desk", 403,
+            "admin.refused.not_every_desk",
+        )  # fmt: skip
