@@ -194,9 +194,16 @@ class QueuePages:
             return await staff_of(conn, desk_id, support)
 
     async def view(
-        self, s: StaffVisit, desk_id: str, desk: Desk, asked: str | None, page: int
+        self,
+        s: StaffVisit,
+        desk_id: str,
+        desk: Desk,
+        asked: str | None,
+        page: int,
+        staff: Sequence[StaffMember] | None = None,
     ) -> QueueView | None:
-        """The queue asked for as sla serves it to the person now (None: sla refused)."""
+        """The queue asked for as sla serves it to the person now (None: sla refused);
+        assignees are named from `staff` (the desk's, read when not given)."""
         assert s.visit.person is not None
         me = s.visit.person.email
         queues = queues_of(desk, me)
@@ -215,7 +222,9 @@ class QueuePages:
         if answer.status_code != 200:
             return None
         counts = told.json() if told.status_code == 200 else {}
-        names = {p.email: p.name for p in await self.staff(desk_id, desk)}
+        if staff is None:
+            staff = await self.staff(desk_id, desk)
+        names = {p.email: p.name for p in staff}
         language = s.visit.language
         return QueueView(
             desk_id=desk_id,
@@ -329,10 +338,10 @@ def queues_router(console: Console) -> APIRouter:
             if desk is None:
                 return console.unavailable(s)
             at = page_of(request.query_params.get("page", ""))
-            view = await pages.view(s, desk_id, desk, asked, at)
+            staff = await pages.staff(desk_id, desk)
+            view = await pages.view(s, desk_id, desk, asked, at, staff)
             if view is None:
                 return console.unavailable(s)
-            staff = await pages.staff(desk_id, desk)
         except Unavailable:
             return console.unavailable(s)
         return pages.render(s, "console/queue.html", view, assignees=staff)
@@ -384,7 +393,7 @@ def queues_router(console: Console) -> APIRouter:
 
             async def again(status: int, error: str, field: str | None = None) -> Response:
                 """The queue page again, the selection kept, saying what is wrong."""
-                view = await pages.view(s, desk_id, desk, queue, page_of(page))
+                view = await pages.view(s, desk_id, desk, queue, page_of(page), staff)
                 if view is None:
                     return console.unavailable(s)
                 return pages.render(
