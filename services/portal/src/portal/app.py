@@ -25,6 +25,7 @@ from portal.adapters.canned_pages import canned_pages_router
 from portal.adapters.console import Console, console_router
 from portal.adapters.dashboard import dashboard_router
 from portal.adapters.new_request import new_request_router
+from portal.adapters.queues import queues_router
 from portal.adapters.request_pages import request_pages_router
 from portal.adapters.services import Services
 from portal.adapters.sso import sso_router
@@ -74,6 +75,7 @@ def create_app(
     app.include_router(agent_request_router(console))
     app.include_router(admin_pages_router(console))
     app.include_router(canned_pages_router(console))
+    app.include_router(queues_router(console))
     return app
 
 

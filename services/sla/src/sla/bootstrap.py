@@ -1,5 +1,6 @@
 """Composition root of the sla service: request-state consumer, timer loop, relay, the verifier
-of identity tokens (`IDENTITY_KEYS`, required), HTTP API."""
+of identity tokens (`IDENTITY_KEYS`, required), HTTP API; at start, the board rows older than
+the queues' columns are completed."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from desk_policies.calendars import shipped_calendars
 from desk_policies.loader import load_policies
 from sla.adapters.http import create_app
 from sla.adapters.kafka import on_ticket_event
-from sla.application.timers import Desks, fire_due
+from sla.application.timers import Desks, complete_board, fire_due
 
 log = structlog.get_logger(__name__)
 COMMANDS = {"ReminderDue", "AutoCloseDue"}
@@ -48,6 +49,9 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     )
     runtime.subscribe(TICKET_EVENTS, on_ticket_event(desks, now))
     pool = await runtime.start_store()
+    completed = await complete_board(pool, desks, now())  # rows written before migration 0005
+    if completed:
+        log.info("board_completed", rows=completed)
 
     runtime.repeat("fire_timers", lambda: fire_due(pool, desks, now()), TICK_SECONDS)
     return runtime, create_app(pool, desks, now, verifier=verifier)

@@ -112,8 +112,10 @@ class AgentRequest:
         status = request["status"]["id"]
         if role_for(desk, s.roles_at(desk["id"]), action="assign", status=status) is None:
             return []
+        support = {r["id"] for r in desk.get("roles", ()) if r.get("side") == "support"}
         async with self.web.portal.pool.acquire() as conn:
-            return await staff_of(conn, desk["id"])
+            found = await staff_of(conn, desk["id"], support)
+        return [cc.Person(member.email, member.name) for member in found]
 
     async def clocks(self, s: StaffVisit, key: str) -> Any:
         """The request's clocks as sla tells them; None when it does not (the page goes on)."""

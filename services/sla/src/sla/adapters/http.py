@@ -9,7 +9,7 @@ them, 403 for a role it does not grant). Who reads comes first: an identity that
 requests gets 403 before any request is looked up. The board is for the desk's support side only
 (403 for anyone else); a ticket's clocks are for the support side and for customers of the
 request's own organisation, the one their identity carries (404 for others, as for an unknown
-request), without the desk's pending timers.
+request), without the desk's pending timers. The agents' queues are `sla.adapters.queue_api`'s.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from desk_contracts.inputs import quoted
 from desk_platform.http import IDENTITY_ANSWERS, RoleChoice, refusals, service_app
 from desk_platform.identity import Verifier, requires_identity
 from desk_policies.audience import Audience, NotYourRole, reader_desks, request_reader
+from sla.adapters.queue_api import queue_router
 from sla.adapters.summary_api import summary_router
 from sla.application.timers import Desks, clocks_of
 
@@ -141,4 +142,5 @@ def create_app(
         return board
 
     app.include_router(summary_router(pool, desks, clock, verifier))
+    app.include_router(queue_router(pool, desks, clock, verifier=verifier))
     return app

@@ -142,23 +142,42 @@ async def arm(
     return timers
 
 
-async def _board(conn: asyncpg.Connection, state: RequestState, clocks: TicketClocks) -> None:
-    """Keep the board row of the ticket (whose request it is, and its clocks) in step."""
-    response, resolution = clocks.response, clocks.resolution
-    running = [
-        c.due_at
-        for c in (response, resolution)
-        if c is not None and c.due_at is not None and c.state == ClockState.RUNNING
+def _urgent(clocks: TicketClocks) -> tuple[datetime | None, datetime | None, int | None]:
+    """The earliest due and warning instants of a running clock, and the business seconds left
+    on the most urgent clock that counts (running or paused), as the board keeps them."""
+    running = [c for c in clocks.clocks if c.state is ClockState.RUNNING]
+    dues = [c.due_at for c in running if c.due_at is not None]
+    warnings = [c.warning_at for c in running if c.warning_at is not None]
+    left = [
+        int(c.remaining.total_seconds())
+        for c in clocks.clocks
+        if c.state in (ClockState.RUNNING, ClockState.PAUSED) and c.remaining is not None
     ]
+    return min(dues, default=None), min(warnings, default=None), min(left, default=None)
+
+
+async def _board(conn: asyncpg.Connection, state: RequestState, clocks: TicketClocks) -> None:
+    """Keep the board row of the ticket in step: whose request it is and what a queue shows of
+    it (subject, category, who acts, assignee...), its clocks with their due and warning
+    instants, and the time left on the most urgent one."""
+    response, resolution = clocks.response, clocks.resolution
+    next_due, next_warning, remaining = _urgent(clocks)
     await conn.execute(
         """INSERT INTO clock_board (ticket_id, key, policy_id, priority, status, response_state,
                response_due, response_reason, resolution_state, resolution_due,
-               resolution_reason, next_due, version, organisation_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+               resolution_reason, next_due, version, organisation_id, subject, category,
+               expected_actor, assignee_id, group_id, requester_id, created_at, updated_at,
+               response_warning, resolution_warning, next_warning, remaining_s)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                   $18, $19, $20, $21, $22, $23, $24, $25, $26)
            ON CONFLICT (ticket_id) DO UPDATE SET priority = $4, status = $5,
                response_state = $6, response_due = $7, response_reason = $8,
                resolution_state = $9, resolution_due = $10, resolution_reason = $11,
-               next_due = $12, version = $13, organisation_id = $14""",
+               next_due = $12, version = $13, organisation_id = $14, subject = $15,
+               category = $16, expected_actor = $17, assignee_id = $18, group_id = $19,
+               requester_id = $20, created_at = $21, updated_at = $22,
+               response_warning = $23, resolution_warning = $24, next_warning = $25,
+               remaining_s = $26""",
         state.ticket_id,
         state.key,
         state.policy_id,
@@ -170,10 +189,58 @@ async def _board(conn: asyncpg.Connection, state: RequestState, clocks: TicketCl
         resolution.state.value if resolution else None,
         resolution.due_at if resolution else None,
         resolution.reason if resolution else None,
-        min(running) if running else None,
+        next_due,
         clocks.version,
         state.organisation_id,
+        state.subject,
+        state.category,
+        state.expected_actor,
+        state.assignee_id,
+        state.group_id,
+        state.requester_id,
+        state.created_at,
+        state.updated_at,
+        response.warning_at if response else None,
+        resolution.warning_at if resolution else None,
+        next_warning,
+        remaining,
     )
+
+
+async def complete_board(pool: asyncpg.Pool, desks: Desks, now: datetime, batch: int = 200) -> int:
+    """Write again the board rows that lack what migration 0005 could not compute (warnings,
+    time left: SQL has no business calendar): rows not closed with no time left yet. Run at
+    start; returns how many rows were written. A row whose request has no target keeps none
+    and is read again at the next start (harmless: one pass over such rows, by id)."""
+    done, after = 0, ""
+    while True:
+        async with pool.acquire() as conn:
+            ids = [
+                r["ticket_id"]
+                for r in await conn.fetch(
+                    """SELECT ticket_id FROM clock_board
+                       WHERE category <> 'closed' AND remaining_s IS NULL AND ticket_id > $1
+                       ORDER BY ticket_id LIMIT $2""",
+                    after,
+                    batch,
+                )
+            ]
+            for ticket_id in ids:
+                known = await request_of(conn, ticket_id)
+                if known is None or known[1].policy_id not in desks.policies:
+                    continue
+                timeline, state = known
+                policy, calendar = desks.of(state.policy_id)
+                try:
+                    clocks = read_clocks(timeline, state, policy, calendar, now)
+                except ValueError:  # a status its desk lacks: left as it is
+                    log.warning("board_row_unreadable", ticket_id=ticket_id)
+                    continue
+                await _board(conn, state, clocks)
+                done += 1
+        if len(ids) < batch:
+            return done
+        after = ids[-1]
 
 
 async def clocks_of(
