@@ -173,7 +173,7 @@ def test_erp_vendor_from_open_to_closed(browser: Browser, system: System, tmp_pa
         sides.act("unmute", participant_id="bruno@acme.example")
         sides.act("resolve", resolution_code="handled", comment="Certificat renouvelé.")
         sides.status_is("resolved")
-        screenshot(agent, "console-request", tmp_path)
+        screenshot(agent, "console-request-resolved", tmp_path)
         with requester.expect_navigation():
             requester.locator("#action-confirm button[type=submit]").click()
         agent.goto(f"/console/requests/{key}")
