@@ -361,6 +361,7 @@ def main() -> None:
         print(f"  every demo account's password: {system.demo_password}")
         for line in demo_accounts():
             print(f"  {line}")
+        print(f"agents' console (staff):        {system.url('portal')}/console")
         print(f"intake API (submit requests):   {system.url('intake')}  (docs: /docs)")
         print(f"workflow API (read and act):    {system.url('workflow')}  (docs: /docs)")
         print(f"sla API (clocks of a request):  {system.url('sla')}  (docs: /docs)")
