@@ -22,6 +22,7 @@ from portal.adapters.assets import serve_assets
 from portal.adapters.console import Console, console_router
 from portal.adapters.new_request import new_request_router
 from portal.adapters.request_pages import request_pages_router
+from portal.adapters.search import search_router
 from portal.adapters.services import Services
 from portal.adapters.sso import sso_router
 from portal.adapters.survey import survey_router
@@ -66,6 +67,7 @@ def create_app(
     app.include_router(request_pages_router(web))  # after /requests/new and its kin
     console = Console(web)
     app.include_router(console_router(console))
+    app.include_router(search_router(console))
     return app
 
 

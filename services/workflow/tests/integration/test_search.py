@@ -195,6 +195,10 @@ async def test_snippets_mark_the_words_found(pool: asyncpg.Pool, http: httpx.Asy
     assert "Kyocera" in "".join(s["text"] for s in row["snippet"])
     plain = (await http.get("/search", params={"q": "rapport"}, headers=LEA)).json()
     assert "snippet" not in plain[0]
+    titled = await opened(pool, subject="Quota Kyocera", description="Nothing to see here")
+    only = {"q": "quota", "snippets": "true"}
+    [row] = (await http.get("/search", params=only, headers=LEA)).json()
+    assert row["key"] == titled and "snippet" not in row  # found in the subject alone
 
 
 @pytest.mark.parametrize(

@@ -259,7 +259,8 @@ async def _snippets(
 ) -> dict[str, list[dict[str, Any]]]:
     """Where `words` are found in each of `ticket_ids` (one page): `ts_headline` over the first
     characters of the description and of the comments (`SNIPPET_CHARS`: what it costs stays
-    bounded), stemmed in `language`."""
+    bounded), stemmed in `language`; none for a request where they are not found there (e.g.
+    only in its subject)."""
     described, commented = SNIPPET_CHARS
     rows = await conn.fetch(
         f"""SELECT ticket_id, ts_headline(
@@ -272,7 +273,8 @@ async def _snippets(
         words,
         HEADLINE_OPTIONS,
     )
-    return {row["ticket_id"]: segments(row["headline"]) for row in rows}
+    found = {row["ticket_id"]: segments(row["headline"]) for row in rows}
+    return {ticket: parts for ticket, parts in found.items() if any(p["hit"] for p in parts)}
 
 
 def _row(row: dict[str, Any], snippet: list[dict[str, Any]] | None) -> dict[str, Any]:
