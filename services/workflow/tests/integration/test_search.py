@@ -29,7 +29,7 @@ from desk_policies.audience import REQUEST_INTERNAL, REQUEST_SHOWN
 from desk_policies.loader import load_policies
 from workflow.adapters.http import create_app
 from workflow.adapters.kafka import on_command
-from workflow.adapters.search_api import Criteria, search_sql
+from workflow.adapters.search_api import MATCHES, Criteria, search_sql
 from workflow.application.tickets import MAX_COMMENTS, load, save_view
 
 pytestmark = pytest.mark.integration
@@ -320,7 +320,9 @@ async def test_the_migration_fills_the_texts_of_the_requests_already_there(
     assert row["hit"] is True
 
 
-async def test_the_search_reads_the_gin_index(pool: asyncpg.Pool) -> None:
+async def many(pool: asyncpg.Pool, count: int) -> None:
+    """`count` requests written straight into the read model: "Request number n", the newest
+    first, with a description and a comment of their own."""
     async with pool.acquire() as conn:
         await conn.execute(
             """INSERT INTO tickets (ticket_id, key, policy_id, organisation_id, requester_id,
@@ -330,9 +332,34 @@ async def test_the_search_reads_the_gin_index(pool: asyncpg.Pool) -> None:
                       'Request number ' || n, 'submitted', 'open', 'high', 1,
                       now() - n * interval '1 minute', now() - n * interval '1 minute',
                       'Description ' || md5(n::text), 'Comment ' || md5((n * 7)::text)
-               FROM generate_series(1, 3000) AS n"""
+               FROM generate_series(1, $1) AS n""",
+            count,
         )
         await conn.execute("VACUUM ANALYZE tickets")
+
+
+async def test_a_search_answers_the_newest_thousand_matches_and_says_more_match(
+    pool: asyncpg.Pool, http: httpx.AsyncClient
+) -> None:
+    await many(pool, MATCHES + 5)
+    answer = await http.get("/search", params={"q": "request", "limit": 100}, headers=LEA)
+    assert answer.headers["X-Total-Count"] == str(MATCHES)
+    assert answer.headers["X-More-Matches"] == "true"
+    last = await http.get(
+        "/search", params={"q": "request", "offset": MATCHES - 1}, headers=LEA
+    )  # fmt: skip
+    [row] = last.json()  # the last of the newest thousand, the others are not answered
+    assert int(row["key"].removeprefix("SUP-")) <= MATCHES
+    listed = await http.get("/search", params={"state": "open"}, headers=LEA)
+    assert listed.headers["X-More-Matches"] == "true"
+    assert listed.json()[0]["key"] == "SUP-1"  # the newest change
+    few = await http.get("/search", params={"q": "SUP-7"}, headers=LEA)
+    assert few.json()[0]["key"] == "SUP-7" and "X-More-Matches" not in few.headers
+
+
+async def test_the_search_reads_the_gin_index(pool: asyncpg.Pool) -> None:
+    await many(pool, 3000)
+    async with pool.acquire() as conn:
         sql = search_sql(Criteria(["cloud-partner", "erp-vendor"], words="kyocera printer"))
         plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql.page}", *sql.args, 25, 0)
         counted = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql.count}", *sql.args)

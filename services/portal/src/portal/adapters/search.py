@@ -2,6 +2,7 @@
 key or by words of its subject, description and comments (internal ones too: staff only),
 filtered by desk, status, priority, organisation, assignee (or unassigned), open or closed,
 creation dates; one page of results at a time, each linking to the request's console page.
+Workflow answers at most the 1,000 most recently changed matches; the page says when more do.
 
 The form is a GET form, so a search is a link (bookmarked, shared, paged) and works without
 JavaScript. What is typed is checked here first (`read_search`): a value that is not one the
@@ -28,7 +29,8 @@ from portal.adapters.services import Unavailable
 from portal.adapters.web import bounded
 
 PAGE_SIZE = 25
-MAX_PAGE = 10_000 // PAGE_SIZE + 1  # workflow pages up to offset 10,000
+MATCHES = 1_000  # the requests workflow's search answers at most: the newest matches
+MAX_PAGE = MATCHES // PAGE_SIZE
 STATES = ("all", "open", "closed")
 PAGE = re.compile(r"[1-9][0-9]{0,3}")  # ASCII digits only
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -225,6 +227,7 @@ def search_router(console: Console) -> APIRouter:
         rows = [shown(row, desks, names, s.visit.language) for row in answer.json()]
         told = answer.headers.get("x-total-count", "0")
         total = int(told) if COUNT.fullmatch(told) else len(rows)
-        return render(s, 200, form, desks, rows=rows, total=total, searched=True)
+        more = answer.headers.get("x-more-matches") == "true"
+        return render(s, 200, form, desks, rows=rows, total=total, more=more, searched=True)
 
     return router

@@ -9,15 +9,17 @@ support side searches it: a caller reads, among the desks their identity lets th
 
 `q` is a request's key (exact, any case: that request comes first) or words in the syntax of
 `websearch_to_tsquery` ("quoted phrases", `or`, `-word`), stemmed with the English and with the
-French dictionary: a word matches in either language ("rapports" finds "rapport"). Matches are
-ranked by `ts_rank` (subject and key first, then description, then comments), then by the
-newest change; without `q`, newest change first. Filters: desk, status, priority,
-organisation, assignee (or unassigned), open or closed, creation dates (days in the caller's
-time zone `zone`); one page of `limit` rows from `offset`, `X-Total-Count` saying how many
-match. With `snippets=true`, each row of a search by words carries where they are found (a
-bounded extract of the description and the comments, in the caller's `language`), as
-segments with the words found marked. Every input is bounded; control characters are refused
-(422)."""
+French dictionary: a word matches in either language ("rapports" finds "rapport"). A search
+answers at most `MATCHES` requests, the most recently changed of those that match: ranked by
+`ts_rank` (key and subject first, then description, then comments), then newest change first;
+without `q`, newest change first. So its cost stays bounded whatever a word's frequency
+(counting and ranking read each match's vector): `X-Total-Count` says how many match, up to
+`MATCHES`, and `X-More-Matches: true` that more do (narrow the search). Filters: desk,
+status, priority, organisation, assignee (or unassigned), open or closed, creation dates (days
+in the caller's time zone `zone`); one page of `limit` rows from `offset`. With
+`snippets=true`, each row of a search by words carries where they are found (a bounded extract
+of the description and the comments, in the caller's `language`), as segments with the words
+found marked. Every input is bounded; control characters are refused (422)."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ from workflow.application.tickets import ROW_COLUMNS
 
 MAX_Q = 200  # characters of a search
 MAX_LIMIT = 100
-MAX_OFFSET = 10_000
+MATCHES = 1_000  # requests one search answers at most (see module)
 SNIPPET_CHARS = (2_000, 4_000)  # of the description, of the comments: what a snippet reads
 KEY = re.compile(r"[A-Za-z][A-Za-z0-9²]{0,19}-[0-9]{1,12}")
 UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffd]")
@@ -133,17 +135,19 @@ class Criteria:
 
 @dataclass(frozen=True)
 class Search:
-    """The SQL of one search: how many rows match (`count`, with `args`) and one page of them
-    (`page`, with `args` then limit and offset)."""
+    """The SQL of one search: how many rows match, up to `MATCHES` + 1 (`count`, with `args`),
+    and one page of them (`page`, with `args` then limit and offset); a search by words counts
+    in its page too (each row's `total`: `count` is then needed only for a page beyond the
+    last)."""
 
     count: str
     page: str
     args: list[Any]
+    counted: bool = False
 
 
 def search_sql(criteria: Criteria) -> Search:
-    """The SQL of `criteria`, from bound parameters only: a key comes first, words are ranked
-    (`ts_rank`), then the newest change."""
+    """The SQL of `criteria`, from bound parameters only (see module for the order)."""
     c = criteria
     where = Where([c.desks], ["policy_id = ANY($1)"])
     where.equal("policy_id", c.policy_id)
@@ -159,23 +163,38 @@ def search_sql(criteria: Criteria) -> Search:
         where.add("created_at >= {}", c.created_from)
     if c.created_before is not None:
         where.add("created_at < {}", c.created_before)
-    order, rank = "updated_at DESC, ticket_id", "NULL::real"
-    if c.words:
-        where.args.append(c.words)
-        q = f"${len(where.args)}"
-        matches = f"search @@ {WORDS.format(q=q)}"
-        rank = f"ts_rank(search, {WORDS.format(q=q)})"
-        order = f"rank DESC, {order}"
-        if KEY.fullmatch(c.words):
-            matches = f"({matches} OR lower(key) = lower({q}))"
-            order = f"(lower(key) = lower({q})) DESC, {order}"
-        where.clauses.append(matches)
     n = len(where.args)
+    if not c.words:
+        return Search(
+            count=f"SELECT count(*) FROM (SELECT FROM tickets WHERE {where} LIMIT {MATCHES + 1}) m",
+            page=f"""SELECT {ROW_COLUMNS}, NULL::real AS rank FROM tickets WHERE {where}
+                     ORDER BY updated_at DESC, ticket_id LIMIT ${n + 1} OFFSET ${n + 2}""",
+            args=where.args,
+        )
+    where.args.append(c.words)
+    q = f"${n + 1}"
+    words = WORDS.format(q=q)
+    matches, exact = f"search @@ {words}", ""
+    if KEY.fullmatch(c.words):
+        matches = f"({matches} OR lower(key) = lower({q}))"
+        exact = f"(lower(key) = lower({q})) DESC, "
+    where.clauses.append(matches)
+    order = f"{exact}updated_at DESC, ticket_id"
     return Search(
-        count=f"SELECT count(*) FROM tickets WHERE {where}",
-        page=f"""SELECT {ROW_COLUMNS}, {rank} AS rank FROM tickets WHERE {where}
-                 ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}""",
+        count=f"SELECT count(*) FROM (SELECT FROM tickets WHERE {where} LIMIT {MATCHES + 1}) m",
+        page=f"""WITH found AS MATERIALIZED (
+                     SELECT {ROW_COLUMNS}, search FROM tickets WHERE {where}
+                     ORDER BY {order} LIMIT {MATCHES + 1}),
+                 newest AS (
+                     SELECT *, row_number() OVER (ORDER BY {order}) AS recency,
+                            count(*) OVER () AS total
+                     FROM found)
+                 SELECT {ROW_COLUMNS}, ts_rank(search, {words}) AS rank, total FROM newest
+                 WHERE recency <= {MATCHES}
+                 ORDER BY {exact}rank DESC, updated_at DESC, ticket_id
+                 LIMIT ${n + 2} OFFSET ${n + 3}""",
         args=where.args,
+        counted=True,
     )
 
 
@@ -213,14 +232,14 @@ def search_router(
         zone: Annotated[str, Query(max_length=64)] = "UTC",
         snippets: bool = False,
         language: Annotated[str, Query(pattern="^(en|fr)$")] = "en",
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        offset: Annotated[int, Query(ge=0, lt=MATCHES)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 25,
         identity: Identity = identified,
         x_actor_role: RoleChoice = None,
     ) -> list[dict[str, Any]]:
         """Requests of the desks the caller reads as support, found by key or words, filtered
         (see module); each row as the support side sees it, with `rank` when searched by
-        words and `snippet` when asked."""
+        words and `snippet` when asked (and found)."""
         desks = desks_read_by(identity, policies.values(), x_actor_role)
         support = sorted(d for d, audience in desks.items() if audience is Audience.SUPPORT)
         if not support:
@@ -241,14 +260,22 @@ def search_router(
             assignee_id, unassigned, state, start, end,
         )  # fmt: skip
         sql = search_sql(criteria)
-        async with pool.acquire() as conn:
-            total = await conn.fetchval(sql.count, *sql.args)
+        async with pool.acquire() as conn, conn.transaction(readonly=True):
+            # planned for the words and filters given each time: a generic plan (what a
+            # prepared statement falls back to) cannot tell a rare word from a common one
+            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
             rows = await conn.fetch(sql.page, *sql.args, limit, offset)
+            if sql.counted and rows:
+                total = rows[0]["total"]
+            else:
+                total = await conn.fetchval(sql.count, *sql.args)
             found = {}
             if criteria.words and snippets and rows:
                 ids = [r["ticket_id"] for r in rows]
                 found = await _snippets(conn, ids, criteria.words, language)
-        response.headers["X-Total-Count"] = str(total)
+        response.headers["X-Total-Count"] = str(min(total, MATCHES))
+        if total > MATCHES:
+            response.headers["X-More-Matches"] = "true"
         return [_row(dict(row), found.get(row["ticket_id"])) for row in rows]
 
     return router
@@ -280,6 +307,7 @@ async def _snippets(
 def _row(row: dict[str, Any], snippet: list[dict[str, Any]] | None) -> dict[str, Any]:
     """One row of the answer: the request's list fields, its rank when searched by words, its
     snippet when asked."""
+    row.pop("total", None)
     if row["rank"] is None:
         del row["rank"]
     if snippet is not None:

@@ -56,5 +56,7 @@ ALTER TABLE tickets ADD COLUMN search tsvector GENERATED ALWAYS AS (
 ) STORED;
 
 CREATE INDEX tickets_search ON tickets USING gin (search);
+-- a search answers the most recently changed matches: a common word's are read newest first
+CREATE INDEX tickets_by_updated ON tickets (updated_at, ticket_id);
 CREATE INDEX tickets_by_policy_created ON tickets (policy_id, created_at);
 CREATE INDEX tickets_by_assignee ON tickets (assignee_id);
