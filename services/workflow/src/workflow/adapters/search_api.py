@@ -256,8 +256,9 @@ def search_router(
         if start and end and start >= end:
             raise HTTPException(422, "created_from is after created_to")
         criteria = Criteria(
-            support, (q or "").strip(), policy_id, status, priority, organisation_id,
-            assignee_id, unassigned, state, start, end,
+            support, words=(q or "").strip(), policy_id=policy_id, status=status,
+            priority=priority, organisation_id=organisation_id, assignee_id=assignee_id,
+            unassigned=unassigned, state=state, created_from=start, created_before=end,
         )  # fmt: skip
         sql = search_sql(criteria)
         async with pool.acquire() as conn, conn.transaction(readonly=True):
