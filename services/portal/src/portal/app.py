@@ -27,6 +27,7 @@ from portal.adapters.dashboard import dashboard_router
 from portal.adapters.new_request import new_request_router
 from portal.adapters.queues import queues_router
 from portal.adapters.request_pages import request_pages_router
+from portal.adapters.search import search_router
 from portal.adapters.services import Services
 from portal.adapters.sso import sso_router
 from portal.adapters.survey import survey_router
@@ -76,6 +77,7 @@ def create_app(
     app.include_router(admin_pages_router(console))
     app.include_router(canned_pages_router(console))
     app.include_router(queues_router(console))
+    app.include_router(search_router(console))
     return app
 
 

@@ -12,7 +12,8 @@ internal fields and the names of internal roles. The detail's history is paged o
 the reader may see: `history_limit` of them (default 100, at most 500) older than
 `before_version` (the newest when absent), with `history_total` (how many the reader may see)
 and `history_more`, so one read answers a bounded amount whatever the request holds. Versions
-are the stream's, as If-Match needs them."""
+are the stream's, as If-Match needs them. Search, for the support side: `GET /search`
+(`workflow.adapters.search_api`)."""
 
 from __future__ import annotations
 
@@ -42,8 +43,10 @@ from desk_policies.directory import DirectorySource, load_directory
 from desk_policies.model import DeskPolicy
 from workflow.adapters.commands_api import command_router
 from workflow.adapters.readers import desks_read_by, reader_of
+from workflow.adapters.search_api import search_router
 from workflow.adapters.summary_api import summary_router
 from workflow.application.tickets import (
+    ROW_COLUMNS,
     Loaded,
     UnknownPolicy,
     UnknownTicket,
@@ -291,7 +294,7 @@ def create_app(
         async with pool.acquire() as conn:
             total = await conn.fetchval(f"SELECT count(*) FROM tickets WHERE {where}", *where.args)
             rows = await conn.fetch(
-                f"""SELECT * FROM tickets WHERE {where} ORDER BY {ordering}
+                f"""SELECT {ROW_COLUMNS} FROM tickets WHERE {where} ORDER BY {ordering}
                     LIMIT ${len(where.args) + 1} OFFSET ${len(where.args) + 2}""",
                 *where.args, limit, offset,
             )  # fmt: skip
@@ -312,4 +315,5 @@ def create_app(
 
     app.include_router(command_router(pool, policies, clock, people, loaded_for, verifier))
     app.include_router(summary_router(pool, policies, verifier))
+    app.include_router(search_router(pool, policies, verifier))
     return app

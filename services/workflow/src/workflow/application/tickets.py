@@ -4,11 +4,17 @@ the request's state after it (`desk_contracts.state`): what the relay publishes 
 
 A person's command on a full stream is refused by the store (`StreamFull`); the desk's own
 commands (`DESK_COMMANDS`: reminders, auto-close, failed deliveries, survey answers) are always
-appended, so they are never lost to a full stream."""
+appended, so they are never lost to a full stream.
+
+The read model's row also keeps what search reads (`workflow.adapters.search_api`): the
+request's description, and the texts people wrote on it since (`search_texts`: every comment,
+public or internal, and the comment or reason a command carries), appended as each decision is
+executed, oldest first, up to `MAX_COMMENTS` characters."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +43,14 @@ log = structlog.get_logger(__name__)
 
 # commands the desk itself carries out: exempt from the stream's bound (see module)
 DESK_COMMANDS = (SendReminder, AutoClose, RecordDeliveryFailure, AnswerSurvey)
+MAX_COMMENTS = 500_000  # characters of a request's written texts the read model keeps
+TEXT_FIELDS = ("body", "comment", "reason")  # the fields of events that hold what people wrote
+# the read model's columns a list row shows (not the texts kept for search, nor their index)
+ROW_COLUMNS = (
+    "ticket_id, key, policy_id, organisation_id, requester_id, subject, status, category, "
+    "expected_actor, priority, assignee_id, version, created_at, updated_at, created_by, "
+    "involved, priority_rank"
+)
 
 
 class UnknownTicket(LookupError):
@@ -97,7 +111,7 @@ async def open_stream(
     metadata = {"correlationid": correlation_id or created.ticket_id, **_state(state)}
     new = NewEvent.from_event(created, event_id=uuid.UUID(event_id), metadata=metadata)
     await append(conn, created.ticket_id, 0, [new], bounded=False)
-    await save_view(conn, state, created.occurred_at)
+    await save_view(conn, state, created.occurred_at, description=created.description)
     log.info("ticket_opened", key=created.key, status=state.status)
     return state
 
@@ -143,7 +157,7 @@ async def execute(
     bounded = not isinstance(command, DESK_COMMANDS)
     await append(conn, loaded.state.ticket_id, loaded.state.version, new, bounded=bounded)
     if decision:
-        await save_view(conn, state, now)
+        await save_view(conn, state, now, texts=search_texts(decision))
         log.info(
             "command_executed",
             command=type(command).__name__,
@@ -153,20 +167,55 @@ async def execute(
     return Executed(state, decision)
 
 
-async def save_view(conn: asyncpg.Connection, state: Ticket, now: datetime) -> None:
+def search_texts(events: Iterable[Event]) -> list[str]:
+    """What people wrote in `events`, in their order, for search: comment bodies (public and
+    internal), requesters' answers, and the comment or reason a command carries (information
+    requested, resolution, escalation and its return, priority change...); blank ones left out.
+    A request's description is not among them (`TicketCreated` has its own column)."""
+    found = []
+    for event in events:
+        for name in TEXT_FIELDS:
+            value = getattr(event, name, None)
+            if isinstance(value, str) and value.strip():
+                found.append(value)
+    return found
+
+
+async def save_view(
+    conn: asyncpg.Connection,
+    state: Ticket,
+    now: datetime,
+    *,
+    description: str | None = None,
+    texts: Sequence[str] = (),
+) -> None:
     """Upsert the request's row of workflow's read model (lists and filters) from its state:
-    who is involved (requester, creator, participants) for the requesters' lists."""
+    who is involved (requester, creator, participants) for the requesters' lists; for search,
+    the `description` when given, and `texts` appended to the request's comments (see
+    module). The texts' columns are written only when something is new: their search vector
+    is computed again only then."""
     status = state.policy.status(state.status or state.policy.initial_status)
     involved = sorted({state.requester_id, state.created_by, *state.participants} - {""})
+    written = "\n".join(texts)[:MAX_COMMENTS]
+    searched = []  # the texts' columns, only when something is new (see above)
+    if description is not None:
+        searched.append("description = $18")
+    if written:
+        searched.append(
+            "comments = CASE WHEN tickets.comments = '' THEN $19"  # bounded as `written` is
+            f" ELSE left(tickets.comments || E'\\n' || $19, {MAX_COMMENTS}) END"
+        )
     await conn.execute(
-        """INSERT INTO tickets (ticket_id, key, policy_id, organisation_id, requester_id, subject,
+        f"""INSERT INTO tickets (ticket_id, key, policy_id, organisation_id, requester_id, subject,
                                status, category, expected_actor, priority, assignee_id, version,
-                               created_at, updated_at, created_by, involved, priority_rank)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                               created_at, updated_at, created_by, involved, priority_rank,
+                               description, comments)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                   coalesce($18, ''), $19)
            ON CONFLICT (ticket_id) DO UPDATE SET
                status = $7, category = $8, expected_actor = $9, priority = $10,
                assignee_id = $11, version = $12, updated_at = $14, created_by = $15,
-               involved = $16, priority_rank = $17""",
+               involved = $16, priority_rank = $17{"".join(f", {c}" for c in searched)}""",
         state.ticket_id,
         state.key,
         state.policy.id,
@@ -184,4 +233,6 @@ async def save_view(conn: asyncpg.Connection, state: Ticket, now: datetime) -> N
         state.created_by,
         involved,
         state.policy.priority_rank(state.priority) or 0,
+        description,
+        written,
     )

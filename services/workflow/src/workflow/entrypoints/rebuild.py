@@ -6,6 +6,8 @@ Every stream is folded again from position 0 into a new table, with progress on 
 the service keeps running. The swap takes the store's append lock, so no command can commit
 between the last event read and the new table going live: events appended during the rebuild
 are caught up under that lock, then the new table replaces the old one in one transaction.
+Each row gets its texts for search again too (the description, what people wrote since:
+`workflow.application.tickets.search_texts`), as the commands' `save_view` writes them.
 """
 
 from __future__ import annotations
@@ -16,23 +18,37 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 
+from desk_contracts.base import Event
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.store import APPEND_LOCK_CLASS, read_all
 from desk_policies.model import DeskPolicy
 from desk_policies.requests import Ticket, evolve
-from workflow.application.tickets import save_view
+from workflow.application.tickets import MAX_COMMENTS, save_view, search_texts
 
 
 @dataclass
 class Folded:
+    """One request folded so far, with its texts for search (bounded as save_view keeps them)."""
+
     state: Ticket
     updated_at: datetime
+    description: str = ""
+    texts: list[str] = field(default_factory=list)
+    written: int = 0  # characters of `texts`, with their separators
+
+    def add(self, event: Event) -> None:
+        """Keep what `event` holds for search, until `MAX_COMMENTS` characters are kept."""
+        if isinstance(event, TicketCreated):
+            self.description = event.description
+        for text in search_texts([event]) if self.written < MAX_COMMENTS else ():
+            self.texts.append(text)
+            self.written += len(text) + 1
 
 
 async def _fold(
@@ -55,6 +71,7 @@ async def _fold(
                 tickets[recorded.stream_id] = folded
             folded.state = evolve(folded.state, event)
             folded.updated_at = recorded.recorded_at
+            folded.add(event)
         position = batch[-1].global_position
         progress(position)
     return position
@@ -80,7 +97,13 @@ async def rebuild(
             await conn.execute("ALTER TABLE tickets RENAME TO tickets_replaced")
             await conn.execute("ALTER TABLE tickets_rebuild RENAME TO tickets")
             for folded in tickets.values():
-                await save_view(conn, folded.state, folded.updated_at)
+                await save_view(
+                    conn,
+                    folded.state,
+                    folded.updated_at,
+                    description=folded.description,
+                    texts=folded.texts,
+                )
             await conn.execute("DROP TABLE tickets_replaced")
         return len(tickets)
     finally:
