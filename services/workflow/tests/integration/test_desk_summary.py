@@ -157,6 +157,8 @@ async def test_the_summary_is_for_the_support_side_of_its_desk(
         ({"since": "2026-3-1"}, None),
         ({"since": "x" * 300}, None),
         ({"since": "2026-03-01\x00"}, None),
+        ({"since": "0001-01-01"}, "dates run from 1970-01-01 to 9998-12-31"),  # not a 500
+        ({"until": "9999-12-31"}, "dates run from 1970-01-01 to 9998-12-31"),
     ],
 )
 async def test_a_period_that_is_not_one_is_refused(

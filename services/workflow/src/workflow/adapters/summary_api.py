@@ -19,7 +19,7 @@ a day that is not one or a period that ends before it starts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -31,6 +31,7 @@ from desk_platform.http import IDENTITY_ANSWERS, SCHEMAS, RoleChoice, refusals
 from desk_platform.identity import Verifier, requires_identity
 from desk_policies.audience import Audience
 from desk_policies.model import DeskPolicy, StatusCategory
+from workflow.adapters import search_api
 from workflow.adapters.readers import desks_read_by
 
 DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
@@ -70,7 +71,7 @@ def day_start(day: str | None, policy: DeskPolicy, name: str) -> datetime | None
         found = date.fromisoformat(day)
     except ValueError:
         raise HTTPException(422, f"{name}: {quoted(day)} is not a day (YYYY-MM-DD)") from None
-    return datetime.combine(found, time(0), tzinfo=policy.zone).astimezone(UTC)
+    return search_api.day_start(found, policy.zone).astimezone(UTC)  # the same bounds
 
 
 def open_requests(policy: DeskPolicy, rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
