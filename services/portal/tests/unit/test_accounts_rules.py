@@ -100,3 +100,23 @@ def test_a_lead_changes_no_role_of_their_own_and_every_refusal_has_its_text() ->
         source = (resources.files("portal") / module).read_text("utf-8")
         named |= set(re.findall(r'"(admin\.refused\.[a-z_]+)"', source))
     assert len(named) >= 10 and named - set(catalogue("en")) == set()
+
+
+def test_a_lead_reads_customers_and_the_staff_of_their_desks_only() -> None:
+    from portal.domain.accounts import may_read
+
+    lead = Account(email="lea@desk.example", name="Léa", status="active",
+                   roles={"erp-vendor": ("team_lead",)})  # fmt: skip
+    customer = Account(email="anne@acme.example", name="Anne", status="active",
+                       organisation_id="acme")  # fmt: skip
+    theirs = Account(email="paul@desk.example", name="Paul", status="active",
+                     roles={"erp-vendor": ("service_desk",), "saas-desk": ("agent",)})  # fmt: skip
+    other = Account(email="sam@desk.example", name="Sam", status="active",
+                    roles={"saas-desk": ("agent",)})  # fmt: skip
+    agent = Account(email="ann@desk.example", name="Ann", status="active",
+                    roles={"erp-vendor": ("service_desk",)})  # fmt: skip
+    policies = POLICIES.values()
+    assert may_read(lead, customer, policies) and may_read(lead, theirs, policies)
+    assert may_read(lead, lead, policies)
+    assert not may_read(lead, other, policies)
+    assert not may_read(agent, customer, policies)  # not a lead: reads nobody here

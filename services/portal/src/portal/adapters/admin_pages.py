@@ -39,6 +39,7 @@ from portal.domain.accounts import (
     check_administers_all,
     check_grant,
     check_manages,
+    may_read,
 )
 
 PAGE_SIZE = 25
@@ -263,7 +264,14 @@ class AdminPages:
             return self.missing(s, email[:320])
         async with self.portal.pool.acquire() as conn:
             found = await directory.account(conn, checked)
-        return found if found is not None else self.missing(s, checked)
+        admin = s.visit.person
+        if (
+            found is None
+            or admin is None
+            or not may_read(admin, found, self.portal.policies.values())
+        ):
+            return self.missing(s, checked)  # another desk's staff: as if unknown
+        return found
 
     # --- the organisations ------------------------------------------------------------
 
@@ -539,7 +547,10 @@ def admin_pages_router(console: Console) -> APIRouter:
             return await again(403, Said("organisation", text(lang, "csrf")))
         if (refused := allowed(check_administers_all, admin, portal.policies)) is not None:
             return await again(refused.status, Said("organisation", said(lang, refused)))
-        typed_domains = split_domains(domains) if bounded(domains, MAX_DOMAINS_FORM) else []
+        if bounded(domains, MAX_DOMAINS_FORM) is None:  # never an edit that wipes them
+            at, key = ORGANISATION_FIELD["domains"]
+            return await again(422, Said("organisation", text(lang, key), at))
+        typed_domains = split_domains(domains)
         try:
             typed = {"organisation_id": form["organisation_id"], "name": form["name"],
                      "domains": typed_domains}  # fmt: skip

@@ -299,9 +299,11 @@ def agent_request_router(console: Console) -> APIRouter:
         if not KEY.fullmatch(key):
             return pages.missing(s, key)
         form = "note" if into == "note" else "comment"
-        current = (bounded(body, cc.MAX_BODY) or "") if s.visit.csrf_ok(csrf) else None
-        if current is None:
+        if not s.visit.csrf_ok(csrf):
             return web.page(s.visit, "notice.html", 403, error="csrf", title="console.title")
+        current = bounded(body, cc.MAX_BODY)
+        if current is None:  # htmx swaps no 4xx in: the draft stays as typed
+            return web.finish(s.visit, Response(status_code=422))
         try:
             found = await pages.read(s, key)
             if found is None:

@@ -47,6 +47,7 @@ PAGE_SIZE = 25
 MAX_SELECTED = 100
 MAX_REASON = 500
 PAGE = re.compile(r"[1-9][0-9]{0,3}")  # ASCII digits only
+MAX_PAGE = 4000  # sla serves a queue up to its 100,000th row: a deeper page shows the last one
 ACTIONS = ("assign", "priority", "close")
 CONCURRENT = 4  # requests of a bulk action handled at once
 CLOCK_STATES = {"running", "paused", "stopped", "not started"}
@@ -319,7 +320,7 @@ def queues_router(console: Console) -> APIRouter:
         return console.page(s, "notice.html", 404, error="queue.no_desk", title="queue.missing")
 
     def page_of(text: str) -> int:
-        return int(text) if PAGE.fullmatch(text) else 1
+        return min(int(text), MAX_PAGE) if PAGE.fullmatch(text) else 1
 
     async def desk_of(s: StaffVisit, desk_id: str) -> Desk | None:
         """The desk's description when the person works there and workflow tells it."""

@@ -79,6 +79,17 @@ def administered_desks(account: Account, policies: Iterable[DeskPolicy]) -> froz
     return frozenset(desks)
 
 
+def may_read(admin: Account, person: Account, policies: Iterable[DeskPolicy]) -> bool:
+    """Whether `admin` may read `person`'s account and history in the administration pages:
+    their own, a customer's (no desk role), or that of staff of a desk `admin` administers
+    (the people the list shows them: `portal.application.directory.people_of`)."""
+    desks = administered_desks(admin, policies)
+    if not desks:
+        return False
+    held = {desk for desk, roles in person.roles.items() if roles}
+    return person.email == admin.email or not held or bool(held & desks)
+
+
 class Refused(Exception):
     """An administration change the rules refuse; the message says why, `status` how to
     answer (403: not yours to change, 404: no such person or organisation, 409: not now),
