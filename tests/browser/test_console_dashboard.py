@@ -6,14 +6,12 @@ Content-Security-Policy, in French and in English."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-import httpx
 import pytest
 from browser_support import assert_accessible, screenshot, sign_in, watched_page
 from e2e_support import eventually
-from identity_support import bearer
+from filing_support import as_lead, file_request
 from playwright.sync_api import Browser, Page
 from system import System
 
@@ -25,31 +23,6 @@ LEA = "lea@desk.example"
 PAUL = "paul@desk.example"
 STAFF = {"erp-vendor": ["team_lead"], "cloud-partner": ["team_lead"], "saas-desk": ["supervisor"]}
 POLICIES = load_policies()
-
-
-def create(system: System, desk: str, subject: str) -> str:
-    """A request of Anne's at `desk` (medium priority), created through intake; its key once
-    workflow has it."""
-    anne = bearer(ANNE, audience="intake", organisation="acme", signer=system.signer())
-    body = {
-        "policy_id": desk, "request_type": "support", "priority": "medium", "subject": subject,
-        "description": "Le rapport mensuel échoue.", "organisation_id": "acme",
-        "requester": ANNE, "language": "fr",
-    }  # fmt: skip
-    answer = httpx.post(
-        f"{system.url('intake')}/requests", json=body, timeout=10,
-        headers={**anne, "Idempotency-Key": str(uuid.uuid4())},
-    )  # fmt: skip
-    assert answer.status_code == 201, answer.text
-    key = str(answer.json()["key"])
-    eventually(lambda: staff(system, "GET", f"/requests/{key}").status_code == 200 or None)
-    return key
-
-
-def staff(system: System, method: str, path: str, service: str = "workflow") -> httpx.Response:
-    """`method path` on `service` as Léa, team lead of every desk."""
-    lea = bearer(LEA, audience=service, roles=STAFF, signer=system.signer())
-    return httpx.request(method, f"{system.url(service)}{path}", headers=lea, timeout=10)
 
 
 def figure(page: Page, table: str, key: str, column: int = 0) -> int:
@@ -71,7 +44,7 @@ def figures(page: Page) -> dict[str, int]:
 
 
 def medium_requests_known_to_sla(system: System) -> int:
-    answer = staff(system, "GET", "/desks/erp-vendor/summary", service="sla")
+    answer = as_lead(system, "GET", "/desks/erp-vendor/summary", service="sla")
     assert answer.status_code == 200, answer.text
     rows = {r["priority"]: r for r in answer.json()["compliance"]["priorities"]}
     return int(rows["medium"]["requests"])
@@ -88,9 +61,9 @@ def test_a_lead_sees_the_figures_follow_the_requests(
             page.locator("a[href='/console/dashboard/erp-vendor']").click()
         before = figures(page)
         known = medium_requests_known_to_sla(system)
-        waiting = create(system, "erp-vendor", "Tableau de bord : requête ouverte")
-        started = create(system, "erp-vendor", "Tableau de bord : requête en cours")
-        moved = staff(system, "POST", f"/requests/{started}/start-work")
+        waiting = file_request(system, "erp-vendor", "Tableau de bord : requête ouverte")
+        started = file_request(system, "erp-vendor", "Tableau de bord : requête en cours")
+        moved = as_lead(system, "POST", f"/requests/{started}/start-work")
         assert moved.status_code == 200, moved.text
         eventually(lambda: medium_requests_known_to_sla(system) >= known + 2 or None)
         page.reload()

@@ -7,13 +7,13 @@ Content-Security-Policy, in French and in English."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 from browser_support import assert_accessible, screenshot, sign_in, watched_page
 from e2e_support import eventually
+from filing_support import as_lead, file_request
 from identity_support import bearer
 from playwright.sync_api import Browser, Page
 from system import System
@@ -31,19 +31,11 @@ LIVE_WITHIN_MS = 20_000  # the page polls every 10 s; the request reaches sla in
 
 def create(system: System, subject: str) -> str:
     """A critical request of Anne's at erp-vendor (the most urgent first: on the queue's first
-    page), created through intake; its key once sla's queue has it."""
-    anne = bearer(ANNE, audience="intake", organisation="acme", signer=system.signer())
-    body = {
-        "policy_id": "erp-vendor", "request_type": "support", "priority": "critical",
-        "subject": subject, "description": "La paie est bloquée.", "organisation_id": "acme",
-        "requester": ANNE, "language": "fr",
-    }  # fmt: skip
-    answer = httpx.post(
-        f"{system.url('intake')}/requests", json=body, timeout=10,
-        headers={**anne, "Idempotency-Key": str(uuid.uuid4())},
+    page), made through intake; its key at once (the test waits for sla's queue)."""
+    return file_request(
+        system, "erp-vendor", subject, wait=False, priority="critical",
+        description="La paie est bloquée.",
     )  # fmt: skip
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["key"])
 
 
 def in_sla_queue(system: System, key: str) -> bool:
@@ -54,12 +46,6 @@ def in_sla_queue(system: System, key: str) -> bool:
         params={"policy_id": "erp-vendor", "status": "open", "limit": 200},
     )  # fmt: skip
     return answer.status_code == 200 and key in {row["key"] for row in answer.json()}
-
-
-def workflow(system: System, method: str, path: str, body: object = None) -> httpx.Response:
-    """`method path` on workflow as Léa, team lead of every desk."""
-    lea = bearer("lea@desk.example", audience="workflow", roles=LEA_ROLES, signer=system.signer())
-    return httpx.request(method, f"{system.url('workflow')}{path}", json=body, headers=lea)
 
 
 def row(page: Page, key: str) -> str:
@@ -111,7 +97,7 @@ def test_a_bulk_assignment_reports_the_request_closed_meanwhile_and_assigns_the_
             page.check(f"#pick-{key}")
         # someone closes one of them while the page is open: the queue drops it by itself,
         # the selection keeps it
-        done = workflow(system, "POST", f"/requests/{closed}/close", {"resolution_code": "handled"})
+        done = as_lead(system, "POST", f"/requests/{closed}/close", {"resolution_code": "handled"})
         assert done.status_code == 200, done.text
         page.wait_for_selector(f"#queue-kept #pick-{closed}:checked", timeout=LIVE_WITHIN_MS)
         for key in kept:
@@ -130,8 +116,8 @@ def test_a_bulk_assignment_reports_the_request_closed_meanwhile_and_assigns_the_
         assert_accessible(page)
         screenshot(page, "console-bulk-result", tmp_path)
         for key in kept:
-            assert workflow(system, "GET", f"/requests/{key}").json()["assignee_id"] == PAUL
-        after = workflow(system, "GET", f"/requests/{closed}").json()
+            assert as_lead(system, "GET", f"/requests/{key}").json()["assignee_id"] == PAUL
+        after = as_lead(system, "GET", f"/requests/{closed}").json()
         assert after["assignee_id"] is None and after["status"]["id"] == "closed"
         page.goto("/console/queues/erp-vendor?queue=new&lang=fr")
         assert_accessible(page)

@@ -10,11 +10,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 from browser_support import assert_accessible, screenshot, sign_in, watched_page
-from e2e_support import eventually
-from identity_support import bearer
+from filing_support import as_lead, file_request
 from playwright.sync_api import Browser, Page
 from system import System
 
@@ -26,27 +24,10 @@ RESULTS = "#search-results tbody tr[data-key]"
 
 
 def create(system: System, desk: str, subject: str) -> str:
-    """A request of Anne's at `desk`, created through intake; its key once workflow has it."""
-    anne = bearer(ANNE, audience="intake", organisation="acme", signer=system.signer())
-    body = {
-        "policy_id": desk, "request_type": "support", "priority": "medium", "subject": subject,
-        "description": "Depuis la mise à jour, la sauvegarde s'arrête.", "organisation_id": "acme",
-        "requester": ANNE, "language": "fr",
-    }  # fmt: skip
-    answer = httpx.post(
-        f"{system.url('intake')}/requests", json=body, timeout=10,
-        headers={**anne, "Idempotency-Key": str(uuid.uuid4())},
-    )  # fmt: skip
-    assert answer.status_code == 201, answer.text
-    key = str(answer.json()["key"])
-    eventually(lambda: staff(system, "GET", f"/requests/{key}").status_code == 200 or None)
-    return key
-
-
-def staff(system: System, method: str, path: str, body: Any = None) -> httpx.Response:
-    """`method path` on workflow as Léa, team lead of every desk."""
-    lea = bearer("lea@desk.example", audience="workflow", roles=STAFF, signer=system.signer())
-    return httpx.request(method, f"{system.url('workflow')}{path}", json=body, headers=lea)
+    """A request of Anne's at `desk`, made through intake; its key once workflow has it."""
+    return file_request(
+        system, desk, subject, description="Depuis la mise à jour, la sauvegarde s'arrête."
+    )
 
 
 def searched(page: Page) -> list[str]:
@@ -66,9 +47,9 @@ def test_staff_find_a_request_by_a_word_of_a_comment_then_narrow_by_desk_and_sta
     cloud = create(system, "cloud-partner", f"Sauvegarde {tag}")
     erp = create(system, "erp-vendor", f"Facturation {tag}")
     qualified = create(system, "erp-vendor", f"Export {tag}")
-    assert staff(system, "POST", f"/requests/{qualified}/qualify", {}).status_code == 200
+    assert as_lead(system, "POST", f"/requests/{qualified}/qualify", {}).status_code == 200
     note = "Les onduleurs de la salle serveur ont été remplacés"
-    noted = staff(system, "POST", f"/requests/{erp}/add-comment", {"body": note, "public": False})
+    noted = as_lead(system, "POST", f"/requests/{erp}/add-comment", {"body": note, "public": False})
     assert noted.status_code == 200, noted.text
     with watched_page(browser, system.url("portal"), "fr") as watched:
         page = watched.page

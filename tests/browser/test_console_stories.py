@@ -19,40 +19,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from browser_support import assert_accessible, screenshot, sign_in, watched_page
 from e2e_support import eventually, mails
-from identity_support import bearer
+from filing_support import ANNE, LEA, file_request, send_form
 from playwright.sync_api import Browser, Page
 from system import System
 
 from desk_policies.loader import shipped_policy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-ANNE = "anne@acme.example"
-LEA = "lea@desk.example"
-LEADS = {"erp-vendor": ["team_lead"], "cloud-partner": ["team_lead"], "saas-desk": ["supervisor"]}
 
 
 def create(system: System, desk: str, subject: str, request_type: str = "support") -> str:
-    """A request of Anne's at `desk`, made through intake; its key once workflow has it."""
-    anne = bearer(ANNE, audience="intake", organisation="acme", signer=system.signer())
-    body = {
-        "policy_id": desk, "request_type": request_type, "priority": "high",
-        "subject": subject, "description": "Le rapport mensuel échoue depuis lundi.",
-        "organisation_id": "acme", "requester": ANNE, "language": "fr",
-    }  # fmt: skip
-    answer = httpx.post(
-        f"{system.url('intake')}/requests", json=body, timeout=10,
-        headers={**anne, "Idempotency-Key": str(uuid.uuid4())},
-    )  # fmt: skip
-    assert answer.status_code == 201, answer.text
-    key = str(answer.json()["key"])
-    lea = bearer(LEA, audience="workflow", roles=LEADS, signer=system.signer())
-    read = f"{system.url('workflow')}/requests/{key}"
-    eventually(lambda: httpx.get(read, headers=lea, timeout=10).status_code == 200)
-    return key
+    """A high-priority request of Anne's at `desk`, made through intake; its key once workflow
+    has it."""
+    return file_request(system, desk, subject, request_type=request_type, priority="high")
 
 
 def label(desk: str, status: str) -> str:
@@ -77,16 +59,7 @@ class Sides:
 
     def send(self, name: str, **fields: str) -> None:
         """Fill and send the console's form `name`, whatever comes of it."""
-        form = self.agent.locator(f"form#cmd-{name}")
-        assert form.count() == 1, f"no form {name}: {self.forms()}"
-        for field, value in fields.items():
-            control = form.locator(f"[name={field}]")
-            if control.evaluate("e => e.tagName") == "SELECT":
-                control.select_option(value)
-            else:
-                control.fill(value)
-        with self.agent.expect_navigation():
-            form.locator("button[type=submit]").click()
+        send_form(self.agent, name, **fields)
 
     def forms(self) -> list[str]:
         """The command forms the console offers now."""
