@@ -30,28 +30,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests/support"), str(ROOT / "deploy/local")]
+sys.path[:0] = [str(ROOT / "tests/support"), str(ROOT / "deploy/local"), str(ROOT / "bench")]
 
 from e2e_support import isolated_system  # noqa: E402
 from identity_support import bearer  # noqa: E402
+from page_timing import signed_in, time_pages  # noqa: E402
 from system import System  # noqa: E402
 
 LEA = "lea@desk.example"
 STAFF = {"erp-vendor": ["team_lead"], "cloud-partner": ["team_lead"], "saas-desk": ["supervisor"]}
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 # each desk's open statuses with their category and expected actor (from the shipped policies)
 OPEN = {
     "erp-vendor": (("open", "open", "front_desk"), ("qualified", "open", "daily"),
@@ -151,33 +148,6 @@ async def seed(database_url: str, requests: int, open_requests: int) -> None:
         await conn.close()
 
 
-async def signed_in(portal: httpx.AsyncClient, password: str) -> None:
-    form = await portal.get("/sign-in")
-    csrf = CSRF.search(form.text)
-    assert csrf, "no CSRF token on the sign-in page"
-    answer = await portal.post(
-        "/sign-in", data={"csrf": csrf.group(1), "email": LEA, "password": password}
-    )
-    assert answer.status_code in (200, 303), answer.status_code
-
-
-async def timed(call: Callable[[], Awaitable[httpx.Response]], rounds: int) -> list[float]:
-    """Milliseconds of each of `rounds` calls (each must answer 200)."""
-    for _ in range(5):  # warm-up, untimed
-        await call()
-    times = []
-    for _ in range(rounds):
-        began = time.perf_counter()
-        answer = await call()
-        times.append((time.perf_counter() - began) * 1000)
-        assert answer.status_code == 200, (answer.request.url, answer.status_code)
-    return times
-
-
-def quantile(times: list[float], q: float) -> float:
-    return statistics.quantiles(times, n=100, method="inclusive")[int(q * 100) - 1]
-
-
 async def measure(system: System, rounds: int) -> None:
     sign = system.signer()
     sla_headers = bearer(LEA, audience="sla", roles=STAFF, signer=sign)
@@ -189,7 +159,7 @@ async def measure(system: System, rounds: int) -> None:
             base_url=system.url("workflow"), headers=workflow_headers, timeout=30
         ) as workflow,
     ):
-        await signed_in(portal, system.demo_password)
+        await signed_in(portal, LEA, system.demo_password)
         pages = {
             "queue: default": "/console/queues/erp-vendor",
             "queue: new": "/console/queues/erp-vendor?queue=new",
@@ -211,24 +181,7 @@ async def measure(system: System, rounds: int) -> None:
                 "/search", params={"q": "journaux correctif", "limit": 25}
             ),
         }
-        results: dict[str, list[float]] = {}
-        for name, call in baselines.items():
-            results[name] = await timed(call, rounds)
-        for name, path in pages.items():
-            results[name] = await timed(lambda path=path: portal.get(path), rounds)  # type: ignore[misc]
-    base = {name: quantile(results[name], 0.95) for name in baselines}
-    print(f"\n{'page':<26}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}   p95 / baseline p95")
-    for name, times in results.items():
-        p95 = quantile(times, 0.95)
-        ratios = (
-            ""
-            if name in baselines
-            else "   " + ", ".join(f"{p95 / b:.1f}x {label}" for label, b in base.items())
-        )
-        print(
-            f"{name:<26}{statistics.median(times):>8.1f}{p95:>8.1f}"
-            f"{quantile(times, 0.99):>8.1f}{max(times):>8.1f}{ratios}"
-        )
+        await time_pages(portal, pages, baselines, rounds)
 
 
 def main() -> None:

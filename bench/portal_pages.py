@@ -22,28 +22,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests/support"), str(ROOT / "deploy/local")]
+sys.path[:0] = [str(ROOT / "tests/support"), str(ROOT / "deploy/local"), str(ROOT / "bench")]
 
 from e2e_support import isolated_system  # noqa: E402
 from identity_support import bearer  # noqa: E402
+from page_timing import signed_in, time_pages  # noqa: E402
 from system import System  # noqa: E402
 
 ANNE = "anne@acme.example"
 LIMITS = {f"REQUESTS_{kind}_HOURLY_LIMIT": "1000000" for kind in ("SUBMITTER", "DOMAIN", "DESK")}
 WORDS = ("export", "facture", "licence", "connexion", "impression", "rapport", "mise à jour")
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def request_body(i: int) -> dict[str, object]:
@@ -93,33 +90,6 @@ async def wait_listed(system: System, count: int) -> None:
             await asyncio.sleep(1)
 
 
-async def signed_in(portal: httpx.AsyncClient, password: str) -> None:
-    form = await portal.get("/sign-in")
-    csrf = CSRF.search(form.text)
-    assert csrf, "no CSRF token on the sign-in page"
-    answer = await portal.post(
-        "/sign-in", data={"csrf": csrf.group(1), "email": ANNE, "password": password}
-    )
-    assert answer.status_code in (200, 303), answer.status_code
-
-
-async def timed(call: Callable[[], Awaitable[httpx.Response]], rounds: int) -> list[float]:
-    """Milliseconds of each of `rounds` calls (each must answer 200)."""
-    for _ in range(5):  # warm-up, untimed
-        await call()
-    times = []
-    for _ in range(rounds):
-        began = time.perf_counter()
-        answer = await call()
-        times.append((time.perf_counter() - began) * 1000)
-        assert answer.status_code == 200, (answer.request.url, answer.status_code)
-    return times
-
-
-def quantile(times: list[float], q: float) -> float:
-    return statistics.quantiles(times, n=100, method="inclusive")[int(q * 100) - 1]
-
-
 async def measure(system: System, key: str, rounds: int) -> None:
     workflow_headers = bearer(
         ANNE, audience="workflow", signer=system.signer(), organisation="acme"
@@ -130,7 +100,7 @@ async def measure(system: System, key: str, rounds: int) -> None:
             base_url=system.url("workflow"), headers=workflow_headers, timeout=30
         ) as workflow,
     ):
-        await signed_in(portal, system.demo_password)
+        await signed_in(portal, ANNE, system.demo_password)
         pages = {
             "home": "/",
             "new request": "/requests/new?desk=erp-vendor",
@@ -147,24 +117,7 @@ async def measure(system: System, key: str, rounds: int) -> None:
                 "/requests", params={"organisation_id": "acme", "state": "all", "limit": 25}
             ),
         }
-        results: dict[str, list[float]] = {}
-        for name, call in baselines.items():
-            results[name] = await timed(call, rounds)
-        for name, path in pages.items():
-            results[name] = await timed(lambda path=path: portal.get(path), rounds)  # type: ignore[misc]
-    base = {name: quantile(results[name], 0.95) for name in baselines}
-    print(f"\n{'page':<28}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}   p95 / baseline p95")
-    for name, times in results.items():
-        p95 = quantile(times, 0.95)
-        ratios = (
-            ""
-            if name in baselines
-            else "   " + ", ".join(f"{p95 / b:.1f}x {label}" for label, b in base.items())
-        )
-        print(
-            f"{name:<28}{statistics.median(times):>8.1f}{p95:>8.1f}"
-            f"{quantile(times, 0.99):>8.1f}{max(times):>8.1f}{ratios}"
-        )
+        await time_pages(portal, pages, baselines, rounds)
 
 
 def main() -> None:
