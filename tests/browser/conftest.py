@@ -17,7 +17,11 @@ from system import System
 @pytest.fixture(scope="session")
 def system(database_url: str, kafka_bootstrap: str, tmp_path_factory: Any) -> Iterator[System]:
     state = tmp_path_factory.mktemp("browser")
-    with isolated_system(database_url, kafka_bootstrap, state, "browser") as running:
+    # the browser tests file many requests as Anne in one hour: intake's flood limits raised
+    limits = {f"REQUESTS_{k}_HOURLY_LIMIT": "100000" for k in ("SUBMITTER", "DOMAIN", "DESK")}
+    with isolated_system(
+        database_url, kafka_bootstrap, state, "browser", environment=limits
+    ) as running:
         yield running
 
 

@@ -140,6 +140,19 @@ def table() -> dict[tuple[Service, str, str], Access]:
         ("sla", "GET", "/board"): Access(
             SERVICE_DESK, query={"policy_id": "erp-vendor"}, outsider=403, stranger=403
         ),
+        ("sla", "GET", "/queue"): Access(
+            SERVICE_DESK, query={"policy_id": "erp-vendor"}, outsider=403, stranger=403
+        ),
+        ("sla", "GET", "/queue/counts"): Access(
+            SERVICE_DESK, query={"policy_id": "erp-vendor"}, outsider=403, stranger=403
+        ),
+        ("sla", "GET", "/desks/{policy_id}/summary"): Access(
+            SERVICE_DESK, path={"policy_id": "erp-vendor"}, outsider=403, stranger=403
+        ),
+        ("workflow", "GET", "/desks/{policy_id}/summary"): Access(
+            AGENT, path={"policy_id": "cloud-partner"}, outsider=403, stranger=403
+        ),
+        ("workflow", "GET", "/search"): Access(AGENT, outsider=403, stranger=HIDDEN),
     }
     for command in http_commands():
         rows["workflow", "POST", f"/requests/{{ticket}}/{kebab(command.__name__)}"] = Access(
@@ -272,7 +285,8 @@ def call(
     known: Known, method: str, path: str, access: Access, headers: dict[str, str]
 ) -> httpx.Response:
     values = {"key": known.key, "id": known.ticket_id, "survey": survey_link()}
-    target = path.format(**{name: values[what] for name, what in access.path.items()})
+    # a desk's id stands for itself
+    target = path.format(**{name: values.get(what, what) for name, what in access.path.items()})
     with httpx.Client(base_url=known.served.url, timeout=10) as http:
         return http.request(
             method,

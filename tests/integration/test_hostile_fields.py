@@ -119,7 +119,8 @@ def operations(served: Served) -> list[Operation]:
             params = tuple((p["in"], p["name"]) for p in spec.get("parameters", []))
             if spec.get("security"):  # a verified identity: its header may be hostile too
                 params += (("header", "authorization"),)
-            values = {"ticket": served.ticket or "SUP-1", "ticket_id": "x", "token": "x"}
+            values = {"ticket": served.ticket or "SUP-1", "ticket_id": "x", "token": "x",
+                      "policy_id": "saas-desk"}  # fmt: skip
             content = spec.get("requestBody", {}).get("content", {}).get("application/json")
             body = None
             if content:

@@ -33,7 +33,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from desk_contracts.identity import Identity
-from desk_platform.http import IDENTITY_ANSWERS, RoleChoice, refusals
+from desk_platform.http import IDENTITY_ANSWERS, SCHEMAS, RoleChoice, refusals
 from desk_platform.identity import Verifier, requires_identity
 from desk_policies.audience import Audience
 from desk_policies.model import DeskPolicy
@@ -215,6 +215,20 @@ def search_router(
                     "not grant the role X-Actor-Role chooses)",
                 }
             ),
+            422: {
+                "description": "invalid input, or a search, a day or a time zone that is not one "
+                "(a sentence)",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "anyOf": [
+                                {"$ref": f"{SCHEMAS}HTTPValidationError"},
+                                {"$ref": f"{SCHEMAS}Problem"},
+                            ]
+                        }
+                    }
+                },
+            },
         },
     )
     async def search(
