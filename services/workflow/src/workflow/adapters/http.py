@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -44,6 +43,7 @@ from desk_policies.model import DeskPolicy
 from workflow.adapters.commands_api import command_router
 from workflow.adapters.readers import desks_read_by, reader_of
 from workflow.adapters.search_api import search_router
+from workflow.adapters.sql_where import Where
 from workflow.adapters.summary_api import summary_router
 from workflow.application.tickets import (
     ROW_COLUMNS,
@@ -69,24 +69,8 @@ _KEY = re.compile(r"[A-Za-z][A-Za-z0-9²]{0,19}-[0-9]{1,12}")
 _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffd]")
 
 
-@dataclass
-class RequestFilter:
-    """The WHERE clause of a list of requests, built from bound parameters only."""
-
-    args: list[Any]
-    clauses: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return " AND ".join(self.clauses)
-
-    def add(self, clause: str, value: Any) -> None:
-        """`clause` with `{}` standing for `value`'s parameter."""
-        self.args.append(value)
-        self.clauses.append(clause.format(f"${len(self.args)}"))
-
-    def equal(self, column: str, value: str | None) -> None:
-        if value is not None:
-            self.add(f"{column} = {{}}", value)
+class RequestFilter(Where):
+    """The WHERE clause of a list of requests (see `Where`), with the list's search."""
 
     def search(self, q: str) -> None:
         """A request's key (exact, any case), or words that must all be in the subject, taken

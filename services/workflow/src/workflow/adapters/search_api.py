@@ -24,7 +24,7 @@ found marked. Every input is bounded; control characters are refused (422)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,6 +38,7 @@ from desk_platform.identity import Verifier, requires_identity
 from desk_policies.audience import Audience
 from desk_policies.model import DeskPolicy
 from workflow.adapters.readers import desks_read_by
+from workflow.adapters.sql_where import Where
 from workflow.application.tickets import ROW_COLUMNS
 
 MAX_Q = 200  # characters of a search
@@ -58,28 +59,6 @@ WORDS = (  # what `q` looks for, folded as the texts are (migration 0003), in ei
     "(websearch_to_tsquery('english', tickets_search_fold({q}))"
     " || websearch_to_tsquery('french', tickets_search_fold({q})))"
 )
-
-
-@dataclass
-class Where:
-    """The WHERE clause of a search, built from bound parameters only."""
-
-    args: list[Any]
-    clauses: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return " AND ".join(self.clauses)
-
-    def add(self, clause: str, value: Any) -> str:
-        """`clause` with `{}` standing for `value`'s parameter; returns the parameter."""
-        self.args.append(value)
-        parameter = f"${len(self.args)}"
-        self.clauses.append(clause.format(parameter))
-        return parameter
-
-    def equal(self, column: str, value: str | None) -> None:
-        if value is not None:
-            self.add(f"{column} = {{}}", value)
 
 
 def refuse_unsafe(**values: str | None) -> None:
