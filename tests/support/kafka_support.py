@@ -25,3 +25,47 @@ async def consume_all(bootstrap: str, topic: str, expected: int, timeout: float 
     finally:
         await consumer.stop()
     return records
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
+    """A topic of that exact name (a dead-letter twin, say) on the real broker."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+CREATED = {
+    "ticket_id": "t-1",
+    "occurred_at": "2026-03-02T09:00:00+00:00",
+    "key": "SPT-1",
+    "policy_id": "erp-vendor",
+    "request_type": "SPT",
+    "priority": "high",
+    "subject": "Erreur SwissDec",
+    "description": "La transmission échoue",
+    "organisation_id": "acme",
+    "requester_id": "anne@acme.example",
+    "created_by": "anne@acme.example",
+    "channel": "portal",
+}
+
+
+def ticket_created(event_id: str, ticket: str = "t-1", data: dict | None = None) -> tuple:  # type: ignore[type-arg]
+    """A `TicketCreated` of `ticket` as (key, value, headers), as the relay publishes it."""
+    from datetime import UTC, datetime
+
+    from desk_contracts.envelope import Envelope
+
+    return Envelope(
+        id=event_id,
+        type="TicketCreated",
+        source="/test",
+        subject=ticket,
+        time=datetime.now(UTC),
+        data={**CREATED, "ticket_id": ticket, **(data or {})},
+    ).to_kafka()

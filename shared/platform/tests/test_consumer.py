@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
-from kafka_support import consume_all
+from kafka_support import consume_all, create_topic
+from kafka_support import ticket_created as record
 
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
@@ -27,32 +27,6 @@ from desk_platform.consumer import EventConsumer, PoisonMessage
 from desk_platform.deadletter import ERROR, ORIGIN_TOPIC, DeadLetters
 
 pytestmark = pytest.mark.integration
-
-CREATED = {
-    "ticket_id": "t-1",
-    "occurred_at": "2026-03-02T09:00:00+00:00",
-    "key": "SPT-1",
-    "policy_id": "erp-vendor",
-    "request_type": "SPT",
-    "priority": "high",
-    "subject": "Erreur SwissDec",
-    "description": "La transmission échoue",
-    "organisation_id": "acme",
-    "requester_id": "anne@acme.example",
-    "created_by": "anne@acme.example",
-    "channel": "portal",
-}
-
-
-def record(event_id: str, ticket: str = "t-1", data: dict | None = None) -> tuple:  # type: ignore[type-arg]
-    return Envelope(
-        id=event_id,
-        type="TicketCreated",
-        source="/test",
-        subject=ticket,
-        time=datetime.now(UTC),
-        data={**CREATED, "ticket_id": ticket, **(data or {})},
-    ).to_kafka()
 
 
 @pytest.fixture
@@ -71,7 +45,7 @@ async def test_poison_goes_to_dead_letters_duplicates_once_transient_retried(
     store: asyncpg.Pool, kafka_bootstrap: str, new_topic
 ) -> None:
     topic = await new_topic("consumer", partitions=1)
-    await new_topic_named(kafka_bootstrap, dead_letter(topic))
+    await create_topic(kafka_bootstrap, dead_letter(topic))
     failures = {"flaky": 1}
 
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
@@ -128,24 +102,13 @@ async def test_poison_goes_to_dead_letters_duplicates_once_transient_retried(
     assert dead[0].value == b"{not json"  # the original bytes, untouched
 
 
-async def new_topic_named(bootstrap: str, name: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 1, 1)])
-    finally:
-        await admin.close()
-
-
 async def test_a_failed_event_parks_its_ticket_until_redriven(
     store: asyncpg.Pool, kafka_bootstrap: str, database_url: str, new_topic
 ) -> None:
     from desk_platform.redrive import listing, redrive
 
     topic = await new_topic("parking", partitions=1)
-    await new_topic_named(kafka_bootstrap, dead_letter(topic))
+    await create_topic(kafka_bootstrap, dead_letter(topic))
     broken = {"first": True}
 
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
@@ -226,7 +189,7 @@ async def test_lost_connections_are_retried_and_a_dead_letter_applied_later_is_r
     from desk_platform.redrive import listing
 
     topic = await new_topic("transient", partitions=1)
-    await new_topic_named(kafka_bootstrap, dead_letter(topic))
+    await create_topic(kafka_bootstrap, dead_letter(topic))
     attempts: dict[str, int] = {}
 
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
@@ -281,7 +244,7 @@ async def test_a_record_whose_ids_hold_nul_is_dead_lettered_and_the_consumer_goe
     """NUL in ce_id, in ce_subject or in the key: PostgreSQL cannot store such an id, which
     once made registering the dead letter fail for good and the record come back forever."""
     topic = await new_topic("consumer-nul", partitions=1)
-    await new_topic_named(kafka_bootstrap, dead_letter(topic))
+    await create_topic(kafka_bootstrap, dead_letter(topic))
 
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
         await conn.execute("INSERT INTO applied VALUES ($1, $2)", envelope.id, envelope.subject)

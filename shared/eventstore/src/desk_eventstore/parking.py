@@ -21,6 +21,16 @@ async def parked_behind(conn: asyncpg.Connection, consumer: str, stream_id: str)
     return None if row is None else str(row["event_id"])
 
 
+async def parked_among(conn: asyncpg.Connection, consumer: str, stream_ids: list[str]) -> set[str]:
+    """Those of the streams that are parked for this consumer (a batch's one question)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT stream_id FROM parked WHERE consumer = $1 AND stream_id = ANY($2)",
+        consumer,
+        stream_ids,
+    )
+    return {str(row["stream_id"]) for row in rows}
+
+
 async def park(
     conn: asyncpg.Connection, consumer: str, stream_id: str, event_id: str, reason: str
 ) -> None:

@@ -1,26 +1,33 @@
 """Kafka consumers wired with faststream: decode the CloudEvent, apply it once, ack after commit.
 
-A handler runs inside one PostgreSQL transaction that also records the event id in the inbox;
-the Kafka offset is committed only after that transaction commits (AckPolicy.NACK_ON_ERROR:
-the ack follows a normal return). A record that can never be applied (malformed envelope,
-unknown type, invalid payload, a handler bug) goes to the dead-letter topic with the reason and
-the consumer carries on, parking the later events of the same ticket behind it (dead-lettered
-too, until a re-drive) so a ticket is never applied out of order. Every dead letter is also
-registered in the service's `dead_letters` table with its reason (what `redrive list` shows),
-and resolved there when the event is applied after all. A transient failure (what
-`desk_eventstore.failures` calls so: connection lost, server restarting, a conflict) is not
-acknowledged, so the record is consumed again after `retry_delay` (a second: a consumer resumes
-within about a second of the database's return).
-"""
+A consumer takes what Kafka hands it in one go (a batch of up to `MAX_BATCH` records) and
+applies a run of well-formed records in one PostgreSQL transaction: one inbox insert for the
+run, each handler on the same connection, one commit. The Kafka offsets are committed only
+after that transaction commits. Should anything in the run fail (a poison record, a parked
+ticket, a transient failure), the transaction rolls back and the run is applied again one
+record at a time, each in its own transaction, exactly as a single record always was: so a
+batch never changes what is applied, only how many commits it takes.
+
+A record that can never be applied (malformed envelope, unknown type, invalid payload, a handler
+bug) goes to the dead-letter topic with the reason and the consumer carries on, parking the
+later events of the same ticket behind it (dead-lettered too, until a re-drive) so a ticket is
+never applied out of order. Every dead letter is also registered in the service's
+`dead_letters` table with its reason (what `redrive list` shows), and resolved there when the
+event is applied after all. A transient failure (what `desk_eventstore.failures` calls so:
+connection lost, server restarting, a conflict) is not acknowledged: the offsets of the records
+finished before it are committed, the partition is rewound to it, and it is consumed again after
+`retry_delay` (a second: a consumer resumes within about a second of the database's return)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import structlog
+from aiokafka import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -32,8 +39,8 @@ from desk_contracts.inputs import quoted
 from desk_contracts.state import MissingState, RequestState, state_of
 from desk_eventstore.dead_letters import record_dead_letter
 from desk_eventstore.failures import describe, is_transient
-from desk_eventstore.inbox import first_time
-from desk_eventstore.parking import park, parked_behind, release
+from desk_eventstore.inbox import first_time, first_times, forget, resolve
+from desk_eventstore.parking import park, parked_among, parked_behind, release
 from desk_eventstore.store import ConcurrencyError
 from desk_platform.deadletter import DeadLetters
 from desk_platform.edge import shorten
@@ -83,8 +90,24 @@ def published_state(envelope: Envelope, event: Event) -> RequestState:
     return state
 
 
-async def _raw_body(message: Any) -> Any:
+MAX_BATCH = 200  # records handed over by one poll: one transaction applies them
+POLL_MS = 50  # how long a poll waits for records (and faststream pauses after an empty one)
+
+
+class _ConsumeAgain(Exception):
+    """A record must be consumed again (after the pause already taken): the batch stops there."""
+
+
+async def _raw_batch(message: Any) -> Any:
     return message.body  # keep bytes: decoding is ours, so bad JSON reaches the handler
+
+
+async def _batch_of_records(records: tuple[Any, ...], parse: Any) -> Any:
+    """faststream's batch parser, without its decoding of every header as UTF-8 (a hostile
+    header would fail the whole batch, for ever): the envelope checks the headers itself."""
+    message = await parse(tuple(replace(record, headers=()) for record in records))
+    message.raw_message = records
+    return message
 
 
 class EventConsumer:
@@ -98,12 +121,16 @@ class EventConsumer:
         handle: Handler,
         *,
         retry_delay: float = 1.0,
+        max_batch: int = MAX_BATCH,
+        applied: Callable[[], None] | None = None,
     ) -> None:
         self.pool = pool
         self.dead_letters = dead_letters
         self.consumer = consumer
         self.handle = handle
         self.retry_delay = retry_delay
+        self.max_batch = max_batch
+        self.told = applied  # after a batch that applied events, once committed
         self.applied = 0
         self.dead_lettered = 0
         self.last_failure: str | None = None  # the last transient failure (the record waits)
@@ -113,13 +140,123 @@ class EventConsumer:
             topic,
             group_id=group_id,
             auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            decoder=_raw_body,
+            batch=True,
+            max_records=self.max_batch,
+            batch_timeout_ms=POLL_MS,
+            ack_policy=AckPolicy.MANUAL,  # offsets are ours: committed up to what is finished
+            parser=_batch_of_records,
+            decoder=_raw_batch,
         )
-        async def on_record(message: KafkaMessage) -> None:
-            await self.on_record(message.raw_message, group_id)
+        async def on_batch(message: KafkaMessage) -> None:
+            await self.on_batch(message.raw_message, message.consumer, group_id)
+
+    async def on_batch(self, records: tuple[Any, ...], kafka: Any, group_id: str) -> None:
+        """Apply the records in order, commit the offsets of those finished (applied, found
+        applied before, or dead-lettered) and rewind each partition to its first unfinished
+        record (one to consume again, or any failure of ours): nothing is skipped."""
+        finished, before = 0, self.applied
+        try:
+            finished = await self.apply(list(records), group_id)
+        except Exception:  # a bug of ours, not of a record: rewind all and pause
+            log.exception("event_batch_failed", records=len(records))
+            await asyncio.sleep(self.retry_delay)
+        await _settle(kafka, records, finished)
+        if self.told is not None and self.applied > before:
+            self.told()
+
+    async def apply(self, records: list[Any], group_id: str) -> int:
+        """Apply `records` in order; returns how many are finished (all but those from the first
+        one to consume again). Runs of well-formed records are applied together."""
+        decoded = [_decoded(record) for record in records]
+        done = 0
+        while done < len(records):
+            run = _leading(decoded[done:])
+            if len(run) < 2:  # alone, or malformed (the one by one path dead-letters it)
+                if not await self._one_by_one(records[done : done + 1], group_id):
+                    return done
+                done += 1
+                continue
+            try:
+                outcome = await self._apply_together(run)
+            except Exception as error:  # the run's transaction failed as a whole
+                if retry_later(error):
+                    await self._pause(error, "event_retry_later")
+                    return done
+                outcome = len(run)  # a bug of ours: let the one by one path tell which record
+            if isinstance(outcome, int):  # parked tickets (or a broken run): one by one
+                if not await self._one_by_one(records[done : done + outcome], group_id):
+                    return done
+                done += outcome
+                continue
+            applied, failure = outcome
+            done += applied
+            if failure is not None:
+                envelope = run[applied][0]
+                with log_context(
+                    ticket_id=envelope.subject,
+                    event_id=envelope.id,
+                    correlation_id=envelope.correlation_id,
+                ):
+                    try:
+                        await self._failed(records[done], group_id, envelope, failure)
+                    except _ConsumeAgain:
+                        return done
+                done += 1
+        return done
+
+    async def _one_by_one(self, records: list[Any], group_id: str) -> bool:
+        """`on_record` for each; False when one must be consumed again (the rest wait)."""
+        for record in records:
+            try:
+                await self.on_record(record, group_id)
+            except _ConsumeAgain:
+                return False
+        return True
+
+    async def _apply_together(
+        self, run: list[tuple[Envelope, Event]]
+    ) -> tuple[int, Exception | None] | int:
+        """The run, up to its first event of a parked ticket, in one transaction, each handler
+        behind a savepoint. Returns how many were applied (committed) and, when the run stopped
+        early, the failure of the next one (its work and inbox row undone, the ones before it
+        kept); or, when the run starts with a parked ticket's events, how many of them the one
+        by one path must take (it knows what to release and what to hold)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            parked = await parked_among(conn, self.consumer, sorted({e.subject for e, _ in run}))
+            held = [n for n, (e, _) in enumerate(run) if e.subject in parked]
+            if held[:1] == [0]:  # leading events of parked tickets
+                return next((n for n, m in enumerate(held) if n != m), len(held))
+            run = run[: held[0]] if held else run
+            inserted = await first_times(conn, self.consumer, [(e.id, e.subject) for e, _ in run])
+            fresh, handled, failure, applied = set(inserted), 0, None, 0
+            for envelope, event in run:
+                with log_context(
+                    ticket_id=envelope.subject,
+                    event_id=envelope.id,
+                    correlation_id=envelope.correlation_id,
+                ):
+                    if envelope.id in fresh:
+                        fresh.discard(envelope.id)
+                        await conn.execute("SAVEPOINT record")
+                        try:
+                            await self.handle(conn, envelope, event)
+                        except Exception as error:
+                            await conn.execute("ROLLBACK TO SAVEPOINT record")
+                            failure = error
+                            break
+                        handled += 1
+                    else:
+                        log.info("event_already_applied", event_type=envelope.type)
+                applied += 1
+            kept = [e.id for e, _ in run[:applied]]
+            await forget(conn, self.consumer, sorted(inserted - set(kept)))
+            await resolve(conn, self.consumer, kept)
+        self.applied += handled
+        return applied, failure
 
     async def on_record(self, record: Any, group_id: str) -> None:
+        """Apply one record in its own transaction, or dead-letter it; raises `_ConsumeAgain`
+        (after a pause) when it must be consumed again."""
         try:
             envelope = Envelope.from_kafka(record.key, record.value, record.headers)
         except MalformedEnvelope as error:
@@ -149,14 +286,22 @@ class EventConsumer:
                         return
                     await self.handle(conn, envelope, event)
                 self.applied += 1
-            except PoisonMessage as error:
-                await self._dead_letter(record, group_id, str(error), envelope)
             except Exception as error:
-                if retry_later(error):
-                    await self._pause(error, "event_retry_later")
-                    raise
-                log.exception("event_handler_failed", event_type=envelope.type)
-                await self._dead_letter(record, group_id, describe(error), envelope)
+                await self._failed(record, group_id, envelope, error)
+
+    async def _failed(
+        self, record: Any, group_id: str, envelope: Envelope, error: Exception
+    ) -> None:
+        """What a record's failure calls for: a poison record or a handler's bug is
+        dead-lettered; one to retry raises `_ConsumeAgain` after a pause."""
+        if isinstance(error, PoisonMessage):
+            await self._dead_letter(record, group_id, str(error), envelope)
+        elif retry_later(error):
+            await self._pause(error, "event_retry_later")
+            raise _ConsumeAgain from error
+        else:
+            log.error("event_handler_failed", event_type=envelope.type, exc_info=error)
+            await self._dead_letter(record, group_id, describe(error), envelope)
 
     async def _register(self, event_id: str, ticket: str | None, reason: str) -> None:
         async with self.pool.acquire() as conn:
@@ -202,8 +347,48 @@ class EventConsumer:
             except Exception as error:
                 if is_transient(error):
                     await self._pause(error, "dead_letter_failed")
-                    raise
+                    raise _ConsumeAgain from error
                 log.error("dead_letter_step_failed", step=step, error=describe(error),
                           topic=record.topic, partition=record.partition,
                           offset=record.offset)  # fmt: skip
         self.dead_lettered += 1
+
+
+def _decoded(record: Any) -> tuple[Envelope, Event] | None:
+    """The record's envelope and event; None when it is malformed (the one by one path says
+    why and dead-letters it)."""
+    try:
+        envelope = Envelope.from_kafka(record.key, record.value, record.headers)
+        return envelope, decode_event(envelope)
+    except (MalformedEnvelope, PoisonMessage):
+        return None
+
+
+def _leading(decoded: list[tuple[Envelope, Event] | None]) -> list[tuple[Envelope, Event]]:
+    """The records up to the first malformed one."""
+    run: list[tuple[Envelope, Event]] = []
+    for item in decoded:
+        if item is None:
+            break
+        run.append(item)
+    return run
+
+
+async def _settle(kafka: Any, records: tuple[Any, ...], finished: int) -> None:
+    """Commit each partition's offset past its finished records; rewind each partition with
+    unfinished records to the first of them (the next poll hands it over again)."""
+    done: dict[TopicPartition, int] = {}
+    again: dict[TopicPartition, int] = {}
+    for n, record in enumerate(records):
+        partition = TopicPartition(record.topic, record.partition)
+        if n < finished:
+            done[partition] = record.offset + 1
+        else:
+            again.setdefault(partition, record.offset)
+    for partition, offset in again.items():
+        kafka.seek(partition, offset)
+    if done:
+        try:
+            await kafka.commit(done)
+        except Exception as error:  # a rebalance, say: the next owner applies them again (once)
+            log.warning("offset_commit_failed", error=describe(error))
