@@ -5,6 +5,7 @@ own readiness check (no message pending too long)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -71,12 +72,13 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
                 log.warning("notification_roles_without_people", desk=policy.id, roles=missing)
 
     runtime.consume_after.append(directory_read)
-    runtime.subscribe(TICKET_EVENTS, on_ticket_event(notifier))
-    runtime.subscribe(AUTOMATIC_REPLIES, on_automatic_reply(notifier))
+    recorded = asyncio.Event()  # deliveries were recorded: send them now, not at the next tick
+    runtime.subscribe(TICKET_EVENTS, on_ticket_event(notifier), applied=recorded.set)
+    runtime.subscribe(AUTOMATIC_REPLIES, on_automatic_reply(notifier), applied=recorded.set)
     pool = await runtime.start_store()
     sender = Sender(pool, Relay(settings.smtp_host, settings.smtp_port, settings.mail_from))
 
-    runtime.repeat("deliver", lambda: sender.send_pending(now()), TICK_SECONDS)
+    runtime.repeat("deliver", lambda: sender.send_pending(now()), TICK_SECONDS, wake=recorded)
     runtime.readiness.add(
         "deliveries",
         pending_messages_probe(

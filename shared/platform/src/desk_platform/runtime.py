@@ -56,6 +56,7 @@ class Subscription:
     group_id: str
     consumer: str
     handle: Handler
+    applied: Callable[[], None] | None = None  # told after a batch applied events
 
 
 @dataclass
@@ -86,30 +87,47 @@ class ServiceRuntime:
     def source(self) -> str:
         return f"/desk/{self.name}"
 
-    def subscribe(self, topic: str, handle: Handler, *, group_id: str | None = None) -> None:
+    def subscribe(
+        self,
+        topic: str,
+        handle: Handler,
+        *,
+        group_id: str | None = None,
+        applied: Callable[[], None] | None = None,
+    ) -> None:
         """Consume `topic` in the consumer group `<service>.<topic>` (one group per topic, so
-        replicas of a service share each topic's partitions)."""
+        replicas of a service share each topic's partitions); `applied` is called after each
+        batch that applied events, once committed (to wake a loop that works on them)."""
         topic = self.settings.topic(topic)
         group = group_id or f"{self.name}.{topic}"
-        self.subscriptions.append(Subscription(topic, group, group, handle))
+        self.subscriptions.append(Subscription(topic, group, group, handle, applied))
 
     def every(self, loop: Loop) -> None:
         self.loops.append(loop)
 
-    def repeat(self, name: str, work: Callable[[], Awaitable[int]], seconds: float) -> None:
-        """Run `work` every `seconds` until stopped, and again at once while it finds some
-        (it returns how much it did); a failure is logged and tried again next time, so a
-        database blip never ends the loop (nor, through `_watch`, the process)."""
+    def repeat(
+        self,
+        name: str,
+        work: Callable[[], Awaitable[int]],
+        seconds: float,
+        *,
+        wake: asyncio.Event | None = None,
+    ) -> None:
+        """Run `work` every `seconds` until stopped, at once when `wake` is set, and again at
+        once while it finds some (it returns how much it did); a failure is logged and tried
+        again next time, so a database blip never ends the loop (nor, through `_watch`, the
+        process)."""
 
         async def loop(stop: asyncio.Event) -> None:
             while not stop.is_set():
+                if wake is not None:
+                    wake.clear()  # set again while the work runs: one more pass
                 try:
                     while not stop.is_set() and await work() > 0:
                         pass
                 except Exception:
                     log.exception("periodic_work_failed", work=name)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), seconds)
+                await _rest(stop, wake, seconds)
 
         loop.__name__ = name
         self.loops.append(loop)
@@ -161,7 +179,9 @@ class ServiceRuntime:
         broker = KafkaBroker(self.settings.kafka_bootstrap_servers, logger=None)
         dead_letters = DeadLetters(self.producer)
         for sub in self.subscriptions:
-            consumer = EventConsumer(self.pool, dead_letters, sub.consumer, sub.handle)
+            consumer = EventConsumer(
+                self.pool, dead_letters, sub.consumer, sub.handle, applied=sub.applied
+            )
             consumer.subscribe(broker, sub.topic, sub.group_id)
             self.consumers.append(consumer)
         self.readiness.add("postgres", postgres_probe(self.pool))
@@ -311,3 +331,15 @@ def run_service(build: Callable[[Settings], Awaitable[tuple[ServiceRuntime, Any 
         await runtime.run(app)
 
     asyncio.run(main())
+
+
+async def _rest(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    """Until `stop` or `wake` is set, or `seconds` have passed."""
+    waits = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waits.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
