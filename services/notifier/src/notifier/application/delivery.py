@@ -4,7 +4,8 @@ A sender claims a batch of due rows by pushing their next attempt one lease ahea
 itself their holder (so another replica skips them). The lease is short (`LEASE`, seconds) and
 renewed by the holder while it works on the batch; the holder id is also the key of a session
 advisory lock the sender holds meanwhile, so the rows of a sender whose process died (its
-session ended) are free at once for the next one. It sends them over one SMTP connection and
+session ended) are free at once for the next one. It sends them over its relay connection,
+kept open from one batch to the next (`adapters.relay_connection`), and
 marks each as sent right after the relay accepted it, checking it still held the lease (if not,
 another sender may have sent it too: logged): after a crash only the unsent ones go out again,
 with the same Message-ID, so a duplicate can only come from the window between the relay's 250
@@ -42,6 +43,7 @@ import structlog
 from desk_contracts.requests import DeliveryFailed
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import append
+from notifier.adapters.relay_connection import RelayConnection
 
 log = structlog.get_logger(__name__)
 GIVE_UP_AFTER = timedelta(days=2)  # like an MTA: a relay outage of hours loses nothing
@@ -112,13 +114,23 @@ def build_message(row: Mapping[str, Any], sender: str, now: datetime) -> Message
 
 
 class Sender:
-    """Sends due rows of one store through one relay (any number of replicas may run)."""
+    """Sends due rows of one store through one relay (any number of replicas may run), one
+    batch at a time, over one SMTP connection kept between batches."""
 
-    def __init__(self, pool: asyncpg.Pool, relay: Relay, *, lease: timedelta = LEASE) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        relay: Relay,
+        *,
+        lease: timedelta = LEASE,
+        connection: RelayConnection | None = None,
+    ) -> None:
         self.pool = pool
         self.relay = relay
         self.lease = lease
+        self.connection = connection or RelayConnection(relay.host, relay.port, relay.timeout)
         self.holder: int | None = None  # while a batch is worked on
+        self._busy = asyncio.Lock()  # one batch at a time: the holder and the connection
 
     async def claim(self, now: datetime, limit: int) -> list[asyncpg.Record]:
         """Due rows, and rows whose holder's session is gone, leased to this sender."""
@@ -141,8 +153,9 @@ class Sender:
         return sorted(rows, key=lambda row: row["seq"])
 
     async def send_pending(self, now: datetime, limit: int = 50) -> int:
-        """Send up to `limit` due messages; returns how many were attempted."""
-        async with self.pool.acquire() as session:
+        """Send up to `limit` due messages; returns how many were attempted. With none due,
+        closes the relay connection if it has been idle long enough."""
+        async with self._busy, self.pool.acquire() as session:
             self.holder = await _hold(session)
             try:
                 return await self._send_batch(now, limit)
@@ -153,13 +166,18 @@ class Sender:
                     )
                 self.holder = None
 
+    async def close(self) -> None:
+        """Close the relay connection (QUIT), after the batch in hand if there is one."""
+        async with self._busy:
+            await self.connection.close()
+
     async def _send_batch(self, now: datetime, limit: int) -> int:
         rows = await self.claim(now, limit)
         if not rows:
+            await self.connection.close_if_idle()
             return 0
         started = time.monotonic()
         renewing = asyncio.create_task(self._renew(now, started))
-        smtp: aiosmtplib.SMTP | None = None
         try:
             for n, row in enumerate(rows):
                 if time.monotonic() - started > BATCH_TIME:  # slow relay: let the rest go
@@ -171,14 +189,7 @@ class Sender:
                     await self._failed(row, f"554 cannot build the message: {error}", 554, now)
                     continue
                 try:
-                    if smtp is None or not smtp.is_connected:
-                        smtp = aiosmtplib.SMTP(
-                            hostname=self.relay.host,
-                            port=self.relay.port,
-                            timeout=self.relay.timeout,
-                        )
-                        await smtp.connect()
-                    await smtp.send_message(message)
+                    await self.connection.send(message)
                 except aiosmtplib.SMTPRecipientsRefused as error:  # this recipient: final if 5xx
                     refused = error.recipients[0]
                     await self._failed(row, f"{refused.code} {refused.message}", refused.code, now)
@@ -196,29 +207,19 @@ class Sender:
                         relay=f"{self.relay.host}:{self.relay.port}",
                     )
                     await self._failed(row, f"{error.code} {error.message}", None, now)
-                    smtp = None
                     continue
                 except (aiosmtplib.SMTPException, OSError) as error:
                     await self._failed(row, str(error) or type(error).__name__, None, now)
-                    smtp = None
                     continue
                 except Exception as error:  # this message broke the client: it fails alone
                     log.exception("notification_send_crashed", delivery_key=row["delivery_key"])
                     await self._failed(row, f"554 {type(error).__name__}: {error}", 554, now)
-                    if smtp is not None:
-                        smtp.close()
-                    smtp = None
                     continue
                 await self.mark_sent(row, now)
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await renewing
-            if smtp is not None and smtp.is_connected:
-                try:
-                    await smtp.quit()
-                except (aiosmtplib.SMTPException, OSError):
-                    smtp.close()
         return len(rows)
 
     async def _renew(self, now: datetime, started: float) -> None:
