@@ -1,7 +1,9 @@
 """What sending costs per message, over real SMTP on loopback (aiosmtpd) and the real PostgreSQL
 server: one relay connection carries batch after batch (checked with NOOP after a pause,
 replaced when the relay dropped it, closed with QUIT when idle or at shutdown, discarded after a
-failure)."""
+failure), and sent rows are marked in growing groups, so that a crash re-sends at most the
+messages sent since the last mark and a refusal in the middle of a batch leaves only its row
+pending."""
 
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
 from service_support import service_store
+from structlog.testing import capture_logs
 from system import free_port
 
 from notifier.adapters.relay_connection import RelayConnection
+from notifier.application import delivery
 from notifier.application.delivery import Relay, Sender
 
 pytestmark = pytest.mark.integration
@@ -249,3 +253,84 @@ async def test_a_connection_on_which_the_relay_refused_us_is_not_reused(
         "person1@acme.example": ("pending", 1),  # retried later, with backoff
         "person2@acme.example": ("sent", 1),
     }
+
+
+class CountingMarks(Sender):
+    """Records the size of each mark; the mark numbered `crash_at` (from 1) fails instead."""
+
+    def __init__(self, *args: Any, crash_at: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.groups: list[int] = []
+        self.crash_at = crash_at
+
+    async def mark_sent(self, sent: Any, now: datetime) -> None:
+        self.groups.append(len(sent))
+        if len(self.groups) == self.crash_at:
+            raise Crash
+        await super().mark_sent(sent, now)
+
+
+class Crash(Exception):
+    pass
+
+
+async def test_marks_are_grouped_and_a_refusal_in_the_middle_leaves_only_its_row_pending(
+    pool: asyncpg.Pool, relay: tuple[Relaying, Controller], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "MARK_WITHIN", 60.0)  # marks by count only: no timing
+    handler, controller = relay
+    everyone = people(8)
+    handler.refuse_recipient = (everyone[4], "451 4.3.0 mailbox busy, try later")
+    await record(pool, everyone)
+    sender = CountingMarks(pool, Relay("127.0.0.1", controller.port, "support@desk.example"))
+    assert await sender.send_pending(now()) == 8
+    assert sender.groups == [1, 2, 4]  # the first alone, then twice as many: 7 rows, 3 marks
+    assert handler.recipients() == everyone[:4] + everyone[5:]
+    expected = dict.fromkeys(everyone, ("sent", 1)) | {everyone[4]: ("pending", 1)}
+    assert await statuses(pool) == expected
+
+
+async def test_a_crash_before_a_mark_resends_only_the_messages_sent_since_the_last_one(
+    pool: asyncpg.Pool, relay: tuple[Relaying, Controller], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "MARK_WITHIN", 60.0)
+    handler, controller = relay
+    everyone = people(8)
+    await record(pool, everyone)
+    smtp = Relay("127.0.0.1", controller.port, "support@desk.example")
+    crashing = CountingMarks(pool, smtp, crash_at=2)
+    with pytest.raises(Crash):
+        await crashing.send_pending(now())
+    assert crashing.groups == [1, 2]  # the second mark, of the 2nd and 3rd messages, failed
+    assert handler.recipients() == everyone[:3]
+    assert await statuses(pool) == dict.fromkeys(everyone[1:], ("pending", 0)) | {
+        everyone[0]: ("sent", 1)
+    }
+
+    # the dead holder's rows are free at once: the rest goes out, the two unmarked again
+    assert await Sender(pool, smtp).send_pending(now()) == 7
+    assert handler.recipients() == everyone[:3] + everyone[1:]
+    again = handler.received[3:5]
+    assert [str(m["Message-ID"]) for m in again] == [
+        str(m["Message-ID"]) for m in handler.received[1:3]
+    ]
+    assert set((await statuses(pool)).values()) == {("sent", 1)}
+
+
+async def test_a_group_mark_tells_which_rows_another_sender_had_taken_over(
+    pool: asyncpg.Pool, relay: tuple[Relaying, Controller]
+) -> None:
+    _, controller = relay
+    await record(pool, people(3))
+    sender = sender_for(pool, controller)
+    sender.holder = 111_111
+    rows = await sender.claim(now(), 10)
+    taken = rows[1]["delivery_key"]
+    await pool.execute("UPDATE deliveries SET lease_holder = 222222 WHERE delivery_key = $1", taken)
+    with capture_logs() as logs:
+        await sender.mark_sent(rows, now())
+    lost = [e["recipient"] for e in logs if e["event"] == "notification_sent_after_lease_lost"]
+    sent = [e["recipient"] for e in logs if e["event"] == "notification_sent"]
+    assert lost == [people(3)[1]]
+    assert sent == people(3)
+    assert set((await statuses(pool)).values()) == {("sent", 1)}

@@ -5,11 +5,15 @@ itself their holder (so another replica skips them). The lease is short (`LEASE`
 renewed by the holder while it works on the batch; the holder id is also the key of a session
 advisory lock the sender holds meanwhile, so the rows of a sender whose process died (its
 session ended) are free at once for the next one. It sends them over its relay connection,
-kept open from one batch to the next (`adapters.relay_connection`), and
-marks each as sent right after the relay accepted it, checking it still held the lease (if not,
-another sender may have sent it too: logged): after a crash only the unsent ones go out again,
-with the same Message-ID, so a duplicate can only come from the window between the relay's 250
-and the mark, and is recognisable. A message that cannot be built (a recipient with a line
+kept open from one batch to the next (`adapters.relay_connection`), and marks them as sent
+after the relay accepted them, in groups: the first message of a batch is marked alone, right
+after the relay's 250, each next group is twice as large up to `MARK_GROUP` messages, and no
+sent message waits more than `MARK_WITHIN` seconds for its mark (so a quiet desk's messages are
+marked one by one, a backlog's with one statement per group). Each mark checks the sender still
+held the lease (if not, another sender may have sent the message too: logged). After a crash
+only the messages not marked go out again, with the same Message-ID: a duplicate can only come
+from the messages sent since the last mark (at most `MARK_GROUP`, sent within `MARK_WITHIN`
+seconds), and is recognisable. A message that cannot be built (a recipient with a line
 break, say) or that makes the sending fail unexpectedly fails alone, for good, reported like a
 5xx; the rest of the batch goes on. A 4xx or a network error is
 retried with exponential backoff; a 5xx (or too many attempts) fails the row for good and
@@ -25,7 +29,7 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.charset import QP, Charset
@@ -52,6 +56,8 @@ UTF8_QP.body_encoding = QP  # readable in raw form, unlike base64
 LEASE = timedelta(seconds=10)  # renewed every third of it while the holder works
 BATCH_TIME = 60.0  # a slow relay: after this, the rest of the batch is let go for others
 HOLDER_LOCK_CLASS = 7_301_004  # with the holder id: held by a sender while it has a batch
+MARK_GROUP = 32  # sent messages marked with one statement, at most
+MARK_WITHIN = 0.5  # seconds: no sent message waits longer for its mark
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,29 @@ def build_message(row: Mapping[str, Any], sender: str, now: datetime) -> Message
         if "\r" in value or "\n" in value.replace("\n ", ""):  # only folding may break a line
             raise ValueError(f"{name} header would contain a line break: {value[:200]!r}")
     return message
+
+
+class _Marks:
+    """The rows sent since the last mark, and when the next mark is due: after the first row
+    of a batch, then after twice as many rows as the last mark had (up to `MARK_GROUP`), or
+    once the oldest has waited `MARK_WITHIN` seconds."""
+
+    def __init__(self) -> None:
+        self.rows: list[asyncpg.Record] = []
+        self.size = 1
+        self.since = 0.0
+
+    def sent(self, row: asyncpg.Record) -> None:
+        if not self.rows:
+            self.since = time.monotonic()
+        self.rows.append(row)
+
+    def due(self) -> bool:
+        return len(self.rows) >= self.size or time.monotonic() - self.since >= MARK_WITHIN
+
+    def marked(self) -> None:
+        self.rows = []
+        self.size = min(self.size * 2, MARK_GROUP)
 
 
 class Sender:
@@ -178,9 +207,11 @@ class Sender:
             return 0
         started = time.monotonic()
         renewing = asyncio.create_task(self._renew(now, started))
+        marks = _Marks()
         try:
             for n, row in enumerate(rows):
                 if time.monotonic() - started > BATCH_TIME:  # slow relay: let the rest go
+                    await self._mark(marks, now)
                     await self._release([r["delivery_key"] for r in rows[n:]], now)
                     break
                 try:
@@ -215,15 +246,24 @@ class Sender:
                     log.exception("notification_send_crashed", delivery_key=row["delivery_key"])
                     await self._failed(row, f"554 {type(error).__name__}: {error}", 554, now)
                     continue
-                await self.mark_sent(row, now)
+                marks.sent(row)
+                if marks.due():
+                    await self._mark(marks, now)
+            await self._mark(marks, now)
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await renewing
         return len(rows)
 
+    async def _mark(self, marks: _Marks, now: datetime) -> None:
+        if marks.rows:
+            await self.mark_sent(marks.rows, now)
+            marks.marked()
+
     async def _renew(self, now: datetime, started: float) -> None:
-        """Keep this sender's leases ahead while it works on the batch."""
+        """Keep this sender's leases ahead while it works on the batch (skipping the rows being
+        marked or failed at that moment: never waiting on a row lock, it cannot deadlock)."""
         every = self.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(every)
@@ -231,43 +271,54 @@ class Sender:
             try:
                 await self.pool.execute(
                     """UPDATE deliveries SET next_attempt_at = $2
-                       WHERE lease_holder = $1 AND status = 'pending'""",
+                       WHERE delivery_key IN (
+                           SELECT delivery_key FROM deliveries
+                           WHERE lease_holder = $1 AND status = 'pending'
+                           FOR UPDATE SKIP LOCKED)""",
                     self.holder,
                     until,
                 )
             except Exception as error:  # the database is away: the mark will tell
                 log.warning("lease_renewal_failed", error=str(error) or type(error).__name__)
 
-    async def mark_sent(self, row: asyncpg.Record, now: datetime) -> None:
-        """Record the row as sent; if this sender no longer held its lease, say so (another
-        sender may have sent it too: the recipient gets it twice, with one Message-ID)."""
-        held = await self.pool.fetchval(
-            """UPDATE deliveries d SET status = 'sent', attempts = d.attempts + 1, sent_at = $2,
-                                       last_error = NULL, lease_holder = NULL
-               FROM (SELECT delivery_key, lease_holder FROM deliveries
-                     WHERE delivery_key = $1 FOR UPDATE) AS before
-               WHERE d.delivery_key = before.delivery_key AND d.status <> 'sent'
-               RETURNING before.lease_holder IS NOT DISTINCT FROM $3""",
-            row["delivery_key"],
-            now,
-            self.holder,
+    async def mark_sent(
+        self, sent: asyncpg.Record | Sequence[asyncpg.Record], now: datetime
+    ) -> None:
+        """Record the row (or the rows, in one statement) as sent; for a row this sender no
+        longer held the lease of, say so (another sender may have sent it too: the recipient
+        gets it twice, with one Message-ID)."""
+        rows = [sent] if isinstance(sent, asyncpg.Record) else list(sent)
+        held = dict(
+            await self.pool.fetch(
+                """UPDATE deliveries d SET status = 'sent', attempts = d.attempts + 1,
+                                           sent_at = $2, last_error = NULL, lease_holder = NULL
+                   FROM (SELECT delivery_key, lease_holder FROM deliveries
+                         WHERE delivery_key = ANY($1::text[])
+                         ORDER BY delivery_key FOR UPDATE) AS before
+                   WHERE d.delivery_key = before.delivery_key AND d.status <> 'sent'
+                   RETURNING d.delivery_key, before.lease_holder IS NOT DISTINCT FROM $3""",
+                [row["delivery_key"] for row in rows],
+                now,
+                self.holder,
+            )
         )
-        if not held:
-            log.warning(
-                "notification_sent_after_lease_lost",
-                hint="another sender may have sent it too",
+        for row in rows:
+            if not held.get(row["delivery_key"]):
+                log.warning(
+                    "notification_sent_after_lease_lost",
+                    hint="another sender may have sent it too",
+                    ticket_id=row["ticket_id"],
+                    event_id=row["event_id"],
+                    recipient=row["recipient"],
+                    message_id=row["message_id"],
+                )
+            log.info(
+                "notification_sent",
                 ticket_id=row["ticket_id"],
                 event_id=row["event_id"],
                 recipient=row["recipient"],
                 message_id=row["message_id"],
             )
-        log.info(
-            "notification_sent",
-            ticket_id=row["ticket_id"],
-            event_id=row["event_id"],
-            recipient=row["recipient"],
-            message_id=row["message_id"],
-        )
 
     async def _release(self, keys: list[str], now: datetime) -> None:
         await self.pool.execute(
