@@ -21,6 +21,8 @@ from email.message import Message
 import aiosmtplib
 import structlog
 
+from notifier.adapters.mime import RawMessage
+
 log = structlog.get_logger(__name__)
 CHECK_AFTER = 2.0  # seconds idle after which a NOOP checks the connection before it is reused
 IDLE_CLOSE = 30.0  # seconds idle after which the connection is closed (QUIT)
@@ -54,13 +56,16 @@ class RelayConnection:
         """Whether a connection is kept (and, as far as the client knows, still up)."""
         return self._smtp is not None and self._smtp.is_connected
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: RawMessage | Message) -> None:
         """Hand `message` to the relay over the kept connection (opened or replaced first if
         need be); raises what the client raises (the connection is discarded unless the relay
         refused only this message or its recipient)."""
         smtp = await self._ready()
         try:
-            await smtp.send_message(message)
+            if isinstance(message, RawMessage):
+                await smtp.sendmail(message.sender, message.recipients, message.content)
+            else:
+                await smtp.send_message(message)
         except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPDataError):
             raise  # the client reset the transaction: the connection goes on
         except BaseException:

@@ -29,16 +29,9 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.charset import QP, Charset
-from email.header import Header
-from email.message import Message
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
-from email.utils import format_datetime
-from typing import Any
 
 import aiosmtplib
 import asyncpg
@@ -47,12 +40,11 @@ import structlog
 from desk_contracts.requests import DeliveryFailed
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import append
+from notifier.adapters.mime import build_message, raw_message
 from notifier.adapters.relay_connection import RelayConnection
 
 log = structlog.get_logger(__name__)
 GIVE_UP_AFTER = timedelta(days=2)  # like an MTA: a relay outage of hours loses nothing
-UTF8_QP = Charset("utf-8")
-UTF8_QP.body_encoding = QP  # readable in raw form, unlike base64
 LEASE = timedelta(seconds=10)  # renewed every third of it while the holder works
 BATCH_TIME = 60.0  # a slow relay: after this, the rest of the batch is let go for others
 HOLDER_LOCK_CLASS = 7_301_004  # with the holder id: held by a sender while it has a batch
@@ -68,55 +60,6 @@ class Relay:
     port: int
     sender: str
     timeout: float = 10.0
-
-
-def _text(body: str, subtype: str) -> MIMENonMultipart:
-    part = MIMENonMultipart("text", subtype)
-    part.set_payload(body, UTF8_QP)
-    return part
-
-
-def _subject(subject: str) -> str:
-    """RFC 2047 only where needed: the leading `[KEY]` stays readable in the raw header."""
-    if subject.isascii():
-        return subject
-    first, _, rest = subject.partition(" ")
-    if not (first.isascii() and rest):
-        return Header(subject, "utf-8", header_name="Subject").encode()
-    header = Header(first, "us-ascii", header_name="Subject")
-    header.append(rest, "utf-8")  # Header puts the space back between the two
-    return header.encode()
-
-
-def build_message(row: Mapping[str, Any], sender: str, now: datetime) -> Message:
-    """The mail of a recorded row: text with an HTML alternative, threaded, marked automatic.
-
-    Built with the standard library's classic MIME classes: several times cheaper than
-    `EmailMessage`'s header registry, for the same bytes on the wire (see bench/notify.py).
-    """
-    html = row["html"]
-    message: Message = MIMEMultipart("alternative") if html else _text(row["body"], "plain")
-    if html:
-        message.attach(_text(row["body"], "plain"))
-        message.attach(_text(html, "html"))
-    subject = " ".join(row["subject"].splitlines())  # a request's words, not a header's end
-    message["From"] = row["sender"] or sender
-    message["To"] = row["recipient"]
-    message["Subject"] = _subject(subject)
-    message["Message-ID"] = row["message_id"]
-    message["Date"] = format_datetime(now)
-    if row["in_reply_to"]:
-        message["In-Reply-To"] = row["in_reply_to"]
-    if row["reference_ids"]:
-        message["References"] = " ".join(row["reference_ids"])
-    if row["auto_submitted"]:
-        message["Auto-Submitted"] = row["auto_submitted"]
-        message["X-Auto-Response-Suppress"] = "OOF, AutoReply"  # no out-of-office back
-    message["Content-Language"] = row["language"]
-    for name, value in message.items():
-        if "\r" in value or "\n" in value.replace("\n ", ""):  # only folding may break a line
-            raise ValueError(f"{name} header would contain a line break: {value[:200]!r}")
-    return message
 
 
 class _Marks:
@@ -215,7 +158,9 @@ class Sender:
                     await self._release([r["delivery_key"] for r in rows[n:]], now)
                     break
                 try:
-                    message = build_message(row, self.relay.sender, now)
+                    message = raw_message(row, self.relay.sender, now) or build_message(
+                        row, self.relay.sender, now
+                    )
                 except Exception as error:  # e.g. a line break in an address: never buildable
                     await self._failed(row, f"554 cannot build the message: {error}", 554, now)
                     continue
