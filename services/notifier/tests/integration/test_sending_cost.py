@@ -1,9 +1,9 @@
 """What sending costs per message, over real SMTP on loopback (aiosmtpd) and the real PostgreSQL
 server: one relay connection carries batch after batch (checked with NOOP after a pause,
 replaced when the relay dropped it, closed with QUIT when idle or at shutdown, discarded after a
-failure), and sent rows are marked in growing groups, so that a crash re-sends at most the
-messages sent since the last mark and a refusal in the middle of a batch leaves only its row
-pending."""
+failure); a small batch is marked message by message, a backlog in growing groups, so that a
+crash re-sends at most the messages sent since the last mark and a refusal in the middle of a
+batch leaves only its row pending."""
 
 from __future__ import annotations
 
@@ -274,17 +274,28 @@ class Crash(Exception):
     pass
 
 
-async def test_marks_are_grouped_and_a_refusal_in_the_middle_leaves_only_its_row_pending(
+async def test_a_small_batch_is_marked_message_by_message(
+    pool: asyncpg.Pool, relay: tuple[Relaying, Controller]
+) -> None:
+    """A desk keeping up: a crash re-sends at most the one message sent and not yet marked."""
+    _, controller = relay
+    await record(pool, people(delivery.MARK_ALONE))
+    sender = CountingMarks(pool, Relay("127.0.0.1", controller.port, "support@desk.example"))
+    assert await sender.send_pending(now()) == delivery.MARK_ALONE
+    assert sender.groups == [1] * delivery.MARK_ALONE
+
+
+async def test_a_backlog_is_marked_in_groups_and_a_refusal_leaves_only_its_row_pending(
     pool: asyncpg.Pool, relay: tuple[Relaying, Controller], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(delivery, "MARK_WITHIN", 60.0)  # marks by count only: no timing
     handler, controller = relay
-    everyone = people(8)
+    everyone = people(12)
     handler.refuse_recipient = (everyone[4], "451 4.3.0 mailbox busy, try later")
     await record(pool, everyone)
     sender = CountingMarks(pool, Relay("127.0.0.1", controller.port, "support@desk.example"))
-    assert await sender.send_pending(now()) == 8
-    assert sender.groups == [1, 2, 4]  # the first alone, then twice as many: 7 rows, 3 marks
+    assert await sender.send_pending(now()) == 12
+    assert sender.groups == [1, 2, 4, 4]  # the first alone, then twice as many: 11 rows
     assert handler.recipients() == everyone[:4] + everyone[5:]
     expected = dict.fromkeys(everyone, ("sent", 1)) | {everyone[4]: ("pending", 1)}
     assert await statuses(pool) == expected
@@ -295,7 +306,7 @@ async def test_a_crash_before_a_mark_resends_only_the_messages_sent_since_the_la
 ) -> None:
     monkeypatch.setattr(delivery, "MARK_WITHIN", 60.0)
     handler, controller = relay
-    everyone = people(8)
+    everyone = people(12)
     await record(pool, everyone)
     smtp = Relay("127.0.0.1", controller.port, "support@desk.example")
     crashing = CountingMarks(pool, smtp, crash_at=2)
@@ -308,7 +319,7 @@ async def test_a_crash_before_a_mark_resends_only_the_messages_sent_since_the_la
     }
 
     # the dead holder's rows are free at once: the rest goes out, the two unmarked again
-    assert await Sender(pool, smtp).send_pending(now()) == 7
+    assert await Sender(pool, smtp).send_pending(now()) == 11
     assert handler.recipients() == everyone[:3] + everyone[1:]
     again = handler.received[3:5]
     assert [str(m["Message-ID"]) for m in again] == [

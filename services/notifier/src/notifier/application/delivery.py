@@ -6,17 +6,17 @@ renewed by the holder while it works on the batch; the holder id is also the key
 advisory lock the sender holds meanwhile, so the rows of a sender whose process died (its
 session ended) are free at once for the next one. It sends them over its relay connection,
 kept open from one batch to the next (`adapters.relay_connection`), and marks them as sent
-after the relay accepted them, in groups: the first message of a batch is marked alone, right
-after the relay's 250, each next group is twice as large up to `MARK_GROUP` messages, and no
-sent message waits more than `MARK_WITHIN` seconds for its mark (so a quiet desk's messages are
-marked one by one, a backlog's with one statement per group). Each mark checks the sender still
-held the lease (if not, another sender may have sent the message too: logged). After a crash
-only the messages not marked go out again, with the same Message-ID: a duplicate can only come
-from the messages sent since the last mark (at most `MARK_GROUP`, sent within `MARK_WITHIN`
-seconds), and is recognisable. A message that cannot be built (a recipient with a line
-break, say) or that makes the sending fail unexpectedly fails alone, for good, reported like a
-5xx; the rest of the batch goes on. A 4xx or a network error is
-retried with exponential backoff; a 5xx (or too many attempts) fails the row for good and
+after the relay accepted them. A batch of a few messages (at most `MARK_ALONE`: a desk keeping
+up) is marked message by message, each right after the relay's 250; a larger one (a backlog)
+in groups with one statement each: its first message alone, each next group twice as large up
+to `MARK_GROUP` messages, no sent message waiting more than `MARK_WITHIN` seconds for its mark.
+Each mark checks the sender still held the lease (if not, another sender may have sent the
+message too: logged). After a crash only the messages not marked go out again, with the same
+Message-ID: a duplicate can only come from the messages sent since the last mark (one in a
+small batch, at most `MARK_GROUP` in a large one), and is recognisable. A message that cannot
+be built (a recipient with a line break, say) or that makes the sending fail unexpectedly fails
+alone, for good, reported like a 5xx; the rest of the batch goes on. A 4xx or a network error
+is retried with exponential backoff; a 5xx (or too many attempts) fails the row for good and
 records a `DeliveryFailed` command in the notifier's store, in the same transaction: its relay
 publishes it to `ticket-commands` (key: the ticket id) and workflow shows it in the request's
 history.
@@ -48,6 +48,7 @@ GIVE_UP_AFTER = timedelta(days=2)  # like an MTA: a relay outage of hours loses 
 LEASE = timedelta(seconds=10)  # renewed every third of it while the holder works
 BATCH_TIME = 60.0  # a slow relay: after this, the rest of the batch is let go for others
 HOLDER_LOCK_CLASS = 7_301_004  # with the holder id: held by a sender while it has a batch
+MARK_ALONE = 8  # batches of at most this many messages are marked one message at a time
 MARK_GROUP = 32  # sent messages marked with one statement, at most
 MARK_WITHIN = 0.5  # seconds: no sent message waits longer for its mark
 
@@ -63,12 +64,14 @@ class Relay:
 
 
 class _Marks:
-    """The rows sent since the last mark, and when the next mark is due: after the first row
-    of a batch, then after twice as many rows as the last mark had (up to `MARK_GROUP`), or
-    once the oldest has waited `MARK_WITHIN` seconds."""
+    """The rows sent since the last mark, and when the next mark is due: after each row of a
+    small batch; in a large one (`grows`) after its first row, then after twice as many rows
+    as the last mark had (up to `MARK_GROUP`), or once the oldest has waited `MARK_WITHIN`
+    seconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, grows: bool) -> None:
         self.rows: list[asyncpg.Record] = []
+        self.grows = grows
         self.size = 1
         self.since = 0.0
 
@@ -82,7 +85,8 @@ class _Marks:
 
     def marked(self) -> None:
         self.rows = []
-        self.size = min(self.size * 2, MARK_GROUP)
+        if self.grows:
+            self.size = min(self.size * 2, MARK_GROUP)
 
 
 class Sender:
@@ -150,7 +154,7 @@ class Sender:
             return 0
         started = time.monotonic()
         renewing = asyncio.create_task(self._renew(now, started))
-        marks = _Marks()
+        marks = _Marks(grows=len(rows) > MARK_ALONE)
         try:
             for n, row in enumerate(rows):
                 if time.monotonic() - started > BATCH_TIME:  # slow relay: let the rest go
