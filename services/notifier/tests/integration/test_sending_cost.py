@@ -1,9 +1,9 @@
 """What sending costs per message, over real SMTP on loopback (aiosmtpd) and the real PostgreSQL
 server: one relay connection carries batch after batch (checked with NOOP after a pause,
 replaced when the relay dropped it, closed with QUIT when idle or at shutdown, discarded after a
-failure); a small batch is marked message by message, a backlog in growing groups, so that a
-crash re-sends at most the messages sent since the last mark and a refusal in the middle of a
-batch leaves only its row pending."""
+failure); a batch's first messages are marked one by one, the rest of a backlog in growing
+groups, so that a crash re-sends at most the messages sent since the last mark and a refusal in
+the middle of a batch leaves only its row pending."""
 
 from __future__ import annotations
 
@@ -277,7 +277,8 @@ class Crash(Exception):
 async def test_a_small_batch_is_marked_message_by_message(
     pool: asyncpg.Pool, relay: tuple[Relaying, Controller]
 ) -> None:
-    """A desk keeping up: a crash re-sends at most the one message sent and not yet marked."""
+    """A desk keeping up (or the start of a backlog): a crash re-sends at most the one message
+    sent and not yet marked."""
     _, controller = relay
     await record(pool, people(delivery.MARK_ALONE))
     sender = CountingMarks(pool, Relay("127.0.0.1", controller.port, "support@desk.example"))
@@ -290,12 +291,13 @@ async def test_a_backlog_is_marked_in_groups_and_a_refusal_leaves_only_its_row_p
 ) -> None:
     monkeypatch.setattr(delivery, "MARK_WITHIN", 60.0)  # marks by count only: no timing
     handler, controller = relay
-    everyone = people(12)
+    everyone = people(20)
     handler.refuse_recipient = (everyone[4], "451 4.3.0 mailbox busy, try later")
     await record(pool, everyone)
     sender = CountingMarks(pool, Relay("127.0.0.1", controller.port, "support@desk.example"))
-    assert await sender.send_pending(now()) == 12
-    assert sender.groups == [1, 2, 4, 4]  # the first alone, then twice as many: 11 rows
+    assert await sender.send_pending(now()) == 20
+    assert delivery.MARK_ALONE == 8
+    assert sender.groups == [1] * 8 + [2, 4, 5]  # eight alone, then twice as many: 19 rows
     assert handler.recipients() == everyone[:4] + everyone[5:]
     expected = dict.fromkeys(everyone, ("sent", 1)) | {everyone[4]: ("pending", 1)}
     assert await statuses(pool) == expected
@@ -306,24 +308,24 @@ async def test_a_crash_before_a_mark_resends_only_the_messages_sent_since_the_la
 ) -> None:
     monkeypatch.setattr(delivery, "MARK_WITHIN", 60.0)
     handler, controller = relay
-    everyone = people(12)
+    everyone = people(20)
     await record(pool, everyone)
     smtp = Relay("127.0.0.1", controller.port, "support@desk.example")
-    crashing = CountingMarks(pool, smtp, crash_at=2)
+    crashing = CountingMarks(pool, smtp, crash_at=9)
     with pytest.raises(Crash):
         await crashing.send_pending(now())
-    assert crashing.groups == [1, 2]  # the second mark, of the 2nd and 3rd messages, failed
-    assert handler.recipients() == everyone[:3]
-    assert await statuses(pool) == dict.fromkeys(everyone[1:], ("pending", 0)) | {
-        everyone[0]: ("sent", 1)
-    }
+    assert crashing.groups == [1] * 8 + [2]  # the mark of the 9th and 10th messages failed
+    assert handler.recipients() == everyone[:10]
+    assert await statuses(pool) == dict.fromkeys(everyone[:8], ("sent", 1)) | dict.fromkeys(
+        everyone[8:], ("pending", 0)
+    )
 
     # the dead holder's rows are free at once: the rest goes out, the two unmarked again
-    assert await Sender(pool, smtp).send_pending(now()) == 11
-    assert handler.recipients() == everyone[:3] + everyone[1:]
-    again = handler.received[3:5]
+    assert await Sender(pool, smtp).send_pending(now()) == 12
+    assert handler.recipients() == everyone[:10] + everyone[8:]
+    again = handler.received[10:12]
     assert [str(m["Message-ID"]) for m in again] == [
-        str(m["Message-ID"]) for m in handler.received[1:3]
+        str(m["Message-ID"]) for m in handler.received[8:10]
     ]
     assert set((await statuses(pool)).values()) == {("sent", 1)}
 

@@ -6,20 +6,20 @@ renewed by the holder while it works on the batch; the holder id is also the key
 advisory lock the sender holds meanwhile, so the rows of a sender whose process died (its
 session ended) are free at once for the next one. It sends them over its relay connection,
 kept open from one batch to the next (`adapters.relay_connection`), and marks them as sent
-after the relay accepted them. A batch of a few messages (at most `MARK_ALONE`: a desk keeping
-up) is marked message by message, each right after the relay's 250; a larger one (a backlog)
-in groups with one statement each: its first message alone, each next group twice as large up
+after the relay accepted them: the first `MARK_ALONE` messages of a batch one by one, each
+right after the relay's 250 (a desk keeping up sends no more per batch), the rest of a larger
+batch (a backlog) in groups with one statement each, each group twice as large as the last up
 to `MARK_GROUP` messages, no sent message waiting more than `MARK_WITHIN` seconds for its mark.
 Each mark checks the sender still held the lease (if not, another sender may have sent the
 message too: logged). After a crash only the messages not marked go out again, with the same
-Message-ID: a duplicate can only come from the messages sent since the last mark (one in a
-small batch, at most `MARK_GROUP` in a large one), and is recognisable. A message that cannot
-be built (a recipient with a line break, say) or that makes the sending fail unexpectedly fails
-alone, for good, reported like a 5xx; the rest of the batch goes on. A 4xx or a network error
-is retried with exponential backoff; a 5xx (or too many attempts) fails the row for good and
-records a `DeliveryFailed` command in the notifier's store, in the same transaction: its relay
-publishes it to `ticket-commands` (key: the ticket id) and workflow shows it in the request's
-history.
+Message-ID: a duplicate can only come from the messages sent since the last mark (one among a
+batch's first `MARK_ALONE`, at most `MARK_GROUP` later in a backlog), and is recognisable.
+A message that cannot be built (a recipient with a line break, say) or that makes the sending
+fail unexpectedly fails alone, for good, reported like a 5xx; the rest of the batch goes on.
+A 4xx or a network error is retried with exponential backoff; a 5xx (or too many attempts)
+fails the row for good and records a `DeliveryFailed` command in the notifier's store, in the
+same transaction: its relay publishes it to `ticket-commands` (key: the ticket id) and workflow
+shows it in the request's history.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ GIVE_UP_AFTER = timedelta(days=2)  # like an MTA: a relay outage of hours loses 
 LEASE = timedelta(seconds=10)  # renewed every third of it while the holder works
 BATCH_TIME = 60.0  # a slow relay: after this, the rest of the batch is let go for others
 HOLDER_LOCK_CLASS = 7_301_004  # with the holder id: held by a sender while it has a batch
-MARK_ALONE = 8  # batches of at most this many messages are marked one message at a time
+MARK_ALONE = 8  # the first messages of a batch, marked one at a time
 MARK_GROUP = 32  # sent messages marked with one statement, at most
 MARK_WITHIN = 0.5  # seconds: no sent message waits longer for its mark
 
@@ -64,14 +64,13 @@ class Relay:
 
 
 class _Marks:
-    """The rows sent since the last mark, and when the next mark is due: after each row of a
-    small batch; in a large one (`grows`) after its first row, then after twice as many rows
-    as the last mark had (up to `MARK_GROUP`), or once the oldest has waited `MARK_WITHIN`
-    seconds."""
+    """The rows sent since the last mark, and when the next mark is due: after each of the
+    first `MARK_ALONE` rows of a batch, then after twice as many rows as the last mark had (up
+    to `MARK_GROUP`), or once the oldest has waited `MARK_WITHIN` seconds."""
 
-    def __init__(self, grows: bool) -> None:
+    def __init__(self) -> None:
         self.rows: list[asyncpg.Record] = []
-        self.grows = grows
+        self.done = 0  # rows marked so far
         self.size = 1
         self.since = 0.0
 
@@ -84,8 +83,9 @@ class _Marks:
         return len(self.rows) >= self.size or time.monotonic() - self.since >= MARK_WITHIN
 
     def marked(self) -> None:
+        self.done += len(self.rows)
         self.rows = []
-        if self.grows:
+        if self.done >= MARK_ALONE:
             self.size = min(self.size * 2, MARK_GROUP)
 
 
@@ -154,7 +154,7 @@ class Sender:
             return 0
         started = time.monotonic()
         renewing = asyncio.create_task(self._renew(now, started))
-        marks = _Marks(grows=len(rows) > MARK_ALONE)
+        marks = _Marks()
         try:
             for n, row in enumerate(rows):
                 if time.monotonic() - started > BATCH_TIME:  # slow relay: let the rest go
