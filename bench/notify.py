@@ -57,8 +57,9 @@ from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
 from desk_policies.requests import Ticket, evolve, published
 from notifier.adapters.kafka import on_ticket_event
+from notifier.adapters.mime import build_message
 from notifier.adapters.templates import Templates
-from notifier.application.delivery import Relay, Sender, build_message
+from notifier.application.delivery import Relay, Sender
 from notifier.application.notify import Notifier
 from notifier.domain.content import notification_context
 from notifier.domain.rules import notifications_for

@@ -1,7 +1,7 @@
 """Composition root of the notifier: consumers of ticket events and automatic-reply requests
 (started once the directory's feed has caught up: who is told, in which language, comes from
-it), the SMTP sender loop, the outbox relay of failed deliveries to `ticket-commands`, and its
-own readiness check (no message pending too long)."""
+it), the SMTP sender loop (its relay connection closed at shutdown), the outbox relay of failed
+deliveries to `ticket-commands`, and its own readiness check (no message pending too long)."""
 
 from __future__ import annotations
 
@@ -79,6 +79,13 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     sender = Sender(pool, Relay(settings.smtp_host, settings.smtp_port, settings.mail_from))
 
     runtime.repeat("deliver", lambda: sender.send_pending(now()), TICK_SECONDS, wake=recorded)
+
+    async def close_relay_connection(stop: asyncio.Event) -> None:
+        """At shutdown, QUIT the relay connection the sender keeps between batches."""
+        await stop.wait()
+        await sender.close()
+
+    runtime.every(close_relay_connection)
     runtime.readiness.add(
         "deliveries",
         pending_messages_probe(

@@ -5,7 +5,9 @@ key is put in front of it here, `[SPT-1042] ...`) and `message` (paragraphs sepa
 lines). The message is rendered twice, as plain text and HTML-escaped, and wrapped by the
 language's layouts (`layout.txt.j2`, `layout.html.j2`), which greet the recipient and say how
 to answer. `link(url)` in a template is the bare URL in text and an anchor in HTML.
-Templates are loaded once from the package and cached; rendering does no other I/O.
+Templates are compiled once per process, the first time each is used, and kept: they ship with
+the package, so they are never checked for changes (no file is read or even looked at again),
+and which ones exist is listed once at start; rendering does no I/O.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from notifier.domain.content import Rendered
 
 FALLBACK = "generic"
+BLANK_LINES = re.compile(r"\n{3,}")
+PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
 def _text_link(url: str, label: str | None = None) -> str:
@@ -34,7 +38,7 @@ def _date(value: Any, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
 
 
 def _paragraphs(html: str) -> Markup:
-    parts = [p.strip() for p in re.split(r"\n\s*\n", html.strip()) if p.strip()]
+    parts = [p.strip() for p in PARAGRAPH_BREAK.split(html.strip()) if p.strip()]
     return Markup("\n").join(
         Markup("<p>{}</p>").format(Markup(p.replace("\n", "<br>\n"))) for p in parts
     )
@@ -51,6 +55,8 @@ class Templates:
             "trim_blocks": True,
             "lstrip_blocks": True,
             "keep_trailing_newline": True,
+            "auto_reload": False,  # packaged files: compiled once, never stat'ed again
+            "cache_size": -1,  # every template kept (a few dozen)
         }
         self.text = Environment(autoescape=False, **common)  # plain text: nothing to escape
         self.html = Environment(autoescape=True, **common)
@@ -58,17 +64,17 @@ class Templates:
         self.html.globals["link"] = _html_link
         for env in (self.text, self.html):
             env.filters["date"] = _date
+        self.names = frozenset(loader.list_templates())
 
     def has(self, name: str, language: str) -> bool:
-        try:
-            self.text.get_template(f"{language}/{name}.j2")
-        except TemplateNotFound:
-            return False
-        return True
+        """Whether the package has the message `name` in `language`."""
+        return f"{language}/{name}.j2" in self.names
 
     def render(
         self, name: str, language: str, context: dict[str, Any], key: str | None
     ) -> Rendered:
+        """The message `name` (or the generic one, if there is no such message) worded in
+        `language` from `context`; `key` is put in front of the subject."""
         if not self.has(name, language):
             name = FALLBACK
         subject, message = self._blocks(self.text, name, language, context)
@@ -80,7 +86,7 @@ class Templates:
         text = self.text.get_template(f"{language}/layout.txt.j2").render(
             values, message=message.strip()
         )
-        text = re.sub(r"\n{3,}", "\n\n", text)
+        text = BLANK_LINES.sub("\n\n", text)
         html = self.html.get_template(f"{language}/layout.html.j2").render(
             values, message=_paragraphs(message_html)
         )

@@ -4,17 +4,22 @@ A sender claims a batch of due rows by pushing their next attempt one lease ahea
 itself their holder (so another replica skips them). The lease is short (`LEASE`, seconds) and
 renewed by the holder while it works on the batch; the holder id is also the key of a session
 advisory lock the sender holds meanwhile, so the rows of a sender whose process died (its
-session ended) are free at once for the next one. It sends them over one SMTP connection and
-marks each as sent right after the relay accepted it, checking it still held the lease (if not,
-another sender may have sent it too: logged): after a crash only the unsent ones go out again,
-with the same Message-ID, so a duplicate can only come from the window between the relay's 250
-and the mark, and is recognisable. A message that cannot be built (a recipient with a line
-break, say) or that makes the sending fail unexpectedly fails alone, for good, reported like a
-5xx; the rest of the batch goes on. A 4xx or a network error is
-retried with exponential backoff; a 5xx (or too many attempts) fails the row for good and
-records a `DeliveryFailed` command in the notifier's store, in the same transaction: its relay
-publishes it to `ticket-commands` (key: the ticket id) and workflow shows it in the request's
-history.
+session ended) are free at once for the next one. It sends them over its relay connection,
+kept open from one batch to the next (`adapters.relay_connection`), and marks them as sent
+after the relay accepted them: the first `MARK_ALONE` messages of a batch one by one, each
+right after the relay's 250 (a desk keeping up sends no more per batch), the rest of a larger
+batch (a backlog) in groups with one statement each, each group twice as large as the last up
+to `MARK_GROUP` messages, no sent message waiting more than `MARK_WITHIN` seconds for its mark.
+Each mark checks the sender still held the lease (if not, another sender may have sent the
+message too: logged). After a crash only the messages not marked go out again, with the same
+Message-ID: a duplicate can only come from the messages sent since the last mark (one among a
+batch's first `MARK_ALONE`, at most `MARK_GROUP` later in a backlog), and is recognisable.
+A message that cannot be built (a recipient with a line break, say) or that makes the sending
+fail unexpectedly fails alone, for good, reported like a 5xx; the rest of the batch goes on.
+A 4xx or a network error is retried with exponential backoff; a 5xx (or too many attempts)
+fails the row for good and records a `DeliveryFailed` command in the notifier's store, in the
+same transaction: its relay publishes it to `ticket-commands` (key: the ticket id) and workflow
+shows it in the request's history.
 """
 
 from __future__ import annotations
@@ -24,16 +29,9 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.charset import QP, Charset
-from email.header import Header
-from email.message import Message
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
-from email.utils import format_datetime
-from typing import Any
 
 import aiosmtplib
 import asyncpg
@@ -42,14 +40,17 @@ import structlog
 from desk_contracts.requests import DeliveryFailed
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import append
+from notifier.adapters.mime import build_message, raw_message
+from notifier.adapters.relay_connection import RelayConnection
 
 log = structlog.get_logger(__name__)
 GIVE_UP_AFTER = timedelta(days=2)  # like an MTA: a relay outage of hours loses nothing
-UTF8_QP = Charset("utf-8")
-UTF8_QP.body_encoding = QP  # readable in raw form, unlike base64
 LEASE = timedelta(seconds=10)  # renewed every third of it while the holder works
 BATCH_TIME = 60.0  # a slow relay: after this, the rest of the batch is let go for others
 HOLDER_LOCK_CLASS = 7_301_004  # with the holder id: held by a sender while it has a batch
+MARK_ALONE = 8  # the first messages of a batch, marked one at a time
+MARK_GROUP = 32  # sent messages marked with one statement, at most
+MARK_WITHIN = 0.5  # seconds: no sent message waits longer for its mark
 
 
 @dataclass(frozen=True)
@@ -62,63 +63,50 @@ class Relay:
     timeout: float = 10.0
 
 
-def _text(body: str, subtype: str) -> MIMENonMultipart:
-    part = MIMENonMultipart("text", subtype)
-    part.set_payload(body, UTF8_QP)
-    return part
+class _Marks:
+    """The rows sent since the last mark, and when the next mark is due: after each of the
+    first `MARK_ALONE` rows of a batch, then after twice as many rows as the last mark had (up
+    to `MARK_GROUP`), or once the oldest has waited `MARK_WITHIN` seconds."""
 
+    def __init__(self) -> None:
+        self.rows: list[asyncpg.Record] = []
+        self.done = 0  # rows marked so far
+        self.size = 1
+        self.since = 0.0
 
-def _subject(subject: str) -> str:
-    """RFC 2047 only where needed: the leading `[KEY]` stays readable in the raw header."""
-    if subject.isascii():
-        return subject
-    first, _, rest = subject.partition(" ")
-    if not (first.isascii() and rest):
-        return Header(subject, "utf-8", header_name="Subject").encode()
-    header = Header(first, "us-ascii", header_name="Subject")
-    header.append(rest, "utf-8")  # Header puts the space back between the two
-    return header.encode()
+    def sent(self, row: asyncpg.Record) -> None:
+        if not self.rows:
+            self.since = time.monotonic()
+        self.rows.append(row)
 
+    def due(self) -> bool:
+        return len(self.rows) >= self.size or time.monotonic() - self.since >= MARK_WITHIN
 
-def build_message(row: Mapping[str, Any], sender: str, now: datetime) -> Message:
-    """The mail of a recorded row: text with an HTML alternative, threaded, marked automatic.
-
-    Built with the standard library's classic MIME classes: several times cheaper than
-    `EmailMessage`'s header registry, for the same bytes on the wire (see bench/notify.py).
-    """
-    html = row["html"]
-    message: Message = MIMEMultipart("alternative") if html else _text(row["body"], "plain")
-    if html:
-        message.attach(_text(row["body"], "plain"))
-        message.attach(_text(html, "html"))
-    subject = " ".join(row["subject"].splitlines())  # a request's words, not a header's end
-    message["From"] = row["sender"] or sender
-    message["To"] = row["recipient"]
-    message["Subject"] = _subject(subject)
-    message["Message-ID"] = row["message_id"]
-    message["Date"] = format_datetime(now)
-    if row["in_reply_to"]:
-        message["In-Reply-To"] = row["in_reply_to"]
-    if row["reference_ids"]:
-        message["References"] = " ".join(row["reference_ids"])
-    if row["auto_submitted"]:
-        message["Auto-Submitted"] = row["auto_submitted"]
-        message["X-Auto-Response-Suppress"] = "OOF, AutoReply"  # no out-of-office back
-    message["Content-Language"] = row["language"]
-    for name, value in message.items():
-        if "\r" in value or "\n" in value.replace("\n ", ""):  # only folding may break a line
-            raise ValueError(f"{name} header would contain a line break: {value[:200]!r}")
-    return message
+    def marked(self) -> None:
+        self.done += len(self.rows)
+        self.rows = []
+        if self.done >= MARK_ALONE:
+            self.size = min(self.size * 2, MARK_GROUP)
 
 
 class Sender:
-    """Sends due rows of one store through one relay (any number of replicas may run)."""
+    """Sends due rows of one store through one relay (any number of replicas may run), one
+    batch at a time, over one SMTP connection kept between batches."""
 
-    def __init__(self, pool: asyncpg.Pool, relay: Relay, *, lease: timedelta = LEASE) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        relay: Relay,
+        *,
+        lease: timedelta = LEASE,
+        connection: RelayConnection | None = None,
+    ) -> None:
         self.pool = pool
         self.relay = relay
         self.lease = lease
+        self.connection = connection or RelayConnection(relay.host, relay.port, relay.timeout)
         self.holder: int | None = None  # while a batch is worked on
+        self._busy = asyncio.Lock()  # one batch at a time: the holder and the connection
 
     async def claim(self, now: datetime, limit: int) -> list[asyncpg.Record]:
         """Due rows, and rows whose holder's session is gone, leased to this sender."""
@@ -141,8 +129,9 @@ class Sender:
         return sorted(rows, key=lambda row: row["seq"])
 
     async def send_pending(self, now: datetime, limit: int = 50) -> int:
-        """Send up to `limit` due messages; returns how many were attempted."""
-        async with self.pool.acquire() as session:
+        """Send up to `limit` due messages; returns how many were attempted. With none due,
+        closes the relay connection if it has been idle long enough."""
+        async with self._busy, self.pool.acquire() as session:
             self.holder = await _hold(session)
             try:
                 return await self._send_batch(now, limit)
@@ -153,32 +142,34 @@ class Sender:
                     )
                 self.holder = None
 
+    async def close(self) -> None:
+        """Close the relay connection (QUIT), after the batch in hand if there is one."""
+        async with self._busy:
+            await self.connection.close()
+
     async def _send_batch(self, now: datetime, limit: int) -> int:
         rows = await self.claim(now, limit)
         if not rows:
+            await self.connection.close_if_idle()
             return 0
         started = time.monotonic()
         renewing = asyncio.create_task(self._renew(now, started))
-        smtp: aiosmtplib.SMTP | None = None
+        marks = _Marks()
         try:
             for n, row in enumerate(rows):
                 if time.monotonic() - started > BATCH_TIME:  # slow relay: let the rest go
+                    await self._mark(marks, now)
                     await self._release([r["delivery_key"] for r in rows[n:]], now)
                     break
                 try:
-                    message = build_message(row, self.relay.sender, now)
+                    message = raw_message(row, self.relay.sender, now) or build_message(
+                        row, self.relay.sender, now
+                    )
                 except Exception as error:  # e.g. a line break in an address: never buildable
                     await self._failed(row, f"554 cannot build the message: {error}", 554, now)
                     continue
                 try:
-                    if smtp is None or not smtp.is_connected:
-                        smtp = aiosmtplib.SMTP(
-                            hostname=self.relay.host,
-                            port=self.relay.port,
-                            timeout=self.relay.timeout,
-                        )
-                        await smtp.connect()
-                    await smtp.send_message(message)
+                    await self.connection.send(message)
                 except aiosmtplib.SMTPRecipientsRefused as error:  # this recipient: final if 5xx
                     refused = error.recipients[0]
                     await self._failed(row, f"{refused.code} {refused.message}", refused.code, now)
@@ -196,33 +187,32 @@ class Sender:
                         relay=f"{self.relay.host}:{self.relay.port}",
                     )
                     await self._failed(row, f"{error.code} {error.message}", None, now)
-                    smtp = None
                     continue
                 except (aiosmtplib.SMTPException, OSError) as error:
                     await self._failed(row, str(error) or type(error).__name__, None, now)
-                    smtp = None
                     continue
                 except Exception as error:  # this message broke the client: it fails alone
                     log.exception("notification_send_crashed", delivery_key=row["delivery_key"])
                     await self._failed(row, f"554 {type(error).__name__}: {error}", 554, now)
-                    if smtp is not None:
-                        smtp.close()
-                    smtp = None
                     continue
-                await self.mark_sent(row, now)
+                marks.sent(row)
+                if marks.due():
+                    await self._mark(marks, now)
+            await self._mark(marks, now)
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await renewing
-            if smtp is not None and smtp.is_connected:
-                try:
-                    await smtp.quit()
-                except (aiosmtplib.SMTPException, OSError):
-                    smtp.close()
         return len(rows)
 
+    async def _mark(self, marks: _Marks, now: datetime) -> None:
+        if marks.rows:
+            await self.mark_sent(marks.rows, now)
+            marks.marked()
+
     async def _renew(self, now: datetime, started: float) -> None:
-        """Keep this sender's leases ahead while it works on the batch."""
+        """Keep this sender's leases ahead while it works on the batch (skipping the rows being
+        marked or failed at that moment: never waiting on a row lock, it cannot deadlock)."""
         every = self.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(every)
@@ -230,43 +220,54 @@ class Sender:
             try:
                 await self.pool.execute(
                     """UPDATE deliveries SET next_attempt_at = $2
-                       WHERE lease_holder = $1 AND status = 'pending'""",
+                       WHERE delivery_key IN (
+                           SELECT delivery_key FROM deliveries
+                           WHERE lease_holder = $1 AND status = 'pending'
+                           FOR UPDATE SKIP LOCKED)""",
                     self.holder,
                     until,
                 )
             except Exception as error:  # the database is away: the mark will tell
                 log.warning("lease_renewal_failed", error=str(error) or type(error).__name__)
 
-    async def mark_sent(self, row: asyncpg.Record, now: datetime) -> None:
-        """Record the row as sent; if this sender no longer held its lease, say so (another
-        sender may have sent it too: the recipient gets it twice, with one Message-ID)."""
-        held = await self.pool.fetchval(
-            """UPDATE deliveries d SET status = 'sent', attempts = d.attempts + 1, sent_at = $2,
-                                       last_error = NULL, lease_holder = NULL
-               FROM (SELECT delivery_key, lease_holder FROM deliveries
-                     WHERE delivery_key = $1 FOR UPDATE) AS before
-               WHERE d.delivery_key = before.delivery_key AND d.status <> 'sent'
-               RETURNING before.lease_holder IS NOT DISTINCT FROM $3""",
-            row["delivery_key"],
-            now,
-            self.holder,
+    async def mark_sent(
+        self, sent: asyncpg.Record | Sequence[asyncpg.Record], now: datetime
+    ) -> None:
+        """Record the row (or the rows, in one statement) as sent; for a row this sender no
+        longer held the lease of, say so (another sender may have sent it too: the recipient
+        gets it twice, with one Message-ID)."""
+        rows = [sent] if isinstance(sent, asyncpg.Record) else list(sent)
+        held = dict(
+            await self.pool.fetch(
+                """UPDATE deliveries d SET status = 'sent', attempts = d.attempts + 1,
+                                           sent_at = $2, last_error = NULL, lease_holder = NULL
+                   FROM (SELECT delivery_key, lease_holder FROM deliveries
+                         WHERE delivery_key = ANY($1::text[])
+                         ORDER BY delivery_key FOR UPDATE) AS before
+                   WHERE d.delivery_key = before.delivery_key AND d.status <> 'sent'
+                   RETURNING d.delivery_key, before.lease_holder IS NOT DISTINCT FROM $3""",
+                [row["delivery_key"] for row in rows],
+                now,
+                self.holder,
+            )
         )
-        if not held:
-            log.warning(
-                "notification_sent_after_lease_lost",
-                hint="another sender may have sent it too",
+        for row in rows:
+            if not held.get(row["delivery_key"]):
+                log.warning(
+                    "notification_sent_after_lease_lost",
+                    hint="another sender may have sent it too",
+                    ticket_id=row["ticket_id"],
+                    event_id=row["event_id"],
+                    recipient=row["recipient"],
+                    message_id=row["message_id"],
+                )
+            log.info(
+                "notification_sent",
                 ticket_id=row["ticket_id"],
                 event_id=row["event_id"],
                 recipient=row["recipient"],
                 message_id=row["message_id"],
             )
-        log.info(
-            "notification_sent",
-            ticket_id=row["ticket_id"],
-            event_id=row["event_id"],
-            recipient=row["recipient"],
-            message_id=row["message_id"],
-        )
 
     async def _release(self, keys: list[str], now: datetime) -> None:
         await self.pool.execute(
