@@ -80,10 +80,22 @@ async def open_store(
     finally:
         await conn.close()
     pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, server_settings=session_settings(schema)
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings=session_settings(schema),
+        reset=keep_session,
     )
     assert pool is not None
     return pool
+
+
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection going back to the pool needs beyond asyncpg's own clean-up (an open
+    transaction rolled back, listeners removed): nothing. Our pooled sessions change no setting
+    (`SET LOCAL` only), open no cursor outside a transaction and release the advisory locks they
+    take; the default reset (`UNLISTEN *`, `RESET ALL`, `pg_advisory_unlock_all()`...) costs a
+    round trip on every release."""
 
 
 # The server probes an idle client's socket after 5 s, every 5 s, 3 times: a replica whose host

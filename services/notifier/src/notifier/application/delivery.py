@@ -136,11 +136,17 @@ class Sender:
             try:
                 return await self._send_batch(now, limit)
             finally:
-                with contextlib.suppress(Exception):  # a lost session has released it anyway
+                try:
                     await session.execute(
                         "SELECT pg_advisory_unlock($1, $2)", HOLDER_LOCK_CLASS, self.holder
                     )
-                self.holder = None
+                except BaseException as error:  # the pool does not unlock: end the session
+                    with contextlib.suppress(Exception):  # unless the pool already let it go
+                        session.terminate()
+                    if not isinstance(error, Exception):
+                        raise
+                finally:
+                    self.holder = None
 
     async def close(self) -> None:
         """Close the relay connection (QUIT), after the batch in hand if there is one."""
