@@ -86,6 +86,11 @@ class ServiceRuntime:
     def source(self) -> str:
         return f"/desk/{self.name}"
 
+    @property
+    def relay_name(self) -> str:
+        """The outbox relay's name (its checkpoint's row), the same in every replica."""
+        return f"{self.name}-relay"
+
     def subscribe(self, topic: str, handle: Handler, *, group_id: str | None = None) -> None:
         """Consume `topic` in the consumer group `<service>.<topic>` (one group per topic, so
         replicas of a service share each topic's partitions)."""
@@ -180,7 +185,7 @@ class ServiceRuntime:
                 await self._relay_producer(),
                 lambda event: self.settings.topic(topic_for(event)),
                 source=self.source,
-                name=f"{self.name}-relay",
+                name=self.relay_name,
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
                 renew_producer=self._relay_producer,
             )
