@@ -110,9 +110,9 @@ class Admission:
         """Why this process is past capacity now, in a few words (None: it is not)."""
         limits = self.limits
         if self.backlog > limits.max_backlog:
-            return f"{self.backlog} events wait to be published (more than {limits.max_backlog})"
+            return f"{self.backlog} events wait to be published, more than {limits.max_backlog}"
         if self.in_flight >= limits.max_in_flight:
-            return f"{self.in_flight} being handled at once (at most {limits.max_in_flight})"
+            return f"{self.in_flight} being handled at once, at most {limits.max_in_flight}"
         return None
 
     def refusal(self, door: str) -> str | None:
@@ -197,7 +197,7 @@ class Shedding:
         if reason is not None:
             seconds = admission.limits.retry_after_seconds
             answer = JSONResponse(
-                {"detail": f"past capacity ({reason}): retry after {seconds} s"},
+                {"detail": f"past capacity: {reason}; retry after {seconds} s"},
                 status_code=503,
                 headers={"Retry-After": str(seconds)},
             )

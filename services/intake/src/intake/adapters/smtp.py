@@ -59,7 +59,7 @@ class GatewayHandler:
     def _past_capacity(self) -> str | None:
         """The 451 answer past capacity (None: admitted)."""
         reason = None if self.admission is None else self.admission.refusal("smtp")
-        return None if reason is None else f"451 4.3.2 Past capacity ({reason}), try again later"
+        return None if reason is None else f"451 4.3.2 Past capacity: {reason}; try again later"
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
