@@ -4,13 +4,14 @@
                                        [--python OTHER/.venv/bin/python] [--profile FILE]
 
 A child process serves intake's HTTP app as the service does (uvicorn, access log off, the edge,
-a real pool on a fresh schema of the PostgreSQL of DATABASE_URL, or `.state/infra.env`'s; flood
-limits out of the way; no relay, no Kafka: the HTTP path and its transaction only). The bench
-then POSTs `saas-desk` requests (each with its own `Idempotency-Key`, as `bench/load.py` sends
-them) in a closed loop from `--concurrency` workers on keep-alive connections, for `--seconds`
-per level, and prints requests/s, answer time p50/p99 and CPU milliseconds per request of the
-intake process and of PostgreSQL (postmaster, its reaped and live backends), read from `/proc`;
-the load generator's own CPU is shown apart.
+admission when the checkout has it, wired as intake's bootstrap does but for its backlog limit,
+out of the way as no relay drains the store; a real pool on a fresh schema of the PostgreSQL of
+DATABASE_URL, or `.state/infra.env`'s; flood limits out of the way; no relay, no Kafka: the HTTP
+path and its transaction only). The bench then POSTs `saas-desk` requests (each with its own
+`Idempotency-Key`, as `bench/load.py` sends them) in a closed loop from `--concurrency` workers
+on keep-alive connections, for `--seconds` per level, and prints requests/s, answer time p50/p99
+and CPU milliseconds per request of the intake process and of PostgreSQL (postmaster, its reaped
+and live backends), read from `/proc`; the load generator's own CPU is shown apart.
 
 `--python` serves the app from another checkout's environment (e.g. `main`'s, for a before /
 after), the rest of the bench staying this one. `--profile FILE` records the intake process
@@ -79,6 +80,18 @@ def serve(port: int, schema: str, jwks_file: str, database_url: str) -> None:
             database_url, schema, migrations_in("intake", resources.files("intake") / "migrations")
         )
         many = 100_000_000
+        wiring: dict[str, object] = {}
+        background: list[asyncio.Task[None]] = []
+        try:  # a checkout with admission: wired as intake's bootstrap does
+            from desk_platform.admission import Admission, AdmissionLimits, outbox_backlog
+        except ImportError:
+            pass
+        else:
+            # no relay drains this store: its backlog limit out of the way, the rest the default
+            limits = AdmissionLimits(max_backlog=many)
+            admission = Admission(outbox_backlog(pool, "intake-relay"), limits)
+            wiring["admission"] = admission
+            background.append(asyncio.create_task(admission.watch(asyncio.Event())))
         app = create_app(
             pool,
             load_policies(),
@@ -86,6 +99,7 @@ def serve(port: int, schema: str, jwks_file: str, database_url: str) -> None:
             "http://workflow",
             verifier=Verifier(jwks_file, "intake"),
             limits=RequestLimits(many, many, many),
+            **wiring,  # type: ignore[arg-type]
         )
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off"
