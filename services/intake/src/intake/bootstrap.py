@@ -1,5 +1,6 @@
 """Composition root of intake: store, relay to `ticket-events`, the directory's feed, the
-verifier of identity tokens (`IDENTITY_KEYS`, required), HTTP API."""
+verifier of identity tokens (`IDENTITY_KEYS`, required), admission (writes refused past
+capacity), HTTP API."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from desk_contracts.topics import AUTOMATIC_REPLIES, TICKET_COMMANDS
 from desk_eventstore.migrate import migrations_in
 from desk_eventstore.records import RecordedEvent
+from desk_platform.admission import Admission, AdmissionLimits, outbox_backlog
 from desk_platform.blobs import FolderBlobStore
 from desk_platform.directory_feed import directory_first, follow_directory
 from desk_platform.identity import Verifier, required_identity_keys
@@ -53,9 +55,15 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         per_domain=settings.requests_domain_hourly_limit,
         per_desk=settings.requests_desk_hourly_limit,
     )
+    admission = Admission(
+        outbox_backlog(pool, runtime.relay_name),
+        AdmissionLimits.of(settings),
+        runtime.readiness.metrics,
+    )
+    runtime.every(admission.watch)
     app = create_app(
         pool, policies, now, settings.workflow_url, routers=[survey], verifier=verifier,
         directory=lambda: directory.current, limits=limits,
-        blobs=FolderBlobStore(Path(settings.blob_dir)),
+        blobs=FolderBlobStore(Path(settings.blob_dir)), admission=admission,
     )  # fmt: skip
     return runtime, directory_first(app, directory)

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from desk_contracts.directory import DIRECTORY_EVENTS, DirectoryEvent
 from desk_contracts.envelope import Envelope
 from desk_contracts.topics import DIRECTORY
-from desk_platform.readiness import Verdict
+from desk_platform.readiness import OPERATIONS, Verdict
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.directory import Directory, DirectoryDraft
@@ -43,7 +43,6 @@ log = structlog.get_logger(__name__)
 
 POLL_MS = 500  # how long one fetch waits for new records (and so how soon `stop` is seen)
 RETRY_SECONDS = 1.0
-OPERATIONS = frozenset({"/health", "/ready", "/metrics"})  # answered while the feed catches up
 
 
 def event_of(

@@ -1,8 +1,9 @@
 """What every service's HTTP API starts with: its title, the edge that bounds and checks every
 request (`desk_platform.edge`), and 503 with `Retry-After` while PostgreSQL or Kafka is out of
 reach (a client retries, with the same `Idempotency-Key`, instead of reading a 500 as a
-refusal). `/health`, `/ready` and `/metrics` are added by the runtime (desk_platform.readiness),
-the same on every process.
+refusal), as when it is past capacity (`desk_platform.admission`, where a service installs it).
+`/health`, `/ready` and `/metrics` are added by the runtime (desk_platform.readiness), the same
+on every process.
 
 Every answer is in the OpenAPI document, with its body. A refusal has one of two shapes:
 `Problem` (`detail`, a sentence) or FastAPI's `HTTPValidationError` (`detail`, the fields at
@@ -37,7 +38,10 @@ from desk_platform.edge import DEFAULT_BODY_LIMIT, guard
 log = structlog.get_logger(__name__)
 
 RETRY_AFTER_SECONDS = 2
-OUTAGE_ANSWER = "PostgreSQL or Kafka out of reach: retry after `Retry-After` seconds"
+OUTAGE_ANSWER = (
+    "PostgreSQL or Kafka out of reach, or the service past capacity (a write, see "
+    "desk_platform.admission): retry after `Retry-After` seconds"
+)
 # what a passing outage raises in a handler: the one classification (desk_eventstore.failures)
 OUTAGES: tuple[type[Exception], ...] = tuple(
     kind for kind in (*TRANSIENT, KafkaError) if issubclass(kind, Exception)

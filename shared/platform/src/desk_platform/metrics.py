@@ -1,14 +1,21 @@
 """The Prometheus metrics of a process (`GET /metrics`): the facts its readiness is judged on.
 
 Small on purpose: whether each check passes, how far the outbox and the consumers lag, how old
-the oldest unsent message is. Labels are bounded (a check's name, a consumer group), never a
-ticket. Each process (each `ServiceRuntime`) has its own registry, so several runtimes in one
-test process do not share gauges.
+the oldest unsent message is, what the doors refuse past capacity (desk_platform.admission).
+Labels are bounded (a check's name, a consumer group, a door), never a ticket. Each process
+(each `ServiceRuntime`) has its own registry, so several runtimes in one test process do not
+share gauges.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -59,6 +66,29 @@ class Metrics:
         self.notifier_oldest = Gauge(
             "desk_notifier_oldest_pending_seconds",
             "age of the oldest message not sent yet (0 when none is pending)",
+            registry=self.registry,
+        )
+
+        self.shed = Counter(
+            "desk_shed",
+            "new work refused past capacity (HTTP 503, SMTP 451), by door",
+            ["door"],
+            registry=self.registry,
+        )
+        self.shedding = Gauge(
+            "desk_shedding",
+            "1 while this process refuses new work past capacity (desk_platform.admission)",
+            registry=self.registry,
+        )
+        self.admission_backlog = Gauge(
+            "desk_admission_backlog_events",
+            "the outbox backlog admission last read (the store's last position less the relay "
+            "checkpoint)",
+            registry=self.registry,
+        )
+        self.admission_in_flight = Gauge(
+            "desk_admission_in_flight",
+            "submissions (HTTP) and mails (SMTP) this process handles, as admission last saw",
             registry=self.registry,
         )
 

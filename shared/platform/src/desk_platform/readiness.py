@@ -309,6 +309,9 @@ class Readiness:
             return Verdict(False, f"cannot observe: {type(error).__name__}: {error}"[:300])
 
 
+OPERATIONS = frozenset({"/health", "/ready", "/metrics"})  # the paths of `readiness_router`
+
+
 def readiness_router(readiness: Readiness) -> APIRouter:
     """`/health` (the process answers), `/ready` (200 or 503, each check and why), `/metrics`."""
     router = APIRouter(tags=["operations"])

@@ -87,6 +87,11 @@ class ServiceRuntime:
     def source(self) -> str:
         return f"/desk/{self.name}"
 
+    @property
+    def relay_name(self) -> str:
+        """The outbox relay's name (its checkpoint's row), the same in every replica."""
+        return f"{self.name}-relay"
+
     def subscribe(
         self,
         topic: str,
@@ -200,7 +205,7 @@ class ServiceRuntime:
                 await self._relay_producer(),
                 lambda event: self.settings.topic(topic_for(event)),
                 source=self.source,
-                name=f"{self.name}-relay",
+                name=self.relay_name,
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
                 renew_producer=self._relay_producer,
             )

@@ -89,6 +89,27 @@ class Settings(BaseSettings):
     requests_desk_hourly_limit: int = Field(
         default=1000, ge=1, description="POST /requests: requests per hour to one desk (429)"
     )
+    admission_max_backlog: int = Field(
+        default=2000,
+        ge=0,
+        description="intake and the e-mail gateway: past this many events waiting in the outbox "
+        "(appended, not yet on Kafka), new requests get 503 and mails 451 until it drains",
+    )
+    admission_max_in_flight: int = Field(
+        default=200,
+        ge=1,
+        description="intake and the e-mail gateway: submissions (or mails) one process handles "
+        "at once; past it, 503 (or 451)",
+    )
+    admission_retry_after_seconds: int = Field(
+        default=1, ge=1, description="the Retry-After of a request refused past capacity"
+    )
+    admission_refresh_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=5,
+        description="how often the outbox backlog is read (one query, never one per request)",
+    )
     ready_relay_seconds: float = Field(
         default=30.0, gt=0, description="/ready: how long events may wait while the relay stalls"
     )

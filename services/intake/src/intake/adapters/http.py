@@ -13,7 +13,8 @@ channel, any other by the portal.
 A request over an hourly flood limit (`intake.domain.flood`: per submitter, per requester's
 mail domain, per desk) gets 429 with `Retry-After`, the seconds until the hour's window frees.
 The satisfaction survey's API (`intake.adapters.survey`) needs no identity: its signed link
-authorises it.
+authorises it. Past capacity (`desk_platform.admission`: the outbox backlog or the submissions in
+flight over their limits), a write gets 503 with `Retry-After` before its body is read.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from desk_contracts.identity import Identity
 from desk_contracts.tickets import Channel
+from desk_platform.admission import Admission, Shedding
 from desk_platform.blobs import BlobStore
 from desk_platform.edge import refusal
 from desk_platform.http import (
@@ -137,16 +139,20 @@ def create_app(
     directory: DirectorySource | None = None,
     limits: RequestLimits | None = None,
     blobs: BlobStore | None = None,
+    admission: Admission | None = None,
 ) -> FastAPI:
     """Intake's app; `verifier` checks who calls (identity tokens for intake), `directory`
-        admits the people a request names (a fixed one, or what gives the current one: asked at
-        each request; the shipped one if None, for tests), `limits` bound the requests an hour (the
-        settings' defaults unless given), `blobs` holds the files a request's attachments name
-    (None: every attachment is refused as unknown)."""
+    admits the people a request names (a fixed one, or what gives the current one: asked at
+    each request; the shipped one if None, for tests), `limits` bound the requests an hour (the
+    settings' defaults unless given), `blobs` holds the files a request's attachments name
+    (None: every attachment is refused as unknown), `admission` refuses writes past capacity
+    (None: every one is admitted)."""
     people = directory if directory is not None else load_directory()
     hourly = limits or RequestLimits()
     identified = Depends(requires_identity(verifier))  # the verified caller
     app = service_app("intake", pool)
+    if admission is not None:  # outside the edge: a refused write's body is never read
+        app.add_middleware(Shedding, admission=admission)
     for router in routers:  # e.g. the satisfaction survey's API (intake.adapters.survey)
         app.include_router(router)
 

@@ -12,11 +12,15 @@ be too large, 554 for a text it cannot hold, such as a NUL character; logged as
 `mail_not_storable`), classified by `desk_eventstore.failures`; only other failures answer 451.
 A reply to a request that has reached its size limit answers 552 5.2.2 saying to open a new
 request. At most `max_concurrent` messages are handled at once (the others wait for a slot).
+Past capacity (`desk_platform.admission`: the outbox backlog, or the messages in flight, over
+their limits), `RCPT TO` a support address and `DATA` answer 451 4.3.2 saying why, so the
+sending MTA retries later instead of queuing here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Collection
 from typing import Any, Protocol
 
@@ -25,6 +29,7 @@ from aiosmtpd.smtp import SMTP
 
 from desk_eventstore.failures import describe, is_data_refused
 from desk_eventstore.store import EventRefused, EventTooLarge
+from desk_platform.admission import Admission
 from intake.application.mail_gateway import Received
 from intake.domain.mail import SmtpEnvelope
 
@@ -39,19 +44,36 @@ class Gateway(Protocol):
 
 class GatewayHandler:
     def __init__(
-        self, gateway: Gateway, addresses: Collection[str], *, max_concurrent: int = MAX_CONCURRENT
+        self,
+        gateway: Gateway,
+        addresses: Collection[str],
+        *,
+        max_concurrent: int = MAX_CONCURRENT,
+        admission: Admission | None = None,
     ) -> None:
         self.gateway = gateway
         self.addresses = frozenset(a.lower() for a in addresses)
         self.slots = asyncio.Semaphore(max(1, max_concurrent))
+        self.admission = admission  # None: every message is admitted
+
+    def _past_capacity(self) -> str | None:
+        """The 451 answer past capacity (None: admitted)."""
+        reason = None if self.admission is None else self.admission.refusal("smtp")
+        return None if reason is None else f"451 4.3.2 Past capacity: {reason}; try again later"
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         if address.strip("<>").lower() not in self.addresses:
             return f"550 5.1.1 <{address}>: not a support address here"
+        if (busy := self._past_capacity()) is not None:
+            return busy
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
+
+    def _handling(self) -> contextlib.AbstractContextManager[None]:
+        """The message counted in flight (waiting for a slot included) while it is handled."""
+        return contextlib.nullcontext() if self.admission is None else self.admission.handling()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = envelope.original_content or envelope.content or b""
@@ -64,9 +86,12 @@ class GatewayHandler:
             peer=str(peer),
             helo=str(getattr(session, "host_name", None) or ""),
         )
+        if (busy := self._past_capacity()) is not None:
+            return busy
         try:
-            async with self.slots:
-                received = await self.gateway.receive(raw, smtp_envelope)
+            with self._handling():
+                async with self.slots:
+                    received = await self.gateway.receive(raw, smtp_envelope)
         except Exception as error:
             if is_data_refused(error):
                 return _not_storable(error, str(session.peer), len(raw))

@@ -1,9 +1,10 @@
 """`python -m intake.mail`: the e-mail gateway, a process of its own that shares intake's schema.
 
-It serves SMTP (once its feed of the directory has caught up), keeps the latest state workflow
-published of each request from `ticket-events` (group `intake-mail.ticket-events`), and runs
-intake's outbox relay too (one relay is active per store; the others stand by), so it works
-with or without the HTTP process. Scale it by starting more.
+It serves SMTP (once its feed of the directory has caught up; 451 past capacity, as intake's
+HTTP answers 503: `desk_platform.admission`), keeps the latest state workflow published of each
+request from `ticket-events` (group `intake-mail.ticket-events`), and runs intake's outbox relay
+too (one relay is active per store; the others stand by), so it works with or without the HTTP
+process. Scale it by starting more.
 
 Whom it believes (`MAIL_VERIFY`): our MX's `Authentication-Results` (`mx`, needs
 `MAIL_AUTHSERV_IDS`), its own DKIM/SPF/DMARC checks (`self`, the default without authserv-ids),
@@ -22,6 +23,7 @@ import structlog
 
 from desk_contracts.topics import TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
+from desk_platform.admission import Admission, AdmissionLimits, outbox_backlog
 from desk_platform.blobs import FolderBlobStore
 from desk_platform.directory_feed import follow_directory
 from desk_platform.logging import configure_logging
@@ -103,10 +105,17 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
         on_ticket_event(),
         group_id=f"{GROUP}.{settings.topic(TICKET_EVENTS)}",
     )
+    admission = Admission(
+        outbox_backlog(pool, runtime.relay_name),
+        AdmissionLimits.of(settings),
+        runtime.readiness.metrics,
+    )
+    runtime.every(admission.watch)
     handler = GatewayHandler(
         gateway,
         {*config.addresses, settings.mail_from.lower()},
         max_concurrent=settings.mail_max_concurrent,
+        admission=admission,
     )
 
     async def smtp(stop: asyncio.Event) -> None:

@@ -5,13 +5,13 @@ no sniffing of content types, no framing, no referrer sent to other sites."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 
 import structlog
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, HTTPException, Response
 from fastapi.responses import FileResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger(__name__)
 
@@ -37,14 +37,7 @@ def serve_assets(app: FastAPI, node_modules: Path = NODE_MODULES) -> None:
     if missing:  # the pages work without script: say so, do not stop
         log.warning("portal_scripts_missing", missing=missing, hint="npm ci in services/portal")
 
-    @app.middleware("http")
-    async def strict(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/static/{name}", include_in_schema=False)
     async def asset(name: str) -> Response:
@@ -59,3 +52,28 @@ def serve_assets(app: FastAPI, node_modules: Path = NODE_MODULES) -> None:
 
 
 _CACHED = {"Cache-Control": "public, max-age=3600"}
+_SECURITY = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+
+
+class SecurityHeaders:
+    """ASGI middleware: `SECURITY_HEADERS` on every HTTP answer that does not set them itself
+    (a pure ASGI one: no task and no stream per request, as Starlette's `BaseHTTPMiddleware`
+    would cost)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_strict(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [(n, v) for n, v in _SECURITY if n not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_strict)

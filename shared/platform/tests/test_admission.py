@@ -1,0 +1,109 @@
+"""Admission's decisions without servers (desk_platform.admission): which limit refuses, one
+log line per shedding episode however many are refused, the episode ending only after a quiet
+moment under both limits, a failed read of the backlog keeping the last value and logged once.
+The doors themselves are tested on the real servers (services/intake/tests/integration)."""
+
+from __future__ import annotations
+
+from structlog.testing import capture_logs
+
+from desk_platform.admission import QUIET_SECONDS, Admission, AdmissionLimits
+
+
+class Backlog:
+    """What the store would answer: a value, or a failure."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.failing = False
+
+    async def __call__(self) -> int:
+        if self.failing:
+            raise ConnectionRefusedError("PostgreSQL is out of reach")
+        return self.value
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def admission(backlog: Backlog, clock: Clock) -> Admission:
+    return Admission(backlog, AdmissionLimits(max_backlog=10, max_in_flight=2), clock=clock)
+
+
+async def test_each_limit_refuses_with_its_reason_and_reads_are_left_to_the_doors() -> None:
+    backlog, clock = Backlog(), Clock()
+    gate = admission(backlog, clock)
+    backlog.value = 10
+    await gate.refresh()
+    assert gate.refusal("http") is None, "at the limit is not past it"
+    backlog.value = 11
+    await gate.refresh()
+    assert gate.refusal("http") == "11 events wait to be published, more than 10"
+    backlog.value = 0
+    await gate.refresh()
+    with gate.handling():
+        assert gate.refusal("smtp") is None
+        with gate.handling():
+            assert gate.refusal("smtp") == "2 being handled at once, at most 2"
+    assert gate.in_flight == 0 and gate.refusal("smtp") is None
+    rendered = gate.metrics.render().decode()
+    assert 'desk_shed_total{door="http"} 1.0' in rendered
+    assert 'desk_shed_total{door="smtp"} 1.0' in rendered
+
+
+async def test_one_episode_is_logged_once_and_ends_after_a_quiet_moment() -> None:
+    backlog, clock = Backlog(), Clock()
+    gate = admission(backlog, clock)
+    backlog.value = 50
+    with capture_logs() as logs:
+        await gate.refresh()
+        for _ in range(100):
+            assert gate.refusal("http") is not None
+            clock.now += 0.01
+        backlog.value = 0
+        await gate.refresh()
+        assert gate.shedding, "refused a moment ago: not over yet"
+        clock.now += QUIET_SECONDS
+        await gate.refresh()
+        assert not gate.shedding
+        await gate.refresh()
+    assert [e["event"] for e in logs] == ["shedding_started", "shedding_stopped"]
+    started, stopped = logs
+    assert started["reason"] == "50 events wait to be published, more than 10"
+    assert (stopped["refused"], stopped["seconds"], stopped["backlog"]) == (100, 2.0, 0)
+
+
+async def test_still_past_capacity_the_episode_goes_on_without_refusals() -> None:
+    backlog, clock = Backlog(), Clock()
+    gate = admission(backlog, clock)
+    backlog.value = 50
+    await gate.refresh()
+    assert gate.refusal("smtp") is not None
+    clock.now += 10 * QUIET_SECONDS  # nobody knocked, but the backlog has not drained
+    await gate.refresh()
+    assert gate.shedding and "desk_shedding 1.0" in gate.metrics.render().decode()
+
+
+async def test_a_failed_read_keeps_the_last_backlog_and_is_logged_once() -> None:
+    backlog, clock = Backlog(), Clock()
+    gate = admission(backlog, clock)
+    backlog.value = 50
+    await gate.refresh()
+    backlog.failing = True
+    with capture_logs() as logs:
+        for _ in range(5):
+            await gate.refresh()
+        assert gate.backlog == 50 and gate.refusal("http") is not None
+        backlog.failing, backlog.value = False, 3
+        await gate.refresh()
+        backlog.failing = True
+        await gate.refresh()
+    unread = [e for e in logs if e["event"] == "admission_backlog_unread"]
+    assert len(unread) == 2, "once per run of failures"
+    assert "ConnectionRefusedError: PostgreSQL is out of reach" in unread[0]["error"]
+    assert gate.backlog == 3
