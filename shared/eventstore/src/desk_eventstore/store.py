@@ -4,7 +4,9 @@ Writers take no lock that other streams wait for. A stream's version is guarded 
 key (stream_id, stream_version): of two appends at the same version one commits, the other gets
 `ConcurrencyError`. An append at the stream's end (`expected_version=None`) re-reads the end and
 tries again instead. Each event records the transaction that wrote it (`transaction_id`, see
-migration 0006), and a NOTIFY in the same transaction wakes the relay after each append.
+migration 0006). Appends send no NOTIFY: PostgreSQL serialises the commits of every notifying
+transaction of the cluster (a lock held from before commit until it is flushed), which would
+make every writer wait for the others again; the relay polls instead.
 
 Readers of the global order (`read_all`: the relay, a rebuild) take events by transaction id
 then position, and only those whose transaction id is below the oldest transaction still
@@ -46,7 +48,6 @@ import asyncpg
 from desk_contracts.topics import MAX_EVENT_BYTES, MAX_STREAM_BYTES, MAX_STREAM_EVENTS
 from desk_eventstore.records import NewEvent, RecordedEvent
 
-NOTIFY_CHANNEL = "events_appended"
 _END_ATTEMPTS = 100  # appends at a stream's end that found it moved, before giving up
 
 _COLUMNS = (
@@ -166,19 +167,15 @@ _HEAD = """SELECT coalesce(last.stream_version, 0) AS version, last.stream_bytes
                WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1) AS last ON true"""
 _COUNTED = """SELECT coalesce(sum(octet_length(payload::text) + octet_length(metadata::text)), 0)
               FROM events WHERE stream_id = $1"""
-# insert, count the bytes and wake the relay (NOTIFY is delivered at commit) at once; `{end}`
-# is empty, or, at the stream's end, gives way to an append that took the version first
-_INSERT = f"""WITH appended AS (
-                  INSERT INTO events (stream_id, stream_version, event_id, event_type,
-                                      schema_version, payload, metadata, stream_bytes,
-                                      transaction_id)
-                  SELECT *, greatest(pg_current_xact_id(), $9::xid8)
-                  FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::int[],
-                              $6::jsonb[], $7::jsonb[], $8::bigint[])
-                  {{end}}
-                  RETURNING {_COLUMNS})
-              SELECT appended.*, pg_notify('{NOTIFY_CHANNEL}', '') IS NULL AS notified
-              FROM appended"""
+# insert and count the bytes at once; `{end}` is empty, or, at the stream's end, gives way to
+# an append that took the version first
+_INSERT = f"""INSERT INTO events (stream_id, stream_version, event_id, event_type,
+                                 schema_version, payload, metadata, stream_bytes, transaction_id)
+              SELECT *, greatest(pg_current_xact_id(), $9::xid8)
+              FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::int[],
+                          $6::jsonb[], $7::jsonb[], $8::bigint[])
+              {{end}}
+              RETURNING {_COLUMNS}"""
 _AT_VERSION = _INSERT.format(end="")
 _AT_END = _INSERT.format(end="ON CONFLICT (stream_id, stream_version) DO NOTHING")
 
