@@ -1,10 +1,13 @@
 """Outbox relay: publishes a store's events to Kafka in global order, at least once.
 
 One relay is active per store (a session advisory lock held on a dedicated connection; other
-replicas stand by and take over when that connection dies). It sends a batch with the
-idempotent producer keyed by stream id, waits for every acknowledgement, then moves its
-checkpoint. A crash between acknowledgement and checkpoint re-sends that batch: consumers
-deduplicate by event id.
+replicas stand by and take over when that connection dies). It reads the store's global order
+(`read_all`) in batches and sends each with the idempotent producer keyed by stream id. While
+the broker acknowledges one batch it reads the next from the database; it sends that one once
+every record of the first is acknowledged and the checkpoint has moved past it, so at most one
+batch is ever unacknowledged (as many records as a crash can make it send twice) and a
+refused batch is never followed by a later event of the same stream. A crash before the
+checkpoint moved re-sends from it: consumers deduplicate by event id.
 
 It polls for new events (appends send no NOTIFY, see `desk_eventstore.store`): at once after a
 full batch, `FIRST_POLL` seconds after one that found events, then twice as long after each
@@ -174,13 +177,30 @@ class OutboxRelay:
         await conn.execute(
             "INSERT INTO relay_checkpoints (relay) VALUES ($1) ON CONFLICT DO NOTHING", self.name
         )
+        position = await self._checkpoint(conn)
+        batch = await self._read(conn, position)
         poll = FIRST_POLL
         while not stop.is_set():
-            rows = await self.publish_batch(conn)
-            if rows == self.batch_size:
+            if not batch:
+                await _wait(stop, poll)
+                poll = min(poll * 2, self.poll_interval)
+                batch = await self._read(conn, position)
                 continue
-            poll = FIRST_POLL if rows else min(poll * 2, self.poll_interval)
-            await _wait(stop, poll)
+            sent = await self._send(conn, batch)
+            position = sent.position
+            # the next batch is read while the broker acknowledges this one, and sent once the
+            # checkpoint has moved past this one: one batch at a time is unacknowledged
+            pause = 0.0 if len(batch) == self.batch_size else FIRST_POLL
+            reading = asyncio.ensure_future(self._read(conn, position, pause))
+            try:
+                await self._acknowledged(sent)
+            except BaseException:
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+                raise
+            batch = await reading
+            await self._checkpointed(conn, sent)
+            poll = FIRST_POLL
 
     async def publish_batch(self, conn: asyncpg.Connection) -> int:
         """Publish the next batch after the checkpoint, wait for its acknowledgement and move
@@ -198,8 +218,13 @@ class OutboxRelay:
         )
         return int(position or 0)
 
-    async def _read(self, conn: asyncpg.Connection, position: int) -> list[RecordedEvent]:
-        """The next batch after `position`, with the streams set aside known first."""
+    async def _read(
+        self, conn: asyncpg.Connection, position: int, pause: float = 0.0
+    ) -> list[RecordedEvent]:
+        """The next batch after `position` (after `pause` seconds), with the streams set aside
+        known first."""
+        if pause:
+            await asyncio.sleep(pause)
         batch = await read_all(conn, position, self.batch_size)
         if batch and self._blocked is None:
             self._blocked = await set_aside_streams(conn, self.name)
