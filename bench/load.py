@@ -3,7 +3,8 @@
     uv run python bench/load.py [--rates 40,80,120] [--seconds 20] [--drain 60]
 
 It starts the whole system as `scripts/run.sh` does (every service a process, on a fresh
-database and fresh topics of the servers in `.state/infra.env`, flood limits raised), then for
+database and fresh topics of the servers in `.state/infra.env`, flood limits raised, any
+`ADMISSION_*` variable of the environment passed on to try other limits), then for
 each offered rate POSTs `saas-desk` requests to intake at fixed instants for `--seconds` seconds:
 an open loop, each POST sent at its instant whether or not the earlier ones were answered, so a
 slow system cannot slow the load down. Each request is timed until its acknowledgement (the
@@ -65,6 +66,7 @@ from desk_eventstore.relay import idempotent_producer  # noqa: E402
 
 ANNE = "anne@acme.example"
 LIMITS = {f"REQUESTS_{kind}_HOURLY_LIMIT": "100000000" for kind in ("SUBMITTER", "DOMAIN", "DESK")}
+LIMITS.update({k: v for k, v in os.environ.items() if k.startswith("ADMISSION_")})  # to try others
 IDLE_SECONDS = 10.0  # CPU of the system with no load, measured before the first rate
 KEEP_ALIVE = 2.0  # seconds a connection is reused after its last answer
 TICKS = os.sysconf("SC_CLK_TCK")
