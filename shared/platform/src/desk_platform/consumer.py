@@ -2,11 +2,11 @@
 
 A consumer takes what Kafka hands it in one go (a batch of up to `MAX_BATCH` records) and
 applies a run of well-formed records in one PostgreSQL transaction: one inbox insert for the
-run, each handler on the same connection, one commit. The Kafka offsets are committed only
-after that transaction commits. Should anything in the run fail (a poison record, a parked
-ticket, a transient failure), the transaction rolls back and the run is applied again one
-record at a time, each in its own transaction, exactly as a single record always was: so a
-batch never changes what is applied, only how many commits it takes.
+run, each handler on the same connection behind a savepoint, one commit; the Kafka offsets are
+committed only after that transaction commits. A record that fails in the run is treated as it
+would be alone: its work and inbox row are undone, those before it are committed, it is
+dead-lettered (or consumed again), and the rest follow. A parked ticket's events, and a record
+alone or malformed, take the one-by-one path: each in its own transaction, as always.
 
 A record that can never be applied (malformed envelope, unknown type, invalid payload, a handler
 bug) goes to the dead-letter topic with the reason and the consumer carries on, parking the
@@ -386,7 +386,10 @@ async def _settle(kafka: Any, records: tuple[Any, ...], finished: int) -> None:
         else:
             again.setdefault(partition, record.offset)
     for partition, offset in again.items():
-        kafka.seek(partition, offset)
+        try:
+            kafka.seek(partition, offset)
+        except Exception as error:  # no longer ours (a rebalance): its owner starts from the commit
+            log.warning("offset_rewind_failed", partition=str(partition), error=describe(error))
     if done:
         try:
             await kafka.commit(done)
