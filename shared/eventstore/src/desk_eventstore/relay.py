@@ -1,17 +1,10 @@
 """Outbox relay: publishes a store's events to Kafka in global order, at least once.
 
 One relay is active per store (a session advisory lock held on a dedicated connection; other
-replicas stand by and take over when that connection dies). It reads the store's global order
-(`read_all`) in batches and sends each with the idempotent producer keyed by stream id. While
-the broker acknowledges one batch it reads the next from the database; it sends that one once
-every record of the first is acknowledged and the checkpoint has moved past it, so at most one
-batch is ever unacknowledged (as many records as a crash can make it send twice) and a
-refused batch is never followed by a later event of the same stream. A crash before the
-checkpoint moved re-sends from it: consumers deduplicate by event id.
-
-It polls for new events (appends send no NOTIFY, see `desk_eventstore.store`): at once after a
-full batch, `FIRST_POLL` seconds after one that found events, then twice as long after each
-read that found none, up to `poll_interval`.
+replicas stand by and take over when that connection dies). It sends a batch with the
+idempotent producer keyed by stream id, waits for every acknowledgement, then moves its
+checkpoint. A crash between acknowledgement and checkpoint re-sends that batch: consumers
+deduplicate by event id.
 
 No record stops the relay: one Kafka would refuse for good (larger than the topic's
 max.message.bytes, read from the broker when `bootstrap_servers` is given, or than
@@ -35,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -57,12 +49,11 @@ from desk_eventstore.dead_letters import (
 )
 from desk_eventstore.failures import describe, is_record_refused
 from desk_eventstore.records import RecordedEvent
-from desk_eventstore.store import read_all
+from desk_eventstore.store import NOTIFY_CHANNEL, read_all
 
 log = structlog.get_logger(__name__)
 
 RELAY_LOCK_CLASS = 7_301_003
-FIRST_POLL = 0.005  # seconds before reading again after a read that found events
 _TOPIC_LIMIT = "max.message.bytes"
 _BATCH_OVERHEAD = 512  # a record batch's header and the record's own framing, generously
 # the largest record our topics take (their max.message.bytes) less that framing
@@ -91,7 +82,7 @@ class OutboxRelay:
         source: str,
         name: str = "outbox",
         batch_size: int = 500,
-        poll_interval: float = 0.25,
+        poll_interval: float = 1.0,
         standby_interval: float = 2.0,
         max_retry_delay: float = 1.0,
         max_record_bytes: int = MAX_RECORD_BYTES,
@@ -174,69 +165,32 @@ class OutboxRelay:
                 self.backend_pid = None
 
     async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+        wake = asyncio.Event()
+        await conn.add_listener(NOTIFY_CHANNEL, lambda *_: wake.set())
         await conn.execute(
             "INSERT INTO relay_checkpoints (relay) VALUES ($1) ON CONFLICT DO NOTHING", self.name
         )
-        position = await self._checkpoint(conn)
-        batch = await self._read(conn, position)
-        poll = FIRST_POLL
         while not stop.is_set():
-            if not batch:
-                await _wait(stop, poll)
-                poll = min(poll * 2, self.poll_interval)
-                batch = await self._read(conn, position)
-                continue
-            sent = await self._send(conn, batch)
-            position = sent.position
-            # the next batch is read while the broker acknowledges this one, and sent once the
-            # checkpoint has moved past this one: one batch at a time is unacknowledged
-            pause = 0.0 if len(batch) == self.batch_size else FIRST_POLL
-            reading = asyncio.ensure_future(self._read(conn, position, pause))
-            try:
-                await self._acknowledged(sent)
-            except BaseException:
-                reading.cancel()
-                await asyncio.gather(reading, return_exceptions=True)
-                raise
-            batch = await reading
-            await self._checkpointed(conn, sent)
-            poll = FIRST_POLL
+            wake.clear()
+            sent = await self.publish_batch(conn)
+            if sent < self.batch_size:
+                await _wait_any(stop, wake, self.poll_interval)
 
     async def publish_batch(self, conn: asyncpg.Connection) -> int:
-        """Publish the next batch after the checkpoint, wait for its acknowledgement and move
-        the checkpoint; returns how many rows it covered."""
-        batch = await self._read(conn, await self._checkpoint(conn))
-        if batch:
-            sent = await self._send(conn, batch)
-            await self._acknowledged(sent)
-            await self._checkpointed(conn, sent)
-        return len(batch)
-
-    async def _checkpoint(self, conn: asyncpg.Connection) -> int:
-        position = await conn.fetchval(
+        """Publish the next batch after the checkpoint; returns how many rows it covered."""
+        checkpoint = await conn.fetchval(
             "SELECT position FROM relay_checkpoints WHERE relay = $1", self.name
         )
-        return int(position or 0)
-
-    async def _read(
-        self, conn: asyncpg.Connection, position: int, pause: float = 0.0
-    ) -> list[RecordedEvent]:
-        """The next batch after `position` (after `pause` seconds), with the streams set aside
-        known first."""
-        if pause:
-            await asyncio.sleep(pause)
-        batch = await read_all(conn, position, self.batch_size)
-        if batch and self._blocked is None:
+        batch = await read_all(conn, checkpoint or 0, self.batch_size)
+        if not batch:
+            return 0
+        if self._blocked is None:
             self._blocked = await set_aside_streams(conn, self.name)
-        return batch
-
-    async def _acknowledged(self, sent: _Sent) -> None:
-        """Wait for every acknowledgement of `sent`; raise the first failure (the topic's limit
-        learnt when the broker refused a record as too large)."""
-        results = await asyncio.gather(*(ack for ack, _, _ in sent.acks), return_exceptions=True)
+        sending = await self._send(conn, batch)
+        results = await asyncio.gather(*(ack for ack, _, _ in sending), return_exceptions=True)
         if failures := [r for r in results if isinstance(r, BaseException)]:
             refused: dict[str, int] = {}  # topic -> its largest record refused
-            for (_, topic, size), result in zip(sent.acks, results, strict=True):
+            for (_, topic, size), result in zip(sending, results, strict=True):
                 if isinstance(result, BaseException) and is_record_refused(result):
                     refused[topic] = max(refused.get(topic, 0), size)
             for topic, size in refused.items():
@@ -252,18 +206,21 @@ class OutboxRelay:
                     error=describe(failures[0]),
                 )
             raise failures[0]
-
-    async def _checkpointed(self, conn: asyncpg.Connection, sent: _Sent) -> None:
-        """Move the checkpoint past `sent`, every record of which is acknowledged."""
+        sent = len(sending)
         await conn.execute(
             "UPDATE relay_checkpoints SET position = $2, updated_at = now() WHERE relay = $1",
             self.name,
-            sent.position,
+            batch[-1].global_position,
         )
-        self.published += len(sent.acks)
-        log.debug("relay_published", relay=self.name, count=len(sent.acks), position=sent.position)
+        self.published += sent
+        log.debug(
+            "relay_published", relay=self.name, count=sent, position=batch[-1].global_position
+        )
+        return len(batch)
 
-    async def _send(self, conn: asyncpg.Connection, batch: list[RecordedEvent]) -> _Sent:
+    async def _send(
+        self, conn: asyncpg.Connection, batch: list[RecordedEvent]
+    ) -> list[tuple[Any, str, int]]:
         """Send the batch's events, setting aside those Kafka would refuse and those behind
         them; returns the acknowledgements to wait for, with each record's topic and size."""
         assert self._blocked is not None
@@ -290,7 +247,7 @@ class OutboxRelay:
                 if not is_record_refused(error):
                     raise
                 await self._set_aside(conn, event, topic, key, value, headers, describe(error))
-        return _Sent(acks, batch[-1].global_position)
+        return acks
 
     async def _limit(self, topic: str) -> int:
         """The largest record `topic` takes: its max.message.bytes (read from the broker once)
@@ -361,15 +318,15 @@ class OutboxRelay:
         )
 
 
-@dataclass(frozen=True)
-class _Sent:
-    """A batch handed to the producer: the acknowledgements of its records (each with the
-    record's topic and size) and its last event's position, where the checkpoint goes next."""
-
-    acks: list[tuple[Any, str, int]]
-    position: int
-
-
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,22 +1,8 @@
-"""Append-only event store on PostgreSQL: optimistic concurrency per stream, one global order.
+"""Append-only event store on PostgreSQL: optimistic concurrency per stream, global order.
 
-Writers take no lock that other streams wait for. A stream's version is guarded by the primary
-key (stream_id, stream_version): of two appends at the same version one commits, the other gets
-`ConcurrencyError`. An append at the stream's end (`expected_version=None`) re-reads the end and
-tries again instead. Each event records the transaction that wrote it (`transaction_id`, see
-migration 0006). Appends send no NOTIFY: PostgreSQL serialises the commits of every notifying
-transaction of the cluster (a lock held from before commit until it is flushed), which would
-make every writer wait for the others again; the relay polls instead.
-
-Readers of the global order (`read_all`: the relay, a rebuild) take events by transaction id
-then position, and only those whose transaction id is below the oldest transaction still
-running (`pg_snapshot_xmin(pg_current_snapshot())`). Whatever commits later has a transaction
-id at least that high, so it sorts after everything already read: a reader that moved past an
-event never misses one that commits late (positions alone would not do: a transaction can take
-a lower position than one that commits first). The price is that any transaction that holds an
-id, anywhere in the cluster, holds readers back until it ends: keep write transactions short.
-An event whose writer's id is lower than that of its stream's previous event carries the
-previous one's id instead, so each stream is read in version order.
+Appends take a transaction-scoped advisory lock before inserting, so global positions become
+visible in the order they were assigned: a reader of the global order never skips an event
+whose transaction commits late. A NOTIFY in the same transaction wakes the relay after each append.
 
 Every event is checked where it is appended, for every service alike: one that could never be
 stored or published (larger than `MAX_EVENT_BYTES`, below the topics' `max.message.bytes`; text
@@ -35,12 +21,10 @@ is the stream's version.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
 from collections.abc import Mapping, Sequence
-from itertools import accumulate, takewhile
+from itertools import accumulate
 from typing import Any
 
 import asyncpg
@@ -48,7 +32,8 @@ import asyncpg
 from desk_contracts.topics import MAX_EVENT_BYTES, MAX_STREAM_BYTES, MAX_STREAM_EVENTS
 from desk_eventstore.records import NewEvent, RecordedEvent
 
-_END_ATTEMPTS = 100  # appends at a stream's end that found it moved, before giving up
+APPEND_LOCK_CLASS = 7_301_002  # with hashtext(current_schema()): one append lock per store
+NOTIFY_CHANNEL = "events_appended"
 
 _COLUMNS = (
     "global_position, stream_id, stream_version, event_id, event_type, schema_version, "
@@ -158,26 +143,14 @@ def _record(row: asyncpg.Record) -> RecordedEvent:
 
 
 # The stream's last event, found by the primary key: its version is the stream's, its
-# `stream_bytes` the JSON the stream holds (NULL for a stream written before they were kept),
-# its `transaction_id` the least its successors may carry (see the module)
-_HEAD = """SELECT coalesce(last.stream_version, 0) AS version, last.stream_bytes AS bytes,
-                  last.transaction_id
+# `stream_bytes` the JSON the stream holds (NULL for a stream written before they were kept)
+_HEAD = """SELECT pg_advisory_xact_lock($1, hashtext(current_schema())) IS NULL AS locked,
+                  coalesce(last.stream_version, 0) AS version, last.stream_bytes AS bytes
            FROM (SELECT 1) AS one LEFT JOIN LATERAL (
-               SELECT stream_version, stream_bytes, transaction_id FROM events
-               WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1) AS last ON true"""
+               SELECT stream_version, stream_bytes FROM events WHERE stream_id = $2
+               ORDER BY stream_version DESC LIMIT 1) AS last ON true"""
 _COUNTED = """SELECT coalesce(sum(octet_length(payload::text) + octet_length(metadata::text)), 0)
               FROM events WHERE stream_id = $1"""
-# insert and count the bytes at once; `{end}` is empty, or, at the stream's end, gives way to
-# an append that took the version first
-_INSERT = f"""INSERT INTO events (stream_id, stream_version, event_id, event_type,
-                                 schema_version, payload, metadata, stream_bytes, transaction_id)
-              SELECT *, greatest(pg_current_xact_id(), $9::xid8)
-              FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::int[],
-                          $6::jsonb[], $7::jsonb[], $8::bigint[])
-              {{end}}
-              RETURNING {_COLUMNS}"""
-_AT_VERSION = _INSERT.format(end="")
-_AT_END = _INSERT.format(end="ON CONFLICT (stream_id, stream_version) DO NOTHING")
 
 
 async def _size(conn: asyncpg.Connection, row: asyncpg.Record, stream_id: str) -> int:
@@ -204,8 +177,7 @@ async def append(
 ) -> list[RecordedEvent]:
     """Append `events` after `expected_version` (0 = new stream; None = wherever the stream
     ends, for writers that only need order, not a decision on a known state) in the caller's
-    transaction, which must be READ COMMITTED (PostgreSQL's default). `bounded`: a person's
-    write, refused when the stream is full (see module).
+    transaction. `bounded`: a person's write, refused when the stream is full (see module).
 
     Raises ConcurrencyError when the stream moved, DuplicateEvent when an event id is known,
     EventRefused (before any insert) when an event can never be stored or published, StreamFull
@@ -217,57 +189,54 @@ async def append(
         async with conn.transaction():
             return await append(conn, stream_id, expected_version, events, bounded=bounded)
     texts = [_encoded(event) for event in events]
+    # One round trip for the lock, the version check and the stream's size. Both are read from
+    # the statement's snapshot, which may predate the lock: a writer that slipped in meanwhile
+    # is then caught by the primary key below, still as a ConcurrencyError.
+    row = await conn.fetchrow(_HEAD, APPEND_LOCK_CLASS, stream_id)
+    actual = row["version"]
+    if expected_version is None:  # read again under the lock: the snapshot above may be older
+        row = await conn.fetchrow(_HEAD, APPEND_LOCK_CLASS, stream_id)
+        expected_version = row["version"]
+    elif actual != expected_version:
+        raise ConcurrencyError(stream_id, expected_version, actual)
+    size = await _size(conn, row, stream_id)
     added = sum(text[2] for text in texts)
-    for _ in range(_END_ATTEMPTS):
-        # The version check and the stream's size, read from this statement's snapshot: when a
-        # writer appended meanwhile, the primary key refuses the insert below, so an append
-        # that is stored was checked against the stream's true end (the bound is exact).
-        head = await conn.fetchrow(_HEAD, stream_id)
-        version = head["version"]
-        if expected_version is not None and version != expected_version:
-            raise ConcurrencyError(stream_id, expected_version, version)
-        size = await _size(conn, head, stream_id)
-        if bounded and (
-            version + len(events) > MAX_STREAM_EVENTS or size + added > MAX_STREAM_BYTES
-        ):
-            raise StreamFull(events[0].event_type, stream_id, version, size)
-        totals = list(accumulate((text[2] for text in texts), initial=size))[1:]
-        rows = [
-            (stream_id, version + offset, event.event_id, event.event_type,
-             event.schema_version, payload, metadata, total)
-            for offset, (event, (payload, metadata, _), total) in enumerate(
-                zip(events, texts, totals, strict=True), 1
-            )
-        ]  # fmt: skip
-        if expected_version is not None:
-            return await _insert(conn, _AT_VERSION, rows, head["transaction_id"], version)
-        # at the end: claim the first version, giving way (after waiting for its transaction)
-        # to a writer that took it; once it is ours, the versions after it are ours too
-        claimed = await _insert(conn, _AT_END, rows[:1], head["transaction_id"], version)
-        if claimed:
-            rest = await _insert(conn, _AT_VERSION, rows[1:], head["transaction_id"], version)
-            return claimed + rest
-    raise ConcurrencyError(stream_id, version, None)
-
-
-async def _insert(
-    conn: asyncpg.Connection,
-    statement: str,
-    rows: list[tuple[Any, ...]],
-    after_transaction: int | None,
-    version: int,
-) -> list[RecordedEvent]:
-    """Insert `rows` (the stream's versions after `version`); the events inserted."""
-    if not rows:
-        return []
-    try:
+    if bounded and (
+        expected_version + len(events) > MAX_STREAM_EVENTS or size + added > MAX_STREAM_BYTES
+    ):
+        raise StreamFull(events[0].event_type, stream_id, expected_version, size)
+    totals = list(accumulate((text[2] for text in texts), initial=size))[1:]
+    rows: list[tuple[Any, ...]] = [
+        (
+            stream_id,
+            expected_version + offset,
+            event.event_id,
+            event.event_type,
+            event.schema_version,
+            payload,
+            metadata,
+            total,
+        )
+        for offset, (event, (payload, metadata, _), total) in enumerate(
+            zip(events, texts, totals, strict=True), 1
+        )
+    ]
+    try:  # insert, count the bytes and wake the relay (NOTIFY is delivered at commit) at once
         inserted = await conn.fetch(
-            statement, *map(list, zip(*rows, strict=True)), after_transaction
+            f"""WITH appended AS (
+                    INSERT INTO events (stream_id, stream_version, event_id, event_type,
+                                        schema_version, payload, metadata, stream_bytes)
+                    SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[],
+                                         $5::int[], $6::jsonb[], $7::jsonb[], $8::bigint[])
+                    RETURNING {_COLUMNS})
+                SELECT appended.*, pg_notify('{NOTIFY_CHANNEL}', '') IS NULL AS notified
+                FROM appended""",
+            *map(list, zip(*rows, strict=True)),
         )
     except asyncpg.UniqueViolationError as error:
         if "event_id" in str(error.constraint_name or ""):
             raise DuplicateEvent(str(error.detail)) from error
-        raise ConcurrencyError(rows[0][0], version, None) from error
+        raise ConcurrencyError(stream_id, expected_version, None) from error
     return sorted((_record(row) for row in inserted), key=lambda r: r.stream_version)
 
 
@@ -283,71 +252,17 @@ async def read_stream(
     return [_record(row) for row in rows]
 
 
-def after_sql(position: str) -> str:
-    """SQL that holds for the events after the one at `position` (an SQL expression: 0, or
-    the position of an event; for any other, it holds for none) in the store's order."""
-    return f"""(transaction_id, global_position) > (
-        coalesce((SELECT transaction_id FROM events WHERE global_position = {position}),
-                 CASE WHEN {position} = 0 THEN '0'::xid8 END), {position})"""
-
-
-# the oldest transaction still running: every one with a lower id has ended, so nothing can
-# commit before an event below it any more (it is settled)
-_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())"
-_READ_ALL = f"""SELECT {_COLUMNS}, transaction_id, transaction_id < {_HORIZON} AS settled
-                FROM events WHERE {after_sql("$1")}
-                ORDER BY transaction_id, global_position LIMIT $2"""
-READ_WAIT = 2.0  # seconds `read_all` waits at most for the transactions that hold events back
-_FIRST_CHECK, _LAST_CHECK = 0.001, 0.05  # seconds between checks of the horizon while waiting
-
-
 async def read_all(
     conn: asyncpg.Connection, after_position: int = 0, limit: int = 500
 ) -> list[RecordedEvent]:
-    """Events in the store's global order (see module) after the event at `after_position`
-    (0: from the start; else the position of an event read from here, e.g. a checkpoint),
-    each one settled: no event can commit before it any more.
-
-    Committed events that older transactions still hold back are waited for, up to
-    `READ_WAIT` seconds (those that end in that time are usually other writers committing in
-    the same few milliseconds); past that it returns the settled ones alone, maybe none."""
-    rows = await _committed(conn, after_position, limit)
-    if rows and not rows[-1]["settled"]:
-        target = rows[-1]["transaction_id"]
-        deadline = time.monotonic() + READ_WAIT
-        delay = _FIRST_CHECK
-        while time.monotonic() < deadline:
-            await asyncio.sleep(delay)
-            if await conn.fetchval(f"SELECT $1::xid8 < {_HORIZON}", target):
-                rows = await _committed(conn, after_position, limit)
-                break
-            delay = min(delay * 2, _LAST_CHECK)
-    return [_record(row) for row in takewhile(lambda row: row["settled"], rows)]
-
-
-async def read_all_committed(
-    conn: asyncpg.Connection, after_position: int = 0, limit: int = 500
-) -> list[RecordedEvent]:
-    """As `read_all`, without waiting for open transactions to end: every committed event.
-    Only for a reader that keeps appends out another way (`LOCK TABLE events IN SHARE MODE`
-    while it reads, as a rebuild's swap does): otherwise an event that commits later may sort
-    before the ones read."""
-    return [_record(row) for row in await _committed(conn, after_position, limit)]
-
-
-async def _committed(conn: asyncpg.Connection, after_position: int, limit: int) -> list[Any]:
-    """The committed events after `after_position` in the store's order, each with whether it
-    is settled (those that are come first: they have the lowest transaction ids)."""
-    rows: list[Any] = await conn.fetch(_READ_ALL, after_position, limit)
-    if (
-        not rows
-        and after_position > 0
-        and not await conn.fetchval(
-            "SELECT true FROM events WHERE global_position = $1", after_position
-        )
-    ):
-        raise ValueError(f"no event at position {after_position} to read after")
-    return rows
+    """Events in global order after `after_position`; safe against late commits (see module)."""
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM events WHERE global_position > $1
+            ORDER BY global_position LIMIT $2""",
+        after_position,
+        limit,
+    )
+    return [_record(row) for row in rows]
 
 
 async def event_exists(conn: asyncpg.Connection, event_id: Any) -> bool:

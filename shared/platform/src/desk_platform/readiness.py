@@ -25,7 +25,6 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from desk_eventstore.relay import RELAY_LOCK_CLASS, OutboxRelay
-from desk_eventstore.store import after_sql
 from desk_platform.metrics import CONTENT_TYPE, Metrics
 
 # --- decisions (pure) -------------------------------------------------------------------------
@@ -200,13 +199,12 @@ def kafka_probe(producer: AIOKafkaProducer) -> Probe:
     return probe
 
 
-# the events after the checkpoint in the order the relay reads them (desk_eventstore.store)
-_OUTBOX = f"""
+_OUTBOX = """
     SELECT clock_timestamp() AS now, c.updated_at AS advanced_at,
            (SELECT count(*) FROM events
-             WHERE {after_sql("coalesce(c.position, 0)")}) AS waiting,
-           (SELECT recorded_at FROM events WHERE {after_sql("coalesce(c.position, 0)")}
-             ORDER BY transaction_id, global_position LIMIT 1) AS oldest,
+             WHERE global_position > coalesce(c.position, 0)) AS waiting,
+           (SELECT recorded_at FROM events WHERE global_position > coalesce(c.position, 0)
+             ORDER BY global_position LIMIT 1) AS oldest,
            EXISTS (SELECT 1 FROM pg_locks
                     WHERE locktype = 'advisory' AND granted AND objsubid = 2
                       AND database = (SELECT oid FROM pg_database

@@ -3,14 +3,9 @@
     uv run python -m workflow.entrypoints.rebuild        # DATABASE_URL, POLICIES_DIR as the service
 
 Every stream is folded again from position 0 into a new table, with progress on stderr, while
-the service keeps running. The swap locks the events table in SHARE mode, so no event can
-commit between the last event read and the new table going live: the lock waits for every
-transaction that appended to end and holds back new appends (not reads: the relay goes on)
-until the swap commits. Under it the events appended during the rebuild are caught up, all of
-them, without waiting for transactions elsewhere in the cluster (none can append here any
-more), then the new table replaces the old one in the same transaction. The store has no
-append lock of its own to take (appends to different streams do not wait for each other):
-this lock, held only for the swap, is the smallest that keeps every event in the new table.
+the service keeps running. The swap takes the store's append lock, so no command can commit
+between the last event read and the new table going live: events appended during the rebuild
+are caught up under that lock, then the new table replaces the old one in one transaction.
 Each row gets its texts for search again too (the description, what people wrote since:
 `workflow.application.tickets.search_texts`), as the commands' `save_view` writes them.
 """
@@ -22,7 +17,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,13 +26,10 @@ import asyncpg
 
 from desk_contracts.base import Event
 from desk_contracts.tickets import TicketCreated
-from desk_eventstore.records import RecordedEvent
-from desk_eventstore.store import read_all, read_all_committed
+from desk_eventstore.store import APPEND_LOCK_CLASS, read_all
 from desk_policies.model import DeskPolicy
 from desk_policies.requests import Ticket, evolve
 from workflow.application.tickets import MAX_COMMENTS, save_view, search_texts
-
-Reader = Callable[[asyncpg.Connection, int, int], Awaitable[list[RecordedEvent]]]
 
 
 @dataclass
@@ -65,10 +57,9 @@ async def _fold(
     tickets: dict[str, Folded],
     position: int,
     progress: Callable[[int], None],
-    read: Reader = read_all,
 ) -> int:
     """Fold every event after `position` into `tickets`; returns the last position read."""
-    while batch := await read(conn, position, 2000):
+    while batch := await read_all(conn, position, 2000):
         for recorded in batch:
             event = recorded.to_event()
             folded = tickets.get(recorded.stream_id)
@@ -99,9 +90,10 @@ async def rebuild(
         tickets: dict[str, Folded] = {}
         position = await _fold(conn, policies, tickets, 0, progress)
         async with conn.transaction():
-            # no event commits until the swap is done (see module)
-            await conn.execute("LOCK TABLE events IN SHARE MODE")
-            await _fold(conn, policies, tickets, position, progress, read_all_committed)
+            await conn.execute(  # no command commits until the swap is done
+                "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", APPEND_LOCK_CLASS
+            )
+            await _fold(conn, policies, tickets, position, progress)
             await conn.execute("ALTER TABLE tickets RENAME TO tickets_replaced")
             await conn.execute("ALTER TABLE tickets_rebuild RENAME TO tickets")
             for folded in tickets.values():
