@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ import aiosmtplib
 import asyncpg
 import structlog
 from aiosmtplib.email import flatten_message
+from notify import free_port, infra_env  # bench/notify.py: the same servers, found alike
 
 from desk_eventstore.db import open_store
 from desk_eventstore.migrate import migrations_in
@@ -57,25 +57,6 @@ BODY = (
 HTML = (
     "<p>Bonjour Anne Martin,</p>\n" + "<p>Le correctif est déployé : relancez l'export.</p>\n" * 20
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def infra_env() -> dict[str, str]:
-    env = dict(os.environ)
-    path = REPO / ".state" / "infra.env"
-    if not path.exists():
-        path = Path("/work/main/.state/infra.env")
-    if "DATABASE_URL" not in env and path.exists():
-        for line in path.read_text().splitlines():
-            name, sep, value = line.removeprefix("export ").partition("=")
-            if sep and not name.startswith("#"):
-                env.setdefault(name.strip(), value.strip().strip('"'))
-    return env
 
 
 CONNECTS = 0
