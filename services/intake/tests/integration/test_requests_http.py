@@ -5,6 +5,7 @@ receive its mail), and idempotency keys belong to their submitter."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -363,6 +364,33 @@ async def test_idempotency_keys_belong_to_their_submitter(http: httpx.AsyncClien
     assert conflict.status_code == 409, conflict.text
     assert "already used" in conflict.json()["detail"][0]["msg"]
     assert first.json()["key"] not in conflict.text
+
+
+async def test_submissions_arriving_together_each_get_their_own_answer_and_key(
+    http: httpx.AsyncClient,
+) -> None:
+    """Concurrent POSTs share transactions (group commit): each is its own request, numbered
+    without a gap, and a retry racing its first attempt gets the same request."""
+
+    async def post(n: int) -> httpx.Response:
+        person = f"person{n % 12}@acme.example"
+        return await http.post(
+            "/requests",
+            json=request(requester=person, subject=f"Export {n % 12}"),
+            headers={"Idempotency-Key": f"together-{n % 12}", **customer(person)},
+        )
+
+    answers = await asyncio.gather(*(post(n) for n in range(24)))
+    assert sorted(a.status_code for a in answers) == [200] * 12 + [201] * 12
+    by_person: dict[int, set[str]] = {}
+    for n, answer in enumerate(answers):
+        by_person.setdefault(n % 12, set()).add(answer.json()["ticket_id"])
+    assert all(len(tickets) == 1 for tickets in by_person.values())
+    numbers = sorted(
+        int(a.json()["key"].rpartition("-")[2]) for a in answers if a.status_code == 201
+    )
+    assert numbers == list(range(numbers[0], numbers[0] + 12))  # gap-free
+    assert await created(http) == 12
 
 
 async def test_keys_recorded_before_the_scope_keep_their_submitter(database_url: str) -> None:

@@ -142,6 +142,14 @@ def _record(row: asyncpg.Record) -> RecordedEvent:
     )
 
 
+async def lock_appends(conn: asyncpg.Connection) -> None:
+    """Take the store's append lock for the rest of the caller's transaction (what `append`
+    takes), for a writer that must take it before its other locks (`group_commit`)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", APPEND_LOCK_CLASS
+    )
+
+
 # The stream's last event, found by the primary key: its version is the stream's, its
 # `stream_bytes` the JSON the stream holds (NULL for a stream written before they were kept)
 _HEAD = """SELECT pg_advisory_xact_lock($1, hashtext(current_schema())) IS NULL AS locked,

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from desk_contracts.identity import Identity
 from desk_contracts.tickets import Channel
+from desk_eventstore.group_commit import GroupCommit
 from desk_platform.admission import Admission, Shedding
 from desk_platform.blobs import BlobStore
 from desk_platform.edge import refusal
@@ -151,6 +152,7 @@ def create_app(
     hourly = limits or RequestLimits()
     identified = Depends(requires_identity(verifier))  # the verified caller
     app = service_app("intake", pool)
+    commits = GroupCommit(pool)  # concurrent submissions share a transaction
     if admission is not None:  # outside the edge: a refused write's body is never read
         app.add_middleware(Shedding, admission=admission)
     for router in routers:  # e.g. the satisfaction survey's API (intake.adapters.survey)
@@ -192,7 +194,7 @@ def create_app(
         submitter = Submitter(identity.subject, role, identity.organisation)
         with log_context(correlation_id=correlation_id):
             outcome = await submit(
-                pool,
+                commits,
                 policies,
                 current_directory(people),
                 submission,

@@ -1,5 +1,9 @@
 """Submit a request: check it, number it and append `TicketCreated` in one transaction.
 
+Submissions arriving together share that transaction (`desk_eventstore.group_commit`), each in
+its own savepoint: each gets its own answer, key and idempotency, and one that fails takes back
+only its own writes (its number too, so keys stay gap-free per prefix).
+
 The event store is the outbox: the relay publishes the event to `ticket-events` afterwards. A
 retry with the same idempotency key (HTTP `Idempotency-Key`, or an e-mail's Message-ID) by the
 same submitter returns the first request instead of creating a second one. Keys belong to their
@@ -23,6 +27,7 @@ import asyncpg
 import structlog
 
 from desk_contracts.tickets import Attachment, Channel
+from desk_eventstore.group_commit import GroupCommit
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import append
 from desk_policies.directory import Directory
@@ -51,7 +56,7 @@ class Accepted:
 
 
 async def submit(
-    pool: asyncpg.Pool,
+    commits: GroupCommit,
     policies: dict[str, DeskPolicy],
     directory: Directory,
     submission: Submission,
@@ -74,7 +79,8 @@ async def submit(
         return refusal
     request_hash = hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
     scope = submitter.id.lower()  # whose idempotency keys these are
-    async with pool.acquire() as conn, conn.transaction():
+
+    async def record(conn: asyncpg.Connection) -> Accepted | Refusal:
         if idempotency_key:
             previous = await _previous(conn, scope, idempotency_key, request_hash)
             if previous is not None:
@@ -125,15 +131,19 @@ async def submit(
                 ticket_id,
                 event.key,
             )
-    log.info(
-        "request_submitted",
-        ticket_id=ticket_id,
-        key=event.key,
-        event_id=str(new.event_id),
-        policy=policy.id,
-        channel=channel.value,
-    )
-    return Accepted(ticket_id, event.key, str(new.event_id), created=True)
+        return Accepted(ticket_id, event.key, str(new.event_id), created=True)
+
+    outcome = await commits.run(record)
+    if isinstance(outcome, Accepted) and outcome.created:
+        log.info(
+            "request_submitted",
+            ticket_id=outcome.ticket_id,
+            key=outcome.key,
+            event_id=outcome.event_id,
+            policy=policy.id,
+            channel=channel.value,
+        )
+    return outcome
 
 
 async def _previous(

@@ -17,7 +17,7 @@ import structlog
 
 from desk_contracts.requests import SurveySubmitted
 from desk_eventstore.records import NewEvent
-from desk_eventstore.store import APPEND_LOCK_CLASS, append, stream_version
+from desk_eventstore.store import append, lock_appends, stream_version
 from desk_platform.survey_tokens import SurveyClaim
 
 log = structlog.get_logger(__name__)
@@ -78,9 +78,7 @@ async def record_answer(
             comment=comment,
         )
         # the store's append lock first, so the version read below cannot move under us
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", APPEND_LOCK_CLASS
-        )
+        await lock_appends(conn)
         version = await stream_version(conn, claim.ticket_id)
         new = NewEvent.from_event(event, event_id=event_id, metadata={"correlationid": claim.key})
         await append(conn, claim.ticket_id, version, [new], bounded=False)
