@@ -107,3 +107,34 @@ async def test_a_failed_read_keeps_the_last_backlog_and_is_logged_once() -> None
     assert len(unread) == 2, "once per run of failures"
     assert "ConnectionRefusedError: PostgreSQL is out of reach" in unread[0]["error"]
     assert gate.backlog == 3
+
+
+class Lag:
+    """What the broker would answer: the slowest group's lag in seconds."""
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.closed = False
+
+    async def read(self) -> float:
+        return self.value
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_the_pipeline_s_lag_refuses_past_its_limit_and_is_not_read_when_off() -> None:
+    backlog, clock, lag = Backlog(), Clock(), Lag()
+    limits = AdmissionLimits(max_backlog=10, max_in_flight=2, max_lag_seconds=1.5)
+    gate = Admission(backlog, limits, clock=clock, lag=lag)
+    lag.value = 1.5
+    await gate.refresh()
+    assert gate.refusal("http") is None, "at the limit is not past it"
+    lag.value = 2.25
+    await gate.refresh()
+    assert gate.refusal("http") == "the services downstream are 2.2 s behind, more than 1.5 s"
+    assert "desk_admission_lag_seconds 2.25" in gate.metrics.render().decode()
+
+    unwatched = Admission(backlog, AdmissionLimits(max_lag_seconds=0), clock=clock, lag=lag)
+    await unwatched.refresh()
+    assert unwatched.lag == 0 and unwatched.refusal("http") is None

@@ -16,6 +16,7 @@ from desk_platform.admission import Admission, AdmissionLimits, outbox_backlog
 from desk_platform.blobs import FolderBlobStore
 from desk_platform.directory_feed import directory_first, follow_directory
 from desk_platform.identity import Verifier, required_identity_keys
+from desk_platform.pipeline_lag import pipeline_lag
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
@@ -59,6 +60,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         outbox_backlog(pool, runtime.relay_name),
         AdmissionLimits.of(settings),
         runtime.readiness.metrics,
+        lag=pipeline_lag(settings),
     )
     runtime.every(admission.watch)
     app = create_app(

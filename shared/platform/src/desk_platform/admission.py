@@ -6,7 +6,10 @@ admits new work (a submission over HTTP, a mail over SMTP) while
 
 - the outbox backlog, the events its store holds after the relay's checkpoint (appended, not yet
   on Kafka), is at most `max_backlog`, and
-- fewer than `max_in_flight` pieces of new work are being handled by this process.
+- fewer than `max_in_flight` pieces of new work are being handled by this process, and
+- the pipeline downstream, the slowest watched consumer group, is at most `max_lag_seconds`
+  behind (records waiting for it / the rate it takes them: `desk_platform.pipeline_lag`), so
+  that accepted work keeps its latency bound when the consumers, not the outbox, are the queue.
 
 Past either, HTTP answers 503 with `Retry-After` and a sentence saying why (`Shedding`, a pure
 ASGI middleware), SMTP 451 (temporary: the sending MTA retries). Capacity is measured, not a
@@ -14,11 +17,12 @@ configured rate: when the pipeline drains faster, more is admitted. Only writes 
 reads (`GET`, `HEAD`, `OPTIONS`) add nothing to the backlog, and `/health`, `/ready`,
 `/metrics` always answer.
 
-The backlog is read by `watch`, one query every `refresh_seconds` (the store's last position
-less the relay's checkpoint: two index lookups, however long the backlog), never one per
-request; a failed read keeps the last value and is logged once until a read succeeds again.
+The backlog and the lag are read by `watch` every `refresh_seconds` (the backlog: the store's
+last position less the relay's checkpoint, two index lookups, however long it is; the lag: two
+requests to the broker per group), never per request; a failed read keeps the last value and is
+logged once until a read succeeds again.
 `shedding_started` is logged at the first refusal, `shedding_stopped` once nothing was refused
-for `QUIET_SECONDS` and the process is under both limits again (with how many were refused),
+for `QUIET_SECONDS` and the process is under every limit again (with how many were refused),
 never a line per request; refusals count in `desk_shed_total{door}`.
 """
 
@@ -29,6 +33,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import asyncpg
 import structlog
@@ -41,7 +46,9 @@ from desk_platform.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-QUIET_SECONDS = 1.0  # no refusal for this long (and under both limits): shedding has stopped
+T = TypeVar("T")
+
+QUIET_SECONDS = 1.0  # no refusal for this long (and under every limit): shedding has stopped
 READS = frozenset({"GET", "HEAD", "OPTIONS"})  # never refused: they add no work to the pipeline
 
 _BACKLOG = """
@@ -56,6 +63,7 @@ class AdmissionLimits:
 
     max_backlog: int = 2000
     max_in_flight: int = 200
+    max_lag_seconds: float = 2.0  # 0: the lag is not watched
     retry_after_seconds: int = 1
     refresh_seconds: float = 0.2
 
@@ -64,12 +72,21 @@ class AdmissionLimits:
         return cls(
             max_backlog=settings.admission_max_backlog,
             max_in_flight=settings.admission_max_in_flight,
+            max_lag_seconds=settings.admission_max_lag_seconds,
             retry_after_seconds=settings.admission_retry_after_seconds,
             refresh_seconds=settings.admission_refresh_seconds,
         )
 
 
 BacklogReader = Callable[[], Awaitable[int]]
+
+
+class LagReader(Protocol):
+    """Reads how far behind the pipeline is, in seconds (`desk_platform.pipeline_lag`)."""
+
+    async def read(self) -> float: ...
+
+    async def close(self) -> None: ...
 
 
 def outbox_backlog(pool: asyncpg.Pool, relay: str) -> BacklogReader:
@@ -93,18 +110,21 @@ class Admission:
         limits: AdmissionLimits,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        lag: LagReader | None = None,
     ) -> None:
         self.read_backlog = read_backlog
+        self.lag_reader = lag
         self.limits = limits
         self.metrics = metrics if metrics is not None else Metrics()
         self.clock = clock
         self.backlog = 0  # as last read
+        self.lag = 0.0  # seconds, as last read
         self.in_flight = 0
         self.shedding = False
         self.refused = 0  # in the current (or last) shedding episode
         self._since = 0.0  # when the episode began
         self._last_refused = 0.0
-        self._unread = False  # the last read failed
+        self._unread: set[str] = set()  # what the last reads failed to read
 
     def over(self) -> str | None:
         """Why this process is past capacity now, in a few words (None: it is not)."""
@@ -113,6 +133,11 @@ class Admission:
             return f"{self.backlog} events wait to be published, more than {limits.max_backlog}"
         if self.in_flight >= limits.max_in_flight:
             return f"{self.in_flight} being handled at once, at most {limits.max_in_flight}"
+        if limits.max_lag_seconds and self.lag > limits.max_lag_seconds:
+            return (
+                f"the services downstream are {self.lag:.1f} s behind, "
+                f"more than {limits.max_lag_seconds:g} s"
+            )
         return None
 
     def refusal(self, door: str) -> str | None:
@@ -133,6 +158,7 @@ class Admission:
                 reason=reason,
                 backlog=self.backlog,
                 in_flight=self.in_flight,
+                lag_seconds=round(self.lag, 2),
                 max_backlog=self.limits.max_backlog,
                 max_in_flight=self.limits.max_in_flight,
             )
@@ -149,16 +175,13 @@ class Admission:
             self.in_flight -= 1
 
     async def refresh(self) -> None:
-        """Read the backlog once (a failure keeps the last value), then settle the episode."""
-        try:
-            self.backlog = await self.read_backlog()
-        except Exception as error:  # the database is out of reach: its own answers say so
-            if not self._unread:
-                log.warning("admission_backlog_unread", error=f"{type(error).__name__}: {error}")
-            self._unread = True
-        else:
-            self._unread = False
+        """Read the backlog and the lag once (a failure keeps the last value), then settle the
+        episode."""
+        self.backlog = await self._read("backlog", self.read_backlog, self.backlog)
+        if self.lag_reader is not None and self.limits.max_lag_seconds:
+            self.lag = await self._read("lag", self.lag_reader.read, self.lag)
         self.metrics.admission_backlog.set(self.backlog)
+        self.metrics.admission_lag.set(self.lag)
         self.metrics.admission_in_flight.set(self.in_flight)
         now = self.clock()
         if self.shedding and now - self._last_refused >= QUIET_SECONDS and self.over() is None:
@@ -169,15 +192,33 @@ class Admission:
                 refused=self.refused,
                 seconds=round(now - self._since, 1),
                 backlog=self.backlog,
+                lag_seconds=round(self.lag, 2),
                 in_flight=self.in_flight,
             )
 
+    async def _read(self, what: str, read: Callable[[], Awaitable[T]], last: T) -> T:
+        """`read()`, or `last` when it fails (logged once until a read succeeds again)."""
+        try:
+            value = await read()
+        except Exception as error:  # the server is out of reach: its own answers say so
+            if what not in self._unread:
+                log.warning(f"admission_{what}_unread", error=f"{type(error).__name__}: {error}")
+            self._unread.add(what)
+            return last
+        self._unread.discard(what)
+        return value
+
     async def watch(self, stop: asyncio.Event) -> None:
         """Refresh every `refresh_seconds` until `stop` (a loop of the service's runtime)."""
-        while not stop.is_set():
-            await self.refresh()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.limits.refresh_seconds)
+        try:
+            while not stop.is_set():
+                await self.refresh()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.limits.refresh_seconds)
+        finally:
+            if self.lag_reader is not None:
+                with contextlib.suppress(Exception):
+                    await self.lag_reader.close()
 
 
 class Shedding:

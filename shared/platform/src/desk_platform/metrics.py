@@ -86,6 +86,12 @@ class Metrics:
             "checkpoint)",
             registry=self.registry,
         )
+        self.admission_lag = Gauge(
+            "desk_admission_lag_seconds",
+            "how far behind the slowest watched consumer group is, as admission last read "
+            "(desk_platform.pipeline_lag)",
+            registry=self.registry,
+        )
         self.admission_in_flight = Gauge(
             "desk_admission_in_flight",
             "submissions (HTTP) and mails (SMTP) this process handles, as admission last saw",

@@ -101,6 +101,16 @@ class Settings(BaseSettings):
         description="intake and the e-mail gateway: submissions (or mails) one process handles "
         "at once; past it, 503 (or 451)",
     )
+    admission_max_lag_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="intake and the e-mail gateway: past this lag of the slowest watched "
+        "consumer group (records waiting / the rate it takes them), 503 (or 451); 0: not watched",
+    )
+    admission_lag_groups: str = Field(
+        default="workflow@ticket-commands,notifier@ticket-events,sla@ticket-events",
+        description="the consumer groups whose lag closes the doors, as service@topic, ...",
+    )
     admission_retry_after_seconds: int = Field(
         default=1, ge=1, description="the Retry-After of a request refused past capacity"
     )

@@ -27,6 +27,7 @@ from desk_platform.admission import Admission, AdmissionLimits, outbox_backlog
 from desk_platform.blobs import FolderBlobStore
 from desk_platform.directory_feed import follow_directory
 from desk_platform.logging import configure_logging
+from desk_platform.pipeline_lag import pipeline_lag
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
@@ -109,6 +110,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
         outbox_backlog(pool, runtime.relay_name),
         AdmissionLimits.of(settings),
         runtime.readiness.metrics,
+        lag=pipeline_lag(settings),
     )
     runtime.every(admission.watch)
     handler = GatewayHandler(
