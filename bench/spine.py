@@ -1,6 +1,6 @@
 """Benchmark (not a test): the spine against raw aiokafka and raw asyncpg, in one run.
 
-    uv run python bench/spine.py [--events 20000] [--appends 5000] [--repeat 3]
+    uv run python bench/spine.py [--events 20000] [--appends 5000] [--repeat 3] [--parts ...]
 
 Against the real servers of `.state/infra.env` (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS), it
 measures, in this order:
@@ -10,18 +10,20 @@ measures, in this order:
    consumer reads them all back. Also the same produce with the 11 CloudEvents headers the relay
    adds, to tell the cost of the headers from the cost of the relay.
 2. raw asyncpg: `--appends` INSERTs of comparable rows (text stream id, uuid, jsonb payload and
-   metadata, identity primary key) into a fresh schema: one row per transaction (1 and 4
+   metadata, identity primary key) into a fresh schema: one row per transaction (1, 4 and 16
    connections), batches of 10 and of 100 rows per transaction (executemany).
 3. the event store: `desk_eventstore.store.append` of one event per append on rotating
-   distinct streams, with 1 writer and with 4 concurrent writers, and 10 events per append.
+   distinct streams, with 1, 4 and 16 concurrent writers, and 10 events per append.
 4. the relay: `OutboxRelay` + `idempotent_producer` publishing `--events` pre-appended events
    to a fresh topic, timed from start until it has published (and checkpointed) the last one;
    a consumer then checks that every event arrived.
 5. the ratios of the event store to raw asyncpg (same transaction shape) and of the relay to
    the raw produce.
 
-Each case runs `--repeat` times (fresh rows / messages each round); it prints the median rate
-and the min-max of the rounds, because on a small shared machine one round is noisy.
+`--parts` runs only some of 1-4 (e.g. `--parts pg store` for the append rates); the ratios
+are printed for the pairs measured. Each case runs `--repeat` times (fresh rows / messages each
+round); it prints the median rate and the min-max of the rounds, because on a small shared
+machine one round is noisy.
 Everything it creates (schemas `bench_spine_*`, topics `bench.spine.*`) is dropped at the end.
 """
 
@@ -57,6 +59,8 @@ from desk_eventstore.store import append
 
 PARTITIONS = 6
 STREAMS = 1000  # distinct stream ids the writers rotate over
+WRITERS = (1, 4, 16)  # concurrent connections of the one-row / one-event cases
+PARTS = ("kafka", "pg", "store", "relay")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -302,21 +306,22 @@ async def bench_raw_pg(url: str, schema: str, n: int, results: Results) -> None:
         await setup.execute(RAW_TABLE)
     finally:
         await setup.close()
-    conns = [await asyncpg.connect(url, server_settings={"search_path": schema}) for _ in range(4)]
+    conns = [
+        await asyncpg.connect(url, server_settings={"search_path": schema})
+        for _ in range(max(WRITERS))
+    ]
     try:
         await insert_rows(conns, 400, 1)  # warm-up: prepared statements, caches
         one = conns[:1]
         m = results.measure
-        await m(
-            "pg_1", "raw asyncpg INSERT, 1 row/tx, 1 conn", "row", n, lambda: insert_rows(one, n, 1)
-        )
-        await m(
-            "pg_1x4",
-            "raw asyncpg INSERT, 1 row/tx, 4 conns",
-            "row",
-            n,
-            lambda: insert_rows(conns, n, 1),
-        )
+        for k in WRITERS:
+            await m(
+                f"pg_1x{k}",
+                f"raw asyncpg INSERT, 1 row/tx, {k} conn{'s' if k > 1 else ''}",
+                "row",
+                n,
+                functools.partial(insert_rows, conns[:k], n, 1),
+            )
         await m(
             "pg_10",
             "raw asyncpg INSERT, 10 rows/tx (executemany)",
@@ -356,32 +361,28 @@ class Appender:
                 await append(conn, stream, version, events)
                 self.versions[stream] = version + per_append
 
-        appends = n // per_append // len(conns)
-        return await timed(asyncio.gather(*(writer(c, w, appends) for w, c in enumerate(conns))))
+        k = len(conns)
+        appends = [n // per_append // k + (w < n // per_append % k) for w in range(k)]
+        return await timed(asyncio.gather(*(writer(c, w, appends[w]) for w, c in enumerate(conns))))
 
 
 async def bench_store(url: str, schema: str, n: int, results: Results) -> None:
-    pool = await open_store(url, schema, min_size=4, max_size=4)
-    conns = [await pool.acquire() for _ in range(4)]
+    size = max(WRITERS)
+    pool = await open_store(url, schema, min_size=size, max_size=size)
+    conns = [await pool.acquire() for _ in range(size)]
     try:
         appender = Appender()
         await appender.run(conns, 400, 1)  # warm-up
         one = conns[:1]
         m = results.measure
-        await m(
-            "store_1",
-            "event store append, 1 ev/append, 1 writer",
-            "ev",
-            n,
-            lambda: appender.run(one, n, 1),
-        )
-        await m(
-            "store_1x4",
-            "event store append, 1 ev/append, 4 writers",
-            "ev",
-            n,
-            lambda: appender.run(conns, n, 1),
-        )
+        for k in WRITERS:
+            await m(
+                f"store_1x{k}",
+                f"event store append, 1 ev/append, {k} writer{'s' if k > 1 else ''}",
+                "ev",
+                n,
+                functools.partial(appender.run, conns[:k], n, 1),
+            )
         await m(
             "store_10",
             "event store append, 10 ev/append, 1 writer",
@@ -515,6 +516,9 @@ async def main() -> int:
         "--appends", type=int, default=5_000, help="rows / appends per Postgres case"
     )
     parser.add_argument("--repeat", type=int, default=3, help="rounds per case (median shown)")
+    parser.add_argument(
+        "--parts", nargs="+", choices=PARTS, default=list(PARTS), help="which cases to run"
+    )
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     load_env()
@@ -539,7 +543,8 @@ async def main() -> int:
         f"Python {platform.python_version()} · "
         f"PostgreSQL {pg_version} (synchronous_commit={sync}) · "
         f"Kafka at {bootstrap} · value {len(value_of(0))} bytes · "
-        f"--events {args.events:,} --appends {args.appends:,} --repeat {args.repeat} · run {run}",
+        f"--events {args.events:,} --appends {args.appends:,} --repeat {args.repeat} · "
+        f"parts {' '.join(args.parts)} · run {run}",
         flush=True,
     )
 
@@ -548,34 +553,44 @@ async def main() -> int:
     topics: list[str] = []
     total = time.perf_counter()
     try:
-        print("1. Kafka baseline", flush=True)
-        await bench_kafka(bootstrap, run, args.events, results, topics)
-        print("2. PostgreSQL baseline", flush=True)
-        await bench_raw_pg(url, schemas[0], args.appends, results)
-        print("3. event store append", flush=True)
-        await bench_store(url, schemas[1], args.appends, results)
-        print("4. outbox relay", flush=True)
-        await bench_relay(url, bootstrap, schemas[2], run, args.events, results, topics)
+        if "kafka" in args.parts:
+            print("1. Kafka baseline", flush=True)
+            await bench_kafka(bootstrap, run, args.events, results, topics)
+        if "pg" in args.parts:
+            print("2. PostgreSQL baseline", flush=True)
+            await bench_raw_pg(url, schemas[0], args.appends, results)
+        if "store" in args.parts:
+            print("3. event store append", flush=True)
+            await bench_store(url, schemas[1], args.appends, results)
+        if "relay" in args.parts:
+            print("4. outbox relay", flush=True)
+            await bench_relay(url, bootstrap, schemas[2], run, args.events, results, topics)
     finally:
         await cleanup(url, bootstrap, schemas, topics)
 
     print("5. ratios", flush=True)
-    pairs = (
-        ("store_1", "pg_1", "store append 1 ev/append, 1 writer", "raw INSERT 1 row/tx, 1 conn"),
+    pairs = [
         (
-            "store_1x4",
-            "pg_1x4",
-            "store append 1 ev/append, 4 writers",
-            "raw INSERT 1 row/tx, 4 conns",
-        ),
+            f"store_1x{k}",
+            f"pg_1x{k}",
+            f"store append 1 ev/append, {k} writer{'s' if k > 1 else ''}",
+            f"raw INSERT 1 row/tx, {k} conn{'s' if k > 1 else ''}",
+        )
+        for k in WRITERS
+    ]
+    pairs += [
         ("store_10", "pg_10", "store append 10 ev/append", "raw INSERT 10 rows/tx"),
         ("store_10", "pg_100", "store append 10 ev/append", "raw INSERT 100 rows/tx"),
         ("relay", "kafka_produce", "relay publish", "raw aiokafka produce"),
         ("relay", "kafka_produce_ce", "relay publish", "raw produce + CE headers"),
-    )
+    ]
     for key, base, label, base_label in pairs:
-        line = ratio(results, key, base, label, base_label)
-        print("  " + line, flush=True)
+        if key in results.rates and base in results.rates:
+            print("  " + ratio(results, key, base, label, base_label), flush=True)
+    scaling = [f"{k} writers {results.rates[f'store_1x{k}']:,.0f} ev/s" for k in WRITERS
+               if f"store_1x{k}" in results.rates]  # fmt: skip
+    if len(scaling) > 1:
+        print("  store append scaling: " + ", ".join(scaling), flush=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     elapsed = time.perf_counter() - total
     print(f"total {elapsed:.1f} s · load average at start {load_start}, at end {load}")

@@ -1,17 +1,19 @@
 """Group commit: the writes of concurrent callers to one store share one transaction.
 
-A commit waits for its WAL flush, and appends to a store hold the store's append lock until
-they commit: one transaction per request makes a store take one flush per request, one request
-at a time. `GroupCommit.run(work)` queues `work` (a coroutine function given the connection);
-one task takes everything queued while the previous transaction committed (at most
-`max_batch`), runs each work in its own savepoint of one transaction and commits once. Each
+A commit waits for its WAL flush, and the writes of a request hold their locks (its number's
+sequence, its desk's counters) until they commit: one transaction per request makes a door take
+one flush per request, one request at a time. `GroupCommit.run(work)` queues `work` (a
+coroutine function given the connection); one task takes everything queued while the previous
+transaction committed (at most `max_batch`), runs each work in its own savepoint of one
+transaction and commits once. Each
 caller gets its own answer: the work's result, or the exception it raised, that work alone
 rolled back to its savepoint. A transaction that fails as a whole (the connection lost, the
 commit refused) fails every work in it that had not failed on its own: none of them happened.
 
-The transaction takes the store's append lock first, so every lock a work takes after it
-(counters, sequences, idempotency keys) is taken while holding that one: two batches, in one
-process or in two sharing the store, cannot deadlock on the order they take them in. There is
+The transaction takes the store's group-commit lock first, so every lock a work takes after it
+(counters, sequences, idempotency keys, streams) is taken while holding that one: two batches,
+in one process or in two sharing the store, cannot deadlock on the order they take them in
+(other writers of the store do not take it, and are not held up by it). There is
 no waiting for company: a caller alone is committed at once, and batches grow only while the
 store is busy.
 
@@ -32,14 +34,14 @@ from typing import Any, TypeVar
 import asyncpg
 import structlog
 
-from desk_eventstore.store import lock_appends
-
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 Work = Callable[[asyncpg.Connection], Coroutine[Any, Any, T]]
 
 MAX_BATCH = 64
+# with hashtext(current_schema()): one batch at a time per store
+GROUP_LOCK_CLASS = 7_301_005
 
 
 @dataclass
@@ -95,7 +97,10 @@ class GroupCommit:
     async def _commit(self, batch: list[_Queued]) -> None:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                await lock_appends(conn)
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+                    GROUP_LOCK_CLASS,
+                )
                 for queued in batch:
                     await _attempt(conn, queued)
         except Exception as error:  # the transaction failed as a whole: none of it happened

@@ -1,8 +1,13 @@
 """Append-only event store on PostgreSQL: optimistic concurrency per stream, global order.
 
-Appends take a transaction-scoped advisory lock before inserting, so global positions become
-visible in the order they were assigned: a reader of the global order never skips an event
-whose transaction commits late. A NOTIFY in the same transaction wakes the relay after each append.
+Appends do not wait for one another: each holds the store's append lock in SHARE mode until it
+commits, and an exclusive lock of its stream, so two writers of one stream take turns and the
+version read under that lock is the stream's. Readers of the global order (`read_all`) read
+only up to the store's high-water mark (migration `0006_high_water.sql`): the store's lock taken
+exclusively for an instant, so that no open append can still commit below it. A reader never skips
+an event whose transaction commits late, and waits at most `wait` seconds for the open appends
+(new ones queue behind it meanwhile), else reads nothing new that time. A NOTIFY in the same
+transaction wakes the relay after each append.
 
 Every event is checked where it is appended, for every service alike: one that could never be
 stored or published (larger than `MAX_EVENT_BYTES`, below the topics' `max.message.bytes`; text
@@ -32,7 +37,11 @@ import asyncpg
 from desk_contracts.topics import MAX_EVENT_BYTES, MAX_STREAM_BYTES, MAX_STREAM_EVENTS
 from desk_eventstore.records import NewEvent, RecordedEvent
 
-APPEND_LOCK_CLASS = 7_301_002  # with hashtext(current_schema()): one append lock per store
+# with hashtext(current_schema()): one append lock per store, SHARE for appends, exclusive for
+# what must see no append in flight (the high-water mark, a rebuild's swap); the same number in
+# migrations/0006_high_water.sql
+APPEND_LOCK_CLASS = 7_301_002
+READ_WAIT = 0.2  # seconds a reader of the global order waits for the open appends
 NOTIFY_CHANNEL = "events_appended"
 
 _COLUMNS = (
@@ -142,17 +151,12 @@ def _record(row: asyncpg.Record) -> RecordedEvent:
     )
 
 
-async def lock_appends(conn: asyncpg.Connection) -> None:
-    """Take the store's append lock for the rest of the caller's transaction (what `append`
-    takes), for a writer that must take it before its other locks (`group_commit`)."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", APPEND_LOCK_CLASS
-    )
-
-
-# The stream's last event, found by the primary key: its version is the stream's, its
-# `stream_bytes` the JSON the stream holds (NULL for a stream written before they were kept)
-_HEAD = """SELECT pg_advisory_xact_lock($1, hashtext(current_schema())) IS NULL AS locked,
+# The store's lock shared, the stream's exclusive, then the stream's last event, found by the
+# primary key: its version is the stream's, its `stream_bytes` the JSON the stream holds (NULL
+# for a stream written before they were kept)
+_HEAD = """SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema())) IS NULL AS store,
+                  pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $2, 0))
+                      IS NULL AS stream,
                   coalesce(last.stream_version, 0) AS version, last.stream_bytes AS bytes
            FROM (SELECT 1) AS one LEFT JOIN LATERAL (
                SELECT stream_version, stream_bytes FROM events WHERE stream_id = $2
@@ -197,9 +201,9 @@ async def append(
         async with conn.transaction():
             return await append(conn, stream_id, expected_version, events, bounded=bounded)
     texts = [_encoded(event) for event in events]
-    # One round trip for the lock, the version check and the stream's size. Both are read from
-    # the statement's snapshot, which may predate the lock: a writer that slipped in meanwhile
-    # is then caught by the primary key below, still as a ConcurrencyError.
+    # One round trip for the locks, the version check and the stream's size. Both are read from
+    # the statement's snapshot, which may predate the locks: a writer of the stream that slipped
+    # in meanwhile is then caught by the primary key below, still as a ConcurrencyError.
     row = await conn.fetchrow(_HEAD, APPEND_LOCK_CLASS, stream_id)
     actual = row["version"]
     if expected_version is None:  # read again under the lock: the snapshot above may be older
@@ -260,15 +264,30 @@ async def read_stream(
     return [_record(row) for row in rows]
 
 
+async def high_water(conn: asyncpg.Connection, wait: float = READ_WAIT) -> int | None:
+    """The highest global position no open append can still fall below, or None when the open
+    appends did not end within `wait` seconds (see module). Outside a transaction it holds the
+    store's lock for an instant; inside one, until that ends."""
+    high: int | None = await conn.fetchval(
+        "SELECT events_high_water($1)", max(round(wait * 1000), 1)
+    )
+    return high
+
+
 async def read_all(
-    conn: asyncpg.Connection, after_position: int = 0, limit: int = 500
+    conn: asyncpg.Connection, after_position: int = 0, limit: int = 500, wait: float = READ_WAIT
 ) -> list[RecordedEvent]:
-    """Events in global order after `after_position`; safe against late commits (see module)."""
+    """Events in global order after `after_position`, up to the high-water mark; safe against
+    late commits, and empty when the open appends kept it waiting past `wait` (see module)."""
+    high = await high_water(conn, wait)
+    if high is None or high <= after_position:
+        return []
     rows = await conn.fetch(
-        f"""SELECT {_COLUMNS} FROM events WHERE global_position > $1
+        f"""SELECT {_COLUMNS} FROM events WHERE global_position > $1 AND global_position <= $3
             ORDER BY global_position LIMIT $2""",
         after_position,
         limit,
+        high,
     )
     return [_record(row) for row in rows]
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -77,10 +78,10 @@ async def test_relay_killed_mid_batch_loses_nothing_after_restart(
 
     first = subprocess.Popen(argv, env=env)
     try:
-        for _ in range(600):  # kill as soon as some, not all, batches are acknowledged
-            position = await checkpoint(pool)
-            if position > 0:
-                break
+        # kill as soon as some, not all, batches are acknowledged; the process may take
+        # seconds to start on a busy machine, so wait for its first checkpoint, not a fixed time
+        deadline = time.monotonic() + 60
+        while (position := await checkpoint(pool)) == 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.002)
         first.send_signal(signal.SIGKILL)
         first.wait()

@@ -129,7 +129,7 @@ async def test_migrations_are_applied_once(database_url: str, schema: str) -> No
         rows = await conn.fetch("SELECT source, version FROM schema_migrations")
     await first.close()
     await second.close()
-    assert [(r["source"], r["version"]) for r in rows] == [("eventstore", n) for n in range(1, 6)]
+    assert [(r["source"], r["version"]) for r in rows] == [("eventstore", n) for n in range(1, 7)]
 
 
 async def test_every_session_of_a_store_has_short_keepalives(pool: asyncpg.Pool) -> None:

@@ -17,7 +17,7 @@ import structlog
 
 from desk_contracts.requests import SurveySubmitted
 from desk_eventstore.records import NewEvent
-from desk_eventstore.store import append, lock_appends, stream_version
+from desk_eventstore.store import append
 from desk_platform.survey_tokens import SurveyClaim
 
 log = structlog.get_logger(__name__)
@@ -77,10 +77,8 @@ async def record_answer(
             rating=rating,
             comment=comment,
         )
-        # the store's append lock first, so the version read below cannot move under us
-        await lock_appends(conn)
-        version = await stream_version(conn, claim.ticket_id)
         new = NewEvent.from_event(event, event_id=event_id, metadata={"correlationid": claim.key})
-        await append(conn, claim.ticket_id, version, [new], bounded=False)
+        # at the stream's end, wherever that is: the version is read under the stream's lock
+        await append(conn, claim.ticket_id, None, [new], bounded=False)
     log.info("survey_answered", ticket_id=claim.ticket_id, key=claim.key, rating=rating)
     return Recorded(str(event_id))

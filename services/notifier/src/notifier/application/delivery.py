@@ -356,5 +356,5 @@ async def _report(conn: asyncpg.Connection, row: asyncpg.Record, error: str, now
     new = NewEvent.from_event(
         failed, event_id=event_id, metadata={"correlationid": row["event_id"]}
     )
-    # at the stream's end, under the append lock; a failed delivery is never lost to a full stream
+    # at the stream's end, under the stream's lock; a failed delivery is never lost to a full stream
     await append(conn, ticket_id, None, [new], bounded=False)
