@@ -1,6 +1,7 @@
 """Benchmark (not a test): the spine against raw aiokafka and raw asyncpg, in one run.
 
     uv run python bench/spine.py [--events 20000] [--appends 5000] [--repeat 3]
+                                 [--parts kafka,pg,store,relay]
 
 Against the real servers of `.state/infra.env` (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS), it
 measures, in this order:
@@ -20,6 +21,8 @@ measures, in this order:
 5. the ratios of the event store to raw asyncpg (same transaction shape) and of the relay to
    the raw produce.
 
+`--parts` runs only some of them (`--parts kafka,relay`: the relay beside its baseline); a
+ratio is printed when both its sides ran.
 Each case runs `--repeat` times (fresh rows / messages each round); it prints the median rate
 and the min-max of the rounds, because on a small shared machine one round is noisy.
 Everything it creates (schemas `bench_spine_*`, topics `bench.spine.*`) is dropped at the end.
@@ -56,6 +59,7 @@ from desk_eventstore.relay import OutboxRelay, idempotent_producer
 from desk_eventstore.store import append
 
 PARTITIONS = 6
+PARTS = ("kafka", "pg", "store", "relay")  # the cases, in the order they run
 STREAMS = 1000  # distinct stream ids the writers rotate over
 REPO = Path(__file__).resolve().parent.parent
 
@@ -515,7 +519,15 @@ async def main() -> int:
         "--appends", type=int, default=5_000, help="rows / appends per Postgres case"
     )
     parser.add_argument("--repeat", type=int, default=3, help="rounds per case (median shown)")
+    parser.add_argument(
+        "--parts",
+        type=lambda text: set(text.split(",")),
+        default=set(PARTS),
+        help=f"comma-separated cases to run, of {','.join(PARTS)} (default: all)",
+    )
     args = parser.parse_args()
+    if unknown := args.parts - set(PARTS):
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     load_env()
     url = os.environ.get("DATABASE_URL")
@@ -548,14 +560,18 @@ async def main() -> int:
     topics: list[str] = []
     total = time.perf_counter()
     try:
-        print("1. Kafka baseline", flush=True)
-        await bench_kafka(bootstrap, run, args.events, results, topics)
-        print("2. PostgreSQL baseline", flush=True)
-        await bench_raw_pg(url, schemas[0], args.appends, results)
-        print("3. event store append", flush=True)
-        await bench_store(url, schemas[1], args.appends, results)
-        print("4. outbox relay", flush=True)
-        await bench_relay(url, bootstrap, schemas[2], run, args.events, results, topics)
+        if "kafka" in args.parts:
+            print("1. Kafka baseline", flush=True)
+            await bench_kafka(bootstrap, run, args.events, results, topics)
+        if "pg" in args.parts:
+            print("2. PostgreSQL baseline", flush=True)
+            await bench_raw_pg(url, schemas[0], args.appends, results)
+        if "store" in args.parts:
+            print("3. event store append", flush=True)
+            await bench_store(url, schemas[1], args.appends, results)
+        if "relay" in args.parts:
+            print("4. outbox relay", flush=True)
+            await bench_relay(url, bootstrap, schemas[2], run, args.events, results, topics)
     finally:
         await cleanup(url, bootstrap, schemas, topics)
 
@@ -574,6 +590,8 @@ async def main() -> int:
         ("relay", "kafka_produce_ce", "relay publish", "raw produce + CE headers"),
     )
     for key, base, label, base_label in pairs:
+        if key not in results.rates or base not in results.rates:
+            continue
         line = ratio(results, key, base, label, base_label)
         print("  " + line, flush=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
