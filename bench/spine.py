@@ -19,7 +19,11 @@ measures, in this order:
    to a fresh topic, timed from start until it has published (and checkpointed) the last one;
    a consumer then checks that every event arrived.
 5. the ratios of the event store to raw asyncpg (same transaction shape) and of the relay to
-   the raw produce.
+   the raw produce, the latter also by CPU per event.
+
+Beside each rate it prints this process's CPU time per unit (the servers' is not included): for
+the relay and the raw produce that is the whole client-side cost, and on a shared machine it
+varies less than the rate.
 
 `--parts` runs only some of them (`--parts kafka,relay`: the relay beside its baseline); a
 ratio is printed when both its sides ran.
@@ -46,7 +50,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import structlog
@@ -116,32 +120,54 @@ def new_event(i: int) -> NewEvent:
 # ---------------------------------------------------------------------------- results
 
 
+class Span(NamedTuple):
+    """A timed stretch: wall-clock seconds, and the CPU seconds this process spent in it (the
+    servers' CPU not included). On a shared machine the CPU per unit varies less than the rate."""
+
+    wall: float
+    cpu: float
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+
+    def stop(self) -> Span:
+        return Span(time.perf_counter() - self.wall, time.process_time() - self.cpu)
+
+
 class Results:
     def __init__(self, repeat: int) -> None:
         self.repeat = repeat
         self.rates: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # median CPU microseconds of this process per unit
         self.units: dict[str, str] = {}
 
-    def record(self, key: str, label: str, unit: str, count: int, seconds: list[float]) -> None:
-        rates = [count / s for s in seconds]
+    def record(self, key: str, label: str, unit: str, count: int, spans: list[Span]) -> None:
+        rates = [count / span.wall for span in spans]
         median = statistics.median(rates)
         self.rates[key] = median
+        self.cpu[key] = statistics.median(span.cpu for span in spans) / count * 1e6
         self.units[key] = unit
         spread = f"rounds {min(rates):,.0f}-{max(rates):,.0f}" if len(rates) > 1 else "1 round"
-        detail = f"{count:,} {unit}/round, {statistics.median(seconds):.2f} s; {spread}"
+        seconds = statistics.median(span.wall for span in spans)
+        detail = (
+            f"{count:,} {unit}/round, {seconds:.2f} s; {spread}; CPU {self.cpu[key]:.1f} us/{unit}"
+        )
         print(f"  {label:<50} {median:>9,.0f} {unit}/s   ({detail})", flush=True)
 
     async def measure(
-        self, key: str, label: str, unit: str, count: int, round_: Callable[[], Awaitable[float]]
+        self, key: str, label: str, unit: str, count: int, round_: Callable[[], Awaitable[Span]]
     ) -> None:
-        """Run `round_` (which does fresh work and returns the seconds it timed) `repeat` times."""
+        """Run `round_` (which does fresh work and returns the span it timed) `repeat` times."""
         self.record(key, label, unit, count, [await round_() for _ in range(self.repeat)])
 
 
-async def timed(work: Awaitable[Any]) -> float:
-    start = time.perf_counter()
+async def timed(work: Awaitable[Any]) -> Span:
+    watch = Stopwatch()
     await work
-    return time.perf_counter() - start
+    return watch.stop()
 
 
 # ---------------------------------------------------------------------------- kafka
@@ -178,8 +204,8 @@ async def warm_up(producer: AIOKafkaProducer, topic: str) -> None:
 
 async def consume_all(
     bootstrap: str, topic: str, expected: int, timeout: float = 60
-) -> tuple[int, float]:
-    """Read `topic` from the beginning until `expected` records; returns (count, seconds)."""
+) -> tuple[int, Span]:
+    """Read `topic` from the beginning until `expected` records; returns (count, span)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -189,31 +215,31 @@ async def consume_all(
     )
     await consumer.start()
     try:
-        start = time.perf_counter()  # before assign: the fetcher starts prefetching on assign
+        watch = Stopwatch()  # before assign: the fetcher starts prefetching on assign
         consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
         await consumer.seek_to_beginning()
         seen = 0
         while seen < expected:
-            if time.perf_counter() - start > timeout:
+            if time.perf_counter() - watch.wall > timeout:
                 break
             batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
             seen += sum(len(records) for records in batches.values())
-        return seen, time.perf_counter() - start
+        return seen, watch.stop()
     finally:
         await consumer.stop()
 
 
-async def produce_all(producer: AIOKafkaProducer, topic: str, n: int, with_headers: bool) -> float:
-    """Send n records without waiting, then wait for every acknowledgement; returns seconds."""
+async def produce_all(producer: AIOKafkaProducer, topic: str, n: int, with_headers: bool) -> Span:
+    """Send n records without waiting, then wait for every acknowledgement; returns the span."""
     values = [value_of(i) for i in range(n)]
     keys = [f"ticket-{i % STREAMS}".encode() for i in range(n)]
-    start = time.perf_counter()
+    watch = Stopwatch()
     acks = []
     for i in range(n):
         headers = cloudevents_headers(i) if with_headers else None
         acks.append(await producer.send(topic, values[i], key=keys[i], headers=headers))
     await asyncio.gather(*acks)
-    return time.perf_counter() - start
+    return watch.stop()
 
 
 async def bench_kafka(
@@ -245,11 +271,11 @@ async def bench_kafka(
                 await producer.stop()
             if not with_headers:  # read back everything the rounds produced, in one go
                 expected = n * results.repeat + WARM_UP
-                seen, seconds = await consume_all(bootstrap, topic, expected)
+                seen, span = await consume_all(bootstrap, topic, expected)
                 if seen != expected:
                     print(f"  !! consumer saw {seen} of {expected} records", flush=True)
                 label = "raw aiokafka consume (6 partitions, all rounds)"
-                results.record("kafka_consume", label, "msg", seen, [seconds])
+                results.record("kafka_consume", label, "msg", seen, [span])
     finally:
         await admin.close()
 
@@ -281,7 +307,7 @@ def raw_row(i: int) -> tuple[Any, ...]:
     )
 
 
-async def insert_rows(conns: list[asyncpg.Connection], n: int, per_tx: int) -> float:
+async def insert_rows(conns: list[asyncpg.Connection], n: int, per_tx: int) -> Span:
     """n fresh rows, `per_tx` per transaction, spread over `conns` writing concurrently."""
     rows = [raw_row(i) for i in range(n)]
 
@@ -347,7 +373,7 @@ class Appender:
         self.versions: dict[str, int] = {}
         self.rounds = 0
 
-    async def run(self, conns: list[asyncpg.Connection], n: int, per_append: int) -> float:
+    async def run(self, conns: list[asyncpg.Connection], n: int, per_append: int) -> Span:
         """n events, `per_append` per append, spread over `conns` appending concurrently."""
         self.rounds += 1
         prefix = f"r{self.rounds}-{len(conns)}x{per_append}"
@@ -401,7 +427,7 @@ async def bench_store(url: str, schema: str, n: int, results: Results) -> None:
 
 async def relay_round(
     url: str, schema: str, pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str, n: int
-) -> float:
+) -> Span:
     """Append n events (100 per append, untimed), then time a fresh relay publishing them."""
     async with pool.acquire() as conn:
         base = await conn.fetchval("SELECT count(*) FROM events")
@@ -413,13 +439,13 @@ async def relay_round(
     # same relay name every round: it resumes from the previous round's checkpoint
     relay = OutboxRelay(url, schema, producer, lambda _event: topic, source="bench")
     stop = asyncio.Event()
-    began = time.perf_counter()
+    watch = Stopwatch()
     task = asyncio.create_task(relay.run(stop))
-    deadline = began + 120
+    deadline = watch.wall + 120
     # `published` grows right after the checkpoint UPDATE of each batch
     while relay.published < n and time.perf_counter() < deadline and not task.done():
         await asyncio.sleep(0.002)
-    seconds = time.perf_counter() - began
+    span = watch.stop()
     stop.set()
     await task
     async with pool.acquire() as conn:
@@ -432,7 +458,7 @@ async def relay_round(
             f"(last position {last_position})",
             flush=True,
         )
-    return seconds
+    return span
 
 
 async def bench_relay(
@@ -499,6 +525,13 @@ def ratio(results: Results, key: str, base: str, label: str, base_label: str) ->
     unit, base_unit = results.units[key], results.units[base]
     left = f"{label} {r:,.0f} {unit}/s"
     return f"{left:<50} = {r / b:.2f} x {base_label} ({b:,.0f} {base_unit}/s)"
+
+
+def cpu_ratio(results: Results, key: str, base: str, label: str, base_label: str) -> str:
+    r, b = results.cpu[key], results.cpu[base]
+    unit, base_unit = results.units[key], results.units[base]
+    left = f"{label} CPU {r:.1f} us/{unit}"
+    return f"{left:<50} = {r / b:.2f} x {base_label} ({b:.1f} us/{base_unit})"
 
 
 def load_env() -> None:
@@ -594,6 +627,9 @@ async def main() -> int:
             continue
         line = ratio(results, key, base, label, base_label)
         print("  " + line, flush=True)
+    for key, base, label, base_label in pairs[-2:]:  # the client's CPU is the relay's own cost
+        if key in results.cpu and base in results.cpu:
+            print("  " + cpu_ratio(results, key, base, label, base_label), flush=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     elapsed = time.perf_counter() - total
     print(f"total {elapsed:.1f} s · load average at start {load_start}, at end {load}")
