@@ -1,4 +1,5 @@
-"""Rows of the event store as plain values, and their mapping to and from contract events."""
+"""Rows of the event store as plain values, their mapping to and from contract events, and the
+Kafka record the relay publishes for each."""
 
 from __future__ import annotations
 
