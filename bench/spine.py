@@ -1,6 +1,7 @@
 """Benchmark (not a test): the spine against raw aiokafka and raw asyncpg, in one run.
 
-    uv run python bench/spine.py [--events 20000] [--appends 5000] [--repeat 3] [--parts ...]
+    uv run python bench/spine.py [--events 20000] [--appends 5000] [--repeat 3]
+                                 [--parts kafka,pg,store,relay]
 
 Against the real servers of `.state/infra.env` (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS), it
 measures, in this order:
@@ -18,12 +19,16 @@ measures, in this order:
    to a fresh topic, timed from start until it has published (and checkpointed) the last one;
    a consumer then checks that every event arrived.
 5. the ratios of the event store to raw asyncpg (same transaction shape) and of the relay to
-   the raw produce.
+   the raw produce, the latter also by CPU per event.
 
-`--parts` runs only some of 1-4 (e.g. `--parts pg store` for the append rates); the ratios
-are printed for the pairs measured. Each case runs `--repeat` times (fresh rows / messages each
-round); it prints the median rate and the min-max of the rounds, because on a small shared
-machine one round is noisy.
+Beside each rate it prints this process's CPU time per unit (the servers' is not included): for
+the relay and the raw produce that is the whole client-side cost, and on a shared machine it
+varies less than the rate.
+
+`--parts` runs only some of them (`--parts kafka,relay`: the relay beside its baseline); a
+ratio is printed when both its sides ran.
+Each case runs `--repeat` times (fresh rows / messages each round); it prints the median rate
+and the min-max of the rounds, because on a small shared machine one round is noisy.
 Everything it creates (schemas `bench_spine_*`, topics `bench.spine.*`) is dropped at the end.
 """
 
@@ -45,7 +50,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import structlog
@@ -58,9 +63,9 @@ from desk_eventstore.relay import OutboxRelay, idempotent_producer
 from desk_eventstore.store import append
 
 PARTITIONS = 6
+PARTS = ("kafka", "pg", "store", "relay")  # the cases, in the order they run
 STREAMS = 1000  # distinct stream ids the writers rotate over
 WRITERS = (1, 4, 16)  # concurrent connections of the one-row / one-event cases
-PARTS = ("kafka", "pg", "store", "relay")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -116,32 +121,54 @@ def new_event(i: int) -> NewEvent:
 # ---------------------------------------------------------------------------- results
 
 
+class Span(NamedTuple):
+    """A timed stretch: wall-clock seconds, and the CPU seconds this process spent in it (the
+    servers' CPU not included). On a shared machine the CPU per unit varies less than the rate."""
+
+    wall: float
+    cpu: float
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+
+    def stop(self) -> Span:
+        return Span(time.perf_counter() - self.wall, time.process_time() - self.cpu)
+
+
 class Results:
     def __init__(self, repeat: int) -> None:
         self.repeat = repeat
         self.rates: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # median CPU microseconds of this process per unit
         self.units: dict[str, str] = {}
 
-    def record(self, key: str, label: str, unit: str, count: int, seconds: list[float]) -> None:
-        rates = [count / s for s in seconds]
+    def record(self, key: str, label: str, unit: str, count: int, spans: list[Span]) -> None:
+        rates = [count / span.wall for span in spans]
         median = statistics.median(rates)
         self.rates[key] = median
+        self.cpu[key] = statistics.median(span.cpu for span in spans) / count * 1e6
         self.units[key] = unit
         spread = f"rounds {min(rates):,.0f}-{max(rates):,.0f}" if len(rates) > 1 else "1 round"
-        detail = f"{count:,} {unit}/round, {statistics.median(seconds):.2f} s; {spread}"
+        seconds = statistics.median(span.wall for span in spans)
+        detail = (
+            f"{count:,} {unit}/round, {seconds:.2f} s; {spread}; CPU {self.cpu[key]:.1f} us/{unit}"
+        )
         print(f"  {label:<50} {median:>9,.0f} {unit}/s   ({detail})", flush=True)
 
     async def measure(
-        self, key: str, label: str, unit: str, count: int, round_: Callable[[], Awaitable[float]]
+        self, key: str, label: str, unit: str, count: int, round_: Callable[[], Awaitable[Span]]
     ) -> None:
-        """Run `round_` (which does fresh work and returns the seconds it timed) `repeat` times."""
+        """Run `round_` (which does fresh work and returns the span it timed) `repeat` times."""
         self.record(key, label, unit, count, [await round_() for _ in range(self.repeat)])
 
 
-async def timed(work: Awaitable[Any]) -> float:
-    start = time.perf_counter()
+async def timed(work: Awaitable[Any]) -> Span:
+    watch = Stopwatch()
     await work
-    return time.perf_counter() - start
+    return watch.stop()
 
 
 # ---------------------------------------------------------------------------- kafka
@@ -178,8 +205,8 @@ async def warm_up(producer: AIOKafkaProducer, topic: str) -> None:
 
 async def consume_all(
     bootstrap: str, topic: str, expected: int, timeout: float = 60
-) -> tuple[int, float]:
-    """Read `topic` from the beginning until `expected` records; returns (count, seconds)."""
+) -> tuple[int, Span]:
+    """Read `topic` from the beginning until `expected` records; returns (count, span)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -189,31 +216,31 @@ async def consume_all(
     )
     await consumer.start()
     try:
-        start = time.perf_counter()  # before assign: the fetcher starts prefetching on assign
+        watch = Stopwatch()  # before assign: the fetcher starts prefetching on assign
         consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
         await consumer.seek_to_beginning()
         seen = 0
         while seen < expected:
-            if time.perf_counter() - start > timeout:
+            if time.perf_counter() - watch.wall > timeout:
                 break
             batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
             seen += sum(len(records) for records in batches.values())
-        return seen, time.perf_counter() - start
+        return seen, watch.stop()
     finally:
         await consumer.stop()
 
 
-async def produce_all(producer: AIOKafkaProducer, topic: str, n: int, with_headers: bool) -> float:
-    """Send n records without waiting, then wait for every acknowledgement; returns seconds."""
+async def produce_all(producer: AIOKafkaProducer, topic: str, n: int, with_headers: bool) -> Span:
+    """Send n records without waiting, then wait for every acknowledgement; returns the span."""
     values = [value_of(i) for i in range(n)]
     keys = [f"ticket-{i % STREAMS}".encode() for i in range(n)]
-    start = time.perf_counter()
+    watch = Stopwatch()
     acks = []
     for i in range(n):
         headers = cloudevents_headers(i) if with_headers else None
         acks.append(await producer.send(topic, values[i], key=keys[i], headers=headers))
     await asyncio.gather(*acks)
-    return time.perf_counter() - start
+    return watch.stop()
 
 
 async def bench_kafka(
@@ -245,11 +272,11 @@ async def bench_kafka(
                 await producer.stop()
             if not with_headers:  # read back everything the rounds produced, in one go
                 expected = n * results.repeat + WARM_UP
-                seen, seconds = await consume_all(bootstrap, topic, expected)
+                seen, span = await consume_all(bootstrap, topic, expected)
                 if seen != expected:
                     print(f"  !! consumer saw {seen} of {expected} records", flush=True)
                 label = "raw aiokafka consume (6 partitions, all rounds)"
-                results.record("kafka_consume", label, "msg", seen, [seconds])
+                results.record("kafka_consume", label, "msg", seen, [span])
     finally:
         await admin.close()
 
@@ -281,7 +308,7 @@ def raw_row(i: int) -> tuple[Any, ...]:
     )
 
 
-async def insert_rows(conns: list[asyncpg.Connection], n: int, per_tx: int) -> float:
+async def insert_rows(conns: list[asyncpg.Connection], n: int, per_tx: int) -> Span:
     """n fresh rows, `per_tx` per transaction, spread over `conns` writing concurrently."""
     rows = [raw_row(i) for i in range(n)]
 
@@ -348,7 +375,7 @@ class Appender:
         self.versions: dict[str, int] = {}
         self.rounds = 0
 
-    async def run(self, conns: list[asyncpg.Connection], n: int, per_append: int) -> float:
+    async def run(self, conns: list[asyncpg.Connection], n: int, per_append: int) -> Span:
         """n events, `per_append` per append, spread over `conns` appending concurrently."""
         self.rounds += 1
         prefix = f"r{self.rounds}-{len(conns)}x{per_append}"
@@ -398,7 +425,7 @@ async def bench_store(url: str, schema: str, n: int, results: Results) -> None:
 
 async def relay_round(
     url: str, schema: str, pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str, n: int
-) -> float:
+) -> Span:
     """Append n events (100 per append, untimed), then time a fresh relay publishing them."""
     async with pool.acquire() as conn:
         base = await conn.fetchval("SELECT count(*) FROM events")
@@ -410,13 +437,13 @@ async def relay_round(
     # same relay name every round: it resumes from the previous round's checkpoint
     relay = OutboxRelay(url, schema, producer, lambda _event: topic, source="bench")
     stop = asyncio.Event()
-    began = time.perf_counter()
+    watch = Stopwatch()
     task = asyncio.create_task(relay.run(stop))
-    deadline = began + 120
+    deadline = watch.wall + 120
     # `published` grows right after the checkpoint UPDATE of each batch
     while relay.published < n and time.perf_counter() < deadline and not task.done():
         await asyncio.sleep(0.002)
-    seconds = time.perf_counter() - began
+    span = watch.stop()
     stop.set()
     await task
     async with pool.acquire() as conn:
@@ -429,7 +456,7 @@ async def relay_round(
             f"(last position {last_position})",
             flush=True,
         )
-    return seconds
+    return span
 
 
 async def bench_relay(
@@ -498,6 +525,13 @@ def ratio(results: Results, key: str, base: str, label: str, base_label: str) ->
     return f"{left:<50} = {r / b:.2f} x {base_label} ({b:,.0f} {base_unit}/s)"
 
 
+def cpu_ratio(results: Results, key: str, base: str, label: str, base_label: str) -> str:
+    r, b = results.cpu[key], results.cpu[base]
+    unit, base_unit = results.units[key], results.units[base]
+    left = f"{label} CPU {r:.1f} us/{unit}"
+    return f"{left:<50} = {r / b:.2f} x {base_label} ({b:.1f} us/{base_unit})"
+
+
 def load_env() -> None:
     env_file = REPO / ".state" / "infra.env"
     if env_file.exists():
@@ -517,9 +551,14 @@ async def main() -> int:
     )
     parser.add_argument("--repeat", type=int, default=3, help="rounds per case (median shown)")
     parser.add_argument(
-        "--parts", nargs="+", choices=PARTS, default=list(PARTS), help="which cases to run"
+        "--parts",
+        type=lambda text: set(text.split(",")),
+        default=set(PARTS),
+        help=f"comma-separated cases to run, of {','.join(PARTS)} (default: all)",
     )
     args = parser.parse_args()
+    if unknown := args.parts - set(PARTS):
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     load_env()
     url = os.environ.get("DATABASE_URL")
@@ -544,7 +583,7 @@ async def main() -> int:
         f"PostgreSQL {pg_version} (synchronous_commit={sync}) · "
         f"Kafka at {bootstrap} · value {len(value_of(0))} bytes · "
         f"--events {args.events:,} --appends {args.appends:,} --repeat {args.repeat} · "
-        f"parts {' '.join(args.parts)} · run {run}",
+        f"parts {','.join(p for p in PARTS if p in args.parts)} · run {run}",
         flush=True,
     )
 
@@ -585,8 +624,13 @@ async def main() -> int:
         ("relay", "kafka_produce_ce", "relay publish", "raw produce + CE headers"),
     ]
     for key, base, label, base_label in pairs:
-        if key in results.rates and base in results.rates:
-            print("  " + ratio(results, key, base, label, base_label), flush=True)
+        if key not in results.rates or base not in results.rates:
+            continue
+        line = ratio(results, key, base, label, base_label)
+        print("  " + line, flush=True)
+    for key, base, label, base_label in pairs[-2:]:  # the client's CPU is the relay's own cost
+        if key in results.cpu and base in results.cpu:
+            print("  " + cpu_ratio(results, key, base, label, base_label), flush=True)
     scaling = [f"{k} writers {results.rates[f'store_1x{k}']:,.0f} ev/s" for k in WRITERS
                if f"store_1x{k}" in results.rates]  # fmt: skip
     if len(scaling) > 1:

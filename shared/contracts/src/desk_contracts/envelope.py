@@ -36,6 +36,46 @@ def dataschema_for(event_type: str, schema_version: int) -> str:
     return f"urn:desk:schema:{event_type}:v{schema_version}"
 
 
+# the headers every record carries alike, encoded once
+_SPEC_VERSION_HEADER = ("ce_specversion", SPEC_VERSION.encode())
+_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
+_STATE_SCHEMA_HEADER = (STATE_SCHEMA_HEADER, RequestState.urn().encode())
+
+
+def kafka_record(
+    *,
+    id: str,
+    type: str,
+    source: str,
+    subject: str,
+    time: datetime,
+    data: Mapping[str, Any],
+    schema_version: int,
+    extensions: Mapping[str, str],
+    request_state: Mapping[str, Any] | None,
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Key, value and headers of the Kafka record of one event: the wire format, in one place.
+
+    `Envelope.to_kafka` is this; the relay calls it directly, without making an `Envelope` for
+    every event it publishes. `extensions` are the attributes beyond the spec's own, in order."""
+    headers = [
+        _SPEC_VERSION_HEADER,
+        ("ce_id", id.encode()),
+        ("ce_type", type.encode()),
+        ("ce_source", source.encode()),
+        ("ce_subject", subject.encode()),
+        ("ce_time", time.isoformat().encode()),
+        ("ce_dataschema", dataschema_for(type, schema_version).encode()),
+        ("ce_" + SCHEMA_VERSION, str(schema_version).encode()),
+    ]
+    headers += [("ce_" + name, value.encode()) for name, value in extensions.items()]
+    headers.append(_CONTENT_TYPE_HEADER)
+    if request_state is not None:
+        headers.append((STATE_HEADER, _json(request_state)))
+        headers.append(_STATE_SCHEMA_HEADER)
+    return subject.encode(), _json(data), headers
+
+
 @dataclass(frozen=True)
 class Envelope:
     id: str
@@ -58,23 +98,17 @@ class Envelope:
 
     def to_kafka(self) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         """Key, value and headers of the Kafka record."""
-        attributes = {
-            "specversion": SPEC_VERSION,
-            "id": self.id,
-            "type": self.type,
-            "source": self.source,
-            "subject": self.subject,
-            "time": self.time.isoformat(),
-            "dataschema": self.dataschema,
-            SCHEMA_VERSION: str(self.schema_version),
-            **self.extensions,
-        }
-        headers = [("ce_" + name, value.encode()) for name, value in attributes.items()]
-        headers.append(("content-type", CONTENT_TYPE.encode()))
-        if self.request_state is not None:
-            headers.append((STATE_HEADER, _json(self.request_state)))
-            headers.append((STATE_SCHEMA_HEADER, RequestState.urn().encode()))
-        return self.subject.encode(), _json(self.data), headers
+        return kafka_record(
+            id=self.id,
+            type=self.type,
+            source=self.source,
+            subject=self.subject,
+            time=self.time,
+            data=self.data,
+            schema_version=self.schema_version,
+            extensions=self.extensions,
+            request_state=self.request_state,
+        )
 
     @classmethod
     def from_kafka(
@@ -134,8 +168,13 @@ class Envelope:
         )
 
 
+# made once: `json.dumps` with other than its default options builds an encoder at every call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _json(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact JSON in UTF-8, as every record's value and `request-state` header are written."""
+    return _ENCODER.encode(data).encode()
 
 
 def _state(raw: bytes | None) -> Mapping[str, Any] | None:

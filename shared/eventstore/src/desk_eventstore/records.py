@@ -1,4 +1,5 @@
-"""Rows of the event store as plain values, and their mapping to and from contract events."""
+"""Rows of the event store as plain values, their mapping to and from contract events, and the
+Kafka record the relay publishes for each."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from desk_contracts.base import Event, event_from_data
-from desk_contracts.envelope import Envelope
+from desk_contracts.envelope import (
+    CAUSATION_ID,
+    CORRELATION_ID,
+    STREAM_VERSION,
+    Envelope,
+    kafka_record,
+)
 from desk_contracts.state import STATE_METADATA
 
 
@@ -59,11 +66,7 @@ class RecordedEvent:
         return event_from_data(self.event_type, self.schema_version, dict(self.payload))
 
     def to_envelope(self, source: str) -> Envelope:
-        extensions = {"streamversion": str(self.stream_version)}
-        for name in ("correlationid", "causationid"):
-            value = self.metadata.get(name)
-            if value:
-                extensions[name] = str(value)
+        """The event as a CloudEvent from `source`: the one `to_kafka` publishes."""
         return Envelope(
             id=str(self.event_id),
             type=self.event_type,
@@ -72,6 +75,31 @@ class RecordedEvent:
             time=self.recorded_at,
             data=self.payload,
             schema_version=self.schema_version,
-            extensions=extensions,
+            extensions=self._extensions(),
             request_state=self.metadata.get(STATE_METADATA),
         )
+
+    def to_kafka(self, source: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+        """Key, value and headers of the event's Kafka record, as the relay publishes it: those
+        of `to_envelope(source).to_kafka()`, without making the envelope."""
+        return kafka_record(
+            id=str(self.event_id),
+            type=self.event_type,
+            source=source,
+            subject=self.stream_id,
+            time=self.recorded_at,
+            data=self.payload,
+            schema_version=self.schema_version,
+            extensions=self._extensions(),
+            request_state=self.metadata.get(STATE_METADATA),
+        )
+
+    def _extensions(self) -> dict[str, str]:
+        """The CloudEvents extensions of ours: the stream version, and the correlation and
+        causation ids of the metadata when it holds them."""
+        extensions = {STREAM_VERSION: str(self.stream_version)}
+        for name in (CORRELATION_ID, CAUSATION_ID):
+            value = self.metadata.get(name)
+            if value:
+                extensions[name] = str(value)
+        return extensions

@@ -227,7 +227,7 @@ class OutboxRelay:
         acks: list[tuple[Any, str, int]] = []
         for event in batch:
             topic = self.topic_for(event)
-            key, value, headers = event.to_envelope(self.source).to_kafka()
+            key, value, headers = event.to_kafka(self.source)
             blocker = self._blocked.get(event.stream_id)
             if blocker == str(event.event_id):
                 continue  # set aside already, before a crash
