@@ -4,10 +4,11 @@ A commit waits for its WAL flush, and the writes of a request hold their locks (
 sequence, its desk's counters) until they commit: one transaction per request makes a door take
 one flush per request, one request at a time. `GroupCommit.run(work)` queues `work` (a
 coroutine function given the connection); one task takes everything queued while the previous
-transaction committed (at most `max_batch`), runs each work in its own savepoint of one
-transaction and commits once. Each
-caller gets its own answer: the work's result, or the exception it raised, that work alone
-rolled back to its savepoint. A transaction that fails as a whole (the connection lost, the
+transaction committed (at most `max_batch`), runs each work in one transaction and commits
+once. Each caller gets its own answer: the work's result, or the exception it raised, that work
+alone rolled back. Works rarely fail, so a batch first runs without savepoints (two round trips
+a work saved); when one fails, the batch is rolled back and run again with each work behind its
+own savepoint. A transaction that fails as a whole (the connection lost, the
 commit refused) fails every work in it that had not failed on its own: none of them happened.
 
 The transaction takes the store's group-commit lock first, so every lock a work takes after it
@@ -96,13 +97,13 @@ class GroupCommit:
 
     async def _commit(self, batch: list[_Queued]) -> None:
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
-                    GROUP_LOCK_CLASS,
-                )
-                for queued in batch:
-                    await _attempt(conn, queued)
+            try:
+                await self._transaction(batch, savepoints=False)
+            except _WorkFailed as failed:  # rolled back whole
+                if len(batch) == 1:  # nothing else to keep: its own failure is its answer
+                    batch[0].error = failed.error
+                else:  # again, each work behind a savepoint, so the others are kept
+                    await self._transaction(batch, savepoints=True)
         except Exception as error:  # the transaction failed as a whole: none of it happened
             log.warning("group_commit_failed", works=len(batch), error=type(error).__name__)
             _answer(batch, error)
@@ -111,13 +112,43 @@ class GroupCommit:
         self.works += len(batch)
         _answer(batch, None)
 
+    async def _transaction(self, batch: list[_Queued], *, savepoints: bool) -> None:
+        """Run the batch in one transaction; without `savepoints` (two round trips a work
+        saved: works rarely fail) the first failure rolls it all back (`_WorkFailed`)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", GROUP_LOCK_CLASS
+            )
+            for queued in batch:
+                queued.result = queued.error = None
+                if savepoints:
+                    await _attempt(conn, queued)
+                    continue
+                try:
+                    queued.result = await _run(conn, queued)
+                except Exception as error:
+                    raise _WorkFailed(error) from error
+
+
+class _WorkFailed(Exception):
+    """A work failed in a transaction without savepoints: it is rolled back whole."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _run(conn: asyncpg.Connection, queued: _Queued) -> Any:
+    """The work's result, computed in its caller's context."""
+    return await asyncio.create_task(queued.work(conn), context=queued.context)
+
 
 async def _attempt(conn: asyncpg.Connection, queued: _Queued) -> None:
     """Run one work in a savepoint, keeping its result or the exception it raised."""
     savepoint = conn.transaction()
     await savepoint.start()
     try:
-        result: Any = await asyncio.create_task(queued.work(conn), context=queued.context)
+        result = await _run(conn, queued)
     except Exception as error:
         await savepoint.rollback()  # should this fail, the whole transaction fails
         queued.error = error

@@ -34,3 +34,18 @@ async def count_this_hour(
         window_of(now),
     )
     return {row["kind"]: row["count"] for row in rows}
+
+
+async def uncount_this_hour(
+    conn: asyncpg.Connection, keys: Mapping[str, str], now: datetime
+) -> None:
+    """Take back what `count_this_hour` counted for `keys` in the hour of `now` (a refused
+    attempt counts for none); the rows are locked by this transaction already."""
+    await conn.execute(
+        """UPDATE mail_sender_counts AS c SET count = c.count - 1
+           FROM unnest($1::text[], $2::text[]) AS t(key, kind)
+           WHERE c.sender = t.key AND c.kind = t.kind AND c.window_start = $3""",
+        list(keys.values()),
+        list(keys),
+        window_of(now),
+    )

@@ -32,19 +32,11 @@ from desk_eventstore.records import NewEvent
 from desk_eventstore.store import append
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
-from intake.application.counts import count_this_hour
-from intake.domain.flood import Flooded, RequestLimits, counted_for, over_limit
+from intake.application.counts import count_this_hour, uncount_this_hour
+from intake.domain.flood import RequestLimits, counted_for, over_limit
 from intake.domain.submission import Refusal, Submission, Submitter, check, ticket_created
 
 log = structlog.get_logger(__name__)
-
-
-class _Refused(Exception):
-    """Over a flood limit: rolls the counting savepoint back."""
-
-    def __init__(self, flooded: Flooded) -> None:
-        super().__init__(flooded.reason)
-        self.flooded = flooded
 
 
 @dataclass(frozen=True)
@@ -88,13 +80,9 @@ async def submit(
         if limits is not None:
             staff = directory.is_staff(submitter.id, policy.id)
             keys = counted_for(submitter.id, submission.requester, policy.id, staff=staff)
-            try:
-                async with conn.transaction():  # a savepoint: a refused attempt counts for none
-                    flooded = over_limit(await count_this_hour(conn, keys, now), limits, now)
-                    if flooded is not None:
-                        raise _Refused(flooded)
-            except _Refused as refused:
-                flooded = refused.flooded
+            flooded = over_limit(await count_this_hour(conn, keys, now), limits, now)
+            if flooded is not None:
+                await uncount_this_hour(conn, keys, now)  # a refused attempt counts for none
                 log.warning("request_flooded", limit=flooded.kind, policy=policy.id)
                 return Refusal(flooded.kind, flooded.reason, "flooded", flooded.retry_after)
         request_type = policy.request_type(submission.request_type)
