@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from desk_contracts.base import Event, event_from_data
+from desk_contracts.base import Event, event_from_data, event_from_json
 from desk_contracts.envelope import (
     CAUSATION_ID,
     CORRELATION_ID,
@@ -103,3 +103,21 @@ class RecordedEvent:
             if value:
                 extensions[name] = str(value)
         return extensions
+
+
+class LoggedEvent(NamedTuple):
+    """An event as a fold of the whole log reads it (`store.read_all_payloads`): its position,
+    stream and version, type and time, and its payload as the stored JSON text; no ids, no
+    metadata."""
+
+    global_position: int
+    stream_id: str
+    stream_version: int
+    event_type: str
+    schema_version: int
+    payload: str
+    recorded_at: datetime
+
+    def to_event(self) -> Event:
+        """The current version of the contract event, as `RecordedEvent.to_event` gives it."""
+        return event_from_json(self.event_type, self.schema_version, self.payload)

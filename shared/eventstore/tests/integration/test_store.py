@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
+from desk_contracts.tickets import CommentAdded
 from desk_eventstore.db import KEEPALIVE, open_store
 from desk_eventstore.inbox import first_time
 from desk_eventstore.records import NewEvent
@@ -16,7 +18,9 @@ from desk_eventstore.store import (
     DuplicateEvent,
     append,
     read_all,
+    read_all_payloads,
     read_stream,
+    stream_versions,
 )
 
 pytestmark = pytest.mark.integration
@@ -138,3 +142,52 @@ async def test_every_session_of_a_store_has_short_keepalives(pool: asyncpg.Pool)
     async with pool.acquire() as conn:
         settings = [await conn.fetchval(f"SHOW {name}") for name in KEEPALIVE]
     assert settings == ["5", "5", "3"]
+
+
+def comment(ticket_id: str, body: str) -> NewEvent:
+    event = CommentAdded(
+        ticket_id=ticket_id,
+        occurred_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+        actor_id="paul@desk.example",
+        actor_role="agent",
+        body=body,
+        public=True,
+    )
+    return NewEvent.from_event(event, metadata={"state": {"large": "x" * 100}})
+
+
+async def test_the_log_read_for_a_fold_is_the_log_read_whole_without_ids_and_metadata(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        await append(conn, "T-1", 0, [comment("T-1", "un"), comment("T-1", "deux")])
+        await append(conn, "T-2", 0, [comment("T-2", "trois")])
+        await append(conn, "T-1", 2, [comment("T-1", "quatre")])
+        whole = await read_all(conn, 0)
+        logged = await read_all_payloads(conn, 0)
+        later = await read_all_payloads(conn, whole[0].global_position, 2)
+    assert [
+        (e.global_position, e.stream_id, e.stream_version, e.event_type, e.recorded_at)
+        for e in logged
+    ] == [
+        (e.global_position, e.stream_id, e.stream_version, e.event_type, e.recorded_at)
+        for e in whole
+    ]
+    events = [e.to_event() for e in logged]
+    assert events == [e.to_event() for e in whole]
+    assert [e.body for e in events if isinstance(e, CommentAdded)] == [
+        "un",
+        "deux",
+        "trois",
+        "quatre",
+    ]
+    assert later == logged[1:3]
+
+
+async def test_stream_versions_are_each_stream_s_last(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        assert await stream_versions(conn) == {}
+        await append(conn, "T-1", 0, [new(1), new(2)])
+        await append(conn, "T-2", 0, [new(3)])
+        await append(conn, "T-1", 2, [new(4)])
+        assert await stream_versions(conn) == {"T-1": 3, "T-2": 1}

@@ -21,8 +21,9 @@ request as the customer's confirmation of the resolution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from desk_contracts.base import Event
@@ -117,6 +118,19 @@ class Ticket:
 
 
 Changes = dict[str, Any]  # fields of the state an event changes, applied once by `evolve`
+
+_FIELDS = tuple(f.name for f in fields(Ticket))
+_FIELD_INDEX = {name: index for index, name in enumerate(_FIELDS)}
+_VALUES = attrgetter(*_FIELDS)
+
+
+def _changed(state: Ticket, changes: Changes) -> Ticket:
+    """`dataclasses.replace(state, **changes)` in half the time: it runs for every event of every
+    fold, and a rebuild folds the whole log."""
+    values = list(_VALUES(state))
+    for name, value in changes.items():
+        values[_FIELD_INDEX[name]] = value
+    return Ticket(*values)
 
 
 def _created(state: Ticket, e: TicketCreated) -> Changes:
@@ -227,7 +241,7 @@ def evolve(state: Ticket, event: Event) -> Ticket:
         changes["person_changed_at"] = event.occurred_at
     if not isinstance(event, ReminderSent):
         changes["last_change_version"] = version
-    return replace(state, **changes)
+    return _changed(state, changes)
 
 
 def fold(state: Ticket, events: list[Event]) -> Ticket:

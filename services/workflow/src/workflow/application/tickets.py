@@ -13,6 +13,7 @@ executed, oldest first, up to `MAX_COMMENTS` characters."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -174,48 +175,36 @@ def search_texts(events: Iterable[Event]) -> list[str]:
     A request's description is not among them (`TicketCreated` has its own column)."""
     found = []
     for event in events:
-        for name in TEXT_FIELDS:
-            value = getattr(event, name, None)
+        for name in _text_fields(type(event)):
+            value = getattr(event, name)
             if isinstance(value, str) and value.strip():
                 found.append(value)
     return found
 
 
-async def save_view(
-    conn: asyncpg.Connection,
-    state: Ticket,
-    now: datetime,
-    *,
-    description: str | None = None,
-    texts: Sequence[str] = (),
-) -> None:
-    """Upsert the request's row of workflow's read model (lists and filters) from its state:
-    who is involved (requester, creator, participants) for the requesters' lists; for search,
-    the `description` when given, and `texts` appended to the request's comments (see
-    module). The texts' columns are written only when something is new: their search vector
-    is computed again only then."""
+@functools.cache
+def _text_fields(cls: type[Event]) -> tuple[str, ...]:
+    """The `TEXT_FIELDS` events of `cls` have (looked up once: a rebuild asks for every event)."""
+    return tuple(name for name in TEXT_FIELDS if name in cls.model_fields)
+
+
+# the read model's columns `view_row` gives the values of, in its order
+VIEW_COLUMNS = (
+    "ticket_id", "key", "policy_id", "organisation_id", "requester_id", "subject", "status",
+    "category", "expected_actor", "priority", "assignee_id", "version", "created_at",
+    "updated_at", "created_by", "involved", "priority_rank", "description", "comments",
+)  # fmt: skip
+
+
+def view_row(
+    state: Ticket, now: datetime, *, description: str = "", texts: Sequence[str] = ()
+) -> tuple[Any, ...]:
+    """The values of the request's row of workflow's read model (`VIEW_COLUMNS`) from its
+    state, as a new row holds them: who is involved (requester, creator, participants) for the
+    requesters' lists; for search, its `description` and `texts` (see module), bounded."""
     status = state.policy.status(state.status or state.policy.initial_status)
     involved = sorted({state.requester_id, state.created_by, *state.participants} - {""})
-    written = "\n".join(texts)[:MAX_COMMENTS]
-    searched = []  # the texts' columns, only when something is new (see above)
-    if description is not None:
-        searched.append("description = $18")
-    if written:
-        searched.append(
-            "comments = CASE WHEN tickets.comments = '' THEN $19"  # bounded as `written` is
-            f" ELSE left(tickets.comments || E'\\n' || $19, {MAX_COMMENTS}) END"
-        )
-    await conn.execute(
-        f"""INSERT INTO tickets (ticket_id, key, policy_id, organisation_id, requester_id, subject,
-                               status, category, expected_actor, priority, assignee_id, version,
-                               created_at, updated_at, created_by, involved, priority_rank,
-                               description, comments)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   coalesce($18, ''), $19)
-           ON CONFLICT (ticket_id) DO UPDATE SET
-               status = $7, category = $8, expected_actor = $9, priority = $10,
-               assignee_id = $11, version = $12, updated_at = $14, created_by = $15,
-               involved = $16, priority_rank = $17{"".join(f", {c}" for c in searched)}""",
+    return (
         state.ticket_id,
         state.key,
         state.policy.id,
@@ -234,5 +223,38 @@ async def save_view(
         involved,
         state.policy.priority_rank(state.priority) or 0,
         description,
-        written,
+        "\n".join(texts)[:MAX_COMMENTS],
+    )
+
+
+async def save_view(
+    conn: asyncpg.Connection,
+    state: Ticket,
+    now: datetime,
+    *,
+    description: str | None = None,
+    texts: Sequence[str] = (),
+) -> None:
+    """Upsert the request's row of workflow's read model (lists and filters) from its state
+    (`view_row`); for search, the `description` when given, and `texts` appended to the
+    request's comments (see module). The texts' columns are written only when something is new:
+    their search vector is computed again only then."""
+    row = view_row(state, now, description=description or "", texts=texts)
+    searched = []  # the texts' columns, only when something is new (see above)
+    if description is not None:
+        searched.append("description = $18")
+    if row[-1]:
+        searched.append(
+            "comments = CASE WHEN tickets.comments = '' THEN $19"  # bounded as view_row bounds it
+            f" ELSE left(tickets.comments || E'\\n' || $19, {MAX_COMMENTS}) END"
+        )
+    await conn.execute(
+        f"""INSERT INTO tickets ({", ".join(VIEW_COLUMNS)})
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                   $18, $19)
+           ON CONFLICT (ticket_id) DO UPDATE SET
+               status = $7, category = $8, expected_actor = $9, priority = $10,
+               assignee_id = $11, version = $12, updated_at = $14, created_by = $15,
+               involved = $16, priority_rank = $17{"".join(f", {c}" for c in searched)}""",
+        *row,
     )
