@@ -138,3 +138,15 @@ async def test_the_pipeline_s_lag_refuses_past_its_limit_and_is_not_read_when_of
     unwatched = Admission(backlog, AdmissionLimits(max_lag_seconds=0), clock=clock, lag=lag)
     await unwatched.refresh()
     assert unwatched.lag == 0 and unwatched.refusal("http") is None
+
+
+async def test_work_waiting_for_the_database_refuses_past_its_limit() -> None:
+    backlog, clock = Backlog(), Clock()
+    waited = [0.5]
+    limits = AdmissionLimits(max_backlog=10, max_in_flight=2, max_wait_seconds=0.5)
+    gate = Admission(backlog, limits, clock=clock, waited=lambda: waited[0])
+    assert gate.refusal("http") is None, "at the limit is not past it"
+    waited[0] = 0.75
+    assert gate.refusal("http") == "work waits 0.8 s for the database here, more than 0.5 s"
+    unwatched = Admission(backlog, AdmissionLimits(max_wait_seconds=0), waited=lambda: 9.0)
+    assert unwatched.refusal("http") is None

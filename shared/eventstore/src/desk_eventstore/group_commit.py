@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ GROUP_LOCK_CLASS = 7_301_005
 class _Queued:
     work: Work[Any]
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    queued_at: float = field(default_factory=time.monotonic)
     answer: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -66,6 +68,11 @@ class GroupCommit:
         self._task: asyncio.Task[None] | None = None
         self.transactions = 0  # committed, for the curious (benchmarks, tests)
         self.works = 0
+
+    def waited(self) -> float:
+        """How long the oldest work still queued has waited, in seconds (0: none waits): the
+        store's queue, which admission may watch."""
+        return time.monotonic() - self._queue[0].queued_at if self._queue else 0.0
 
     async def run(self, work: Work[T]) -> T:
         """Run `work` in the next shared transaction; its result once that has committed."""

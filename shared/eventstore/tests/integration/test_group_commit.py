@@ -140,3 +140,25 @@ async def test_two_processes_taking_rows_in_opposite_orders_never_deadlock(
         assert counts == {"a": 12, "b": 12}
     finally:
         await other_pool.close()
+
+
+async def test_how_long_the_oldest_queued_work_has_waited_is_known(pool: asyncpg.Pool) -> None:
+    commits = GroupCommit(pool)
+    release = asyncio.Event()
+
+    async def slow(conn: asyncpg.Connection) -> None:
+        await release.wait()
+
+    async def quick(conn: asyncpg.Connection) -> None:
+        await conn.execute("SELECT 1")
+
+    assert commits.waited() == 0
+    first = asyncio.create_task(commits.run(slow))
+    await asyncio.sleep(0.05)  # the first batch has started: nothing queued
+    assert commits.waited() == 0
+    second = asyncio.create_task(commits.run(quick))
+    await asyncio.sleep(0.2)
+    assert 0.15 < commits.waited() < 2  # the second waits behind the first batch
+    release.set()
+    await asyncio.gather(first, second)
+    assert commits.waited() == 0

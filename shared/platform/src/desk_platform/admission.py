@@ -7,6 +7,8 @@ admits new work (a submission over HTTP, a mail over SMTP) while
 - the outbox backlog, the events its store holds after the relay's checkpoint (appended, not yet
   on Kafka), is at most `max_backlog`, and
 - fewer than `max_in_flight` pieces of new work are being handled by this process, and
+- the work it has queued for its store (`desk_eventstore.group_commit`) has waited at most
+  `max_wait_seconds`, and
 - the pipeline downstream, the slowest watched consumer group, is at most `max_lag_seconds`
   behind (records waiting for it / the rate it takes them: `desk_platform.pipeline_lag`), so
   that accepted work keeps its latency bound when the consumers, not the outbox, are the queue.
@@ -64,6 +66,7 @@ class AdmissionLimits:
     max_backlog: int = 2000
     max_in_flight: int = 200
     max_lag_seconds: float = 2.0  # 0: the lag is not watched
+    max_wait_seconds: float = 0.5  # 0: the store's queue is not watched
     retry_after_seconds: int = 1
     refresh_seconds: float = 0.2
 
@@ -73,6 +76,7 @@ class AdmissionLimits:
             max_backlog=settings.admission_max_backlog,
             max_in_flight=settings.admission_max_in_flight,
             max_lag_seconds=settings.admission_max_lag_seconds,
+            max_wait_seconds=settings.admission_max_wait_seconds,
             retry_after_seconds=settings.admission_retry_after_seconds,
             refresh_seconds=settings.admission_refresh_seconds,
         )
@@ -111,9 +115,11 @@ class Admission:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         lag: LagReader | None = None,
+        waited: Callable[[], float] | None = None,
     ) -> None:
         self.read_backlog = read_backlog
         self.lag_reader = lag
+        self.waited = waited  # how long the oldest queued work has waited (group commit)
         self.limits = limits
         self.metrics = metrics if metrics is not None else Metrics()
         self.clock = clock
@@ -133,6 +139,12 @@ class Admission:
             return f"{self.backlog} events wait to be published, more than {limits.max_backlog}"
         if self.in_flight >= limits.max_in_flight:
             return f"{self.in_flight} being handled at once, at most {limits.max_in_flight}"
+        waited = self.waited() if self.waited is not None else 0.0
+        if limits.max_wait_seconds and waited > limits.max_wait_seconds:
+            return (
+                f"work waits {waited:.1f} s for the database here, "
+                f"more than {limits.max_wait_seconds:g} s"
+            )
         if limits.max_lag_seconds and self.lag > limits.max_lag_seconds:
             return (
                 f"the services downstream are {self.lag:.1f} s behind, "

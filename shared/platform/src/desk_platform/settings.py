@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         description="intake and the e-mail gateway: past this lag of the slowest watched "
         "consumer group (records waiting / the rate it takes them), 503 (or 451); 0: not watched",
     )
+    admission_max_wait_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="intake and the e-mail gateway: past this wait of the oldest submission "
+        "queued for the database in the process (group commit), 503 (or 451); 0: not watched",
+    )
     admission_lag_groups: str = Field(
         default="workflow@ticket-commands,notifier@ticket-events,sla@ticket-events",
         description="the consumer groups whose lag closes the doors, as service@topic, ...",

@@ -111,6 +111,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
         AdmissionLimits.of(settings),
         runtime.readiness.metrics,
         lag=pipeline_lag(settings),
+        waited=gateway.commits.waited,
     )
     runtime.every(admission.watch)
     handler = GatewayHandler(
