@@ -9,8 +9,10 @@ Against the real PostgreSQL of `.state/infra.env` (DATABASE_URL), in one run:
    250 to DATA doing nothing;
 2. the gateway: `intake.adapters.smtp` + `MailGateway` on a fresh intake schema: every message is
    parsed, routed (a new request from a distinct sender of a known organisation to
-   support@saas-desk.example, ~1.5 KB of French text) and submitted, so that `TicketCreated` is
-   committed in intake's event table (the outbox) before the server answers 250.
+   support@saas-desk.example, ~1.5 KB of French text, vouched for by our MX's
+   Authentication-Results, the hour's domain and desk limits raised) and submitted, so that
+   `TicketCreated` is committed in intake's event table (the outbox) before the server answers
+   250.
 
 Clients are separate processes (`--processes`, threads inside) using smtplib, one SMTP connection
 per message (connect, EHLO, MAIL, RCPT, DATA, QUIT), `--connections` at a time in total. A rate
@@ -53,6 +55,7 @@ from intake.domain.mail import GatewayConfig
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_BYTES = 26_214_400
+MX = "mx.desk.example"  # our MX: its Authentication-Results are believed (MAIL_AUTHSERV_IDS)
 BODY = (
     "Bonjour,\n\nDepuis la mise à jour de lundi, l'export mensuel du grand livre s'arrête à 50 %"
     " avec l'erreur « délai dépassé ». Nous avons essayé depuis deux postes différents et avec"
@@ -66,6 +69,7 @@ BODY = (
 def message(run: str, n: int) -> tuple[str, bytes]:
     sender = f"user{n}.{run}@acme.example"
     raw = (
+        f"Authentication-Results: {MX}; spf=pass; dmarc=pass header.from=acme.example\r\n"
         f"From: Utilisateur {n} <{sender}>\r\n"
         "To: Support <support@saas-desk.example>\r\n"
         f"Subject: Export du grand livre vide ({n})\r\n"
@@ -162,7 +166,10 @@ async def gateway_round(args: argparse.Namespace, url: str, run: str, blobs: Pat
         max_size=args.pool,
     )  # fmt: skip
     policies = load_policies()
-    config = GatewayConfig.of(policies, "support@desk.example", messages_per_hour=1000)
+    config = GatewayConfig.of(
+        policies, "support@desk.example", messages_per_hour=1000,
+        domain_messages_per_hour=10**9, desk_messages_per_hour=10**9, authserv_ids=frozenset({MX}),
+    )  # fmt: skip
     gateway = MailGateway(
         pool, policies, load_directory(), config, FolderBlobStore(blobs), lambda: datetime.now(UTC)
     )
