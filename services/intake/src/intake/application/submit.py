@@ -1,8 +1,8 @@
 """Submit a request: check it, number it and append `TicketCreated` in one transaction.
 
-Submissions arriving together share that transaction (`desk_eventstore.group_commit`), each in
-its own savepoint: each gets its own answer, key and idempotency, and one that fails takes back
-only its own writes (its number too, so keys stay gap-free per prefix).
+Submissions arriving together share that transaction (`desk_eventstore.group_commit`): each gets
+its own answer, key and idempotency, and one that fails takes back only its own writes (its
+number too, so keys stay gap-free per prefix).
 
 The event store is the outbox: the relay publishes the event to `ticket-events` afterwards. A
 retry with the same idempotency key (HTTP `Idempotency-Key`, or an e-mail's Message-ID) by the
