@@ -153,9 +153,8 @@ def create_app(
     identified = Depends(requires_identity(verifier))  # the verified caller
     app = service_app("intake", pool)
     commits = GroupCommit(pool)  # concurrent submissions share a transaction
-    if admission is not None:  # it watches how long submissions wait for the database
-        admission.waited = commits.waited
     if admission is not None:  # outside the edge: a refused write's body is never read
+        admission.waited = commits.waited  # it watches how long submissions wait for the store
         app.add_middleware(Shedding, admission=admission)
     for router in routers:  # e.g. the satisfaction survey's API (intake.adapters.survey)
         app.include_router(router)
