@@ -1,6 +1,7 @@
 """Benchmark (not a test): the whole path under an open-loop load, POST to the requester's mail.
 
     uv run python bench/load.py [--rates 40,80,120] [--seconds 20] [--drain 60]
+                                [--replicas 2 [--kill-replica-after 10]]
 
 It starts the whole system as `scripts/run.sh` does (every service a process, on a fresh
 database and fresh topics of the servers in `.state/infra.env`, flood limits raised, any
@@ -26,6 +27,11 @@ Per rate it prints:
 - a stage view from the stores' own timestamps: TicketCreated appended in intake's store
   (`recorded_at`), then each consumer's first inbox row for that request (`processed_at`: the
   start of the transaction that applied it), then the mail's arrival; p50 / p99 from the POST.
+
+Scaling out: `--replicas 2` starts two processes of each consumer service (workflow, sla,
+notifier; they share each topic's partitions), and `--kill-replica-after S` SIGKILLs the second
+of each S seconds into the first round: their partitions move to the first ones, and the round's
+lost and duplicated counts say what the move cost.
 
 Same-run baselines, printed with the ratio of the completed rate to each: raw asyncpg INSERTs (1
 row per transaction, 4 connections: the shape of one event per transaction) and raw aiokafka
@@ -69,6 +75,7 @@ LIMITS = {f"REQUESTS_{kind}_HOURLY_LIMIT": "100000000" for kind in ("SUBMITTER",
 LIMITS.update({k: v for k, v in os.environ.items() if k.startswith("ADMISSION_")})  # to try others
 IDLE_SECONDS = 10.0  # CPU of the system with no load, measured before the first rate
 KEEP_ALIVE = 2.0  # seconds a connection is reused after its last answer
+CONSUMERS = ("workflow", "sla", "notifier")  # the services `--replicas` starts more of
 TICKS = os.sysconf("SC_CLK_TCK")
 SUBJECT_KEY = re.compile(rb"^Subject: \[([A-Z][A-Z0-9]*-[0-9]+)\]", re.MULTILINE)
 
@@ -417,7 +424,25 @@ def report(one: Round, raw: dict[str, float]) -> None:
         print(f"  completed / {name} ({rate:,.0f}/s): {completed / rate:.4f}x")
 
 
-async def run(system: System, rates: list[int], seconds: float, drain: float) -> list[Round]:
+async def kill_replicas(system: System, after: float) -> list[str]:
+    """`after` seconds on, SIGKILL every second replica of the consumer services (their
+    partitions move to the first); returns their names. They are left out of the system's
+    processes from then on (their CPU of that round is not counted)."""
+    await asyncio.sleep(after)
+    killed = []
+    for name in [f"{service}-2" for service in CONSUMERS]:
+        if (process := system.processes.pop(name, None)) is not None:
+            system.commands.pop(name, None)
+            process.kill()
+            await asyncio.to_thread(process.wait)
+            killed.append(name)
+    print(f"killed {', '.join(killed)} {after:.0f} s into the first round", flush=True)
+    return killed
+
+
+async def run(
+    system: System, rates: list[int], seconds: float, drain: float, kill_after: float | None
+) -> list[Round]:
     headers = bearer(ANNE, audience="intake", signer=system.signer(), organisation="acme")
     seen: dict[Path, None] = {}
     done: list[Round] = []
@@ -436,7 +461,14 @@ async def run(system: System, rates: list[int], seconds: float, drain: float) ->
             one = Round(rate, seconds)
             one.idle = idle
             before, began = cpu_snapshot(system), time.monotonic()
+            killing = (
+                asyncio.create_task(kill_replicas(system, kill_after))
+                if kill_after is not None and not done
+                else None
+            )
             one.sent = await offer(intake, rate, seconds, first)
+            if killing is not None:
+                await killing
             first += len(one.sent)
             keys = {s.key for s in one.sent if s.key and 200 <= s.status < 300}
             await wait_for_mails(system.mail_folder, keys, seen, one.mails, drain)
@@ -457,6 +489,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--drain", type=float, default=60)
     parser.add_argument("--baseline-records", type=int, default=5000)
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="processes of each consumer service (workflow, sla, notifier)",
+    )
+    parser.add_argument(
+        "--kill-replica-after",
+        type=float,
+        help="seconds into the first round to SIGKILL the second replica of each (--replicas 2)",
+    )
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     env = dict(
@@ -468,14 +511,19 @@ def main() -> None:
     name = f"bench_load_{uuid.uuid4().hex[:6]}"
     print(f"load average before: {os.getloadavg()}, {os.cpu_count()} cores", flush=True)
     with isolated_system(
-        env["DATABASE_URL"], env["KAFKA_BOOTSTRAP_SERVERS"], state, name, environment=LIMITS
+        env["DATABASE_URL"],
+        env["KAFKA_BOOTSTRAP_SERVERS"],
+        state,
+        name,
+        environment=LIMITS,
+        replicas={service: args.replicas for service in CONSUMERS if args.replicas > 1},
     ) as system:
         raw = asyncio.run(
             baselines(env["DATABASE_URL"], env["KAFKA_BOOTSTRAP_SERVERS"], args.baseline_records)
         )
         for label, rate in raw.items():
             print(f"baseline {label}: {rate:,.0f}/s", flush=True)
-        rounds = asyncio.run(run(system, rates, args.seconds, args.drain))
+        rounds = asyncio.run(run(system, rates, args.seconds, args.drain, args.kill_replica_after))
         asyncio.run(stages(system, rounds))
         for one in rounds:
             report(one, raw)
