@@ -67,32 +67,27 @@ class RecordedEvent:
 
     def to_envelope(self, source: str) -> Envelope:
         """The event as a CloudEvent from `source`: the one `to_kafka` publishes."""
-        return Envelope(
-            id=str(self.event_id),
-            type=self.event_type,
-            source=source,
-            subject=self.stream_id,
-            time=self.recorded_at,
-            data=self.payload,
-            schema_version=self.schema_version,
-            extensions=self._extensions(),
-            request_state=self.metadata.get(STATE_METADATA),
-        )
+        return Envelope(**self._attributes(source))
 
     def to_kafka(self, source: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         """Key, value and headers of the event's Kafka record, as the relay publishes it: those
         of `to_envelope(source).to_kafka()`, without making the envelope."""
-        return kafka_record(
-            id=str(self.event_id),
-            type=self.event_type,
-            source=source,
-            subject=self.stream_id,
-            time=self.recorded_at,
-            data=self.payload,
-            schema_version=self.schema_version,
-            extensions=self._extensions(),
-            request_state=self.metadata.get(STATE_METADATA),
-        )
+        return kafka_record(**self._attributes(source))
+
+    def _attributes(self, source: str) -> dict[str, Any]:
+        """The event's CloudEvent attributes from `source`: an `Envelope`'s fields, which are
+        `kafka_record`'s arguments."""
+        return {
+            "id": str(self.event_id),
+            "type": self.event_type,
+            "source": source,
+            "subject": self.stream_id,
+            "time": self.recorded_at,
+            "data": self.payload,
+            "schema_version": self.schema_version,
+            "extensions": self._extensions(),
+            "request_state": self.metadata.get(STATE_METADATA),
+        }
 
     def _extensions(self) -> dict[str, str]:
         """The CloudEvents extensions of ours: the stream version, and the correlation and

@@ -286,16 +286,7 @@ async def read_all(
 ) -> list[RecordedEvent]:
     """Events in global order after `after_position`, up to the high-water mark; safe against
     late commits, and empty when the open appends kept it waiting past `wait` (see module)."""
-    high = await high_water(conn, wait)
-    if high is None or high <= after_position:
-        return []
-    rows = await conn.fetch(
-        f"""SELECT {_COLUMNS} FROM events WHERE global_position > $1 AND global_position <= $3
-            ORDER BY global_position LIMIT $2""",
-        after_position,
-        limit,
-        high,
-    )
+    rows = await _read_log(conn, _COLUMNS, after_position, limit, wait)
     return [_record(row) for row in rows]
 
 
@@ -306,19 +297,28 @@ async def read_all_payloads(
     fold of the whole log (a rebuild) needs, for a fraction of the reading and decoding (the
     metadata, with the request's state, is most of an event's bytes); up to the high-water mark
     too."""
+    columns = "global_position, stream_id, stream_version, event_type, schema_version, payload, "
+    rows = await _read_log(conn, columns + "recorded_at", after_position, limit, wait)
+    return [LoggedEvent(*row) for row in rows]
+
+
+async def _read_log(
+    conn: asyncpg.Connection, columns: str, after_position: int, limit: int, wait: float
+) -> list[asyncpg.Record]:
+    """`columns` of the events after `after_position` in global order, up to the high-water
+    mark (none when the open appends kept it waiting past `wait`)."""
     high = await high_water(conn, wait)
     if high is None or high <= after_position:
         return []
-    rows = await conn.fetch(
-        """SELECT global_position, stream_id, stream_version, event_type, schema_version, payload,
-                  recorded_at
-           FROM events WHERE global_position > $1 AND global_position <= $3
-           ORDER BY global_position LIMIT $2""",
-        after_position,
-        limit,
-        high,
+    return list(
+        await conn.fetch(
+            f"""SELECT {columns} FROM events WHERE global_position > $1 AND global_position <= $3
+                ORDER BY global_position LIMIT $2""",
+            after_position,
+            limit,
+            high,
+        )
     )
-    return [LoggedEvent(*row) for row in rows]
 
 
 async def event_exists(conn: asyncpg.Connection, event_id: Any) -> bool:

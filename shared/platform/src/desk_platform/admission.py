@@ -20,9 +20,9 @@ reads (`GET`, `HEAD`, `OPTIONS`) add nothing to the backlog, and `/health`, `/re
 `/metrics` always answer.
 
 The backlog and the lag are read by `watch` every `refresh_seconds` (the backlog: the store's
-last position less the relay's checkpoint, two index lookups, however long it is; the lag: two
-requests to the broker per group), never per request; a failed read keeps the last value and is
-logged once until a read succeeds again.
+last position less the relay's checkpoint, two index lookups, however long it is; the lag: one
+request to the broker per group, and one for the end offsets), never per request; a failed read
+keeps the last value and is logged once until a read succeeds again.
 `shedding_started` is logged at the first refusal, `shedding_stopped` once nothing was refused
 for `QUIET_SECONDS` and the process is under every limit again (with how many were refused),
 never a line per request; refusals count in `desk_shed_total{door}`.

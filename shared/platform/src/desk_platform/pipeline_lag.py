@@ -3,10 +3,11 @@
 A door (intake's HTTP API, the e-mail gateway) should stop admitting new work while what it
 already admitted waits downstream, not only while its own outbox is full: the relay publishes
 fast, and the queue forms in front of the consumers. For each watched consumer group,
-`PipelineLag.read` takes its committed offsets and the topic's end offsets (two requests to the
-broker, however long the lag), so it knows how many records the group has still to take and, from
-how fast its committed offsets moved since the last reads, how fast it takes them: their ratio is
-the group's lag in seconds. The slowest group's is the pipeline's.
+`PipelineLag.read` takes its committed offsets and the topic's end offsets (one request per
+group and one for every group's end offsets, however long the lag), so it knows how many records
+the group has still to take and, from how fast its committed offsets moved since the last reads,
+how fast it takes them: their ratio is the group's lag in seconds. The slowest group's is the
+pipeline's.
 
 A group that took nothing since the last read while records waited is stopped, not overloaded
 (its service is down or stuck: its own `/ready` says so, and Kafka keeps what waits): its lag
@@ -110,31 +111,36 @@ class PipelineLag:
         next read starts afresh, and is raised)."""
         try:
             admin, offsets = await self._clients()
-            for progress in self.progress:
-                await self._read(admin, offsets, progress)
+            committed = [await self._committed(admin, progress) for progress in self.progress]
+            partitions = {p for of_group in committed for p in of_group}
+            # one request for every group's partitions: groups of one topic share them
+            ends: dict[TopicPartition, int] = (
+                await offsets.end_offsets(list(partitions)) if partitions else {}
+            )
         except Exception:
             await self.close()
             raise
+        now = self.clock()
+        for progress, of_group in zip(self.progress, committed, strict=True):
+            if of_group:  # else the group has taken nothing yet
+                waiting = sum(max(ends[p] - offset, 0) for p, offset in of_group.items())
+                progress.moved(waiting, sum(of_group.values()), now)
         return max((p.seconds for p in self.progress), default=0.0)
 
-    async def _read(
-        self, admin: AIOKafkaAdminClient, offsets: AIOKafkaConsumer, progress: GroupProgress
-    ) -> None:
+    async def _committed(
+        self, admin: AIOKafkaAdminClient, progress: GroupProgress
+    ) -> dict[TopicPartition, int]:
+        """The group's committed offset of each partition of its topic it has one for."""
         group = progress.group
         if group not in self._coordinators:
             self._coordinators[group] = await admin.find_coordinator(group)
-        committed = {
+        return {
             partition: at.offset
             for partition, at in (
                 await admin.list_consumer_group_offsets(group, self._coordinators[group])
             ).items()
             if partition.topic == progress.topic and at.offset >= 0
         }
-        if not committed:  # the group has taken nothing yet
-            return
-        ends: dict[TopicPartition, int] = await offsets.end_offsets(list(committed))
-        waiting = sum(max(ends[p] - offset, 0) for p, offset in committed.items())
-        progress.moved(waiting, sum(committed.values()), self.clock())
 
     async def close(self) -> None:
         """Close the clients (a later read opens new ones)."""
