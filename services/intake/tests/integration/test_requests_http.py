@@ -73,6 +73,7 @@ async def http(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
             transport=transport, base_url="http://intake", headers=ANNE
         ) as client:
             client.pool = pool  # type: ignore[attr-defined]
+            client.commits = app.state.commits  # type: ignore[attr-defined]
             yield client
 
 
@@ -393,6 +394,32 @@ async def test_submissions_arriving_together_each_get_their_own_answer_and_key(
     assert await created(http) == 12
 
 
+async def test_submissions_arriving_together_are_written_as_one_set(
+    http: httpx.AsyncClient,
+) -> None:
+    """Distinct submissions queued together are written as a set (a few statements for all),
+    each answered as alone: its own request and key, gap-free, its key kept for a retry."""
+
+    async def post(n: int) -> httpx.Response:
+        person = f"set{n}@acme.example"
+        return await http.post(
+            "/requests",
+            json=request(requester=person, subject=f"Set {n}"),
+            headers={"Idempotency-Key": f"set-{n}", **customer(person)},
+        )
+
+    answers = await asyncio.gather(*(post(n) for n in range(30)))
+    assert [a.status_code for a in answers] == [201] * 30
+    numbers = sorted(int(a.json()["key"].rpartition("-")[2]) for a in answers)
+    assert numbers == list(range(numbers[0], numbers[0] + 30))  # gap-free
+    assert len({a.json()["ticket_id"] for a in answers}) == 30
+    assert http.commits.together > 1  # type: ignore[attr-defined]  # some were written as a set
+    retries = await asyncio.gather(*(post(n) for n in range(30)))
+    assert [r.status_code for r in retries] == [200] * 30
+    assert [r.json()["ticket_id"] for r in retries] == [a.json()["ticket_id"] for a in answers]
+    assert await created(http) == 30
+
+
 async def test_keys_recorded_before_the_scope_keep_their_submitter(database_url: str) -> None:
     """Migration 0006 gives each earlier key the creator of the request it made, so a retry
     after the upgrade still finds its first answer."""
@@ -471,6 +498,30 @@ async def test_made_up_requesters_of_one_domain_are_limited_together(
         headers=customer("carla@globex.example"),
     )
     assert other.status_code == 201, other.text  # another domain is not held back
+
+
+async def test_limits_hold_for_submissions_arriving_together(
+    limited: httpx.AsyncClient,
+) -> None:
+    """Submissions racing past a limit are counted as one by one: the first five of a domain
+    pass, the others are refused, and the refused ones count for none."""
+
+    async def post(n: int) -> httpx.Response:
+        person = f"race{n}@acme.example"
+        return await limited.post(
+            "/requests", json=request(requester=person), headers=customer(person)
+        )
+
+    answers = await asyncio.gather(*(post(n) for n in range(9)))
+    assert sorted(a.status_code for a in answers) == [201] * 5 + [429] * 4
+    assert await created(limited) == 5
+    async with limited.pool.acquire() as conn:  # type: ignore[attr-defined]
+        counts = {
+            row["kind"]: row["count"]
+            for row in await conn.fetch("SELECT kind, count FROM mail_sender_counts")
+            if row["kind"] != "request"
+        }
+    assert counts == {"request_domain": 5, "request_desk": 5}
 
 
 async def test_one_submitter_is_limited_and_a_retry_neither_counts_nor_is_refused(

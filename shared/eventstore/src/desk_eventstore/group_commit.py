@@ -18,9 +18,15 @@ in one process or in two sharing the store, cannot deadlock on the order they ta
 no waiting for company: a caller alone is committed at once, and batches grow only while the
 store is busy.
 
-Each work runs in its caller's context (what it logs carries its caller's correlation id). A
-caller that gives up (cancelled) before its work starts is skipped; once started, its work
-runs to its commit like the others'.
+Works of one kind can also run as one set (`run(work, together=...)`): consecutive works in a
+batch given the same `together` function are handed to it at once, so that it does with a few
+statements for all what each work does with its own (one insert of many rows instead of one per
+work). It must answer exactly as the works would one by one; when it cannot (it raises), the
+batch is rolled back and run again work by work, each behind its savepoint, as for a failure.
+
+Each work runs in its caller's context (what it logs carries its caller's correlation id; a set
+runs in the drain's). A caller that gives up (cancelled) before its work starts is skipped; once
+started, its work runs to its commit like the others'.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 Work = Callable[[asyncpg.Connection], Coroutine[Any, Any, T]]
+# given the works of one kind, in their order: each one's result, in the same order
+Together = Callable[[asyncpg.Connection, list[Any]], Coroutine[Any, Any, list[Any]]]
 
 MAX_BATCH = 64
 # with hashtext(current_schema()): one batch at a time per store
@@ -49,6 +57,7 @@ GROUP_LOCK_CLASS = 7_301_005
 @dataclass
 class _Queued:
     work: Work[Any]
+    together: Together | None = None
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
     queued_at: float = field(default_factory=time.monotonic)
     answer: asyncio.Future[Any] = field(
@@ -68,15 +77,18 @@ class GroupCommit:
         self._task: asyncio.Task[None] | None = None
         self.transactions = 0  # committed, for the curious (benchmarks, tests)
         self.works = 0
+        self.together = 0  # of those works, committed as part of a set
 
     def waited(self) -> float:
         """How long the oldest work still queued has waited, in seconds (0: none waits): the
         store's queue, which admission may watch."""
         return time.monotonic() - self._queue[0].queued_at if self._queue else 0.0
 
-    async def run(self, work: Work[T]) -> T:
-        """Run `work` in the next shared transaction; its result once that has committed."""
-        queued = _Queued(work)
+    async def run(self, work: Work[T], *, together: Together | None = None) -> T:
+        """Run `work` in the next shared transaction; its result once that has committed.
+        `together`: a function that runs this work with the others of its kind queued beside it
+        (given the works themselves, it answers as each would: see the module)."""
+        queued = _Queued(work, together)
         self._queue.append(queued)
         if self._task is None or self._task.done():
             # its own context: a work runs in its caller's (log context), never in another's
@@ -103,9 +115,10 @@ class GroupCommit:
             raise
 
     async def _commit(self, batch: list[_Queued]) -> None:
+        together = 0
         try:
             try:
-                await self._transaction(batch, savepoints=False)
+                together = await self._transaction(batch, savepoints=False)
             except _WorkFailed as failed:  # rolled back whole
                 if len(batch) == 1:  # nothing else to keep: its own failure is its answer
                     batch[0].error = failed.error
@@ -117,24 +130,36 @@ class GroupCommit:
             return
         self.transactions += 1
         self.works += len(batch)
+        self.together += together
         _answer(batch, None)
 
-    async def _transaction(self, batch: list[_Queued], *, savepoints: bool) -> None:
+    async def _transaction(self, batch: list[_Queued], *, savepoints: bool) -> int:
         """Run the batch in one transaction; without `savepoints` (two round trips a work
-        saved: works rarely fail) the first failure rolls it all back (`_WorkFailed`)."""
+        saved: works rarely fail) the first failure rolls it all back (`_WorkFailed`), and
+        works of one kind run as sets. Returns how many works ran as part of a set."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", GROUP_LOCK_CLASS
             )
-            for queued in batch:
-                queued.result = queued.error = None
-                if savepoints:
+            if savepoints:
+                for queued in batch:
+                    queued.result = queued.error = None
                     await _attempt(conn, queued)
-                    continue
+                return 0
+            kinds = _kinds(batch)
+            for kind in kinds:
                 try:
-                    queued.result = await _run(conn, queued)
+                    if len(kind) == 1:  # alone: as itself
+                        kind[0].result = await _run(conn, kind[0])
+                        continue
+                    together = kind[0].together
+                    assert together is not None
+                    results = await together(conn, [queued.work for queued in kind])
                 except Exception as error:
                     raise _WorkFailed(error) from error
+                for queued, result in zip(kind, results, strict=True):
+                    queued.result = result
+            return sum(len(kind) for kind in kinds if len(kind) > 1)
 
 
 class _WorkFailed(Exception):
@@ -143,6 +168,18 @@ class _WorkFailed(Exception):
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _kinds(batch: list[_Queued]) -> list[list[_Queued]]:
+    """The batch cut into runs of consecutive works given the same `together` function (a
+    work without one is a run of its own)."""
+    runs: list[list[_Queued]] = []
+    for queued in batch:
+        if runs and queued.together is not None and runs[-1][0].together is queued.together:
+            runs[-1].append(queued)
+        else:
+            runs.append([queued])
+    return runs
 
 
 async def _run(conn: asyncpg.Connection, queued: _Queued) -> Any:

@@ -217,8 +217,65 @@ async def append(
         expected_version + len(events) > MAX_STREAM_EVENTS or size + added > MAX_STREAM_BYTES
     ):
         raise StreamFull(events[0].event_type, stream_id, expected_version, size)
+    inserted = await _insert(conn, _rows(stream_id, expected_version, events, texts, size))
+    return sorted((_record(row) for row in inserted), key=lambda r: r.stream_version)
+
+
+# The store's lock shared, the streams' own exclusive (in the order given), and those of them
+# that already hold an event
+_HEADS = """SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema())) IS NULL AS store,
+                  (SELECT count(*) FROM (
+                       SELECT pg_advisory_xact_lock(
+                                  hashtextextended(current_schema() || '/' || s.id, 0))
+                       FROM unnest($2::text[]) WITH ORDINALITY AS s(id, n) ORDER BY s.n) AS l)
+                      AS locked,
+                  (SELECT array_agg(DISTINCT stream_id) FROM events
+                   WHERE stream_id = ANY($2::text[])) AS taken"""
+
+
+async def append_new_streams(
+    conn: asyncpg.Connection, streams: Sequence[tuple[str, Sequence[NewEvent]]]
+) -> list[list[RecordedEvent]]:
+    """Open each of `streams` (id, first events) as `append(conn, id, 0, events)` would, all
+    with two statements, in the caller's transaction; the recorded events of each, in order.
+
+    Raises as `append` does: EventRefused or StreamFull before any statement, ConcurrencyError
+    when a stream already exists (or is given twice), DuplicateEvent when an event id is known.
+    """
+    if not conn.is_in_transaction():
+        async with conn.transaction():
+            return await append_new_streams(conn, streams)
+    encoded = [[_encoded(event) for event in events] for _, events in streams]
+    for (stream_id, events), texts in zip(streams, encoded, strict=True):
+        if len(events) > MAX_STREAM_EVENTS or sum(t[2] for t in texts) > MAX_STREAM_BYTES:
+            raise StreamFull(events[0].event_type, stream_id, 0, 0)
+    ids = [stream_id for stream_id, _ in streams]
+    head = await conn.fetchrow(_HEADS, APPEND_LOCK_CLASS, ids)
+    if head["taken"]:
+        raise ConcurrencyError(sorted(head["taken"])[0], 0, None)
+    rows = [
+        row
+        for (stream_id, events), texts in zip(streams, encoded, strict=True)
+        for row in _rows(stream_id, 0, events, texts, 0)
+    ]
+    inserted = await _insert(conn, rows) if rows else []
+    recorded: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in ids}
+    for event in sorted((_record(row) for row in inserted), key=lambda r: r.global_position):
+        recorded[event.stream_id].append(event)
+    return [recorded[stream_id] for stream_id in ids]
+
+
+def _rows(
+    stream_id: str,
+    expected_version: int,
+    events: Sequence[NewEvent],
+    texts: Sequence[tuple[str, str, int]],
+    size: int,
+) -> list[tuple[Any, ...]]:
+    """The rows of `events` appended after `expected_version` to a stream holding `size`
+    bytes: each with its version and the bytes its stream holds up to it."""
     totals = list(accumulate((text[2] for text in texts), initial=size))[1:]
-    rows: list[tuple[Any, ...]] = [
+    return [
         (
             stream_id,
             expected_version + offset,
@@ -233,23 +290,29 @@ async def append(
             zip(events, texts, totals, strict=True), 1
         )
     ]
-    try:  # insert, count the bytes and wake the relay (NOTIFY is delivered at commit) at once
-        inserted = await conn.fetch(
-            f"""WITH appended AS (
-                    INSERT INTO events (stream_id, stream_version, event_id, event_type,
-                                        schema_version, payload, metadata, stream_bytes)
-                    SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[],
-                                         $5::int[], $6::jsonb[], $7::jsonb[], $8::bigint[])
-                    RETURNING {_COLUMNS})
-                SELECT appended.*, pg_notify('{NOTIFY_CHANNEL}', '') IS NULL AS notified
-                FROM appended""",
-            *map(list, zip(*rows, strict=True)),
+
+
+async def _insert(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
+    """Insert `rows`, count their bytes and wake the relay (NOTIFY is delivered at commit) in
+    one statement; DuplicateEvent for a known event id, ConcurrencyError for a taken version."""
+    try:
+        return list(
+            await conn.fetch(
+                f"""WITH appended AS (
+                        INSERT INTO events (stream_id, stream_version, event_id, event_type,
+                                            schema_version, payload, metadata, stream_bytes)
+                        SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[],
+                                             $5::int[], $6::jsonb[], $7::jsonb[], $8::bigint[])
+                        RETURNING {_COLUMNS})
+                    SELECT appended.*, pg_notify('{NOTIFY_CHANNEL}', '') IS NULL AS notified
+                    FROM appended""",
+                *map(list, zip(*rows, strict=True)),
+            )
         )
     except asyncpg.UniqueViolationError as error:
         if "event_id" in str(error.constraint_name or ""):
             raise DuplicateEvent(str(error.detail)) from error
-        raise ConcurrencyError(stream_id, expected_version, None) from error
-    return sorted((_record(row) for row in inserted), key=lambda r: r.stream_version)
+        raise ConcurrencyError(rows[0][0], rows[0][1] - 1, None) from error
 
 
 async def read_stream(

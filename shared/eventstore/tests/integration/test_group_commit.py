@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from desk_eventstore.db import open_store
 from desk_eventstore.group_commit import GroupCommit, Work
 from desk_eventstore.records import NewEvent
-from desk_eventstore.store import append, read_all
+from desk_eventstore.store import append, append_new_streams, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +68,50 @@ async def test_a_failing_work_takes_back_only_its_own_writes(pool: asyncpg.Pool)
     async with pool.acquire() as conn:
         streams = {e.stream_id for e in await read_all(conn, 0, 100)}
     assert streams == {f"S-{n}" for n in range(12) if n % 3 != 1}
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A work that can also run with others of its kind: it opens stream S-n."""
+
+    n: int
+
+    async def __call__(self, conn: asyncpg.Connection) -> int:
+        [recorded] = await append(conn, f"S-{self.n}", 0, [new(self.n)])
+        if self.n % 5 == 4:
+            raise Refused(f"work {self.n}")
+        return recorded.stream_version
+
+
+async def test_works_of_one_kind_run_as_a_set_and_one_by_one_when_the_set_cannot(
+    pool: asyncpg.Pool,
+) -> None:
+    commits = GroupCommit(pool)
+    sets: list[list[int]] = []
+
+    async def together(conn: asyncpg.Connection, works: list[Opening]) -> list[int]:
+        sets.append([work.n for work in works])
+        if any(work.n % 5 == 4 for work in works):  # only one by one can tell which fails
+            raise Refused("not as a set")
+        opened = await append_new_streams(conn, [(f"S-{w.n}", [new(w.n)]) for w in works])
+        return [events[-1].stream_version for events in opened]
+
+    async def one(n: int) -> int | str:
+        try:
+            return await commits.run(Opening(n), together=together)
+        except Refused as error:
+            return str(error)
+
+    first = await asyncio.gather(*(one(n) for n in range(4)))  # none fails
+    answers = await asyncio.gather(*(one(n) for n in range(10, 20)))
+    assert first == [1, 1, 1, 1]
+    assert answers == [f"work {n}" if n % 5 == 4 else 1 for n in range(10, 20)]
+    assert max(len(s) for s in sets) > 1  # they ran as sets, each answered as alone
+    assert commits.together >= len(sets[0])  # the first set committed as one
+    async with pool.acquire() as conn:
+        streams = sorted(e.stream_id for e in await read_all(conn, 0, 100))
+    expected = [f"S-{n}" for n in [*range(4), *range(10, 20)] if n % 5 != 4]
+    assert streams == sorted(expected)
 
 
 async def test_a_transaction_lost_as_a_whole_fails_every_work_in_it(pool: asyncpg.Pool) -> None:

@@ -153,6 +153,7 @@ def create_app(
     identified = Depends(requires_identity(verifier))  # the verified caller
     app = service_app("intake", pool)
     commits = GroupCommit(pool)  # concurrent submissions share a transaction
+    app.state.commits = commits  # its counts, for benchmarks and tests
     if admission is not None:  # outside the edge: a refused write's body is never read
         admission.waited = commits.waited  # it watches how long submissions wait for the store
         app.add_middleware(Shedding, admission=admission)

@@ -23,17 +23,27 @@ async def count_this_hour(
     """Count one more for each kind -> key in the hour of `now`; this hour's counts by kind
     (the new one included). Rows are upserted in the order of `keys`: callers keep one order
     of kinds, so concurrent counts of the same rows cannot deadlock."""
+    counts = await add_this_hour(conn, {(kind, key): 1 for kind, key in keys.items()}, now)
+    return {kind: counts[kind, key] for kind, key in keys.items()}
+
+
+async def add_this_hour(
+    conn: asyncpg.Connection, added: Mapping[tuple[str, str], int], now: datetime
+) -> dict[tuple[str, str], int]:
+    """Add `added[kind, key]` to each counter in the hour of `now`, in one statement; this
+    hour's counts by (kind, key), the added included (upserted in the order of `added`)."""
     rows = await conn.fetch(
         """INSERT INTO mail_sender_counts (sender, kind, window_start, count)
-           SELECT key, kind, $3, 1 FROM unnest($1::text[], $2::text[]) AS t(key, kind)
+           SELECT key, kind, $3, n FROM unnest($1::text[], $2::text[], $4::int[]) AS t(key, kind, n)
            ON CONFLICT (sender, kind, window_start)
-           DO UPDATE SET count = mail_sender_counts.count + 1
-           RETURNING kind, count""",
-        list(keys.values()),
-        list(keys),
+           DO UPDATE SET count = mail_sender_counts.count + excluded.count
+           RETURNING kind, sender, count""",
+        [key for _, key in added],
+        [kind for kind, _ in added],
         window_of(now),
+        list(added.values()),
     )
-    return {row["kind"]: row["count"] for row in rows}
+    return {(row["kind"], row["sender"]): row["count"] for row in rows}
 
 
 async def uncount_this_hour(
