@@ -17,7 +17,7 @@ from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
 from workflow.adapters.http import create_app
-from workflow.adapters.kafka import on_command
+from workflow.adapters.kafka import creations_together, on_command
 
 
 def now() -> datetime:
@@ -33,7 +33,9 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         migrations=migrations_in("workflow", resources.files("workflow") / "migrations"),
         topic_for=lambda _event: TICKET_EVENTS,
     )
-    runtime.subscribe(TICKET_COMMANDS, on_command(policies, now))
+    runtime.subscribe(
+        TICKET_COMMANDS, on_command(policies, now), together=creations_together(policies)
+    )
     pool = await runtime.start_store()
     directory = follow_directory(runtime)
     app = create_app(pool, policies, now, verifier=verifier, directory=lambda: directory.current)

@@ -2,11 +2,13 @@
 
 A consumer takes what Kafka hands it in one go (a batch of up to `MAX_BATCH` records) and
 applies a run of well-formed records in one PostgreSQL transaction: one inbox insert for the
-run, each handler on the same connection behind a savepoint, one commit; the Kafka offsets are
-committed only after that transaction commits. A record that fails in the run is treated as it
-would be alone: its work and inbox row are undone, those before it are committed, it is
-dead-lettered (or consumed again), and the rest follow. A parked ticket's events, and a record
-alone or malformed, take the one-by-one path: each in its own transaction, as always.
+run, each handler on the same connection behind a savepoint (or, for records the service can
+apply as a set, `Together`, one savepoint and a few statements for the set), one commit; the
+Kafka offsets are committed only after that transaction commits. A record that fails in the
+run is treated as it would be alone: its work and inbox row are undone, those before it are
+committed, it is dead-lettered (or consumed again), and the rest follow. A parked ticket's
+events, and a record alone or malformed, take the one-by-one path: each in its own transaction,
+as always.
 
 A record that can never be applied (malformed envelope, unknown type, invalid payload, a handler
 bug) goes to the dead-letter topic with the reason and the consumer carries on, parking the
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
@@ -90,6 +92,19 @@ def published_state(envelope: Envelope, event: Event) -> RequestState:
     return state
 
 
+@dataclass(frozen=True)
+class Together:
+    """Records a handler can also apply as one set, with a few statements for all of them:
+    `takes(envelope, event)` says which may join a set; `apply(conn, records)` applies two or
+    more new ones at once as the handler would one by one in their order, or raises (then its
+    writes are undone and the records go one by one, each behind its savepoint: a record's
+    failure stays its own). It runs in the consumer's log context: what it logs names its
+    records itself."""
+
+    takes: Callable[[Envelope, Event], bool]
+    apply: Callable[[asyncpg.Connection, list[tuple[Envelope, Event]]], Awaitable[None]]
+
+
 MAX_BATCH = 200  # records handed over by one poll: one transaction applies them
 POLL_MS = 50  # how long a poll waits for records (and faststream pauses after an empty one)
 
@@ -123,8 +138,10 @@ class EventConsumer:
         retry_delay: float = 1.0,
         max_batch: int = MAX_BATCH,
         applied: Callable[[], None] | None = None,
+        together: Together | None = None,
     ) -> None:
         self.pool = pool
+        self.together = together
         self.dead_letters = dead_letters
         self.consumer = consumer
         self.handle = handle
@@ -229,30 +246,80 @@ class EventConsumer:
             run = run[: held[0]] if held else run
             inserted = await first_times(conn, self.consumer, [(e.id, e.subject) for e, _ in run])
             fresh, handled, failure, applied = set(inserted), 0, None, 0
-            for envelope, event in run:
-                with log_context(
-                    ticket_id=envelope.subject,
-                    event_id=envelope.id,
-                    correlation_id=envelope.correlation_id,
-                ):
-                    if envelope.id in fresh:
-                        fresh.discard(envelope.id)
-                        await conn.execute("SAVEPOINT record")
-                        try:
-                            await self.handle(conn, envelope, event)
-                        except Exception as error:
-                            await conn.execute("ROLLBACK TO SAVEPOINT record")
-                            failure = error
-                            break
-                        handled += 1
-                    else:
-                        log.info("event_already_applied", event_type=envelope.type)
-                applied += 1
+            while applied < len(run) and failure is None:
+                chunk = self._set_at(run, applied, fresh)
+                if len(chunk) > 1 and await self._apply_set(conn, chunk):
+                    fresh.difference_update(e.id for e, _ in chunk)
+                    handled += len(chunk)
+                    applied += len(chunk)
+                    continue
+                for envelope, event in chunk or run[applied : applied + 1]:
+                    new = envelope.id in fresh
+                    failure = await self._apply_one(conn, envelope, event, fresh)
+                    if failure is not None:
+                        break
+                    handled += new
+                    applied += 1
             kept = [e.id for e, _ in run[:applied]]
             await forget(conn, self.consumer, sorted(inserted - set(kept)))
             await resolve(conn, self.consumer, kept)
         self.applied += handled
         return applied, failure
+
+    def _set_at(
+        self, run: list[tuple[Envelope, Event]], start: int, fresh: set[str]
+    ) -> list[tuple[Envelope, Event]]:
+        """The records from `start` on that may be applied as one set: new ones (each once)
+        that the handler's `together` takes, up to the first that is not."""
+        chunk: list[tuple[Envelope, Event]] = []
+        if self.together is None:
+            return chunk
+        ids = set()
+        for envelope, event in run[start:]:
+            if envelope.id not in fresh or envelope.id in ids:
+                break
+            if not self.together.takes(envelope, event):
+                break
+            ids.add(envelope.id)
+            chunk.append((envelope, event))
+        return chunk
+
+    async def _apply_set(
+        self, conn: asyncpg.Connection, chunk: list[tuple[Envelope, Event]]
+    ) -> bool:
+        """Apply `chunk` as one set behind one savepoint; False (its writes undone) when the
+        set could not be applied: its records then go one by one."""
+        assert self.together is not None
+        await conn.execute("SAVEPOINT records")
+        try:
+            await self.together.apply(conn, chunk)
+        except Exception as error:
+            await conn.execute("ROLLBACK TO SAVEPOINT records")  # should this fail, all does
+            log.info("event_set_one_by_one", records=len(chunk), error=describe(error))
+            return False
+        return True
+
+    async def _apply_one(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: Event, fresh: set[str]
+    ) -> Exception | None:
+        """Handle one record of a run behind its savepoint (unless applied before); its
+        failure, if it failed (its work undone)."""
+        with log_context(
+            ticket_id=envelope.subject,
+            event_id=envelope.id,
+            correlation_id=envelope.correlation_id,
+        ):
+            if envelope.id not in fresh:
+                log.info("event_already_applied", event_type=envelope.type)
+                return None
+            fresh.discard(envelope.id)
+            await conn.execute("SAVEPOINT record")
+            try:
+                await self.handle(conn, envelope, event)
+            except Exception as error:
+                await conn.execute("ROLLBACK TO SAVEPOINT record")
+                return error
+            return None
 
     async def on_record(self, record: Any, group_id: str) -> None:
         """Apply one record in its own transaction, or dead-letter it; raises `_ConsumeAgain`

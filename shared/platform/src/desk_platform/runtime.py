@@ -29,7 +29,7 @@ from desk_eventstore.db import open_store
 from desk_eventstore.migrate import Migration
 from desk_eventstore.records import RecordedEvent
 from desk_eventstore.relay import OutboxRelay, idempotent_producer
-from desk_platform.consumer import EventConsumer, Handler
+from desk_platform.consumer import EventConsumer, Handler, Together
 from desk_platform.deadletter import DeadLetters
 from desk_platform.kafka_ready import wait_for_kafka
 from desk_platform.logging import configure_logging
@@ -57,6 +57,7 @@ class Subscription:
     consumer: str
     handle: Handler
     applied: Callable[[], None] | None = None  # told after a batch applied events
+    together: Together | None = None  # the records `handle` can also apply as one set
 
 
 @dataclass
@@ -99,13 +100,15 @@ class ServiceRuntime:
         *,
         group_id: str | None = None,
         applied: Callable[[], None] | None = None,
+        together: Together | None = None,
     ) -> None:
         """Consume `topic` in the consumer group `<service>.<topic>` (one group per topic, so
         replicas of a service share each topic's partitions); `applied` is called after each
-        batch that applied events, once committed (to wake a loop that works on them)."""
+        batch that applied events, once committed (to wake a loop that works on them);
+        `together`: the records `handle` can also apply as one set (see the consumer)."""
         topic = self.settings.topic(topic)
         group = group_id or f"{self.name}.{topic}"
-        self.subscriptions.append(Subscription(topic, group, group, handle, applied))
+        self.subscriptions.append(Subscription(topic, group, group, handle, applied, together))
 
     def every(self, loop: Loop) -> None:
         self.loops.append(loop)
@@ -185,7 +188,12 @@ class ServiceRuntime:
         dead_letters = DeadLetters(self.producer)
         for sub in self.subscriptions:
             consumer = EventConsumer(
-                self.pool, dead_letters, sub.consumer, sub.handle, applied=sub.applied
+                self.pool,
+                dead_letters,
+                sub.consumer,
+                sub.handle,
+                applied=sub.applied,
+                together=sub.together,
             )
             consumer.subscribe(broker, sub.topic, sub.group_id)
             self.consumers.append(consumer)

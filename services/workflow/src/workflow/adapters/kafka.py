@@ -10,7 +10,10 @@ Each command comes from the one part of the system that may send it, named by it
 source (`SENDERS`: the e-mail gateway and the survey are intake's, reminders and auto-close
 sla's, failed deliveries the notifier's); any other sender's is a poison message, set aside
 with the reason. (The source is what the producer says: Kafka's own authentication and ACLs,
-which an operator sets, make it a proof.)"""
+which an operator sets, make it a proof.)
+
+Creations arriving together open their streams as one set (`creations_together`): their appends
+and read-model rows with a few statements for all, as one by one would."""
 
 from __future__ import annotations
 
@@ -27,9 +30,16 @@ from desk_contracts.requests import CommentReceived, DeliveryFailed, SurveySubmi
 from desk_contracts.sla import AutoCloseDue, ReminderDue
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.store import StreamFull
-from desk_platform.consumer import Handler, PoisonMessage
+from desk_platform.consumer import Handler, PoisonMessage, Together
 from desk_policies.model import DeskPolicy
-from workflow.application.tickets import UnknownPolicy, UnknownTicket, execute, load, open_stream
+from workflow.application.tickets import (
+    UnknownPolicy,
+    UnknownTicket,
+    execute,
+    load,
+    open_stream,
+    open_streams,
+)
 from workflow.domain.commands import (
     Actor,
     AddComment,
@@ -136,3 +146,23 @@ def on_command(policies: dict[str, DeskPolicy], clock: Callable[[], datetime]) -
             )
 
     return handle
+
+
+def creations_together(policies: dict[str, DeskPolicy]) -> Together:
+    """Intake's creations, of desks workflow knows, opened as one set (`open_streams`)."""
+
+    def takes(envelope: Envelope, event: Event) -> bool:
+        return (
+            isinstance(event, TicketCreated)
+            and envelope.source in SENDERS[TicketCreated]
+            and event.policy_id in policies
+        )
+
+    async def apply(conn: asyncpg.Connection, records: list[tuple[Envelope, Event]]) -> None:
+        opened = []
+        for envelope, event in records:
+            assert isinstance(event, TicketCreated)
+            opened.append((event, envelope.id, envelope.correlation_id))
+        await open_streams(conn, policies, opened)
+
+    return Together(takes, apply)

@@ -27,7 +27,7 @@ from desk_contracts.base import Event
 from desk_contracts.state import STATE_METADATA
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.records import NewEvent, RecordedEvent
-from desk_eventstore.store import append, read_stream
+from desk_eventstore.store import append, append_new_streams, read_stream
 from desk_policies.model import DeskPolicy
 from desk_policies.requests import Ticket, evolve, published
 from workflow.domain.commands import (
@@ -115,6 +115,49 @@ async def open_stream(
     await save_view(conn, state, created.occurred_at, description=created.description)
     log.info("ticket_opened", key=created.key, status=state.status)
     return state
+
+
+async def open_streams(
+    conn: asyncpg.Connection,
+    policies: dict[str, DeskPolicy],
+    opened: Sequence[tuple[TicketCreated, str, str | None]],
+) -> list[Ticket | None]:
+    """`open_stream` for each of `opened` (event, event id, correlation id), in their order,
+    with a few statements for all: the streams' appends in two, their rows in one."""
+    unknown = {c.policy_id for c, _, _ in opened} - set(policies)
+    if unknown:
+        raise UnknownPolicy(f"unknown desk {sorted(unknown)[0]!r}")
+    existing = await conn.fetchval(
+        "SELECT array_agg(DISTINCT stream_id) FROM events WHERE stream_id = ANY($1::text[])",
+        [created.ticket_id for created, _, _ in opened],
+    )
+    states: list[Ticket | None] = []
+    streams: list[tuple[str, list[NewEvent]]] = []
+    rows = []
+    for created, event_id, correlation_id in opened:
+        if created.ticket_id in (existing or ()):
+            states.append(None)
+            continue
+        state = evolve(Ticket.blank(policies[created.policy_id], created.ticket_id), created)
+        metadata = {"correlationid": correlation_id or created.ticket_id, **_state(state)}
+        new = NewEvent.from_event(created, event_id=uuid.UUID(event_id), metadata=metadata)
+        streams.append((created.ticket_id, [new]))
+        rows.append(view_row(state, created.occurred_at, description=created.description))
+        states.append(state)
+    if streams:
+        await append_new_streams(conn, streams)
+        await conn.executemany(_upsert(["description = $18"]), rows)
+    for opening, (created, event_id, correlation_id) in zip(states, opened, strict=True):
+        if opening is not None:
+            log.info(
+                "ticket_opened",
+                ticket_id=created.ticket_id,
+                event_id=event_id,
+                correlation_id=correlation_id,
+                key=created.key,
+                status=opening.status,
+            )
+    return states
 
 
 def _state(state: Ticket) -> dict[str, Any]:
@@ -248,13 +291,15 @@ async def save_view(
             "comments = CASE WHEN tickets.comments = '' THEN $19"  # bounded as view_row bounds it
             f" ELSE left(tickets.comments || E'\\n' || $19, {MAX_COMMENTS}) END"
         )
-    await conn.execute(
-        f"""INSERT INTO tickets ({", ".join(VIEW_COLUMNS)})
+    await conn.execute(_upsert(searched), *row)
+
+
+def _upsert(searched: Sequence[str]) -> str:
+    """The statement that upserts a `view_row`, also setting the texts' columns `searched`."""
+    return f"""INSERT INTO tickets ({", ".join(VIEW_COLUMNS)})
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
                    $18, $19)
            ON CONFLICT (ticket_id) DO UPDATE SET
                status = $7, category = $8, expected_actor = $9, priority = $10,
                assignee_id = $11, version = $12, updated_at = $14, created_by = $15,
-               involved = $16, priority_rank = $17{"".join(f", {c}" for c in searched)}""",
-        *row,
-    )
+               involved = $16, priority_rank = $17{"".join(f", {c}" for c in searched)}"""
