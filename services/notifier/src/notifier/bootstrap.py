@@ -21,7 +21,7 @@ from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.directory import DirectorySource
 from desk_policies.loader import load_policies
-from notifier.adapters.kafka import on_automatic_reply, on_ticket_event
+from notifier.adapters.kafka import events_together, on_automatic_reply, on_ticket_event
 from notifier.adapters.templates import Templates
 from notifier.application.backlog import pending_messages_probe
 from notifier.application.delivery import Relay, Sender
@@ -73,7 +73,12 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
 
     runtime.consume_after.append(directory_read)
     recorded = asyncio.Event()  # deliveries were recorded: send them now, not at the next tick
-    runtime.subscribe(TICKET_EVENTS, on_ticket_event(notifier), applied=recorded.set)
+    runtime.subscribe(
+        TICKET_EVENTS,
+        on_ticket_event(notifier),
+        applied=recorded.set,
+        together=events_together(notifier),
+    )
     runtime.subscribe(AUTOMATIC_REPLIES, on_automatic_reply(notifier), applied=recorded.set)
     pool = await runtime.start_store()
     sender = Sender(pool, Relay(settings.smtp_host, settings.smtp_port, settings.mail_from))

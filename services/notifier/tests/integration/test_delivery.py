@@ -40,7 +40,7 @@ from desk_contracts.tickets import (
 )
 from desk_eventstore.relay import OutboxRelay, idempotent_producer
 from desk_eventstore.store import read_stream
-from desk_platform.consumer import PoisonMessage
+from desk_platform.consumer import PoisonMessage, decode_event
 from desk_platform.survey_tokens import read_token
 from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
@@ -573,3 +573,45 @@ async def test_a_sender_that_lost_its_lease_cannot_undo_what_the_next_one_did(
         )
     assert dict(status) == {"status": "sent", "last_error": None, "attempts": 1}
     assert reported == 0
+
+
+async def test_events_recorded_as_a_set_are_the_messages_one_by_one_records(
+    database_url: str,
+) -> None:
+    from notifier.adapters.kafka import events_together
+
+    created = TicketCreated(
+        ticket_id=str(uuid.uuid4()), occurred_at=NOW, key="REQ-1001", policy_id="cloud-partner",
+        request_type="support", priority="low", subject="Question",
+        description="How do I export?", organisation_id="acme", requester_id=ANNE,
+        created_by=ANNE, channel=Channel.EMAIL, participants=(CARLA,),
+        source_message_id="<first@acme.example>",
+    )  # fmt: skip
+    base = {"ticket_id": created.ticket_id, "occurred_at": NOW, **AGENT}
+    events: list[Event] = [
+        created,
+        WorkStarted(**base, from_status="submitted", to_status="in_progress"),
+        CommentAdded(**base, body="Please try the new release.", public=True),
+    ]
+    envelopes = published_envelopes(events, NOTIFIER.policies["cloud-partner"])
+    records = [(envelope, decode_event(envelope)) for envelope in envelopes]
+    query = """SELECT delivery_key, recipient, message_id, in_reply_to, reference_ids, subject,
+                      body, language FROM deliveries ORDER BY seq"""
+    async with (
+        service_store(database_url, "notifier") as alone,
+        service_store(database_url, "notifier") as as_set,
+    ):
+        handle = on_ticket_event(NOTIFIER)
+        for envelope, event in records[:1]:  # the creation told before, in both
+            for pool in (alone, as_set):
+                async with pool.acquire() as conn, conn.transaction():
+                    await handle(conn, envelope, event)
+        for envelope, event in records:  # the creation again: nothing twice
+            async with alone.acquire() as conn, conn.transaction():
+                await handle(conn, envelope, event)
+        async with as_set.acquire() as conn, conn.transaction():
+            await events_together(NOTIFIER).apply(conn, records)
+        one_by_one = [tuple(r) for r in await alone.fetch(query)]
+        assert [tuple(r) for r in await as_set.fetch(query)] == one_by_one
+    assert len(one_by_one) == 6  # three messages to each, threaded
+    assert one_by_one[-1][4][-1] == one_by_one[-3][2]  # answering the previous one to them

@@ -20,7 +20,7 @@ from desk_platform.settings import Settings
 from desk_policies.calendars import shipped_calendars
 from desk_policies.loader import load_policies
 from sla.adapters.http import create_app
-from sla.adapters.kafka import on_ticket_event
+from sla.adapters.kafka import events_together, on_ticket_event
 from sla.application.timers import Desks, complete_board, fire_due
 
 log = structlog.get_logger(__name__)
@@ -47,7 +47,9 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         migrations=migrations_in("sla", resources.files("sla") / "migrations"),
         topic_for=topic_for,
     )
-    runtime.subscribe(TICKET_EVENTS, on_ticket_event(desks, now))
+    runtime.subscribe(
+        TICKET_EVENTS, on_ticket_event(desks, now), together=events_together(desks, now)
+    )
     pool = await runtime.start_store()
     completed = await complete_board(pool, desks, now())  # rows written before migration 0005
     if completed:

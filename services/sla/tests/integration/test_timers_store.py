@@ -240,3 +240,39 @@ async def test_what_sla_keeps_of_a_request_stays_small_whatever_its_comments_hol
     policy, calendar = DESKS.of(event.policy_id)
     assert clocks == read_clocks(Timeline.of(states), states[-1], policy, calendar, later)
     assert clocks is not None and clocks.version == 21
+
+
+async def kept(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
+    """What sla keeps of its requests: steps, states, pending timers, board rows."""
+    queries = {
+        "steps": "SELECT * FROM request_steps ORDER BY ticket_id, version",
+        "states": "SELECT * FROM request_states ORDER BY ticket_id",
+        "timers": "SELECT * FROM timers WHERE fired_at IS NULL ORDER BY timer_id",
+        "board": "SELECT * FROM clock_board ORDER BY ticket_id",
+    }
+    async with pool.acquire() as conn:
+        return {name: [tuple(r) for r in await conn.fetch(sql)] for name, sql in queries.items()}
+
+
+async def test_events_applied_as_a_set_keep_what_one_by_one_keeps(database_url: str) -> None:
+    from sla.adapters.kafka import events_together
+
+    first = created()
+    second = first.model_copy(update={"ticket_id": str(uuid.uuid4()), "priority": "low"})
+    a = published_envelopes([first, commented(first, 5), commented(first, 9)], ERP)
+    b = published_envelopes([second, commented(second, 7)], ERP)
+    envelopes = [a[0], b[0], a[1], b[1], a[2]]  # two requests' events interleaved
+    records = [(envelope, decode_event(envelope)) for envelope in envelopes]
+    now = MONDAY + timedelta(minutes=10)
+    async with (
+        service_store(database_url, "sla") as alone,
+        service_store(database_url, "sla") as as_set,
+    ):
+        for envelope in envelopes:
+            await receive(alone, envelope, now)
+        async with as_set.acquire() as conn, conn.transaction():
+            await events_together(DESKS, lambda: now).apply(conn, records)
+        one_by_one = await kept(alone)
+        assert await kept(as_set) == one_by_one
+    assert len(one_by_one["states"]) == 2 and len(one_by_one["steps"]) == 5
+    assert one_by_one["timers"]  # the response clocks' warnings and breaches

@@ -12,6 +12,7 @@ it. Automatic answers to refused inbound mail are recorded the same way, once pe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -76,16 +77,6 @@ def closes(event: Event, ticket: RequestState) -> bool:
     return moved and ticket.category == "closed"
 
 
-async def _previous(conn: asyncpg.Connection, ticket_id: str, recipient: str) -> list[str]:
-    rows = await conn.fetch(
-        """SELECT message_id FROM deliveries
-           WHERE ticket_id = $1 AND recipient = $2 AND kind = 'notification' ORDER BY seq""",
-        ticket_id,
-        recipient,
-    )
-    return [row["message_id"] for row in rows]
-
-
 async def record_notifications(
     conn: asyncpg.Connection,
     envelope: Envelope,
@@ -95,46 +86,96 @@ async def record_notifications(
 ) -> int:
     """Record the messages `event` causes (none twice), addressed from `ticket`, the request as
     published with the event; returns how many rules produced."""
-    policy = notifier.policies[ticket.policy_id]
-    directory = notifier.directory_now()
-    notes = notifications_for(event, ticket, policy, directory)
-    for note in notes:
-        context = notification_context(
-            note,
-            event,
-            ticket,
-            policy,
-            directory,
-            notifier.survey_url(event, ticket, note),
-            notifier.portal_url,
+    return await record_all_notifications(conn, [(envelope, event, ticket)], notifier)
+
+
+async def record_all_notifications(
+    conn: asyncpg.Connection,
+    events: Sequence[tuple[Envelope, Event, RequestState]],
+    notifier: Notifier,
+) -> int:
+    """`record_notifications` for each of `events` (with its request as published), in their
+    order, with two statements for all: each message threaded after those recorded before it,
+    in this call too. Returns how many rules produced."""
+    planned = []
+    for envelope, event, ticket in events:
+        policy = notifier.policies[ticket.policy_id]
+        directory = notifier.directory_now()
+        for note in notifications_for(event, ticket, policy, directory):
+            context = notification_context(
+                note,
+                event,
+                ticket,
+                policy,
+                directory,
+                notifier.survey_url(event, ticket, note),
+                notifier.portal_url,
+            )
+            words = notifier.templates.render(note.template, note.language, context, ticket.key)
+            planned.append((envelope, ticket, policy, note, words))
+    if not planned:
+        return 0
+    sent, taken = await _threads(conn, {(p[1].ticket_id, p[3].recipient) for p in planned})
+    rows = []
+    for envelope, ticket, policy, note, words in planned:
+        key = f"{envelope.id}/{note.recipient}"
+        if key in taken:  # recorded before: nothing twice
+            continue
+        taken.add(key)
+        earlier = sent.setdefault((ticket.ticket_id, note.recipient), [])
+        chain = thread(ticket.source_message_id, earlier)
+        new_id = message_id(ticket.ticket_id, envelope.id, note.recipient, notifier.mail_domain)
+        earlier.append(new_id)
+        rows.append(
+            (
+                key,
+                envelope.id,
+                ticket.ticket_id,
+                note.recipient,
+                new_id,
+                chain.in_reply_to,
+                list(chain.references),
+                words.subject,
+                words.text,
+                words.html,
+                note.language,
+                AUTO_GENERATED,
+                policy.email_intake.support_address,  # replies go to the desk's gateway address
+            )
         )
-        words = notifier.templates.render(note.template, note.language, context, ticket.key)
-        chain = thread(
-            ticket.source_message_id, await _previous(conn, ticket.ticket_id, note.recipient)
-        )
-        await conn.execute(
-            """INSERT INTO deliveries (delivery_key, event_id, ticket_id, recipient, message_id,
-                                       in_reply_to, reference_ids, subject, body, html, language,
-                                       auto_submitted, sender, kind)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'notification')
-               ON CONFLICT DO NOTHING""",
-            f"{envelope.id}/{note.recipient}",
-            envelope.id,
-            ticket.ticket_id,
-            note.recipient,
-            message_id(ticket.ticket_id, envelope.id, note.recipient, notifier.mail_domain),
-            chain.in_reply_to,
-            list(chain.references),
-            words.subject,
-            words.text,
-            words.html,
-            note.language,
-            AUTO_GENERATED,
-            policy.email_intake.support_address,  # replies go to the desk's gateway address
-        )
-    if notes:
-        log.info("notifications_recorded", recipients=[n.recipient for n in notes])
-    return len(notes)
+    await conn.executemany(
+        """INSERT INTO deliveries (delivery_key, event_id, ticket_id, recipient, message_id,
+                                   in_reply_to, reference_ids, subject, body, html, language,
+                                   auto_submitted, sender, kind)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'notification')
+           ON CONFLICT DO NOTHING""",
+        rows,
+    )
+    for envelope, *_ in events:
+        recipients = [p[3].recipient for p in planned if p[0] is envelope]
+        if recipients:
+            log.info("notifications_recorded", event_id=envelope.id, recipients=recipients)
+    return len(planned)
+
+
+async def _threads(
+    conn: asyncpg.Connection, pairs: set[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], list[str]], set[str]]:
+    """For each (ticket, recipient) of `pairs`: the Message-IDs of the notifications sent
+    them about it, oldest first; and the delivery keys already recorded for any of them."""
+    rows = await conn.fetch(
+        """SELECT d.ticket_id, d.recipient, d.message_id, d.kind, d.delivery_key
+           FROM deliveries AS d JOIN unnest($1::text[], $2::text[]) AS p(ticket_id, recipient)
+               ON d.ticket_id = p.ticket_id AND d.recipient = p.recipient
+           ORDER BY d.seq""",
+        [ticket_id for ticket_id, _ in pairs],
+        [recipient for _, recipient in pairs],
+    )
+    sent: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        if row["kind"] == "notification":
+            sent.setdefault((row["ticket_id"], row["recipient"]), []).append(row["message_id"])
+    return sent, {row["delivery_key"] for row in rows}
 
 
 async def record_automatic_reply(

@@ -2,6 +2,9 @@
 
 The state travels with the event (`desk_contracts.state`): an event without a valid one, or
 with the state of another ticket, can never be applied (a poison message, dead-lettered).
+Events arriving together are applied as one set (`events_together`): every state kept, then
+each ticket's timers re-armed once from its latest, with a few statements for all; a set that
+cannot be goes one by one.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import asyncpg
 
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
-from desk_platform.consumer import Handler, PoisonMessage, published_state
-from sla.application.timers import Desks, arm, record
+from desk_platform.consumer import Handler, PoisonMessage, Together, published_state
+from sla.application.timers import Desks, arm, arm_all, record, record_all
 
 
 def on_ticket_event(desks: Desks, clock: Callable[[], datetime]) -> Handler:
@@ -31,3 +34,15 @@ def on_ticket_event(desks: Desks, clock: Callable[[], datetime]) -> Handler:
             raise PoisonMessage(f"unreadable request state: {error}") from error
 
     return handle
+
+
+def events_together(desks: Desks, clock: Callable[[], datetime]) -> Together:
+    """Ticket events applied as one set: as one by one, but each ticket armed once, from the
+    latest state (what arming after each of its events leaves in the end)."""
+
+    async def apply(conn: asyncpg.Connection, records: list[tuple[Envelope, Event]]) -> None:
+        states = [published_state(envelope, event) for envelope, event in records]
+        await record_all(conn, states)
+        await arm_all(conn, desks, list(dict.fromkeys(s.ticket_id for s in states)), clock())
+
+    return Together(lambda envelope, event: True, apply)

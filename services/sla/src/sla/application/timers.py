@@ -53,24 +53,23 @@ class Desks:
 
 async def record(conn: asyncpg.Connection, state: RequestState) -> None:
     """Keep the request's step at the state's version, and the state if it is the latest."""
-    step = Step.of(state)
-    await conn.execute(
+    await record_all(conn, [state])
+
+
+async def record_all(conn: asyncpg.Connection, states: Sequence[RequestState]) -> None:
+    """`record` for each of `states`, in their order, with two pipelined statements."""
+    steps = [(state, Step.of(state)) for state in states]
+    await conn.executemany(
         """INSERT INTO request_steps (ticket_id, version, at, status, priority)
            VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
-        state.ticket_id,
-        step.version,
-        step.at,
-        step.status,
-        step.priority,
+        [(s.ticket_id, step.version, step.at, step.status, step.priority) for s, step in steps],
     )
-    await conn.execute(
+    await conn.executemany(
         """INSERT INTO request_states (ticket_id, version, state) VALUES ($1, $2, $3)
            ON CONFLICT (ticket_id) DO UPDATE SET version = EXCLUDED.version,
                state = EXCLUDED.state
            WHERE request_states.version < EXCLUDED.version""",
-        state.ticket_id,
-        state.version,
-        state.model_dump_json(),
+        [(state.ticket_id, state.version, state.model_dump_json()) for state in states],
     )
 
 
@@ -79,42 +78,73 @@ async def request_of(
 ) -> tuple[Timeline, RequestState] | None:
     """The request's timeline and latest state; None when unknown, or while a version is
     missing (its event has not arrived yet: nothing is computed before it does)."""
-    row = await conn.fetchrow("SELECT state FROM request_states WHERE ticket_id = $1", ticket_id)
-    if row is None:
-        return None
-    steps = await conn.fetch(
-        """SELECT version, at, status, priority FROM request_steps
-           WHERE ticket_id = $1 ORDER BY version""",
-        ticket_id,
-    )
-    timeline = Timeline(
-        tuple(Step(s["version"], s["at"], s["status"], s["priority"]) for s in steps)
-    )
-    if timeline.missing is not None:
-        log.warning("history_gap", ticket_id=ticket_id, missing=timeline.missing)
-        return None
-    return timeline, RequestState.model_validate_json(row["state"])
+    return (await requests_of(conn, [ticket_id])).get(ticket_id)
+
+
+async def requests_of(
+    conn: asyncpg.Connection, ticket_ids: Sequence[str]
+) -> dict[str, tuple[Timeline, RequestState]]:
+    """`request_of` for each of `ticket_ids` with two statements: those known, by id."""
+    states = {
+        row["ticket_id"]: row["state"]
+        for row in await conn.fetch(
+            "SELECT ticket_id, state FROM request_states WHERE ticket_id = ANY($1::text[])",
+            list(ticket_ids),
+        )
+    }
+    if not states:
+        return {}
+    steps: dict[str, list[Step]] = {ticket_id: [] for ticket_id in states}
+    for s in await conn.fetch(
+        """SELECT ticket_id, version, at, status, priority FROM request_steps
+           WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id, version""",
+        list(states),
+    ):
+        steps[s["ticket_id"]].append(Step(s["version"], s["at"], s["status"], s["priority"]))
+    known = {}
+    for ticket_id, state in states.items():
+        timeline = Timeline(tuple(steps[ticket_id]))
+        if timeline.missing is not None:
+            log.warning("history_gap", ticket_id=ticket_id, missing=timeline.missing)
+            continue
+        known[ticket_id] = (timeline, RequestState.model_validate_json(state))
+    return known
 
 
 async def arm(
     conn: asyncpg.Connection, desks: Desks, ticket_id: str, now: datetime
 ) -> Sequence[Timer]:
     """Replace the request's pending timers by those its latest state calls for at `now`."""
-    known = await request_of(conn, ticket_id)
-    if known is None:
-        return ()
-    timeline, state = known
-    policy, calendar = desks.of(state.policy_id)
-    fired = {
-        row["occurrence"]
-        for row in await conn.fetch(
-            "SELECT occurrence FROM fired_occurrences WHERE ticket_id = $1", ticket_id
+    return (await arm_all(conn, desks, [ticket_id], now)).get(ticket_id, ())
+
+
+async def arm_all(
+    conn: asyncpg.Connection, desks: Desks, ticket_ids: Sequence[str], now: datetime
+) -> dict[str, Sequence[Timer]]:
+    """`arm` for each of `ticket_ids` (those sla knows whole), with six statements for all;
+    the timers armed, by ticket id."""
+    known = await requests_of(conn, ticket_ids)
+    if not known:
+        return {}
+    fired: dict[str, set[str]] = {ticket_id: set() for ticket_id in known}
+    for row in await conn.fetch(
+        "SELECT ticket_id, occurrence FROM fired_occurrences WHERE ticket_id = ANY($1::text[])",
+        list(known),
+    ):
+        fired[row["ticket_id"]].add(row["occurrence"])
+    armed: dict[str, Sequence[Timer]] = {}
+    boards = []
+    for ticket_id, (timeline, state) in known.items():
+        policy, calendar = desks.of(state.policy_id)
+        clocks = read_clocks(timeline, state, policy, calendar, now)
+        armed[ticket_id] = plan_timers(
+            timeline, state, policy, calendar, now, fired=fired[ticket_id], clocks=clocks
         )
-    }
-    clocks = read_clocks(timeline, state, policy, calendar, now)
-    timers = plan_timers(timeline, state, policy, calendar, now, fired=fired, clocks=clocks)
-    await _board(conn, state, clocks)
-    await conn.execute("DELETE FROM timers WHERE ticket_id = $1 AND fired_at IS NULL", ticket_id)
+        boards.append(_board_row(state, clocks))
+    await conn.executemany(_BOARD, boards)
+    await conn.execute(
+        "DELETE FROM timers WHERE ticket_id = ANY($1::text[]) AND fired_at IS NULL", list(known)
+    )
     await conn.executemany(
         """INSERT INTO timers (timer_id, ticket_id, kind, occurrence, fire_at, armed_version,
                                clock, days_waiting)
@@ -130,16 +160,18 @@ async def arm(
                 t.clock,
                 t.days_waiting,
             )
+            for timers in armed.values()
             for t in timers
         ],
     )
-    log.info(
-        "timers_armed",
-        ticket_id=ticket_id,
-        version=state.version,
-        timers=[f"{t.kind.value}@{t.fire_at.isoformat()}" for t in timers],
-    )
-    return timers
+    for ticket_id, timers in armed.items():
+        log.info(
+            "timers_armed",
+            ticket_id=ticket_id,
+            version=known[ticket_id][1].version,
+            timers=[f"{t.kind.value}@{t.fire_at.isoformat()}" for t in timers],
+        )
+    return armed
 
 
 def _urgent(clocks: TicketClocks) -> tuple[datetime | None, datetime | None, int | None]:
@@ -156,28 +188,31 @@ def _urgent(clocks: TicketClocks) -> tuple[datetime | None, datetime | None, int
     return min(dues, default=None), min(warnings, default=None), min(left, default=None)
 
 
-async def _board(conn: asyncpg.Connection, state: RequestState, clocks: TicketClocks) -> None:
-    """Keep the board row of the ticket in step: whose request it is and what a queue shows of
+# the board row of a ticket (`_board_row`), inserted or brought up to date
+_BOARD = """INSERT INTO clock_board (ticket_id, key, policy_id, priority, status, response_state,
+       response_due, response_reason, resolution_state, resolution_due,
+       resolution_reason, next_due, version, organisation_id, subject, category,
+       expected_actor, assignee_id, group_id, requester_id, created_at, updated_at,
+       response_warning, resolution_warning, next_warning, remaining_s)
+   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+           $18, $19, $20, $21, $22, $23, $24, $25, $26)
+   ON CONFLICT (ticket_id) DO UPDATE SET priority = $4, status = $5,
+       response_state = $6, response_due = $7, response_reason = $8,
+       resolution_state = $9, resolution_due = $10, resolution_reason = $11,
+       next_due = $12, version = $13, organisation_id = $14, subject = $15,
+       category = $16, expected_actor = $17, assignee_id = $18, group_id = $19,
+       requester_id = $20, created_at = $21, updated_at = $22,
+       response_warning = $23, resolution_warning = $24, next_warning = $25,
+       remaining_s = $26"""
+
+
+def _board_row(state: RequestState, clocks: TicketClocks) -> tuple[object, ...]:
+    """The board row of the ticket (`_BOARD`): whose request it is and what a queue shows of
     it (subject, category, who acts, assignee...), its clocks with their due and warning
     instants, and the time left on the most urgent one."""
     response, resolution = clocks.response, clocks.resolution
     next_due, next_warning, remaining = _urgent(clocks)
-    await conn.execute(
-        """INSERT INTO clock_board (ticket_id, key, policy_id, priority, status, response_state,
-               response_due, response_reason, resolution_state, resolution_due,
-               resolution_reason, next_due, version, organisation_id, subject, category,
-               expected_actor, assignee_id, group_id, requester_id, created_at, updated_at,
-               response_warning, resolution_warning, next_warning, remaining_s)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21, $22, $23, $24, $25, $26)
-           ON CONFLICT (ticket_id) DO UPDATE SET priority = $4, status = $5,
-               response_state = $6, response_due = $7, response_reason = $8,
-               resolution_state = $9, resolution_due = $10, resolution_reason = $11,
-               next_due = $12, version = $13, organisation_id = $14, subject = $15,
-               category = $16, expected_actor = $17, assignee_id = $18, group_id = $19,
-               requester_id = $20, created_at = $21, updated_at = $22,
-               response_warning = $23, resolution_warning = $24, next_warning = $25,
-               remaining_s = $26""",
+    return (
         state.ticket_id,
         state.key,
         state.policy_id,
@@ -236,7 +271,7 @@ async def complete_board(pool: asyncpg.Pool, desks: Desks, now: datetime, batch:
                 except ValueError:  # a status its desk lacks: left as it is
                     log.warning("board_row_unreadable", ticket_id=ticket_id)
                     continue
-                await _board(conn, state, clocks)
+                await conn.execute(_BOARD, *_board_row(state, clocks))
                 done += 1
         if len(ids) < batch:
             return done
