@@ -46,6 +46,64 @@ async def add_this_hour(
     return {(row["kind"], row["sender"]): row["count"] for row in rows}
 
 
+# a message counted for its sender, then its domain while the sender is believed and within its
+# limit, then its desk while the domain is within its own (in this order, always, so that
+# concurrent counts cannot deadlock); with the sender's automatic answers of the day; the
+# transaction's commit does not wait for its flush (the counters are soft: a crash forgets the
+# last counts, never a request)
+_COUNT_MESSAGE = """
+WITH soft AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
+message AS (
+    INSERT INTO mail_sender_counts (sender, kind, window_start, count)
+    SELECT $1, 'message', $4, 1 FROM soft
+    ON CONFLICT (sender, kind, window_start) DO UPDATE SET count = mail_sender_counts.count + 1
+    RETURNING count),
+domain AS (
+    INSERT INTO mail_sender_counts (sender, kind, window_start, count)
+    SELECT $2, 'domain', $4, 1 FROM message WHERE $6 AND message.count <= $7
+    ON CONFLICT (sender, kind, window_start) DO UPDATE SET count = mail_sender_counts.count + 1
+    RETURNING count),
+desk AS (
+    INSERT INTO mail_sender_counts (sender, kind, window_start, count)
+    SELECT $3, 'desk', $4, 1 FROM domain WHERE $3::text IS NOT NULL AND domain.count <= $8
+    ON CONFLICT (sender, kind, window_start) DO UPDATE SET count = mail_sender_counts.count + 1
+    RETURNING count)
+SELECT (SELECT count FROM message) AS message, (SELECT count FROM domain) AS domain,
+       (SELECT count FROM desk) AS desk,
+       (SELECT count FROM mail_sender_counts
+        WHERE sender = $1 AND kind = 'answer' AND window_start = $5) AS answers"""
+
+
+async def count_message(
+    conn: asyncpg.Connection,
+    sender: str,
+    desk: str | None,
+    now: datetime,
+    *,
+    believed: bool,
+    sender_limit: int,
+    domain_limit: int,
+) -> asyncpg.Record:
+    """Count an inbound message of `sender` to `desk` in the hour of `now`, in one statement
+    of the caller's transaction (see `_COUNT_MESSAGE`): a message its own limit drops counts for
+    nothing wider, so one sender (or domain) over its limit cannot use up its domain's (or the
+    desk's) hour. This hour's counts (`message`, `domain`, `desk`: NULL when not counted) and
+    the sender's automatic answers today (`answers`, NULL for none)."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    row: asyncpg.Record = await conn.fetchrow(
+        _COUNT_MESSAGE,
+        sender,
+        sender.rpartition("@")[2],
+        desk,
+        window_of(now),
+        day,
+        believed,
+        sender_limit,
+        domain_limit,
+    )
+    return row
+
+
 async def uncount_this_hour(
     conn: asyncpg.Connection, keys: Mapping[str, str], now: datetime
 ) -> None:

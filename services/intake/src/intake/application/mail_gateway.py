@@ -46,7 +46,7 @@ from desk_platform.blobs import BlobStore
 from desk_policies.directory import Directory, DirectorySource, current_directory
 from desk_policies.model import DeskPolicy
 from intake.adapters.mail_tickets import tickets_for
-from intake.application.counts import count_this_hour
+from intake.application.counts import count_message
 from intake.application.submit import Accepted, submit
 from intake.domain.mail import (
     Comment,
@@ -142,9 +142,6 @@ class MailGateway:
         believed = check.dmarc not in (Dmarc.FAIL, Dmarc.ABSENT)
         async with self.pool.acquire() as conn:
             async with conn.transaction():
-                # the hour's counters are soft: one commit for them all, without waiting for
-                # its flush (a crash forgets the last counts, never a request)
-                await conn.execute("SET LOCAL synchronous_commit TO off")
                 counts = await self._count(conn, mail, now, believed)
             tickets = await tickets_for(conn, refs, self.policies)
             known = {t.ticket_id for t in tickets}
@@ -174,27 +171,20 @@ class MailGateway:
         sender = mail.sender
         if sender is None:
             return SenderCounts()
-        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        desk = desk_of(mail, self.config)
-        # a message its own limit drops counts for nothing wider: one sender (or domain) over
-        # its limit cannot use up its domain's (or the desk's) hour
-        counted = await count_this_hour(conn, {"message": sender}, now)
-        if believed and counted["message"] <= self.config.messages_per_hour:
-            domain = sender.rpartition("@")[2]
-            counted |= await count_this_hour(conn, {"domain": domain}, now)
-            if desk is not None and counted["domain"] <= self.config.domain_messages_per_hour:
-                counted |= await count_this_hour(conn, {"desk": desk}, now)
-        answers = await conn.fetchval(
-            """SELECT count FROM mail_sender_counts
-               WHERE sender = $1 AND kind = 'answer' AND window_start = $2""",
+        counted = await count_message(
+            conn,
             sender,
-            day,
+            desk_of(mail, self.config),
+            now,
+            believed=believed,
+            sender_limit=self.config.messages_per_hour,
+            domain_limit=self.config.domain_messages_per_hour,
         )
         return SenderCounts(
             messages_this_hour=counted["message"],
-            answers_today=answers or 0,
-            domain_messages_this_hour=counted.get("domain", 1),
-            desk_messages_this_hour=counted.get("desk", 1),
+            answers_today=counted["answers"] or 0,
+            domain_messages_this_hour=counted["domain"] or 1,
+            desk_messages_this_hour=counted["desk"] or 1,
         )
 
     async def _first_seen(
