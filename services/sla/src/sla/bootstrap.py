@@ -4,11 +4,13 @@ the queues' columns are completed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 
 from desk_contracts.topics import SLA_EVENTS, TICKET_COMMANDS, TICKET_EVENTS
@@ -32,6 +34,13 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def fire_timers(
+    runtime: ServiceRuntime, pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]
+) -> None:
+    """The timer loop: due timers fired (`fire_due`) until none is, then again after a tick."""
+    runtime.repeat("fire_timers", lambda: fire_due(pool, desks, clock()), TICK_SECONDS)
+
+
 def topic_for(event: RecordedEvent) -> str:
     return TICKET_COMMANDS if event.event_type in COMMANDS else SLA_EVENTS
 
@@ -53,5 +62,5 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     if completed:
         log.info("board_completed", rows=completed)
 
-    runtime.repeat("fire_timers", lambda: fire_due(pool, desks, now()), TICK_SECONDS)
+    fire_timers(runtime, pool, desks, now)
     return runtime, create_app(pool, desks, now, verifier=verifier)
