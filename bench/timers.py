@@ -12,13 +12,16 @@ as the service's (the event store's and sla's migrations):
 1. the due query (`fire_due`'s, 100 rows, in a transaction rolled back) timed on an almost
    empty table (the 1,000 due rows it takes from), then again once `--armed` timers lie in the
    future beside them, and the idle probe (nothing due) on both;
-2. fill: `--armed` timers spread over the next 30 days, written with one COPY: 30 % SLA
+2. fill: `--armed` timers spread over the next 30 days, written by COPY (then vacuumed and
+   checkpointed: a table at rest, not one just loaded): 30 % SLA
    warnings, 30 % SLA breaches, 25 % reminders, 15 % auto-close; one SLA request in ten has the
    state and steps sla keeps of it (the rest of the requests are not known yet: the tables hold
    about what a desk of that size keeps);
 3. for each `--replicas` count, two cases, each first with the raw baseline then with the
    service's own loop (`sla.bootstrap.fire_timers`: `fire_due` run by the runtime's `repeat`
-   as the service runs it), each replica a process of its own with its own pool:
+   as the service runs it), each replica a process of its own with its own pool (one
+   connection) and the service's logging (JSON at info, to /dev/null), started before the
+   case's rows are written:
    a. steady: `--seconds` seconds of timers falling due at `--rate` per second, a few seconds
       after the replicas start, with the 1,000,000 others armed in the future. The mix is that
       of the fill; each SLA request is of a desk like erp-vendor on the 24/7 calendar, critical,
@@ -68,6 +71,7 @@ from desk_contracts.state import RequestState
 from desk_contracts.tickets import Channel, CommentAdded, TicketCreated
 from desk_eventstore.db import open_store, session_settings
 from desk_eventstore.migrate import migrations_in
+from desk_platform.logging import configure_logging
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.calendars import shipped_calendars
@@ -84,6 +88,7 @@ DESK = "erp-always"  # erp-vendor's rules on the 24/7 calendar: clocks that run 
 PROBE_ROWS = 1_000
 PROBE_ROUNDS = 200
 BATCH = 100  # the batch size of the baseline: fire_due's
+PREPARE_SECONDS = [0.0005]  # seconds to make and write a due timer's rows, as last measured
 TIMER_COLUMNS = [
     "timer_id",
     "ticket_id",
@@ -321,9 +326,16 @@ async def replica(url: str, schema: str, mode: str) -> None:
     """One replica: the service's timer loop (`fire_timers`, its `fire_due` replaced by the raw
     batch for the baseline) until told to stop on stdin; prints each call's `now`, end and
     count, and the CPU used, as JSON."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    reports = os.fdopen(os.dup(1), "w")  # the service's logs go to /dev/null, as it writes them
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    configure_logging("sla", "json", "info")
+    # one connection kept (asyncpg replaces one after 50,000 queries): its backend's CPU is read
     pool = await asyncpg.create_pool(
-        url, min_size=1, max_size=1, server_settings=session_settings(schema)
+        url,
+        min_size=1,
+        max_size=1,
+        max_queries=10**9,
+        server_settings=session_settings(schema),
     )
     assert pool is not None
     async with pool.acquire() as conn:
@@ -346,7 +358,7 @@ async def replica(url: str, schema: str, mode: str) -> None:
     stop = asyncio.Event()
     cpu, backend_cpu = time.process_time(), cpu_of_backend(backend)
     loops = [asyncio.create_task(loop(stop)) for loop in runtime.loops]
-    print("ready", flush=True)
+    print("ready", file=reports, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     stop.set()
     await asyncio.gather(*loops)
@@ -355,7 +367,7 @@ async def replica(url: str, schema: str, mode: str) -> None:
         "cpu": time.process_time() - cpu,
         "backend_cpu": cpu_of_backend(backend) - backend_cpu,
     }
-    print(json.dumps(report), flush=True)
+    print(json.dumps(report), file=reports, flush=True)
     await pool.close()
 
 
@@ -468,11 +480,16 @@ async def steady(
     """Case a (see module)."""
     the_desks = desks()
     total = args.rate * args.seconds
-    start = datetime.now(UTC) + timedelta(seconds=8)
+    replicas = Replicas(url, schema, mode, count)
+    replicas.ready()  # idle until the rows are written and the first is due
+    # late enough that the rows are written before the first is due
+    began = time.perf_counter()
+    start = datetime.now(UTC) + timedelta(seconds=5 + 2 * total * PREPARE_SECONDS[0])
     rows = due_rows(the_desks, start, total, timedelta(seconds=1) / args.rate)
     await write(conn, schema, rows)
-    replicas = Replicas(url, schema, mode, count)
-    replicas.ready()
+    PREPARE_SECONDS[0] = (time.perf_counter() - began) / total
+    if datetime.now(UTC) > start:
+        print(f"   (the rows were written {datetime.now(UTC) - start} late)", flush=True)
     ids = rows.firing + rows.stale
     deadline = start + timedelta(seconds=args.seconds + 600)  # a slow firer catches up
     while datetime.now(UTC) < deadline:
@@ -569,10 +586,12 @@ async def main() -> int:
         template = sla_request(desks().policies[DESK], str(uuid.UUID(int=0)), now, 1)[-1]
         for rows in future_rows(args.armed, now + timedelta(hours=2), template):
             await write(conn, schema, rows)
-        await conn.execute("ANALYZE")
+        await conn.execute("VACUUM ANALYZE")  # a table at rest, not one just loaded
+        await conn.execute("CHECKPOINT")
         filled = time.perf_counter() - started
         full = await due_query_ms(conn, now)
         await conn.execute("DELETE FROM timers WHERE fire_at < $1", now)
+        await conn.execute("VACUUM timers")
         size = await conn.fetchval("SELECT pg_size_pretty(pg_total_relation_size('timers'))")
         print(
             f"timers benchmark {datetime.now(UTC):%Y-%m-%d %H:%M}Z · {os.cpu_count()} cores · "
