@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from itertools import accumulate
 from typing import Any
 
@@ -179,6 +180,37 @@ async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:
     return int(version or 0)
 
 
+_INSERT = """INSERT INTO events (stream_id, stream_version, event_id, event_type,
+                                schema_version, payload, metadata, stream_bytes)
+             SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[],
+                                  $5::int[], $6::jsonb[], $7::jsonb[], $8::bigint[])"""
+
+
+async def _insert(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> list[RecordedEvent]:
+    """Insert the events' rows, count their bytes and wake the relay (NOTIFY is delivered at
+    commit) at once; DuplicateEvent for a known event id (a version taken meanwhile is left to
+    the caller: asyncpg's UniqueViolationError)."""
+    with _duplicates_refused():
+        inserted = await conn.fetch(
+            f"""WITH appended AS ({_INSERT} RETURNING {_COLUMNS})
+                SELECT appended.*, pg_notify('{NOTIFY_CHANNEL}', '') IS NULL AS notified
+                FROM appended""",
+            *map(list, zip(*rows, strict=True)),
+        )
+    return sorted((_record(row) for row in inserted), key=lambda r: (r.stream_id, r.stream_version))
+
+
+@contextmanager
+def _duplicates_refused() -> Iterator[None]:
+    """A known event id as DuplicateEvent."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as error:
+        if "event_id" in str(error.constraint_name or ""):
+            raise DuplicateEvent(str(error.detail)) from error
+        raise
+
+
 async def append(
     conn: asyncpg.Connection,
     stream_id: str,
@@ -233,23 +265,87 @@ async def append(
             zip(events, texts, totals, strict=True), 1
         )
     ]
-    try:  # insert, count the bytes and wake the relay (NOTIFY is delivered at commit) at once
-        inserted = await conn.fetch(
-            f"""WITH appended AS (
-                    INSERT INTO events (stream_id, stream_version, event_id, event_type,
-                                        schema_version, payload, metadata, stream_bytes)
-                    SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[],
-                                         $5::int[], $6::jsonb[], $7::jsonb[], $8::bigint[])
-                    RETURNING {_COLUMNS})
-                SELECT appended.*, pg_notify('{NOTIFY_CHANNEL}', '') IS NULL AS notified
+    try:
+        return await _insert(conn, rows)
+    except asyncpg.UniqueViolationError as error:
+        raise ConcurrencyError(stream_id, expected_version, None) from error
+
+
+# A multi-stream append takes the store's lock shared, then its streams' locks in the order
+# given (sorted, so that two such appends sharing streams cannot deadlock), then reads each
+# stream's last event in a statement whose snapshot follows the locks
+_LOCK_STORE = "SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema()))"
+_LOCK_STREAMS = """SELECT count(pg_advisory_xact_lock(
+                       hashtextextended(current_schema() || '/' || s.stream_id, 0)))
+                   FROM unnest($1::text[]) AS s(stream_id)"""
+_HEADS = """SELECT s.stream_id, coalesce(last.stream_version, 0) AS version,
+                   last.stream_bytes AS bytes
+            FROM unnest($1::text[]) AS s(stream_id) LEFT JOIN LATERAL (
+                SELECT stream_version, stream_bytes FROM events WHERE stream_id = s.stream_id
+                ORDER BY stream_version DESC LIMIT 1) AS last ON true"""
+
+
+async def append_to_streams(
+    conn: asyncpg.Connection,
+    events: Mapping[str, Sequence[NewEvent]],
+    *,
+    bounded: bool = True,
+) -> int:
+    """Append each stream's `events` wherever that stream ends (`append` with no expected
+    version, for writers that only need order), all of them in the caller's transaction with
+    four round trips whatever the number of streams: the store's lock, the streams' locks, the
+    streams' heads, the insert. `bounded`: a person's write, refused when a stream is full (see
+    module). Under the streams' locks no other append can take their next versions. Returns
+    how many events were appended (they are not read back: a writer that needs their positions
+    uses `append`).
+
+    Raises DuplicateEvent when an event id is known, EventRefused (before any insert) when an
+    event can never be stored or published, StreamFull (before any insert) when a bounded append
+    would pass a stream's bound; nothing is appended then.
+    """
+    streams = sorted(stream_id for stream_id, stream in events.items() if stream)
+    if not streams:
+        return 0
+    if not conn.is_in_transaction():
+        async with conn.transaction():
+            return await append_to_streams(conn, events, bounded=bounded)
+    texts = {stream_id: [_encoded(event) for event in events[stream_id]] for stream_id in streams}
+    await conn.execute(_LOCK_STORE, APPEND_LOCK_CLASS)
+    await conn.fetchval(_LOCK_STREAMS, streams)
+    rows: list[tuple[Any, ...]] = []
+    for head in await conn.fetch(_HEADS, streams):
+        stream_id, version = head["stream_id"], head["version"]
+        stream, encoded_events = events[stream_id], texts[stream_id]
+        size = await _size(conn, head, stream_id)
+        added = sum(text[2] for text in encoded_events)
+        if bounded and (
+            version + len(stream) > MAX_STREAM_EVENTS or size + added > MAX_STREAM_BYTES
+        ):
+            raise StreamFull(stream[0].event_type, stream_id, version, size)
+        totals = list(accumulate((text[2] for text in encoded_events), initial=size))[1:]
+        rows.extend(
+            (
+                stream_id,
+                version + offset,
+                event.event_id,
+                event.event_type,
+                event.schema_version,
+                payload,
+                metadata,
+                total,
+            )
+            for offset, (event, (payload, metadata, _), total) in enumerate(
+                zip(stream, encoded_events, totals, strict=True), 1
+            )
+        )
+    with _duplicates_refused():  # the rows not read back: one NOTIFY, nothing decoded
+        appended = await conn.fetchrow(
+            f"""WITH appended AS ({_INSERT} RETURNING 1)
+                SELECT count(*), pg_notify('{NOTIFY_CHANNEL}', '') IS NULL AS notified
                 FROM appended""",
             *map(list, zip(*rows, strict=True)),
         )
-    except asyncpg.UniqueViolationError as error:
-        if "event_id" in str(error.constraint_name or ""):
-            raise DuplicateEvent(str(error.detail)) from error
-        raise ConcurrencyError(stream_id, expected_version, None) from error
-    return sorted((_record(row) for row in inserted), key=lambda r: r.stream_version)
+    return int(appended[0])
 
 
 async def read_stream(
