@@ -4,6 +4,7 @@ the queues' columns are completed."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
@@ -23,11 +24,14 @@ from desk_policies.calendars import shipped_calendars
 from desk_policies.loader import load_policies
 from sla.adapters.http import create_app
 from sla.adapters.kafka import on_ticket_event
-from sla.application.timers import Desks, complete_board, fire_due
+from sla.application.timers import FIRE_BATCH, Desks, complete_board, fire_due, next_due
 
 log = structlog.get_logger(__name__)
 COMMANDS = {"ReminderDue", "AutoCloseDue"}
 TICK_SECONDS = 1.0
+# the shortest rest after a pass that fired timers: at 1,000 due a second, batches of about
+# FIRE_BATCH, each timer at most this much later for it
+GATHER_SECONDS = 0.1
 
 
 def now() -> datetime:
@@ -36,9 +40,31 @@ def now() -> datetime:
 
 def fire_timers(
     runtime: ServiceRuntime, pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]
-) -> None:
-    """The timer loop: due timers fired (`fire_due`) until none is, then again after a tick."""
-    runtime.repeat("fire_timers", lambda: fire_due(pool, desks, clock()), TICK_SECONDS)
+) -> asyncio.Event:
+    """The timer loop: due timers fired (`fire_due`), at once again while batches come back
+    full (a backlog), else a rest until the next timer falls due, at least `GATHER_SECONDS`
+    after a pass that fired some (so that timers falling due all the time are fired by batches)
+    and at most `TICK_SECONDS` (a timer put back by another replica is seen then). Returns the
+    event that ends the rest at once: set it when timers were armed."""
+    alarm = asyncio.Event()
+    ringing: list[asyncio.TimerHandle] = []
+
+    async def fire() -> int:
+        handled = await fire_due(pool, desks, clock())
+        if handled >= FIRE_BATCH:
+            return handled  # the runtime's loop goes on at once
+        due = await next_due(pool, clock())
+        for handle in ringing:
+            handle.cancel()
+        ringing.clear()
+        if due is not None:
+            wait = max((due - clock()).total_seconds(), GATHER_SECONDS if handled else 0)
+            if wait < TICK_SECONDS:
+                ringing.append(asyncio.get_running_loop().call_later(wait, alarm.set))
+        return 0  # rest until the alarm
+
+    runtime.repeat("fire_timers", fire, TICK_SECONDS, wake=alarm)
+    return alarm
 
 
 def topic_for(event: RecordedEvent) -> str:
@@ -56,11 +82,11 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         migrations=migrations_in("sla", resources.files("sla") / "migrations"),
         topic_for=topic_for,
     )
-    runtime.subscribe(TICKET_EVENTS, on_ticket_event(desks, now))
     pool = await runtime.start_store()
     completed = await complete_board(pool, desks, now())  # rows written before migration 0005
     if completed:
         log.info("board_completed", rows=completed)
 
-    fire_timers(runtime, pool, desks, now)
+    armed = fire_timers(runtime, pool, desks, now)
+    runtime.subscribe(TICKET_EVENTS, on_ticket_event(desks, now), applied=armed.set)
     return runtime, create_app(pool, desks, now, verifier=verifier)

@@ -1,7 +1,8 @@
 """The sla service's timers fired in batches on the real PostgreSQL server: more than a batch
 due at once is fired in one call, each timer once, even by two replicas at a time; a timer that
 fails, in its batch or when the batch is written together, is put back for later and the others
-fire once; a timer already appended fires nothing again."""
+fire once; a timer already appended fires nothing again; the loop rests until the next timer
+falls due, not a whole tick."""
 
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ from desk_contracts.tickets import Channel, TicketCreated
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import append
 from desk_platform.consumer import decode_event
+from desk_platform.runtime import ServiceRuntime
+from desk_platform.settings import Settings
 from desk_policies.calendars import shipped_calendars
 from desk_policies.loader import load_policies
 from sla.adapters.kafka import on_ticket_event
 from sla.application.timers import Desks, fire_due
+from sla.bootstrap import fire_timers
 from sla.domain.timers import Timer, TimerKind
 
 pytestmark = pytest.mark.integration
@@ -215,3 +219,31 @@ async def test_a_timer_already_appended_appends_nothing_again(pool: asyncpg.Pool
     events = await appended(pool)
     assert set(events.values()) == {1} and len(events) == 4
     assert await pending(pool) == {}
+
+
+async def test_the_loop_rests_until_the_next_timer_falls_due(pool: asyncpg.Pool) -> None:
+    runtime = ServiceRuntime("sla", Settings())
+    armed = fire_timers(runtime, pool, DESKS, lambda: datetime.now(UTC))
+    stop = asyncio.Event()
+    [loop] = runtime.loops
+    task = asyncio.create_task(loop(stop))
+    try:
+        await asyncio.sleep(0.1)  # the first pass found nothing and rests
+        due = datetime.now(UTC) + timedelta(seconds=0.3)
+        soon = reminder(due)
+        await arm(pool, [soon])
+        armed.set()  # as the consumer does once it armed timers
+        await asyncio.sleep(0.1)
+        assert soon.command_id in await pending(pool)
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if soon.command_id not in await pending(pool):
+                break
+        async with pool.acquire() as conn:
+            fired_at = await conn.fetchval(
+                "SELECT fired_at FROM timers WHERE timer_id = $1", soon.command_id
+            )
+    finally:
+        stop.set()
+        await task
+    assert fired_at is not None and fired_at - due < timedelta(seconds=0.5)
