@@ -69,7 +69,7 @@ from notify import infra_env  # bench/notify.py: the same servers, found alike
 import sla.bootstrap
 from desk_contracts.state import RequestState
 from desk_contracts.tickets import Channel, CommentAdded, TicketCreated
-from desk_eventstore.db import open_store, session_settings
+from desk_eventstore.db import keep_session, open_store, session_settings
 from desk_eventstore.migrate import migrations_in
 from desk_platform.logging import configure_logging
 from desk_platform.runtime import ServiceRuntime
@@ -336,6 +336,7 @@ async def replica(url: str, schema: str, mode: str) -> None:
         max_size=1,
         max_queries=10**9,
         server_settings=session_settings(schema),
+        reset=keep_session,  # as the service's pool (open_store)
     )
     assert pool is not None
     async with pool.acquire() as conn:
