@@ -272,12 +272,16 @@ async def append(
 
 
 # A multi-stream append takes the store's lock shared, then its streams' locks in the order
-# given (sorted, so that two such appends sharing streams cannot deadlock), then reads each
+# given (sorted, so that two such appends sharing streams cannot deadlock), in one statement:
+# each stream's lock is taken on a row joined to the store's, so after it; then reads each
 # stream's last event in a statement whose snapshot follows the locks
-_LOCK_STORE = "SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema()))"
-_LOCK_STREAMS = """SELECT count(pg_advisory_xact_lock(
+_LOCK_STREAMS = """WITH store AS MATERIALIZED (
+                       SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema()))
+                           IS NULL AS taken)
+                   SELECT count(pg_advisory_xact_lock(
                        hashtextextended(current_schema() || '/' || s.stream_id, 0)))
-                   FROM unnest($1::text[]) AS s(stream_id)"""
+                   FROM store, unnest($2::text[]) AS s(stream_id)
+                   WHERE store.taken IS NOT NULL"""
 _HEADS = """SELECT s.stream_id, coalesce(last.stream_version, 0) AS version,
                    last.stream_bytes AS bytes
             FROM unnest($1::text[]) AS s(stream_id) LEFT JOIN LATERAL (
@@ -293,8 +297,8 @@ async def append_to_streams(
 ) -> int:
     """Append each stream's `events` wherever that stream ends (`append` with no expected
     version, for writers that only need order), all of them in the caller's transaction with
-    four round trips whatever the number of streams: the store's lock, the streams' locks, the
-    streams' heads, the insert. `bounded`: a person's write, refused when a stream is full (see
+    three round trips whatever the number of streams: the locks, the streams' heads, the
+    insert. `bounded`: a person's write, refused when a stream is full (see
     module). Under the streams' locks no other append can take their next versions. Returns
     how many events were appended (they are not read back: a writer that needs their positions
     uses `append`).
@@ -310,8 +314,7 @@ async def append_to_streams(
         async with conn.transaction():
             return await append_to_streams(conn, events, bounded=bounded)
     texts = {stream_id: [_encoded(event) for event in events[stream_id]] for stream_id in streams}
-    await conn.execute(_LOCK_STORE, APPEND_LOCK_CLASS)
-    await conn.fetchval(_LOCK_STREAMS, streams)
+    await conn.fetchval(_LOCK_STREAMS, APPEND_LOCK_CLASS, streams)
     rows: list[tuple[Any, ...]] = []
     for head in await conn.fetch(_HEADS, streams):
         stream_id, version = head["stream_id"], head["version"]
