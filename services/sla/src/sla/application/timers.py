@@ -97,22 +97,19 @@ Kept = tuple[str, list[Step]]  # a request's latest state as JSON, and its steps
 
 
 async def _requests_kept(conn: asyncpg.Connection, ticket_ids: list[str]) -> dict[str, Kept]:
-    """What sla keeps of each of these requests (two queries however many), undecoded: those it
+    """What sla keeps of each of these requests (one query however many), undecoded: those it
     does not know are absent."""
-    states = await conn.fetch(
-        "SELECT ticket_id, state FROM request_states WHERE ticket_id = ANY($1::text[])",
+    rows = await conn.fetch(
+        """SELECT s.ticket_id, s.state,
+                  (SELECT array_agg(ROW(p.version, p.at, p.status, p.priority) ORDER BY p.version)
+                   FROM request_steps AS p WHERE p.ticket_id = s.ticket_id) AS steps
+           FROM request_states AS s WHERE s.ticket_id = ANY($1::text[])""",
         ticket_ids,
     )
-    kept: dict[str, Kept] = {row["ticket_id"]: (row["state"], []) for row in states}
-    if not kept:
-        return kept
-    for s in await conn.fetch(
-        """SELECT ticket_id, version, at, status, priority FROM request_steps
-           WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id, version""",
-        list(kept),
-    ):
-        kept[s["ticket_id"]][1].append(Step(s["version"], s["at"], s["status"], s["priority"]))
-    return kept
+    return {
+        row["ticket_id"]: (row["state"], [Step(*step) for step in row["steps"] or ()])
+        for row in rows
+    }
 
 
 def _request(kept: Kept | None, ticket_id: str) -> tuple[Timeline, RequestState] | None:
@@ -372,26 +369,25 @@ async def _fire_batch(pool: asyncpg.Pool, desks: Desks, now: datetime, limit: in
 
 
 async def _fire_together(conn: asyncpg.Connection, firings: list[_Firing], now: datetime) -> None:
-    """Fire the batch together whatever its size: the occurrences recorded (one statement),
-    the timers marked (one), then the events of those fired first appended to their streams at
-    once (four)."""
+    """Fire the batch together whatever its size: the timers marked and the occurrences
+    recorded (one statement), then the events of those fired first appended to their streams at
+    once (three)."""
     first_in_batch: dict[tuple[str, str], _Firing] = {}  # two timers of one occurrence
     for firing in firings:
         if firing.event is not None:
             first_in_batch.setdefault(firing.occurrence, firing)
     recorded = await conn.fetch(
-        """INSERT INTO fired_occurrences
+        """WITH marked AS (
+               UPDATE timers SET fired_at = $4 WHERE timer_id = ANY($3::uuid[]) RETURNING 1)
+           INSERT INTO fired_occurrences
            SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING
            RETURNING ticket_id, occurrence""",
         [ticket_id for ticket_id, _ in first_in_batch],
         [occurrence for _, occurrence in first_in_batch],
-    )
-    first = {(row["ticket_id"], row["occurrence"]) for row in recorded}
-    await conn.execute(
-        "UPDATE timers SET fired_at = $2 WHERE timer_id = ANY($1::uuid[])",
         [f.row["timer_id"] for f in firings],
         now,
     )
+    first = {(row["ticket_id"], row["occurrence"]) for row in recorded}
     fired = [firing for key, firing in first_in_batch.items() if key in first]
     streams: dict[str, list[NewEvent]] = {}
     for firing in fired:
