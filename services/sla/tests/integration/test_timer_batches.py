@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from published import published_envelopes
 from service_support import service_store
+from structlog.testing import capture_logs
 
 from desk_contracts.sla import ReminderDue
 from desk_contracts.tickets import Channel, TicketCreated
@@ -170,7 +171,13 @@ async def test_a_timer_failing_in_a_batch_written_together_leaves_the_others_fir
                    FOR EACH ROW EXECUTE FUNCTION refuse()"""
         )
     now = MONDAY + timedelta(minutes=5)
-    assert await fire_due(pool, DESKS, now) == 31
+    with capture_logs() as logs:
+        assert await fire_due(pool, DESKS, now) == 31
+    assert [e["event"] for e in logs if e["log_level"] != "info"] == [
+        "timer_batch_failed",
+        "timer_failed",
+    ]
+    assert [e["ticket_id"] for e in logs if e["event"] == "timer_failed"] == ["refused"]
     events = await appended(pool)
     assert all(events[t.command_id] == 1 for t in timers)
     assert bad.command_id not in events
@@ -195,7 +202,11 @@ async def test_a_timer_whose_meaning_cannot_be_read_is_put_back_alone(pool: asyn
     timers = [reminder(MONDAY + timedelta(seconds=n)) for n in range(5)]
     await arm(pool, timers)
     now = MONDAY + timedelta(days=3)
-    assert await fire_due(pool, DESKS, now) == 5 + 2
+    with capture_logs() as logs:
+        assert await fire_due(pool, DESKS, now) == 5 + 2
+    failed = [e for e in logs if e["event"] == "timer_failed"]
+    assert [e["ticket_id"] for e in failed] == [known.ticket_id] * 2
+    assert "timer_batch_failed" not in [e["event"] for e in logs]  # the others written together
     events = await appended(pool)
     assert all(events[t.command_id] == 1 for t in timers) and len(events) == 5
     assert set((await pending(pool)).values()) == {now + timedelta(minutes=1)}
@@ -215,7 +226,11 @@ async def test_a_timer_already_appended_appends_nothing_again(pool: asyncpg.Pool
         await append(
             conn, done.ticket_id, None, [NewEvent.from_event(event, event_id=done.command_id)]
         )
-    assert await fire_due(pool, DESKS, MONDAY + timedelta(minutes=1)) == 4
+    with capture_logs() as logs:
+        assert await fire_due(pool, DESKS, MONDAY + timedelta(minutes=1)) == 4
+    assert [e["timer"] for e in logs if e["event"] == "timer_already_fired"] == [
+        str(done.command_id)
+    ]
     events = await appended(pool)
     assert set(events.values()) == {1} and len(events) == 4
     assert await pending(pool) == {}
