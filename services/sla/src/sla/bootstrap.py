@@ -4,11 +4,14 @@ the queues' columns are completed."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 
 from desk_contracts.topics import SLA_EVENTS, TICKET_COMMANDS, TICKET_EVENTS
@@ -21,15 +24,47 @@ from desk_policies.calendars import shipped_calendars
 from desk_policies.loader import load_policies
 from sla.adapters.http import create_app
 from sla.adapters.kafka import events_together, on_ticket_event
-from sla.application.timers import Desks, complete_board, fire_due
+from sla.application.timers import FIRE_BATCH, Desks, complete_board, fire_due, next_due
 
 log = structlog.get_logger(__name__)
 COMMANDS = {"ReminderDue", "AutoCloseDue"}
 TICK_SECONDS = 1.0
+# the shortest rest after a pass that fired timers: at 1,000 due a second, batches of about
+# FIRE_BATCH, each timer at most this much later for it
+GATHER_SECONDS = 0.1
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def fire_timers(
+    runtime: ServiceRuntime, pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]
+) -> asyncio.Event:
+    """The timer loop: due timers fired (`fire_due`), at once again while batches come back
+    full (a backlog), else a rest until the next timer falls due, at least `GATHER_SECONDS`
+    after a pass that fired some (so that timers falling due all the time are fired by batches)
+    and at most `TICK_SECONDS` (a timer put back by another replica is seen then). Returns the
+    event that ends the rest at once: set it when timers were armed."""
+    alarm = asyncio.Event()
+    ringing: list[asyncio.TimerHandle] = []
+
+    async def fire() -> int:
+        handled = await fire_due(pool, desks, clock())
+        if handled >= FIRE_BATCH:
+            return handled  # the runtime's loop goes on at once
+        due = await next_due(pool, clock())
+        for handle in ringing:
+            handle.cancel()
+        ringing.clear()
+        if due is not None:
+            wait = max((due - clock()).total_seconds(), GATHER_SECONDS if handled else 0)
+            if wait < TICK_SECONDS:
+                ringing.append(asyncio.get_running_loop().call_later(wait, alarm.set))
+        return 0  # rest until the alarm
+
+    runtime.repeat("fire_timers", fire, TICK_SECONDS, wake=alarm)
+    return alarm
 
 
 def topic_for(event: RecordedEvent) -> str:
@@ -47,13 +82,16 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         migrations=migrations_in("sla", resources.files("sla") / "migrations"),
         topic_for=topic_for,
     )
-    runtime.subscribe(
-        TICKET_EVENTS, on_ticket_event(desks, now), together=events_together(desks, now)
-    )
     pool = await runtime.start_store()
     completed = await complete_board(pool, desks, now())  # rows written before migration 0005
     if completed:
         log.info("board_completed", rows=completed)
 
-    runtime.repeat("fire_timers", lambda: fire_due(pool, desks, now()), TICK_SECONDS)
+    armed = fire_timers(runtime, pool, desks, now)
+    runtime.subscribe(
+        TICKET_EVENTS,
+        on_ticket_event(desks, now),
+        applied=armed.set,
+        together=events_together(desks, now),
+    )
     return runtime, create_app(pool, desks, now, verifier=verifier)

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from itertools import accumulate
 from typing import Any
 
@@ -179,6 +180,37 @@ async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:
     return int(version or 0)
 
 
+_INSERT = """INSERT INTO events (stream_id, stream_version, event_id, event_type,
+                                schema_version, payload, metadata, stream_bytes)
+             SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[],
+                                  $5::int[], $6::jsonb[], $7::jsonb[], $8::bigint[])"""
+
+
+async def _insert(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> list[RecordedEvent]:
+    """Insert the events' rows, count their bytes and wake the relay (NOTIFY is delivered at
+    commit) at once; DuplicateEvent for a known event id (a version taken meanwhile is left to
+    the caller: asyncpg's UniqueViolationError)."""
+    with _duplicates_refused():
+        inserted = await conn.fetch(
+            f"""WITH appended AS ({_INSERT} RETURNING {_COLUMNS})
+                SELECT appended.*, pg_notify('{NOTIFY_CHANNEL}', '') IS NULL AS notified
+                FROM appended""",
+            *map(list, zip(*rows, strict=True)),
+        )
+    return sorted((_record(row) for row in inserted), key=lambda r: (r.stream_id, r.stream_version))
+
+
+@contextmanager
+def _duplicates_refused() -> Iterator[None]:
+    """A known event id as DuplicateEvent."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as error:
+        if "event_id" in str(error.constraint_name or ""):
+            raise DuplicateEvent(str(error.detail)) from error
+        raise
+
+
 async def append(
     conn: asyncpg.Connection,
     stream_id: str,
@@ -217,52 +249,10 @@ async def append(
         expected_version + len(events) > MAX_STREAM_EVENTS or size + added > MAX_STREAM_BYTES
     ):
         raise StreamFull(events[0].event_type, stream_id, expected_version, size)
-    inserted = await _insert(conn, _rows(stream_id, expected_version, events, texts, size))
-    return sorted((_record(row) for row in inserted), key=lambda r: r.stream_version)
-
-
-# The store's lock shared, the streams' own exclusive (in the order given), and those of them
-# that already hold an event
-_HEADS = """SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema())) IS NULL AS store,
-                  (SELECT count(*) FROM (
-                       SELECT pg_advisory_xact_lock(
-                                  hashtextextended(current_schema() || '/' || s.id, 0))
-                       FROM unnest($2::text[]) WITH ORDINALITY AS s(id, n) ORDER BY s.n) AS l)
-                      AS locked,
-                  (SELECT array_agg(DISTINCT stream_id) FROM events
-                   WHERE stream_id = ANY($2::text[])) AS taken"""
-
-
-async def append_new_streams(
-    conn: asyncpg.Connection, streams: Sequence[tuple[str, Sequence[NewEvent]]]
-) -> list[list[RecordedEvent]]:
-    """Open each of `streams` (id, first events) as `append(conn, id, 0, events)` would, all
-    with two statements, in the caller's transaction; the recorded events of each, in order.
-
-    Raises as `append` does: EventRefused or StreamFull before any statement, ConcurrencyError
-    when a stream already exists (or is given twice), DuplicateEvent when an event id is known.
-    """
-    if not conn.is_in_transaction():
-        async with conn.transaction():
-            return await append_new_streams(conn, streams)
-    encoded = [[_encoded(event) for event in events] for _, events in streams]
-    for (stream_id, events), texts in zip(streams, encoded, strict=True):
-        if len(events) > MAX_STREAM_EVENTS or sum(t[2] for t in texts) > MAX_STREAM_BYTES:
-            raise StreamFull(events[0].event_type, stream_id, 0, 0)
-    ids = [stream_id for stream_id, _ in streams]
-    head = await conn.fetchrow(_HEADS, APPEND_LOCK_CLASS, ids)
-    if head["taken"]:
-        raise ConcurrencyError(sorted(head["taken"])[0], 0, None)
-    rows = [
-        row
-        for (stream_id, events), texts in zip(streams, encoded, strict=True)
-        for row in _rows(stream_id, 0, events, texts, 0)
-    ]
-    inserted = await _insert(conn, rows) if rows else []
-    recorded: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in ids}
-    for event in sorted((_record(row) for row in inserted), key=lambda r: r.global_position):
-        recorded[event.stream_id].append(event)
-    return [recorded[stream_id] for stream_id in ids]
+    try:
+        return await _insert(conn, _rows(stream_id, expected_version, events, texts, size))
+    except asyncpg.UniqueViolationError as error:
+        raise ConcurrencyError(stream_id, expected_version, None) from error
 
 
 def _rows(
@@ -292,27 +282,73 @@ def _rows(
     ]
 
 
-async def _insert(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
-    """Insert `rows`, count their bytes and wake the relay (NOTIFY is delivered at commit) in
-    one statement; DuplicateEvent for a known event id, ConcurrencyError for a taken version."""
-    try:
-        return list(
-            await conn.fetch(
-                f"""WITH appended AS (
-                        INSERT INTO events (stream_id, stream_version, event_id, event_type,
-                                            schema_version, payload, metadata, stream_bytes)
-                        SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[],
-                                             $5::int[], $6::jsonb[], $7::jsonb[], $8::bigint[])
-                        RETURNING {_COLUMNS})
-                    SELECT appended.*, pg_notify('{NOTIFY_CHANNEL}', '') IS NULL AS notified
-                    FROM appended""",
-                *map(list, zip(*rows, strict=True)),
-            )
+# A multi-stream append takes the store's lock shared, then its streams' locks in the order
+# given (sorted, so that two such appends sharing streams cannot deadlock), in one statement:
+# each stream's lock is taken on a row joined to the store's, so after it; then reads each
+# stream's last event in a statement whose snapshot follows the locks
+_LOCK_STREAMS = """WITH store AS MATERIALIZED (
+                       SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema()))
+                           IS NULL AS taken)
+                   SELECT count(pg_advisory_xact_lock(
+                       hashtextextended(current_schema() || '/' || s.stream_id, 0)))
+                   FROM store, unnest($2::text[]) AS s(stream_id)
+                   WHERE store.taken IS NOT NULL"""
+_HEADS = """SELECT s.stream_id, coalesce(last.stream_version, 0) AS version,
+                   last.stream_bytes AS bytes
+            FROM unnest($1::text[]) AS s(stream_id) LEFT JOIN LATERAL (
+                SELECT stream_version, stream_bytes FROM events WHERE stream_id = s.stream_id
+                ORDER BY stream_version DESC LIMIT 1) AS last ON true"""
+
+
+async def append_to_streams(
+    conn: asyncpg.Connection,
+    events: Mapping[str, Sequence[NewEvent]],
+    *,
+    bounded: bool = True,
+    new: bool = False,
+) -> int:
+    """Append each stream's `events` wherever that stream ends (`append` with no expected
+    version, for writers that only need order), all of them in the caller's transaction with
+    three round trips whatever the number of streams: the locks, the streams' heads, the
+    insert. `bounded`: a person's write, refused when a stream is full (see
+    module). Under the streams' locks no other append can take their next versions. Returns
+    how many events were appended (they are not read back: a writer that needs their positions
+    uses `append`). `new`: the streams are opened (`append` at version 0): ConcurrencyError,
+    before any insert, when one of them exists already.
+
+    Raises DuplicateEvent when an event id is known, EventRefused (before any insert) when an
+    event can never be stored or published, StreamFull (before any insert) when a bounded append
+    would pass a stream's bound; nothing is appended then.
+    """
+    streams = sorted(stream_id for stream_id, stream in events.items() if stream)
+    if not streams:
+        return 0
+    if not conn.is_in_transaction():
+        async with conn.transaction():
+            return await append_to_streams(conn, events, bounded=bounded, new=new)
+    texts = {stream_id: [_encoded(event) for event in events[stream_id]] for stream_id in streams}
+    await conn.fetchval(_LOCK_STREAMS, APPEND_LOCK_CLASS, streams)
+    rows: list[tuple[Any, ...]] = []
+    for head in await conn.fetch(_HEADS, streams):
+        stream_id, version = head["stream_id"], head["version"]
+        if new and version:
+            raise ConcurrencyError(stream_id, 0, version)
+        stream, encoded_events = events[stream_id], texts[stream_id]
+        size = await _size(conn, head, stream_id)
+        added = sum(text[2] for text in encoded_events)
+        if bounded and (
+            version + len(stream) > MAX_STREAM_EVENTS or size + added > MAX_STREAM_BYTES
+        ):
+            raise StreamFull(stream[0].event_type, stream_id, version, size)
+        rows.extend(_rows(stream_id, version, stream, encoded_events, size))
+    with _duplicates_refused():  # the rows not read back: one NOTIFY, nothing decoded
+        appended = await conn.fetchrow(
+            f"""WITH appended AS ({_INSERT} RETURNING 1)
+                SELECT count(*), pg_notify('{NOTIFY_CHANNEL}', '') IS NULL AS notified
+                FROM appended""",
+            *map(list, zip(*rows, strict=True)),
         )
-    except asyncpg.UniqueViolationError as error:
-        if "event_id" in str(error.constraint_name or ""):
-            raise DuplicateEvent(str(error.detail)) from error
-        raise ConcurrencyError(rows[0][0], rows[0][1] - 1, None) from error
+    return int(appended[0])
 
 
 async def read_stream(

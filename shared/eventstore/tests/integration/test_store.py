@@ -18,7 +18,7 @@ from desk_eventstore.store import (
     DuplicateEvent,
     EventRefused,
     append,
-    append_new_streams,
+    append_to_streams,
     read_all,
     read_all_payloads,
     read_stream,
@@ -73,25 +73,24 @@ async def test_same_event_id_twice_is_refused(pool: asyncpg.Pool) -> None:
 
 async def test_new_streams_open_together_as_each_alone_would(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
-        opened = await append_new_streams(conn, [("N-1", [new(1), new(2)]), ("N-2", [new(3)])])
-        assert [[(e.stream_id, e.stream_version) for e in events] for events in opened] == [
-            [("N-1", 1), ("N-1", 2)],
-            [("N-2", 1)],
+        opened = {"N-1": [new(1), new(2)], "N-2": [new(3)]}
+        assert await append_to_streams(conn, opened, new=True) == 3
+        assert [(e.stream_version, e.payload["n"]) for e in await read_stream(conn, "N-1")] == [
+            (1, 1),
+            (2, 2),
         ]
-        assert [e.payload["n"] for e in await read_stream(conn, "N-1")] == [1, 2]
         await append(conn, "N-2", 1, [new(4)])  # then appended to as any stream
         known = new(5)
         await append(conn, "N-3", 0, [known])
         refusals = [
-            ([("N-4", [new()]), ("N-1", [new()])], ConcurrencyError, "'N-1' moved on"),
-            ([("N-5", [new()]), ("N-5", [new()])], ConcurrencyError, "'N-5' moved on"),
-            ([("N-6", [new()]), ("N-7", [known])], DuplicateEvent, "event_id"),
-            ([("N-8", [new()]), ("N-9", [NewEvent(uuid.uuid4(), "Bad", {"t": "\0"})])],
+            ({"N-4": [new()], "N-1": [new()]}, ConcurrencyError, "'N-1' is at version 2"),
+            ({"N-6": [new()], "N-7": [known]}, DuplicateEvent, "event_id"),
+            ({"N-8": [new()], "N-9": [NewEvent(uuid.uuid4(), "Bad", {"t": "\0"})]},
              EventRefused, "NUL"),
         ]  # fmt: skip
         for streams, error, message in refusals:
             with pytest.raises(error, match=message):
-                await append_new_streams(conn, streams)
+                await append_to_streams(conn, streams, new=True)
         ids = {e.stream_id for e in await read_all(conn, 0, 100)}
     assert ids == {"N-1", "N-2", "N-3"}  # a refused set opens none of its streams
 

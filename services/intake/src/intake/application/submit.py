@@ -33,7 +33,7 @@ import structlog
 from desk_contracts.tickets import Attachment, Channel
 from desk_eventstore.group_commit import GroupCommit
 from desk_eventstore.records import NewEvent
-from desk_eventstore.store import append, append_new_streams
+from desk_eventstore.store import append, append_to_streams
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy
 from intake.application.counts import add_this_hour, count_this_hour, uncount_this_hour
@@ -189,12 +189,11 @@ async def _open_together(
         await _count_together(conn, [o for _, o in fresh if o.limits is not None])
         numbers = await _take_numbers(conn, [o.prefix for _, o in fresh])
         created = [(n, o, *o.created(numbers[o.prefix].pop(0))) for n, o in fresh]
-        recorded = await append_new_streams(
-            conn, [(ticket_id, [new]) for _, _, ticket_id, new, _ in created]
-        )
+        opened = {ticket_id: [new] for _, _, ticket_id, new, _ in created}
+        await append_to_streams(conn, opened, new=True)
         await _remember(conn, [(o, ticket_id, key) for _, o, ticket_id, _, key in created])
-        for (n, _, ticket_id, _, key), [event] in zip(created, recorded, strict=True):
-            answers[n] = Accepted(ticket_id, key, str(event.event_id), created=True)
+        for n, _, ticket_id, new, key in created:
+            answers[n] = Accepted(ticket_id, key, str(new.event_id), created=True)
     return [answers[n] for n in range(len(openings))]
 
 

@@ -9,11 +9,20 @@ Arming replaces the ticket's pending timers after every event. Firing takes due 
 timer means to the sla store (the outbox): SLA warnings and breaches for `sla-events`,
 reminder and auto-close commands for `ticket-commands`. The event id is the timer's
 deterministic command id, so a timer fired twice appends once.
+
+Timers are fired by batches, a batch a transaction, so that a thousand due a second cost a
+few statements each batch rather than ten each timer: the requests of the batch's SLA timers
+read at once, what each timer means decided in memory, then the occurrences recorded, the
+timers marked and the events appended (every stream of the batch at once) together. Timers
+rarely fail: when a batch written together does, it is rolled back to its savepoint and written
+again one timer at a time, each behind its own savepoint, so one failing timer does not undo or
+stall the others; it is put back for later (`RETRY_FAILED_TIMER`), as is one whose meaning
+cannot be read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +33,7 @@ from desk_contracts.base import Event
 from desk_contracts.sla import AutoCloseDue, ReminderDue, SlaBreached, SlaWarningReached
 from desk_contracts.state import RequestState
 from desk_eventstore.records import NewEvent
-from desk_eventstore.store import DuplicateEvent, append
+from desk_eventstore.store import DuplicateEvent, append, append_to_streams
 from desk_policies.calendars import BusinessCalendar
 from desk_policies.model import DeskPolicy
 from sla.domain.business_time import BusinessTime
@@ -34,6 +43,8 @@ from sla.domain.timers import Timer, TimerKind, plan_timers
 
 log = structlog.get_logger(__name__)
 RETRY_FAILED_TIMER = timedelta(minutes=1)
+FIRE_BATCH = 100  # timers taken by one transaction
+SLA_KINDS = (TimerKind.SLA_WARNING, TimerKind.SLA_BREACH)
 
 
 @dataclass
@@ -78,36 +89,49 @@ async def request_of(
 ) -> tuple[Timeline, RequestState] | None:
     """The request's timeline and latest state; None when unknown, or while a version is
     missing (its event has not arrived yet: nothing is computed before it does)."""
-    return (await requests_of(conn, [ticket_id])).get(ticket_id)
+    return _request((await _requests_kept(conn, [ticket_id])).get(ticket_id), ticket_id)
+
+
+Kept = tuple[str, list[Step]]  # a request's latest state as JSON, and its steps in order
+
+
+async def _requests_kept(conn: asyncpg.Connection, ticket_ids: list[str]) -> dict[str, Kept]:
+    """What sla keeps of each of these requests (one query however many), undecoded: those it
+    does not know are absent."""
+    rows = await conn.fetch(
+        """SELECT s.ticket_id, s.state,
+                  (SELECT array_agg(ROW(p.version, p.at, p.status, p.priority) ORDER BY p.version)
+                   FROM request_steps AS p WHERE p.ticket_id = s.ticket_id) AS steps
+           FROM request_states AS s WHERE s.ticket_id = ANY($1::text[])""",
+        ticket_ids,
+    )
+    return {
+        row["ticket_id"]: (row["state"], [Step(*step) for step in row["steps"] or ()])
+        for row in rows
+    }
+
+
+def _request(kept: Kept | None, ticket_id: str) -> tuple[Timeline, RequestState] | None:
+    """The timeline and latest state of what is kept of a request (see `request_of`)."""
+    if kept is None:
+        return None
+    state, steps = kept
+    timeline = Timeline(tuple(steps))
+    if timeline.missing is not None:
+        log.warning("history_gap", ticket_id=ticket_id, missing=timeline.missing)
+        return None
+    return timeline, RequestState.model_validate_json(state)
 
 
 async def requests_of(
     conn: asyncpg.Connection, ticket_ids: Sequence[str]
 ) -> dict[str, tuple[Timeline, RequestState]]:
-    """`request_of` for each of `ticket_ids` with two statements: those known, by id."""
-    states = {
-        row["ticket_id"]: row["state"]
-        for row in await conn.fetch(
-            "SELECT ticket_id, state FROM request_states WHERE ticket_id = ANY($1::text[])",
-            list(ticket_ids),
-        )
-    }
-    if not states:
-        return {}
-    steps: dict[str, list[Step]] = {ticket_id: [] for ticket_id in states}
-    for s in await conn.fetch(
-        """SELECT ticket_id, version, at, status, priority FROM request_steps
-           WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id, version""",
-        list(states),
-    ):
-        steps[s["ticket_id"]].append(Step(s["version"], s["at"], s["status"], s["priority"]))
+    """`request_of` for each of `ticket_ids` with one statement: those known whole, by id."""
     known = {}
-    for ticket_id, state in states.items():
-        timeline = Timeline(tuple(steps[ticket_id]))
-        if timeline.missing is not None:
-            log.warning("history_gap", ticket_id=ticket_id, missing=timeline.missing)
-            continue
-        known[ticket_id] = (timeline, RequestState.model_validate_json(state))
+    for ticket_id, kept in (await _requests_kept(conn, list(ticket_ids))).items():
+        request = _request(kept, ticket_id)
+        if request is not None:
+            known[ticket_id] = request
     return known
 
 
@@ -282,7 +306,12 @@ async def clocks_of(
     conn: asyncpg.Connection, desks: Desks, ticket_id: str, now: datetime
 ) -> TicketClocks | None:
     """The request's clocks at `now`; None when sla does not know it (or not all of it yet)."""
-    known = await request_of(conn, ticket_id)
+    return _clocks(desks, await request_of(conn, ticket_id), now)
+
+
+def _clocks(
+    desks: Desks, known: tuple[Timeline, RequestState] | None, now: datetime
+) -> TicketClocks | None:
     if known is None:
         return None
     timeline, state = known
@@ -290,9 +319,44 @@ async def clocks_of(
     return read_clocks(timeline, state, policy, calendar, now)
 
 
-async def fire_due(pool: asyncpg.Pool, desks: Desks, now: datetime, limit: int = 100) -> int:
-    """Handle timers due at `now`; returns how many were handled (fired, found stale, or put
-    back for later), so a caller looping until 0 always ends."""
+async def fire_due(pool: asyncpg.Pool, desks: Desks, now: datetime, limit: int = FIRE_BATCH) -> int:
+    """Handle the timers due at `now`, `limit` at a time until a batch comes back short; returns
+    how many were handled (fired, found stale, or put back for later), so a caller looping
+    until 0 always ends."""
+    handled = 0
+    while True:
+        taken = await _fire_batch(pool, desks, now, limit)
+        handled += taken
+        if taken < limit:
+            return handled
+
+
+async def next_due(pool: asyncpg.Pool, now: datetime) -> datetime | None:
+    """When the next pending timer falls due after `now` (None: none is armed), so that the
+    loop can rest until then."""
+    async with pool.acquire() as conn:
+        due: datetime | None = await conn.fetchval(
+            "SELECT min(fire_at) FROM timers WHERE fired_at IS NULL AND fire_at > $1", now
+        )
+    return due
+
+
+@dataclass(frozen=True)
+class _Firing:
+    """A taken timer and what it means now (None: stale)."""
+
+    row: asyncpg.Record
+    event: Event | None
+
+    @property
+    def occurrence(self) -> tuple[str, str]:
+        return self.row["ticket_id"], self.row["occurrence"]
+
+
+async def _fire_batch(pool: asyncpg.Pool, desks: Desks, now: datetime, limit: int) -> int:
+    """Take up to `limit` due timers and handle them in one transaction: together, in a few
+    statements, or, when that fails, one at a time, each behind its own savepoint, so that a
+    failing timer does not undo the others (it is put back for later)."""
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
             """SELECT * FROM timers WHERE fired_at IS NULL AND fire_at <= $1
@@ -300,63 +364,136 @@ async def fire_due(pool: asyncpg.Pool, desks: Desks, now: datetime, limit: int =
             now,
             limit,
         )
+        if not rows:
+            return 0
+        sla = [row["ticket_id"] for row in rows if TimerKind(row["kind"]) in SLA_KINDS]
+        kept = await _requests_kept(conn, sla) if sla else {}
+        firings: list[_Firing] = []
+        failed: list[asyncpg.Record] = []
         for row in rows:
             try:
-                async with conn.transaction():  # one timer's failure does not undo the others
-                    await _fire(conn, desks, row, now)
+                firings.append(_Firing(row, _event_for(desks, row, kept, now)))
             except Exception:
                 log.exception("timer_failed", ticket_id=row["ticket_id"], kind=row["kind"])
-                await conn.execute(
-                    "UPDATE timers SET fire_at = $2 WHERE timer_id = $1",
-                    row["timer_id"],
-                    now + RETRY_FAILED_TIMER,
-                )
+                failed.append(row)
+        try:
+            async with conn.transaction():  # savepoint: a failure falls back to one at a time
+                await _fire_together(conn, firings, now)
+        except Exception:
+            log.warning("timer_batch_failed", timers=len(firings), exc_info=True)
+            for firing in firings:
+                try:
+                    async with conn.transaction():  # one timer's failure does not undo the others
+                        await _fire(conn, firing, now)
+                except Exception:
+                    log.exception(
+                        "timer_failed", ticket_id=firing.row["ticket_id"], kind=firing.row["kind"]
+                    )
+                    failed.append(firing.row)
+        if failed:
+            await conn.execute(
+                "UPDATE timers SET fire_at = $2 WHERE timer_id = ANY($1::uuid[])",
+                [row["timer_id"] for row in failed],
+                now + RETRY_FAILED_TIMER,
+            )
         return len(rows)
 
 
-async def _fire(conn: asyncpg.Connection, desks: Desks, row: asyncpg.Record, now: datetime) -> None:
-    ticket_id = row["ticket_id"]
-    kind = TimerKind(row["kind"])
-    event = await _event_for(conn, desks, row, kind, now)
-    if event is None:  # the clock moved on since arming: a re-arm will follow its new state
+async def _fire_together(conn: asyncpg.Connection, firings: list[_Firing], now: datetime) -> None:
+    """Fire the batch together whatever its size: the timers marked and the occurrences
+    recorded (one statement), then the events of those fired first appended to their streams at
+    once (three)."""
+    first_in_batch: dict[tuple[str, str], _Firing] = {}  # two timers of one occurrence
+    for firing in firings:
+        if firing.event is not None:
+            first_in_batch.setdefault(firing.occurrence, firing)
+    recorded = await conn.fetch(
+        """WITH marked AS (
+               UPDATE timers SET fired_at = $4 WHERE timer_id = ANY($3::uuid[]) RETURNING 1)
+           INSERT INTO fired_occurrences
+           SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING
+           RETURNING ticket_id, occurrence""",
+        [ticket_id for ticket_id, _ in first_in_batch],
+        [occurrence for _, occurrence in first_in_batch],
+        [f.row["timer_id"] for f in firings],
+        now,
+    )
+    first = {(row["ticket_id"], row["occurrence"]) for row in recorded}
+    fired = [firing for key, firing in first_in_batch.items() if key in first]
+    streams: dict[str, list[NewEvent]] = {}
+    for firing in fired:
+        streams.setdefault(firing.row["ticket_id"], []).append(_new_event(firing))
+    await append_to_streams(conn, streams, bounded=False)
+    fired_ids = {firing.row["timer_id"] for firing in fired}
+    for firing in firings:
+        if firing.row["timer_id"] in fired_ids:
+            _log_fired(firing)
+        else:
+            _log_not_fired(firing)
+
+
+async def _fire(conn: asyncpg.Connection, firing: _Firing, now: datetime) -> None:
+    """Fire one timer (after its batch failed together)."""
+    row = firing.row
+    if firing.event is None:
         await _done(conn, row, now)
-        log.info("timer_stale", ticket_id=ticket_id, kind=kind.value)
+        _log_not_fired(firing)
         return
     first = await conn.fetchval(
         "INSERT INTO fired_occurrences VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
-        ticket_id,
+        row["ticket_id"],
         row["occurrence"],
     )
     await _done(conn, row, now)
-    if first is None:  # re-armed under a new version but already fired: once is enough
-        log.info("timer_already_fired", ticket_id=ticket_id, occurrence=row["occurrence"])
+    if first is None:
+        _log_not_fired(firing)
         return
-    new = NewEvent.from_event(
-        event, event_id=row["timer_id"], metadata={"correlationid": ticket_id}
-    )
     try:
         async with conn.transaction():  # savepoint: a duplicate must not undo the marks above
-            await append(conn, ticket_id, None, [new], bounded=False)
+            await append(conn, row["ticket_id"], None, [_new_event(firing)], bounded=False)
     except DuplicateEvent:
-        log.info("timer_already_fired", ticket_id=ticket_id, timer=str(row["timer_id"]))
+        log.info("timer_already_fired", ticket_id=row["ticket_id"], timer=str(row["timer_id"]))
         return
+    _log_fired(firing)
+
+
+def _new_event(firing: _Firing) -> NewEvent:
+    assert firing.event is not None
+    return NewEvent.from_event(
+        firing.event,
+        event_id=firing.row["timer_id"],
+        metadata={"correlationid": firing.row["ticket_id"]},
+    )
+
+
+def _log_fired(firing: _Firing) -> None:
+    assert firing.event is not None
     log.info(
         "timer_fired",
-        ticket_id=ticket_id,
-        event_id=str(row["timer_id"]),
-        kind=kind.value,
-        event_type=event.event_type,
+        ticket_id=firing.row["ticket_id"],
+        event_id=str(firing.row["timer_id"]),
+        kind=firing.row["kind"],
+        event_type=firing.event.event_type,
     )
+
+
+def _log_not_fired(firing: _Firing) -> None:
+    row = firing.row
+    if firing.event is None:  # the clock moved on since arming: a re-arm will follow its state
+        log.info("timer_stale", ticket_id=row["ticket_id"], kind=row["kind"])
+    else:  # re-armed under a new version but already fired: once is enough
+        log.info("timer_already_fired", ticket_id=row["ticket_id"], occurrence=row["occurrence"])
 
 
 async def _done(conn: asyncpg.Connection, row: asyncpg.Record, now: datetime) -> None:
     await conn.execute("UPDATE timers SET fired_at = $2 WHERE timer_id = $1", row["timer_id"], now)
 
 
-async def _event_for(
-    conn: asyncpg.Connection, desks: Desks, row: asyncpg.Record, kind: TimerKind, now: datetime
+def _event_for(
+    desks: Desks, row: asyncpg.Record, kept: Mapping[str, Kept], now: datetime
 ) -> Event | None:
     """What the timer means now; None when its clock no longer says so (stale timer)."""
+    kind = TimerKind(row["kind"])
     common = {
         "ticket_id": row["ticket_id"],
         "occurred_at": now,
@@ -367,7 +504,8 @@ async def _event_for(
         return ReminderDue(**common, days_waiting=row["days_waiting"] or 0)
     if kind is TimerKind.AUTO_CLOSE:
         return AutoCloseDue(**common)  # workflow checks it is not stale (armed version)
-    clocks = await clocks_of(conn, desks, row["ticket_id"], now)
+    ticket_id = row["ticket_id"]
+    clocks = _clocks(desks, _request(kept.get(ticket_id), ticket_id), now)
     if clocks is None:
         return None
     reading = clocks.response if row["clock"] == ClockKind.RESPONSE else clocks.resolution

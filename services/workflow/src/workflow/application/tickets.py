@@ -27,7 +27,7 @@ from desk_contracts.base import Event
 from desk_contracts.state import STATE_METADATA
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.records import NewEvent, RecordedEvent
-from desk_eventstore.store import append, append_new_streams, read_stream
+from desk_eventstore.store import append, append_to_streams, read_stream
 from desk_policies.model import DeskPolicy
 from desk_policies.requests import Ticket, evolve, published
 from workflow.domain.commands import (
@@ -123,16 +123,18 @@ async def open_streams(
     opened: Sequence[tuple[TicketCreated, str, str | None]],
 ) -> list[Ticket | None]:
     """`open_stream` for each of `opened` (event, event id, correlation id), in their order,
-    with a few statements for all: the streams' appends in two, their rows in one."""
+    with a few statements for all: the streams' appends in three, their rows in one."""
     unknown = {c.policy_id for c, _, _ in opened} - set(policies)
     if unknown:
         raise UnknownPolicy(f"unknown desk {sorted(unknown)[0]!r}")
+    if len({c.ticket_id for c, _, _ in opened}) < len(opened):  # only one by one tells
+        raise ValueError("a request opened twice among them")
     existing = await conn.fetchval(
         "SELECT array_agg(DISTINCT stream_id) FROM events WHERE stream_id = ANY($1::text[])",
         [created.ticket_id for created, _, _ in opened],
     )
     states: list[Ticket | None] = []
-    streams: list[tuple[str, list[NewEvent]]] = []
+    streams: dict[str, list[NewEvent]] = {}
     rows = []
     for created, event_id, correlation_id in opened:
         if created.ticket_id in (existing or ()):
@@ -141,11 +143,11 @@ async def open_streams(
         state = evolve(Ticket.blank(policies[created.policy_id], created.ticket_id), created)
         metadata = {"correlationid": correlation_id or created.ticket_id, **_state(state)}
         new = NewEvent.from_event(created, event_id=uuid.UUID(event_id), metadata=metadata)
-        streams.append((created.ticket_id, [new]))
+        streams[created.ticket_id] = [new]
         rows.append(view_row(state, created.occurred_at, description=created.description))
         states.append(state)
     if streams:
-        await append_new_streams(conn, streams)
+        await append_to_streams(conn, streams, bounded=False, new=True)
         await conn.executemany(_upsert(["description = $18"]), rows)
     for opening, (created, event_id, correlation_id) in zip(states, opened, strict=True):
         if opening is not None:
