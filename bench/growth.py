@@ -8,17 +8,18 @@ Against the PostgreSQL server of `.state/infra.env` (DATABASE_URL), four fresh s
 (`growth_<store>_<empty|full>_<id>`), migrated as the services' (the event store's migrations,
 then workflow's or intake's):
 
-1. fill: both workflow stores get the same working set, the `--working` (1,200) newest
-   requests, all open, of the eight subjects, Anne's (`anne@acme.example`, acme) and taken by
-   Paul (a `cloud-partner` agent); the full one holds `--requests` older ones before them
-   (`bench/histories.py`: `cloud-partner` histories decided and folded by the domain code,
-   copied with their own ids, keys and people: 1,000 organisations, 10 requesters each, 50
-   agents, eight subjects; the newest `--open` of them open at every stage, the rest resolved
-   and confirmed, 8 events each; opened over the year before). Their events are streamed with
-   COPY, and the rows of workflow's read model that its projection writes for them
-   (`view_row`) too: the read model's search vector is computed by the server as for the
-   projection's rows. Intake's full store holds the `TicketCreated` of every request and its
-   idempotency key. Then VACUUM ANALYZE, as autovacuum leaves a store that has grown.
+1. fill: both workflow stores get the same working set, the `--working` (2,500) newest
+   requests, all open (the desk's backlog, which does not grow with its history), of the eight
+   subjects, Anne's (`anne@acme.example`, acme) and taken by Paul (a `cloud-partner` agent); the
+   full one holds `--requests` older ones before them (`bench/histories.py`: `cloud-partner`
+   histories decided and folded by the domain code, copied with their own ids, keys and
+   people: 1,000 organisations, 10 requesters each, 50 agents, eight subjects; resolved and
+   confirmed, 8 events each, but for the newest `--open` (none by default), open at every
+   stage; opened over the year before). Their events are streamed with COPY, and the rows of
+   workflow's read model that its projection writes for them (`view_row`) too: the read
+   model's search vector is computed by the server as for the projection's rows. Intake's full
+   store holds the `TicketCreated` of every request and its idempotency key. Then VACUUM
+   ANALYZE, as autovacuum leaves a store that has grown.
 2. measures, `--samples` of each, the empty and the full store in turn (one sample of each,
    then the next), with the services' own code:
    a. appends: a new request, as intake submits it (`intake.application.submit.submit`, with an
@@ -473,8 +474,8 @@ async def side(url: str, name: str, workflow: str, intake: str, working: list[st
 async def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--requests", type=int, default=1_000_000, help="in the full store")
-    parser.add_argument("--open", type=int, default=10_000, help="of them open")
-    parser.add_argument("--working", type=int, default=1_200, help="requests in both stores")
+    parser.add_argument("--open", type=int, default=0, help="of them still open")
+    parser.add_argument("--working", type=int, default=2_500, help="requests in both stores")
     parser.add_argument("--samples", type=int, default=200, help="of each case and store")
     parser.add_argument("--keep", action="store_true", help="keep the schemas")
     parser.add_argument("--reuse", metavar="ID", help="measure the kept schemas of run ID")
@@ -518,7 +519,10 @@ async def main() -> int:
             seconds = await fill(
                 url, schemas["workflow", "full"], schemas["intake", "full"], older + working
             )
-            print(f"   full stores: {len(older) + len(working):,} requests in {seconds:.1f} s")
+            print(
+                f"   full stores: {len(older) + len(working):,} requests in {seconds:.1f} s",
+                flush=True,
+            )
             started = time.perf_counter()
             await vacuumed(url, list(schemas.values()))
             print(f"   VACUUM ANALYZE in {time.perf_counter() - started:.1f} s", flush=True)
