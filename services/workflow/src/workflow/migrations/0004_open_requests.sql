@@ -9,14 +9,18 @@ CREATE INDEX tickets_open_by_policy ON tickets (policy_id, updated_at DESC, tick
     WHERE category <> 'closed';
 CREATE INDEX tickets_open_by_assignee ON tickets (assignee_id, updated_at DESC) INCLUDE (policy_id)
     WHERE category <> 'closed';
-CREATE INDEX tickets_open_by_organisation ON tickets (organisation_id, updated_at DESC)
-    INCLUDE (policy_id) WHERE category <> 'closed';
+-- an organisation's (and a customer's own, within it) in the lists' order, ties included: its
+-- page is read in order and stops after it, whatever the planner guesses of how many match
+CREATE INDEX tickets_open_by_organisation
+    ON tickets (organisation_id, updated_at DESC, ticket_id DESC) INCLUDE (policy_id)
+    WHERE category <> 'closed';
 CREATE INDEX tickets_open_search ON tickets USING gin (search) WHERE category <> 'closed';
 
 -- An organisation's list in every state, searched by words of the subject, is counted from the
 -- index alone (no visit to the rows of its closed requests, scattered over the whole table):
 -- the same order as tickets_by_organisation_updated, which it replaces, with what the filters
 -- read.
-CREATE INDEX tickets_by_organisation_listed ON tickets (organisation_id, updated_at DESC)
+CREATE INDEX tickets_by_organisation_listed
+    ON tickets (organisation_id, updated_at DESC, ticket_id DESC)
     INCLUDE (policy_id, category, subject);
 DROP INDEX tickets_by_organisation_updated;
