@@ -6,13 +6,11 @@ beside raw reads of the same rows measured in the same run as the ratio's baseli
 Against the PostgreSQL server of `.state/infra.env` (DATABASE_URL), in a fresh schema migrated
 as the service's (the event store's and workflow's migrations):
 
-1. fill: about `--events` events of `cloud-partner` requests, each a `TicketCreated` then 1 to 7
-   of the commands an agent and the requester give (assign, start, comments, information
-   requested and answered, resolve, confirm), decided and folded by the real domain code
-   (`decide`, `evolve`), each with the request's state in its metadata as `execute` writes it.
-   One history per length is made that way; the requests are copies of them with their own ids
-   and keys, interleaved in the log by blocks of 500 (event 1 of each, then event 2...), and
-   written with one COPY;
+1. fill: about `--events` events of `cloud-partner` requests (`bench/histories.py`: each a
+   `TicketCreated` then 1 to 7 of the commands an agent and the requester give, decided and
+   folded by the real domain code, each with the request's state in its metadata as `execute`
+   writes it; copies of one history per length with their own ids and keys, interleaved in the
+   log by blocks of 500), written with one COPY;
 2. baselines: the same rows read raw, in global order, (a) by keyset reads of 2000 rows (the
    rebuild's read size on `main`), the JSON left as text, and (b) by one COPY out of the query;
 3. the rebuild (`workflow.entrypoints.rebuild.rebuild`, progress not shown) while a writer
@@ -40,60 +38,23 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
 import asyncpg
 import structlog
+from histories import POLICIES, copy_log, opening, requests_for
 from notify import infra_env  # bench/notify.py: the same servers, found alike
 
-from desk_contracts.base import Event
-from desk_contracts.state import STATE_METADATA
-from desk_contracts.tickets import Channel, TicketCreated
 from desk_eventstore.db import open_store
 from desk_eventstore.migrate import migrations_in
-from desk_eventstore.records import NewEvent
-from desk_eventstore.store import APPEND_LOCK_CLASS, encoded
-from desk_policies.loader import load_policies
-from desk_policies.requests import Ticket, evolve, published
+from desk_eventstore.store import APPEND_LOCK_CLASS
 from workflow.application.tickets import open_stream
-from workflow.domain.commands import (
-    Actor,
-    AddComment,
-    Assign,
-    Command,
-    ConfirmResolution,
-    RequestInformation,
-    Resolve,
-    StartWork,
-)
-from workflow.domain.decide import decide
-from workflow.domain.rules import Rejection
 from workflow.entrypoints.rebuild import rebuild
 
-POLICIES = load_policies()
-NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-AGENT = Actor(id="paul@partner.example", role="agent")
-ANNE = Actor(id="anne@acme.example", role="requester", organisation_id="acme")
-COMMANDS: list[Command] = [
-    Assign(actor=AGENT, assignee_id="paul@partner.example"),
-    StartWork(actor=AGENT),
-    AddComment(actor=AGENT, body="Les journaux montrent des requêtes lentes", public=False),
-    RequestInformation(actor=AGENT, comment="Quelle version de Jira utilisez-vous ?"),
-    AddComment(actor=ANNE, body="Jira 9.12.4, hébergé chez nous", public=True),
-    Resolve(actor=AGENT, resolution_code="done", comment="Index reconstruit, cache vidé"),
-    ConfirmResolution(actor=ANNE),
-]
-TEMPLATE_ID = str(uuid.UUID(int=0))
-TEMPLATE_KEY = "SUP-99999999"
-BLOCK = 500  # requests interleaved in the log
 READ_BATCH = 2000
-EVENT_COLUMNS = (
-    "stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, "
-    "recorded_at, stream_bytes"
-)
 # the store's append lock, SHARE as appends take it (they take it again, already held)
 LOCK = "SELECT pg_advisory_xact_lock_shared($1, hashtext(current_schema()))"
 TRY_LOCK = "SELECT pg_try_advisory_xact_lock_shared($1, hashtext(current_schema()))"
@@ -106,99 +67,12 @@ READ = (
 # ---------------------------------------------------------------------------- the log
 
 
-def opening(ticket_id: str, key: str, at: datetime) -> TicketCreated:
-    """The `TicketCreated` of one request, as intake writes it."""
-    return TicketCreated(
-        ticket_id=ticket_id,
-        occurred_at=at,
-        key=key,
-        policy_id="cloud-partner",
-        request_type="support",
-        priority="high",
-        subject="Jira est très lent depuis la mise à jour",
-        description="Depuis la mise à jour de samedi, chaque page met dix secondes à s'afficher.",
-        organisation_id="acme",
-        requester_id="anne@acme.example",
-        created_by="anne@acme.example",
-        channel=Channel.PORTAL,
-    )
-
-
-def history(length: int) -> list[tuple[str, str, str]]:
-    """The events (type, payload, metadata as JSON) of the template request after `length`
-    commands, decided and folded by the domain code, with the state `execute` stores."""
-    created = opening(TEMPLATE_ID, TEMPLATE_KEY, NOW)
-    state = evolve(Ticket.blank(POLICIES["cloud-partner"], TEMPLATE_ID), created)
-    events: list[tuple[Event, Ticket]] = [(created, state)]
-    for minutes, command in enumerate(COMMANDS[:length], 1):
-        decision = decide(state, command, NOW + timedelta(minutes=minutes))
-        if isinstance(decision, Rejection):
-            raise AssertionError(f"{command}: {decision}")
-        for event in decision:
-            state = evolve(state, event)
-            events.append((event, state))
-    written = []
-    for event, after in events:
-        metadata = {
-            "correlationid": TEMPLATE_ID,
-            STATE_METADATA: published(after).model_dump(mode="json"),
-        }
-        payload, meta = encoded(NewEvent.from_event(event, metadata=metadata))
-        written.append((event.event_type, payload, meta))
-    return written
-
-
-def requests_for(events: int) -> list[list[tuple[str, str, str]]]:
-    """Template histories, one per request, until about `events` events in all."""
-    templates = [history(length) for length in range(1, len(COMMANDS) + 1)]
-    chosen: list[list[tuple[str, str, str]]] = []
-    total = 0
-    while total < events:
-        template = templates[len(chosen) % len(templates)]
-        chosen.append(template)
-        total += len(template)
-    return chosen
-
-
-def log_rows(requests: list[list[tuple[str, str, str]]]) -> Iterator[tuple[Any, ...]]:
-    """The rows of the events table: each request its own id and key, interleaved by block."""
-    recorded = NOW
-    for start in range(0, len(requests), BLOCK):
-        block = list(enumerate(requests[start : start + BLOCK], start))
-        sizes = [0] * len(block)
-        for version in range(1, max(len(events) for _, events in block) + 1):
-            for slot, (n, events) in enumerate(block):
-                if version > len(events):
-                    continue
-                ticket_id = str(uuid.UUID(int=n + 1))
-                key = f"SUP-{100_000 + n}"
-                event_type, payload, metadata = events[version - 1]
-                payload = payload.replace(TEMPLATE_ID, ticket_id).replace(TEMPLATE_KEY, key)
-                metadata = metadata.replace(TEMPLATE_ID, ticket_id).replace(TEMPLATE_KEY, key)
-                sizes[slot] += len(payload.encode()) + len(metadata.encode())
-                recorded += timedelta(milliseconds=3)
-                yield (
-                    ticket_id,
-                    version,
-                    uuid.uuid4(),
-                    event_type,
-                    1,
-                    payload,
-                    metadata,
-                    recorded,
-                    sizes[slot],
-                )
-
-
 async def fill(conn: asyncpg.Connection, schema: str, events: int) -> tuple[int, int]:
     """Write the log (see module); returns how many events and requests it holds."""
     requests = requests_for(events)
-    rows = list(log_rows(requests))
-    await conn.copy_records_to_table(
-        "events", records=rows, columns=EVENT_COLUMNS.split(", "), schema_name=schema
-    )
+    written = await copy_log(conn, schema, requests)
     await conn.execute("ANALYZE events")
-    return len(rows), len(requests)
+    return written, len(requests)
 
 
 # ---------------------------------------------------------------------------- rounds

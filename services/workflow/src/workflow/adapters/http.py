@@ -86,6 +86,19 @@ class RequestFilter(Where):
             self.add("subject ILIKE {} ESCAPE '\\'", f"%{escaped}%")
 
 
+def list_sql(where: Where, sort: str, order: str) -> tuple[str, str]:
+    """The SQL of a list of requests: how many match `where` (with its arguments), and one
+    page of them sorted by `sort` (a key of `SORTED_BY`) in `order` (with its arguments, then
+    the limit and the offset)."""
+    ordering = ", ".join(f"{c} {order.upper()}" for c in (*SORTED_BY[sort], "ticket_id"))
+    n = len(where.args)
+    return (
+        f"SELECT count(*) FROM tickets WHERE {where}",
+        f"""SELECT {ROW_COLUMNS} FROM tickets WHERE {where} ORDER BY {ordering}
+            LIMIT ${n + 1} OFFSET ${n + 2}""",
+    )
+
+
 def view(
     loaded: Loaded,
     audience: Audience,
@@ -274,14 +287,10 @@ def create_app(
             where.add("involved @> ARRAY[{}]::text[]", identity.subject)
         if q is not None:
             where.search(q)
-        ordering = ", ".join(f"{c} {order.upper()}" for c in (*SORTED_BY[sort], "ticket_id"))
+        counted, paged = list_sql(where, sort, order)
         async with pool.acquire() as conn:
-            total = await conn.fetchval(f"SELECT count(*) FROM tickets WHERE {where}", *where.args)
-            rows = await conn.fetch(
-                f"""SELECT {ROW_COLUMNS} FROM tickets WHERE {where} ORDER BY {ordering}
-                    LIMIT ${len(where.args) + 1} OFFSET ${len(where.args) + 2}""",
-                *where.args, limit, offset,
-            )  # fmt: skip
+            total = await conn.fetchval(counted, *where.args)
+            rows = await conn.fetch(paged, *where.args, limit, offset)
         response.headers["X-Total-Count"] = str(total)
         return [
             request_seen_by(desks[row["policy_id"]], policies[row["policy_id"]], dict(row))
