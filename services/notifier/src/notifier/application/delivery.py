@@ -13,7 +13,9 @@ to `MARK_GROUP` messages, no sent message waiting more than `MARK_WITHIN` second
 Each mark checks the sender still held the lease (if not, another sender may have sent the
 message too: logged). After a crash only the messages not marked go out again, with the same
 Message-ID: a duplicate can only come from the messages sent since the last mark (one among a
-batch's first `MARK_ALONE`, at most `MARK_GROUP` later in a backlog), and is recognisable.
+batch's first `MARK_ALONE`, at most `MARK_GROUP` later in a backlog), and is recognisable. The
+sender's claims, leases and marks do not wait for their flush to disk: a crash of PostgreSQL
+itself may also forget the marks of its last instants, whose messages go out again the same way.
 A message that cannot be built (a recipient with a line break, say) or that makes the sending
 fail unexpectedly fails alone, for good, reported like a 5xx; the rest of the batch goes on.
 A 4xx or a network error is retried with exponential backoff; a 5xx (or too many attempts)
