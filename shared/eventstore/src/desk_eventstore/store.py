@@ -244,13 +244,9 @@ async def append(
     elif actual != expected_version:
         raise ConcurrencyError(stream_id, expected_version, actual)
     size = await _size(conn, row, stream_id)
-    added = sum(text[2] for text in texts)
-    if bounded and (
-        expected_version + len(events) > MAX_STREAM_EVENTS or size + added > MAX_STREAM_BYTES
-    ):
-        raise StreamFull(events[0].event_type, stream_id, expected_version, size)
+    rows = _rows(stream_id, expected_version, events, texts, size, bounded=bounded)
     try:
-        return await _insert(conn, _rows(stream_id, expected_version, events, texts, size))
+        return await _insert(conn, rows)
     except asyncpg.UniqueViolationError as error:
         raise ConcurrencyError(stream_id, expected_version, None) from error
 
@@ -261,9 +257,17 @@ def _rows(
     events: Sequence[NewEvent],
     texts: Sequence[tuple[str, str, int]],
     size: int,
+    *,
+    bounded: bool,
 ) -> list[tuple[Any, ...]]:
     """The rows of `events` appended after `expected_version` to a stream holding `size`
-    bytes: each with its version and the bytes its stream holds up to it."""
+    bytes: each with its version and the bytes its stream holds up to it. StreamFull when a
+    `bounded` append would pass the stream's bound."""
+    added = sum(text[2] for text in texts)
+    if bounded and (
+        expected_version + len(events) > MAX_STREAM_EVENTS or size + added > MAX_STREAM_BYTES
+    ):
+        raise StreamFull(events[0].event_type, stream_id, expected_version, size)
     totals = list(accumulate((text[2] for text in texts), initial=size))[1:]
     return [
         (
@@ -335,12 +339,7 @@ async def append_to_streams(
             raise ConcurrencyError(stream_id, 0, version)
         stream, encoded_events = events[stream_id], texts[stream_id]
         size = await _size(conn, head, stream_id)
-        added = sum(text[2] for text in encoded_events)
-        if bounded and (
-            version + len(stream) > MAX_STREAM_EVENTS or size + added > MAX_STREAM_BYTES
-        ):
-            raise StreamFull(stream[0].event_type, stream_id, version, size)
-        rows.extend(_rows(stream_id, version, stream, encoded_events, size))
+        rows.extend(_rows(stream_id, version, stream, encoded_events, size, bounded=bounded))
     with _duplicates_refused():  # the rows not read back: one NOTIFY, nothing decoded
         appended = await conn.fetchrow(
             f"""WITH appended AS ({_INSERT} RETURNING 1)

@@ -151,10 +151,11 @@ async def record_all_notifications(
            ON CONFLICT DO NOTHING""",
         rows,
     )
-    for envelope, *_ in events:
-        recipients = [p[3].recipient for p in planned if p[0] is envelope]
-        if recipients:
-            log.info("notifications_recorded", event_id=envelope.id, recipients=recipients)
+    told: dict[str, list[str]] = {}  # event id -> recipients, in the events' order
+    for envelope, _, _, note, _ in planned:
+        told.setdefault(envelope.id, []).append(note.recipient)
+    for event_id, recipients in told.items():
+        log.info("notifications_recorded", event_id=event_id, recipients=recipients)
     return len(planned)
 
 

@@ -108,9 +108,7 @@ async def open_stream(
         raise UnknownPolicy(f"unknown desk {created.policy_id!r}")
     if await read_stream(conn, created.ticket_id):
         return None
-    state = evolve(Ticket.blank(policy, created.ticket_id), created)
-    metadata = {"correlationid": correlation_id or created.ticket_id, **_state(state)}
-    new = NewEvent.from_event(created, event_id=uuid.UUID(event_id), metadata=metadata)
+    state, new = _opening(policy, created, event_id, correlation_id)
     await append(conn, created.ticket_id, 0, [new], bounded=False)
     await save_view(conn, state, created.occurred_at, description=created.description)
     log.info("ticket_opened", key=created.key, status=state.status)
@@ -140,9 +138,7 @@ async def open_streams(
         if created.ticket_id in (existing or ()):
             states.append(None)
             continue
-        state = evolve(Ticket.blank(policies[created.policy_id], created.ticket_id), created)
-        metadata = {"correlationid": correlation_id or created.ticket_id, **_state(state)}
-        new = NewEvent.from_event(created, event_id=uuid.UUID(event_id), metadata=metadata)
+        state, new = _opening(policies[created.policy_id], created, event_id, correlation_id)
         streams[created.ticket_id] = [new]
         rows.append(view_row(state, created.occurred_at, description=created.description))
         states.append(state)
@@ -160,6 +156,16 @@ async def open_streams(
                 status=opening.status,
             )
     return states
+
+
+def _opening(
+    policy: DeskPolicy, created: TicketCreated, event_id: str, correlation_id: str | None
+) -> tuple[Ticket, NewEvent]:
+    """The request's first state, and intake's `TicketCreated` (same event id) as workflow
+    appends it, carrying that state."""
+    state = evolve(Ticket.blank(policy, created.ticket_id), created)
+    metadata = {"correlationid": correlation_id or created.ticket_id, **_state(state)}
+    return state, NewEvent.from_event(created, event_id=uuid.UUID(event_id), metadata=metadata)
 
 
 def _state(state: Ticket) -> dict[str, Any]:
