@@ -1,14 +1,15 @@
 """Benchmark (not a test): the notifier's sender alone, from recorded rows to the project's SMTP
 sink, in messages per second and CPU seconds per message of the sending process.
 
-    uv run python bench/notify_send.py [--messages 2000] [--trickle 200] [--repeat 3]
+    uv run python bench/notify_send.py [--messages 2000] [--trickle 200] [--repeat 3] [--lanes 1,4]
 
 The sink is `notifier.adapters.smtp_sink` (it writes each message to an .eml file) in its own
 process on loopback; the rows are in a fresh schema of the PostgreSQL server of
-`.state/infra.env`. Two cases, each `--repeat` times (median, and the rounds' range):
+`.state/infra.env`. Two cases for each number of relay connections in `--lanes`, each
+`--repeat` times (median, and the rounds' range):
 
-1. backlog: `--messages` pending rows, sent by `Sender.send_pending` batches of 50 (the deliver
-   loop's default) called back to back, as the loop does while it finds some;
+1. backlog: `--messages` pending rows, sent by `Sender.send_pending` batches of 50 a connection
+   (the deliver loop's default) called back to back, as the loop does while it finds some;
 2. trickle: `--trickle` rows, each recorded alone and then sent by its own `send_pending` call
    (the quiet desk: one message per tick), timing only the sending.
 
@@ -164,6 +165,7 @@ async def main() -> int:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--trickle", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--lanes", default="1,4", help="relay connections of the sender")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     port = free_port()
@@ -191,16 +193,22 @@ async def main() -> int:
     try:
         assert sink.stdout is not None and sink.stdout.readline().startswith("smtp sink")
         print(f"bench/notify_send.py, {os.cpu_count()} CPUs, sink {folder} on :{port}")
-        sender = Sender(pool, Relay("127.0.0.1", port, "support@desk.example"))
-        await backlog(pool, sender, 100)  # warm-up
-        cases: list[tuple[str, int, Callable[[], Awaitable[tuple[float, float, int]]]]] = [
+        relay = Relay("127.0.0.1", port, "support@desk.example")
+        senders = {int(n): Sender(pool, relay, lanes=int(n)) for n in args.lanes.split(",")}
+        for sender in senders.values():
+            await backlog(pool, sender, 100)  # warm-up
+        Case = tuple[str, int, Callable[[], Awaitable[tuple[float, float, int]]]]
+        cases: list[Case] = [
             (f"baseline: raw aiosmtplib, {args.messages:,}", args.messages,
              lambda: raw(port, args.messages)),
-            (f"backlog of {args.messages:,}, batches of 50", args.messages,
-             lambda: backlog(pool, sender, args.messages)),
-            (f"trickle: {args.trickle} batches of 1", args.trickle,
-             lambda: trickle(pool, sender, args.trickle)),
         ]  # fmt: skip
+        for lanes, sender in senders.items():
+            cases += [
+                (f"{lanes} conn., backlog of {args.messages:,}, batches of {50 * lanes}",
+                 args.messages, lambda s=sender: backlog(pool, s, args.messages)),
+                (f"{lanes} conn., trickle: {args.trickle} batches of 1", args.trickle,
+                 lambda s=sender: trickle(pool, s, args.trickle)),
+            ]  # fmt: skip
         for label, count, case in cases:
             report(label, count, [await case() for _ in range(args.repeat)])
     finally:

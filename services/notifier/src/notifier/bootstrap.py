@@ -81,7 +81,8 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     )
     runtime.subscribe(AUTOMATIC_REPLIES, on_automatic_reply(notifier), applied=recorded.set)
     pool = await runtime.start_store()
-    sender = Sender(pool, Relay(settings.smtp_host, settings.smtp_port, settings.mail_from))
+    relay = Relay(settings.smtp_host, settings.smtp_port, settings.mail_from)
+    sender = Sender(pool, relay, lanes=settings.smtp_connections)
 
     runtime.repeat("deliver", lambda: sender.send_pending(now()), TICK_SECONDS, wake=recorded)
 

@@ -3,7 +3,8 @@ server: one relay connection carries batch after batch (checked with NOOP after 
 replaced when the relay dropped it, closed with QUIT when idle or at shutdown, discarded after a
 failure); a batch's first messages are marked one by one, the rest of a backlog in growing
 groups, so that a crash re-sends at most the messages sent since the last mark and a refusal in
-the middle of a batch leaves only its row pending."""
+the middle of a batch leaves only its row pending; several connections share a batch by request
+and send at once, each request's messages in their order."""
 
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ class Relaying:
         self.noop_reply = "250 OK"
         self.refuse_recipient: tuple[str, str] | None = None  # (address, reply)
         self.refuse_sender_with: str | None = None
+        self.data_delay = 0.0  # seconds each DATA takes
+        self.sending = 0  # messages being received at this instant
+        self.most_at_once = 0
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -77,6 +81,10 @@ class Relaying:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.sending += 1
+        self.most_at_once = max(self.most_at_once, self.sending)
+        await asyncio.sleep(self.data_delay)
+        self.sending -= 1
         self.received.append(
             email.message_from_bytes(envelope.content, policy=email.policy.default)  # type: ignore[arg-type]
         )
@@ -105,7 +113,9 @@ def sender_for(
     pool: asyncpg.Pool, controller: Controller, connection: RelayConnection | None = None
 ) -> Sender:
     return Sender(
-        pool, Relay("127.0.0.1", controller.port, "support@desk.example"), connection=connection
+        pool,
+        Relay("127.0.0.1", controller.port, "support@desk.example"),
+        connections=[connection] if connection else (),
     )
 
 
@@ -113,16 +123,19 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-async def record(pool: asyncpg.Pool, recipients: Sequence[str]) -> None:
-    """One pending message to each of `recipients`, in this order."""
+async def record(
+    pool: asyncpg.Pool, recipients: Sequence[str], tickets: Sequence[uuid.UUID] = ()
+) -> None:
+    """One pending message to each of `recipients`, in this order (about the request of the
+    same rank in `tickets`, or each about a request of its own)."""
     rows = []
-    for recipient in recipients:
+    for n, recipient in enumerate(recipients):
         key = uuid.uuid4().hex
         rows.append(
             (
                 f"{key}/{recipient}",
                 key,
-                str(uuid.uuid4()),
+                str(tickets[n] if tickets else uuid.uuid4()),
                 recipient,
                 f"<{key}@desk.example>",
                 f"[REQ-1001] Nouveau commentaire pour {recipient}",
@@ -157,7 +170,7 @@ async def test_one_connection_carries_batch_after_batch(
     await record(pool, people(5)[3:])
     assert await sender.send_pending(now()) == 2
     assert handler.recipients() == people(5)
-    assert (handler.connections, handler.quits, sender.connection.opened) == (1, 0, 1)
+    assert (handler.connections, handler.quits, sender.connections[0].opened) == (1, 0, 1)
     assert set((await statuses(pool)).values()) == {("sent", 1)}
 
 
@@ -172,9 +185,9 @@ async def test_a_connection_the_relay_closed_while_idle_is_replaced_and_the_mess
     controller.loop.call_soon_threadsafe(handler.transports[0].close)  # the relay hangs up
     for _ in range(50):  # the client sees the end of the stream as soon as its loop runs
         await asyncio.sleep(0.02)
-        if not sender.connection.is_open:
+        if not sender.connections[0].is_open:
             break
-    assert not sender.connection.is_open
+    assert not sender.connections[0].is_open
     await record(pool, people(2)[1:])
     assert await sender.send_pending(now()) == 1
     assert handler.recipients() == people(2)
@@ -244,7 +257,7 @@ async def test_a_connection_on_which_the_relay_refused_us_is_not_reused(
     await record(pool, people(1))
     handler.refuse_sender_with = "553 sender not allowed to relay"
     assert await sender.send_pending(now()) == 1
-    assert not sender.connection.is_open
+    assert not sender.connections[0].is_open
     handler.refuse_sender_with = None
     await record(pool, people(2)[1:])
     assert await sender.send_pending(now()) == 1
@@ -346,4 +359,51 @@ async def test_a_group_mark_tells_which_rows_another_sender_had_taken_over(
     sent = [e["recipient"] for e in logs if e["event"] == "notification_sent"]
     assert lost == [people(3)[1]]
     assert sent == people(3)
+    assert set((await statuses(pool)).values()) == {("sent", 1)}
+
+
+async def test_connections_share_a_batch_by_request_and_send_at_once_each_in_order(
+    pool: asyncpg.Pool, relay: tuple[Relaying, Controller]
+) -> None:
+    handler, controller = relay
+    handler.data_delay = 0.01
+    tickets = [uuid.UUID(int=n) for n in range(1, 41)]  # fixed: shared out the same every run
+    rounds = 3
+    await record(
+        pool,
+        [f"r{n}-{t}@acme.example" for n in range(rounds) for t in range(len(tickets))],
+        tickets * rounds,
+    )
+    sender = Sender(pool, Relay("127.0.0.1", controller.port, "support@desk.example"), lanes=4)
+    assert await sender.send_pending(now()) == rounds * len(tickets)
+    assert handler.connections == 4 and handler.most_at_once > 1
+    for t in range(len(tickets)):  # each request's messages in the order they were recorded
+        got = [r for r in handler.recipients() if r.endswith(f"-{t}@acme.example")]
+        assert got == [f"r{n}-{t}@acme.example" for n in range(rounds)]
+    assert set((await statuses(pool)).values()) == {("sent", 1)}
+    await sender.close()
+    assert handler.quits == 4
+
+
+async def test_a_connection_whose_mark_fails_stops_the_others_and_nothing_is_lost(
+    pool: asyncpg.Pool, relay: tuple[Relaying, Controller]
+) -> None:
+    handler, controller = relay
+    handler.data_delay = 0.005
+    everyone = people(60)
+    await record(pool, everyone)
+    smtp = Relay("127.0.0.1", controller.port, "support@desk.example")
+    crashing = CountingMarks(pool, smtp, crash_at=3, lanes=4)
+    with pytest.raises(Crash):
+        await crashing.send_pending(now())
+    first = len(handler.received)
+    assert first < len(everyone)  # the other connections stopped with it
+    marked = [r for r, (status, _) in (await statuses(pool)).items() if status == "sent"]
+
+    # the rest goes out with the next sender, and again only what was sent and not marked
+    remaining = len(everyone) - len(marked)
+    assert await Sender(pool, smtp, lanes=4).send_pending(now()) == remaining
+    assert sorted(handler.recipients()) == sorted(
+        handler.recipients()[:first] + [r for r in everyone if r not in marked]
+    )
     assert set((await statuses(pool)).values()) == {("sent", 1)}

@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     http_port: int = 0
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
+    smtp_connections: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="notifier: SMTP connections a sender keeps to the relay, sending at once",
+    )
     mail_from: str = "support@desk.example"
     policies_dir: str | None = Field(default=None, description="extra desk policy files")
     workflow_url: str = "http://127.0.0.1:8002"

@@ -4,9 +4,11 @@ A sender claims a batch of due rows by pushing their next attempt one lease ahea
 itself their holder (so another replica skips them). The lease is short (`LEASE`, seconds) and
 renewed by the holder while it works on the batch; the holder id is also the key of a session
 advisory lock the sender holds meanwhile, so the rows of a sender whose process died (its
-session ended) are free at once for the next one. It sends them over its relay connection,
-kept open from one batch to the next (`adapters.relay_connection`), and marks them as sent
-after the relay accepted them: the first `MARK_ALONE` messages of a batch one by one, each
+session ended) are free at once for the next one. It sends them over its relay connections,
+kept open from one batch to the next (`adapters.relay_connection`): a batch is shared out among
+them by request (each request's messages on one connection, in their order), and they send at
+once, so a message waits for the relay's round trips of its own share only. It marks them as
+sent after the relay accepted them: the first `MARK_ALONE` messages of a batch one by one, each
 right after the relay's 250 (a desk keeping up sends no more per batch), the rest of a larger
 batch (a backlog) in groups with one statement each, each group twice as large as the last up
 to `MARK_GROUP` messages, no sent message waiting more than `MARK_WITHIN` seconds for its mark.
@@ -31,9 +33,11 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+import zlib
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiosmtplib
 import asyncpg
@@ -53,6 +57,7 @@ HOLDER_LOCK_CLASS = 7_301_004  # with the holder id: held by a sender while it h
 MARK_ALONE = 8  # the first messages of a batch, marked one at a time
 MARK_GROUP = 32  # sent messages marked with one statement, at most
 MARK_WITHIN = 0.5  # seconds: no sent message waits longer for its mark
+SHARE = 50  # messages claimed per relay connection in a batch
 # Claims, leases and marks are the sender's own bookkeeping: their commits do not wait for their
 # flush to disk (each would, one message at a time, behind every other commit of the machine).
 # Only a crash of PostgreSQL itself can lose the last of them (~0.6 s at most): the messages
@@ -89,16 +94,18 @@ class _Marks:
     def due(self) -> bool:
         return len(self.rows) >= self.size or time.monotonic() - self.since >= MARK_WITHIN
 
-    def marked(self) -> None:
-        self.done += len(self.rows)
-        self.rows = []
+    def take(self) -> list[asyncpg.Record]:
+        """The rows to mark now (the next ones sent start the next mark)."""
+        rows, self.rows = self.rows, []
+        self.done += len(rows)
         if self.done >= MARK_ALONE:
             self.size = min(self.size * 2, MARK_GROUP)
+        return rows
 
 
 class Sender:
     """Sends due rows of one store through one relay (any number of replicas may run), one
-    batch at a time, over one SMTP connection kept between batches."""
+    batch at a time, over `lanes` SMTP connections kept between batches (or the ones given)."""
 
     def __init__(
         self,
@@ -106,14 +113,17 @@ class Sender:
         relay: Relay,
         *,
         lease: timedelta = LEASE,
-        connection: RelayConnection | None = None,
+        lanes: int = 1,
+        connections: Sequence[RelayConnection] = (),
     ) -> None:
         self.pool = pool
         self.relay = relay
         self.lease = lease
-        self.connection = connection or RelayConnection(relay.host, relay.port, relay.timeout)
+        self.connections = list(connections) or [
+            RelayConnection(relay.host, relay.port, relay.timeout) for _ in range(lanes)
+        ]
         self.holder: int | None = None  # while a batch is worked on
-        self._busy = asyncio.Lock()  # one batch at a time: the holder and the connection
+        self._busy = asyncio.Lock()  # one batch at a time: the holder and the connections
 
     async def claim(self, now: datetime, limit: int) -> list[asyncpg.Record]:
         """Due rows, and rows whose holder's session is gone, leased to this sender."""
@@ -136,13 +146,13 @@ class Sender:
         )
         return sorted(rows, key=lambda row: row["seq"])
 
-    async def send_pending(self, now: datetime, limit: int = 50) -> int:
-        """Send up to `limit` due messages; returns how many were attempted. With none due,
-        closes the relay connection if it has been idle long enough."""
+    async def send_pending(self, now: datetime, limit: int | None = None) -> int:
+        """Send up to `limit` due messages (`SHARE` per connection by default); returns how
+        many were attempted. With none due, closes the relay connections idle long enough."""
         async with self._busy, self.pool.acquire() as session:
             self.holder = await _hold(session)
             try:
-                return await self._send_batch(now, limit)
+                return await self._send_batch(now, limit or SHARE * len(self.connections))
             finally:
                 try:
                     await session.execute(
@@ -157,61 +167,27 @@ class Sender:
                     self.holder = None
 
     async def close(self) -> None:
-        """Close the relay connection (QUIT), after the batch in hand if there is one."""
+        """Close the relay connections (QUIT), after the batch in hand if there is one."""
         async with self._busy:
-            await self.connection.close()
+            for connection in self.connections:
+                await connection.close()
 
     async def _send_batch(self, now: datetime, limit: int) -> int:
         rows = await self.claim(now, limit)
         if not rows:
-            await self.connection.close_if_idle()
+            for connection in self.connections:
+                await connection.close_if_idle()
             return 0
         started = time.monotonic()
         renewing = asyncio.create_task(self._renew(now, started))
         marks = _Marks()
         try:
-            for n, row in enumerate(rows):
-                if time.monotonic() - started > BATCH_TIME:  # slow relay: let the rest go
-                    await self._mark(marks, now)
-                    await self._release([r["delivery_key"] for r in rows[n:]], now)
-                    break
-                try:
-                    message = raw_message(row, self.relay.sender, now) or build_message(
-                        row, self.relay.sender, now
-                    )
-                except Exception as error:  # e.g. a line break in an address: never buildable
-                    await self._failed(row, f"554 cannot build the message: {error}", 554, now)
-                    continue
-                try:
-                    await self.connection.send(message)
-                except aiosmtplib.SMTPRecipientsRefused as error:  # this recipient: final if 5xx
-                    refused = error.recipients[0]
-                    await self._failed(row, f"{refused.code} {refused.message}", refused.code, now)
-                    continue
-                except aiosmtplib.SMTPDataError as error:  # this message refused: final if 5xx
-                    await self._failed(row, f"{error.code} {error.message}", error.code, now)
-                    continue
-                except aiosmtplib.SMTPResponseException as error:
-                    # the relay refuses us (sender, authentication, relaying): every message
-                    # would fail alike, so nothing is final; retry with backoff and say so
-                    log.error(
-                        "relay_refuses_us",
-                        code=error.code,
-                        error=error.message,
-                        relay=f"{self.relay.host}:{self.relay.port}",
-                    )
-                    await self._failed(row, f"{error.code} {error.message}", None, now)
-                    continue
-                except (aiosmtplib.SMTPException, OSError) as error:
-                    await self._failed(row, str(error) or type(error).__name__, None, now)
-                    continue
-                except Exception as error:  # this message broke the client: it fails alone
-                    log.exception("notification_send_crashed", delivery_key=row["delivery_key"])
-                    await self._failed(row, f"554 {type(error).__name__}: {error}", 554, now)
-                    continue
-                marks.sent(row)
-                if marks.due():
-                    await self._mark(marks, now)
+            shares = _shares(rows, len(self.connections))
+            await _together(
+                self._send_share(connection, share, marks, now, started)
+                for connection, share in zip(self.connections, shares, strict=True)
+                if share
+            )
             await self._mark(marks, now)
         finally:
             renewing.cancel()
@@ -219,10 +195,61 @@ class Sender:
                 await renewing
         return len(rows)
 
+    async def _send_share(
+        self,
+        connection: RelayConnection,
+        rows: list[asyncpg.Record],
+        marks: _Marks,
+        now: datetime,
+        started: float,
+    ) -> None:
+        """Send `rows` one after the other over `connection`, marking as they go."""
+        for n, row in enumerate(rows):
+            if time.monotonic() - started > BATCH_TIME:  # slow relay: let the rest go
+                await self._mark(marks, now)
+                await self._release([r["delivery_key"] for r in rows[n:]], now)
+                return
+            try:
+                message = raw_message(row, self.relay.sender, now) or build_message(
+                    row, self.relay.sender, now
+                )
+            except Exception as error:  # e.g. a line break in an address: never buildable
+                await self._failed(row, f"554 cannot build the message: {error}", 554, now)
+                continue
+            try:
+                await connection.send(message)
+            except aiosmtplib.SMTPRecipientsRefused as error:  # this recipient: final if 5xx
+                refused = error.recipients[0]
+                await self._failed(row, f"{refused.code} {refused.message}", refused.code, now)
+                continue
+            except aiosmtplib.SMTPDataError as error:  # this message refused: final if 5xx
+                await self._failed(row, f"{error.code} {error.message}", error.code, now)
+                continue
+            except aiosmtplib.SMTPResponseException as error:
+                # the relay refuses us (sender, authentication, relaying): every message
+                # would fail alike, so nothing is final; retry with backoff and say so
+                log.error(
+                    "relay_refuses_us",
+                    code=error.code,
+                    error=error.message,
+                    relay=f"{self.relay.host}:{self.relay.port}",
+                )
+                await self._failed(row, f"{error.code} {error.message}", None, now)
+                continue
+            except (aiosmtplib.SMTPException, OSError) as error:
+                await self._failed(row, str(error) or type(error).__name__, None, now)
+                continue
+            except Exception as error:  # this message broke the client: it fails alone
+                log.exception("notification_send_crashed", delivery_key=row["delivery_key"])
+                await self._failed(row, f"554 {type(error).__name__}: {error}", 554, now)
+                continue
+            marks.sent(row)
+            if marks.due():
+                await self._mark(marks, now)
+
     async def _mark(self, marks: _Marks, now: datetime) -> None:
-        if marks.rows:
-            await self.mark_sent(marks.rows, now)
-            marks.marked()
+        if rows := marks.take():
+            await self.mark_sent(rows, now)
 
     async def _renew(self, now: datetime, started: float) -> None:
         """Keep this sender's leases ahead while it works on the batch (skipping the rows being
@@ -335,6 +362,31 @@ class Sender:
             permanent=permanent,
             gave_up=give_up,
         )
+
+
+def _shares(rows: list[asyncpg.Record], lanes: int) -> list[list[asyncpg.Record]]:
+    """`rows` shared out among `lanes` connections by request, each share in the rows' order."""
+    shares: list[list[asyncpg.Record]] = [[] for _ in range(lanes)]
+    for row in rows:
+        shares[zlib.crc32(str(row["ticket_id"]).encode()) % lanes].append(row)
+    return shares
+
+
+async def _together(works: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run `works` at once; the first to raise stops the others, and its error is raised."""
+    pending = list(works)
+    if len(pending) == 1:  # the quiet desk's batch: no task to make
+        return await pending[0]
+    tasks = [asyncio.ensure_future(work) for work in pending]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error
 
 
 async def _hold(session: asyncpg.Connection) -> int:
