@@ -106,7 +106,12 @@ def serve(port: int, schema: str, jwks_file: str, database_url: str) -> None:
         )
         await uvicorn.Server(config).serve()
 
-    asyncio.run(main())
+    try:  # the event loop the services run on (uvloop), in a checkout that has it
+        from desk_platform.runtime import run_loop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        run_loop(main())
 
 
 # ---------------------------------------------------------------------------- the load

@@ -5,6 +5,8 @@ unreachable), Kafka awaited (retrying while the broker or a topic is missing), t
 producer, the outbox relay (one active per store; replicas stand by), the consumers, background
 loops, and the HTTP API: the service's own, or a small one, with `/health`, `/ready` and
 `/metrics` on every process (desk_platform.readiness). SIGTERM/SIGINT stop everything in order.
+A process runs on uvloop's event loop and parses HTTP with httptools (uvicorn picks it when
+installed): both cost less CPU than asyncio's own loop and h11's pure-Python parser.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import asyncpg
 import structlog
 import uvicorn
+import uvloop
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 from faststream.kafka import KafkaBroker
@@ -343,7 +346,12 @@ def run_service(build: Callable[[Settings], Awaitable[tuple[ServiceRuntime, Any 
         runtime, app = await build(settings)
         await runtime.run(app)
 
-    asyncio.run(main())
+    run_loop(main())
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` to its end on the event loop every process uses (uvloop's)."""
+    uvloop.run(main)
 
 
 async def _rest(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:

@@ -13,7 +13,12 @@ import pytest
 from desk_contracts.identity import Identity
 from desk_platform.identity import InvalidToken, Signer, Verifier, jwks, new_signing_key
 
-NOW = datetime.now(UTC)
+
+def now() -> datetime:
+    """The time tokens are signed at: read when signing (they live minutes, a suite longer)."""
+    return datetime.now(UTC)
+
+
 ANNE = Identity("anne@acme.example", "Anne Martin", "acme")
 
 
@@ -43,7 +48,7 @@ def verifier(keys: Keys, audience: str = "workflow", clock: Clock | None = None)
 
 async def test_a_token_signed_for_the_service_proves_who_calls() -> None:
     key = new_signing_key()
-    token = Signer([key]).token(ANNE, "workflow", NOW)
+    token = Signer([key]).token(ANNE, "workflow", now())
     assert await verifier(Keys(jwks([key]))).verify(token) == ANNE
 
 
@@ -58,15 +63,15 @@ def _unsigned(claims: dict[str, Any]) -> str:
 async def test_a_token_that_proves_nothing_is_refused(case: str) -> None:
     key, other = new_signing_key(), new_signing_key(kid="x")
     signer = Signer([key])
-    good = signer.token(ANNE, "workflow", NOW)
+    good = signer.token(ANNE, "workflow", now())
     claims = jwt.decode(good, options={"verify_signature": False})
     token = {
-        "expired": signer.token(ANNE, "workflow", NOW - timedelta(hours=1)),
-        "audience": signer.token(ANNE, "sla", NOW),
-        "forged": Signer([type(key)(key.kid, other.private)]).token(ANNE, "workflow", NOW),
+        "expired": signer.token(ANNE, "workflow", now() - timedelta(hours=1)),
+        "audience": signer.token(ANNE, "sla", now()),
+        "forged": Signer([type(key)(key.kid, other.private)]).token(ANNE, "workflow", now()),
         "none": _unsigned(claims),
         "hmac": jwt.encode(claims, "secret", algorithm="HS256", headers={"kid": key.kid}),
-        "issuer": Signer([key], issuer="someone").token(ANNE, "workflow", NOW),
+        "issuer": Signer([key], issuer="someone").token(ANNE, "workflow", now()),
     }[case]
     with pytest.raises(InvalidToken):
         await verifier(Keys(jwks([key]))).verify(token)
@@ -76,14 +81,14 @@ async def test_a_new_key_is_fetched_when_a_token_names_it() -> None:
     old, new = new_signing_key(), new_signing_key()
     keys, clock = Keys(jwks([old])), Clock()
     check = verifier(keys, clock=clock)
-    assert await check.verify(Signer([old]).token(ANNE, "workflow", NOW)) == ANNE
+    assert await check.verify(Signer([old]).token(ANNE, "workflow", now())) == ANNE
     keys.document = jwks([new, old])  # rotation: the new key is published, then signs
     clock.now += 2
-    assert await check.verify(Signer([new, old]).token(ANNE, "workflow", NOW)) == ANNE
+    assert await check.verify(Signer([new, old]).token(ANNE, "workflow", now())) == ANNE
     assert keys.fetches == 2
     # an unknown key does not make every request fetch again
     with pytest.raises(InvalidToken):
-        await check.verify(Signer([new_signing_key()]).token(ANNE, "workflow", NOW))
+        await check.verify(Signer([new_signing_key()]).token(ANNE, "workflow", now()))
     assert keys.fetches == 2
 
 
