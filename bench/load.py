@@ -4,8 +4,8 @@
                                 [--replicas 2 [--kill-replica-after 10]]
 
 It starts the whole system as `scripts/run.sh` does (every service a process, on a fresh
-database and fresh topics of the servers in `.state/infra.env`, flood limits raised, any
-`ADMISSION_*` variable of the environment passed on to try other limits), then for
+database and fresh topics of the servers in `.state/infra.env`, flood limits raised, the
+environment's `ADMISSION_*` and `SMTP_CONNECTIONS` passed on to try other settings), then for
 each offered rate POSTs `saas-desk` requests to intake at fixed instants for `--seconds` seconds:
 an open loop, each POST sent at its instant whether or not the earlier ones were answered, so a
 slow system cannot slow the load down. Each request is timed until its acknowledgement (the
@@ -72,7 +72,8 @@ from desk_eventstore.relay import idempotent_producer  # noqa: E402
 
 ANNE = "anne@acme.example"
 LIMITS = {f"REQUESTS_{kind}_HOURLY_LIMIT": "100000000" for kind in ("SUBMITTER", "DOMAIN", "DESK")}
-LIMITS.update({k: v for k, v in os.environ.items() if k.startswith("ADMISSION_")})  # to try others
+TRIED = ("ADMISSION_", "SMTP_CONNECTIONS")  # settings passed on from the environment to try others
+LIMITS.update({k: v for k, v in os.environ.items() if k.startswith(TRIED)})
 IDLE_SECONDS = 10.0  # CPU of the system with no load, measured before the first rate
 KEEP_ALIVE = 2.0  # seconds a connection is reused after its last answer
 CONSUMERS = ("workflow", "sla", "notifier")  # the services `--replicas` starts more of

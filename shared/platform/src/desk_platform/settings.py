@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     smtp_connections: int = Field(
-        default=4,
+        default=8,
         ge=1,
         le=32,
         description="notifier: SMTP connections a sender keeps to the relay, sending at once",
