@@ -64,7 +64,7 @@ class AdmissionLimits:
     `Retry-After` it answers with, how often the backlog is read."""
 
     max_backlog: int = 2000
-    max_in_flight: int = 200
+    max_in_flight: int = 96  # more let a queue of seconds form before the store (bench/load.py)
     max_lag_seconds: float = 2.0  # 0: the lag is not watched
     max_wait_seconds: float = 0.5  # 0: the store's queue is not watched
     retry_after_seconds: int = 1

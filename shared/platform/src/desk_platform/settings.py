@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         "(appended, not yet on Kafka), new requests get 503 and mails 451 until it drains",
     )
     admission_max_in_flight: int = Field(
-        default=200,
+        default=96,
         ge=1,
         description="intake and the e-mail gateway: submissions (or mails) one process handles "
         "at once; past it, 503 (or 451)",
