@@ -27,10 +27,10 @@ from system import free_port  # type: ignore[import-not-found]
 from desk_contracts.base import Event
 from desk_contracts.tickets import Channel, ParticipantAdded, TicketClosed, TicketCreated
 from desk_platform.blobs import FolderBlobStore
-from desk_platform.consumer import PoisonMessage
+from desk_platform.consumer import PoisonMessage, decode_event
 from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
-from intake.adapters.mail_tickets import on_ticket_event
+from intake.adapters.mail_tickets import events_together, on_ticket_event
 from intake.adapters.smtp import GatewayHandler, serve
 from intake.application.mail_gateway import MailGateway, Received
 from intake.domain.mail import Drop, GatewayConfig, NewRequest, SmtpEnvelope
@@ -302,6 +302,29 @@ async def test_a_ticket_event_without_its_requests_state_is_a_poison_message(
                 await on_ticket_event()(conn, replace(record, request_state=state), first)
         async with gateway.pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM request_states") == 0
+
+
+async def test_ticket_events_kept_as_a_set_keep_what_one_by_one_keeps(database_url: str) -> None:
+    first = created(str(uuid.uuid4()), "PRB-1071", "saas-desk")
+    second = created(str(uuid.uuid4()), "PRB-1072", "saas-desk")
+    a = published_envelopes([first, closed(first.ticket_id)], POLICIES["saas-desk"])
+    (b,) = published_envelopes([second], POLICIES["saas-desk"])
+    envelopes = [a[1], b, a[0]]  # a request's newer state before its older one, interleaved
+    records = [(envelope, decode_event(envelope)) for envelope in envelopes]
+    states = "SELECT ticket_id, key, source_message_id, version, state FROM request_states"
+    async with (
+        service_store(database_url, "intake") as alone,
+        service_store(database_url, "intake") as as_set,
+    ):
+        for envelope, event in records:
+            async with alone.acquire() as conn:
+                await on_ticket_event()(conn, envelope, event)
+        async with as_set.acquire() as conn, conn.transaction():
+            await events_together().apply(conn, records)
+        one_by_one = sorted(map(tuple, await alone.fetch(states)))
+        assert sorted(map(tuple, await as_set.fetch(states))) == one_by_one
+    kept = {row[0]: row[3] for row in one_by_one}
+    assert kept == {first.ticket_id: 2, second.ticket_id: 1}
 
 
 def closed(ticket_id: str) -> TicketClosed:

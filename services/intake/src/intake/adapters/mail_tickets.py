@@ -2,7 +2,8 @@
 it) and to check who may answer: each as workflow last published it on `ticket-events` (table
 `request_states`, the latest state per request; no event is folded here), else as intake itself
 created it (its `TicketCreated` in intake's store), so a reply to a request just created is
-taken before workflow has published it."""
+taken before workflow has published it. Ticket events arriving together are kept as one set
+(`events_together`): each request's newest state, with one statement for all."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from desk_contracts.base import Event, event_from_data
 from desk_contracts.envelope import Envelope
 from desk_contracts.state import RequestState
 from desk_contracts.tickets import TicketCreated
-from desk_platform.consumer import Handler, published_state
+from desk_platform.consumer import Handler, Together, published_state
 from desk_policies.model import DeskPolicy
 from desk_policies.requests import Ticket, evolve, published
 from intake.domain.mail import References
@@ -26,21 +27,41 @@ def on_ticket_event() -> Handler:
     the one kept (a record without a valid state is a poison message)."""
 
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
-        state = published_state(envelope, event)
-        await conn.execute(
-            """INSERT INTO request_states (ticket_id, key, source_message_id, version, state)
-               VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (ticket_id) DO UPDATE SET version = excluded.version,
-                   state = excluded.state
-               WHERE request_states.version < excluded.version""",
-            state.ticket_id,
-            state.key,
-            state.source_message_id.lower() if state.source_message_id else None,
-            state.version,
-            state.model_dump_json(),
-        )
+        await _keep(conn, [published_state(envelope, event)])
 
     return handle
+
+
+def events_together() -> Together:
+    """Ticket events kept as one set: each request's newest state among them, what keeping them
+    one by one leaves in the end (an invalid state raises: the set then goes one by one)."""
+
+    async def apply(conn: asyncpg.Connection, records: list[tuple[Envelope, Event]]) -> None:
+        newest: dict[str, RequestState] = {}
+        for envelope, event in records:
+            state = published_state(envelope, event)
+            kept = newest.get(state.ticket_id)
+            if kept is None or kept.version < state.version:
+                newest[state.ticket_id] = state
+        await _keep(conn, list(newest.values()))
+
+    return Together(lambda envelope, event: True, apply)
+
+
+async def _keep(conn: asyncpg.Connection, states: list[RequestState]) -> None:
+    """Upsert `states` (one a request) in one statement, each only over an older one."""
+    await conn.execute(
+        """INSERT INTO request_states (ticket_id, key, source_message_id, version, state)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[])
+           ON CONFLICT (ticket_id) DO UPDATE SET version = excluded.version,
+               state = excluded.state
+           WHERE request_states.version < excluded.version""",
+        [s.ticket_id for s in states],
+        [s.key for s in states],
+        [s.source_message_id.lower() if s.source_message_id else None for s in states],
+        [s.version for s in states],
+        [s.model_dump_json() for s in states],
+    )
 
 
 async def tickets_for(

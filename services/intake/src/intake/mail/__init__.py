@@ -32,7 +32,7 @@ from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
 from intake.adapters.mail_auth import SelfVerifier, resolver_for
-from intake.adapters.mail_tickets import on_ticket_event
+from intake.adapters.mail_tickets import events_together, on_ticket_event
 from intake.adapters.smtp import GatewayHandler, serve
 from intake.application.mail_gateway import MailGateway, forget_old_counts
 from intake.bootstrap import topic_for
@@ -105,6 +105,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
         TICKET_EVENTS,
         on_ticket_event(),
         group_id=f"{GROUP}.{settings.topic(TICKET_EVENTS)}",
+        together=events_together(),
     )
     admission = Admission(
         outbox_backlog(pool, runtime.relay_name),
