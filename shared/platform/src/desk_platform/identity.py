@@ -7,6 +7,11 @@ URL, `/.well-known/jwks.json`) or from a file, keep them for `REFRESH_SECONDS` a
 once when a token names a key they do not know (at most every `RETRY_SECONDS`): a new key is
 published before it signs, so keys rotate without downtime. Only EdDSA and ES256 are accepted
 (`alg: none` and HMAC never); a token without `exp`, `iat`, `sub`, `aud` or `iss` is refused.
+A verifier remembers the tokens it accepted (at most `REMEMBERED_TOKENS`, the oldest forgotten
+first), as an API gateway caches verified JWTs: the same token again is not checked again while
+it has not expired and the key that signed it is still the one published under its `kid` (a
+key withdrawn, or fetched anew, makes its tokens checked again). A client that reuses its token
+for its minutes pays for one check; the portal signs a token a call, which this does not help.
 
 `requires_identity(verifier)` is the FastAPI dependency of every route that needs a caller:
 `Authorization: Bearer <token>`, 401 (with `WWW-Authenticate`) for no token, an expired one, a
@@ -49,6 +54,7 @@ REFRESH_SECONDS = 300.0
 RETRY_SECONDS = 1.0
 OUTAGE_RETRY_SECONDS = 30.0
 MAX_TOKEN_CHARS = 8192
+REMEMBERED_TOKENS = 4096  # accepted tokens a verifier remembers until they expire
 
 
 @dataclass(frozen=True)
@@ -182,13 +188,16 @@ class Verifier:
         *,
         fetch: Fetch = _fetch,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
         self.audience = audience
         self.issuer = issuer
         self._fetch = fetch
         self._clock = clock
+        self._wall = wall  # the epoch seconds tokens' `exp` is read against
         self._keys: dict[str, jwt.PyJWK] = {}
+        self._accepted: dict[str, _Accepted] = {}  # oldest first
         self._fetched_at = -1e18
         self._lock = asyncio.Lock()
 
@@ -227,6 +236,18 @@ class Verifier:
         """Who `token` proves calls; InvalidToken saying why not."""
         if len(token) > MAX_TOKEN_CHARS:
             raise InvalidToken("token too long")
+        accepted = self._accepted.get(token)
+        if accepted is not None:
+            if self._wall() < accepted.expires and await self.key_for(accepted.kid) is accepted.key:
+                return accepted.identity
+            del self._accepted[token]  # expired or its key withdrawn: checked again, refused
+        identity, accepted = await self._check(token)
+        self._accepted[token] = accepted
+        if len(self._accepted) > REMEMBERED_TOKENS:
+            del self._accepted[next(iter(self._accepted))]
+        return identity
+
+    async def _check(self, token: str) -> tuple[Identity, _Accepted]:
         header = _header(token)
         kid, alg = header.get("kid"), header.get("alg")
         if alg not in ALGORITHMS:
@@ -253,9 +274,25 @@ class Verifier:
         except jwt.PyJWTError:
             raise InvalidToken("token signature or claims invalid") from None
         try:
-            return identity_from_claims(claims)
+            identity = identity_from_claims(claims)
         except InvalidClaims as error:
             raise InvalidToken(str(error)) from None
+        # valid until `exp` is LEEWAY_SECONDS past, as PyJWT checked on the system clock; read
+        # here on `wall` too, the clock remembered tokens expire by
+        expires = float(claims["exp"]) + LEEWAY_SECONDS
+        if self._wall() >= expires:
+            raise InvalidToken("token expired")
+        return identity, _Accepted(identity, kid, key, expires)
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    """A token a verifier accepted: who it proves, the key that signed it, until when."""
+
+    identity: Identity
+    kid: str
+    key: jwt.PyJWK
+    expires: float  # epoch seconds
 
 
 def required_identity_keys(settings: Settings, service: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,16 @@ import jwt
 import pytest
 
 from desk_contracts.identity import Identity
-from desk_platform.identity import InvalidToken, Signer, Verifier, jwks, new_signing_key
+from desk_platform import identity
+from desk_platform.identity import (
+    LEEWAY_SECONDS,
+    REFRESH_SECONDS,
+    InvalidToken,
+    Signer,
+    Verifier,
+    jwks,
+    new_signing_key,
+)
 
 
 def now() -> datetime:
@@ -96,3 +106,70 @@ async def test_a_new_key_is_fetched_when_a_token_names_it() -> None:
 async def test_garbage_is_refused_as_no_token(garbage: str) -> None:
     with pytest.raises(InvalidToken):
         await verifier(Keys(jwks([new_signing_key()]))).verify(garbage)
+
+
+class Checks:
+    """Counts the signature checks (`jwt.decode`) a verifier makes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        decode = jwt.decode
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return decode(*args, **kwargs)
+
+        monkeypatch.setattr(jwt, "decode", counting)
+
+
+class Wall(Clock):
+    """Epoch seconds, from the real time on, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+
+async def test_a_token_accepted_is_not_checked_again_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key, checks, wall = new_signing_key(), Checks(monkeypatch), Wall()
+    check = Verifier("memory", "workflow", fetch=Keys(jwks([key])), clock=Clock(), wall=wall)
+    token = Signer([key]).token(ANNE, "workflow", now(), lifetime=timedelta(minutes=5))
+    assert [await check.verify(token) for _ in range(3)] == [ANNE] * 3
+    assert checks.count == 1
+    wall.now += 5 * 60 + LEEWAY_SECONDS + 1  # past its expiry and the leeway
+    with pytest.raises(InvalidToken, match="expired"):
+        await check.verify(token)
+    with pytest.raises(InvalidToken, match="expired"):
+        await check.verify(token)  # forgotten: checked again, and refused again
+    assert checks.count == 3
+
+
+async def test_a_remembered_token_is_refused_once_its_key_is_withdrawn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old, new = new_signing_key(), new_signing_key()
+    keys, clock, checks = Keys(jwks([old])), Clock(), Checks(monkeypatch)
+    check = verifier(keys, clock=clock)
+    token = Signer([old]).token(ANNE, "workflow", now())
+    assert await check.verify(token) == ANNE
+    keys.document = jwks([new])  # the old key withdrawn (compromised, say)
+    clock.now += REFRESH_SECONDS + 1  # the keys are fetched again at the next token
+    with pytest.raises(InvalidToken, match="unknown key"):
+        await check.verify(token)
+    assert checks.count == 1  # refused before any signature check
+
+
+async def test_a_verifier_remembers_a_bounded_number_of_tokens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(identity, "REMEMBERED_TOKENS", 2)
+    key, checks = new_signing_key(), Checks(monkeypatch)
+    check = verifier(Keys(jwks([key])))
+    people = [Identity(f"p{n}@acme.example", f"P {n}", "acme") for n in range(3)]
+    tokens = [Signer([key]).token(person, "workflow", now()) for person in people]
+    for token in tokens:
+        await check.verify(token)
+    assert checks.count == 3
+    assert await check.verify(tokens[2]) == people[2] and checks.count == 3  # remembered
+    assert await check.verify(tokens[0]) == people[0] and checks.count == 4  # forgotten first
