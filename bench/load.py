@@ -71,9 +71,10 @@ from system import System  # noqa: E402
 from desk_eventstore.relay import idempotent_producer  # noqa: E402
 
 ANNE = "anne@acme.example"
-LIMITS = {f"REQUESTS_{kind}_HOURLY_LIMIT": "100000000" for kind in ("SUBMITTER", "DOMAIN", "DESK")}
-TRIED = ("ADMISSION_", "SMTP_CONNECTIONS")  # settings passed on from the environment to try others
-LIMITS.update({k: v for k, v in os.environ.items() if k.startswith(TRIED)})
+FLOOD_LIMITS = ("SUBMITTER", "DOMAIN", "DESK")
+ENVIRONMENT = {f"REQUESTS_{kind}_HOURLY_LIMIT": "100000000" for kind in FLOOD_LIMITS}
+PASSED_ON = ("ADMISSION_", "SMTP_CONNECTIONS")  # settings of this environment the system gets
+ENVIRONMENT.update({k: v for k, v in os.environ.items() if k.startswith(PASSED_ON)})
 IDLE_SECONDS = 10.0  # CPU of the system with no load, measured before the first rate
 KEEP_ALIVE = 2.0  # seconds a connection is reused after its last answer
 CONSUMERS = ("workflow", "sla", "notifier")  # the services `--replicas` starts more of
@@ -516,7 +517,7 @@ def main() -> None:
         env["KAFKA_BOOTSTRAP_SERVERS"],
         state,
         name,
-        environment=LIMITS,
+        environment=ENVIRONMENT,
         replicas={service: args.replicas for service in CONSUMERS if args.replicas > 1},
     ) as system:
         raw = asyncio.run(

@@ -305,26 +305,34 @@ async def test_a_ticket_event_without_its_requests_state_is_a_poison_message(
 
 
 async def test_ticket_events_kept_as_a_set_keep_what_one_by_one_keeps(database_url: str) -> None:
-    first = created(str(uuid.uuid4()), "PRB-1071", "saas-desk")
+    first = created(str(uuid.uuid4()), "PRB-1071", "saas-desk").model_copy(
+        update={"channel": Channel.EMAIL, "source_message_id": "<Opening.1071@Acme.Example>"}
+    )
     second = created(str(uuid.uuid4()), "PRB-1072", "saas-desk")
     a = published_envelopes([first, closed(first.ticket_id)], POLICIES["saas-desk"])
-    (b,) = published_envelopes([second], POLICIES["saas-desk"])
-    envelopes = [a[1], b, a[0]]  # a request's newer state before its older one, interleaved
+    b = published_envelopes([second, closed(second.ticket_id)], POLICIES["saas-desk"])
+    earlier = (b[1], decode_event(b[1]))  # kept before: newer than what comes after it
+    envelopes = [a[1], b[0], a[0]]  # a request's newer state before its older one, interleaved
     records = [(envelope, decode_event(envelope)) for envelope in envelopes]
     states = "SELECT ticket_id, key, source_message_id, version, state FROM request_states"
     async with (
         service_store(database_url, "intake") as alone,
         service_store(database_url, "intake") as as_set,
     ):
-        for envelope, event in records:
+        for envelope, event in [earlier, *records]:
             async with alone.acquire() as conn:
                 await on_ticket_event()(conn, envelope, event)
+        async with as_set.acquire() as conn:
+            await on_ticket_event()(conn, *earlier)
         async with as_set.acquire() as conn, conn.transaction():
             await events_together().apply(conn, records)
         one_by_one = sorted(map(tuple, await alone.fetch(states)))
         assert sorted(map(tuple, await as_set.fetch(states))) == one_by_one
-    kept = {row[0]: row[3] for row in one_by_one}
-    assert kept == {first.ticket_id: 2, second.ticket_id: 1}
+    kept = {row[0]: (row[2], row[3]) for row in one_by_one}
+    assert kept == {
+        first.ticket_id: ("<opening.1071@acme.example>", 2),
+        second.ticket_id: (None, 2),
+    }
 
 
 def closed(ticket_id: str) -> TicketClosed:

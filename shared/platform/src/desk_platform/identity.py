@@ -7,11 +7,12 @@ URL, `/.well-known/jwks.json`) or from a file, keep them for `REFRESH_SECONDS` a
 once when a token names a key they do not know (at most every `RETRY_SECONDS`): a new key is
 published before it signs, so keys rotate without downtime. Only EdDSA and ES256 are accepted
 (`alg: none` and HMAC never); a token without `exp`, `iat`, `sub`, `aud` or `iss` is refused.
-A verifier remembers the tokens it accepted (at most `REMEMBERED_TOKENS`, the oldest forgotten
-first), as an API gateway caches verified JWTs: the same token again is not checked again while
-it has not expired and the key that signed it is still the one published under its `kid` (a
-key withdrawn, or fetched anew, makes its tokens checked again). A client that reuses its token
-for its minutes pays for one check; the portal signs a token a call, which this does not help.
+A verifier remembers the tokens it accepted, as an API gateway caches verified JWTs: the same
+token again is not checked again while it has not expired and the key that signed it is still
+published under its `kid` (a key withdrawn or changed makes its tokens checked again, and
+refused). At most `REMEMBERED_TOKENS`, the least recently used forgotten first, so a token may
+be forgotten before it expires (checked again then). A client that reuses its token pays for
+one check; the portal signs a token a call, each checked once, which this does not help.
 
 `requires_identity(verifier)` is the FastAPI dependency of every route that needs a caller:
 `Authorization: Bearer <token>`, 401 (with `WWW-Authenticate`) for no token, an expired one, a
@@ -54,7 +55,7 @@ REFRESH_SECONDS = 300.0
 RETRY_SECONDS = 1.0
 OUTAGE_RETRY_SECONDS = 30.0
 MAX_TOKEN_CHARS = 8192
-REMEMBERED_TOKENS = 4096  # accepted tokens a verifier remembers until they expire
+REMEMBERED_TOKENS = 4096  # accepted tokens a verifier remembers (least recently used forgotten)
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,8 @@ class Verifier:
         self._clock = clock
         self._wall = wall  # the epoch seconds tokens' `exp` is read against
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._accepted: dict[str, _Accepted] = {}  # oldest first
+        self._published: dict[str, dict[str, Any]] = {}  # each key's JWK as last fetched
+        self._accepted: dict[str, _Accepted] = {}  # least recently used first
         self._fetched_at = -1e18
         self._lock = asyncio.Lock()
 
@@ -213,14 +215,18 @@ class Verifier:
                 # outage of the portal does not make every request wait for a fetch
                 self._fetched_at = self._clock() - REFRESH_SECONDS + OUTAGE_RETRY_SECONDS
                 return
-            keys = {}
+            keys, published = {}, {}
             for jwk in document["keys"]:
                 if isinstance(jwk, dict) and jwk.get("kid") and jwk.get("alg") in ALGORITHMS:
+                    kid = str(jwk["kid"])
+                    if self._published.get(kid) == jwk:  # the same key: its tokens remembered
+                        keys[kid], published[kid] = self._keys[kid], jwk
+                        continue
                     try:
-                        keys[str(jwk["kid"])] = jwt.PyJWK(jwk)
+                        keys[kid], published[kid] = jwt.PyJWK(jwk), jwk
                     except jwt.PyJWTError:
-                        log.warning("identity_key_unusable", kid=str(jwk.get("kid"))[:64])
-            self._keys = keys
+                        log.warning("identity_key_unusable", kid=kid[:64])
+            self._keys, self._published = keys, published
             self._fetched_at = self._clock()
 
     async def key_for(self, kid: str) -> jwt.PyJWK | None:
@@ -236,16 +242,20 @@ class Verifier:
         """Who `token` proves calls; InvalidToken saying why not."""
         if len(token) > MAX_TOKEN_CHARS:
             raise InvalidToken("token too long")
-        accepted = self._accepted.get(token)
+        accepted = self._accepted.pop(token, None)  # put back last while it holds
         if accepted is not None:
-            if self._wall() < accepted.expires and await self.key_for(accepted.kid) is accepted.key:
+            key = await self.key_for(accepted.kid)
+            if key is accepted.key and self._wall() < accepted.expires:
+                self._remember(token, accepted)
                 return accepted.identity
-            del self._accepted[token]  # expired or its key withdrawn: checked again, refused
-        identity, accepted = await self._check(token)
+        identity, accepted = await self._check(token)  # new, forgotten, expired or key changed
+        self._remember(token, accepted)
+        return identity
+
+    def _remember(self, token: str, accepted: _Accepted) -> None:
         self._accepted[token] = accepted
         if len(self._accepted) > REMEMBERED_TOKENS:
             del self._accepted[next(iter(self._accepted))]
-        return identity
 
     async def _check(self, token: str) -> tuple[Identity, _Accepted]:
         header = _header(token)

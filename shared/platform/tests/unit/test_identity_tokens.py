@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -160,7 +161,7 @@ async def test_a_remembered_token_is_refused_once_its_key_is_withdrawn(
     assert checks.count == 1  # refused before any signature check
 
 
-async def test_a_verifier_remembers_a_bounded_number_of_tokens(
+async def test_a_verifier_remembers_a_bounded_number_of_tokens_the_least_used_forgotten(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(identity, "REMEMBERED_TOKENS", 2)
@@ -168,8 +169,62 @@ async def test_a_verifier_remembers_a_bounded_number_of_tokens(
     check = verifier(Keys(jwks([key])))
     people = [Identity(f"p{n}@acme.example", f"P {n}", "acme") for n in range(3)]
     tokens = [Signer([key]).token(person, "workflow", now()) for person in people]
-    for token in tokens:
-        await check.verify(token)
+    await check.verify(tokens[0])
+    await check.verify(tokens[1])
+    assert await check.verify(tokens[0]) == people[0] and checks.count == 2  # used again
+    await check.verify(tokens[2])  # the third: the least recently used (1) is forgotten
     assert checks.count == 3
-    assert await check.verify(tokens[2]) == people[2] and checks.count == 3  # remembered
-    assert await check.verify(tokens[0]) == people[0] and checks.count == 4  # forgotten first
+    assert await check.verify(tokens[0]) == people[0] and checks.count == 3  # remembered
+    assert await check.verify(tokens[1]) == people[1] and checks.count == 4  # checked again
+
+
+async def test_a_refused_token_is_not_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    key, checks = new_signing_key(), Checks(monkeypatch)
+    check = verifier(Keys(jwks([key])))
+    token = Signer([key]).token(ANNE, "sla", now())  # for another service
+    for _ in range(2):
+        with pytest.raises(InvalidToken, match="not for workflow"):
+            await check.verify(token)
+    assert checks.count == 2
+
+
+async def test_remembered_tokens_outlive_a_fetch_of_the_same_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key, checks = new_signing_key(), Checks(monkeypatch)
+    keys, clock = Keys(jwks([key])), Clock()
+    check = verifier(keys, clock=clock)
+    token = Signer([key]).token(ANNE, "workflow", now())
+    assert await check.verify(token) == ANNE
+    clock.now += REFRESH_SECONDS + 1  # the keys are fetched again, unchanged
+    assert await check.verify(token) == ANNE
+    assert keys.fetches == 2 and checks.count == 1
+
+
+class PausedKeys(Keys):
+    """A JWKS source whose fetches wait until `go` is set."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        super().__init__(document)
+        self.go = asyncio.Event()
+
+    async def __call__(self, source: str) -> dict[str, Any]:
+        await self.go.wait()
+        return await super().__call__(source)
+
+
+async def test_callers_sharing_a_remembered_token_while_its_key_is_withdrawn_are_refused() -> None:
+    old = new_signing_key()
+    keys, clock = PausedKeys(jwks([old])), Clock()
+    check = verifier(keys, clock=clock)
+    keys.go.set()
+    token = Signer([old]).token(ANNE, "workflow", now())
+    assert await check.verify(token) == ANNE
+    keys.go.clear()
+    keys.document = jwks([new_signing_key()])
+    clock.now += REFRESH_SECONDS + 1
+    calls = [asyncio.create_task(check.verify(token)) for _ in range(3)]
+    await asyncio.sleep(0)  # all waiting on the fetch
+    keys.go.set()
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(o, InvalidToken) and "unknown key" in str(o) for o in outcomes)

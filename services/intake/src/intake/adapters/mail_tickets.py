@@ -43,7 +43,7 @@ def events_together() -> Together:
             kept = newest.get(state.ticket_id)
             if kept is None or kept.version < state.version:
                 newest[state.ticket_id] = state
-        await _keep(conn, list(newest.values()))
+        await _keep(conn, [newest[ticket_id] for ticket_id in sorted(newest)])  # locks in order
 
     return Together(lambda envelope, event: True, apply)
 
