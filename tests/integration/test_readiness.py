@@ -28,10 +28,12 @@ from tcp_proxy import TcpProxy
 
 from desk_contracts.envelope import Envelope
 from desk_contracts.tickets import TicketCreated
+from desk_contracts.topics import dead_letter
 from desk_eventstore.db import open_store
 from desk_eventstore.records import NewEvent
 from desk_eventstore.relay import RELAY_LOCK_CLASS, OutboxRelay
 from desk_eventstore.store import append
+from desk_platform.consumer import PoisonMessage
 from desk_platform.metrics import Metrics
 from desk_platform.readiness import Verdict, kafka_probe, outbox_probe
 from desk_platform.runtime import ServiceRuntime
@@ -217,6 +219,65 @@ async def test_a_consumer_retrying_the_same_record_makes_ready_503(
         assert (await http.get("/health")).status_code == 200
         metrics = (await http.get("/metrics")).text
         assert f'desk_consumer_lag_records{{group="{group}"}} 1.0' in metrics
+
+
+async def test_metrics_count_what_each_consumer_group_did(
+    database_url: str, kafka_bootstrap: str, prefix: str
+) -> None:
+    """A record applied, the same again, a poison one, and its ticket's next one held behind it:
+    the group's counters say so."""
+    topic = f"counted-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(prefix + topic, 1, 1), NewTopic(dead_letter(prefix + topic), 1, 1)]
+        )
+    finally:
+        await admin.close()
+
+    async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Any) -> None:
+        if envelope.subject == "t-poison":
+            raise PoisonMessage("this one can never be applied")
+
+    runtime = ServiceRuntime(
+        f"t_counts_{uuid.uuid4().hex[:8]}", settings(database_url, kafka_bootstrap, prefix)
+    )
+    runtime.subscribe(topic, handle)
+    group = f"{runtime.name}.{prefix}{topic}"
+
+    def record(ticket: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+        return Envelope(
+            id=str(uuid.uuid4()),
+            type="TicketCreated",
+            source="/test",
+            subject=ticket,
+            time=datetime.now(UTC),
+            data=created(ticket).payload,
+        ).to_kafka()
+
+    applied = record("t-1")
+    async with running(runtime) as http:
+        await eventually(lambda: ready_status(http, 200))
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            for key, value, headers in [applied, applied, record("t-poison"), record("t-poison")]:
+                await producer.send_and_wait(prefix + topic, value, key=key, headers=headers)
+        finally:
+            await producer.stop()
+        expected = [
+            f'desk_consumer_records_applied_total{{group="{group}"}} 1.0',
+            f'desk_consumer_duplicates_skipped_total{{group="{group}"}} 1.0',
+            f'desk_consumer_dead_lettered_total{{group="{group}"}} 2.0',
+            f'desk_consumer_parked_total{{group="{group}"}} 1.0',
+        ]
+
+        async def counted() -> bool:
+            metrics = (await http.get("/metrics")).text
+            return all(line in metrics.splitlines() for line in expected)
+
+        await eventually(counted)
 
 
 async def test_postgres_out_of_reach_makes_ready_503_and_health_stays_alive(

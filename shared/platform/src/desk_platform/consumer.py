@@ -148,8 +148,10 @@ class EventConsumer:
         self.retry_delay = retry_delay
         self.max_batch = max_batch
         self.told = applied  # after a batch that applied events, once committed
-        self.applied = 0
-        self.dead_lettered = 0
+        self.applied = 0  # records applied (each once); the counts are read by /metrics
+        self.duplicates = 0  # records found applied before, skipped
+        self.dead_lettered = 0  # records dead-lettered, those held behind an earlier one included
+        self.held = 0  # records dead-lettered because their ticket is parked behind another
         self.last_failure: str | None = None  # the last transient failure (the record waits)
 
     def subscribe(self, broker: KafkaBroker, topic: str, group_id: str) -> None:
@@ -311,6 +313,7 @@ class EventConsumer:
         ):
             if envelope.id not in fresh:
                 log.info("event_already_applied", event_type=envelope.type)
+                self.duplicates += 1
                 return None
             fresh.discard(envelope.id)
             await conn.execute("SAVEPOINT record")
@@ -343,6 +346,7 @@ class EventConsumer:
                 async with self.pool.acquire() as conn:
                     blocker = await parked_behind(conn, self.consumer, envelope.subject)
                 if blocker is not None and blocker != envelope.id:
+                    self.held += 1
                     raise PoisonMessage(f"parked behind event {blocker} of the same ticket")
                 event = decode_event(envelope)
                 async with self.pool.acquire() as conn, conn.transaction():
@@ -350,6 +354,7 @@ class EventConsumer:
                         await release(conn, self.consumer, envelope.subject, envelope.id)
                     if not await first_time(conn, self.consumer, envelope.id, envelope.subject):
                         log.info("event_already_applied", event_type=envelope.type)
+                        self.duplicates += 1
                         return
                     await self.handle(conn, envelope, event)
                 self.applied += 1

@@ -1,13 +1,18 @@
 """The Prometheus metrics of a process (`GET /metrics`): the facts its readiness is judged on.
 
 Small on purpose: whether each check passes, how far the outbox and the consumers lag, how old
-the oldest unsent message is, what the doors refuse past capacity (desk_platform.admission).
+the oldest unsent message is, what the doors refuse past capacity (desk_platform.admission),
+and what each consumer group has done (records applied, duplicates skipped, dead-lettered,
+parked: the consumer's own counts, read at each scrape).
 Labels are bounded (a check's name, a consumer group, a door), never a ticket. Each process
 (each `ServiceRuntime`) has its own registry, so several runtimes in one test process do not
 share gauges.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,6 +21,8 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -98,6 +105,52 @@ class Metrics:
             registry=self.registry,
         )
 
+    def count_consumers(
+        self, consumers: Callable[[], Iterable[tuple[str, ConsumerCounts]]]
+    ) -> None:
+        """Expose what each consumer group of the process has done (read at every scrape)."""
+        self.registry.register(_ConsumerCollector(consumers))
+
     def render(self) -> bytes:
         """The text exposition format, as Prometheus scrapes it."""
         return generate_latest(self.registry)
+
+
+class ConsumerCounts(Protocol):
+    """What a consumer counts (`desk_platform.consumer.EventConsumer`)."""
+
+    applied: int
+    duplicates: int
+    dead_lettered: int
+    held: int
+
+
+CONSUMER_COUNTERS = {  # counter name: (what it says, the count it reads)
+    "desk_consumer_records_applied": ("records applied, each once", "applied"),
+    "desk_consumer_duplicates_skipped": ("records found applied before, skipped", "duplicates"),
+    "desk_consumer_dead_lettered": (
+        "records sent to the dead-letter topic (those held behind an earlier one included)",
+        "dead_lettered",
+    ),
+    "desk_consumer_parked": (
+        "records dead-lettered because their ticket waits behind an earlier dead letter",
+        "held",
+    ),
+}
+
+
+class _ConsumerCollector(Collector):
+    """The consumers' counts as Prometheus counters, by consumer group."""
+
+    def __init__(self, consumers: Callable[[], Iterable[tuple[str, ConsumerCounts]]]) -> None:
+        self.consumers = consumers
+
+    def collect(self) -> Iterator[Metric]:
+        families = {
+            name: CounterMetricFamily(name, text, labels=["group"])
+            for name, (text, _) in CONSUMER_COUNTERS.items()
+        }
+        for group, counts in self.consumers():
+            for name, (_, count) in CONSUMER_COUNTERS.items():
+                families[name].add_metric([group], getattr(counts, count))
+        yield from families.values()

@@ -189,6 +189,7 @@ class ServiceRuntime:
 
         broker = KafkaBroker(self.settings.kafka_bootstrap_servers, logger=None)
         dead_letters = DeadLetters(self.producer)
+        groups: list[tuple[str, EventConsumer]] = []
         for sub in self.subscriptions:
             consumer = EventConsumer(
                 self.pool,
@@ -200,6 +201,8 @@ class ServiceRuntime:
             )
             consumer.subscribe(broker, sub.topic, sub.group_id)
             self.consumers.append(consumer)
+            groups.append((sub.group_id, consumer))
+        self.readiness.metrics.count_consumers(lambda: groups)
         self.readiness.add("postgres", postgres_probe(self.pool))
         self.readiness.add("kafka", kafka_probe(self.producer))
         if broker.subscribers:
