@@ -2,9 +2,11 @@
 
     uv run python bench/intake_http.py [--concurrency 1,8,32] [--seconds 10]
                                        [--python OTHER/.venv/bin/python] [--profile FILE]
+                                       [--http-metrics on|off]
 
 A child process serves intake's HTTP app as the service does (uvicorn, access log off, the edge,
-admission when the checkout has it, wired as intake's bootstrap does but for its backlog limit,
+admission when the checkout has it, each answer counted and timed for /metrics unless
+`--http-metrics off`, wired as intake's bootstrap does but for its backlog limit,
 out of the way as no relay drains the store; a real pool on a fresh schema of the PostgreSQL of
 DATABASE_URL, or `.state/infra.env`'s; flood limits out of the way; no relay, no Kafka: the HTTP
 path and its transaction only). The bench then POSTs `saas-desk` requests (each with its own
@@ -58,6 +60,9 @@ OF_INTEREST = {
 }
 
 
+HTTP_METRICS = "BENCH_HTTP_METRICS"  # tells the child whether to count its answers
+
+
 # ---------------------------------------------------------------------------- the server
 
 
@@ -101,6 +106,14 @@ def serve(port: int, schema: str, jwks_file: str, database_url: str) -> None:
             limits=RequestLimits(many, many, many),
             **wiring,  # type: ignore[arg-type]
         )
+        if os.environ.get(HTTP_METRICS) != "off":
+            try:  # a checkout that counts HTTP answers: installed as the runtime does
+                from desk_platform.http_metrics import HttpMetrics
+                from desk_platform.metrics import Metrics
+            except ImportError:
+                pass
+            else:
+                app.add_middleware(HttpMetrics, metrics=Metrics())
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off"
         )
@@ -216,6 +229,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument(
+        "--http-metrics", choices=("on", "off"), default="on", help="count and time each answer"
+    )
     parser.add_argument("--serve", nargs=4, metavar=("PORT", "SCHEMA", "JWKS", "URL"))
     args = parser.parse_args()
     if args.serve:
@@ -252,6 +268,7 @@ def main() -> None:
     child = subprocess.Popen(
         [args.python, __file__, "--serve", str(port), schema, str(jwks_file), url],
         stdout=subprocess.DEVNULL,
+        env=os.environ | {HTTP_METRICS: args.http_metrics},
     )
     try:
         for _ in range(300):

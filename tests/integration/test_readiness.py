@@ -225,7 +225,7 @@ async def test_metrics_count_what_each_consumer_group_did(
     database_url: str, kafka_bootstrap: str, prefix: str
 ) -> None:
     """A record applied, the same again, a poison one, and its ticket's next one held behind it:
-    the group's counters say so."""
+    the group's counters say so (and the process's HTTP answers are counted)."""
     topic = f"counted-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
@@ -278,6 +278,8 @@ async def test_metrics_count_what_each_consumer_group_did(
             return all(line in metrics.splitlines() for line in expected)
 
         await eventually(counted)
+        answered = (await http.get("/metrics")).text  # the runtime counts its HTTP answers too
+        assert 'desk_http_requests_total{method="GET",route="/ready",status="200"}' in answered
 
 
 async def test_postgres_out_of_reach_makes_ready_503_and_health_stays_alive(

@@ -2,9 +2,11 @@
 
 Small on purpose: whether each check passes, how far the outbox and the consumers lag, how old
 the oldest unsent message is, what the doors refuse past capacity (desk_platform.admission),
-and what each consumer group has done (records applied, duplicates skipped, dead-lettered,
-parked: the consumer's own counts, read at each scrape).
-Labels are bounded (a check's name, a consumer group, a door), never a ticket. Each process
+what each consumer group has done (records applied, duplicates skipped, dead-lettered,
+parked: the consumer's own counts, read at each scrape), and the HTTP requests answered, by
+route and status (`desk_platform.http_metrics`).
+Labels are bounded (a check's name, a consumer group, a door, a route's template), never a
+ticket. Each process
 (each `ServiceRuntime`) has its own registry, so several runtimes in one test process do not
 share gauges.
 """
@@ -19,6 +21,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -102,6 +105,20 @@ class Metrics:
         self.admission_in_flight = Gauge(
             "desk_admission_in_flight",
             "submissions (HTTP) and mails (SMTP) this process handles, as admission last saw",
+            registry=self.registry,
+        )
+
+        self.http_requests = Counter(
+            "desk_http_requests",
+            "HTTP requests answered, by method, route (its path template) and status code",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_duration = Histogram(
+            "desk_http_request_duration_seconds",
+            "time from a request's arrival to the end of its answer, by method and route",
+            ["method", "route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=self.registry,
         )
 

@@ -34,6 +34,7 @@ from desk_eventstore.records import RecordedEvent
 from desk_eventstore.relay import OutboxRelay, idempotent_producer
 from desk_platform.consumer import EventConsumer, Handler, Together
 from desk_platform.deadletter import DeadLetters
+from desk_platform.http_metrics import HttpMetrics
 from desk_platform.kafka_ready import wait_for_kafka
 from desk_platform.logging import configure_logging
 from desk_platform.readiness import (
@@ -233,6 +234,7 @@ class ServiceRuntime:
             )
         app = app if app is not None else probe_app(self.name)
         app.include_router(readiness_router(self.readiness))
+        app.add_middleware(HttpMetrics, metrics=self.readiness.metrics)  # outermost: all counted
         config = uvicorn.Config(
             app,
             host=self.settings.http_host,
