@@ -226,3 +226,50 @@ def test_every_process_answers_health_ready_and_metrics(system: System) -> None:
     # intake's store has two relays (HTTP process and gateway): one leads, one stands by
     roles = sorted(relays[p].split(":")[0] for p in ("intake", "intake-mail"))
     assert roles == ["leader", "standby"], relays
+
+
+def scraped(system: System, process: str) -> dict[str, float]:
+    """Every sample of a process's /metrics, by its name and labels."""
+    text = httpx.get(system.url(process) + "/metrics", timeout=10).text
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {name: float(value) for name, value in samples}
+
+
+def applied(samples: dict[str, float], topic: str) -> float:
+    """The records the process's consumer group of `topic` has applied."""
+    return sum(
+        value
+        for name, value in samples.items()
+        if name.startswith("desk_consumer_records_applied_total{") and name.endswith(f'{topic}"}}')
+    )
+
+
+def test_every_process_counts_what_one_request_did(system: System) -> None:
+    consumers = {
+        "workflow": "ticket-commands",
+        "sla": "ticket-events",
+        "intake-mail": "ticket-events",
+    }
+    created = 'desk_http_requests_total{method="POST",route="/requests",status="201"}'
+    before = {process: scraped(system, process) for process in ("intake", *consumers)}
+    answer = requester(system).post(
+        "/requests", json={**REQUEST, "subject": "Compté"}, headers={"Idempotency-Key": "e2e-m"}
+    )
+    assert answer.status_code == 201, answer.text
+    key = answer.json()["key"]
+    eventually(lambda: [m for m in mails(system.mail_folder) if key in m["Subject"]])
+    assert scraped(system, "intake").get(created, 0) == before["intake"].get(created, 0) + 1
+
+    def moved() -> list[str]:
+        later = {process: scraped(system, process) for process in consumers}
+        return [
+            process
+            for process, topic in consumers.items()
+            if applied(later[process], topic) <= applied(before[process], topic)
+        ]
+
+    eventually(lambda: not moved())
+    for process in ("intake", *consumers):  # nothing refused or lost on the way
+        samples = scraped(system, process)
+        dead = [n for n, v in samples.items() if n.startswith("desk_consumer_dead_lettered") and v]
+        assert dead == [], (process, dead)
