@@ -2,11 +2,13 @@
 
     uv run python bench/intake_http.py [--concurrency 1,8,32] [--seconds 10]
                                        [--python OTHER/.venv/bin/python] [--profile FILE]
-                                       [--http-metrics on|off]
+                                       [--http-metrics on|off] [--tracing export|on|off]
 
 A child process serves intake's HTTP app as the service does (uvicorn, access log off, the edge,
 admission when the checkout has it, each answer counted and timed for /metrics unless
-`--http-metrics off`, wired as intake's bootstrap does but for its backlog limit,
+`--http-metrics off`, each request traced as the runtime traces it unless `--tracing off`
+(`export`, the default: spans sent over OTLP/HTTP to a receiver in the bench's process, as to a
+collector; `on`: made, not exported), wired as intake's bootstrap does but for its backlog limit,
 out of the way as no relay drains the store; a real pool on a fresh schema of the PostgreSQL of
 DATABASE_URL, or `.state/infra.env`'s; flood limits out of the way; no relay, no Kafka: the HTTP
 path and its transaction only). The bench then POSTs `saas-desk` requests (each with its own
@@ -61,6 +63,7 @@ OF_INTEREST = {
 
 
 HTTP_METRICS = "BENCH_HTTP_METRICS"  # tells the child whether to count its answers
+TRACING = "BENCH_TRACING"  # tells the child whether to trace (export|on|off)
 
 
 # ---------------------------------------------------------------------------- the server
@@ -79,6 +82,24 @@ def serve(port: int, schema: str, jwks_file: str, database_url: str) -> None:
     from desk_policies.loader import load_policies
     from intake.adapters.http import create_app
     from intake.domain.flood import RequestLimits
+
+    tracing = os.environ.get(TRACING, "off")
+    if tracing != "off":
+        try:  # a checkout that traces: installed as the runtime does
+            from desk_platform.settings import Settings
+            from desk_platform.tracing import configure_tracing, instrument_app
+        except ImportError:
+            tracing = "off"
+        else:
+            endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+            configure_tracing(
+                "intake",
+                Settings(
+                    database_url=database_url,
+                    kafka_bootstrap_servers="unused",
+                    otel_exporter_otlp_endpoint=endpoint if tracing == "export" else "",
+                ),
+            )
 
     async def main() -> None:
         pool = await open_store(
@@ -114,6 +135,8 @@ def serve(port: int, schema: str, jwks_file: str, database_url: str) -> None:
                 pass
             else:
                 app.add_middleware(HttpMetrics, metrics=Metrics())
+        if tracing != "off":
+            instrument_app(app)
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off"
         )
@@ -232,6 +255,12 @@ def main() -> None:
     parser.add_argument(
         "--http-metrics", choices=("on", "off"), default="on", help="count and time each answer"
     )
+    parser.add_argument(
+        "--tracing",
+        choices=("export", "on", "off"),
+        default="export",
+        help="trace each request (export: spans sent over OTLP to a receiver of the bench's)",
+    )
     parser.add_argument("--serve", nargs=4, metavar=("PORT", "SCHEMA", "JWKS", "URL"))
     args = parser.parse_args()
     if args.serve:
@@ -242,6 +271,7 @@ def main() -> None:
     import asyncpg
     from identity_support import bearer
     from load import RawClient, _children, _cpu_of
+    from otlp_receiver import otlp_receiver
     from system import free_port
 
     from desk_platform.identity import Signer, jwks, new_signing_key
@@ -265,10 +295,14 @@ def main() -> None:
     levels = [int(c) for c in args.concurrency.split(",")]
     print(f"load average before: {os.getloadavg()}, {os.cpu_count()} cores; intake from "
           f"{args.python}", flush=True)  # fmt: skip
+    receiver = otlp_receiver(folder / "spans.jsonl")
+    spans = receiver.__enter__()
     child = subprocess.Popen(
         [args.python, __file__, "--serve", str(port), schema, str(jwks_file), url],
         stdout=subprocess.DEVNULL,
-        env=os.environ | {HTTP_METRICS: args.http_metrics},
+        env=os.environ
+        | {HTTP_METRICS: args.http_metrics, TRACING: args.tracing}
+        | {"OTEL_EXPORTER_OTLP_ENDPOINT": spans.url, "OTEL_SDK_DISABLED": "false"},
     )
     try:
         for _ in range(300):
@@ -336,7 +370,8 @@ def main() -> None:
                 await conn.close()
 
         asyncio.run(drop())
-    print(f"load average after: {os.getloadavg()}")
+        receiver.__exit__(None, None, None)
+    print(f"load average after: {os.getloadavg()}; spans received: {len(spans.spans())}")
     if args.profile is not None and args.profile.exists():
         summarise_profile(args.profile)
 

@@ -3,14 +3,18 @@
 POST to intake -> TicketCreated on Kafka -> workflow opens the stream -> sla arms the response
 timers (durable rows) -> notifier sends the acknowledgement to the SMTP sink -> GET it back with
 its status and history; then an agent assigns it and the requester is told, once, although two
-notifier replicas share the work.
+notifier replicas share the work. Each process's /metrics counts what one request (and one mail)
+gave it to do.
 """
 
 from __future__ import annotations
 
 import json
+import smtplib
 import time
+import uuid
 from collections.abc import Iterator
+from email.message import EmailMessage
 from typing import Any
 
 import httpx
@@ -230,9 +234,33 @@ def test_every_process_answers_health_ready_and_metrics(system: System) -> None:
 
 def scraped(system: System, process: str) -> dict[str, float]:
     """Every sample of a process's /metrics, by its name and labels."""
-    text = httpx.get(system.url(process) + "/metrics", timeout=10).text
+    return scraped_at(system.url(process))
+
+
+def scraped_at(url: str) -> dict[str, float]:
+    """Every sample of the /metrics at `url`, by its name and labels."""
+    text = httpx.get(url + "/metrics", timeout=10).text
     samples = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
     return {name: float(value) for name, value in samples}
+
+
+def notifiers(system: System) -> list[str]:
+    """The HTTP addresses of every notifier replica (the first, and those started after it)."""
+    replicas = [
+        f"http://127.0.0.1:{env['HTTP_PORT']}"
+        for name, (_, env) in system.commands.items()
+        if name.startswith("notifier-")
+    ]
+    return [system.url("notifier"), *replicas]
+
+
+def summed(urls: list[str]) -> dict[str, float]:
+    """The samples of several replicas' /metrics, added up by name and labels."""
+    total: dict[str, float] = {}
+    for url in urls:
+        for name, value in scraped_at(url).items():
+            total[name] = total.get(name, 0.0) + value
+    return total
 
 
 def applied(samples: dict[str, float], topic: str) -> float:
@@ -273,3 +301,44 @@ def test_every_process_counts_what_one_request_did(system: System) -> None:
         samples = scraped(system, process)
         dead = [n for n, v in samples.items() if n.startswith("desk_consumer_dead_lettered") and v]
         assert dead == [], (process, dead)
+
+
+def test_each_process_counts_the_work_one_request_and_one_mail_gave_it(system: System) -> None:
+    """sla arms the request's response timers; the notifier (either replica) renders and sends
+    its acknowledgement, counted for its desk; the gateway counts what it decided of a mail,
+    delivered twice; consumer lag is exposed by partition."""
+    replicas = notifiers(system)
+    assert len(replicas) == 2
+    timers = [f'desk_sla_timers_armed_total{{kind="{k}"}}' for k in ("sla_warning", "sla_breach")]
+    rendered = 'desk_notifications_rendered_total{desk="saas-desk"}'
+    sent = 'desk_notifications_sent_total{desk="saas-desk"}'
+    sla, told = scraped(system, "sla"), summed(replicas)
+    answer = requester(system).post(
+        "/requests", json={**REQUEST, "subject": "Minuté"}, headers={"Idempotency-Key": "e2e-t"}
+    )
+    assert answer.status_code == 201, answer.text
+    key = answer.json()["key"]
+
+    def armed() -> bool:
+        later = scraped(system, "sla")
+        return all(later[name] >= sla[name] + 1 for name in timers)
+
+    eventually(armed)
+    eventually(lambda: [m for m in mails(system.mail_folder) if key in m["Subject"]])
+    eventually(lambda: summed(replicas)[sent] >= told.get(sent, 0) + 1)  # marked after the 250
+    assert summed(replicas)[rendered] >= told.get(rendered, 0) + 1
+    lag = [name for name in scraped(system, "sla") if name.startswith("desk_consumer_lag_records")]
+    assert lag and all(',partition="' in name for name in lag), lag
+
+    gateway = scraped(system, "intake-mail")
+    mail = EmailMessage()
+    mail["From"], mail["To"] = "Anne Martin <anne@acme.example>", "support@saas-desk.example"
+    mail["Subject"], mail["Message-ID"] = "Compteur de mails", f"<{uuid.uuid4().hex}@acme.example>"
+    mail.set_content("Bonjour,\n\nle compteur ne bouge plus.\n\nAnne")
+    for _ in range(2):  # a retrying MTA delivers it twice
+        with smtplib.SMTP("127.0.0.1", system.mail_port, timeout=10) as client:
+            client.send_message(mail)
+    decided = scraped(system, "intake-mail")
+    for decision in ("new_request", "duplicate"):
+        name = f'desk_mail_gateway_decisions_total{{decision="{decision}"}}'
+        assert decided[name] == gateway[name] + 1, decision

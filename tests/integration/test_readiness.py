@@ -218,7 +218,7 @@ async def test_a_consumer_retrying_the_same_record_makes_ready_503(
         assert detail.endswith("(threshold 1 s)")
         assert (await http.get("/health")).status_code == 200
         metrics = (await http.get("/metrics")).text
-        assert f'desk_consumer_lag_records{{group="{group}"}} 1.0' in metrics
+        assert f'desk_consumer_lag_records{{group="{group}",partition="0"}} 1.0' in metrics
 
 
 async def test_metrics_count_what_each_consumer_group_did(

@@ -1,6 +1,7 @@
 """Composition root of intake: store, relay to `ticket-events`, the directory's feed, the
 verifier of identity tokens (`IDENTITY_KEYS`, required), admission (writes refused past
-capacity), HTTP API."""
+capacity), HTTP API; survey answers counted on the process's registry
+(`intake.adapters.metrics`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
 from intake.adapters.http import create_app
+from intake.adapters.metrics import SurveyMetrics
 from intake.adapters.survey import survey_router
 from intake.domain.flood import RequestLimits
 
@@ -49,7 +51,8 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         topic_for=topic_for,
     )
     pool = await runtime.start_store()
-    survey = survey_router(pool, policies, settings.survey_secret, now)
+    answers = SurveyMetrics(runtime.readiness.metrics.registry, policies)
+    survey = survey_router(pool, policies, settings.survey_secret, now, answers.answered)
     directory = follow_directory(runtime)
     limits = RequestLimits(
         per_submitter=settings.requests_submitter_hourly_limit,

@@ -33,7 +33,7 @@ from desk_policies.loader import load_policies
 from intake.adapters.mail_tickets import events_together, on_ticket_event
 from intake.adapters.smtp import GatewayHandler, serve
 from intake.application.mail_gateway import MailGateway, Received
-from intake.domain.mail import Drop, GatewayConfig, NewRequest, SmtpEnvelope
+from intake.domain.mail import Drop, DropKind, GatewayConfig, NewRequest, SmtpEnvelope
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +48,9 @@ def now() -> datetime:
 
 
 class Gateway:
-    def __init__(self, pool: asyncpg.Pool, port: int, blobs: Path) -> None:
+    def __init__(self, pool: asyncpg.Pool, port: int, blobs: Path, decisions: list[str]) -> None:
         self.pool, self.port, self.blobs = pool, port, blobs
+        self.decisions = decisions  # what the SMTP edge told of each message, in order
 
     async def send(self, message: EmailMessage, to: str | None = None, **kw: Any) -> Any:
         def go() -> Any:
@@ -86,11 +87,14 @@ async def gateway(
     async with service_store(database_url, "intake") as pool:
         blobs = tmp_path / "blobs"
         core = MailGateway(pool, POLICIES, load_directory(), config, FolderBlobStore(blobs), now)
-        handler = GatewayHandler(core, {*CONFIG.addresses, "support@desk.example"})
+        decisions: list[str] = []
+        handler = GatewayHandler(
+            core, {*CONFIG.addresses, "support@desk.example"}, decided=decisions.append
+        )
         port = free_port()
         server = await serve(handler, "127.0.0.1", port, max_bytes=MAX_BYTES, hostname="mx.test")
         try:
-            yield Gateway(pool, port, blobs)
+            yield Gateway(pool, port, blobs, decisions)
         finally:
             server.close()
             await server.wait_closed()
@@ -123,6 +127,7 @@ async def test_a_mail_becomes_one_request_even_when_delivered_twice(gateway: Gat
     mail.add_attachment(screenshot, maintype="image", subtype="png", filename="capture.png")
     assert await gateway.send(mail) == {}
     assert await gateway.send(mail) == {}  # the MTA retried: same Message-ID
+    assert gateway.decisions == ["new_request", "duplicate"]
     (created,) = await gateway.events("TicketCreated")
     event = TicketCreated.model_validate_json(created["payload"])
     assert event.channel is Channel.EMAIL and event.policy_id == "saas-desk"
@@ -181,6 +186,7 @@ async def test_a_reply_becomes_one_comment_on_its_request(gateway: Gateway) -> N
     )
     await gateway.send(reply)
     await gateway.send(reply)
+    assert gateway.decisions == ["comment", "duplicate"]
     (comment,) = await gateway.events("CommentReceived")
     assert comment["stream_id"] == ticket_id
     payload = comment["payload"]
@@ -206,6 +212,11 @@ async def test_refusals_ask_for_an_automatic_answer(gateway: Gateway) -> None:
     await gateway.send(message(to="support@erp-vendor.example", subject="RE: [SPT-1042] Encore"))
     latest = (await gateway.events("AutomaticReplyRequested"))[-1]
     assert '"reason": "request_closed"' in latest["payload"]
+    assert gateway.decisions == [
+        "refuse_replies_by_portal_only",
+        "refuse_unknown_sender",
+        "refuse_request_closed",
+    ]
 
 
 async def test_automatic_mail_leaves_nothing_and_unknown_requests_are_deferred(
@@ -222,6 +233,7 @@ async def test_automatic_mail_leaves_nothing_and_unknown_requests_are_deferred(
     assert deferred.value.smtp_code == 451
     async with gateway.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM events") == 0
+    assert gateway.decisions == ["drop_automatic", "drop_automatic", "defer_unknown_request"]
 
 
 async def opened_by_mail(gateway: Gateway) -> tuple[EmailMessage, TicketCreated]:
@@ -422,7 +434,7 @@ async def test_data_is_handled_a_few_messages_at_a_time() -> None:
             most = max(most, running)
             await asyncio.sleep(0.02)
             running -= 1
-            return Received(Drop("test"))
+            return Received(Drop("test", DropKind.NO_DESK))
 
     handler = GatewayHandler(Slow(), {"support@desk.example"}, max_concurrent=3)
     session = SimpleNamespace(peer=("127.0.0.1", 1))

@@ -260,7 +260,10 @@ async def test_past_the_outbox_backlog_the_mail_gateway_answers_451_until_draine
     limits = AdmissionLimits(max_backlog=0, refresh_seconds=0.05)
     async with watched(pool, limits) as admission:
         core = MailGateway(pool, POLICIES, load_directory(), CONFIG, FolderBlobStore(tmp_path), now)
-        handler = GatewayHandler(core, {*CONFIG.addresses}, admission=admission)
+        decisions: list[str] = []
+        handler = GatewayHandler(
+            core, {*CONFIG.addresses}, admission=admission, decided=decisions.append
+        )
         server = await serve(handler, "127.0.0.1", 0, max_bytes=1 << 20, hostname=MX)
         port = server.sockets[0].getsockname()[1]
         loop = asyncio.get_running_loop()
@@ -290,12 +293,14 @@ async def test_past_the_outbox_backlog_the_mail_gateway_answers_451_until_draine
             )
             assert await count(pool, "TicketCreated") == 0
             assert 'desk_shed_total{door="smtp"} 2.0' in admission.metrics.render().decode()
+            assert decisions == ["shed", "shed"]  # each message once, at DATA or at RCPT
 
             await drain(pool, database_url, kafka_bootstrap, await new_topic("shed-mail"))
             await until(lambda: admission.backlog == 0)
             refused = await smtp(port, lambda client: client.send_message(mail()))
             assert refused == {}, "every recipient took it"
             assert await count(pool, "TicketCreated") == 1
+            assert decisions == ["shed", "shed", "new_request"]
         finally:
             server.close()
             await server.wait_closed()

@@ -1,18 +1,20 @@
 """The satisfaction survey's JSON API against intake's app and the real PostgreSQL server:
 reading the link records nothing, answering records once (SurveySubmitted on the ticket's
 stream, for workflow), a second answer gets 409, expired (410) and forged (403) links are
-refused, and a bad rating, comment or field gets 422 naming it."""
+refused, and a bad rating, comment or field gets 422 naming it; each answer recorded is counted
+by desk and rating."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
 import pytest
 from identity_support import bearer, verifier
+from prometheus_client import CollectorRegistry
 from service_support import service_store
 
 from desk_contracts.requests import SurveySubmitted
@@ -20,6 +22,7 @@ from desk_eventstore.store import read_stream
 from desk_platform.survey_tokens import SurveyClaim, make_token
 from desk_policies.loader import load_policies
 from intake.adapters.http import create_app
+from intake.adapters.metrics import SurveyMetrics
 from intake.adapters.survey import survey_router
 from intake.bootstrap import topic_for
 
@@ -37,13 +40,17 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
 
 
-def client(pool: asyncpg.Pool, now: datetime = NOW) -> httpx.AsyncClient:
+def client(
+    pool: asyncpg.Pool,
+    now: datetime = NOW,
+    answered: Callable[[str, int], None] = lambda desk, rating: None,
+) -> httpx.AsyncClient:
     app = create_app(
         pool,
         POLICIES,
         lambda: now,
         "http://workflow",
-        routers=[survey_router(pool, POLICIES, SECRET, lambda: now)],
+        routers=[survey_router(pool, POLICIES, SECRET, lambda: now, answered)],
         verifier=verifier("intake"),
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake")
@@ -84,7 +91,9 @@ async def test_reading_the_link_records_nothing(pool: asyncpg.Pool) -> None:
 async def test_answering_records_the_rating_once_for_workflow(pool: asyncpg.Pool) -> None:
     ticket_id = str(uuid.uuid4())
     link = f"/surveys/{token('en', ticket_id=ticket_id)}"
-    async with client(pool) as http:
+    registry = CollectorRegistry()
+    metrics = SurveyMetrics(registry, POLICIES)
+    async with client(pool, answered=metrics.answered) as http:
         sent = await http.post(link, json={"rating": 4, "comment": "Quick and clear"})
         assert sent.status_code == 201, sent.text
         assert sent.json() == {"key": "PRB-1001", "rating": 4, "scale": 5}
@@ -96,6 +105,10 @@ async def test_answering_records_the_rating_once_for_workflow(pool: asyncpg.Pool
 
         reread = (await http.get(link)).json()
         assert reread["answered"] is True and reread["rating"] == 4
+
+    answers = "desk_survey_answers_total"
+    assert registry.get_sample_value(answers, {"desk": "saas-desk", "rating": "4"}) == 1
+    assert registry.get_sample_value(answers, {"desk": "saas-desk", "rating": "1"}) is None
 
     async with pool.acquire() as conn:
         stream = await read_stream(conn, ticket_id)

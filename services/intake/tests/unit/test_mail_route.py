@@ -10,6 +10,7 @@ from desk_policies.directory import Directory, Organisation, Person, parse_direc
 from intake.domain.mail import (
     Comment,
     Drop,
+    DropKind,
     NewRequest,
     Refuse,
     SenderCounts,
@@ -48,6 +49,8 @@ def decide(raw: bytes, counts: SenderCounts | None = None, rcpt: str = "support@
 def test_automatic_mail_is_dropped_silently(headers: str) -> None:
     decision = decide(mail(headers))
     assert isinstance(decision, Drop) and decision.reason.startswith("automatic message")
+    report = "multipart/report" in headers  # a delivery report, whichever guard saw it first
+    assert decision.kind is (DropKind.BOUNCE if report else DropKind.AUTOMATIC)
 
 
 WEAK_SIGNS = [
@@ -74,6 +77,7 @@ def test_weak_signs_of_automatic_mail_stop_the_answer(headers: str) -> None:
     raw = mail(headers).replace(b"anne@acme.example", b"eve@freemail.example")
     decision = decide(raw, mail_from="eve@freemail.example")
     assert isinstance(decision, Drop) and decision.reason.startswith("no answer"), decision
+    assert decision.kind is DropKind.NO_ANSWER
 
 
 def test_a_person_saying_auto_submitted_no_is_heard() -> None:
@@ -85,13 +89,19 @@ def test_a_subject_about_absences_is_not_an_out_of_office() -> None:
 
 
 def test_a_null_return_path_is_a_bounce() -> None:
-    assert isinstance(decide(mail("Subject: Export\r\n"), mail_from=""), Drop)
+    decision = decide(mail("Subject: Export\r\n"), mail_from="")
+    assert isinstance(decision, Drop) and decision.kind is DropKind.BOUNCE
 
 
 def test_over_the_hourly_limit_a_sender_is_dropped() -> None:
     raw = mail("Subject: Export\r\n")
     assert isinstance(decide(raw, SenderCounts(messages_this_hour=60)), NewRequest)
-    assert isinstance(decide(raw, SenderCounts(messages_this_hour=61)), Drop)
+    dropped = decide(raw, SenderCounts(messages_this_hour=61))
+    assert isinstance(dropped, Drop) and dropped.kind is DropKind.SENDER_OVER_LIMIT
+    dropped = decide(raw, SenderCounts(domain_messages_this_hour=301))
+    assert isinstance(dropped, Drop) and dropped.kind is DropKind.DOMAIN_OVER_LIMIT
+    dropped = decide(raw, SenderCounts(desk_messages_this_hour=1001))
+    assert isinstance(dropped, Drop) and dropped.kind is DropKind.DESK_OVER_LIMIT
 
 
 def test_automatic_answers_stop_at_the_daily_limit() -> None:
@@ -110,7 +120,8 @@ def test_the_desk_is_the_support_address_written_to() -> None:
 
 def test_a_new_message_to_the_notifications_address_names_no_desk() -> None:
     raw = mail("To: support@desk.example\r\nSubject: Export\r\n")
-    assert isinstance(decide(raw, rcpt="support@desk.example"), Drop)
+    decision = decide(raw, rcpt="support@desk.example")
+    assert isinstance(decision, Drop) and decision.kind is DropKind.NO_DESK
 
 
 def test_the_subject_key_wins_over_headers() -> None:

@@ -1,7 +1,8 @@
 """Composition root of the notifier: consumers of ticket events and automatic-reply requests
 (started once the directory's feed has caught up: who is told, in which language, comes from
 it), the SMTP sender loop (its relay connection closed at shutdown), the outbox relay of failed
-deliveries to `ticket-commands`, and its own readiness check (no message pending too long)."""
+deliveries to `ticket-commands`, its own readiness check (no message pending too long), and
+the messages' metrics by desk (on the process's registry: `notifier.adapters.metrics`)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ from desk_platform.settings import Settings
 from desk_policies.directory import DirectorySource
 from desk_policies.loader import load_policies
 from notifier.adapters.kafka import events_together, on_automatic_reply, on_ticket_event
+from notifier.adapters.metrics import NotificationMetrics
 from notifier.adapters.templates import Templates
 from notifier.application.backlog import pending_messages_probe
 from notifier.application.delivery import Relay, Sender
+from notifier.application.meter import UNMETERED, NotificationMeter
 from notifier.application.notify import Notifier
 from notifier.domain.rules import unstaffed_roles
 
@@ -41,8 +44,11 @@ def topic_for(event: RecordedEvent) -> str:
     return TICKET_COMMANDS
 
 
-def notifier_from(settings: Settings, directory: DirectorySource) -> Notifier:
-    """The notifier's recording, with the desks of the settings and `directory`."""
+def notifier_from(
+    settings: Settings, directory: DirectorySource, meter: NotificationMeter = UNMETERED
+) -> Notifier:
+    """The notifier's recording, with the desks of the settings and `directory`, telling
+    `meter` of each message rendered."""
     policies = load_policies(*([Path(settings.policies_dir)] if settings.policies_dir else []))
     return Notifier(
         policies=policies,
@@ -52,6 +58,7 @@ def notifier_from(settings: Settings, directory: DirectorySource) -> Notifier:
         portal_url=settings.portal_url,
         survey_secret=settings.survey_secret,
         survey_valid_days=settings.survey_valid_days,
+        meter=meter,
     )
 
 
@@ -63,7 +70,10 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         topic_for=topic_for,
     )
     directory = follow_directory(runtime)
-    notifier = notifier_from(settings, lambda: directory.current)
+    meter = NotificationMetrics(runtime.readiness.metrics.registry)
+    notifier = notifier_from(settings, lambda: directory.current, meter)
+    for desk in notifier.policies:  # every desk's counters shown from the start, at 0
+        meter.show(desk)
 
     async def directory_read() -> None:
         await directory.wait_caught_up()
@@ -82,7 +92,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     runtime.subscribe(AUTOMATIC_REPLIES, on_automatic_reply(notifier), applied=recorded.set)
     pool = await runtime.start_store()
     relay = Relay(settings.smtp_host, settings.smtp_port, settings.mail_from)
-    sender = Sender(pool, relay, lanes=settings.smtp_connections)
+    sender = Sender(pool, relay, lanes=settings.smtp_connections, meter=meter)
 
     runtime.repeat("deliver", lambda: sender.send_pending(now()), TICK_SECONDS, wake=recorded)
 

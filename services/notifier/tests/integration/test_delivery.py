@@ -1,7 +1,8 @@
 """The notifier over real SMTP on loopback (aiosmtpd) and the real PostgreSQL server: worded in
 the recipient's language, threaded, marked automatic, recorded before sending and marked after;
 a crash between the relay's acceptance and the mark re-sends the same Message-ID; transient
-errors are retried later, a 5xx is recorded on the request (DeliveryFailed in the outbox)."""
+errors are retried later, a 5xx is recorded on the request (DeliveryFailed in the outbox); what
+becomes of each message is counted by desk."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from aiosmtpd.controller import Controller
 from kafka_support import consume_all
+from prometheus_client import CollectorRegistry
 from published import published_envelopes
 from service_support import service_store
 from system import free_port
@@ -46,6 +48,7 @@ from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
 from desk_policies.model import DeskPolicy
 from notifier.adapters.kafka import on_automatic_reply, on_ticket_event
+from notifier.adapters.metrics import NotificationMetrics
 from notifier.adapters.templates import Templates
 from notifier.application.delivery import HOLDER_LOCK_CLASS, LEASE, Relay, Sender
 from notifier.application.notify import Notifier
@@ -615,3 +618,49 @@ async def test_events_recorded_as_a_set_are_the_messages_one_by_one_records(
         assert [tuple(r) for r in await as_set.fetch(query)] == one_by_one
     assert len(one_by_one) == 6  # three messages to each, threaded
     assert one_by_one[-1][4][-1] == one_by_one[-3][2]  # answering the previous one to them
+
+
+def counted(registry: CollectorRegistry, what: str, desk: str) -> float:
+    return registry.get_sample_value(f"desk_notifications_{what}_total", {"desk": desk}) or 0.0
+
+
+async def test_each_message_rendered_sent_retried_or_given_up_is_counted_by_its_desk(
+    pool: asyncpg.Pool, sink: tuple[Sink, int]
+) -> None:
+    handler, port = sink
+    registry = CollectorRegistry()
+    meter = NotificationMetrics(registry)
+    notifier = replace(NOTIFIER, meter=meter)
+    created = (await create(pool)).events[0]  # recorded without the meter: nothing counted
+    assert counted(registry, "rendered", "saas-desk") == 0
+    another = created.model_copy(update={"ticket_id": str(uuid.uuid4())})
+    [envelope] = published_envelopes([another], NOTIFIER.policies["saas-desk"])
+    async with pool.acquire() as conn, conn.transaction():
+        await on_ticket_event(notifier)(conn, envelope, decode_event(envelope))
+    assert counted(registry, "rendered", "saas-desk") == 1  # Anne's acknowledgement
+    async with pool.acquire() as conn:
+        assert set(await conn.fetch("SELECT policy_id FROM deliveries")) == {("saas-desk",)}
+
+    relay = Relay("127.0.0.1", port, "support@desk.example")
+    down = Sender(pool, Relay("127.0.0.1", free_port(), "x@desk.example"), meter=meter)
+    assert await down.send_pending(now()) == 2  # nobody listens there: both tried again later
+    assert counted(registry, "retried", "saas-desk") == 2
+    handler.refuse_with = "550 mailbox unavailable"
+    later = now() + timedelta(minutes=5)
+    assert await Sender(pool, relay, meter=meter).send_pending(later) == 2
+    assert counted(registry, "failed", "saas-desk") == 2
+    assert counted(registry, "sent", "saas-desk") == 0
+
+    handler.refuse_with = None
+    reply = AutomaticReplyRequested(
+        ticket_id=str(uuid.uuid4()), occurred_at=NOW, to=ANNE, policy_id="erp-vendor",
+        reason=RefusalReason.REQUEST_CLOSED, language="en", original_subject="RE: Export",
+        original_message_id="<reply-2@acme.example>", ticket_key="SPT-1042",
+    )  # fmt: skip
+    async with pool.acquire() as conn, conn.transaction():
+        await on_automatic_reply(notifier)(conn, envelope_of(reply), reply)
+    assert await Sender(pool, relay, meter=meter).send_pending(now()) == 1
+    assert counted(registry, "rendered", "erp-vendor") == 1
+    assert counted(registry, "sent", "erp-vendor") == 1
+    assert counted(registry, "sent", "saas-desk") == 0
+    assert len(handler.received) == 1

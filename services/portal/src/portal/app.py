@@ -16,6 +16,7 @@ from desk_platform.blobs import BlobStore, FolderBlobStore
 from desk_platform.http import service_app
 from desk_platform.identity import Signer, SigningKey
 from desk_platform.settings import Settings
+from desk_platform.tracing import carry_trace
 from desk_policies.model import DeskPolicy
 from portal.adapters.admin_pages import admin_pages_router
 from portal.adapters.agent_request import agent_request_router
@@ -59,7 +60,9 @@ def create_app(
         pool, policies, clock, send, secure_cookies, store, sso=sso is not None, uploads=uploads
     )
     signer = Signer(list(keys))
-    http = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+    http = client or httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=5.0), event_hooks={"request": [carry_trace]}
+    )
     web = Web(portal, Services(services, signer, http, clock))
     app = service_app("portal", pool)
     serve_assets(app)

@@ -1,6 +1,7 @@
 """Composition root of the sla service: request-state consumer, timer loop, relay, the verifier
-of identity tokens (`IDENTITY_KEYS`, required), HTTP API; at start, the board rows older than
-the queues' columns are completed."""
+of identity tokens (`IDENTITY_KEYS`, required), HTTP API, the timers' metrics (on the process's
+registry: `sla.adapters.metrics`); at start, the board rows older than the queues' columns are
+completed."""
 
 from __future__ import annotations
 
@@ -24,7 +25,17 @@ from desk_policies.calendars import shipped_calendars
 from desk_policies.loader import load_policies
 from sla.adapters.http import create_app
 from sla.adapters.kafka import events_together, on_ticket_event
-from sla.application.timers import FIRE_BATCH, Desks, complete_board, fire_due, next_due
+from sla.adapters.metrics import TimerMetrics
+from sla.application.timers import (
+    FIRE_BATCH,
+    UNMETERED,
+    Desks,
+    TimerMeter,
+    complete_board,
+    due_timers,
+    fire_due,
+    next_due,
+)
 
 log = structlog.get_logger(__name__)
 COMMANDS = {"ReminderDue", "AutoCloseDue"}
@@ -39,18 +50,24 @@ def now() -> datetime:
 
 
 def fire_timers(
-    runtime: ServiceRuntime, pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime]
+    runtime: ServiceRuntime,
+    pool: asyncpg.Pool,
+    desks: Desks,
+    clock: Callable[[], datetime],
+    meter: TimerMeter = UNMETERED,
 ) -> asyncio.Event:
     """The timer loop: due timers fired (`fire_due`), at once again while batches come back
     full (a backlog), else a rest until the next timer falls due, at least `GATHER_SECONDS`
     after a pass that fired some (so that timers falling due all the time are fired by batches)
-    and at most `TICK_SECONDS` (a timer put back by another replica is seen then). Returns the
-    event that ends the rest at once: set it when timers were armed."""
+    and at most `TICK_SECONDS` (a timer put back by another replica is seen then). Each pass
+    first tells `meter` the timers due. Returns the event that ends the rest at once: set it
+    when timers were armed."""
     alarm = asyncio.Event()
     ringing: list[asyncio.TimerHandle] = []
 
     async def fire() -> int:
-        handled = await fire_due(pool, desks, clock())
+        meter.due(await due_timers(pool, clock()))
+        handled = await fire_due(pool, desks, clock(), meter=meter)
         if handled >= FIRE_BATCH:
             return handled  # the runtime's loop goes on at once
         due = await next_due(pool, clock())
@@ -87,11 +104,12 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     if completed:
         log.info("board_completed", rows=completed)
 
-    armed = fire_timers(runtime, pool, desks, now)
+    meter = TimerMetrics(runtime.readiness.metrics.registry)
+    armed = fire_timers(runtime, pool, desks, now, meter)
     runtime.subscribe(
         TICKET_EVENTS,
-        on_ticket_event(desks, now),
+        on_ticket_event(desks, now, meter),
         applied=armed.set,
-        together=events_together(desks, now),
+        together=events_together(desks, now, meter),
     )
     return runtime, create_app(pool, desks, now, verifier=verifier)

@@ -18,6 +18,7 @@ from desk_contracts.envelope import (
     kafka_record,
 )
 from desk_contracts.state import STATE_METADATA
+from desk_eventstore import tracecontext
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,14 @@ class NewEvent:
         event_id: uuid.UUID | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> NewEvent:
+        """`event` to append, with `metadata` and the current span's trace context (unless
+        `metadata` names one: the work's own, when it runs outside its caller's context)."""
         return cls(
             event_id=event_id or uuid.uuid4(),
             event_type=event.event_type,
             payload=event.model_dump(mode="json"),
             schema_version=event.schema_version,
-            metadata=dict(metadata or {}),
+            metadata={**tracecontext.current(), **(metadata or {})},
         )
 
 
@@ -90,10 +93,11 @@ class RecordedEvent:
         }
 
     def _extensions(self) -> dict[str, str]:
-        """The CloudEvents extensions of ours: the stream version, and the correlation and
-        causation ids of the metadata when it holds them."""
+        """The CloudEvents extensions: the stream version, and the correlation and causation
+        ids and the trace context (the distributed-tracing extension) of the metadata when it
+        holds them."""
         extensions = {STREAM_VERSION: str(self.stream_version)}
-        for name in (CORRELATION_ID, CAUSATION_ID):
+        for name in (CORRELATION_ID, CAUSATION_ID, *tracecontext.FIELDS):
             value = self.metadata.get(name)
             if value:
                 extensions[name] = str(value)

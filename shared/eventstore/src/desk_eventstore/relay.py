@@ -4,7 +4,8 @@ One relay is active per store (a session advisory lock held on a dedicated conne
 replicas stand by and take over when that connection dies). It sends a batch with the
 idempotent producer keyed by stream id, waits for every acknowledgement, then moves its
 checkpoint. A crash between acknowledgement and checkpoint re-sends that batch: consumers
-deduplicate by event id.
+deduplicate by event id. Each send continues the trace its event was appended in
+(`desk_eventstore.tracecontext`).
 
 No record stops the relay: one Kafka would refuse for good (larger than the topic's
 max.message.bytes, read from the broker when `bootstrap_servers` is given, or than
@@ -38,6 +39,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from desk_contracts.topics import MAX_MESSAGE_BYTES, dead_letter
+from desk_eventstore import tracecontext
 from desk_eventstore.db import session_settings
 from desk_eventstore.dead_letters import (
     ERROR,
@@ -241,7 +243,8 @@ class OutboxRelay:
                 await self._set_aside(conn, event, topic, key, value, headers, reason)
                 continue
             try:
-                ack = await self.producer.send(topic, value, key=key, headers=headers)
+                with tracecontext.continuing(event.metadata):  # the send joins its trace
+                    ack = await self.producer.send(topic, value, key=key, headers=headers)
                 acks.append((ack, topic, size))
             except Exception as error:  # the producer's own size check (max_request_size)
                 if not is_record_refused(error):

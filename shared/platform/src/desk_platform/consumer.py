@@ -18,7 +18,9 @@ never applied out of order. Every dead letter is also registered in the service'
 event is applied after all. A transient failure (what `desk_eventstore.failures` calls so:
 connection lost, server restarting, a conflict) is not acknowledged: the offsets of the records
 finished before it are committed, the partition is rewound to it, and it is consumed again after
-`retry_delay` (a second: a consumer resumes within about a second of the database's return)."""
+`retry_delay` (a second: a consumer resumes within about a second of the database's return).
+Each record is handled in a span continuing the trace its event was appended in
+(`desk_platform.tracing.handling`)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ from desk_eventstore.store import ConcurrencyError
 from desk_platform.deadletter import DeadLetters
 from desk_platform.edge import shorten
 from desk_platform.logging import log_context
+from desk_platform.tracing import handling
 
 log = structlog.get_logger(__name__)
 
@@ -153,8 +156,11 @@ class EventConsumer:
         self.dead_lettered = 0  # records dead-lettered, those held behind an earlier one included
         self.held = 0  # records dead-lettered because their ticket is parked behind another
         self.last_failure: str | None = None  # the last transient failure (the record waits)
+        self.topic = ""  # once subscribed
 
     def subscribe(self, broker: KafkaBroker, topic: str, group_id: str) -> None:
+        self.topic = topic
+
         @broker.subscriber(
             topic,
             group_id=group_id,
@@ -294,7 +300,8 @@ class EventConsumer:
         assert self.together is not None
         await conn.execute("SAVEPOINT records")
         try:
-            await self.together.apply(conn, chunk)
+            with handling(self.topic, self.consumer, [e.extensions for e, _ in chunk]):
+                await self.together.apply(conn, chunk)
         except Exception as error:
             await conn.execute("ROLLBACK TO SAVEPOINT records")  # should this fail, all does
             log.info("event_set_one_by_one", records=len(chunk), error=describe(error))
@@ -318,7 +325,8 @@ class EventConsumer:
             fresh.discard(envelope.id)
             await conn.execute("SAVEPOINT record")
             try:
-                await self.handle(conn, envelope, event)
+                with handling(self.topic, self.consumer, [envelope.extensions]):
+                    await self.handle(conn, envelope, event)
             except Exception as error:
                 await conn.execute("ROLLBACK TO SAVEPOINT record")
                 return error
@@ -337,10 +345,13 @@ class EventConsumer:
                 record, group_id, f"malformed envelope: {error}", ticket=ticket, event_id=where
             )
             return
-        with log_context(
-            ticket_id=envelope.subject,
-            event_id=envelope.id,
-            correlation_id=envelope.correlation_id,
+        with (
+            log_context(
+                ticket_id=envelope.subject,
+                event_id=envelope.id,
+                correlation_id=envelope.correlation_id,
+            ),
+            handling(self.topic, self.consumer, [envelope.extensions]),
         ):
             try:
                 async with self.pool.acquire() as conn:

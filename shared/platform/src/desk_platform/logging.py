@@ -1,15 +1,18 @@
 """Structured logs with structlog: JSON lines in production, with ticket, event and correlation
-ids bound from the message being handled (contextvars), so every line of a handler carries them.
+ids bound from the message being handled (contextvars), so every line of a handler carries them,
+and the trace and span ids of the current span (`desk_platform.tracing`).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
+from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 
 def configure_logging(service: str, fmt: str = "json", level: str = "info") -> None:
@@ -20,6 +23,7 @@ def configure_logging(service: str, fmt: str = "json", level: str = "info") -> N
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -66,3 +70,12 @@ def log_context(
     }
     with structlog.contextvars.bound_contextvars(**values):
         yield
+
+
+def trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: the current span's trace and span ids on the log line."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", format(context.trace_id, "032x"))
+        event.setdefault("span_id", format(context.span_id, "016x"))
+    return event

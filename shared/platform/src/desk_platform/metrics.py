@@ -1,14 +1,20 @@
-"""The Prometheus metrics of a process (`GET /metrics`): the facts its readiness is judged on.
+"""The Prometheus metrics of a process (`GET /metrics`): the facts its readiness is judged on,
+and what its work has done.
 
-Small on purpose: whether each check passes, how far the outbox and the consumers lag, how old
+Here, what every process has: whether each check passes, how far the outbox lags, how many
+records wait on each consumer group's partitions assigned to this replica
+(`desk_consumer_lag_records{group, partition}`: `sum by (group)` for the group's lag), how old
 the oldest unsent message is, what the doors refuse past capacity (desk_platform.admission),
 what each consumer group has done (records applied, duplicates skipped, dead-lettered,
 parked: the consumer's own counts, read at each scrape), and the HTTP requests answered, by
-route and status (`desk_platform.http_metrics`).
-Labels are bounded (a check's name, a consumer group, a door, a route's template), never a
-ticket. Each process
-(each `ServiceRuntime`) has its own registry, so several runtimes in one test process do not
-share gauges.
+route and status (`desk_platform.http_metrics`). A service's own work is counted by its own
+metrics module, registered on the same `Metrics.registry` by its composition root: sla's
+timers (`sla.adapters.metrics`), the notifier's messages (`notifier.adapters.metrics`), the
+mail gateway's decisions and the survey answers (`intake.adapters.metrics`).
+Labels are bounded (a check's name, a consumer group and partition number, a door, a route's
+template, a desk's policy id, a timer kind, a gateway decision), never a ticket, an address or a
+subject. Each process (each `ServiceRuntime`) has its own registry, so several runtimes in one
+test process do not share gauges.
 """
 
 from __future__ import annotations
@@ -58,8 +64,8 @@ class Metrics:
         )
         self.consumer_lag = Gauge(
             "desk_consumer_lag_records",
-            "records after the committed offsets on this consumer's assigned partitions",
-            ["group"],
+            "records after the committed offset of a partition assigned to this consumer",
+            ["group", "partition"],
             registry=self.registry,
         )
         self.consumer_stalled = Gauge(

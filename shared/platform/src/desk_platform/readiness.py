@@ -116,6 +116,12 @@ def stalled_seconds(progress: Mapping[Partition, PartitionProgress], now: dateti
     )
 
 
+def partition_lag(progress: Mapping[Partition, PartitionProgress]) -> dict[str, int]:
+    """The records waiting on each partition, by partition number (the label of
+    `desk_consumer_lag_records`: a consumer group reads one topic)."""
+    return {str(number): max(p.end - p.committed, 0) for (_, number), p in progress.items()}
+
+
 def consumer_verdict(
     progress: Mapping[Partition, PartitionProgress], now: datetime, threshold: float
 ) -> Verdict:
@@ -249,6 +255,7 @@ class ConsumerProbe:
         self.threshold = threshold
         self.metrics = metrics
         self.progress: dict[Partition, PartitionProgress] = {}
+        self.lagging: set[str] = set()  # the partitions whose lag this probe exposes
 
     async def __call__(self) -> Verdict:
         consumer = self.subscriber.consumer
@@ -267,11 +274,19 @@ class ConsumerProbe:
                 )
         now = datetime.now(UTC)
         self.progress = track(self.progress, offsets, now)
-        self.metrics.consumer_lag.labels(self.group).set(
-            sum(max(p.end - p.committed, 0) for p in self.progress.values())
-        )
+        self._set_lag()
         self.metrics.consumer_stalled.labels(self.group).set(stalled_seconds(self.progress, now))
         return consumer_verdict(self.progress, now, self.threshold)
+
+    def _set_lag(self) -> None:
+        """The records waiting on each assigned partition; the series of partitions no longer
+        assigned (another member holds them now) removed, so they are counted once."""
+        lag = partition_lag(self.progress)
+        for gone in self.lagging - set(lag):
+            self.metrics.consumer_lag.remove(self.group, gone)
+        for partition, records in lag.items():
+            self.metrics.consumer_lag.labels(self.group, partition).set(records)
+        self.lagging = set(lag)
 
 
 # --- the checks of a process, and their routes ------------------------------------------------

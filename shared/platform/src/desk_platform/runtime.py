@@ -4,7 +4,8 @@ Start-up: structured logs, the service's PostgreSQL schema migrated (retrying wh
 unreachable), Kafka awaited (retrying while the broker or a topic is missing), the idempotent
 producer, the outbox relay (one active per store; replicas stand by), the consumers, background
 loops, and the HTTP API: the service's own, or a small one, with `/health`, `/ready` and
-`/metrics` on every process (desk_platform.readiness). SIGTERM/SIGINT stop everything in order.
+`/metrics` on every process (desk_platform.readiness), traced (desk_platform.tracing).
+SIGTERM/SIGINT stop everything in order.
 A process runs on uvloop's event loop and parses HTTP with httptools (uvicorn picks it when
 installed): both cost less CPU than asyncio's own loop and h11's pure-Python parser.
 """
@@ -48,6 +49,7 @@ from desk_platform.readiness import (
     readiness_router,
 )
 from desk_platform.settings import DEV_SURVEY_SECRET, Settings
+from desk_platform.tracing import configure_tracing, instrument_app
 
 log = structlog.get_logger(__name__)
 
@@ -148,7 +150,11 @@ class ServiceRuntime:
         """Logs configured and the service's schema migrated; the composition root's first step."""
         if self.pool is None:
             configure_logging(self.name, self.settings.log_format, self.settings.log_level)
-            log.info("service_starting")
+            traced = configure_tracing(self.name, self.settings)
+            log.info(
+                "service_starting",
+                tracing="off" if not traced else self.settings.otel_exporter_otlp_endpoint or "on",
+            )
             if self.settings.survey_secret == DEV_SURVEY_SECRET:
                 if self.settings.desk_env == "production":
                     log.error(
@@ -234,6 +240,8 @@ class ServiceRuntime:
             )
         app = app if app is not None else probe_app(self.name)
         app.include_router(readiness_router(self.readiness))
+        if not self.settings.otel_sdk_disabled:
+            instrument_app(app)
         app.add_middleware(HttpMetrics, metrics=self.readiness.metrics)  # outermost: all counted
         config = uvicorn.Config(
             app,

@@ -17,6 +17,22 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field(description="Kafka bootstrap servers, host:port[,..]")
     log_format: str = Field(default="json", description="json (production) or console")
     log_level: str = "info"
+    otel_sdk_disabled: bool = Field(
+        default=False,
+        description="true: no traces at all (no spans, no trace context in events or logs)",
+    )
+    otel_traces_sampler_arg: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="the share of requests whose traces are recorded (by trace id: a trace "
+        "is recorded whole or not at all); the others still carry trace ids",
+    )
+    otel_exporter_otlp_endpoint: str = Field(
+        default="",
+        description="where spans are exported (OTLP over HTTP, e.g. http://collector:4318); "
+        "unset: none is exported, trace ids still in events and logs",
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 0
     smtp_host: str = "127.0.0.1"

@@ -14,14 +14,16 @@ A reply to a request that has reached its size limit answers 552 5.2.2 saying to
 request. At most `max_concurrent` messages are handled at once (the others wait for a slot).
 Past capacity (`desk_platform.admission`: the outbox backlog, or the messages in flight, over
 their limits), `RCPT TO` a support address and `DATA` answer 451 4.3.2 saying why, so the
-sending MTA retries later instead of queuing here.
+sending MTA retries later instead of queuing here. What became of each message is told to
+`decided` (`intake.application.mail_gateway.decision_of`; `shed` once a message however many of
+its recipients were refused, `not_storable`, `failed` for a 451 on a failure).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 import structlog
@@ -30,7 +32,14 @@ from aiosmtpd.smtp import SMTP
 from desk_eventstore.failures import describe, is_data_refused
 from desk_eventstore.store import EventRefused, EventTooLarge
 from desk_platform.admission import Admission
-from intake.application.mail_gateway import Received
+from desk_platform.tracing import serving
+from intake.application.mail_gateway import (
+    FAILED,
+    NOT_STORABLE,
+    SHED,
+    Received,
+    decision_of,
+)
 from intake.domain.mail import SmtpEnvelope
 
 log = structlog.get_logger(__name__)
@@ -50,8 +59,10 @@ class GatewayHandler:
         *,
         max_concurrent: int = MAX_CONCURRENT,
         admission: Admission | None = None,
+        decided: Callable[[str], None] = lambda decision: None,
     ) -> None:
         self.gateway = gateway
+        self.decided = decided  # told what became of each message (`decision_of`)
         self.addresses = frozenset(a.lower() for a in addresses)
         self.slots = asyncio.Semaphore(max(1, max_concurrent))
         self.admission = admission  # None: every message is admitted
@@ -61,12 +72,19 @@ class GatewayHandler:
         reason = None if self.admission is None else self.admission.refusal("smtp")
         return None if reason is None else f"451 4.3.2 Past capacity: {reason}; try again later"
 
+    def _shed(self, envelope: Any) -> None:
+        """Tell a message shed, once however many of its recipients (and its DATA) were."""
+        if not getattr(envelope, "counted_shed", False):
+            envelope.counted_shed = True
+            self.decided(SHED)
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         if address.strip("<>").lower() not in self.addresses:
             return f"550 5.1.1 <{address}>: not a support address here"
         if (busy := self._past_capacity()) is not None:
+            self._shed(envelope)
             return busy
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -87,16 +105,23 @@ class GatewayHandler:
             helo=str(getattr(session, "host_name", None) or ""),
         )
         if (busy := self._past_capacity()) is not None:
+            self._shed(envelope)
             return busy
         try:
-            with self._handling():
+            with (
+                self._handling(),
+                serving("smtp DATA", {"client.address": str(peer), "smtp.message.bytes": len(raw)}),
+            ):
                 async with self.slots:
                     received = await self.gateway.receive(raw, smtp_envelope)
         except Exception as error:
             if is_data_refused(error):
+                self.decided(NOT_STORABLE)
                 return _not_storable(error, str(session.peer), len(raw))
+            self.decided(FAILED)
             log.exception("mail_not_taken", peer=str(session.peer), size=len(raw))
             return "451 4.3.0 Temporary failure, please try again later"
+        self.decided(decision_of(received))
         if received.unparseable:
             return "554 5.6.0 The message cannot be parsed (MIME structure); not accepted"
         if received.full:  # the request is full for good: retrying would not help

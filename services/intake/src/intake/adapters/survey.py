@@ -7,7 +7,8 @@ mail scanner opening the link must not answer it); posting `{rating, comment}` r
 rating once (201), a second answer gets 409 saying when the first was given. A forged token gets
 403, an expired one 410 saying when it expired; a rating off the desk's scale, a comment too
 long or holding what cannot be stored, or a field the answer does not have gets 422 naming the
-field. Answers are never cached and never leak the token as a referrer.
+field. Answers are never cached and never leak the token as a referrer. Each answer recorded is
+told to `answered` (desk, rating: `intake.adapters.metrics.SurveyMetrics`).
 """
 
 from __future__ import annotations
@@ -105,8 +106,10 @@ def survey_router(
     policies: dict[str, DeskPolicy],
     secret: str,
     clock: Callable[[], datetime],
+    answered: Callable[[str, int], None] = lambda desk, rating: None,
 ) -> APIRouter:
-    """The survey's routes (see module); `secret` checks the links' signatures."""
+    """The survey's routes (see module); `secret` checks the links' signatures; `answered` is
+    told the desk and rating of each answer recorded."""
     router = APIRouter(tags=["survey"])
 
     def claim_of(token: str) -> SurveyClaim | JSONResponse:
@@ -156,6 +159,7 @@ def survey_router(
                 detail=f"{claim.key} was already rated", answered_at=outcome.answered_at
             )
             return _json(409, already.model_dump(mode="json"))
+        answered(claim.policy_id, answer.rating)
         recorded = Answered(key=claim.key, rating=answer.rating, scale=scale)
         return _json(201, recorded.model_dump(mode="json"))
 

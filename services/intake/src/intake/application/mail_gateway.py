@@ -21,6 +21,12 @@ Every message with a sender counts, in the hour's window, for its sender; one wh
 not known forged (DMARC fail, not checked by our MX) counts for its sender's mail domain and the
 desk it is written to as well (`mail_sender_counts`, kinds `message`, `domain`, `desk`:
 `intake.application.counts`, which `POST /requests` counts in too).
+
+`decision_of` names what became of a message in a word of a bounded set (`DECISIONS`), which
+the SMTP edge counts (`desk_mail_gateway_decisions_total{decision}`): the decision's kind
+(`new_request`, `comment`), with the reason's kind for a refusal, a drop or a deferral
+(`refuse_unknown_sender`, `drop_bounce`, `defer_dns_failure`...), or `duplicate` for a message
+handled before; the edge adds `shed`, `not_storable` and `failed`.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import asyncpg
 import structlog
 
 from desk_contracts.base import Event
-from desk_contracts.mail import AutomaticReplyRequested
+from desk_contracts.mail import AutomaticReplyRequested, RefusalReason
 from desk_contracts.requests import CommentReceived
 from desk_contracts.tickets import Attachment, Channel
 from desk_eventstore.group_commit import GroupCommit
@@ -52,8 +58,10 @@ from intake.domain.mail import (
     Comment,
     Decision,
     Defer,
+    DeferKind,
     Dmarc,
     Drop,
+    DropKind,
     GatewayConfig,
     InboundMail,
     MailAttachment,
@@ -97,6 +105,36 @@ class Received:
         return isinstance(self.decision, Defer)
 
 
+SHED, NOT_STORABLE, FAILED = "shed", "not_storable", "failed"  # the SMTP edge's own
+DECISIONS = (
+    "new_request",
+    "comment",
+    "duplicate",
+    *(f"refuse_{reason}" for reason in RefusalReason),
+    *(f"drop_{kind}" for kind in DropKind),
+    *(f"defer_{kind}" for kind in DeferKind),
+    SHED,
+    NOT_STORABLE,
+    FAILED,
+)
+
+
+def decision_of(received: Received) -> str:
+    """What became of a message, in one of `DECISIONS`."""
+    decision = received.decision
+    if received.duplicate:
+        return "duplicate"
+    if isinstance(decision, NewRequest):
+        return "new_request"
+    if isinstance(decision, Comment):
+        return "comment"
+    if isinstance(decision, Refuse):
+        return f"refuse_{decision.reason}"
+    if isinstance(decision, Drop):
+        return f"drop_{decision.kind}"
+    return f"defer_{decision.kind}"
+
+
 class MailGateway:
     def __init__(
         self,
@@ -126,7 +164,8 @@ class MailGateway:
                 mail = parse(raw, envelope)
         except Exception as error:  # parse() keeps what it can; this is a last resort
             log.warning("mail_unparseable", size=len(raw), error=type(error).__name__)
-            return Received(Drop(f"unparseable message ({type(error).__name__})"), unparseable=True)
+            dropped = Drop(f"unparseable message ({type(error).__name__})", DropKind.UNPARSEABLE)
+            return Received(dropped, unparseable=True)
         if mail.unparseable:
             received = Received(route(mail, self.config, self.policies, directory),
                                 unparseable=True)  # fmt: skip
@@ -235,7 +274,8 @@ class MailGateway:
         )
         if not isinstance(outcome, Accepted):  # the desk's mail defaults do not fit its policy
             log.error("mail_request_refused", field=outcome.field, reason=outcome.reason)
-            return Received(Drop(f"submission refused: {outcome.field}: {outcome.reason}"))
+            why = f"submission refused: {outcome.field}: {outcome.reason}"
+            return Received(Drop(why, DropKind.SUBMISSION_REFUSED))
         return Received(decision, outcome.key, duplicate=not outcome.created)
 
     async def _comment(self, decision: Comment, now: datetime) -> Received:
@@ -261,7 +301,7 @@ class MailGateway:
                 f"request {key} has reached its size limit: "
                 f"open a new request that references {key}"
             )
-            return Received(Drop(reason), key, full=True)
+            return Received(Drop(reason, DropKind.REQUEST_FULL), key, full=True)
         return Received(decision, decision.ticket_key, duplicate=not fresh)
 
     async def _refuse(self, decision: Refuse, now: datetime) -> Received:

@@ -31,6 +31,7 @@ import asyncpg
 import structlog
 
 from desk_contracts.tickets import Attachment, Channel
+from desk_eventstore import tracecontext
 from desk_eventstore.group_commit import GroupCommit
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import append, append_to_streams
@@ -115,6 +116,8 @@ class _Opening:
     attachments: tuple[Attachment, ...]
     limits: RequestLimits | None
     counted: dict[str, str]  # the counters it counts for, kind -> key
+    # the caller's trace, kept: a set of openings is written in another caller's context
+    trace: dict[str, str] = field(default_factory=tracecontext.current)
     request_hash: str = field(init=False)
     scope: str = field(init=False)  # whose idempotency keys these are
     prefix: str = field(init=False)
@@ -160,7 +163,7 @@ class _Opening:
             source_message_id=self.source_message_id,
             attachments=self.attachments,
         )
-        metadata = {"correlationid": self.correlation_id or ticket_id}
+        metadata = {"correlationid": self.correlation_id or ticket_id, **self.trace}
         return ticket_id, NewEvent.from_event(event, metadata=metadata), event.key
 
 

@@ -10,6 +10,7 @@ Whom it believes (`MAIL_VERIFY`): our MX's `Authentication-Results` (`mx`, needs
 `MAIL_AUTHSERV_IDS`), its own DKIM/SPF/DMARC checks (`self`, the default without authserv-ids),
 or nobody (`off`, for a developer's machine: refused when `DESK_ENV=production`). Settings that
 leave the From address unchecked, or `mx` without authserv-ids, stop it before it listens.
+What becomes of each message is counted on the process's registry (`intake.adapters.metrics`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from desk_platform.settings import Settings
 from desk_policies.loader import load_policies
 from intake.adapters.mail_auth import SelfVerifier, resolver_for
 from intake.adapters.mail_tickets import events_together, on_ticket_event
+from intake.adapters.metrics import MailGatewayMetrics
 from intake.adapters.smtp import GatewayHandler, serve
 from intake.application.mail_gateway import MailGateway, forget_old_counts
 from intake.bootstrap import topic_for
@@ -120,6 +122,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
         {*config.addresses, settings.mail_from.lower()},
         max_concurrent=settings.mail_max_concurrent,
         admission=admission,
+        decided=MailGatewayMetrics(runtime.readiness.metrics.registry).decided,
     )
 
     async def smtp(stop: asyncio.Event) -> None:

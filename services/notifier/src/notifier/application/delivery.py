@@ -23,7 +23,8 @@ fail unexpectedly fails alone, for good, reported like a 5xx; the rest of the ba
 A 4xx or a network error is retried with exponential backoff; a 5xx (or too many attempts)
 fails the row for good and records a `DeliveryFailed` command in the notifier's store, in the
 same transaction: its relay publishes it to `ticket-commands` (key: the ticket id) and workflow
-shows it in the request's history.
+shows it in the request's history. Each message sent, retried or given up is told to the
+sender's meter (`notifier.application.meter`) by the desk its row keeps.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ import structlog
 from desk_contracts.requests import DeliveryFailed
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import append
+from desk_platform.tracing import sending
 from notifier.adapters.mime import build_message, raw_message
 from notifier.adapters.relay_connection import RelayConnection
+from notifier.application.meter import UNMETERED, NotificationMeter
 
 log = structlog.get_logger(__name__)
 GIVE_UP_AFTER = timedelta(days=2)  # like an MTA: a relay outage of hours loses nothing
@@ -115,8 +118,10 @@ class Sender:
         lease: timedelta = LEASE,
         lanes: int = 1,
         connections: Sequence[RelayConnection] = (),
+        meter: NotificationMeter = UNMETERED,
     ) -> None:
         self.pool = pool
+        self.meter = meter  # told of each message sent, retried, given up
         self.relay = relay
         self.lease = lease
         self.connections = list(connections) or [
@@ -217,7 +222,8 @@ class Sender:
                 await self._failed(row, f"554 cannot build the message: {error}", 554, now)
                 continue
             try:
-                await connection.send(message)
+                with sending("smtp send", row["traceparent"], {"smtp.attempt": row["attempts"]}):
+                    await connection.send(message)
             except aiosmtplib.SMTPRecipientsRefused as error:  # this recipient: final if 5xx
                 refused = error.recipients[0]
                 await self._failed(row, f"{refused.code} {refused.message}", refused.code, now)
@@ -293,6 +299,8 @@ class Sender:
             )
         )
         for row in rows:
+            if row["delivery_key"] in held:  # marked now (not by another sender before)
+                self.meter.sent(_desk(row))
             if not held.get(row["delivery_key"]):
                 log.warning(
                     "notification_sent_after_lease_lost",
@@ -353,6 +361,7 @@ class Sender:
                 return
             if give_up and row["kind"] == "notification":
                 await _report(conn, row, error, now)
+        (self.meter.failed if give_up else self.meter.retried)(_desk(row))
         log.warning(
             "notification_not_sent",
             ticket_id=row["ticket_id"],
@@ -362,6 +371,12 @@ class Sender:
             permanent=permanent,
             gave_up=give_up,
         )
+
+
+def _desk(row: asyncpg.Record) -> str | None:
+    """The desk (policy id) a message's row keeps; None for rows recorded before it was."""
+    desk: str | None = row.get("policy_id")
+    return desk
 
 
 def _shares(rows: list[asyncpg.Record], lanes: int) -> list[list[asyncpg.Record]]:

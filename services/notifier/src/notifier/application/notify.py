@@ -8,6 +8,8 @@ sent (the sender in `application.delivery` marks it after): the words are render
 so a re-send after a crash is the same message with the same Message-ID. Each message to a
 person answers the previous one we sent them about the request, back to the mail that created
 it. Automatic answers to refused inbound mail are recorded the same way, once per request event.
+Each row keeps the desk (policy id) it is about, and each message rendered is told to the
+notifier's meter (`notifier.application.meter`), by desk.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from desk_contracts.envelope import Envelope
 from desk_contracts.mail import AutomaticReplyRequested
 from desk_contracts.state import RequestState
 from desk_contracts.tickets import StatusChanged, TicketClosed
+from desk_eventstore.tracecontext import TRACEPARENT
 from desk_platform.survey_tokens import SurveyClaim, make_token
 from desk_policies.directory import Directory, DirectorySource, current_directory
 from desk_policies.model import DeskPolicy
+from notifier.application.meter import UNMETERED, NotificationMeter
 from notifier.domain.content import Renderer, automatic_reply_context, notification_context
 from notifier.domain.rules import LANGUAGES, Notification, notifications_for
 from notifier.domain.threading import automatic_reply_id, message_id, thread
@@ -48,6 +52,7 @@ class Notifier:
     portal_url: str = "http://127.0.0.1:8000"  # where people answer surveys and read requests
     survey_secret: str = ""
     survey_valid_days: int = 30
+    meter: NotificationMeter = UNMETERED  # told of each message rendered
 
     def directory_now(self) -> Directory:
         """The directory as it is now (asked once for each event)."""
@@ -112,6 +117,7 @@ async def record_all_notifications(
                 notifier.portal_url,
             )
             words = notifier.templates.render(note.template, note.language, context, ticket.key)
+            notifier.meter.rendered(policy.id)
             planned.append((envelope, ticket, policy, note, words))
     if not planned:
         return 0
@@ -141,13 +147,16 @@ async def record_all_notifications(
                 note.language,
                 AUTO_GENERATED,
                 policy.email_intake.support_address,  # replies go to the desk's gateway address
+                policy.id,
+                envelope.extensions.get(TRACEPARENT),  # its sending joins the event's trace
             )
         )
     await conn.executemany(
         """INSERT INTO deliveries (delivery_key, event_id, ticket_id, recipient, message_id,
                                    in_reply_to, reference_ids, subject, body, html, language,
-                                   auto_submitted, sender, kind)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'notification')
+                                   auto_submitted, sender, policy_id, traceparent, kind)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                   'notification')
            ON CONFLICT DO NOTHING""",
         rows,
     )
@@ -194,11 +203,14 @@ async def record_automatic_reply(
     if key and f"[{key}]" in request.original_subject:
         key = None  # already in the subject we answer
     words = notifier.templates.render(f"refusal_{request.reason.value}", language, context, key)
+    desk = policy.id if policy else None  # a desk we know, never what the request says
+    notifier.meter.rendered(desk)
     await conn.execute(
         """INSERT INTO deliveries (delivery_key, event_id, ticket_id, recipient, message_id,
                                    in_reply_to, reference_ids, subject, body, html, language,
-                                   auto_submitted, sender, kind)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'automatic_reply')
+                                   auto_submitted, sender, policy_id, traceparent, kind)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                   'automatic_reply')
            ON CONFLICT DO NOTHING""",
         f"{envelope.id}/{request.to}",
         envelope.id,
@@ -213,5 +225,7 @@ async def record_automatic_reply(
         language,
         AUTO_REPLIED,
         policy.email_intake.support_address if policy else None,
+        desk,
+        envelope.extensions.get(TRACEPARENT),
     )
     log.info("automatic_reply_recorded", to=request.to, reason=request.reason.value)

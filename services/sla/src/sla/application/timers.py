@@ -18,6 +18,12 @@ rarely fail: when a batch written together does, it is rolled back to its savepo
 again one timer at a time, each behind its own savepoint, so one failing timer does not undo or
 stall the others; it is put back for later (`RETRY_FAILED_TIMER`), as is one whose meaning
 cannot be read.
+
+What is armed and fired is told to a `TimerMeter` (the composition root's is Prometheus's,
+`sla.adapters.metrics`): each timer armed, each fired (once its batch is committed) with how
+late it fired, and at each pass of the loop the timers due and not fired yet (`due_timers`).
+Arming is counted in the consumer's transaction: a set of events rolled back and applied again
+one by one (rare) counts its timers again.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import asyncpg
 import structlog
@@ -45,6 +52,35 @@ log = structlog.get_logger(__name__)
 RETRY_FAILED_TIMER = timedelta(minutes=1)
 FIRE_BATCH = 100  # timers taken by one transaction
 SLA_KINDS = (TimerKind.SLA_WARNING, TimerKind.SLA_BREACH)
+
+
+class TimerMeter(Protocol):
+    """What is told of the timers as they are armed and fired."""
+
+    def armed(self, kind: TimerKind) -> None:
+        """A timer of `kind` was armed."""
+
+    def fired(self, kind: TimerKind, late: float) -> None:
+        """A timer of `kind` fired, `late` seconds after it fell due."""
+
+    def due(self, waiting: Mapping[TimerKind, int]) -> None:
+        """The timers due and not fired yet, by kind (kinds without any left out)."""
+
+
+class Unmetered:
+    """A `TimerMeter` that keeps nothing (tests, tools)."""
+
+    def armed(self, kind: TimerKind) -> None:
+        """Nothing kept."""
+
+    def fired(self, kind: TimerKind, late: float) -> None:
+        """Nothing kept."""
+
+    def due(self, waiting: Mapping[TimerKind, int]) -> None:
+        """Nothing kept."""
+
+
+UNMETERED = Unmetered()
 
 
 @dataclass
@@ -136,17 +172,25 @@ async def requests_of(
 
 
 async def arm(
-    conn: asyncpg.Connection, desks: Desks, ticket_id: str, now: datetime
+    conn: asyncpg.Connection,
+    desks: Desks,
+    ticket_id: str,
+    now: datetime,
+    meter: TimerMeter = UNMETERED,
 ) -> Sequence[Timer]:
     """Replace the request's pending timers by those its latest state calls for at `now`."""
-    return (await arm_all(conn, desks, [ticket_id], now)).get(ticket_id, ())
+    return (await arm_all(conn, desks, [ticket_id], now, meter)).get(ticket_id, ())
 
 
 async def arm_all(
-    conn: asyncpg.Connection, desks: Desks, ticket_ids: Sequence[str], now: datetime
+    conn: asyncpg.Connection,
+    desks: Desks,
+    ticket_ids: Sequence[str],
+    now: datetime,
+    meter: TimerMeter = UNMETERED,
 ) -> dict[str, Sequence[Timer]]:
     """`arm` for each of `ticket_ids` (those sla knows whole), with six statements for all;
-    the timers armed, by ticket id."""
+    the timers armed, by ticket id (each told to `meter`)."""
     known = await requests_of(conn, ticket_ids)
     if not known:
         return {}
@@ -195,6 +239,8 @@ async def arm_all(
             version=known[ticket_id][1].version,
             timers=[f"{t.kind.value}@{t.fire_at.isoformat()}" for t in timers],
         )
+        for timer in timers:
+            meter.armed(timer.kind)
     return armed
 
 
@@ -319,13 +365,19 @@ def _clocks(
     return read_clocks(timeline, state, policy, calendar, now)
 
 
-async def fire_due(pool: asyncpg.Pool, desks: Desks, now: datetime, limit: int = FIRE_BATCH) -> int:
+async def fire_due(
+    pool: asyncpg.Pool,
+    desks: Desks,
+    now: datetime,
+    limit: int = FIRE_BATCH,
+    meter: TimerMeter = UNMETERED,
+) -> int:
     """Handle the timers due at `now`, `limit` at a time until a batch comes back short; returns
     how many were handled (fired, found stale, or put back for later), so a caller looping
-    until 0 always ends."""
+    until 0 always ends. Each timer fired is told to `meter`, with how late it fired."""
     handled = 0
     while True:
-        taken = await _fire_batch(pool, desks, now, limit)
+        taken = await _fire_batch(pool, desks, now, limit, meter)
         handled += taken
         if taken < limit:
             return handled
@@ -341,6 +393,16 @@ async def next_due(pool: asyncpg.Pool, now: datetime) -> datetime | None:
     return due
 
 
+async def due_timers(pool: asyncpg.Pool, now: datetime) -> dict[TimerKind, int]:
+    """The timers due at `now` and not fired yet, by kind (kinds without any left out)."""
+    rows = await pool.fetch(
+        """SELECT kind, count(*) AS due FROM timers
+           WHERE fired_at IS NULL AND fire_at <= $1 GROUP BY kind""",
+        now,
+    )
+    return {TimerKind(row["kind"]): row["due"] for row in rows}
+
+
 @dataclass(frozen=True)
 class _Firing:
     """A taken timer and what it means now (None: stale)."""
@@ -353,10 +415,14 @@ class _Firing:
         return self.row["ticket_id"], self.row["occurrence"]
 
 
-async def _fire_batch(pool: asyncpg.Pool, desks: Desks, now: datetime, limit: int) -> int:
+async def _fire_batch(
+    pool: asyncpg.Pool, desks: Desks, now: datetime, limit: int, meter: TimerMeter
+) -> int:
     """Take up to `limit` due timers and handle them in one transaction: together, in a few
     statements, or, when that fails, one at a time, each behind its own savepoint, so that a
-    failing timer does not undo the others (it is put back for later)."""
+    failing timer does not undo the others (it is put back for later). Those fired are told to
+    `meter` once the transaction is committed."""
+    fired: list[_Firing] = []
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
             """SELECT * FROM timers WHERE fired_at IS NULL AND fire_at <= $1
@@ -378,13 +444,14 @@ async def _fire_batch(pool: asyncpg.Pool, desks: Desks, now: datetime, limit: in
                 failed.append(row)
         try:
             async with conn.transaction():  # savepoint: a failure falls back to one at a time
-                await _fire_together(conn, firings, now)
+                fired = await _fire_together(conn, firings, now)
         except Exception:
             log.warning("timer_batch_failed", timers=len(firings), exc_info=True)
             for firing in firings:
                 try:
                     async with conn.transaction():  # one timer's failure does not undo the others
-                        await _fire(conn, firing, now)
+                        if await _fire(conn, firing, now):
+                            fired.append(firing)
                 except Exception:
                     log.exception(
                         "timer_failed", ticket_id=firing.row["ticket_id"], kind=firing.row["kind"]
@@ -396,13 +463,22 @@ async def _fire_batch(pool: asyncpg.Pool, desks: Desks, now: datetime, limit: in
                 [row["timer_id"] for row in failed],
                 now + RETRY_FAILED_TIMER,
             )
-        return len(rows)
+    for firing in fired:
+        meter.fired(TimerKind(firing.row["kind"]), lateness(firing.row["fire_at"], now))
+    return len(rows)
 
 
-async def _fire_together(conn: asyncpg.Connection, firings: list[_Firing], now: datetime) -> None:
+def lateness(due_at: datetime, fired_at: datetime) -> float:
+    """How many seconds after it fell due a timer fired (0 when on time or early)."""
+    return max((fired_at - due_at).total_seconds(), 0.0)
+
+
+async def _fire_together(
+    conn: asyncpg.Connection, firings: list[_Firing], now: datetime
+) -> list[_Firing]:
     """Fire the batch together whatever its size: the timers marked and the occurrences
     recorded (one statement), then the events of those fired first appended to their streams at
-    once (three)."""
+    once (three). Returns those fired."""
     first_in_batch: dict[tuple[str, str], _Firing] = {}  # two timers of one occurrence
     for firing in firings:
         if firing.event is not None:
@@ -430,15 +506,16 @@ async def _fire_together(conn: asyncpg.Connection, firings: list[_Firing], now: 
             _log_fired(firing)
         else:
             _log_not_fired(firing)
+    return fired
 
 
-async def _fire(conn: asyncpg.Connection, firing: _Firing, now: datetime) -> None:
-    """Fire one timer (after its batch failed together)."""
+async def _fire(conn: asyncpg.Connection, firing: _Firing, now: datetime) -> bool:
+    """Fire one timer (after its batch failed together); whether it fired."""
     row = firing.row
     if firing.event is None:
         await _done(conn, row, now)
         _log_not_fired(firing)
-        return
+        return False
     first = await conn.fetchval(
         "INSERT INTO fired_occurrences VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
         row["ticket_id"],
@@ -447,14 +524,15 @@ async def _fire(conn: asyncpg.Connection, firing: _Firing, now: datetime) -> Non
     await _done(conn, row, now)
     if first is None:
         _log_not_fired(firing)
-        return
+        return False
     try:
         async with conn.transaction():  # savepoint: a duplicate must not undo the marks above
             await append(conn, row["ticket_id"], None, [_new_event(firing)], bounded=False)
     except DuplicateEvent:
         log.info("timer_already_fired", ticket_id=row["ticket_id"], timer=str(row["timer_id"]))
-        return
+        return False
     _log_fired(firing)
+    return True
 
 
 def _new_event(firing: _Firing) -> NewEvent:

@@ -49,10 +49,8 @@ def automatic(mail: InboundMail, own_domains: Collection[str]) -> str | None:
     for name in _AUTO_REPLY_HEADERS:
         if name in mail.headers:
             return f"{name} header"
-    if mail.content_type == "multipart/report" or mail.header("x-failed-recipients"):
-        return "delivery report (bounce)"
-    if mail.envelope.mail_from.strip("<> ") == "" and mail.envelope.rcpt_tos:
-        return "null reverse-path (bounce)"
+    if (report := bounce(mail)) is not None:
+        return report
     sender = mail.sender or ""
     if _ROBOT_SENDER.match(sender):
         return f"robot sender {sender}"
@@ -61,6 +59,15 @@ def automatic(mail: InboundMail, own_domains: Collection[str]) -> str | None:
     x_loop = mail.header("x-loop").lower()
     if x_loop and any(domain in x_loop for domain in own_domains):
         return "X-Loop names us"
+    return None
+
+
+def bounce(mail: InboundMail) -> str | None:
+    """Why a message is a delivery report, a bounce (None: it is not one)."""
+    if mail.content_type == "multipart/report" or mail.header("x-failed-recipients"):
+        return "delivery report (bounce)"
+    if mail.envelope.mail_from.strip("<> ") == "" and mail.envelope.rcpt_tos:
+        return "null reverse-path (bounce)"
     return None
 
 

@@ -24,6 +24,9 @@ so no address makes the message unreadable.
 An automatic answer goes only to an envelope sender that is the From address itself (RFC 3834
 §4: never to a forged address), never for a message that looks automatic (`no_answer`), and at
 most `answers_per_day` times a day to one sender; otherwise the refusal is a silent drop.
+
+Each drop and deferral says why in words (`reason`, for the log) and in a word of a bounded set
+(`kind`: `DropKind`, `DeferKind`), which the gateway's metrics count.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from pydantic import ValidationError
 
@@ -40,7 +44,7 @@ from desk_contracts.mail import RefusalReason
 from desk_contracts.state import RequestState
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy, StatusCategory
-from intake.domain.mail.guards import automatic, no_answer
+from intake.domain.mail.guards import automatic, bounce, no_answer
 from intake.domain.mail.message import InboundMail, MailAttachment
 from intake.domain.mail.threading import References, references
 from intake.domain.mail.trust import UNCHECKED, Dmarc, SenderCheck, from_mx
@@ -154,16 +158,46 @@ class Refuse:
     portal_url: str | None = None
 
 
+class DropKind(StrEnum):
+    """Why a message is dropped, in a word."""
+
+    UNPARSEABLE = "unparseable"  # the message cannot be read
+    NO_SENDER = "no_sender"  # no From address, or not an address
+    AUTOMATIC = "automatic"  # a machine wrote it (auto-reply, bulk, our own mail)
+    BOUNCE = "bounce"  # a delivery report
+    NOT_BELIEVED = "not_believed"  # nobody we trust checked the From domain, or DMARC fails
+    MISALIGNED = "misaligned"  # the envelope sender is not of the From domain
+    SENDER_OVER_LIMIT = "sender_over_limit"
+    DOMAIN_OVER_LIMIT = "domain_over_limit"
+    DESK_OVER_LIMIT = "desk_over_limit"
+    REPLY_NOT_AUTHENTICATED = "reply_not_authenticated"  # a reply, but DMARC did not pass
+    NO_ANSWER = "no_answer"  # refused, and no automatic answer may go to the sender
+    UNKNOWN_DESK = "unknown_desk"  # a reply to a request of a desk not configured here
+    NO_DESK = "no_desk"  # neither to a support address nor a reply to a request
+    SUBMISSION_REFUSED = "submission_refused"  # the desk's mail defaults do not fit its policy
+    REQUEST_FULL = "request_full"  # a reply to a request at its size limit
+
+
 @dataclass(frozen=True)
 class Drop:
     reason: str
+    kind: DropKind
+
+
+class DeferKind(StrEnum):
+    """Why a message is deferred, in a word."""
+
+    DNS_FAILURE = "dns_failure"  # the sender's DNS could not be checked
+    UNKNOWN_REQUEST = "unknown_request"  # a reply to one of our requests not known here yet
 
 
 @dataclass(frozen=True)
 class Defer:
-    """Not now: the message names one of our requests that the gateway does not know yet."""
+    """Not now: the message names one of our requests that the gateway does not know yet, or
+    its sender could not be checked."""
 
     reason: str
+    kind: DeferKind
 
 
 Decision = NewRequest | Comment | Refuse | Drop | Defer
@@ -191,19 +225,21 @@ def route(
     if isinstance(decision, Refuse):
         if not check.authenticated:  # a forged From would turn the answer into backscatter
             return Drop(f"no answer: the sender is not authenticated, {check.reason} "
-                        f"({decision.reason})")  # fmt: skip
+                        f"({decision.reason})", DropKind.NO_ANSWER)  # fmt: skip
         envelope_sender = mail.envelope.mail_from.strip("<> ").lower()
         if not envelope_sender or envelope_sender != decision.to:
             return Drop(
                 f"no answer: envelope sender {envelope_sender or '<>'!r} is not the From "
-                f"address {decision.to!r} ({decision.reason})"
+                f"address {decision.to!r} ({decision.reason})",
+                DropKind.NO_ANSWER,
             )
         weak = no_answer(mail)
         if weak is not None:
-            return Drop(f"no answer: {weak} ({decision.reason})")
+            return Drop(f"no answer: {weak} ({decision.reason})", DropKind.NO_ANSWER)
         if counts.answers_today >= config.answers_per_day:
             return Drop(
-                f"no answer: {config.answers_per_day} already sent today ({decision.reason})"
+                f"no answer: {config.answers_per_day} already sent today ({decision.reason})",
+                DropKind.NO_ANSWER,
             )
     return decision
 
@@ -220,40 +256,66 @@ def _route(
     check: SenderCheck,
 ) -> Decision:
     if mail.unparseable:
-        return Drop("; ".join(mail.problems) or "unparseable message")
+        return Drop("; ".join(mail.problems) or "unparseable message", DropKind.UNPARSEABLE)
     if mail.sender is None:
-        return Drop("no sender address")
+        return Drop("no sender address", DropKind.NO_SENDER)
     try:
         address(mail.sender)
     except ValueError as error:  # no request, comment or answer for it
-        return Drop(f"sender {error}")
+        return Drop(f"sender {error}", DropKind.NO_SENDER)
     robot = automatic(mail, config.own_domains)
     if robot is not None:
-        return Drop(f"automatic message: {robot}")
+        kind = DropKind.BOUNCE if bounce(mail) else DropKind.AUTOMATIC
+        return Drop(f"automatic message: {robot}", kind)
     if check.dmarc in (Dmarc.ABSENT, Dmarc.FAIL):
-        return Drop(f"sender not believed: {check.reason}")
+        return Drop(f"sender not believed: {check.reason}", DropKind.NOT_BELIEVED)
     misaligned = _misaligned(mail)
     if misaligned is not None:
-        return Drop(misaligned)
+        return Drop(misaligned, DropKind.MISALIGNED)
+    return _over_limit(mail, config, counts) or _thread_or_new(
+        mail, config, policies, directory, tickets, now, first_seen, check
+    )
+
+
+def _over_limit(mail: InboundMail, config: GatewayConfig, counts: SenderCounts) -> Drop | None:
+    """The drop of a message over its sender's, its domain's or its desk's hourly limit."""
     if counts.messages_this_hour > config.messages_per_hour:
-        return Drop(f"sender over {config.messages_per_hour} messages an hour")
+        return Drop(f"sender over {config.messages_per_hour} messages an hour",
+                    DropKind.SENDER_OVER_LIMIT)  # fmt: skip
     if counts.domain_messages_this_hour > config.domain_messages_per_hour:
-        domain = mail.sender.rpartition("@")[2]
-        return Drop(f"domain {domain} over {config.domain_messages_per_hour} messages an hour")
+        domain = (mail.sender or "").rpartition("@")[2]
+        return Drop(f"domain {domain} over {config.domain_messages_per_hour} messages an hour",
+                    DropKind.DOMAIN_OVER_LIMIT)  # fmt: skip
     if counts.desk_messages_this_hour > config.desk_messages_per_hour:
         return Drop(f"desk {desk_of(mail, config)} over {config.desk_messages_per_hour} "
-                    "messages an hour")  # fmt: skip
+                    "messages an hour", DropKind.DESK_OVER_LIMIT)  # fmt: skip
+    return None
+
+
+def _thread_or_new(
+    mail: InboundMail,
+    config: GatewayConfig,
+    policies: Mapping[str, DeskPolicy],
+    directory: Directory,
+    tickets: Sequence[RequestState],
+    now: datetime | None,
+    first_seen: datetime | None,
+    check: SenderCheck,
+) -> Decision:
+    """A believed message within its limits: a reply to a request, deferred, or a new one."""
     if check.dmarc is Dmarc.TEMPERROR:
-        return Defer(f"the sender's DNS could not be checked ({check.reason[:120]})")
+        return Defer(f"the sender's DNS could not be checked ({check.reason[:120]})",
+                     DeferKind.DNS_FAILURE)  # fmt: skip
     refs = references(mail, config.own_domains)
     ticket = _thread(refs, tickets)
     if ticket is not None:
         if not check.authenticated:
             return Drop(f"reply to {ticket.key} not authenticated, so not a comment: "
-                        f"{check.reason}")  # fmt: skip
+                        f"{check.reason}", DropKind.REPLY_NOT_AUTHENTICATED)  # fmt: skip
         return _reply(mail, ticket, policies, directory)
     if refs.ticket_ids and _young(mail, config, now, first_seen):
-        return Defer(f"reply to request {refs.ticket_ids[0]}, not known here yet")
+        return Defer(f"reply to request {refs.ticket_ids[0]}, not known here yet",
+                     DeferKind.UNKNOWN_REQUEST)  # fmt: skip
     return _new_request(mail, config, policies, directory)
 
 
@@ -350,7 +412,8 @@ def _reply(
 ) -> Decision:
     policy = policies.get(ticket.policy_id)
     if policy is None:
-        return Drop(f"request {ticket.key} belongs to unknown desk {ticket.policy_id!r}")
+        return Drop(f"request {ticket.key} belongs to unknown desk {ticket.policy_id!r}",
+                    DropKind.UNKNOWN_DESK)  # fmt: skip
     sender = mail.sender or ""
     organisation = directory.organisation_of(sender)
     if sender == ticket.requester_id:
@@ -423,7 +486,8 @@ def _new_request(
     desk = desk_of(mail, config)
     policy = policies.get(desk) if desk else None
     if policy is None:
-        return Drop("not sent to a desk's support address, nor a reply to a request")
+        return Drop("not sent to a desk's support address, nor a reply to a request",
+                    DropKind.NO_DESK)  # fmt: skip
     sender = mail.sender or ""
     organisation = directory.organisation_of(sender)
     if organisation is None:

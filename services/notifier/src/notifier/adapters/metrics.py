@@ -1,0 +1,59 @@
+"""The notifier's messages as Prometheus metrics, on the process's registry
+(`desk_platform.metrics`), by `desk` (the policy id; `unknown` for a message whose desk was not
+kept):
+
+- `desk_notifications_rendered_total{desk}`: messages worded from their templates (a
+  notification or an automatic answer), when recorded for sending;
+- `desk_notifications_sent_total{desk}`: messages the relay accepted, marked sent;
+- `desk_notifications_retried_total{desk}`: send attempts that failed and will be tried again
+  (a 4xx, a network error, the relay refusing us);
+- `desk_notifications_failed_total{desk}`: messages given up for good (a 5xx, or retried too
+  long).
+
+Each replica counts what it did: sum the replicas.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+
+UNKNOWN_DESK = "unknown"
+
+
+class NotificationMetrics:
+    """The `NotificationMeter` of the notifier process: its counters on `registry`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def counter(name: str, text: str) -> Counter:
+            return Counter(f"desk_notifications_{name}", text, ["desk"], registry=registry)
+
+        self.rendered_total = counter("rendered", "messages worded from their templates")
+        self.sent_total = counter("sent", "messages the relay accepted, marked sent")
+        self.retried_total = counter("retried", "send attempts that failed and will be tried again")
+        self.failed_total = counter("failed", "messages given up for good")
+
+    def show(self, desk: str) -> None:
+        """Expose the desk's counters at 0 before it has any message (so rates start there)."""
+        for counter in (
+            self.rendered_total,
+            self.sent_total,
+            self.retried_total,
+            self.failed_total,
+        ):
+            counter.labels(desk)
+
+    def rendered(self, desk: str | None) -> None:
+        """Count a message rendered."""
+        self.rendered_total.labels(desk or UNKNOWN_DESK).inc()
+
+    def sent(self, desk: str | None) -> None:
+        """Count a message sent."""
+        self.sent_total.labels(desk or UNKNOWN_DESK).inc()
+
+    def retried(self, desk: str | None) -> None:
+        """Count a failed attempt to be tried again."""
+        self.retried_total.labels(desk or UNKNOWN_DESK).inc()
+
+    def failed(self, desk: str | None) -> None:
+        """Count a message given up."""
+        self.failed_total.labels(desk or UNKNOWN_DESK).inc()

@@ -1,0 +1,108 @@
+"""Trace context through events: what an appended event keeps, what a consumer continues, and
+which spans may start a trace (the SDK's own in-memory exporter, no collector)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased
+from opentelemetry.trace import SpanKind
+
+from desk_contracts.envelope import Envelope
+from desk_contracts.tickets import TicketClosed
+from desk_eventstore import tracecontext
+from desk_eventstore.records import NewEvent, RecordedEvent
+from desk_platform import tracing
+from desk_platform.tracing import _WorkStarts
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """The spans made through `desk_platform.tracing`'s tracer, with the sampler it installs."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(root=_WorkStarts()))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "TRACER", provider.get_tracer("test"))
+    yield exporter
+    provider.shutdown()
+
+
+def closed() -> TicketClosed:
+    return TicketClosed(
+        ticket_id="t-1", occurred_at=datetime.now(UTC), from_status="resolved", to_status="closed"
+    )
+
+
+def test_outside_any_span_an_event_carries_no_trace() -> None:
+    assert tracecontext.current() == {}
+    assert NewEvent.from_event(closed(), metadata={"correlationid": "c"}).metadata == {
+        "correlationid": "c"
+    }
+
+
+def test_an_event_appended_in_a_span_keeps_it_and_publishes_it_as_ce_traceparent(
+    spans: InMemorySpanExporter,
+) -> None:
+    with tracing.serving("smtp DATA", {"client.address": "192.0.2.1"}):
+        new = NewEvent.from_event(closed())
+    (span,) = spans.get_finished_spans()
+    assert span.context is not None
+    ids = span.context
+    expected = f"00-{ids.trace_id:032x}-{ids.span_id:016x}-{ids.trace_flags:02x}"
+    assert new.metadata["traceparent"] == expected
+    recorded = RecordedEvent(
+        1, "t-1", 1, new.event_id, new.event_type, 1, new.payload, new.metadata,
+        datetime.now(UTC),
+    )  # fmt: skip
+    _, _, headers = recorded.to_kafka("/desk/test")
+    assert ("ce_traceparent", expected.encode()) in headers
+    assert Envelope.from_kafka(*recorded.to_kafka("/desk/test")).extensions["traceparent"] == (
+        expected
+    )
+
+
+def test_a_consumer_continues_the_records_trace_and_links_the_others(
+    spans: InMemorySpanExporter,
+) -> None:
+    other = "00-11111111111111111111111111111111-2222222222222222-01"
+    with tracing.handling(
+        "ticket-events", "sla.ticket-events", [{"traceparent": TRACEPARENT}, {"traceparent": other}]
+    ):
+        pass  # fmt: skip
+    (span,) = spans.get_finished_spans()
+    assert span.kind == SpanKind.CONSUMER
+    assert span.parent is not None and span.parent.span_id == 0xB7AD6B7169203331
+    assert span.context is not None and span.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert [link.context.trace_id for link in span.links] == [0x11111111111111111111111111111111]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "garbage", "00-" + "0" * 32 + "-" + "0" * 16 + "-01", "00-zz-yy-01", "x" * 5000, 42],
+)
+def test_a_record_naming_no_valid_trace_starts_its_own(
+    spans: InMemorySpanExporter, value: object
+) -> None:
+    assert not tracecontext.context_of({"traceparent": value})  # an empty context
+    with tracing.handling("ticket-events", "sla.ticket-events", [{"traceparent": value}]):
+        pass
+    (span,) = spans.get_finished_spans()
+    assert span.parent is None
+
+
+def test_only_the_start_of_some_work_starts_a_trace(spans: InMemorySpanExporter) -> None:
+    with tracing.sending("smtp send", None, {}):  # a send outside any trace: not recorded
+        pass
+    with tracing.sending("smtp send", TRACEPARENT, {}):  # in one: recorded, in it
+        pass
+    finished: tuple[ReadableSpan, ...] = spans.get_finished_spans()
+    assert [(s.name, s.context.trace_id if s.context else 0) for s in finished] == [
+        ("smtp send", 0x0AF7651916CD43DD8448EB211C80319C)
+    ]

@@ -1,0 +1,154 @@
+"""One request gives one trace across every process it crosses, each a separate process.
+
+Every process exports its spans with the OpenTelemetry SDK's OTLP exporter to a local receiver
+(`otlp_receiver`). A request filed in the portal: the portal's span is the root, and intake's
+append, its relay's send to Kafka, workflow's, sla's and the notifier's handling of the
+events, and the notifier's SMTP send of the acknowledgement all hang from it, in one tree. A
+mail to the gateway: the same from the gateway's SMTP span. Log lines carry the trace id.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import uuid
+from collections.abc import Iterator
+from email.message import EmailMessage
+
+import httpx
+import pytest
+from e2e_support import eventually, isolated_system, mails
+from otlp_receiver import Receiver, Span, otlp_receiver
+from portal_support import CSRF_FIELD
+from system import System
+
+pytestmark = pytest.mark.e2e
+
+ANNE = "anne@acme.example"  # a customer of acme in the demo directory
+REQUEST = {
+    "policy_id": "saas-desk",
+    "request_type": "problem_report",
+    "priority": "high",
+    "subject": "Le tableau de bord ne charge plus",
+    "description": "Page blanche depuis ce matin",
+    "organisation_id": "acme",
+    "requester": ANNE,
+    "language": "fr",
+}
+SERVER, PRODUCER, CONSUMER = 2, 4, 5  # OTLP's span kinds
+CROSSED = {"portal", "intake", "workflow", "sla", "notifier"}
+
+
+@pytest.fixture(scope="module")
+def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
+    with otlp_receiver(tmp_path_factory.mktemp("traces") / "spans.jsonl") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def system(
+    database_url: str,
+    kafka_bootstrap: str,
+    receiver: Receiver,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[System]:
+    exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    with isolated_system(
+        database_url,
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("system"),
+        "e2e_trace",
+        environment=exporting,
+    ) as running:
+        yield running
+
+
+def one_tree(spans: list[Span]) -> Span:
+    """The root of `spans`, checked to be one tree: one root, every other span's parent in
+    it."""
+    ids = {span.span_id for span in spans}
+    roots = [span for span in spans if not span.parent_span_id]
+    orphans = [span for span in spans if span.parent_span_id and span.parent_span_id not in ids]
+    assert len(roots) == 1, roots
+    assert not orphans, orphans
+    return roots[0]
+
+
+def whole(receiver: Receiver, trace_id: str, timeout: float) -> list[Span]:
+    """The spans of the trace, once it reached the notifier's SMTP send (and the spans of
+    the hops before it, exported at their processes' own pace, are in)."""
+
+    def sent() -> list[Span] | None:
+        spans = [span for span in receiver.spans() if span.trace_id == trace_id]
+        if any(s.service == "notifier" and s.name == "smtp send" for s in spans):
+            return spans
+        return None
+
+    found: list[Span] = eventually(sent, timeout)
+    return found
+
+
+def file_in_portal(system: System) -> str:
+    """File `REQUEST` as Anne, signed in to the portal; the request's id."""
+    with httpx.Client(base_url=system.url("portal"), timeout=30) as browser:
+        form = CSRF_FIELD.search(browser.get("/sign-in").text)
+        assert form, "no sign-in form"
+        csrf = form.group(1)
+        signed_in = browser.post(
+            "/sign-in", data={"email": ANNE, "password": system.demo_password, "csrf": csrf}
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        token = browser.get("/me").json()["csrf_token"]
+        created = browser.post(
+            "/api/intake/requests",
+            json=REQUEST,
+            headers={"X-CSRF-Token": token, "Idempotency-Key": "trace-1"},
+        )
+        assert created.status_code == 201, created.text
+        return str(created.json()["ticket_id"])
+
+
+def test_a_request_filed_in_the_portal_is_one_trace_to_its_acknowledgement(
+    system: System, receiver: Receiver
+) -> None:
+    file_in_portal(system)
+    eventually(lambda: [m for m in mails(system.mail_folder) if m["To"] == ANNE], 45)
+
+    def filed() -> list[Span]:
+        return [
+            s
+            for s in receiver.spans()
+            if s.service == "portal" and s.kind == SERVER and s.name.startswith("POST /api/")
+        ]
+
+    (root,) = eventually(filed, 15)
+    spans = whole(receiver, root.trace_id, 15)
+    assert one_tree(spans) == root
+    assert {s.service for s in spans} >= CROSSED, sorted({s.service for s in spans})
+    handled = {s.service for s in spans if s.kind == CONSUMER and s.name.endswith(" process")}
+    assert handled >= {"workflow", "sla", "notifier"}, spans
+    assert any(s.service == "intake" and s.kind == SERVER for s in spans)
+    assert any(s.service == "intake" and s.name.startswith("INSERT") for s in spans), spans
+    assert any(s.name.endswith(" send") and s.kind == PRODUCER for s in spans)  # a relay's
+    workflow_lines = (system.logs / "workflow.log").read_text().splitlines()
+    traced = [json.loads(line) for line in workflow_lines if root.trace_id in line]
+    assert traced and all(line["trace_id"] == root.trace_id for line in traced), workflow_lines[-5:]
+
+
+def test_a_mail_to_the_gateway_is_one_trace_to_its_acknowledgement(
+    system: System, receiver: Receiver
+) -> None:
+    mail = EmailMessage()
+    mail["From"], mail["To"] = f"Anne Martin <{ANNE}>", "support@saas-desk.example"
+    mail["Subject"], mail["Message-ID"] = "Export vide", f"<{uuid.uuid4().hex}@acme.example>"
+    mail.set_content("Bonjour,\n\nL'export sort vide.\n\nAnne")
+    with smtplib.SMTP("127.0.0.1", system.mail_port, timeout=10) as client:
+        client.send_message(mail)
+
+    def received() -> list[Span]:
+        return [s for s in receiver.spans() if s.name == "smtp DATA" and s.kind == SERVER]
+
+    (root,) = eventually(received, 15)
+    spans = whole(receiver, root.trace_id, 45)
+    assert one_tree(spans) == root
+    assert {s.service for s in spans} >= {"intake", "workflow", "sla", "notifier"}
