@@ -1,56 +1,49 @@
 """Session fixtures for tests that need the real servers (PostgreSQL, Kafka).
 
-`scripts/test.sh` starts them with `deploy/local/infra.sh start` and exports DATABASE_URL and
-KAFKA_BOOTSTRAP_SERVERS; a bare `pytest` run starts them here the same way when the variables
-are missing, so no integration test ever falls back to a fake.
+The servers are chosen once per session by `tests/support/server_selection.py`: DATABASE_URL and
+KAFKA_BOOTSTRAP_SERVERS when both are set, else PostgreSQL and Kafka containers where a Docker
+engine answers, else the private servers of `deploy/local/infra.sh start`
+(`DESK_TEST_SERVERS=env|containers|local` forces one). No integration test falls back to a fake.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-from pathlib import Path
+import sys
+from collections.abc import Iterator
 
 import pytest
+from server_selection import session_servers
 
-ROOT = Path(__file__).resolve().parent
 
-
-def _infra_env() -> dict[str, str]:
-    wanted = ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
-    if all(os.environ.get(name) for name in wanted):
-        return {name: os.environ[name] for name in wanted}
-    out = subprocess.run(
-        ["bash", str(ROOT / "deploy/local/infra.sh"), "start"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    env = {}
-    for line in out.splitlines():
-        name, sep, value = line.partition("=")
-        if sep and name.strip() in wanted:
-            env[name.strip()] = value.strip()
-    missing = [name for name in wanted if name not in env]
-    if missing:
-        raise RuntimeError(f"deploy/local/infra.sh start did not report {missing}: {out}")
-    os.environ.update(env)
-    return env
+def _announce(config: pytest.Config, message: str) -> None:
+    """`message` on the terminal, past the output capture (once per session)."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if capture is None or reporter is None:
+        print(message, file=sys.stderr)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(message)
 
 
 @pytest.fixture(scope="session")
-def infra() -> dict[str, str]:
-    return _infra_env()
+def infra(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS of this session's servers, also put in os.environ
+    for the processes the tests start; containers are removed when the session ends."""
+    with session_servers(dict(os.environ), lambda m: _announce(request.config, m)) as env:
+        os.environ.update(env)
+        yield env
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    return os.environ.get("DATABASE_URL") or _infra_env()["DATABASE_URL"]
+def database_url(infra: dict[str, str]) -> str:
+    return infra["DATABASE_URL"]
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or _infra_env()["KAFKA_BOOTSTRAP_SERVERS"]
+def kafka_bootstrap(infra: dict[str, str]) -> str:
+    return infra["KAFKA_BOOTSTRAP_SERVERS"]
 
 
 @pytest.fixture
