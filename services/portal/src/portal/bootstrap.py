@@ -39,6 +39,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         settings,
         migrations=migrations_in("portal", resources.files("portal") / "migrations"),
         topic_for=lambda _event: DIRECTORY,
+        public=True,
     )
     pool = await runtime.start_store()
     if not settings.identity_signing_keys:

@@ -42,6 +42,8 @@ from typing import Any, TypeVar
 import asyncpg
 import structlog
 
+from desk_eventstore import tracecontext
+
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
@@ -91,8 +93,9 @@ class GroupCommit:
         queued = _Queued(work, together)
         self._queue.append(queued)
         if self._task is None or self._task.done():
-            # its own context: a work runs in its caller's (log context), never in another's
-            self._task = asyncio.create_task(self._drain(), context=contextvars.Context())
+            # its own context: a work runs in its caller's (log context, trace), never in
+            # another's; what the drain does itself is in no trace
+            self._task = asyncio.create_task(self._drain(), context=tracecontext.quiet_context())
         result: T = await queued.answer
         return result
 

@@ -244,7 +244,8 @@ class OutboxRelay:
                 continue
             try:
                 with tracecontext.continuing(event.metadata):  # the send joins its trace
-                    ack = await self.producer.send(topic, value, key=key, headers=headers)
+                    # a copy: the sending instrumentation adds the trace to the list it is given
+                    ack = await self.producer.send(topic, value, key=key, headers=list(headers))
                 acks.append((ack, topic, size))
             except Exception as error:  # the producer's own size check (max_request_size)
                 if not is_record_refused(error):

@@ -12,11 +12,18 @@ send one of several kilobytes, longer than any header an event may carry
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import contextvars
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry.context import Context, attach, detach
+from opentelemetry.context import (
+    _SUPPRESS_INSTRUMENTATION_KEY,  # the instrumentations' own switch (their utils set it)
+    Context,
+    attach,
+    detach,
+    set_value,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 TRACEPARENT = "traceparent"
@@ -42,6 +49,13 @@ def context_of(carrier: Mapping[str, Any]) -> Context:
     return _PROPAGATOR.extract({TRACEPARENT: value})
 
 
+def without_trace(headers: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """A copy of a record's `headers` without the `traceparent` the sending instrumentation
+    adds (it adds the sender's own): a record copied to a dead-letter topic, or re-driven from
+    one, carries one, not one per copy."""
+    return [(name, value) for name, value in headers if name != TRACEPARENT]
+
+
 @contextmanager
 def continuing(carrier: Mapping[str, Any]) -> Iterator[None]:
     """Inside the block, the trace `carrier` names is the current one (none when it names
@@ -51,3 +65,11 @@ def continuing(carrier: Mapping[str, Any]) -> Iterator[None]:
         yield
     finally:
         detach(token)
+
+
+def quiet_context() -> contextvars.Context:
+    """A fresh context in which the instrumentations make no spans (a task shared by many
+    callers, such as a group commit's, whose queries belong to no one trace)."""
+    context = contextvars.Context()
+    context.run(attach, set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    return context

@@ -9,6 +9,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from desk_contracts.topics import dead_letter
+from desk_eventstore import tracecontext
 from desk_eventstore.dead_letters import (
     ERROR,
     ORIGIN_GROUP,
@@ -36,7 +37,7 @@ class DeadLetters:
         self.producer = producer
 
     async def send(self, record: Any, group_id: str, reason: str) -> None:
-        headers = [(name, value) for name, value in (record.headers or ())]
+        headers = tracecontext.without_trace(record.headers or ())
         headers += [
             (ORIGIN_TOPIC, record.topic.encode()),
             (ORIGIN_PARTITION, str(record.partition).encode()),
@@ -46,7 +47,7 @@ class DeadLetters:
         ]
         try:
             await self.producer.send_and_wait(
-                dead_letter(record.topic), record.value, key=record.key, headers=headers
+                dead_letter(record.topic), record.value, key=record.key, headers=list(headers)
             )
         except Exception as error:
             if not is_record_refused(error):

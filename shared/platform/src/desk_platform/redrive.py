@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaConsumer
 
 from desk_contracts.envelope import Envelope, MalformedEnvelope
 from desk_contracts.topics import dead_letter
+from desk_eventstore import tracecontext
 from desk_eventstore.dead_letters import resolve, unresolved
 from desk_eventstore.parking import parked_events, parked_streams, release
 from desk_eventstore.relay import idempotent_producer
@@ -133,7 +134,9 @@ async def redrive(
                 if event_id in parked and event_id not in seen:
                     seen.add(event_id)
                     headers = [
-                        (n, v) for n, v in (record.headers or ()) if not n.startswith("dlt_")
+                        (n, v)
+                        for n, v in tracecontext.without_trace(record.headers or ())
+                        if not n.startswith("dlt_")
                     ]
                     await producer.send_and_wait(
                         _headers(record)[ORIGIN_TOPIC].decode(),

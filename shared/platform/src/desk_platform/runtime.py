@@ -49,7 +49,13 @@ from desk_platform.readiness import (
     readiness_router,
 )
 from desk_platform.settings import DEV_SURVEY_SECRET, Settings
-from desk_platform.tracing import configure_tracing, instrument_app
+from desk_platform.tracing import (
+    configure_tracing,
+    flush_traces,
+    instrument_app,
+    own_traces,
+    quiet,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +92,9 @@ class ServiceRuntime:
     failed: bool = False
     consuming: bool = False  # the consumers joined their groups (see `_consume`)
     readiness: Readiness = field(init=False)  # a composition root adds its service's checks
+    # a door the public reaches (the portal): callers' trace headers are not believed
+    public: bool = False
+    traced: bool = False  # tracing installed (desk_platform.tracing), once the store is started
 
     def __post_init__(self) -> None:
         self.readiness = Readiness(timeout=self.settings.ready_timeout_seconds)
@@ -150,11 +159,9 @@ class ServiceRuntime:
         """Logs configured and the service's schema migrated; the composition root's first step."""
         if self.pool is None:
             configure_logging(self.name, self.settings.log_format, self.settings.log_level)
-            traced = configure_tracing(self.name, self.settings)
-            log.info(
-                "service_starting",
-                tracing="off" if not traced else self.settings.otel_exporter_otlp_endpoint or "on",
-            )
+            self.traced = configure_tracing(self.name, self.settings)
+            exporting = self.settings.otel_exporter_otlp_endpoint
+            log.info("service_starting", tracing=(exporting or "on") if self.traced else "off")
             if self.settings.survey_secret == DEV_SURVEY_SECRET:
                 if self.settings.desk_env == "production":
                     log.error(
@@ -215,9 +222,10 @@ class ServiceRuntime:
         if broker.subscribers:
             self.readiness.add("consumers", self._joined_probe)
 
-        tasks: list[asyncio.Task[Any]] = [
-            asyncio.create_task(fn(self.stop), name=fn.__name__) for fn in self.loops
-        ]
+        with quiet():  # background work: spans only in the traces of what it handles
+            tasks: list[asyncio.Task[Any]] = [
+                asyncio.create_task(fn(self.stop), name=fn.__name__) for fn in self.loops
+            ]
         if self.topic_for is not None:
             topic_for = self.topic_for
             relay = OutboxRelay(
@@ -231,7 +239,8 @@ class ServiceRuntime:
                 renew_producer=self._relay_producer,
             )
             self.relay = relay
-            tasks.append(asyncio.create_task(relay.run(self.stop), name="outbox-relay"))
+            with quiet():
+                tasks.append(asyncio.create_task(relay.run(self.stop), name="outbox-relay"))
             self.readiness.add(
                 "relay",
                 outbox_probe(
@@ -240,11 +249,11 @@ class ServiceRuntime:
             )
         app = app if app is not None else probe_app(self.name)
         app.include_router(readiness_router(self.readiness))
-        if not self.settings.otel_sdk_disabled:
+        if self.traced:
             instrument_app(app)
-        app.add_middleware(HttpMetrics, metrics=self.readiness.metrics)  # outermost: all counted
+        app.add_middleware(HttpMetrics, metrics=self.readiness.metrics)  # every answer counted
         config = uvicorn.Config(
-            app,
+            own_traces(app) if self.public and self.traced else app,
             host=self.settings.http_host,
             port=self.settings.http_port,
             log_config=None,
@@ -258,7 +267,8 @@ class ServiceRuntime:
         # Joining the consumer groups waits for the group's assignment, which after a replica was
         # killed takes up to the session timeout: the loops (the notifier's sender), the relay
         # and the HTTP API already run meanwhile, and /ready says "joining" until it is done.
-        joining = asyncio.create_task(self._consume(broker), name="kafka-consumers")
+        with quiet():
+            joining = asyncio.create_task(self._consume(broker), name="kafka-consumers")
         joining.add_done_callback(self._watch_joining)
         log.info(
             "service_started",
@@ -277,6 +287,7 @@ class ServiceRuntime:
         if self.relay is not None:
             await self.relay.producer.stop()
         await self.pool.close()
+        flush_traces()
         log.info("service_stopped", failed=self.failed)
         if self.failed:  # let the supervisor (systemd, Kubernetes, the launcher) restart us
             raise SystemExit(1)

@@ -12,7 +12,10 @@ record's `ce_traceparent`, `desk_eventstore.tracecontext`), and a mail the gatew
 starts a trace of its own.
 
 Only the spans that start work may start a trace (`_WorkStarts`): a query or a send outside
-any (a relay's poll, a lease renewed) is not recorded, so the traces are the requests'. The
+any (a relay's poll, a lease renewed) is not recorded, so the traces are the requests'. Work
+no recorded trace follows runs `quiet`: the background loops, and a request or a record whose
+trace is not sampled (`OTEL_TRACES_SAMPLER_ARG`), make no span of their queries and sends at
+all, which would each cost as much as the statement's own client side. The
 aiokafka instrumentation's consumer side is left off: it decodes every header of a poll as
 UTF-8 (one hostile header would fail every poll of its partition, for ever) and makes a
 trace of each poll; `handling` continues the record's trace from the envelope, whose headers
@@ -21,18 +24,19 @@ are checked first.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import aiokafka
 from opentelemetry import propagate, trace
-from opentelemetry.context import Context
+from opentelemetry.context import Context, attach, detach
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.instrumentation.utils import suppress_instrumentation, unwrap
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -44,13 +48,17 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 
 from desk_eventstore import tracecontext
 from desk_platform.settings import Settings
 
 TRACER = trace.get_tracer("desk")
-_NOT_TRACED = "health,ready,metrics"  # what probes and scrapes ask: no trace of each
+# what probes and scrapes ask, no trace of each: searched in the whole URL (Host included)
+_NOT_TRACED = "/health$,/ready$,/metrics$"
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+FLUSH_SECONDS = 2.0  # spans of a stopping process sent within this, or dropped
 
 
 class _WorkStarts(Sampler):
@@ -89,10 +97,12 @@ def configure_tracing(service: str, settings: Settings) -> bool:
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
         sampler=ParentBased(root=_WorkStarts(settings.otel_traces_sampler_arg)),
+        shutdown_on_exit=False,  # `flush_traces` at the stop, bounded
     )
     if settings.otel_exporter_otlp_endpoint:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    propagate.set_global_textmap(TraceContextTextMapPropagator())  # no baggage: nothing reads it
     AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
     if not AIOKafkaInstrumentor().is_instrumented_by_opentelemetry:
         AIOKafkaInstrumentor().instrument()
@@ -101,11 +111,71 @@ def configure_tracing(service: str, settings: Settings) -> bool:
     return True
 
 
+def flush_traces() -> None:
+    """Send the spans not exported yet, waiting `FLUSH_SECONDS` at most (a stopping process
+    must not outlive its grace period for want of a collector)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.force_flush(int(FLUSH_SECONDS * 1000))
+
+
+def own_traces(app: Any) -> Any:
+    """`app` (ASGI) for a door the public reaches: the trace headers a caller sends are
+    dropped, so each request starts a trace of our own (a caller cannot have every request
+    recorded whatever the sampling, nor join its requests to another's trace)."""
+
+    async def untrusted(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = [(n, v) for n, v in scope["headers"] if n.lower() not in _TRACE_HEADERS]
+            scope = {**scope, "headers": headers}
+        await app(scope, receive, send)
+
+    return untrusted
+
+
 def instrument_app(app: Any) -> None:
     """Trace each request the FastAPI `app` serves (not its probes and scrapes)."""
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls=_NOT_TRACED, exclude_spans=["receive", "send"]
     )
+    app.add_middleware(_QuietUnlessTraced)  # inside the instrumentation's own middleware
+
+
+def quiet() -> contextlib.AbstractContextManager[None]:
+    """Inside the block (and the tasks it starts), queries and sends make no spans."""
+    return suppress_instrumentation()
+
+
+class _QuietUnlessTraced:
+    """ASGI middleware: a request whose span is not recorded (not sampled, or a probe) runs
+    `quiet`."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if trace.get_current_span().is_recording():
+            await self.app(scope, receive, send)
+            return
+        with quiet():
+            await self.app(scope, receive, send)
+
+
+@contextmanager
+def _in_span(span: trace.Span, parent: Context) -> Iterator[None]:
+    """`span` current in the block, on top of `parent` (not of the current context: the block
+    is not quiet for being started from quiet work), and the block quiet unless `span` is
+    recorded; an exception is recorded on it."""
+    token = attach(trace.set_span_in_context(span, parent))
+    try:
+        with trace.use_span(span, end_on_exit=True):
+            if span.is_recording():
+                yield
+            else:
+                with quiet():
+                    yield
+    finally:
+        detach(token)
 
 
 @contextmanager
@@ -119,7 +189,7 @@ def handling(topic: str, group: str, extensions: Sequence[Mapping[str, Any]]) ->
         for span in (trace.get_current_span(context) for context in others)
         if span.get_span_context().is_valid
     ]
-    with TRACER.start_as_current_span(
+    span = TRACER.start_span(
         f"{topic} process",
         context=parent,
         kind=SpanKind.CONSUMER,
@@ -130,7 +200,8 @@ def handling(topic: str, group: str, extensions: Sequence[Mapping[str, Any]]) ->
             "messaging.consumer.group.name": group,
             "messaging.batch.message_count": len(extensions),
         },
-    ):
+    )
+    with _in_span(span, parent):
         yield
 
 
@@ -144,9 +215,8 @@ async def carry_trace(request: Any) -> None:
 def serving(name: str, attributes: Mapping[str, str | int]) -> Iterator[None]:
     """A span of work that comes in from outside by another door than HTTP (a mail received
     over SMTP): a trace of its own."""
-    with TRACER.start_as_current_span(
-        name, context=Context(), kind=SpanKind.SERVER, attributes=attributes
-    ):
+    span = TRACER.start_span(name, context=Context(), kind=SpanKind.SERVER, attributes=attributes)
+    with _in_span(span, Context()):
         yield
 
 
@@ -156,10 +226,7 @@ def sending(
 ) -> Iterator[None]:
     """A span of a call out (a mail handed to the SMTP relay), in the trace `traceparent`
     names; not recorded when it names none."""
-    with TRACER.start_as_current_span(
-        name,
-        context=tracecontext.context_of({tracecontext.TRACEPARENT: traceparent}),
-        kind=SpanKind.CLIENT,
-        attributes=attributes,
-    ):
+    parent = tracecontext.context_of({tracecontext.TRACEPARENT: traceparent})
+    span = TRACER.start_span(name, context=parent, kind=SpanKind.CLIENT, attributes=attributes)
+    with _in_span(span, parent):
         yield

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -105,4 +107,41 @@ def test_only_the_start_of_some_work_starts_a_trace(spans: InMemorySpanExporter)
     finished: tuple[ReadableSpan, ...] = spans.get_finished_spans()
     assert [(s.name, s.context.trace_id if s.context else 0) for s in finished] == [
         ("smtp send", 0x0AF7651916CD43DD8448EB211C80319C)
+    ]
+
+
+def test_what_a_recorded_trace_follows_is_traced_even_from_quiet_work(
+    spans: InMemorySpanExporter,
+) -> None:
+    unsampled = TRACEPARENT[:-2] + "00"
+    with tracing.quiet():  # a background loop: its queries make no spans
+        assert not is_instrumentation_enabled()
+        with tracing.handling("ticket-events", "sla.ticket-events", [{"traceparent": TRACEPARENT}]):
+            assert is_instrumentation_enabled()  # a record of a sampled trace: its queries too
+        with tracing.handling("ticket-events", "sla.ticket-events", [{"traceparent": unsampled}]):
+            assert not is_instrumentation_enabled()  # of a trace not sampled: none
+        assert not is_instrumentation_enabled()
+    with tracing.serving("smtp DATA", {}):
+        assert is_instrumentation_enabled()
+    assert is_instrumentation_enabled()
+    assert len(spans.get_finished_spans()) == 2
+
+
+async def test_a_public_door_drops_the_trace_headers_its_callers_send() -> None:
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["headers"])
+
+    headers = [(b"traceparent", TRACEPARENT.encode()), (b"TraceState", b"a=b"),
+               (b"baggage", b"k=v"), (b"x-correlation-id", b"c-1")]  # fmt: skip
+    await tracing.own_traces(app)({"type": "http", "headers": headers}, None, None)
+    assert seen == [[(b"x-correlation-id", b"c-1")]]
+
+
+def test_a_copied_record_keeps_no_sender_trace_header_but_its_events_own() -> None:
+    headers = [("ce_traceparent", b"00-a-b-01"), ("traceparent", b"00-c-d-01"), ("dlt_x", b"1")]
+    assert tracecontext.without_trace(headers) == [
+        ("ce_traceparent", b"00-a-b-01"),
+        ("dlt_x", b"1"),
     ]
