@@ -67,7 +67,7 @@ def fire_timers(
 
     async def fire() -> int:
         meter.due(await due_timers(pool, clock()))
-        handled = await fire_due(pool, desks, clock(), meter=meter)
+        handled = await fire_due(pool, desks, clock(), meter=meter, clock=clock)
         if handled >= FIRE_BATCH:
             return handled  # the runtime's loop goes on at once
         due = await next_due(pool, clock())

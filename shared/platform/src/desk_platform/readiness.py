@@ -260,23 +260,23 @@ class ConsumerProbe:
     async def __call__(self) -> Verdict:
         consumer = self.subscriber.consumer
         if consumer is None:
+            self._forget_lag()
             return Verdict(False, "the consumer is not running")
-        assigned = sorted(consumer.assignment())
-        offsets: dict[Partition, tuple[int, int]] = {}
-        if assigned:
-            ends = await consumer.end_offsets(assigned)
-            starts = await consumer.beginning_offsets(assigned)
-            committed = await asyncio.gather(*(consumer.committed(tp) for tp in assigned))
-            for tp, offset in zip(assigned, committed, strict=True):
-                offsets[(tp.topic, tp.partition)] = (
-                    starts[tp] if offset is None else offset,
-                    ends[tp],
-                )
+        try:
+            offsets = await _offsets(consumer)
+        except Exception:  # what this member reported is no longer known: another may say it
+            self._forget_lag()
+            raise
         now = datetime.now(UTC)
         self.progress = track(self.progress, offsets, now)
         self._set_lag()
         self.metrics.consumer_stalled.labels(self.group).set(stalled_seconds(self.progress, now))
         return consumer_verdict(self.progress, now, self.threshold)
+
+    def _forget_lag(self) -> None:
+        for partition in self.lagging:
+            self.metrics.consumer_lag.remove(self.group, partition)
+        self.lagging = set()
 
     def _set_lag(self) -> None:
         """The records waiting on each assigned partition; the series of partitions no longer
@@ -287,6 +287,19 @@ class ConsumerProbe:
         for partition, records in lag.items():
             self.metrics.consumer_lag.labels(self.group, partition).set(records)
         self.lagging = set(lag)
+
+
+async def _offsets(consumer: Any) -> dict[Partition, tuple[int, int]]:
+    """The committed (else first) and end offsets of each partition assigned to `consumer`."""
+    assigned = sorted(consumer.assignment())
+    offsets: dict[Partition, tuple[int, int]] = {}
+    if assigned:
+        ends = await consumer.end_offsets(assigned)
+        starts = await consumer.beginning_offsets(assigned)
+        committed = await asyncio.gather(*(consumer.committed(tp) for tp in assigned))
+        for tp, offset in zip(assigned, committed, strict=True):
+            offsets[(tp.topic, tp.partition)] = (starts[tp] if offset is None else offset, ends[tp])
+    return offsets
 
 
 # --- the checks of a process, and their routes ------------------------------------------------

@@ -14,7 +14,8 @@ class NotificationMeter(Protocol):
     """Told of each message rendered, sent, to be tried again, or given up."""
 
     def rendered(self, desk: str | None) -> None:
-        """A message's words were rendered from its template."""
+        """A message's words were rendered from its template (each time: a record handled
+        again after its transaction was undone renders its messages again)."""
 
     def sent(self, desk: str | None) -> None:
         """The relay accepted a message, and it is marked sent."""

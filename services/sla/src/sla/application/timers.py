@@ -28,7 +28,7 @@ one by one (rare) counts its timers again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -371,13 +371,16 @@ async def fire_due(
     now: datetime,
     limit: int = FIRE_BATCH,
     meter: TimerMeter = UNMETERED,
+    clock: Callable[[], datetime] | None = None,
 ) -> int:
     """Handle the timers due at `now`, `limit` at a time until a batch comes back short; returns
     how many were handled (fired, found stale, or put back for later), so a caller looping
-    until 0 always ends. Each timer fired is told to `meter`, with how late it fired."""
+    until 0 always ends. Each timer fired is told to `meter`, with how late it fired: at
+    `clock()` once its batch is committed (a backlog's later batches fire later), at `now`
+    without a clock."""
     handled = 0
     while True:
-        taken = await _fire_batch(pool, desks, now, limit, meter)
+        taken = await _fire_batch(pool, desks, now, limit, meter, clock or (lambda: now))
         handled += taken
         if taken < limit:
             return handled
@@ -416,7 +419,12 @@ class _Firing:
 
 
 async def _fire_batch(
-    pool: asyncpg.Pool, desks: Desks, now: datetime, limit: int, meter: TimerMeter
+    pool: asyncpg.Pool,
+    desks: Desks,
+    now: datetime,
+    limit: int,
+    meter: TimerMeter,
+    clock: Callable[[], datetime],
 ) -> int:
     """Take up to `limit` due timers and handle them in one transaction: together, in a few
     statements, or, when that fails, one at a time, each behind its own savepoint, so that a
@@ -463,8 +471,9 @@ async def _fire_batch(
                 [row["timer_id"] for row in failed],
                 now + RETRY_FAILED_TIMER,
             )
+    committed = clock()
     for firing in fired:
-        meter.fired(TimerKind(firing.row["kind"]), lateness(firing.row["fire_at"], now))
+        meter.fired(TimerKind(firing.row["kind"]), lateness(firing.row["fire_at"], committed))
     return len(rows)
 
 
