@@ -13,13 +13,12 @@ import json
 import smtplib
 import time
 import uuid
-from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
 
 import httpx
 import pytest
-from e2e_support import eventually, isolated_system, mails
+from e2e_support import eventually, mails
 from identity_support import bearer
 from system import System
 
@@ -38,17 +37,10 @@ REQUEST = {
 
 
 @pytest.fixture(scope="module")
-def system(
-    database_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[System]:
-    with isolated_system(
-        database_url,
-        kafka_bootstrap,
-        tmp_path_factory.mktemp("system"),
-        "e2e",
-        replicas={"notifier": 2},
-    ) as running:
-        yield running
+def system(one_system: System) -> System:
+    """The system of tests/e2e/conftest.py (this module runs first on it: its counts start
+    from nothing)."""
+    return one_system
 
 
 def signed(system: System, subject: str, service: str, **claims: Any) -> dict[str, str]:

@@ -180,29 +180,35 @@ def _in_span(span: trace.Span, parent: Context) -> Iterator[None]:
 
 @contextmanager
 def handling(topic: str, group: str, extensions: Sequence[Mapping[str, Any]]) -> Iterator[None]:
-    """The span a consumer handles records of `topic` in: child of the first record's trace
-    (a record's CloudEvents extensions, where `ce_traceparent` lands), linked to the others'
-    when several are handled as one set."""
+    """The span a consumer handles records of `topic` in: child of the record's trace (its
+    CloudEvents extensions, where `ce_traceparent` lands). Records handled as one set: the
+    set's work is in the first record's span; each other record gets a span of its own in its
+    own trace, for the same time, linked to that one, so every request's trace shows it."""
     parent, *others = [tracecontext.context_of(e) for e in extensions] or [Context()]
-    links = [
-        Link(span.get_span_context())
-        for span in (trace.get_current_span(context) for context in others)
-        if span.get_span_context().is_valid
+    attributes: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": topic,
+        "messaging.consumer.group.name": group,
+        "messaging.batch.message_count": len(extensions),
+    }
+    name = f"{topic} process"
+    span = TRACER.start_span(name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes)
+    beside = [
+        TRACER.start_span(
+            name,
+            context=other,
+            kind=SpanKind.CONSUMER,
+            links=[Link(span.get_span_context())],
+            attributes=attributes,
+        )
+        for other in others
     ]
-    span = TRACER.start_span(
-        f"{topic} process",
-        context=parent,
-        kind=SpanKind.CONSUMER,
-        links=links,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.destination.name": topic,
-            "messaging.consumer.group.name": group,
-            "messaging.batch.message_count": len(extensions),
-        },
-    )
-    with _in_span(span, parent):
-        yield
+    try:
+        with _in_span(span, parent):
+            yield
+    finally:
+        for each in beside:
+            each.end()
 
 
 async def carry_trace(request: Any) -> None:

@@ -3,6 +3,9 @@ which spans may start a trace (the SDK's own in-memory exporter, no collector)."
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -70,19 +73,21 @@ def test_an_event_appended_in_a_span_keeps_it_and_publishes_it_as_ce_traceparent
     )
 
 
-def test_a_consumer_continues_the_records_trace_and_links_the_others(
+def test_a_consumer_continues_each_records_trace_even_when_it_handles_them_as_one_set(
     spans: InMemorySpanExporter,
 ) -> None:
     other = "00-11111111111111111111111111111111-2222222222222222-01"
-    with tracing.handling(
-        "ticket-events", "sla.ticket-events", [{"traceparent": TRACEPARENT}, {"traceparent": other}]
-    ):
-        pass  # fmt: skip
-    (span,) = spans.get_finished_spans()
-    assert span.kind == SpanKind.CONSUMER
-    assert span.parent is not None and span.parent.span_id == 0xB7AD6B7169203331
-    assert span.context is not None and span.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
-    assert [link.context.trace_id for link in span.links] == [0x11111111111111111111111111111111]
+    records = [{"traceparent": TRACEPARENT}, {"traceparent": other}]
+    with tracing.handling("ticket-events", "sla.ticket-events", records):
+        pass
+    first, second = sorted(spans.get_finished_spans(), key=lambda s: len(s.links))
+    assert first.kind == second.kind == SpanKind.CONSUMER
+    assert first.parent is not None and first.parent.span_id == 0xB7AD6B7169203331
+    assert (
+        first.context is not None and first.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    )
+    assert second.parent is not None and second.parent.span_id == 0x2222222222222222
+    assert [link.context.span_id for link in second.links] == [first.context.span_id]
 
 
 @pytest.mark.parametrize(
@@ -145,3 +150,21 @@ def test_a_copied_record_keeps_no_sender_trace_header_but_its_events_own() -> No
         ("ce_traceparent", b"00-a-b-01"),
         ("dlt_x", b"1"),
     ]
+
+
+def test_consumers_are_not_instrumented_where_one_hostile_header_would_stop_a_partition() -> None:
+    """In a process of its own (tracing is installed once per process, for good): sends are
+    traced, polls are not (their instrumentation decodes every header as UTF-8)."""
+    script = """
+import aiokafka
+from desk_platform.settings import Settings
+from desk_platform.tracing import configure_tracing
+settings = Settings(database_url="postgresql://x", kafka_bootstrap_servers="x")
+assert configure_tracing("probe", settings)
+assert hasattr(aiokafka.AIOKafkaProducer.send, "__wrapped__")
+assert not hasattr(aiokafka.AIOKafkaConsumer.getmany, "__wrapped__")
+assert not hasattr(aiokafka.AIOKafkaConsumer.getone, "__wrapped__")
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
