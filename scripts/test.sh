@@ -24,7 +24,8 @@ fi
 
 # --- tests --------------------------------------------------------------------------------------
 rc=0
-uv run --frozen pytest "$@" || rc=$?
+# the slowest tests listed at the end: what to look at when the suite nears its 15 minutes
+uv run --frozen pytest --durations=20 "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
     say "pytest collected no tests: failing"
     exit 1
