@@ -94,6 +94,8 @@ class ServiceRuntime:
     readiness: Readiness = field(init=False)  # a composition root adds its service's checks
     # a door the public reaches (the portal): callers' trace headers are not believed
     public: bool = False
+    # the process's name in traces where it is not the service's (the e-mail gateway's)
+    process: str | None = None
     traced: bool = False  # tracing installed (desk_platform.tracing), once the store is started
 
     def __post_init__(self) -> None:
@@ -159,7 +161,7 @@ class ServiceRuntime:
         """Logs configured and the service's schema migrated; the composition root's first step."""
         if self.pool is None:
             configure_logging(self.name, self.settings.log_format, self.settings.log_level)
-            self.traced = configure_tracing(self.name, self.settings)
+            self.traced = configure_tracing(self.process or self.name, self.settings)
             exporting = self.settings.otel_exporter_otlp_endpoint
             log.info("service_starting", tracing=(exporting or "on") if self.traced else "off")
             if self.settings.survey_secret == DEV_SURVEY_SECRET:

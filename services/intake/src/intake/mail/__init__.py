@@ -95,6 +95,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, None]:
         settings,
         migrations=migrations_in("intake", resources.files("intake") / "migrations"),
         topic_for=topic_for,
+        process="intake-mail",
     )
     pool = await runtime.start_store()
     verifier = SelfVerifier(resolver_for(settings.mail_dns_server)) if verify == "self" else None
