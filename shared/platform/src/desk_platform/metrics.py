@@ -34,6 +34,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+UNKNOWN_DESK = "unknown"  # the `desk` label of what names no desk configured here
 
 
 class Metrics:

@@ -15,9 +15,8 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter
 
+from desk_platform.metrics import UNKNOWN_DESK
 from intake.application.mail_gateway import DECISIONS
-
-UNKNOWN_DESK = "unknown"
 
 
 class MailGatewayMetrics:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
-UNKNOWN_DESK = "unknown"
+from desk_platform.metrics import UNKNOWN_DESK
 
 
 class NotificationMetrics:
