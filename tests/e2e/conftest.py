@@ -1,6 +1,6 @@
-"""The system the one-request tests share (`test_one_request`, `test_one_trace`): every process
-separate, two notifier replicas, each process exporting its spans to a local OTLP receiver.
-Started once for both modules: a system takes seconds to start."""
+"""The system end-to-end tests share (`test_one_request`, `test_one_trace`, `test_time_travel`):
+every process separate, two notifier replicas, each process exporting its spans to a local OTLP
+receiver, test clocks on. Started once for these modules: a system takes seconds to start."""
 
 from __future__ import annotations
 

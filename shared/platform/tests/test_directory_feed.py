@@ -184,8 +184,8 @@ async def test_the_feed_catches_up_then_applies_later_changes_and_skips_what_it_
     assert any("'TicketCreated' is not an event of the directory" in r for r in reasons), reasons
     assert any("ValidationError" in reason and "email" in reason for reason in reasons), reasons
     assert any("PersonLinked of 'ghost@acme.example', whom" in r for r in reasons), reasons
-    caught_up = [entry for entry in logs if entry["event"] == "directory_caught_up"]
-    assert [(e["people"], e["organisations"], e["skipped"]) for e in caught_up] == [(9, 3, 4)]
+    caught_up = [entry for entry in logs if entry["event"] == "feed_caught_up"]
+    assert [e["view"] for e in caught_up] == ["9 people, 3 organisations (4 records skipped)"]
 
 
 async def test_an_empty_topic_is_caught_up_at_once(kafka_bootstrap: str, prefix: str) -> None:

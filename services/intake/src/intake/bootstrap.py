@@ -1,7 +1,7 @@
-"""Composition root of intake: store, relay to `ticket-events`, the directory's feed, the
-verifier of identity tokens (`IDENTITY_KEYS`, required), admission (writes refused past
-capacity), HTTP API; survey answers counted on the process's registry
-(`intake.adapters.metrics`)."""
+"""Composition root of intake: store, relay to `ticket-events`, the directory's feed, the test
+clocks' feed (where enabled), the verifier of identity tokens (`IDENTITY_KEYS`, required),
+admission (writes refused past capacity), HTTP API; survey answers counted on the process's
+registry (`intake.adapters.metrics`)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from desk_platform.identity import Verifier, required_identity_keys
 from desk_platform.pipeline_lag import pipeline_lag
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
+from desk_platform.test_clocks import follow_test_clocks
 from desk_policies.loader import load_policies
 from intake.adapters.http import create_app
 from intake.adapters.metrics import SurveyMetrics
@@ -52,8 +53,11 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     )
     pool = await runtime.start_store()
     answers = SurveyMetrics(runtime.readiness.metrics.registry, policies)
-    survey = survey_router(pool, policies, settings.survey_secret, now, answers.answered)
     directory = follow_directory(runtime)
+    test_clocks = follow_test_clocks(runtime)
+    survey = survey_router(
+        pool, policies, settings.survey_secret, now, answers.answered, test_clocks=test_clocks
+    )
     limits = RequestLimits(
         per_submitter=settings.requests_submitter_hourly_limit,
         per_domain=settings.requests_domain_hourly_limit,
@@ -70,5 +74,6 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         pool, policies, now, settings.workflow_url, routers=[survey], verifier=verifier,
         directory=lambda: directory.current, limits=limits,
         blobs=FolderBlobStore(Path(settings.blob_dir)), admission=admission,
+        test_clocks=test_clocks,
     )  # fmt: skip
     return runtime, directory_first(app, directory)

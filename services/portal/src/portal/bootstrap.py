@@ -46,9 +46,9 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         log.error("service_not_started", reason="IDENTITY_SIGNING_KEYS names no key folder")
         raise SystemExit(2)
     keys = load_signing_keys(Path(settings.identity_signing_keys))
-    if settings.demo_password and settings.desk_env == "production":
+    if settings.demo_password and settings.guarded:
         log.error("service_not_started", reason="DEMO_PASSWORD opens every imported account: "
-                  "refused with DESK_ENV=production")  # fmt: skip
+                  "refused with DESK_ENV=production or staging")  # fmt: skip
         raise SystemExit(2)
     directory = load_directory(Path(settings.directory_file or DIRECTORY_FILE))
     await install(pool, directory, now(), settings.demo_password or None)

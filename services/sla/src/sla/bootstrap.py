@@ -1,6 +1,7 @@
-"""Composition root of the sla service: request-state consumer, timer loop, relay, the verifier
-of identity tokens (`IDENTITY_KEYS`, required), HTTP API, the timers' metrics (on the process's
-registry: `sla.adapters.metrics`); at start, the board rows older than the queues' columns are
+"""Composition root of the sla service: request-state consumer, timer loop (which also moves
+the test clocks, where `TEST_CLOCKS` enables them), relay, the verifier of identity tokens
+(`IDENTITY_KEYS`, required), HTTP API, the timers' metrics (on the process's registry:
+`sla.adapters.metrics`); at start, the board rows older than the queues' columns are
 completed."""
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 import asyncpg
 import structlog
 
-from desk_contracts.topics import SLA_EVENTS, TICKET_COMMANDS, TICKET_EVENTS
+from desk_contracts.test_clocks import TestClockChanged
+from desk_contracts.topics import SLA_EVENTS, TEST_CLOCKS, TICKET_COMMANDS, TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
 from desk_eventstore.records import RecordedEvent
 from desk_platform.identity import Verifier, required_identity_keys
@@ -26,6 +28,7 @@ from desk_policies.loader import load_policies
 from sla.adapters.http import create_app
 from sla.adapters.kafka import events_together, on_ticket_event
 from sla.adapters.metrics import TimerMetrics
+from sla.application.test_clocks import step_clocks
 from sla.application.timers import (
     FIRE_BATCH,
     UNMETERED,
@@ -55,21 +58,25 @@ def fire_timers(
     desks: Desks,
     clock: Callable[[], datetime],
     meter: TimerMeter = UNMETERED,
+    *,
+    test_clocks: bool = False,
 ) -> asyncio.Event:
     """The timer loop: due timers fired (`fire_due`), at once again while batches come back
     full (a backlog), else a rest until the next timer falls due, at least `GATHER_SECONDS`
     after a pass that fired some (so that timers falling due all the time are fired by batches)
     and at most `TICK_SECONDS` (a timer put back by another replica is seen then). Each pass
-    first tells `meter` the timers due. Returns the event that ends the rest at once: set it
-    when timers were armed."""
+    first tells `meter` the timers due; with `test_clocks`, it first moves the advancing test
+    clocks a step (`step_clocks`: at once again while one moves without waiting). Returns the
+    event that ends the rest at once: set it when timers were armed."""
     alarm = asyncio.Event()
     ringing: list[asyncio.TimerHandle] = []
 
     async def fire() -> int:
+        moved = await step_clocks(pool, desks, clock()) if test_clocks else 0
         meter.due(await due_timers(pool, clock()))
         handled = await fire_due(pool, desks, clock(), meter=meter, clock=clock)
-        if handled >= FIRE_BATCH:
-            return handled  # the runtime's loop goes on at once
+        if handled >= FIRE_BATCH or moved:
+            return handled + moved  # the runtime's loop goes on at once
         due = await next_due(pool, clock())
         for handle in ringing:
             handle.cancel()
@@ -85,6 +92,8 @@ def fire_timers(
 
 
 def topic_for(event: RecordedEvent) -> str:
+    if event.event_type == TestClockChanged.event_type:
+        return TEST_CLOCKS
     return TICKET_COMMANDS if event.event_type in COMMANDS else SLA_EVENTS
 
 
@@ -105,11 +114,12 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         log.info("board_completed", rows=completed)
 
     meter = TimerMetrics(runtime.readiness.metrics.registry)
-    armed = fire_timers(runtime, pool, desks, now, meter)
+    armed = fire_timers(runtime, pool, desks, now, meter, test_clocks=settings.test_clocks)
     runtime.subscribe(
         TICKET_EVENTS,
         on_ticket_event(desks, now, meter),
         applied=armed.set,
         together=events_together(desks, now, meter),
     )
-    return runtime, create_app(pool, desks, now, verifier=verifier)
+    app = create_app(pool, desks, now, verifier=verifier, test_clocks=settings.test_clocks)
+    return runtime, app

@@ -15,6 +15,9 @@ AUTOMATIC_REPLIES = "automatic-replies"  # answers to refused inbound mail, key 
 # the directory's events (desk_contracts.directory), published by the portal alone, key = stream
 # id (`person:<address>`, `organisation:<id>`), kept forever: every reader folds it from the start
 DIRECTORY = "directory"
+# the test clocks' changes (desk_contracts.test_clocks), published by sla alone, key = the clock's
+# stream id; empty where test clocks are not enabled (production)
+TEST_CLOCKS = "test-clocks"
 DEAD_LETTER_SUFFIX = ".dlt"
 
 # The largest record a topic takes (`max.message.bytes`, Kafka's default made explicit) and the
@@ -49,7 +52,14 @@ class TopicSpec:
     )
 
 
-MAIN_TOPICS = (TICKET_EVENTS, TICKET_COMMANDS, SLA_EVENTS, AUTOMATIC_REPLIES, DIRECTORY)
+MAIN_TOPICS = (
+    TICKET_EVENTS,
+    TICKET_COMMANDS,
+    SLA_EVENTS,
+    AUTOMATIC_REPLIES,
+    DIRECTORY,
+    TEST_CLOCKS,
+)
 
 TOPICS: tuple[TopicSpec, ...] = tuple(TopicSpec(name) for name in MAIN_TOPICS) + tuple(
     TopicSpec(dead_letter(name)) for name in MAIN_TOPICS

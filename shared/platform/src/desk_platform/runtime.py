@@ -165,11 +165,11 @@ class ServiceRuntime:
             exporting = self.settings.otel_exporter_otlp_endpoint
             log.info("service_starting", tracing=(exporting or "on") if self.traced else "off")
             if self.settings.survey_secret == DEV_SURVEY_SECRET:
-                if self.settings.desk_env == "production":
+                if self.settings.guarded:
                     log.error(
                         "service_not_started",
                         reason="SURVEY_SECRET is the development default, with which anyone "
-                        "can forge survey links: refused with DESK_ENV=production",
+                        "can forge survey links: refused with DESK_ENV=production or staging",
                     )
                     raise SystemExit(2)
                 log.warning(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SURVEY_SECRET = "dev-only-survey-secret"  # anyone can sign links with it: never in production
@@ -74,9 +74,15 @@ class Settings(BaseSettings):
     mail_max_concurrent: int = Field(
         default=8, ge=1, description="e-mail gateway: messages handled at once"
     )
-    desk_env: Literal["development", "production"] = Field(
+    desk_env: Literal["development", "staging", "production"] = Field(
         default="development",
-        description="production refuses settings meant for a developer's machine",
+        description="production and staging refuse settings meant for a developer's machine; "
+        "only production refuses test clocks",
+    )
+    test_clocks: bool = Field(
+        default=False,
+        description="test clocks (desk_contracts.test_clocks): requests living on a controllable "
+        "time, for staging and test environments; refused with DESK_ENV=production",
     )
     mail_authserv_ids: str = Field(
         default="",
@@ -178,7 +184,7 @@ class Settings(BaseSettings):
     demo_password: str = Field(
         default="",
         description="portal, development only: the password of every person of a fresh "
-        "installation's imported directory (refused with DESK_ENV=production)",
+        "installation's imported directory (refused with DESK_ENV=production or staging)",
     )
     oidc_issuer: str = Field(default="", description="portal: single sign-on provider (issuer URL)")
     oidc_client_id: str = ""
@@ -199,6 +205,20 @@ class Settings(BaseSettings):
     attachments_max_total_bytes: int = Field(
         default=25 * 1024 * 1024, gt=0, description="portal: all the files of one request"
     )
+
+    @property
+    def guarded(self) -> bool:
+        """Are settings meant for a developer's machine refused here (production, staging)?"""
+        return self.desk_env != "development"
+
+    @model_validator(mode="after")
+    def _no_test_clocks_in_production(self) -> Settings:
+        if self.test_clocks and self.desk_env == "production":
+            raise ValueError(
+                "TEST_CLOCKS=true is refused with DESK_ENV=production: a test clock moves the "
+                "time of real requests (reminders, automatic closing, SLA breaches)"
+            )
+        return self
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name

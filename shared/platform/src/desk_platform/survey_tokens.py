@@ -28,6 +28,7 @@ class SurveyClaim:
     respondent: str
     language: str
     expires_at: datetime
+    test_clock: str | None = None  # the request lives on this test clock: it expires on its time
 
 
 class InvalidToken(ValueError):
@@ -66,12 +67,26 @@ def make_token(secret: str, claim: SurveyClaim) -> str:
         "l": claim.language,
         "e": int(claim.expires_at.timestamp()),
     }
+    if claim.test_clock is not None:
+        body["c"] = claim.test_clock
     payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
     return f"{payload}.{_sign(secret, payload)}"
 
 
 def read_token(secret: str, token: str, now: datetime) -> SurveyClaim:
     """The claim of a genuine, unexpired token; raises InvalidToken or ExpiredToken."""
+    return unexpired(genuine_claim(secret, token), now)
+
+
+def unexpired(claim: SurveyClaim, now: datetime) -> SurveyClaim:
+    """`claim`, while it is valid at `now`; raises ExpiredToken after."""
+    if now >= claim.expires_at:
+        raise ExpiredToken(claim)
+    return claim
+
+
+def genuine_claim(secret: str, token: str) -> SurveyClaim:
+    """The claim of a genuine token, expired or not (`unexpired` tells); raises InvalidToken."""
     payload, dot, signature = token.partition(".")
     if not dot or not payload or not signature or not secret:
         raise InvalidToken("this survey link is incomplete")
@@ -89,9 +104,8 @@ def read_token(secret: str, token: str, now: datetime) -> SurveyClaim:
             respondent=str(body["r"]),
             language=str(body["l"]),
             expires_at=datetime.fromtimestamp(int(body["e"]), UTC),
+            test_clock=None if body.get("c") is None else str(body["c"]),
         )
     except (ValueError, KeyError, TypeError, binascii.Error) as error:
         raise InvalidToken("this survey link is malformed") from error
-    if now >= claim.expires_at:
-        raise ExpiredToken(claim)
     return claim

@@ -85,7 +85,7 @@ CUSTOMERS_SEE: dict[type[Event], ForCustomers | None] = {
             "organisation_id", "requester_id", "channel", "participants", "product_version",
             "company", "contact", "error_message", "attachments", "language", "references",
         ),
-        internal=("source_message_id",),
+        internal=("source_message_id", "test_clock"),
     ),
     t.PriorityChanged: ForCustomers(
         shown=("from_priority", "to_priority", "reason"),

@@ -89,6 +89,7 @@ class Ticket:
     reminders_sent: frozenset[int] = frozenset()
     requester_escalations: int = 0
     survey_rating: int | None = None
+    test_clock: str | None = None  # the test clock it lives on (desk_contracts.test_clocks)
 
     @classmethod
     def blank(cls, policy: DeskPolicy, ticket_id: str) -> Ticket:
@@ -149,6 +150,7 @@ def _created(state: Ticket, e: TicketCreated) -> Changes:
         "source_message_id": e.source_message_id,
         "created_at": e.occurred_at,
         "participants": frozenset(e.participants),
+        "test_clock": e.test_clock,
     }
 
 
@@ -289,4 +291,5 @@ def published(state: Ticket) -> RequestState:
         last_change_version=state.last_change_version,
         reminders_sent=tuple(sorted(state.reminders_sent)),
         survey_rating=state.survey_rating,
+        test_clock=state.test_clock,
     )

@@ -47,6 +47,7 @@ from desk_platform.http import (
 )
 from desk_platform.identity import Verifier, requires_identity
 from desk_platform.logging import log_context
+from desk_platform.test_clocks import NotAClock, TestClocks, clock_for_new_request
 from desk_policies.audience import NotYourRole, acting_role, identity_reads
 from desk_policies.description import DeskDescription, desk_for
 from desk_policies.directory import DirectorySource, current_directory, load_directory
@@ -141,13 +142,15 @@ def create_app(
     limits: RequestLimits | None = None,
     blobs: BlobStore | None = None,
     admission: Admission | None = None,
+    test_clocks: TestClocks | None = None,
 ) -> FastAPI:
     """Intake's app; `verifier` checks who calls (identity tokens for intake), `directory`
     admits the people a request names (a fixed one, or what gives the current one: asked at
     each request; the shipped one if None, for tests), `limits` bound the requests an hour (the
     settings' defaults unless given), `blobs` holds the files a request's attachments name
     (None: every attachment is refused as unknown), `admission` refuses writes past capacity
-    (None: every one is admitted)."""
+    (None: every one is admitted), `test_clocks` the clocks new requests may live on (None:
+    test clocks are not enabled)."""
     people = directory if directory is not None else load_directory()
     hourly = limits or RequestLimits()
     identified = Depends(requires_identity(verifier))  # the verified caller
@@ -192,6 +195,12 @@ def create_app(
                 return refused(Refusal(where, str(error), "forbidden"))
         if (missing := await unknown_attachment(blobs, submission)) is not None:
             return refused(missing)
+        try:
+            test_clock = await clock_for_new_request(
+                test_clocks, submission.policy_id, submission.test_clock
+            )
+        except NotAClock as error:
+            return refused(Refusal("test_clock", str(error)))
         correlation_id = x_correlation_id or str(uuid.uuid4())
         submitter = Submitter(identity.subject, role, identity.organisation)
         with log_context(correlation_id=correlation_id):
@@ -206,6 +215,7 @@ def create_app(
                 idempotency_key=idempotency_key,
                 correlation_id=correlation_id,
                 limits=hourly,
+                test_clock=test_clock,
             )
         if not isinstance(outcome, Accepted):
             return refused(outcome)

@@ -24,7 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from desk_platform.edge import refusal
 from desk_platform.http import BODY_ANSWERS, field_refusals
-from desk_platform.survey_tokens import ExpiredToken, InvalidToken, SurveyClaim, read_token
+from desk_platform.survey_tokens import (
+    ExpiredToken,
+    InvalidToken,
+    SurveyClaim,
+    genuine_claim,
+    unexpired,
+)
+from desk_platform.test_clocks import RequestTime, TestClocks
 from desk_policies.model import DeskPolicy
 from intake.application.survey import AlreadyAnswered, previous_answer, record_answer
 
@@ -107,14 +114,18 @@ def survey_router(
     secret: str,
     clock: Callable[[], datetime],
     answered: Callable[[str, int], None] = lambda desk, rating: None,
+    test_clocks: TestClocks | None = None,
 ) -> APIRouter:
     """The survey's routes (see module); `secret` checks the links' signatures; `answered` is
-    told the desk and rating of each answer recorded."""
+    told the desk and rating of each answer recorded; a link of a request on a test clock
+    expires on that clock's time (`test_clocks`: those this process knows; None: not enabled)."""
     router = APIRouter(tags=["survey"])
+    times = RequestTime(clock, test_clocks)
 
     def claim_of(token: str) -> SurveyClaim | JSONResponse:
         try:
-            return read_token(secret, token, clock())
+            claim = genuine_claim(secret, token)
+            return unexpired(claim, times.now(claim.test_clock))
         except (ExpiredToken, InvalidToken) as error:
             return _link_refused(error)
 
@@ -153,7 +164,9 @@ def survey_router(
             reason = f"must be from 1 to {scale}"
             return _json(422, {"detail": [refusal(("body", "rating"), reason, "less_than_equal")]})
         comment = (answer.comment or "").strip() or None
-        outcome = await record_answer(pool, claim, answer.rating, comment, clock())
+        outcome = await record_answer(
+            pool, claim, answer.rating, comment, times.now(claim.test_clock)
+        )
         if isinstance(outcome, AlreadyAnswered):
             already = Refused(
                 detail=f"{claim.key} was already rated", answered_at=outcome.answered_at

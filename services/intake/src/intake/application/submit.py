@@ -66,6 +66,7 @@ async def submit(
     source_message_id: str | None = None,
     attachments: tuple[Attachment, ...] = (),
     limits: RequestLimits | None = None,
+    test_clock: tuple[str, datetime] | None = None,
 ) -> Accepted | Refusal:
     policy = policies.get(submission.policy_id)
     if policy is None:
@@ -87,6 +88,7 @@ async def submit(
         attachments=attachments,
         limits=limits,
         counted=counted_for(submitter.id, submission.requester, policy.id, staff=staff),
+        test_clock=test_clock,
     )
     outcome = await commits.run(opening, together=_open_together)
     if isinstance(outcome, Accepted) and outcome.created:
@@ -116,6 +118,9 @@ class _Opening:
     attachments: tuple[Attachment, ...]
     limits: RequestLimits | None
     counted: dict[str, str]  # the counters it counts for, kind -> key
+    # the test clock the request lives on and its instant, the request's creation (the hourly
+    # counts stay on the real time: `now`)
+    test_clock: tuple[str, datetime] | None = None
     # the caller's trace, kept: a set of openings is written in another caller's context
     trace: dict[str, str] = field(default_factory=tracecontext.current)
     request_hash: str = field(init=False)
@@ -159,9 +164,10 @@ class _Opening:
             ticket_id=ticket_id,
             sequence=sequence,
             channel=self.channel,
-            now=self.now,
+            now=self.test_clock[1] if self.test_clock else self.now,
             source_message_id=self.source_message_id,
             attachments=self.attachments,
+            test_clock=self.test_clock[0] if self.test_clock else None,
         )
         metadata = {"correlationid": self.correlation_id or ticket_id, **self.trace}
         return ticket_id, NewEvent.from_event(event, metadata=metadata), event.key

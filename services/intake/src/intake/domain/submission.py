@@ -17,6 +17,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from desk_contracts.inputs import MAX_LINE, MAX_NAME, MAX_PEOPLE, MAX_TEXT, Address
+from desk_contracts.test_clocks import ClockId
 from desk_contracts.tickets import Attachment, Channel, TicketCreated
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy, Side
@@ -76,6 +77,11 @@ class Submission(BaseModel):
         default=None, max_length=33, pattern=REQUEST_KEY,
         description="key of an earlier request this one follows (e.g. a closed one), SPT-1042",
     )  # fmt: skip
+    test_clock: ClockId | None = Field(
+        default=None,
+        description="where test clocks are enabled (never in production): the test clock of "
+        "the desk the request lives on (desk_contracts.test_clocks)",
+    )
     attachments: list[SubmittedAttachment] = Field(
         default_factory=list, max_length=MAX_ATTACHMENTS,
         description="files already in the blob store, by sha256 (an unknown one is refused)",
@@ -178,6 +184,7 @@ def ticket_created(
     now: datetime,
     source_message_id: str | None = None,
     attachments: tuple[Attachment, ...] = (),
+    test_clock: str | None = None,
 ) -> TicketCreated:
     request_type = policy.request_type(submission.request_type)
     assert request_type is not None, "check() first"
@@ -204,4 +211,5 @@ def ticket_created(
         source_message_id=source_message_id,
         attachments=(*attachments, *(a.attachment() for a in submission.attachments)),
         references=submission.references,
+        test_clock=test_clock,
     )

@@ -8,8 +8,9 @@ process. Scale it by starting more.
 
 Whom it believes (`MAIL_VERIFY`): our MX's `Authentication-Results` (`mx`, needs
 `MAIL_AUTHSERV_IDS`), its own DKIM/SPF/DMARC checks (`self`, the default without authserv-ids),
-or nobody (`off`, for a developer's machine: refused when `DESK_ENV=production`). Settings that
-leave the From address unchecked, or `mx` without authserv-ids, stop it before it listens.
+or nobody (`off`, for a developer's machine: refused when `DESK_ENV` is production or staging).
+Settings that leave the From address unchecked, or `mx` without authserv-ids, stop it before it
+listens.
 What becomes of each message is counted on the process's registry (`intake.adapters.metrics`).
 """
 
@@ -55,10 +56,10 @@ def trust_mode(settings: Settings) -> tuple[str, frozenset[str]]:
     problem = None
     if mode == "mx" and not ids:
         problem = "MAIL_VERIFY=mx needs MAIL_AUTHSERV_IDS (the authserv-ids of our MX)"
-    elif mode == "off" and settings.desk_env == "production":
+    elif mode == "off" and settings.guarded:
         problem = (
-            "MAIL_VERIFY=off believes any From address: refused with DESK_ENV=production; "
-            "set MAIL_AUTHSERV_IDS (behind an MX that checks SPF, DKIM and DMARC) "
+            "MAIL_VERIFY=off believes any From address: refused with DESK_ENV=production "
+            "or staging; set MAIL_AUTHSERV_IDS (behind an MX that checks SPF, DKIM and DMARC) "
             "or MAIL_VERIFY=self"
         )
     if problem is not None:

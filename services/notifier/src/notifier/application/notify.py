@@ -69,6 +69,7 @@ class Notifier:
             respondent=note.recipient,
             language=note.language,
             expires_at=event.occurred_at + timedelta(days=self.survey_valid_days),
+            test_clock=ticket.test_clock,
         )
         return f"{self.portal_url.rstrip('/')}/survey/{make_token(self.survey_secret, claim)}"
 

@@ -29,6 +29,7 @@ from desk_platform.identity import Verifier, requires_identity
 from desk_policies.audience import Audience, NotYourRole, reader_desks, request_reader
 from sla.adapters.queue_api import queue_router
 from sla.adapters.summary_api import summary_router
+from sla.adapters.test_clocks_api import test_clocks_router
 from sla.application.timers import Desks, clocks_of
 
 CLOCKS_ANSWERS = {
@@ -44,9 +45,15 @@ CLOCKS_ANSWERS = {
 
 
 def create_app(
-    pool: asyncpg.Pool, desks: Desks, clock: Callable[[], datetime], *, verifier: Verifier
+    pool: asyncpg.Pool,
+    desks: Desks,
+    clock: Callable[[], datetime],
+    *,
+    verifier: Verifier,
+    test_clocks: bool = False,
 ) -> FastAPI:
-    """The sla service's app; `verifier` checks who calls (identity tokens for sla)."""
+    """The sla service's app; `verifier` checks who calls (identity tokens for sla);
+    `test_clocks`: serve the test clocks' API (`sla.adapters.test_clocks_api`)."""
     identified = Depends(requires_identity(verifier))  # the verified caller
     app = service_app("sla", pool)
 
@@ -143,4 +150,6 @@ def create_app(
 
     app.include_router(summary_router(pool, desks, clock, verifier))
     app.include_router(queue_router(pool, desks, clock, verifier=verifier))
+    if test_clocks:
+        app.include_router(test_clocks_router(pool, desks, clock, verifier=verifier))
     return app

@@ -28,7 +28,7 @@ one by one (rare) counts its timers again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -200,13 +200,16 @@ async def arm_all(
         list(known),
     ):
         fired[row["ticket_id"]].add(row["occurrence"])
+    on_clocks = {state.test_clock for _, state in known.values() if state.test_clock}
+    instants = await _clock_instants(conn, on_clocks) if on_clocks else {}
     armed: dict[str, Sequence[Timer]] = {}
     boards = []
     for ticket_id, (timeline, state) in known.items():
         policy, calendar = desks.of(state.policy_id)
-        clocks = read_clocks(timeline, state, policy, calendar, now)
+        at = instants.get(state.test_clock, now) if state.test_clock else now
+        clocks = read_clocks(timeline, state, policy, calendar, at)
         armed[ticket_id] = plan_timers(
-            timeline, state, policy, calendar, now, fired=fired[ticket_id], clocks=clocks
+            timeline, state, policy, calendar, at, fired=fired[ticket_id], clocks=clocks
         )
         boards.append(_board_row(state, clocks))
     await conn.executemany(_BOARD, boards)
@@ -215,8 +218,8 @@ async def arm_all(
     )
     await conn.executemany(
         """INSERT INTO timers (timer_id, ticket_id, kind, occurrence, fire_at, armed_version,
-                               clock, days_waiting)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (timer_id) DO NOTHING""",
+                               clock, days_waiting, test_clock)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (timer_id) DO NOTHING""",
         [
             (
                 t.command_id,
@@ -227,11 +230,20 @@ async def arm_all(
                 t.armed_version,
                 t.clock,
                 t.days_waiting,
+                known[t.ticket_id][1].test_clock,
             )
             for timers in armed.values()
             for t in timers
         ],
     )
+    if on_clocks:  # what an advancing clock waits for (sla.application.test_clocks)
+        on_clock = {i: s.version for i, (_, s) in known.items() if s.test_clock}
+        await conn.execute(
+            """DELETE FROM test_clock_waits AS w USING unnest($1::text[], $2::int[]) AS s(t, v)
+               WHERE w.ticket_id = s.t AND w.armed_version < s.v""",
+            list(on_clock),
+            list(on_clock.values()),
+        )
     for ticket_id, timers in armed.items():
         log.info(
             "timers_armed",
@@ -242,6 +254,16 @@ async def arm_all(
         for timer in timers:
             meter.armed(timer.kind)
     return armed
+
+
+async def _clock_instants(
+    conn: asyncpg.Connection, clock_ids: Collection[str]
+) -> dict[str, datetime]:
+    """The instants of these test clocks (those that exist), by id."""
+    rows = await conn.fetch(
+        "SELECT clock_id, now FROM test_clocks WHERE clock_id = ANY($1::text[])", list(clock_ids)
+    )
+    return {row["clock_id"]: row["now"] for row in rows}
 
 
 def _urgent(clocks: TicketClocks) -> tuple[datetime | None, datetime | None, int | None]:
@@ -351,8 +373,13 @@ async def complete_board(pool: asyncpg.Pool, desks: Desks, now: datetime, batch:
 async def clocks_of(
     conn: asyncpg.Connection, desks: Desks, ticket_id: str, now: datetime
 ) -> TicketClocks | None:
-    """The request's clocks at `now`; None when sla does not know it (or not all of it yet)."""
-    return _clocks(desks, await request_of(conn, ticket_id), now)
+    """The request's clocks at `now` (at its test clock's instant when it lives on one); None
+    when sla does not know it (or not all of it yet)."""
+    known = await request_of(conn, ticket_id)
+    if known is not None and known[1].test_clock:
+        test_clock = known[1].test_clock
+        now = (await _clock_instants(conn, [test_clock])).get(test_clock, now)
+    return _clocks(desks, known, now)
 
 
 def _clocks(
@@ -388,10 +415,12 @@ async def fire_due(
 
 async def next_due(pool: asyncpg.Pool, now: datetime) -> datetime | None:
     """When the next pending timer falls due after `now` (None: none is armed), so that the
-    loop can rest until then."""
+    loop can rest until then (those of test clocks fire when their clock moves)."""
     async with pool.acquire() as conn:
         due: datetime | None = await conn.fetchval(
-            "SELECT min(fire_at) FROM timers WHERE fired_at IS NULL AND fire_at > $1", now
+            """SELECT min(fire_at) FROM timers
+               WHERE fired_at IS NULL AND fire_at > $1 AND test_clock IS NULL""",
+            now,
         )
     return due
 
@@ -400,14 +429,14 @@ async def due_timers(pool: asyncpg.Pool, now: datetime) -> dict[TimerKind, int]:
     """The timers due at `now` and not fired yet, by kind (kinds without any left out)."""
     rows = await pool.fetch(
         """SELECT kind, count(*) AS due FROM timers
-           WHERE fired_at IS NULL AND fire_at <= $1 GROUP BY kind""",
+           WHERE fired_at IS NULL AND fire_at <= $1 AND test_clock IS NULL GROUP BY kind""",
         now,
     )
     return {TimerKind(row["kind"]): row["due"] for row in rows}
 
 
 @dataclass(frozen=True)
-class _Firing:
+class Firing:
     """A taken timer and what it means now (None: stale)."""
 
     row: asyncpg.Record
@@ -426,55 +455,73 @@ async def _fire_batch(
     meter: TimerMeter,
     clock: Callable[[], datetime],
 ) -> int:
-    """Take up to `limit` due timers and handle them in one transaction: together, in a few
-    statements, or, when that fails, one at a time, each behind its own savepoint, so that a
-    failing timer does not undo the others (it is put back for later). Those fired are told to
-    `meter` once the transaction is committed."""
-    fired: list[_Firing] = []
+    """Take up to `limit` due timers (of no test clock) and handle them in one transaction
+    (`fire_taken`). Those fired are told to `meter` once the transaction is committed."""
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            """SELECT * FROM timers WHERE fired_at IS NULL AND fire_at <= $1
-               ORDER BY fire_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
-            now,
-            limit,
-        )
-        if not rows:
-            return 0
-        sla = [row["ticket_id"] for row in rows if TimerKind(row["kind"]) in SLA_KINDS]
-        kept = await _requests_kept(conn, sla) if sla else {}
-        firings: list[_Firing] = []
-        failed: list[asyncpg.Record] = []
-        for row in rows:
-            try:
-                firings.append(_Firing(row, _event_for(desks, row, kept, now)))
-            except Exception:
-                log.exception("timer_failed", ticket_id=row["ticket_id"], kind=row["kind"])
-                failed.append(row)
-        try:
-            async with conn.transaction():  # savepoint: a failure falls back to one at a time
-                fired = await _fire_together(conn, firings, now)
-        except Exception:
-            log.warning("timer_batch_failed", timers=len(firings), exc_info=True)
-            for firing in firings:
-                try:
-                    async with conn.transaction():  # one timer's failure does not undo the others
-                        if await _fire(conn, firing, now):
-                            fired.append(firing)
-                except Exception:
-                    log.exception(
-                        "timer_failed", ticket_id=firing.row["ticket_id"], kind=firing.row["kind"]
-                    )
-                    failed.append(firing.row)
-        if failed:
-            await conn.execute(
-                "UPDATE timers SET fire_at = $2 WHERE timer_id = ANY($1::uuid[])",
-                [row["timer_id"] for row in failed],
-                now + RETRY_FAILED_TIMER,
-            )
+        taken, fired = await fire_taken(conn, desks, now, limit)
     committed = clock()
     for firing in fired:
         meter.fired(TimerKind(firing.row["kind"]), lateness(firing.row["fire_at"], committed))
-    return len(rows)
+    return taken
+
+
+_DUE = """SELECT * FROM timers WHERE fired_at IS NULL AND fire_at <= $1 AND test_clock IS NULL
+          ORDER BY fire_at LIMIT $2 FOR UPDATE SKIP LOCKED"""
+_DUE_ON_CLOCK = """SELECT * FROM timers WHERE fired_at IS NULL AND fire_at <= $1
+                     AND test_clock = $3
+                   ORDER BY fire_at LIMIT $2 FOR UPDATE SKIP LOCKED"""
+
+
+async def fire_taken(
+    conn: asyncpg.Connection,
+    desks: Desks,
+    now: datetime,
+    limit: int,
+    test_clock: str | None = None,
+) -> tuple[int, list[Firing]]:
+    """Take up to `limit` timers due at `now` (those of `test_clock`, else those of no test
+    clock) and handle them in the caller's transaction: together, in a few statements, or, when
+    that fails, one at a time, each behind its own savepoint, so that a failing timer does not
+    undo the others (it is put back for later). How many were taken, and those fired."""
+    fired: list[Firing] = []
+    if test_clock is None:
+        rows = await conn.fetch(_DUE, now, limit)
+    else:
+        rows = await conn.fetch(_DUE_ON_CLOCK, now, limit, test_clock)
+    if not rows:
+        return 0, []
+    sla = [row["ticket_id"] for row in rows if TimerKind(row["kind"]) in SLA_KINDS]
+    kept = await _requests_kept(conn, sla) if sla else {}
+    firings: list[Firing] = []
+    failed: list[asyncpg.Record] = []
+    for row in rows:
+        try:
+            firings.append(Firing(row, _event_for(desks, row, kept, now)))
+        except Exception:
+            log.exception("timer_failed", ticket_id=row["ticket_id"], kind=row["kind"])
+            failed.append(row)
+    try:
+        async with conn.transaction():  # savepoint: a failure falls back to one at a time
+            fired = await _fire_together(conn, firings, now)
+    except Exception:
+        log.warning("timer_batch_failed", timers=len(firings), exc_info=True)
+        for firing in firings:
+            try:
+                async with conn.transaction():  # one timer's failure does not undo the others
+                    if await _fire(conn, firing, now):
+                        fired.append(firing)
+            except Exception:
+                log.exception(
+                    "timer_failed", ticket_id=firing.row["ticket_id"], kind=firing.row["kind"]
+                )
+                failed.append(firing.row)
+    if failed:
+        await conn.execute(
+            "UPDATE timers SET fire_at = $2 WHERE timer_id = ANY($1::uuid[])",
+            [row["timer_id"] for row in failed],
+            now + RETRY_FAILED_TIMER,
+        )
+    return len(rows), fired
 
 
 def lateness(due_at: datetime, fired_at: datetime) -> float:
@@ -483,12 +530,12 @@ def lateness(due_at: datetime, fired_at: datetime) -> float:
 
 
 async def _fire_together(
-    conn: asyncpg.Connection, firings: list[_Firing], now: datetime
-) -> list[_Firing]:
+    conn: asyncpg.Connection, firings: list[Firing], now: datetime
+) -> list[Firing]:
     """Fire the batch together whatever its size: the timers marked and the occurrences
     recorded (one statement), then the events of those fired first appended to their streams at
     once (three). Returns those fired."""
-    first_in_batch: dict[tuple[str, str], _Firing] = {}  # two timers of one occurrence
+    first_in_batch: dict[tuple[str, str], Firing] = {}  # two timers of one occurrence
     for firing in firings:
         if firing.event is not None:
             first_in_batch.setdefault(firing.occurrence, firing)
@@ -518,7 +565,7 @@ async def _fire_together(
     return fired
 
 
-async def _fire(conn: asyncpg.Connection, firing: _Firing, now: datetime) -> bool:
+async def _fire(conn: asyncpg.Connection, firing: Firing, now: datetime) -> bool:
     """Fire one timer (after its batch failed together); whether it fired."""
     row = firing.row
     if firing.event is None:
@@ -544,7 +591,7 @@ async def _fire(conn: asyncpg.Connection, firing: _Firing, now: datetime) -> boo
     return True
 
 
-def _new_event(firing: _Firing) -> NewEvent:
+def _new_event(firing: Firing) -> NewEvent:
     assert firing.event is not None
     return NewEvent.from_event(
         firing.event,
@@ -553,7 +600,7 @@ def _new_event(firing: _Firing) -> NewEvent:
     )
 
 
-def _log_fired(firing: _Firing) -> None:
+def _log_fired(firing: Firing) -> None:
     assert firing.event is not None
     log.info(
         "timer_fired",
@@ -564,7 +611,7 @@ def _log_fired(firing: _Firing) -> None:
     )
 
 
-def _log_not_fired(firing: _Firing) -> None:
+def _log_not_fired(firing: Firing) -> None:
     row = firing.row
     if firing.event is None:  # the clock moved on since arming: a re-arm will follow its state
         log.info("timer_stale", ticket_id=row["ticket_id"], kind=row["kind"])

@@ -36,7 +36,6 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Annotated, Any, get_type_hints
 
 import asyncpg
@@ -57,6 +56,7 @@ from desk_platform.http import (
 )
 from desk_platform.identity import Verifier, requires_identity
 from desk_platform.logging import log_context
+from desk_platform.test_clocks import RequestTime
 from desk_policies.actions import Action, Permission
 from desk_policies.audience import NotYourRole, acting_role
 from desk_policies.directory import Directory, DirectorySource, current_directory
@@ -284,13 +284,14 @@ MakeCommand = Callable[[Actor], Command]
 def command_router(
     pool: asyncpg.Pool,
     policies: dict[str, DeskPolicy],
-    clock: Callable[[], datetime],
+    times: RequestTime,
     people: DirectorySource,
     loaded_for: LoadFor,
     verifier: Verifier,
 ) -> APIRouter:
     """The command operations; `verifier` checks who calls, `loaded_for` finds a request (404);
-    an actor who may not read it is refused as the reads refuse (`workflow.adapters.readers`)."""
+    an actor who may not read it is refused as the reads refuse (`workflow.adapters.readers`);
+    `times` says what time it is for a request (its test clock's, if it lives on one)."""
     router = APIRouter(tags=["commands"])
     caller = caller_of(verifier)
 
@@ -315,7 +316,11 @@ def command_router(
             with log_context(ticket_id=loaded.state.ticket_id, correlation_id=who.correlation_id):
                 try:
                     outcome = await execute(
-                        conn, loaded, command, clock(), correlation_id=who.correlation_id
+                        conn,
+                        loaded,
+                        command,
+                        times.now(loaded.state.test_clock),
+                        correlation_id=who.correlation_id,
                     )
                 except ConcurrencyError as error:
                     raise HTTPException(409, f"{error}: reload and try again") from None

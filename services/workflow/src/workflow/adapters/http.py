@@ -30,6 +30,7 @@ from desk_contracts.inputs import quoted
 from desk_eventstore.records import RecordedEvent
 from desk_platform.http import IDENTITY_ANSWERS, SCHEMAS, RoleChoice, refusals, service_app
 from desk_platform.identity import Verifier, requires_identity
+from desk_platform.test_clocks import RequestTime, TestClocks
 from desk_policies.audience import (
     Audience,
     entry_seen_by,
@@ -172,10 +173,12 @@ def create_app(
     *,
     verifier: Verifier,
     directory: DirectorySource | None = None,
+    test_clocks: TestClocks | None = None,
 ) -> FastAPI:
     """Workflow's app; `verifier` checks who calls (identity tokens for workflow), `directory`
     admits participants and assignees (a fixed one, or what gives the current one: asked at
-    each command; the shipped one if None, for tests)."""
+    each command; the shipped one if None, for tests), `test_clocks` the clocks requests may
+    live on (None: test clocks are not enabled)."""
     people = directory if directory is not None else load_directory()
     identified = Depends(requires_identity(verifier))  # the verified caller
     app = service_app("workflow", pool)
@@ -306,7 +309,11 @@ def create_app(
         reads = identity_reads(identity, policies.values())
         return [desk_for(p, reads.get(p.id)) for p in policies.values()]
 
-    app.include_router(command_router(pool, policies, clock, people, loaded_for, verifier))
+    app.include_router(
+        command_router(
+            pool, policies, RequestTime(clock, test_clocks), people, loaded_for, verifier
+        )
+    )
     app.include_router(summary_router(pool, policies, verifier))
     app.include_router(search_router(pool, policies, verifier))
     return app

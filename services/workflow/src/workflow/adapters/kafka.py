@@ -27,10 +27,11 @@ import structlog
 from desk_contracts.base import Event
 from desk_contracts.envelope import Envelope
 from desk_contracts.requests import CommentReceived, DeliveryFailed, SurveySubmitted
-from desk_contracts.sla import AutoCloseDue, ReminderDue
+from desk_contracts.sla import AutoCloseDue, ReminderDue, TimerFired
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.store import StreamFull
 from desk_platform.consumer import Handler, PoisonMessage, Together
+from desk_platform.test_clocks import RequestTime, TestClocks
 from desk_policies.model import DeskPolicy
 from workflow.application.tickets import (
     UnknownPolicy,
@@ -106,7 +107,15 @@ def check_sender(envelope: Envelope, event: Event) -> None:
         )
 
 
-def on_command(policies: dict[str, DeskPolicy], clock: Callable[[], datetime]) -> Handler:
+def on_command(
+    policies: dict[str, DeskPolicy],
+    clock: Callable[[], datetime],
+    test_clocks: TestClocks | None = None,
+) -> Handler:
+    """The handler of workflow's input: new requests opened, commands executed at the time it is
+    for their request (`test_clocks`: the clocks requests may live on; None: not enabled)."""
+    times = RequestTime(clock, test_clocks)
+
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
         check_sender(envelope, event)
         if isinstance(event, TicketCreated):
@@ -124,12 +133,15 @@ def on_command(policies: dict[str, DeskPolicy], clock: Callable[[], datetime]) -
             raise PoisonMessage(str(error)) from error
         except UnknownTicket as error:  # its creation comes first on this topic: none came
             raise PoisonMessage(str(error)) from error
+        test_clock = loaded.state.test_clock
+        if test_clocks is not None and test_clock is not None and isinstance(event, TimerFired):
+            test_clocks.reached(test_clock, event.due_at)  # fired when its clock got there
         try:
             outcome = await execute(
                 conn,
                 loaded,
                 command,
-                clock(),
+                times.now(test_clock),
                 correlation_id=envelope.correlation_id,
                 causation_id=envelope.id,
                 id_seed=uuid.uuid5(uuid.NAMESPACE_URL, envelope.id),
