@@ -11,6 +11,7 @@ request's "now" from the clock.
   the requester.
 - saas-desk: the satisfaction survey's link, mailed on closing, expires 30 days later on the
   request's clock.
+- a clock attached to a whole desk dates every new request of it, one sent by mail too.
 - erp-vendor's Geneva calendar: a high request filed on a Thursday at 16:30 before Easter
   (Good Friday and Easter Monday are public holidays in Geneva; summer time begins that Sunday)
   has its 120 business minutes of response run out on Tuesday at 09:00 local time, 07:00 UTC:
@@ -21,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import smtplib
 import uuid
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
 import httpx
@@ -328,3 +331,38 @@ def test_a_survey_link_expires_after_30_days_of_its_request_s_clock(system: Syst
     assert expired.status_code == 410, expired.text
     answered = intake.post(link, json={"rating": 5})
     assert answered.status_code == 410, answered.text
+
+
+def test_a_clock_attached_to_a_desk_dates_every_new_request_of_it_even_by_mail(
+    system: System,
+) -> None:
+    """Last of the tests on this system: from here on every new cloud-partner request lives on
+    the clock (one a desk, and a clock is never removed)."""
+    start = datetime.fromisoformat("2027-06-01T08:00:00+00:00")
+    created = lead(system, "sla").post(
+        "/test-clocks",
+        json={"desk": "cloud-partner", "at": start.isoformat(), "attached_to": "desk"},
+    )
+    assert created.status_code == 201, created.text
+    second = lead(system, "sla").post(
+        "/test-clocks",
+        json={"desk": "cloud-partner", "at": start.isoformat(), "attached_to": "desk"},
+    )
+    assert second.status_code == 409, second.text  # one clock a desk
+
+    subject = f"Sauvegarde manquante {uuid.uuid4().hex[:6]}"
+    message = EmailMessage()
+    message["From"], message["To"] = REQUESTER, "support@cloud-partner.example"
+    message["Subject"], message["Message-ID"] = subject, f"<{uuid.uuid4().hex}@acme.example>"
+    message.set_content("La sauvegarde de cette nuit n'a pas tourné.")
+
+    def mailed() -> dict[str, Any] | None:
+        found = lead(system, "workflow").get("/requests", params={"policy_id": "cloud-partner"})
+        rows = [r for r in found.json() if r["subject"] == subject]
+        return rows[0] if rows else None
+
+    with smtplib.SMTP("127.0.0.1", system.mail_port, timeout=10) as gateway:
+        gateway.send_message(message)
+    row = eventually(mailed)
+    view = request_view(system, row["key"])
+    assert datetime.fromisoformat(view["created_at"]) == start

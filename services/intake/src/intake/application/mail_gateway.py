@@ -49,6 +49,7 @@ from desk_eventstore.group_commit import GroupCommit
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import ConcurrencyError, StreamFull, append, stream_version
 from desk_platform.blobs import BlobStore
+from desk_platform.test_clocks import TestClocks, clock_for_new_request
 from desk_policies.directory import Directory, DirectorySource, current_directory
 from desk_policies.model import DeskPolicy
 from intake.adapters.mail_tickets import tickets_for
@@ -145,8 +146,10 @@ class MailGateway:
         blobs: BlobStore,
         clock: Callable[[], datetime],
         verifier: SenderVerifier | None = None,
+        test_clocks: TestClocks | None = None,  # a desk's clock dates its new requests
     ) -> None:
         self.pool = pool
+        self.test_clocks = test_clocks
         self.commits = GroupCommit(pool)  # shared by the messages received together
         self.verifier = verifier
         self.policies = policies
@@ -260,6 +263,8 @@ class MailGateway:
         self, mail: InboundMail, decision: NewRequest, now: datetime, directory: Directory
     ) -> Received:
         attachments = await self._store(decision.attachments)
+        desk = decision.submission.policy_id
+        on_clock = await clock_for_new_request(self.test_clocks, desk, None)
         outcome = await submit(
             self.commits,
             dict(self.policies),
@@ -271,6 +276,7 @@ class MailGateway:
             idempotency_key=f"mail:{decision.message_id}",
             source_message_id=decision.message_id,
             attachments=attachments,
+            test_clock=on_clock,
         )
         if not isinstance(outcome, Accepted):  # the desk's mail defaults do not fit its policy
             log.error("mail_request_refused", field=outcome.field, reason=outcome.reason)
