@@ -43,6 +43,7 @@ __all__ = [
     "RequestVerdicts",
     "SideBySide",
     "Terms",
+    "UnreadableHistory",
     "Verdict",
     "WhatIf",
     "compare",

@@ -30,6 +30,7 @@ __all__ = [
     "WHATIF_HEADER",
     "changes_csv",
     "compliance_csv",
+    "compliance_lines",
     "compliance_png",
     "minutes",
     "whatif_csv",

@@ -56,7 +56,7 @@ from sla.domain.scenario import (
     target_override,
 )
 from sla.domain.whatif import Histories, Period, Verdict, WhatIf, compare, terms_of
-from sla.entrypoints.log_sources import kafka_states, store_states
+from sla.entrypoints.log_sources import collector_paused, gather, kafka_states, store_states
 from sla.entrypoints.report_files import changes_csv, minutes, whatif_csv, whatif_png
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
@@ -118,26 +118,23 @@ def alternative(
     return Scenario(title, scenario.policies, scenario.calendars, scenario.changed)
 
 
-async def gather(
+async def read_histories(
     source: str, period: Period, progress: Callable[[int, int], None], schema: str
 ) -> Histories:
     """Every request's history from `source` (`kafka` or `store`) up to the period's end."""
-    histories = Histories(period)
     batches: AsyncIterator[list[dict[str, Any]]]
     if source == "kafka":
         topic = os.environ.get("TOPIC_PREFIX", "") + TICKET_EVENTS
         batches = kafka_states(os.environ["KAFKA_BOOTSTRAP_SERVERS"], topic, progress)
     else:
         batches = store_states(os.environ["DATABASE_URL"], schema, progress)
-    async for states in batches:
-        histories.add_all(states)
-    return histories
+    return await gather(batches, period)
 
 
 def read_with_progress(
     source: str, period: Period, schema: str, quiet: bool = False
 ) -> tuple[Histories, float]:
-    """`gather` with a progress bar on stderr (records, share, rate, time left); returns the
+    """`read_histories` with a progress bar on stderr (records, share, rate, time left); returns the
     histories and the seconds the read took."""
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -155,7 +152,7 @@ def read_with_progress(
             rate = done / max(time.perf_counter() - started, 1e-6)
             bars.update(task, completed=done, total=total, rate=f"{rate:,.0f}")
 
-        histories = asyncio.run(gather(source, period, progress, schema))
+        histories = asyncio.run(read_histories(source, period, progress, schema))
     return histories, time.perf_counter() - started
 
 
@@ -283,14 +280,15 @@ def main(
         f"requests, {histories.duplicates:,} duplicates skipped"
     )
     until = period.end or histories.last_at or datetime.fromtimestamp(0, UTC)
-    report = compare(
-        histories.requests.values(),
-        terms_of(policies, calendars),
-        terms_of(scenario.policies, scenario.calendars),
-        until,
-        period,
-        set(desk) if desk else None,
-    )
+    with collector_paused():
+        report = compare(
+            histories.requests.values(),
+            terms_of(policies, calendars),
+            terms_of(scenario.policies, scenario.calendars),
+            until,
+            period,
+            set(desk) if desk else None,
+        )
     show(report, scenario.title, Console(), show_changes)
     if csv:
         whatif_csv(report, csv)
