@@ -43,6 +43,7 @@ __all__ = [
     "kafka_records",
     "kafka_states",
     "store_records",
+    "store_rows",
     "store_states",
 ]
 
@@ -157,9 +158,11 @@ async def kafka_records(
         yield batch
 
 
-async def _store_rows(
+async def store_rows(
     url: str, schema: str, columns: str, progress: Progress
 ) -> AsyncIterator[list[asyncpg.Record]]:
+    """`columns` (SQL) of every row of the store's events table, in global order, by batches
+    of `STORE_BATCH`, in one read-only repeatable-read transaction."""
     conn = await asyncpg.connect(url, server_settings={"search_path": schema})
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -186,7 +189,7 @@ async def store_states(
     """The state every event of the store was appended with, in global order, by batches."""
     loads = from_json
     column = f"metadata->>'{STATE_METADATA}'"
-    async for rows in _store_rows(url, schema, column, progress):
+    async for rows in store_rows(url, schema, column, progress):
         yield [loads(row[0]) for row in rows if row[0] is not None]
 
 
@@ -195,7 +198,7 @@ async def store_records(
 ) -> AsyncIterator[list[LogRecord]]:
     """Every event of the store as a `LogRecord`, in global order, by batches."""
     columns = f"event_type, stream_id, stream_version, payload::text, metadata->>'{STATE_METADATA}'"
-    async for rows in _store_rows(url, schema, columns, progress):
+    async for rows in store_rows(url, schema, columns, progress):
         yield [
             LogRecord(
                 event_type=row[0],
