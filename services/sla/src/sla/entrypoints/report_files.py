@@ -46,7 +46,7 @@ WHATIF_HEADER = [
     "resolution_breached_now", "resolution_breached_alternative",
 ]  # fmt: skip
 CHANGES_HEADER = [
-    "key", "ticket_id", "desk", "priority", "month", "clock", "verdict_now",
+    "key", "ticket_id", "desk", "priority", "created_at", "clock", "verdict_now",
     "verdict_alternative", "elapsed_min_now", "elapsed_min_alternative", "target_min_now",
     "target_min_alternative",
 ]  # fmt: skip
@@ -117,7 +117,7 @@ def changes_csv(report: WhatIf, path: Path) -> None:
                 request.ticket_id,
                 request.desk,
                 request.priority,
-                request.month,
+                request.created_at.isoformat(),
                 change.clock.value,
                 before.verdict.value,
                 after.verdict.value,
