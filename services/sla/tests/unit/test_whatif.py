@@ -15,6 +15,7 @@ from sla_stories import CALENDARS, Story
 
 from desk_policies.loader import load_policies
 from sla.domain.clocks import ClockKind
+from sla.domain.compliance import Row
 from sla.domain.scenario import (
     ScenarioError,
     apply_scenario,
@@ -23,7 +24,13 @@ from sla.domain.scenario import (
     target_override,
 )
 from sla.domain.whatif import Histories, Period, Verdict, WhatIf, compare, terms_of, verdicts
-from sla.entrypoints.report_files import changes_csv, whatif_csv, whatif_png
+from sla.entrypoints.report_files import (
+    changes_csv,
+    compliance_csv,
+    compliance_png,
+    whatif_csv,
+    whatif_png,
+)
 
 ROOT = Path(__file__).resolve().parents[4]
 EXAMPLE = ROOT / "docs" / "whatif" / "erp-vendor-critical-30min-saturday.yaml"
@@ -216,4 +223,17 @@ def test_the_report_is_written_as_csv_and_png(tmp_path: Path) -> None:
     assert changed["key"] == "SPT-0"
     assert (changed["verdict_now"], changed["verdict_alternative"]) == ("kept", "breached")
     assert (changed["elapsed_min_now"], changed["target_min_alternative"]) == ("45.0", "30.0")
+    assert (tmp_path / "compliance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_compliance_report_is_written_as_csv_and_png(tmp_path: Path) -> None:
+    rows = [Row("2026-03", "critical", 4, 1, 0), Row("2026-04", "critical", 2, 0, 2)]
+    compliance_csv(rows, tmp_path / "compliance.csv")
+    compliance_png(rows, tmp_path / "compliance.png", "compliance")
+    with (tmp_path / "compliance.csv").open(encoding="utf-8") as lines:
+        assert list(csv.reader(lines)) == [
+            ["month", "priority", "requests", "response_kept_%", "resolution_kept_%"],
+            ["2026-03", "critical", "4", "75.0", "100.0"],
+            ["2026-04", "critical", "2", "100.0", "0.0"],
+        ]
     assert (tmp_path / "compliance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
