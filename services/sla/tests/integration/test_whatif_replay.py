@@ -69,7 +69,8 @@ def stories() -> Iterator[list[Event]]:
     yield request(1, "erp-vendor", "critical", timedelta(minutes=45))  # kept now, breached then
     yield request(2, "erp-vendor", "critical", timedelta(minutes=20))  # kept both ways
     yield request(3, "erp-vendor", "low", timedelta(minutes=45))  # kept both ways
-    # terms unchanged; "in progress" does not stop its response clock: breached both ways
+    # terms unchanged; "in progress" does not stop its response clock, still open (45 of its 60
+    # minutes) at the log's last event, where the clocks are read (the log ends before --to)
     yield request(4, "cloud-partner", "critical", timedelta(minutes=45))
 
 
@@ -98,7 +99,7 @@ def check(files: dict[str, list[dict[str, str]]]) -> None:
     critical = next(r for r in files["compliance"] if r["priority"] == "critical")
     assert critical["requests"] == "3"  # erp-vendor's two and cloud-partner's
     breached = (critical["response_breached_now"], critical["response_breached_alternative"])
-    assert breached == ("1", "2")
+    assert breached == ("0", "1")
 
 
 async def groups(bootstrap: str) -> set[str]:

@@ -31,6 +31,7 @@ from sla.entrypoints.report_files import (
     whatif_csv,
     whatif_png,
 )
+from sla.entrypoints.whatif import reading_instant
 
 ROOT = Path(__file__).resolve().parents[4]
 EXAMPLE = ROOT / "docs" / "whatif" / "erp-vendor-critical-30min-saturday.yaml"
@@ -237,3 +238,14 @@ def test_the_compliance_report_is_written_as_csv_and_png(tmp_path: Path) -> None
             ["2026-04", "critical", "2", "100.0", "0.0"],
         ]
     assert (tmp_path / "compliance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_open_clocks_are_read_at_the_period_end_unless_the_log_ends_sooner() -> None:
+    story = answered_in_45_minutes()
+    gathered = histories(story, period=Period(end=story.at(2026, 3, 2, 10, 30)))
+    assert gathered.last_at == story.at(2026, 3, 2, 10, 0)  # the creation, the one event kept
+    assert gathered.log_ends_at == story.at(2026, 3, 2, 10, 45)  # the answer, read and left out
+    june = Period(end=datetime(2026, 6, 1, tzinfo=UTC))
+    assert reading_instant(june, histories(story)) == story.at(2026, 3, 2, 10, 45)
+    half_past = Period(end=story.at(2026, 3, 2, 10, 30))
+    assert reading_instant(half_past, gathered) == story.at(2026, 3, 2, 10, 30)

@@ -151,7 +151,15 @@ class Histories:
     period's end. A state told again (a replayed duplicate: a version already seen) is skipped;
     one that cannot be read (no ticket id, version or time) is counted and skipped."""
 
-    __slots__ = ("_end", "duplicates", "last_at", "records", "requests", "unreadable")
+    __slots__ = (
+        "_end",
+        "duplicates",
+        "last_at",
+        "log_ends_at",
+        "records",
+        "requests",
+        "unreadable",
+    )
 
     def __init__(self, period: Period = Period()) -> None:
         self._end = period.end
@@ -160,6 +168,7 @@ class Histories:
         self.duplicates = 0
         self.unreadable = 0
         self.last_at: datetime | None = None  # the latest event kept
+        self.log_ends_at: datetime | None = None  # the latest event read, kept or not
 
     def add(self, state: Mapping[str, Any]) -> None:
         """One published state (the `request-state` header's or the store's JSON data)."""
@@ -168,7 +177,7 @@ class Histories:
     def add_all(self, states: Iterable[Mapping[str, Any]]) -> None:
         """Published states in the log's order (the hot loop of a replay: kept lean)."""
         requests, end, parse = self.requests, self._end, datetime.fromisoformat
-        last_at = self.last_at
+        last_at, log_ends_at = self.last_at, self.log_ends_at
         records = duplicates = unreadable = 0
         for state in states:
             records += 1
@@ -180,6 +189,8 @@ class Histories:
             except (KeyError, TypeError, ValueError):
                 unreadable += 1
                 continue
+            if log_ends_at is None or at > log_ends_at:
+                log_ends_at = at
             if end is not None and at >= end:
                 continue
             history = requests.get(ticket)
@@ -192,7 +203,7 @@ class Histories:
             history.state = state
             if last_at is None or at > last_at:
                 last_at = at
-        self.last_at = last_at
+        self.last_at, self.log_ends_at = last_at, log_ends_at
         self.records += records
         self.duplicates += duplicates
         self.unreadable += unreadable

@@ -156,6 +156,13 @@ def read_with_progress(
     return histories, time.perf_counter() - started
 
 
+def reading_instant(period: Period, histories: Histories) -> datetime:
+    """When the clocks of requests still open are read: the period's end, or the log's last
+    event when the log ends sooner (what came after it is not known)."""
+    last = histories.log_ends_at or datetime.fromtimestamp(0, UTC)
+    return last if period.end is None else min(period.end, last)
+
+
 def _kept(share_now: float, share_alt: float) -> tuple[str, str, str]:
     difference = 100 * (share_alt - share_now)
     style = "green" if difference > 0 else "red" if difference < 0 else "dim"
@@ -266,6 +273,9 @@ def main(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     policies, calendars = policies_in_force()
+    unknown = sorted(set(desk or ()) - set(policies))
+    if unknown:
+        raise typer.BadParameter(f"no desk {', '.join(unknown)} ({', '.join(sorted(policies))})")
     try:
         scenario = alternative(
             policies, calendars, policy or [], calendar or [], target or [], hours or []
@@ -279,7 +289,7 @@ def main(
         f"({histories.records / max(seconds, 1e-9):,.0f}/s), {len(histories.requests):,} "
         f"requests, {histories.duplicates:,} duplicates skipped"
     )
-    until = period.end or histories.last_at or datetime.fromtimestamp(0, UTC)
+    until = reading_instant(period, histories)
     with collector_paused():
         report = compare(
             histories.requests.values(),
