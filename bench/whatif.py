@@ -165,6 +165,7 @@ def request_events(rng: random.Random, number: int) -> list[Event]:
     acted = {"ticket_id": ticket, "actor_id": AGENT, "actor_role": "service_desk"}
 
     def move(cls: type[Any], to: str, minutes: float, **extra: Any) -> None:
+        """The request moves to `to` `minutes` business minutes after its last event."""
         nonlocal at, status
         at = business_later(calendar, at, minutes)
         events.append(cls(occurred_at=at, from_status=status, to_status=to, **acted, **extra))
@@ -266,6 +267,7 @@ async def fill(
 
 
 async def drop(bootstrap: str, topic: str) -> None:
+    """Delete the topic."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -289,6 +291,7 @@ async def fill_store(url: str, records: list[tuple[datetime, bytes, bytes, Any]]
     await pool.close()
 
     def rows() -> Any:
+        """The events table's rows of the records (`STORE_COLUMNS`)."""
         for at, key, value, headers in records:
             named = dict(headers)
             state = named[STATE_HEADER].decode()
@@ -313,6 +316,7 @@ async def fill_store(url: str, records: list[tuple[datetime, bytes, bytes, Any]]
 
 
 async def drop_schema(url: str, schema: str) -> None:
+    """Drop the schema and everything in it."""
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
@@ -389,10 +393,12 @@ def line(label: str, count: int, seconds: list[float], detail: str = "") -> floa
 
 
 def run(aw: Callable[[], Awaitable[Any]]) -> Callable[[], Any]:
+    """A round that runs the coroutine `aw` makes in a new event loop."""
     return lambda: asyncio.run(aw())
 
 
 def main() -> int:
+    """Fill, measure, print (see the module); returns the exit status."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--events", type=int, default=200_000, help="events in the log (about)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per case (median shown)")

@@ -137,6 +137,7 @@ class History:
 
     @property
     def created_at(self) -> datetime:
+        """When the request was created (its first step)."""
         return self.steps[0][1]
 
     def timeline(self) -> Timeline:
@@ -228,6 +229,7 @@ class RequestVerdicts:
 
     @property
     def month(self) -> str:
+        """The month (YYYY-MM, UTC) the request counts under."""
         return month_of(self.created_at)
 
     def outcome(self, clock: ClockKind) -> Outcome:
@@ -282,10 +284,12 @@ class Change:
 
     @property
     def before(self) -> Outcome:
+        """The clock's outcome under the terms in force."""
         return self.now.outcome(self.clock)
 
     @property
     def after(self) -> Outcome:
+        """The clock's outcome under the alternative terms."""
         return self.alternative.outcome(self.clock)
 
 
@@ -300,6 +304,7 @@ class SideBySide:
 
     @property
     def requests(self) -> int:
+        """The requests created that month at that priority."""
         return self.now.requests
 
 
@@ -386,6 +391,7 @@ def compare(
     )
 
     def count(side: int) -> dict[ClockKind, int]:
+        """Breaches per clock on one side (0: now, 1: the alternative)."""
         return {
             clock: sum(pair[side].outcome(clock).verdict is Verdict.BREACHED for pair in pairs)
             for clock in CLOCKS

@@ -121,6 +121,7 @@ class EventColumns:
 
 def _clock(outcome: Outcome) -> list[Any]:
     def minutes(value: Any) -> float | None:
+        """A duration in minutes (None stays None)."""
         return None if value is None else value.total_seconds() / 60
 
     return [outcome.verdict.value, minutes(outcome.elapsed), minutes(outcome.target)]
@@ -165,6 +166,7 @@ async def read_log(source: str, schema: str, bars: Progress) -> tuple[EventColum
     task = bars.add_task(f"reading the log ({source})", total=None)
 
     def progress(done: int, total: int) -> None:
+        """The bar moved to `done` of `total` records."""
         bars.update(task, completed=done, total=total)
 
     batches: AsyncIterator[list[LogRecord]]

@@ -149,6 +149,7 @@ def read_with_progress(
         task = bars.add_task(f"reading the log ({source})", total=None, rate="-")
 
         def progress(done: int, total: int) -> None:
+            """The bar moved to `done` of `total` records, with the rate so far."""
             rate = done / max(time.perf_counter() - started, 1e-6)
             bars.update(task, completed=done, total=total, rate=f"{rate:,.0f}")
 
