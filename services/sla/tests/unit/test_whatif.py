@@ -249,3 +249,19 @@ def test_open_clocks_are_read_at_the_period_end_unless_the_log_ends_sooner() -> 
     assert reading_instant(june, histories(story)) == story.at(2026, 3, 2, 10, 45)
     half_past = Period(end=story.at(2026, 3, 2, 10, 30))
     assert reading_instant(half_past, gathered) == story.at(2026, 3, 2, 10, 30)
+
+
+def test_under_the_terms_in_force_nothing_changes() -> None:
+    story = answered_in_45_minutes()
+    saturday = Story("erp-vendor", priority="high", start=(2026, 3, 7, 10, 0))
+    saturday.moves("in_progress", 2026, 3, 9, 8, 20)
+    unchanged = apply_scenario({}, POLICIES, CALENDARS)
+    report = compare(
+        histories(story, saturday).requests.values(),
+        NOW_TERMS,
+        terms_of(unchanged.policies, unchanged.calendars),
+        story.at(2026, 3, 9, 18, 0),
+    )
+    assert (report.requests, report.changes, report.unreadable) == (2, (), ())
+    assert report.breaches_now == report.breaches_alternative
+    assert unchanged.changed == frozenset()
