@@ -21,7 +21,8 @@ PostgreSQL server (DATABASE_URL), in a fresh schema migrated as workflow's:
 3. the what-if read (`sla.entrypoints.log_sources.kafka_states` into
    `sla.domain.whatif.Histories`: what the command does under its progress bar), then the whole
    what-if (the read, then every request's verdicts under the terms in force and under the
-   shipped example scenario, `docs/whatif/erp-vendor-critical-30min-saturday.yaml`).
+   shipped example scenario, `docs/whatif/erp-vendor-critical-30min-saturday.yaml`, on every
+   core as the command reads them: `compare_on_cores`).
 4. with `--store`: the same events written by one COPY into the schema's events table (each
    with its state in its metadata, as workflow appends it); baseline: the same rows read raw
    (`store_rows`: the read-only cursor of the replay, the state's JSON text fetched, nothing
@@ -80,7 +81,7 @@ from desk_policies.loader import load_policies
 from desk_policies.requests import Ticket, evolve, published
 from sla.domain.business_time import BusinessTime
 from sla.domain.scenario import apply_scenario
-from sla.domain.whatif import Histories, compare, terms_of
+from sla.domain.whatif import Histories, Period, terms_of
 from sla.entrypoints.log_sources import (
     collector_paused,
     gather,
@@ -89,6 +90,7 @@ from sla.entrypoints.log_sources import (
     store_rows,
     store_states,
 )
+from sla.entrypoints.whatif import compare_on_cores
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "docs" / "whatif" / "erp-vendor-critical-30min-saturday.yaml"
@@ -361,11 +363,13 @@ def whole_round(bootstrap: str, topic: str) -> int:
     scenario = apply_scenario(yaml.safe_load(EXAMPLE.read_text()), POLICIES, CALENDARS)
     assert histories.last_at is not None
     with collector_paused():
-        report = compare(
-            histories.requests.values(),
+        report = compare_on_cores(
+            list(histories.requests.values()),
             terms_of(POLICIES, CALENDARS),
             terms_of(scenario.policies, scenario.calendars),
             histories.last_at,
+            Period(),
+            None,
         )
     return len(report.changes)
 

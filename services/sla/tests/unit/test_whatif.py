@@ -265,3 +265,27 @@ def test_under_the_terms_in_force_nothing_changes() -> None:
     assert (report.requests, report.changes, report.unreadable) == (2, (), ())
     assert report.breaches_now == report.breaches_alternative
     assert unchanged.changed == frozenset()
+
+
+def test_the_requests_read_on_two_cores_make_the_same_report(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sla.entrypoints.whatif as command
+
+    monkeypatch.setattr(command, "FEW", 0)
+    stories = [answered_in_45_minutes() for _ in range(3)]
+    stories.append(Story("erp-vendor", priority="high", start=(2026, 3, 7, 10, 0)))
+    stories[-1].moves("in_progress", 2026, 3, 9, 8, 20)
+    alternative = apply_scenario(example(), POLICIES, CALENDARS)
+    arguments = (
+        list(histories(*stories).requests.values()),
+        NOW_TERMS,
+        terms_of(alternative.policies, alternative.calendars),
+        stories[0].at(2026, 3, 9, 18, 0),
+        Period(),
+        None,
+    )
+    on_one = compare(*arguments)
+    on_two = command.compare_on_cores(*arguments, workers=2)
+    assert on_two == on_one
+    assert len(on_two.changes) == 4

@@ -39,6 +39,7 @@ __all__ = [
     "Histories",
     "History",
     "Outcome",
+    "Pairs",
     "Period",
     "RequestVerdicts",
     "SideBySide",
@@ -47,6 +48,8 @@ __all__ = [
     "Verdict",
     "WhatIf",
     "compare",
+    "read_both_ways",
+    "summarise",
     "terms_of",
     "verdicts",
 ]
@@ -345,18 +348,31 @@ def _same_terms(now: Mapping[str, Terms], alternative: Mapping[str, Terms]) -> s
     }
 
 
-def compare(
+Pair = tuple[RequestVerdicts, RequestVerdicts]  # a request's verdicts now and under the other
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """The requests read both ways (`read_both_ways`), and those that could not be read
+    (ticket id, why)."""
+
+    pairs: list[Pair]
+    unreadable: list[tuple[str, str]]
+
+
+def read_both_ways(
     histories: Iterable[History],
     now: Mapping[str, Terms],
     alternative: Mapping[str, Terms],
     until: datetime,
     period: Period = Period(),
     desks: Collection[str] | None = None,
-) -> WhatIf:
+) -> Pairs:
     """Each request created in `period` (of `desks`, when given) read under `now` and
-    `alternative` (a desk whose terms are the same is read once), then compared."""
+    `alternative` (a desk whose terms are the same is read once). The requests are read one
+    by one, so parts of the log may be read apart (on several cores) and joined."""
     same = _same_terms(now, alternative)
-    pairs: list[tuple[RequestVerdicts, RequestVerdicts]] = []
+    pairs: list[Pair] = []
     unreadable: list[tuple[str, str]] = []
     for history in histories:
         if not history.steps or not period.holds(history.created_at):
@@ -371,6 +387,25 @@ def compare(
             unreadable.append((history.ticket_id, str(error)))
             continue
         pairs.append((before, after))
+    return Pairs(pairs, unreadable)
+
+
+def compare(
+    histories: Iterable[History],
+    now: Mapping[str, Terms],
+    alternative: Mapping[str, Terms],
+    until: datetime,
+    period: Period = Period(),
+    desks: Collection[str] | None = None,
+) -> WhatIf:
+    """Each request created in `period` (of `desks`, when given) read under `now` and
+    `alternative` (`read_both_ways`), then compared (`summarise`)."""
+    return summarise(read_both_ways(histories, now, alternative, until, period, desks), until)
+
+
+def summarise(read: Pairs, until: datetime) -> WhatIf:
+    """The comparison of the requests read both ways: compliance rows, changes, breaches."""
+    pairs = read.pairs
     creations = [Creation(v.ticket_id, v.month, v.priority) for v, _ in pairs]
     rows_now = tally(creations, _breaches(v for v, _ in pairs))
     rows_alternative = {
@@ -403,6 +438,6 @@ def compare(
         breaches_now=count(0),
         breaches_alternative=count(1),
         requests=len(pairs),
-        unreadable=tuple(unreadable),
+        unreadable=tuple(read.unreadable),
         read_until=until,
     )
