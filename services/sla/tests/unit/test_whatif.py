@@ -13,6 +13,7 @@ import yaml
 from published import published_states
 from sla_stories import CALENDARS, Story
 
+from desk_policies.calendars import Weekday
 from desk_policies.loader import load_policies
 from sla.domain.clocks import ClockKind
 from sla.domain.compliance import Row
@@ -289,3 +290,33 @@ def test_the_requests_read_on_two_cores_make_the_same_report(
     on_two = command.compare_on_cores(*arguments, workers=2)
     assert on_two == on_one
     assert len(on_two.changes) == 4
+
+
+def test_a_whole_policy_file_and_a_calendar_file_make_the_alternative(tmp_path: Path) -> None:
+    from desk_policies.loader import POLICIES_DIR
+    from sla.entrypoints.whatif import alternative
+
+    policy = yaml.safe_load((POLICIES_DIR / "erp-vendor.yaml").read_text(encoding="utf-8"))
+    policy["sla"]["calendar"] = "geneva-six-days"
+    policy["sla"]["targets"]["critical"]["response"] = 30
+    (tmp_path / "erp-vendor.yaml").write_text(yaml.safe_dump(policy), encoding="utf-8")
+    calendar = CALENDARS["ch-geneva-business"].model_dump(mode="json")
+    calendar["id"] = "geneva-six-days"
+    calendar["weekly_hours"]["saturday"] = ["09:00-12:00"]
+    (tmp_path / "geneva-six-days.yaml").write_text(yaml.safe_dump(calendar), encoding="utf-8")
+    scenario = alternative(
+        dict(POLICIES),
+        dict(CALENDARS),
+        [tmp_path / "erp-vendor.yaml"],
+        [tmp_path / "geneva-six-days.yaml"],
+        [],
+        ["erp-vendor.sunday=10:00-11:00"],
+    )
+    assert scenario.changed == {"erp-vendor"}
+    assert scenario.title == "policy erp-vendor.yaml; erp-vendor.sunday=10:00-11:00"
+    changed = scenario.policies["erp-vendor"]
+    assert changed.sla.targets["critical"].response == 30
+    hours = scenario.calendars[changed.sla.calendar].weekly_hours
+    assert changed.sla.calendar == "geneva-six-days-whatif"  # the file's calendar, copied
+    assert [str(i) for i in hours[Weekday.SATURDAY]] == ["09:00-12:00"]
+    assert [str(i) for i in hours[Weekday.SUNDAY]] == ["10:00-11:00"]

@@ -338,7 +338,7 @@ def main(
         scenario = alternative(
             policies, calendars, policy or [], calendar or [], target or [], hours or []
         )
-    except (ScenarioError, ValueError) as error:
+    except (ScenarioError, ValueError, OSError, yaml.YAMLError) as error:
         err.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
     histories, seconds = read_with_progress(source, period, schema, quiet)
