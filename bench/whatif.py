@@ -8,11 +8,13 @@ Against the Kafka server of `.state/infra.env` (KAFKA_BOOTSTRAP_SERVERS), on a f
 PostgreSQL server (DATABASE_URL), in a fresh schema migrated as workflow's:
 
 1. fill: about `--events` events of a synthetic half-year (January to June 2026) of
-   `erp-vendor` and `cloud-partner` requests (`synthetic_log`): opened mostly in office hours,
-   some on Saturday mornings and evenings; priorities low 30 %, medium 40 %, high 20 %,
-   critical 10 %; qualified, taken in charge, often asked for information and answered,
-   commented, resolved and closed, each step a random number of business minutes after the
-   last on the desk's calendar (answers scattered around the targets, so some are breached).
+   `erp-vendor` (60 %) and `cloud-partner` (40 %) requests (`synthetic_log`): opened mostly in
+   office hours, some on Saturday mornings and evenings; priorities low 30 %, medium 40 %, high
+   20 %, critical 10 %; qualified and taken in charge (`erp-vendor`'s first response), asked
+   for information (`cloud-partner`'s first response, 40 % of `erp-vendor`'s) and answered
+   after 1 to 72 hours, commented, resolved and closed (5 % still worked at the end), each step
+   a random number of business minutes after the last on the desk's calendar (the first
+   responses scattered around the targets: about one in ten breached).
    Each event is folded by the one fold (`desk_policies.requests.evolve`) and published as the
    relay publishes it (`kafka_record`: CloudEvents headers, the `request-state` header), in the
    order the events happened, keyed by ticket;
@@ -174,17 +176,18 @@ def request_events(rng: random.Random, number: int) -> list[Event]:
         status = to
 
     response = target.response * rng.lognormvariate(-0.8, 0.6)  # about 1 in 10 breached
-    if qualify is not None:
+    resolution = target.resolution * rng.lognormvariate(-0.9, 0.7)
+    if qualify is not None:  # erp-vendor: taking the request in charge is its first response
         move(TicketQualified, qualify, response * rng.uniform(0.1, 0.5))
-        response *= rng.uniform(0.5, 0.9)
-    move(WorkStarted, work, response)
+        move(WorkStarted, work, response * rng.uniform(0.5, 0.9))
+        asks, asked_after = rng.random() < 0.4, resolution * 0.3
+    else:  # cloud-partner: in progress is no response; asking the requester what it needs is
+        move(WorkStarted, work, response * rng.uniform(0.05, 0.3))
+        asks, asked_after = True, response * rng.uniform(0.6, 0.9)
     if at >= START + timedelta(days=DAYS + 3):
         return events
-    at = business_later(calendar, at, rng.uniform(5, 60))
-    events.append(CommentAdded(occurred_at=at, body="Journaux analysés", public=False, **acted))
-    resolution = target.resolution * rng.lognormvariate(-0.9, 0.7)
-    if rng.random() < 0.4:
-        move(InformationRequested, "waiting_customer", resolution * 0.3, comment="Version ?")
+    if asks:
+        move(InformationRequested, "waiting_customer", asked_after, comment="Version ?")
         at += timedelta(hours=rng.uniform(1, 72))  # the customer answers in wall-clock time
         answer = {**acted, "actor_id": REQUESTER, "actor_role": "requester"}
         events.append(
@@ -194,6 +197,8 @@ def request_events(rng: random.Random, number: int) -> list[Event]:
         )
         status = work
         resolution *= 0.7
+    at = business_later(calendar, at, rng.uniform(5, 60))
+    events.append(CommentAdded(occurred_at=at, body="Journaux analysés", public=False, **acted))
     if rng.random() < 0.05:  # still being worked at the end of the log
         return events
     move(TicketResolved, "resolved", resolution, resolution_code="done", comment="Corrigé")
