@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from kafka_support import create_topic
 from published import published_envelopes
 from typer.testing import CliRunner
@@ -78,12 +80,31 @@ async def publish(bootstrap: str, topic: str) -> None:
         await producer.stop()
 
 
-def test_the_log_and_the_requests_are_exported_to_parquet_and_duckdb(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
+async def delete_topic(bootstrap: str, name: str) -> None:
+    """Remove the topic from the broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def log_prefix(kafka_bootstrap: str) -> Iterator[str]:
+    """A topic prefix of this test's own, its `ticket-events` holding the stories; removed
+    after the test."""
     prefix = f"t-export-{uuid.uuid4().hex[:8]}-"
     asyncio.run(create_topic(kafka_bootstrap, prefix + TICKET_EVENTS, partitions=6))
     asyncio.run(publish(kafka_bootstrap, prefix + TICKET_EVENTS))
+    yield prefix
+    asyncio.run(delete_topic(kafka_bootstrap, prefix + TICKET_EVENTS))
+
+
+def test_the_log_and_the_requests_are_exported_to_parquet_and_duckdb(
+    kafka_bootstrap: str, log_prefix: str, tmp_path: Path
+) -> None:
+    prefix = log_prefix
     result = CliRunner().invoke(
         app,
         ["--out", str(tmp_path), "--quiet"],

@@ -123,10 +123,31 @@ async def publish(bootstrap: str, topic: str) -> None:
         await producer.stop()
 
 
-def test_the_example_replayed_from_kafka(kafka_bootstrap: str, tmp_path: Path) -> None:
+async def delete_topic(bootstrap: str, name: str) -> None:
+    """Remove the topic from the broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def log_prefix(kafka_bootstrap: str) -> Iterator[str]:
+    """A topic prefix of this test's own, its `ticket-events` holding the stories; removed
+    after the test."""
     prefix = f"t-whatif-{uuid.uuid4().hex[:8]}-"
     asyncio.run(create_topic(kafka_bootstrap, prefix + TICKET_EVENTS, partitions=6))
     asyncio.run(publish(kafka_bootstrap, prefix + TICKET_EVENTS))
+    yield prefix
+    asyncio.run(delete_topic(kafka_bootstrap, prefix + TICKET_EVENTS))
+
+
+def test_the_example_replayed_from_kafka(
+    kafka_bootstrap: str, log_prefix: str, tmp_path: Path
+) -> None:
+    prefix = log_prefix
     before = asyncio.run(groups(kafka_bootstrap))
     files = replayed(
         tmp_path, env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOPIC_PREFIX": prefix}
