@@ -21,7 +21,7 @@ from service_support import service_store
 from typer.testing import CliRunner
 
 from desk_contracts.base import Event
-from desk_contracts.state import STATE_METADATA
+from desk_contracts.state import STATE_HEADER, STATE_METADATA
 from desk_contracts.tickets import Channel, TicketCreated, WorkStarted
 from desk_contracts.topics import TICKET_EVENTS
 from desk_policies.loader import load_policies
@@ -84,6 +84,9 @@ def replayed(tmp_path: Path, *options: str, env: dict[str, str]) -> dict[str, li
     result = CliRunner().invoke(app, [*arguments, "--quiet", *options], env=env)
     assert result.exit_code == 0, result.output
     assert "Requests whose verdict changes (1 clocks" in result.output
+    if "--source" not in options:
+        said = " ".join(result.output.split())  # as one line, however the terminal wraps it
+        assert "0 duplicates and 1 unreadable states skipped" in said
     files = {}
     for name in ("compliance", "changes"):
         with (tmp_path / f"{name}.csv").open(encoding="utf-8") as rows:
@@ -119,6 +122,9 @@ async def publish(bootstrap: str, topic: str) -> None:
             for envelope in published_envelopes(events, POLICIES[events[0].policy_id]):  # type: ignore[attr-defined]
                 key, value, headers = envelope.to_kafka()
                 await producer.send_and_wait(topic, value, key=key, headers=headers)
+        # a record whose state is not JSON: skipped and counted, the replay goes on
+        broken = [(n, b"{not json" if n == STATE_HEADER else v) for n, v in headers]
+        await producer.send_and_wait(topic, value, key=b"broken", headers=broken)
     finally:
         await producer.stop()
 

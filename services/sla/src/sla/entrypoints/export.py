@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +87,26 @@ REQUESTS_SCHEMA = pa.schema(
 )
 
 
+def _payload(text: str) -> dict[str, Any]:
+    """An event's payload as JSON data (empty when it is not a JSON object)."""
+    try:
+        data = from_json(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _instant(parse: Callable[[str], datetime], text: Any) -> datetime | None:
+    """An aware instant in UTC from ISO 8601 text (None when there is none, or it is naive)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        instant = parse(text)
+    except ValueError:
+        return None
+    return instant.astimezone(UTC) if instant.tzinfo is not None else None
+
+
 @dataclass
 class EventColumns:
     """The events table, column by column, as the log is read."""
@@ -101,14 +121,14 @@ class EventColumns:
         position = len(c["position"])
         parse = datetime.fromisoformat
         for record in records:
-            data = from_json(record.data)
-            occurred = data.get("occurred_at") if isinstance(data, dict) else None
-            actor = (data.get("actor_id") or data.get("created_by")) if occurred else None
+            data = _payload(record.data)
+            occurred = data.get("occurred_at")
+            actor = data.get("actor_id") or data.get("created_by")
             c["position"].append(position)
             c["type"].append(record.event_type)
             c["ticket_id"].append(record.ticket_id)
             c["version"].append(record.version)
-            c["occurred_at"].append(parse(occurred).astimezone(UTC) if occurred else None)
+            c["occurred_at"].append(_instant(parse, occurred))
             c["actor"].append(actor)
             c["desk"].append(record.state.get("policy_id") if record.state else None)
             c["data"].append(record.data)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,6 +108,17 @@ async def kafka_batches(bootstrap: str, topic: str, progress: Progress) -> Async
         await consumer.stop()
 
 
+def _state(raw: bytes | str | None) -> dict[str, Any] | None:
+    """A `request-state` as JSON data; None when absent, not JSON or not an object."""
+    if raw is None:
+        return None
+    try:
+        state = from_json(raw)
+    except ValueError:
+        return None
+    return state if isinstance(state, dict) else None
+
+
 async def _assigned(consumer: AIOKafkaConsumer, topic: str, bootstrap: str) -> list[TopicPartition]:
     """Every partition of `topic`, once the consumer has its metadata (10 s at most)."""
     for _ in range(100):
@@ -123,14 +133,18 @@ async def kafka_states(
     bootstrap: str, topic: str, progress: Progress = _nothing
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """The published state of every record of `topic` (records without one are skipped), by
-    batches, in each ticket's order."""
+    batches, in each ticket's order. A header that is not JSON comes as an empty state, which
+    `Histories` counts as unreadable: no record stops the replay."""
     loads = from_json
     async for records in kafka_batches(bootstrap, topic, progress):
         states = []
         for record in records:
             for name, value in reversed(record.headers):  # the state is among the last headers
                 if name == STATE_HEADER:
-                    states.append(loads(value))
+                    try:
+                        states.append(loads(value))
+                    except ValueError:
+                        states.append({})
                     break
         yield states
 
@@ -143,8 +157,7 @@ async def kafka_records(
         batch = []
         for record in records:
             headers = dict(record.headers)
-            state = headers.get(STATE_HEADER)
-            parsed = None if state is None else json.loads(state)
+            parsed = _state(headers.get(STATE_HEADER))
             version = parsed["version"] if parsed else int(headers.get("ce_streamversion", b"0"))
             batch.append(
                 LogRecord(
@@ -205,7 +218,7 @@ async def store_records(
                 ticket_id=row[1],
                 version=row[2],
                 data=row[3],
-                state=None if row[4] is None else json.loads(row[4]),
+                state=_state(row[4]),
             )
             for row in rows
         ]

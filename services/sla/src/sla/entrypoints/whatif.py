@@ -345,7 +345,8 @@ def main(
     err.print(
         f"read {histories.records:,} records in {seconds:.2f} s "
         f"({histories.records / max(seconds, 1e-9):,.0f}/s), {len(histories.requests):,} "
-        f"requests, {histories.duplicates:,} duplicates skipped"
+        f"requests, {histories.duplicates:,} duplicates and {histories.unreadable:,} unreadable "
+        "states skipped"
     )
     until = reading_instant(period, histories)
     with collector_paused():
