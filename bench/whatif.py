@@ -184,7 +184,7 @@ def request_events(rng: random.Random, number: int) -> list[Event]:
     else:  # cloud-partner: in progress is no response; asking the requester what it needs is
         move(WorkStarted, work, response * rng.uniform(0.05, 0.3))
         asks, asked_after = True, response * rng.uniform(0.6, 0.9)
-    if at >= START + timedelta(days=DAYS + 3):
+    if at >= START + timedelta(days=DAYS + 3):  # taken in charge after the log's end
         return events
     if asks:
         move(InformationRequested, "waiting_customer", asked_after, comment="Version ?")
