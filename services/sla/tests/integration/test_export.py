@@ -4,6 +4,7 @@ files pyarrow reads back, and one DuckDB file in which both tables are queried a
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,10 +16,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from kafka_support import create_topic
-from published import published_envelopes
+from published import published_envelopes, published_states
+from service_support import service_store
 from typer.testing import CliRunner
 
 from desk_contracts.base import Event
+from desk_contracts.state import STATE_METADATA
 from desk_contracts.tickets import Channel, TicketCreated, WorkStarted
 from desk_contracts.topics import TICKET_EVENTS
 from desk_policies.loader import load_policies
@@ -60,19 +63,22 @@ def request(number: int, desk: str, answered_after: timedelta) -> list[Event]:
     return [created, started]
 
 
-async def publish(bootstrap: str, topic: str) -> None:
-    """Three erp-vendor requests (answered in 45, 20 and 90 minutes) and a cloud-partner one,
-    as workflow's relay publishes them."""
-    stories = [
+def stories() -> list[list[Event]]:
+    """Three erp-vendor requests (answered in 45, 20 and 90 minutes) and a cloud-partner one."""
+    return [
         request(1, "erp-vendor", timedelta(minutes=45)),
         request(2, "erp-vendor", timedelta(minutes=20)),
         request(3, "erp-vendor", timedelta(minutes=90)),
         request(4, "cloud-partner", timedelta(minutes=45)),
     ]
+
+
+async def publish(bootstrap: str, topic: str) -> None:
+    """The stories as workflow's relay publishes them."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        for events in stories:
+        for events in stories():
             for envelope in published_envelopes(events, POLICIES[events[0].policy_id]):  # type: ignore[attr-defined]
                 key, value, headers = envelope.to_kafka()
                 await producer.send_and_wait(topic, value, key=key, headers=headers)
@@ -104,14 +110,51 @@ def log_prefix(kafka_bootstrap: str) -> Iterator[str]:
 def test_the_log_and_the_requests_are_exported_to_parquet_and_duckdb(
     kafka_bootstrap: str, log_prefix: str, tmp_path: Path
 ) -> None:
-    prefix = log_prefix
     result = CliRunner().invoke(
         app,
         ["--out", str(tmp_path), "--quiet"],
-        env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOPIC_PREFIX": prefix},
+        env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOPIC_PREFIX": log_prefix},
     )
     assert result.exit_code == 0, result.output
+    check(tmp_path)
 
+
+def test_the_export_from_workflows_store(database_url: str, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service_store(database_url, "workflow") as pool:
+            schema = await pool.fetchval("SELECT current_schema()")
+            rows = []
+            for events in stories():
+                policy = POLICIES[events[0].policy_id]  # type: ignore[attr-defined]
+                for event, state in zip(events, published_states(events, policy), strict=True):
+                    metadata = {STATE_METADATA: state.model_dump(mode="json")}
+                    rows.append(
+                        (
+                            event.ticket_id,
+                            state.version,
+                            uuid.uuid4(),
+                            event.event_type,
+                            event.model_dump_json(),
+                            json.dumps(metadata),
+                        )
+                    )
+            await pool.executemany(
+                "INSERT INTO events (stream_id, stream_version, event_id, event_type, payload,"
+                " metadata) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)",
+                rows,
+            )
+            arguments = ["--out", str(tmp_path), "--quiet", "--source", "store", "--schema", schema]
+            result = await asyncio.to_thread(
+                CliRunner().invoke, app, arguments, env={"DATABASE_URL": database_url}
+            )
+            assert result.exit_code == 0, result.output
+
+    asyncio.run(scenario())
+    check(tmp_path)
+
+
+def check(tmp_path: Path) -> None:
+    """The files of the export of the stories."""
     events = pq.read_table(tmp_path / "events.parquet").to_pylist()
     assert len(events) == 8  # four requests, two events each
     created = next(e for e in events if e["type"] == "TicketCreated" and e["desk"] == "erp-vendor")
