@@ -2,7 +2,8 @@
 and one DuckDB database holding both as tables.
 
     uv run python -m sla.entrypoints.export --out exports/ [--source kafka|store]
-    duckdb exports/desk.duckdb "SELECT desk, priority, count(*) FROM requests GROUP BY ALL"
+    uv run python -c "import duckdb; duckdb.connect('exports/desk.duckdb').sql(
+        'SELECT desk, priority, count(*) FROM requests GROUP BY ALL').show()"
 
 Reads `ticket-events` from Kafka (KAFKA_BOOTSTRAP_SERVERS, TOPIC_PREFIX; no consumer group,
 nobody's offsets move) or workflow's store (`--source store`: DATABASE_URL, a read-only
