@@ -150,6 +150,15 @@ def test_a_state_told_twice_counts_once() -> None:
     assert [step[0] for step in history.steps] == [1, 2]
 
 
+def test_a_request_living_on_a_test_clock_is_left_out() -> None:
+    story = answered_in_45_minutes()
+    gathered = Histories()
+    states = [s.model_dump(mode="json") for s in published_states(story.events, story.policy)]
+    gathered.add_all([{**state, "test_clock": "tc-demo"} for state in states])
+    assert gathered.requests == {}
+    assert gathered.on_test_clocks == len(states)
+
+
 def test_a_request_of_an_unknown_desk_is_reported_unreadable_with_why() -> None:
     story = answered_in_45_minutes()
     gathered = histories(story)

@@ -153,13 +153,15 @@ class History:
 class Histories:
     """The requests' histories gathered from the log, one published state at a time, up to the
     period's end. A state told again (a replayed duplicate: a version already seen) is skipped;
-    one that cannot be read (no ticket id, version or time) is counted and skipped."""
+    one that cannot be read (no ticket id, version or time) is counted and skipped, and so is
+    one of a request living on a test clock (`on_test_clocks`: test data, on another time)."""
 
     __slots__ = (
         "_end",
         "duplicates",
         "last_at",
         "log_ends_at",
+        "on_test_clocks",
         "records",
         "requests",
         "unreadable",
@@ -171,6 +173,7 @@ class Histories:
         self.records = 0
         self.duplicates = 0
         self.unreadable = 0
+        self.on_test_clocks = 0
         self.last_at: datetime | None = None  # the latest event kept
         self.log_ends_at: datetime | None = None  # the latest event read, kept or not
 
@@ -182,9 +185,12 @@ class Histories:
         """Published states in the log's order (the hot loop of a replay: kept lean)."""
         requests, end, parse = self.requests, self._end, datetime.fromisoformat
         last_at, log_ends_at = self.last_at, self.log_ends_at
-        records = duplicates = unreadable = 0
+        records = duplicates = unreadable = on_test_clocks = 0
         for state in states:
             records += 1
+            if state.get("test_clock") is not None:
+                on_test_clocks += 1
+                continue
             try:
                 ticket = state["ticket_id"]
                 version = state["version"]
@@ -211,6 +217,7 @@ class Histories:
         self.records += records
         self.duplicates += duplicates
         self.unreadable += unreadable
+        self.on_test_clocks += on_test_clocks
 
 
 @dataclass(frozen=True, slots=True)

@@ -345,8 +345,8 @@ def main(
     err.print(
         f"read {histories.records:,} records in {seconds:.2f} s "
         f"({histories.records / max(seconds, 1e-9):,.0f}/s), {len(histories.requests):,} "
-        f"requests, {histories.duplicates:,} duplicates and {histories.unreadable:,} unreadable "
-        "states skipped"
+        f"requests, {histories.duplicates:,} duplicates, {histories.unreadable:,} unreadable "
+        f"states and {histories.on_test_clocks:,} of requests on test clocks skipped"
     )
     until = reading_instant(period, histories)
     with collector_paused():
