@@ -1,0 +1,262 @@
+"""SLA warnings and breaches become internal mail, over the real Kafka, PostgreSQL and SMTP on
+loopback (aiosmtpd): the notifier's two consumers (`ticket-events`, `sla-events`, in groups
+named as the runtime names them) keep each request's published state and tell the assignee of a
+coming and a passed breach, once each, and no customer. A warning for a request whose state has
+not come yet is set aside with its reason (the consumer goes on with the rest) and told once it
+has."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiosmtpd.controller import Controller
+from faststream.kafka import KafkaBroker
+from kafka_support import create_topic
+from published import published_envelopes
+from service_support import service_store
+from system import free_port
+
+from desk_contracts.base import Event
+from desk_contracts.envelope import Envelope
+from desk_contracts.sla import SlaBreached, SlaWarningReached
+from desk_contracts.tickets import Channel, TicketAssigned, TicketCreated
+from desk_contracts.topics import dead_letter
+from desk_platform.consumer import EventConsumer, PoisonMessage
+from desk_platform.deadletter import DeadLetters
+from desk_policies.directory import load_directory
+from desk_policies.loader import load_policies
+from notifier.adapters.kafka import events_together, on_sla_event, on_ticket_event
+from notifier.adapters.templates import Templates
+from notifier.application.delivery import Relay, Sender
+from notifier.application.notify import Notifier
+from notifier.application.sla_events import SLA_SOURCE, release_waiting
+
+pytestmark = pytest.mark.integration
+
+NOTIFIER = Notifier(
+    policies=load_policies(),
+    directory=load_directory(),
+    templates=Templates(),
+    mail_domain="desk.example",
+    portal_url="https://portal.desk.example",
+)
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+ANNE, PAUL, LEA = "anne@acme.example", "paul@desk.example", "lea@desk.example"
+POLICY = NOTIFIER.policies["cloud-partner"]
+
+
+class Sink:
+    """A real SMTP server's handler keeping what it accepted."""
+
+    def __init__(self) -> None:
+        self.received: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append(
+            email.message_from_bytes(envelope.content, policy=email.policy.default)  # type: ignore[arg-type]
+        )
+        return "250 OK"
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[Sink, int]]:
+    handler, port = Sink(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with service_store(database_url, "notifier") as pool:
+        yield pool
+
+
+def story(key: str, assignee: str | None = PAUL) -> list[Event]:
+    """Anne's cloud-partner request made in the portal (nobody is mailed of its creation),
+    then assigned to `assignee` (or handed to a group only)."""
+    ticket = str(uuid.uuid4())
+    created = TicketCreated(
+        ticket_id=ticket, occurred_at=NOW, key=key, policy_id="cloud-partner",
+        request_type="support", priority="high", subject="Jira is slow",
+        description="Since the upgrade", organisation_id="acme", requester_id=ANNE,
+        created_by=ANNE, channel=Channel.PORTAL,
+    )  # fmt: skip
+    assigned = TicketAssigned(
+        ticket_id=ticket, occurred_at=NOW, actor_id=LEA, actor_role="team_lead",
+        from_status="submitted", to_status="submitted", assignee_id=assignee,
+        group_id=None if assignee else "level2",
+    )  # fmt: skip
+    return [created, assigned]
+
+
+def warning(ticket: str, armed_version: int = 2) -> SlaWarningReached:
+    return SlaWarningReached(
+        ticket_id=ticket, occurred_at=NOW + timedelta(hours=3), armed_version=armed_version,
+        due_at=NOW + timedelta(hours=3), clock="response", priority="high",
+        breach_at=NOW + timedelta(hours=4),
+    )  # fmt: skip
+
+
+def breach(ticket: str, armed_version: int = 2) -> SlaBreached:
+    return SlaBreached(
+        ticket_id=ticket, occurred_at=NOW + timedelta(hours=4), armed_version=armed_version,
+        due_at=NOW + timedelta(hours=4), clock="response", priority="high",
+    )  # fmt: skip
+
+
+def sla_envelope(event: Event, source: str = SLA_SOURCE) -> Envelope:
+    """`event` as the sla service's relay publishes it on `sla-events` (no request state)."""
+    return Envelope(
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.ticket_id}/{event.event_type}")),
+        type=event.event_type,
+        source=source,
+        subject=event.ticket_id,
+        time=event.occurred_at,
+        data=event.model_dump(mode="json"),
+    )
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def send_all(pool: asyncpg.Pool, port: int) -> None:
+    sender = Sender(pool, Relay("127.0.0.1", port, "support@desk.example"))
+    while await sender.send_pending(datetime.now(UTC)):
+        pass
+
+
+async def test_the_assignee_gets_one_mail_per_warning_and_breach_and_an_unknown_request_waits(
+    pool: asyncpg.Pool, sink: tuple[Sink, int], kafka_bootstrap: str, new_topic: Any
+) -> None:
+    handler, port = sink
+    tickets, sla = await new_topic("tickets", partitions=1), await new_topic("sla", partitions=1)
+    for topic in (tickets, sla):
+        await create_topic(kafka_bootstrap, dead_letter(topic))
+    known, later = story("SUP-1"), story("SUP-2")
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+
+    async def publish(topic: str, envelopes: list[Envelope]) -> None:
+        for envelope in envelopes:
+            key, value, headers = envelope.to_kafka()
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
+
+    broker = KafkaBroker(kafka_bootstrap)
+    consumers = [
+        EventConsumer(pool, DeadLetters(producer), f"notifier.{topic}", handle, retry_delay=0.1,
+                      together=together)
+        for topic, handle, together in (
+            (tickets, on_ticket_event(NOTIFIER), events_together(NOTIFIER)),
+            (sla, on_sla_event(NOTIFIER), None),
+        )
+    ]  # fmt: skip
+    for consumer, topic in zip(consumers, (tickets, sla), strict=True):
+        consumer.subscribe(broker, topic, group_id=consumer.consumer)
+    await publish(tickets, published_envelopes(known, POLICY))
+    # the second request's warning comes first, before its state: it must not hold up the rest
+    sla_events = [warning(later[0].ticket_id), warning(known[0].ticket_id)]
+    sla_events += [breach(known[0].ticket_id)]
+    await publish(sla, [sla_envelope(e) for e in sla_events])
+    await publish(sla, [sla_envelope(breach(known[0].ticket_id))])  # sent again: told once
+    await broker.start()
+    releasing = asyncio.create_task(release_every(pool, 0.1))  # as the runtime's loop does
+    try:
+        # whichever consumer goes first: the known request's warning and breach are told
+        await until(lambda: _count(pool, "SELECT count(*) FROM deliveries", 2))
+        await send_all(pool, port)
+        assert [(m["To"], m["Subject"]) for m in handler.received] == [
+            (PAUL, "[SUP-1] Alerte SLA : délai de réponse (Haute) à échéance le "
+                   "2026-03-02 14:00 CET : Jira is slow"),
+            (PAUL, "[SUP-1] SLA dépassé : délai de réponse (Haute) : Jira is slow"),
+        ]  # fmt: skip
+        assert all(m["Auto-Submitted"] == "auto-generated" for m in handler.received)
+        reason = await pool.fetchval("SELECT reason FROM sla_events_waiting")
+        assert reason == f"request {later[0].ticket_id} not known yet (its state comes with " \
+            "its ticket events)"  # fmt: skip
+
+        await publish(tickets, published_envelopes(later, POLICY))  # its state comes at last
+        await until(lambda: _count(pool, "SELECT count(*) FROM deliveries", 3))
+        await send_all(pool, port)
+    finally:
+        releasing.cancel()
+        await broker.stop()
+        await producer.stop()
+    assert [m["Subject"][:18] for m in handler.received[2:]] == ["[SUP-2] Alerte SLA"]
+    assert {m["To"] for m in handler.received} == {PAUL}  # never Anne, the requester
+    assert await pool.fetchval("SELECT count(*) FROM sla_events_waiting") == 0
+    assert sum(c.dead_lettered for c in consumers) == 0
+
+
+async def release_every(pool: asyncpg.Pool, seconds: float) -> None:
+    """What the notifier's release loop does: tell the waiting SLA events that may go."""
+    while True:
+        await release_waiting(pool, NOTIFIER)
+        await asyncio.sleep(seconds)
+
+
+async def _count(pool: asyncpg.Pool, query: str, expected: int) -> bool:
+    return bool(await pool.fetchval(query) == expected)
+
+
+async def handled(pool: asyncpg.Pool, envelopes: list[Envelope], events: list[Event]) -> None:
+    """The consumers' handlers, each record in its own transaction (as one by one)."""
+    for envelope, event in zip(envelopes, events, strict=True):
+        handle = on_sla_event(NOTIFIER) if envelope.source == SLA_SOURCE else None
+        handle = handle or on_ticket_event(NOTIFIER)
+        async with pool.acquire() as conn, conn.transaction():
+            await handle(conn, envelope, event)
+
+
+async def test_a_warning_armed_at_a_newer_version_waits_for_it_and_keeps_its_requests_order(
+    pool: asyncpg.Pool,
+) -> None:
+    """Armed after the request went to a group (version 3), the warning is not told to the
+    former assignee from version 2; the breach behind it waits too; both go to the team lead
+    once version 3 is kept, the warning first."""
+    events = story("SUP-3")
+    ticket = events[0].ticket_id
+    handed = TicketAssigned(
+        ticket_id=ticket, occurred_at=NOW, actor_id=LEA, actor_role="team_lead",
+        from_status="submitted", to_status="submitted", group_id="level2",
+    )  # fmt: skip
+    envelopes = published_envelopes([*events, handed], POLICY)
+    await handled(pool, envelopes[:2], events)
+    alarms: list[Event] = [warning(ticket, armed_version=3), breach(ticket, armed_version=3)]
+    await handled(pool, [sla_envelope(e) for e in alarms], alarms)
+    rows = await pool.fetch("SELECT event_type, reason FROM sla_events_waiting ORDER BY seq")
+    assert [(r["event_type"], r["reason"]) for r in rows] == [
+        ("SlaWarningReached",
+         f"request {ticket} known at version 2, the timer was armed at version 3"),
+        ("SlaBreached", f"behind an earlier SLA event of request {ticket} that still waits"),
+    ]  # fmt: skip
+    assert await release_waiting(pool, NOTIFIER) == 0  # nothing newer yet
+    await handled(pool, envelopes[2:], [handed])
+    assert await release_waiting(pool, NOTIFIER) == 2
+    rows = await pool.fetch("SELECT recipient, subject FROM deliveries ORDER BY seq")
+    assert [(r["recipient"], r["subject"][:26]) for r in rows] == [
+        (LEA, "[SUP-3] Alerte SLA : délai"),
+        (LEA, "[SUP-3] SLA dépassé : déla"),
+    ]
+
+
+async def test_an_sla_event_not_from_sla_is_a_poison_message(pool: asyncpg.Pool) -> None:
+    forged = warning(str(uuid.uuid4()))
+    async with pool.acquire() as conn, conn.transaction():
+        with pytest.raises(PoisonMessage, match="only sla sends it"):
+            await on_sla_event(NOTIFIER)(conn, sla_envelope(forged, "/desk/portal"), forged)
