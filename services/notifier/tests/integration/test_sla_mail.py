@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -260,3 +261,33 @@ async def test_an_sla_event_not_from_sla_is_a_poison_message(pool: asyncpg.Pool)
     async with pool.acquire() as conn, conn.transaction():
         with pytest.raises(PoisonMessage, match="only sla sends it"):
             await on_sla_event(NOTIFIER)(conn, sla_envelope(forged, "/desk/portal"), forged)
+
+
+async def test_a_waiting_event_that_cannot_be_told_holds_its_request_only(
+    pool: asyncpg.Pool,
+) -> None:
+    """A request kept with a desk this notifier does not know (its policy was removed, say):
+    its warning is marked failed with the reason, its breach stays behind it, and another
+    request's warning is told all the same."""
+    odd, fine = story("SUP-4"), story("SUP-5")
+    alarms: list[Event] = [warning(odd[0].ticket_id), breach(odd[0].ticket_id)]
+    alarms.append(warning(fine[0].ticket_id))
+    await handled(pool, [sla_envelope(e) for e in alarms], alarms)  # before any state
+    await handled(pool, published_envelopes(fine, POLICY), fine)
+    state = published_envelopes(odd, POLICY)[-1].request_state
+    assert state is not None
+    await pool.execute(
+        "INSERT INTO request_states (ticket_id, version, state) VALUES ($1, $2, $3)",
+        odd[0].ticket_id,
+        2,
+        json.dumps({**state, "policy_id": "gone-desk"}),
+    )
+    assert await release_waiting(pool, NOTIFIER) == 1
+    rows = await pool.fetch("SELECT event_type, failed FROM sla_events_waiting ORDER BY seq")
+    assert [(r["event_type"], r["failed"]) for r in rows] == [
+        ("SlaWarningReached", "KeyError: 'gone-desk'"),
+        ("SlaBreached", None),
+    ]
+    assert await release_waiting(pool, NOTIFIER) == 0  # still behind the failed one
+    told = await pool.fetch("SELECT ticket_id, recipient FROM deliveries")
+    assert [tuple(r) for r in told] == [(fine[0].ticket_id, PAUL)]
