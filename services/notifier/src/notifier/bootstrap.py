@@ -36,7 +36,7 @@ from notifier.application.backlog import pending_messages_probe
 from notifier.application.delivery import Relay, Sender
 from notifier.application.meter import UNMETERED, NotificationMeter
 from notifier.application.notify import Notifier
-from notifier.application.sla_events import release_waiting
+from notifier.application.sla_events import release_waiting, waiting_now
 from notifier.domain.rules import unstaffed_roles
 
 log = structlog.get_logger(__name__)
@@ -111,12 +111,14 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
     sender = Sender(pool, relay, lanes=settings.smtp_connections, meter=meter)
 
     runtime.repeat("deliver", lambda: sender.send_pending(now()), TICK_SECONDS, wake=recorded)
-    runtime.repeat(
-        "release-sla-events",
-        lambda: release_waiting(pool, notifier, recorded.set),
-        RELEASE_SECONDS,
-        wake=states,
-    )
+
+    async def release() -> int:
+        """Tell the SLA events set aside whose request's state came; show what still waits."""
+        released = await release_waiting(pool, notifier, recorded.set)
+        meter.sla_events_waiting(*await waiting_now(pool))
+        return released
+
+    runtime.repeat("release-sla-events", release, RELEASE_SECONDS, wake=states)
 
     async def close_relay_connection(stop: asyncio.Event) -> None:
         """At shutdown, QUIT the relay connection the sender keeps between batches."""

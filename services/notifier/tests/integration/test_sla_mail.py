@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
 from faststream.kafka import KafkaBroker
 from kafka_support import create_topic
+from prometheus_client import CollectorRegistry
 from published import published_envelopes
 from service_support import service_store
 from system import free_port
@@ -37,10 +38,11 @@ from desk_platform.deadletter import DeadLetters
 from desk_policies.directory import load_directory
 from desk_policies.loader import load_policies
 from notifier.adapters.kafka import events_together, on_sla_event, on_ticket_event
+from notifier.adapters.metrics import NotificationMetrics
 from notifier.adapters.templates import Templates
 from notifier.application.delivery import Relay, Sender
 from notifier.application.notify import Notifier
-from notifier.application.sla_events import SLA_SOURCE, release_waiting
+from notifier.application.sla_events import SLA_SOURCE, release_waiting, waiting_now
 
 pytestmark = pytest.mark.integration
 
@@ -291,3 +293,8 @@ async def test_a_waiting_event_that_cannot_be_told_holds_its_request_only(
     assert await release_waiting(pool, NOTIFIER) == 0  # still behind the failed one
     told = await pool.fetch("SELECT ticket_id, recipient FROM deliveries")
     assert [tuple(r) for r in told] == [(fine[0].ticket_id, PAUL)]
+    registry = CollectorRegistry()  # what the notifier's /metrics shows of them
+    NotificationMetrics(registry).sla_events_waiting(*await waiting_now(pool))
+    assert registry.get_sample_value("desk_notifier_sla_events_waiting") == 2
+    assert registry.get_sample_value("desk_notifier_sla_events_failed") == 1
+    assert (registry.get_sample_value("desk_notifier_sla_events_oldest_waiting_seconds") or 0) > 0

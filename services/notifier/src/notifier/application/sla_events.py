@@ -142,6 +142,17 @@ async def release_waiting(
     return released
 
 
+async def waiting_now(pool: asyncpg.Pool) -> tuple[int, int, float]:
+    """The SLA events set aside: how many, how many of them failed, and how many seconds the
+    oldest has waited (0 when none)."""
+    row = await pool.fetchrow(
+        """SELECT count(*) AS waiting, count(failed) AS failed,
+                  coalesce(extract(epoch FROM clock_timestamp() - min(since)), 0) AS oldest
+           FROM sla_events_waiting"""
+    )
+    return int(row["waiting"]), int(row["failed"]), float(row["oldest"])
+
+
 async def _record_waiting(
     conn: asyncpg.Connection, row: asyncpg.Record, notifier: Notifier
 ) -> None:
