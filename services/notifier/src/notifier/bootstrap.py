@@ -104,7 +104,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
         applied=applied,
         together=events_together(notifier),
     )
-    runtime.subscribe(SLA_EVENTS, on_sla_event(notifier), applied=applied)
+    runtime.subscribe(SLA_EVENTS, on_sla_event(notifier, now), applied=applied)
     runtime.subscribe(AUTOMATIC_REPLIES, on_automatic_reply(notifier), applied=recorded.set)
     pool = await runtime.start_store()
     relay = Relay(settings.smtp_host, settings.smtp_port, settings.mail_from)
@@ -114,7 +114,7 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
 
     async def release() -> int:
         """Tell the SLA events set aside whose request's state came; show what still waits."""
-        released = await release_waiting(pool, notifier, recorded.set)
+        released = await release_waiting(pool, notifier, now(), recorded.set)
         meter.sla_events_waiting(*await waiting_now(pool))
         return released
 

@@ -56,6 +56,11 @@ NOTIFIER = Notifier(
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ANNE, PAUL, LEA = "anne@acme.example", "paul@desk.example", "lea@desk.example"
 POLICY = NOTIFIER.policies["cloud-partner"]
+WARNED_AT = NOW + timedelta(hours=3)  # the notifier's clock: the warnings' breach is ahead
+
+
+def clock() -> datetime:
+    return WARNED_AT
 
 
 class Sink:
@@ -166,7 +171,7 @@ async def test_the_assignee_gets_one_mail_per_warning_and_breach_and_an_unknown_
                       together=together)
         for topic, handle, together in (
             (tickets, on_ticket_event(NOTIFIER), events_together(NOTIFIER)),
-            (sla, on_sla_event(NOTIFIER), None),
+            (sla, on_sla_event(NOTIFIER, clock), None),
         )
     ]  # fmt: skip
     for consumer, topic in zip(consumers, (tickets, sla), strict=True):
@@ -209,7 +214,7 @@ async def test_the_assignee_gets_one_mail_per_warning_and_breach_and_an_unknown_
 async def release_every(pool: asyncpg.Pool, seconds: float) -> None:
     """What the notifier's release loop does: tell the waiting SLA events that may go."""
     while True:
-        await release_waiting(pool, NOTIFIER)
+        await release_waiting(pool, NOTIFIER, WARNED_AT)
         await asyncio.sleep(seconds)
 
 
@@ -220,7 +225,7 @@ async def _count(pool: asyncpg.Pool, query: str, expected: int) -> bool:
 async def handled(pool: asyncpg.Pool, envelopes: list[Envelope], events: list[Event]) -> None:
     """The consumers' handlers, each record in its own transaction (as one by one)."""
     for envelope, event in zip(envelopes, events, strict=True):
-        handle = on_sla_event(NOTIFIER) if envelope.source == SLA_SOURCE else None
+        handle = on_sla_event(NOTIFIER, clock) if envelope.source == SLA_SOURCE else None
         handle = handle or on_ticket_event(NOTIFIER)
         async with pool.acquire() as conn, conn.transaction():
             await handle(conn, envelope, event)
@@ -248,9 +253,9 @@ async def test_a_warning_armed_at_a_newer_version_waits_for_it_and_keeps_its_req
          f"request {ticket} known at version 2, the timer was armed at version 3"),
         ("SlaBreached", f"behind an earlier SLA event of request {ticket} that still waits"),
     ]  # fmt: skip
-    assert await release_waiting(pool, NOTIFIER) == 0  # nothing newer yet
+    assert await release_waiting(pool, NOTIFIER, WARNED_AT) == 0  # nothing newer yet
     await handled(pool, envelopes[2:], [handed])
-    assert await release_waiting(pool, NOTIFIER) == 2
+    assert await release_waiting(pool, NOTIFIER, WARNED_AT) == 2
     rows = await pool.fetch("SELECT recipient, subject FROM deliveries ORDER BY seq")
     assert [(r["recipient"], r["subject"][:26]) for r in rows] == [
         (LEA, "[SUP-3] Alerte SLA : délai"),
@@ -258,11 +263,29 @@ async def test_a_warning_armed_at_a_newer_version_waits_for_it_and_keeps_its_req
     ]
 
 
+async def test_a_warning_that_would_come_after_its_breach_is_dropped_the_breach_is_told(
+    pool: asyncpg.Pool,
+) -> None:
+    events = story("SUP-6")
+    ticket = events[0].ticket_id
+    alarms: list[Event] = [warning(ticket), breach(ticket)]
+    await handled(pool, [sla_envelope(e) for e in alarms], alarms)  # before its state
+    await handled(pool, published_envelopes(events, POLICY), events)
+    assert await release_waiting(pool, NOTIFIER, NOW + timedelta(hours=5)) == 2
+    rows = await pool.fetch("SELECT recipient, subject FROM deliveries")
+    assert [(r["recipient"], r["subject"][:19]) for r in rows] == [(PAUL, "[SUP-6] SLA dépassé")]
+    assert await pool.fetchval("SELECT count(*) FROM sla_events_waiting") == 0
+    late = warning(ticket).model_copy(update={"breach_at": WARNED_AT})  # told at its breach
+    async with pool.acquire() as conn, conn.transaction():
+        await on_sla_event(NOTIFIER, clock)(conn, sla_envelope(late), late)
+    assert await pool.fetchval("SELECT count(*) FROM deliveries") == 1
+
+
 async def test_an_sla_event_not_from_sla_is_a_poison_message(pool: asyncpg.Pool) -> None:
     forged = warning(str(uuid.uuid4()))
     async with pool.acquire() as conn, conn.transaction():
         with pytest.raises(PoisonMessage, match="only sla sends it"):
-            await on_sla_event(NOTIFIER)(conn, sla_envelope(forged, "/desk/portal"), forged)
+            await on_sla_event(NOTIFIER, clock)(conn, sla_envelope(forged, "/desk/portal"), forged)
 
 
 async def test_a_waiting_event_that_cannot_be_told_holds_its_request_only(
@@ -284,13 +307,13 @@ async def test_a_waiting_event_that_cannot_be_told_holds_its_request_only(
         2,
         json.dumps({**state, "policy_id": "gone-desk"}),
     )
-    assert await release_waiting(pool, NOTIFIER) == 1
+    assert await release_waiting(pool, NOTIFIER, WARNED_AT) == 1
     rows = await pool.fetch("SELECT event_type, failed FROM sla_events_waiting ORDER BY seq")
     assert [(r["event_type"], r["failed"]) for r in rows] == [
         ("SlaWarningReached", "KeyError: 'gone-desk'"),
         ("SlaBreached", None),
     ]
-    assert await release_waiting(pool, NOTIFIER) == 0  # still behind the failed one
+    assert await release_waiting(pool, NOTIFIER, WARNED_AT) == 0  # still behind the failed one
     told = await pool.fetch("SELECT ticket_id, recipient FROM deliveries")
     assert [tuple(r) for r in told] == [(fine[0].ticket_id, PAUL)]
     registry = CollectorRegistry()  # what the notifier's /metrics shows of them

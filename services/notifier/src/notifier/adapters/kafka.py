@@ -9,6 +9,9 @@ poison message; one for a request whose state has not come yet is set aside unti
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 import asyncpg
 
 from desk_contracts.base import Event
@@ -40,9 +43,10 @@ def on_ticket_event(notifier: Notifier) -> Handler:
     return handle
 
 
-def on_sla_event(notifier: Notifier) -> Handler:
+def on_sla_event(notifier: Notifier, clock: Callable[[], datetime]) -> Handler:
     """The handler of `sla-events`: a warning or breach is told (or set aside until its
-    request's state is kept); other types published there tell nobody."""
+    request's state is kept; a warning `clock` finds past its breach is dropped); other types
+    published there tell nobody."""
 
     async def handle(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
         if envelope.source != SLA_SOURCE:
@@ -50,7 +54,7 @@ def on_sla_event(notifier: Notifier) -> Handler:
         if not isinstance(event, SlaWarningReached | SlaBreached):
             return  # nothing the notifier tells
         try:
-            await record_sla_event(conn, envelope, event, notifier)
+            await record_sla_event(conn, envelope, event, notifier, clock())
         except KeyError as error:
             raise PoisonMessage(f"unknown desk {error}") from error
 

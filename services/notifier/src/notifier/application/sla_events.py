@@ -11,20 +11,24 @@ SLA events queue behind it, so a request's warnings and breaches are told in the
 `release_waiting` records the ones whose state has come since, in their order; it runs after
 each batch of either topic and every few seconds. One that cannot be recorded (an unknown
 desk, a bug) is marked `failed` with its error, and those of its request wait behind it; the
-others go on. Each message keeps the delivery key of its event and recipient, so a warning told
-after waiting (or consumed twice) is still sent once.
+others go on. A warning that would be told at or after the breach it announces is dropped (as
+sla drops a warning deferred past the breach): the breach says it all. Each message keeps the
+delivery key of its event and recipient, so a warning told after waiting (or consumed twice) is
+still sent once. The set-aside events are shown by the notifier's metrics
+(`desk_notifier_sla_events_*`); `redrive list` does not list them (they are no dead letters).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import structlog
 
-from desk_contracts.base import event_from_data
+from desk_contracts.base import Event, event_from_data
 from desk_contracts.envelope import Envelope
 from desk_contracts.sla import SlaBreached, SlaWarningReached
 from desk_contracts.state import RequestState
@@ -40,12 +44,22 @@ RELEASE_LOCK_CLASS = 7_301_005  # held by the one replica releasing waiting even
 RELEASE_BATCH = 200
 
 
+def outdated(event: Event, now: datetime) -> bool:
+    """Whether `event` is a warning that would reach people at or after its breach (`now`)."""
+    return isinstance(event, SlaWarningReached) and event.breach_at <= now
+
+
 async def record_sla_event(
-    conn: asyncpg.Connection, envelope: Envelope, event: SlaEvent, notifier: Notifier
+    conn: asyncpg.Connection,
+    envelope: Envelope,
+    event: SlaEvent,
+    notifier: Notifier,
+    now: datetime,
 ) -> bool:
     """Record the messages `event` causes, from the request's kept state; or, when that state
     is not there yet (or older than the timer's), or an earlier SLA event of the request still
-    waits, set it aside. True when recorded now. A KeyError names an unknown desk."""
+    waits, set it aside. True when recorded now (a warning `outdated` at `now` is dropped). A
+    KeyError names an unknown desk."""
     row = await conn.fetchrow(
         """SELECT s.version, s.state,
                   EXISTS (SELECT 1 FROM sla_events_waiting AS w WHERE w.ticket_id = $1) AS behind
@@ -55,6 +69,9 @@ async def record_sla_event(
     )
     reason = waiting_reason(event, row["version"], row["behind"])
     if reason is None:
+        if outdated(event, now):
+            log.info("sla_warning_dropped", reason="told after the breach it announces")
+            return False
         ticket = RequestState.model_validate_json(row["state"])
         await record_all_notifications(conn, [(envelope, event, ticket)], notifier)
         return True
@@ -92,11 +109,15 @@ def waiting_reason(event: SlaEvent, kept_version: int | None, behind: bool) -> s
 
 
 async def release_waiting(
-    pool: asyncpg.Pool, notifier: Notifier, recorded: Callable[[], None] | None = None
+    pool: asyncpg.Pool,
+    notifier: Notifier,
+    now: datetime,
+    recorded: Callable[[], None] | None = None,
 ) -> int:
     """Record the waiting SLA events whose request's state is kept now (at their timer's
-    version or later), each request's in their order, and forget them; returns how many.
-    One replica at a time does it (the others find the lock taken and do nothing)."""
+    version or later), each request's in their order, and forget them (a warning `outdated`
+    at `now` is forgotten untold); returns how many; `recorded` is called when there were
+    some. One replica at a time does it (the others find the lock taken and do nothing)."""
     released = 0
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, 0)", RELEASE_LOCK_CLASS):
@@ -118,7 +139,7 @@ async def release_waiting(
                 continue
             await conn.execute("SAVEPOINT waiting")
             try:
-                await _record_waiting(conn, row, notifier)
+                await _record_waiting(conn, row, notifier, now)
             except Exception as error:
                 await conn.execute("ROLLBACK TO SAVEPOINT waiting")
                 if is_transient(error):
@@ -154,11 +175,20 @@ async def waiting_now(pool: asyncpg.Pool) -> tuple[int, int, float]:
 
 
 async def _record_waiting(
-    conn: asyncpg.Connection, row: asyncpg.Record, notifier: Notifier
+    conn: asyncpg.Connection, row: asyncpg.Record, notifier: Notifier, now: datetime
 ) -> None:
-    """Record the messages of one waiting SLA event from its request's kept state, and forget
-    it (KeyError: its desk is unknown)."""
+    """Record the messages of one waiting SLA event from its request's kept state (none for a
+    warning `outdated` at `now`), and forget it (KeyError: its desk is unknown)."""
     event = event_from_data(row["event_type"], row["schema_version"], _json(row["payload"]))
+    if outdated(event, now):
+        await conn.execute("DELETE FROM sla_events_waiting WHERE seq = $1", row["seq"])
+        log.info(
+            "sla_warning_dropped",
+            ticket_id=row["ticket_id"],
+            event_id=row["event_id"],
+            reason="told after the breach it announces",
+        )
+        return
     traceparent = row["traceparent"]
     envelope = Envelope(
         id=row["event_id"],
