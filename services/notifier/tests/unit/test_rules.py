@@ -686,7 +686,7 @@ SLA_WORDS = {
     ),
     ("SlaWarningReached", "en"): (
         "[SUP-1042] SLA warning: response time (High) ends 2026-03-02 15:00 CET: Jira is slow",
-        "it is breached on 2026-03-02 15:00 CET",
+        "it will be breached on 2026-03-02 15:00 CET",
     ),
     ("SlaBreached", "fr"): (
         "[SUP-1042] SLA dépassé : délai de résolution (Haute) : Jira is slow",
