@@ -42,7 +42,12 @@ from notifier.adapters.metrics import NotificationMetrics
 from notifier.adapters.templates import Templates
 from notifier.application.delivery import Relay, Sender
 from notifier.application.notify import Notifier
-from notifier.application.sla_events import SLA_SOURCE, release_waiting, waiting_now
+from notifier.application.sla_events import (
+    SLA_SOURCE,
+    TELL_WITHIN,
+    release_waiting,
+    waiting_now,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -125,9 +130,11 @@ def breach(ticket: str, armed_version: int = 2) -> SlaBreached:
 
 
 def sla_envelope(event: Event, source: str = SLA_SOURCE) -> Envelope:
-    """`event` as the sla service's relay publishes it on `sla-events` (no request state)."""
+    """`event` as the sla service's relay publishes it on `sla-events` (no request state),
+    with a deterministic id as sla gives it (the same clock and version: the same id)."""
+    what = "/".join(str(event.model_dump().get(f)) for f in ("clock", "armed_version"))
     return Envelope(
-        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.ticket_id}/{event.event_type}")),
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.ticket_id}/{event.event_type}/{what}")),
         type=event.event_type,
         source=source,
         subject=event.ticket_id,
@@ -279,6 +286,27 @@ async def test_a_warning_that_would_come_after_its_breach_is_dropped_the_breach_
     async with pool.acquire() as conn, conn.transaction():
         await on_sla_event(NOTIFIER, clock)(conn, sla_envelope(late), late)
     assert await pool.fetchval("SELECT count(*) FROM deliveries") == 1
+
+
+async def test_sla_events_too_old_to_tell_are_dropped_not_mailed_nor_kept(
+    pool: asyncpg.Pool,
+) -> None:
+    """A new group reading the topic's history (or a notifier back after days) does not mail
+    the desk's past: an event older than TELL_WITHIN is dropped on arrival, and one set aside
+    that grows as old is dropped by the release loop."""
+    known, unknown = story("SUP-7"), story("SUP-8")
+    await handled(pool, published_envelopes(known, POLICY), known)
+    past = [breach(known[0].ticket_id), breach(unknown[0].ticket_id)]
+    await handled(pool, [sla_envelope(e) for e in past], past)
+    assert await pool.fetchval("SELECT count(*) FROM sla_events_waiting") == 1  # unknown's
+    days_later = past[0].occurred_at + TELL_WITHIN + timedelta(minutes=1)
+    late = on_sla_event(NOTIFIER, lambda: days_later)
+    again = breach(known[0].ticket_id, armed_version=3).model_copy(update={"clock": "resolution"})
+    async with pool.acquire() as conn, conn.transaction():
+        await late(conn, sla_envelope(again), again)
+    assert await pool.fetchval("SELECT count(*) FROM deliveries") == 1  # the first breach only
+    assert await release_waiting(pool, NOTIFIER, days_later) == 1  # unknown's, expired
+    assert await pool.fetchval("SELECT count(*) FROM sla_events_waiting") == 0
 
 
 async def test_an_sla_event_not_from_sla_is_a_poison_message(pool: asyncpg.Pool) -> None:

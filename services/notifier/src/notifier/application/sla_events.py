@@ -12,7 +12,11 @@ SLA events queue behind it, so a request's warnings and breaches are told in the
 each batch of either topic and every few seconds. One that cannot be recorded (an unknown
 desk, a bug) is marked `failed` with its error, and those of its request wait behind it; the
 others go on. A warning that would be told at or after the breach it announces is dropped (as
-sla drops a warning deferred past the breach): the breach says it all. Each message keeps the
+sla drops a warning deferred past the breach): the breach says it all; so is any SLA event
+that would be told more than `TELL_WITHIN` after it happened (as a delivery is given up after
+as long): a new notifier group reading the topic's history, or one back from a long outage,
+does not mail the desk's past. Those set aside that grow as old are dropped too, with a log
+line each (the failed ones stay, for an operator). Each message keeps the
 delivery key of its event and recipient, so a warning told after waiting (or consumed twice) is
 still sent once. The set-aside events are shown by the notifier's metrics
 (`desk_notifier_sla_events_*`); `redrive list` does not list them (they are no dead letters).
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -42,11 +46,17 @@ SlaEvent = SlaWarningReached | SlaBreached
 SLA_SOURCE = "/desk/sla"  # the only service that publishes on `sla-events`
 RELEASE_LOCK_CLASS = 7_301_005  # held by the one replica releasing waiting events at a time
 RELEASE_BATCH = 200
+TELL_WITHIN = timedelta(days=2)  # as the sender gives up a message (delivery.GIVE_UP_AFTER)
 
 
-def outdated(event: Event, now: datetime) -> bool:
-    """Whether `event` is a warning that would reach people at or after its breach (`now`)."""
-    return isinstance(event, SlaWarningReached) and event.breach_at <= now
+def outdated(event: Event, now: datetime) -> str | None:
+    """Why `event`, told at `now`, would come too late (None: it would not): a warning at or
+    after the breach it announces, or any SLA event more than `TELL_WITHIN` after it happened."""
+    if now - event.occurred_at > TELL_WITHIN:
+        return f"happened more than {TELL_WITHIN.days} days ago"
+    if isinstance(event, SlaWarningReached) and event.breach_at <= now:
+        return "told after the breach it announces"
+    return None
 
 
 async def record_sla_event(
@@ -58,7 +68,7 @@ async def record_sla_event(
 ) -> bool:
     """Record the messages `event` causes, from the request's kept state; or, when that state
     is not there yet (or older than the timer's), or an earlier SLA event of the request still
-    waits, set it aside. True when recorded now (a warning `outdated` at `now` is dropped). A
+    waits, set it aside. True when recorded now (one `outdated` at `now` is dropped). A
     KeyError names an unknown desk."""
     row = await conn.fetchrow(
         """SELECT s.version, s.state,
@@ -67,11 +77,11 @@ async def record_sla_event(
            LEFT JOIN request_states AS s ON s.ticket_id = t.ticket_id""",
         event.ticket_id,
     )
+    if late := outdated(event, now):
+        log.info("sla_event_dropped", event_type=event.event_type, reason=late)
+        return False
     reason = waiting_reason(event, row["version"], row["behind"])
     if reason is None:
-        if outdated(event, now):
-            log.info("sla_warning_dropped", reason="told after the breach it announces")
-            return False
         ticket = RequestState.model_validate_json(row["state"])
         await record_all_notifications(conn, [(envelope, event, ticket)], notifier)
         return True
@@ -115,13 +125,28 @@ async def release_waiting(
     recorded: Callable[[], None] | None = None,
 ) -> int:
     """Record the waiting SLA events whose request's state is kept now (at their timer's
-    version or later), each request's in their order, and forget them (a warning `outdated`
-    at `now` is forgotten untold); returns how many; `recorded` is called when there were
-    some. One replica at a time does it (the others find the lock taken and do nothing)."""
+    version or later), each request's in their order, and forget them (one `outdated` at
+    `now` is forgotten untold, as are those set aside that grew too old to tell); returns how
+    many were told or dropped; `recorded` is called when some were. One replica at a time
+    does it (the others find the lock taken and do nothing)."""
     released = 0
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, 0)", RELEASE_LOCK_CLASS):
             return 0
+        expired = await conn.fetch(
+            """DELETE FROM sla_events_waiting
+               WHERE failed IS NULL AND (payload->>'occurred_at')::timestamptz < $1
+               RETURNING ticket_id, event_id, event_type, reason""",
+            now - TELL_WITHIN,
+        )
+        for row in expired:
+            log.warning(
+                "sla_event_dropped",
+                ticket_id=row["ticket_id"],
+                event_id=row["event_id"],
+                event_type=row["event_type"],
+                reason=f"waited until too old to tell ({row['reason']})",
+            )
         rows = await conn.fetch(
             """SELECT w.*, s.state FROM sla_events_waiting AS w
                JOIN request_states AS s ON s.ticket_id = w.ticket_id
@@ -160,7 +185,7 @@ async def release_waiting(
             released += 1
     if released and recorded is not None:
         recorded()
-    return released
+    return released + len(expired)
 
 
 async def waiting_now(pool: asyncpg.Pool) -> tuple[int, int, float]:
@@ -177,16 +202,17 @@ async def waiting_now(pool: asyncpg.Pool) -> tuple[int, int, float]:
 async def _record_waiting(
     conn: asyncpg.Connection, row: asyncpg.Record, notifier: Notifier, now: datetime
 ) -> None:
-    """Record the messages of one waiting SLA event from its request's kept state (none for a
-    warning `outdated` at `now`), and forget it (KeyError: its desk is unknown)."""
+    """Record the messages of one waiting SLA event from its request's kept state (none for
+    one `outdated` at `now`), and forget it (KeyError: its desk is unknown)."""
     event = event_from_data(row["event_type"], row["schema_version"], _json(row["payload"]))
-    if outdated(event, now):
+    if late := outdated(event, now):
         await conn.execute("DELETE FROM sla_events_waiting WHERE seq = $1", row["seq"])
         log.info(
-            "sla_warning_dropped",
+            "sla_event_dropped",
             ticket_id=row["ticket_id"],
             event_id=row["event_id"],
-            reason="told after the breach it announces",
+            event_type=row["event_type"],
+            reason=late,
         )
         return
     traceparent = row["traceparent"]
