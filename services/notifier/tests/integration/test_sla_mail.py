@@ -3,7 +3,7 @@ loopback (aiosmtpd): the notifier's two consumers (`ticket-events`, `sla-events`
 named as the runtime names them) keep each request's published state and tell the assignee of a
 coming and a passed breach, once each, and no customer. A warning for a request whose state has
 not come yet is set aside with its reason (the consumer goes on with the rest) and told once it
-has."""
+has; too late, it is dropped. The one-off fill keeps the states of requests seen before."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import email.policy
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -48,6 +49,7 @@ from notifier.application.sla_events import (
     release_waiting,
     waiting_now,
 )
+from notifier.entrypoints.keep_states import fill
 
 pytestmark = pytest.mark.integration
 
@@ -349,3 +351,38 @@ async def test_a_waiting_event_that_cannot_be_told_holds_its_request_only(
     assert registry.get_sample_value("desk_notifier_sla_events_waiting") == 2
     assert registry.get_sample_value("desk_notifier_sla_events_failed") == 1
     assert (registry.get_sample_value("desk_notifier_sla_events_oldest_waiting_seconds") or 0) > 0
+
+
+async def test_the_kept_states_are_filled_from_the_topic_for_requests_seen_before(
+    pool: asyncpg.Pool, kafka_bootstrap: str, new_topic: Any
+) -> None:
+    """A notifier that read its ticket events before it kept states: the one-off fill reads the
+    topic from its beginning, keeps the newest state of each request (a record without one is
+    skipped), and the warning waiting for one of them is told."""
+    topic = await new_topic("tickets", partitions=1)
+    first, second = story("SUP-9"), story("SUP-10", assignee=None)
+    records = published_envelopes(first, POLICY) + published_envelopes(second, POLICY)
+    records.append(replace_state(records[0], None))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for envelope in records:
+            key, value, headers = envelope.to_kafka()
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+    alarm = warning(second[0].ticket_id)
+    await handled(pool, [sla_envelope(alarm)], [alarm])  # waits: nothing kept yet
+    assert await fill(pool, kafka_bootstrap, topic) == (4, 1)
+    kept = await pool.fetch("SELECT ticket_id, version FROM request_states ORDER BY version")
+    assert sorted(tuple(r) for r in kept) == sorted(
+        [(first[0].ticket_id, 2), (second[0].ticket_id, 2)]
+    )
+    assert await release_waiting(pool, NOTIFIER, WARNED_AT) == 1
+    rows = await pool.fetch("SELECT recipient FROM deliveries")
+    assert [r["recipient"] for r in rows] == [LEA]  # nobody holds it: the team lead
+
+
+def replace_state(envelope: Envelope, state: dict[str, Any] | None) -> Envelope:
+    """`envelope` with another published state (None: without one)."""
+    return replace(envelope, id=str(uuid.uuid4()), request_state=state)

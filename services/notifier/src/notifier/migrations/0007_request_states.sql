@@ -1,8 +1,9 @@
 -- The latest state workflow published of each request (desk_contracts.state.RequestState, as
 -- JSON), kept as its ticket events pass: the records of `sla-events` carry no request, and the
 -- warnings and breaches are addressed and worded from it. Only kept, never folded.
--- Pre-release: the requests whose events passed before this migration are not filled in; their
--- SLA events wait for their next ticket event (and are dropped once two days old).
+-- The requests whose events passed before this migration are not filled in here (SQL cannot read
+-- Kafka): `python -m notifier.entrypoints.keep_states` does it once from the topic; until then
+-- their SLA events wait for their next ticket event (and are dropped once two days old).
 CREATE TABLE request_states (
     ticket_id text    PRIMARY KEY,
     version   integer NOT NULL,
