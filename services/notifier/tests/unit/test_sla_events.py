@@ -1,6 +1,6 @@
 """When an SLA warning or breach is told (pure): once the request's state is kept at the version
 its timer was armed at, behind any earlier one of the request still waiting, and never too late
-(a warning at or after its breach, any of them more than two days after it happened)."""
+(a warning at or after its breach, any of them more than two days after sla published it)."""
 
 from __future__ import annotations
 
@@ -41,8 +41,20 @@ def test_an_sla_event_waits_for_its_requests_state_and_for_those_before_it(
 
 
 def test_a_warning_is_told_before_its_breach_and_none_later_than_two_days() -> None:
-    assert outdated(WARNING, NOW + timedelta(minutes=59)) is None
-    assert outdated(WARNING, NOW + timedelta(hours=1)) == "told after the breach it announces"
-    assert outdated(BREACH, NOW + TELL_WITHIN) is None
+    assert outdated(WARNING, NOW, NOW + timedelta(minutes=59)) is None
+    assert outdated(WARNING, NOW, NOW + timedelta(hours=1)) == "told after the breach it announces"
+    assert outdated(BREACH, NOW, NOW + TELL_WITHIN) is None
     late = NOW + TELL_WITHIN + timedelta(seconds=1)
-    assert outdated(BREACH, late) == "happened more than 2 days ago"
+    assert outdated(BREACH, NOW, late) == "published more than 2 days ago"
+
+
+def test_lateness_is_real_time_since_publication_whatever_time_the_request_lives_on() -> None:
+    """A request on a test clock set months back: its warning, published now, is told now."""
+    months = timedelta(days=90)
+    back = WARNING.model_copy(
+        update={"occurred_at": NOW - months, "breach_at": NOW - months + timedelta(hours=1)}
+    )
+    assert outdated(back, NOW, NOW + timedelta(minutes=5)) is None
+    assert outdated(back, NOW, NOW + timedelta(hours=1)) == "told after the breach it announces"
+    ahead = BREACH.model_copy(update={"occurred_at": NOW + months})
+    assert outdated(ahead, NOW, NOW + TELL_WITHIN + timedelta(seconds=1)) is not None

@@ -13,8 +13,8 @@ each batch of either topic and every few seconds. One that cannot be recorded (a
 desk, a bug) is marked `failed` with its error, and those of its request wait behind it; the
 others go on. A warning that would be told at or after the breach it announces is dropped (as
 sla drops a warning deferred past the breach): the breach says it all; so is any SLA event
-that would be told more than `TELL_WITHIN` after it happened (as a delivery is given up after
-as long): a new notifier group reading the topic's history, or one back from a long outage,
+that would be told more than `TELL_WITHIN` after sla published it (as a delivery is given up
+after as long): a new notifier group reading the topic's history, or one back from a long outage,
 does not mail the desk's past. Those set aside that grow as old are dropped too, with a log
 line each (the failed ones stay, for an operator). Each message keeps the
 delivery key of its event and recipient, so a warning told after waiting (or consumed twice) is
@@ -49,12 +49,16 @@ RELEASE_BATCH = 200
 TELL_WITHIN = timedelta(days=2)  # as the sender gives up a message (delivery.GIVE_UP_AFTER)
 
 
-def outdated(event: Event, now: datetime) -> str | None:
-    """Why `event`, told at `now`, would come too late (None: it would not): a warning at or
-    after the breach it announces, or any SLA event more than `TELL_WITHIN` after it happened."""
-    if now - event.occurred_at > TELL_WITHIN:
-        return f"happened more than {TELL_WITHIN.days} days ago"
-    if isinstance(event, SlaWarningReached) and event.breach_at <= now:
+def outdated(event: Event, published_at: datetime, now: datetime) -> str | None:
+    """Why `event`, published by sla at `published_at` and told at `now` (both real time),
+    would come too late (None: it would not): any SLA event more than `TELL_WITHIN` after its
+    publication, or a warning whose delay since reaches the breach it announces. The delay is
+    measured in real time and added to the event's own instants, which are the request's time
+    (a request on a test clock lives on another time than the notifier's)."""
+    delay = now - published_at
+    if delay > TELL_WITHIN:
+        return f"published more than {TELL_WITHIN.days} days ago"
+    if isinstance(event, SlaWarningReached) and event.occurred_at + delay >= event.breach_at:
         return "told after the breach it announces"
     return None
 
@@ -77,7 +81,7 @@ async def record_sla_event(
            LEFT JOIN request_states AS s ON s.ticket_id = t.ticket_id""",
         event.ticket_id,
     )
-    if late := outdated(event, now):
+    if late := outdated(event, envelope.time, now):
         log.info("sla_event_dropped", event_type=event.event_type, reason=late)
         return False
     reason = waiting_reason(event, row["version"], row["behind"])
@@ -87,8 +91,9 @@ async def record_sla_event(
         return True
     await conn.execute(
         """INSERT INTO sla_events_waiting (event_id, ticket_id, armed_version, event_type,
-                                           schema_version, payload, traceparent, reason)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING""",
+                                           schema_version, payload, traceparent, reason,
+                                           published_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING""",
         envelope.id,
         event.ticket_id,
         event.armed_version,
@@ -97,6 +102,7 @@ async def record_sla_event(
         event.model_dump_json(),
         envelope.extensions.get(TRACEPARENT),
         reason,
+        envelope.time,
     )
     log.info("sla_event_waiting_for_request", event_type=event.event_type, reason=reason)
     return False
@@ -135,7 +141,7 @@ async def release_waiting(
             return 0
         expired = await conn.fetch(
             """DELETE FROM sla_events_waiting
-               WHERE failed IS NULL AND (payload->>'occurred_at')::timestamptz < $1
+               WHERE failed IS NULL AND published_at < $1
                RETURNING ticket_id, event_id, event_type, reason""",
             now - TELL_WITHIN,
         )
@@ -205,7 +211,7 @@ async def _record_waiting(
     """Record the messages of one waiting SLA event from its request's kept state (none for
     one `outdated` at `now`), and forget it (KeyError: its desk is unknown)."""
     event = event_from_data(row["event_type"], row["schema_version"], _json(row["payload"]))
-    if late := outdated(event, now):
+    if late := outdated(event, row["published_at"], now):
         await conn.execute("DELETE FROM sla_events_waiting WHERE seq = $1", row["seq"])
         log.info(
             "sla_event_dropped",
@@ -221,7 +227,7 @@ async def _record_waiting(
         type=row["event_type"],
         source=SLA_SOURCE,
         subject=row["ticket_id"],
-        time=event.occurred_at,
+        time=row["published_at"],
         data=_json(row["payload"]),
         schema_version=row["schema_version"],
         extensions={TRACEPARENT: traceparent} if traceparent else {},

@@ -24,6 +24,7 @@ CREATE TABLE sla_events_waiting (
     payload        jsonb       NOT NULL,
     traceparent    text,
     reason         text        NOT NULL,
+    published_at   timestamptz NOT NULL,  -- when sla published it (the record's ce_time)
     since          timestamptz NOT NULL DEFAULT now(),
     failed         text
 );
