@@ -67,6 +67,7 @@ WARNED_AT = NOW + timedelta(hours=3)  # the notifier's clock: the warnings' brea
 
 
 def clock() -> datetime:
+    """The notifier's clock in these tests."""
     return WARNED_AT
 
 
@@ -117,6 +118,7 @@ def story(key: str, assignee: str | None = PAUL) -> list[Event]:
 
 
 def warning(ticket: str, armed_version: int = 2) -> SlaWarningReached:
+    """The response clock's warning, fired 3 hours in: it breaches an hour later."""
     return SlaWarningReached(
         ticket_id=ticket, occurred_at=NOW + timedelta(hours=3), armed_version=armed_version,
         due_at=NOW + timedelta(hours=3), clock="response", priority="high",
@@ -125,6 +127,7 @@ def warning(ticket: str, armed_version: int = 2) -> SlaWarningReached:
 
 
 def breach(ticket: str, armed_version: int = 2) -> SlaBreached:
+    """The response clock's breach, 4 hours in."""
     return SlaBreached(
         ticket_id=ticket, occurred_at=NOW + timedelta(hours=4), armed_version=armed_version,
         due_at=NOW + timedelta(hours=4), clock="response", priority="high",
@@ -146,6 +149,7 @@ def sla_envelope(event: Event, source: str = SLA_SOURCE) -> Envelope:
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    """Until `check` holds (failing after `timeout` seconds)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
@@ -153,6 +157,7 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> 
 
 
 async def send_all(pool: asyncpg.Pool, port: int) -> None:
+    """Send every message due to the sink, as the sender loop does."""
     sender = Sender(pool, Relay("127.0.0.1", port, "support@desk.example"))
     while await sender.send_pending(datetime.now(UTC)):
         pass
@@ -228,6 +233,7 @@ async def release_every(pool: asyncpg.Pool, seconds: float) -> None:
 
 
 async def _count(pool: asyncpg.Pool, query: str, expected: int) -> bool:
+    """Whether `query` counts `expected` rows."""
     return bool(await pool.fetchval(query) == expected)
 
 

@@ -23,9 +23,3 @@ async def keep_states(conn: asyncpg.Connection, states: Sequence[RequestState]) 
            WHERE request_states.version < EXCLUDED.version""",
         [(state.ticket_id, state.version, state.model_dump_json()) for state in states],
     )
-
-
-async def latest_state(conn: asyncpg.Connection, ticket_id: str) -> RequestState | None:
-    """The newest state kept of the request; None when none was kept yet."""
-    state = await conn.fetchval("SELECT state FROM request_states WHERE ticket_id = $1", ticket_id)
-    return None if state is None else RequestState.model_validate_json(state)
