@@ -49,6 +49,7 @@ def test_the_three_seed_desks_ship_and_load_against_the_shipped_calendars() -> N
 
 
 def test_notification_rules_name_events_that_exist() -> None:
+    import desk_contracts.sla  # (registers the SLA warnings and breaches)
     import desk_contracts.tickets  # noqa: F401  (registers the ticket events)
     from desk_contracts.base import EVENT_TYPES
 

@@ -1,8 +1,10 @@
-"""Composition root of the notifier: consumers of ticket events and automatic-reply requests
-(started once the directory's feed has caught up: who is told, in which language, comes from
-it), the SMTP sender loop (its relay connection closed at shutdown), the outbox relay of failed
-deliveries to `ticket-commands`, its own readiness check (no message pending too long), and
-the messages' metrics by desk (on the process's registry: `notifier.adapters.metrics`)."""
+"""Composition root of the notifier: consumers of ticket events, SLA warnings and breaches and
+automatic-reply requests (started once the directory's feed has caught up: who is told, in which
+language, comes from it), the loop that tells the SLA events set aside until their request's
+state came (woken after each batch of either topic), the SMTP sender loop (its relay
+connection closed at shutdown), the outbox relay of failed deliveries to `ticket-commands`, its
+own readiness check (no message pending too long), and the messages' metrics by desk (on the
+process's registry: `notifier.adapters.metrics`)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from desk_contracts.topics import AUTOMATIC_REPLIES, TICKET_COMMANDS, TICKET_EVENTS
+from desk_contracts.topics import AUTOMATIC_REPLIES, SLA_EVENTS, TICKET_COMMANDS, TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
 from desk_eventstore.records import RecordedEvent
 from desk_platform.directory_feed import follow_directory
@@ -22,17 +24,24 @@ from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
 from desk_policies.directory import DirectorySource
 from desk_policies.loader import load_policies
-from notifier.adapters.kafka import events_together, on_automatic_reply, on_ticket_event
+from notifier.adapters.kafka import (
+    events_together,
+    on_automatic_reply,
+    on_sla_event,
+    on_ticket_event,
+)
 from notifier.adapters.metrics import NotificationMetrics
 from notifier.adapters.templates import Templates
 from notifier.application.backlog import pending_messages_probe
 from notifier.application.delivery import Relay, Sender
 from notifier.application.meter import UNMETERED, NotificationMeter
 from notifier.application.notify import Notifier
+from notifier.application.sla_events import release_waiting, waiting_now
 from notifier.domain.rules import unstaffed_roles
 
 log = structlog.get_logger(__name__)
 TICK_SECONDS = 0.5
+RELEASE_SECONDS = 5.0  # SLA events set aside are looked at again (and after every batch)
 
 
 def now() -> datetime:
@@ -83,18 +92,33 @@ async def build(settings: Settings) -> tuple[ServiceRuntime, Any]:
 
     runtime.consume_after.append(directory_read)
     recorded = asyncio.Event()  # deliveries were recorded: send them now, not at the next tick
+    states = asyncio.Event()  # states kept or SLA events set aside: tell those that may go
+
+    def applied() -> None:
+        recorded.set()
+        states.set()
+
     runtime.subscribe(
         TICKET_EVENTS,
         on_ticket_event(notifier),
-        applied=recorded.set,
+        applied=applied,
         together=events_together(notifier),
     )
+    runtime.subscribe(SLA_EVENTS, on_sla_event(notifier, now), applied=applied)
     runtime.subscribe(AUTOMATIC_REPLIES, on_automatic_reply(notifier), applied=recorded.set)
     pool = await runtime.start_store()
     relay = Relay(settings.smtp_host, settings.smtp_port, settings.mail_from)
     sender = Sender(pool, relay, lanes=settings.smtp_connections, meter=meter)
 
     runtime.repeat("deliver", lambda: sender.send_pending(now()), TICK_SECONDS, wake=recorded)
+
+    async def release() -> int:
+        """Tell the SLA events set aside whose request's state came; show what still waits."""
+        released = await release_waiting(pool, notifier, now(), recorded.set)
+        meter.sla_events_waiting(*await waiting_now(pool))
+        return released
+
+    runtime.repeat("release-sla-events", release, RELEASE_SECONDS, wake=states)
 
     async def close_relay_connection(stop: asyncio.Event) -> None:
         """At shutdown, QUIT the relay connection the sender keeps between batches."""

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from published import published_states
 
 from desk_contracts.base import Event
+from desk_contracts.sla import SlaBreached, SlaWarningReached
 from desk_contracts.state import RequestState
 from desk_contracts.tickets import (
     ActedEvent,
@@ -132,6 +133,30 @@ class Row:
 
 
 CUSTOMERS = {ANNE: "{}", BRUNO: "{}"}
+BREACH_AT = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+TIMER: dict[str, Any] = {"armed_version": 2, "priority": "high"}
+WARNING = SlaWarningReached(**BASE, **TIMER, due_at=NOW, clock="response", breach_at=BREACH_AT)
+BREACH = SlaBreached(**BASE, **TIMER, due_at=BREACH_AT, clock="resolution")
+
+
+def sla_rows(policy: str, leads: tuple[str, ...], unassigned: Event) -> list[Row]:
+    """SLA warnings and breaches at `policy`: the assignee is told, else its `leads` (once
+    `unassigned` left the request to a group only); never a customer."""
+    return [
+        Row("SLA: a coming breach is told to the assignee", WARNING,
+            {PAUL: "SlaWarningReached"}, policy),
+        Row("SLA: a passed breach is told to the assignee", BREACH, {PAUL: "SlaBreached"}, policy),
+        Row("SLA: a coming breach of a request nobody holds goes to the leads", WARNING,
+            {lead: "SlaWarningReached" for lead in leads}, policy, before=(unassigned,)),
+        Row("SLA: a passed breach of a request nobody holds goes to the leads", BREACH,
+            {lead: "SlaBreached" for lead in leads}, policy, before=(unassigned,)),
+    ]  # fmt: skip
+
+
+def to_group(status: str, role: str = "agent") -> Event:
+    """The request handed to a group: nobody holds it any more."""
+    actor = {"actor_id": PAUL, "actor_role": role}
+    return moved(TicketAssigned, status, status, group_id="level2", actor=actor)
 
 
 def customers(template: str, *people: str) -> dict[str, str]:
@@ -264,6 +289,7 @@ CLOUD_PARTNER = [
         ),
         {ANNE: "PriorityChanged"},
     ),
+    *sla_rows("cloud-partner", (LEA,), to_group("submitted")),
 ]
 
 ERP_VENDOR = [
@@ -354,6 +380,7 @@ ERP_VENDOR = [
         customers("TicketClosed"),
         "erp-vendor",
     ),
+    *sla_rows("erp-vendor", (LEA,), to_group("open", "front_desk")),
 ]
 
 SAAS_DESK = [
@@ -408,6 +435,7 @@ SAAS_DESK = [
         customers("closed_with_survey"),
         "saas-desk",
     ),
+    *sla_rows("saas-desk", (LEA,), to_group("open", "supervisor")),
 ]  # fmt: skip
 
 
@@ -648,3 +676,81 @@ def test_a_request_filed_by_the_desk_names_the_desk_to_the_customer_not_a_staff_
     context = notification_context(note, opening, ticket, policy, DIRECTORY)
     words = Templates().render(note.template, language, context, ticket.key)
     assert sales not in words.text and policy.name in words.text, words.text
+
+
+SLA_WORDS = {
+    ("SlaWarningReached", "fr"): (
+        "[SUP-1042] Alerte SLA : délai de réponse (Haute) à échéance le 2026-03-02 15:00 CET : "
+        "Jira is slow",
+        "il sera dépassé le 2026-03-02 15:00 CET",
+    ),
+    ("SlaWarningReached", "en"): (
+        "[SUP-1042] SLA warning: response time (High) ends 2026-03-02 15:00 CET: Jira is slow",
+        "it will be breached on 2026-03-02 15:00 CET",
+    ),
+    ("SlaBreached", "fr"): (
+        "[SUP-1042] SLA dépassé : délai de résolution (Haute) : Jira is slow",
+        "est dépassé depuis le 2026-03-02 15:00 CET",
+    ),
+    ("SlaBreached", "en"): (
+        "[SUP-1042] SLA breached: resolution time (High): Jira is slow",
+        "was breached on 2026-03-02 15:00 CET",
+    ),
+}
+
+
+@pytest.mark.parametrize(("event", "language"), [(e, lang) for e in (WARNING, BREACH)
+                                                 for lang in ("fr", "en")])  # fmt: skip
+def test_an_sla_mail_names_its_clock_priority_and_breach_time_in_the_recipients_zone(
+    event: Event, language: str
+) -> None:
+    """Paul reads Paris time (the directory); the warning says when the clock breaches, the
+    breach when it did, each for the support side (the desk's link, no reply by mail)."""
+    policy = POLICIES["cloud-partner"]
+    ticket = state_after([*opened("cloud-partner")])
+    (note,) = notifications_for(event, ticket, policy, DIRECTORY)
+    assert (note.recipient, note.audience) == (PAUL, Audience.SUPPORT)
+    note = replace(note, language=language)
+    context = notification_context(note, event, ticket, policy, DIRECTORY)
+    words = Templates().render(note.template, language, context, ticket.key)
+    subject, sentence = SLA_WORDS[event.event_type, language]
+    assert words.subject == subject
+    assert sentence in words.text and sentence in words.html
+    assert HOW_TO_ANSWER["team", language] in words.text
+    assert "Nobody is assigned" not in words.text
+    assert "n'est attribuée à personne" not in words.text
+
+
+def test_an_sla_mail_at_a_desk_zone_for_a_recipient_without_one() -> None:
+    """Léa has no time zone of her own: the desk's (saas-desk: Toronto) is used."""
+    policy = POLICIES["saas-desk"]
+    ticket = state_after([*opened("saas-desk"), to_group("open", "supervisor")])
+    (note,) = notifications_for(WARNING, ticket, policy, DIRECTORY)
+    context = notification_context(replace(note, language="en"), WARNING, ticket, policy, DIRECTORY)
+    words = Templates().render(note.template, "en", context, ticket.key)
+    assert note.recipient == LEA
+    assert "ends 2026-03-02 09:00 EST" in words.subject
+    assert "Nobody is assigned to the request." in words.text
+
+
+def test_no_customer_hears_of_an_sla_clock_whatever_the_rules_say() -> None:
+    everyone = ("requester", "participants", "creator", "assignee")
+    careless = tuple(
+        NotificationRule(event=kind, recipients=everyone)
+        for kind in ("SlaWarningReached", "SlaBreached")
+    )
+    policy = POLICIES["erp-vendor"].model_copy(update={"notifications": careless})
+    ticket = state_after([*opened("erp-vendor")])
+    for event in (WARNING, BREACH):
+        told = notifications_for(event, ticket, policy, DIRECTORY)
+        assert [(n.recipient, n.audience) for n in told] == [(PAUL, Audience.SUPPORT)]
+
+
+def test_an_unassigned_only_rule_tells_nobody_while_someone_holds_the_request() -> None:
+    policy = POLICIES["cloud-partner"]
+    leads = NotificationRule(event="SlaBreached", recipients=("team_lead",), unassigned_only=True)
+    policy = policy.model_copy(update={"notifications": (leads,)})
+    held = state_after([*opened("cloud-partner")])
+    left = state_after([*opened("cloud-partner"), to_group("submitted")])
+    assert notifications_for(BREACH, held, policy, DIRECTORY) == []
+    assert [n.recipient for n in notifications_for(BREACH, left, policy, DIRECTORY)] == [LEA]

@@ -176,7 +176,9 @@ class NotificationRule(_Frozen):
     `creator`, or a role id (everyone in that role, e.g. `team_lead`). `only_if`: name of a
     boolean field of the event that must be true (e.g. `requester_must_be_informed`).
     `to_actor`: also tell the person who caused it (by default they are not told of their own
-    act; a closing mail with its survey is for them too).
+    act; a closing mail with its survey is for them too). `unassigned_only`: only while the
+    request has no assignee (e.g. an SLA warning to the team leads when nobody holds the
+    request; the rule naming `assignee` tells the person who does).
     """
 
     event: str = Field(min_length=1)
@@ -188,6 +190,7 @@ class NotificationRule(_Frozen):
     only_if: str | None = None
     template: str | None = None
     to_actor: bool = False
+    unassigned_only: bool = False
 
 
 class SlaTarget(_Frozen):

@@ -1,7 +1,9 @@
 """Record what an event means for whom, worded and threaded, in the consumer's transaction.
 
 Whom to tell and the words come from the request as workflow published it with the event (its
-`RequestState`): the notifier keeps no view of the requests of its own.
+`RequestState`): the notifier folds no view of the requests of its own. (For the SLA events,
+which carry no state, it is the latest one published, kept as the ticket events passed:
+`application.request_states`, `application.sla_events`.)
 
 Each message is a `deliveries` row keyed by (event id, recipient), written before anything is
 sent (the sender in `application.delivery` marks it after): the words are rendered once here,

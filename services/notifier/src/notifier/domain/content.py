@@ -3,20 +3,24 @@
 The templates (files, per language) decide the words; this module gathers the facts they need
 in the recipient's language: the request, the event, labels of statuses, priorities and
 resolutions from the policy, and how to answer (reply by mail, or the portal link, per policy;
-the support team always works in the desk's portal).
+the support team always works in the desk's portal). For an SLA warning or breach, `breach_at`
+is when the clock breaches (or breached), in the recipient's time zone (else the desk's).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from desk_contracts.base import Event
 from desk_contracts.mail import AutomaticReplyRequested
+from desk_contracts.sla import SlaBreached, SlaWarningReached
 from desk_contracts.state import RequestState
 from desk_contracts.tickets import PriorityChanged, StatusChanged, TicketClosed, TicketResolved
 from desk_policies.audience import Audience, role_seen_by
-from desk_policies.directory import Directory
+from desk_policies.directory import Directory, Person
 from desk_policies.model import DeskPolicy
 from notifier.domain.rules import Notification
 
@@ -63,11 +67,28 @@ def _labels(event: Event, policy: DeskPolicy, language: str) -> dict[str, str | 
                 labels["from_priority"] = priority.labels.get(language)
             if priority.id == event.to_priority:
                 labels["priority"] = priority.labels.get(language)
+    if isinstance(event, SlaWarningReached | SlaBreached):
+        for priority in policy.priorities:
+            if priority.id == event.priority:
+                labels["priority"] = priority.labels.get(language)
     if isinstance(event, TicketClosed | TicketResolved) and event.resolution_code:
         for code in policy.resolution_codes:
             if code.id == event.resolution_code:
                 labels["resolution"] = code.labels.get(language)
     return labels
+
+
+def breach_instant(event: Event, policy: DeskPolicy, person: Person | None) -> datetime | None:
+    """When the SLA clock of `event` breaches (a warning) or breached (a breach), in the
+    recipient's time zone, else the desk's; None for any other event."""
+    if isinstance(event, SlaWarningReached):
+        instant = event.breach_at
+    elif isinstance(event, SlaBreached):
+        instant = event.due_at
+    else:
+        return None
+    zone = ZoneInfo(person.time_zone) if person and person.time_zone else policy.zone
+    return instant.astimezone(zone)
 
 
 def creator_seen_by(audience: Audience, ticket: RequestState, policy: DeskPolicy) -> str:
@@ -107,6 +128,7 @@ def notification_context(
         "portal_url": portal,
         "request_url": f"{portal.rstrip('/')}/requests/{ticket.key}" if portal else None,
         "labels": labels,
+        "breach_at": breach_instant(event, policy, person),
         "reopen_allowed": policy.reopen.allowed,
         "reopen_days": policy.reopen.within_days,
         "reminder_days": policy.automations.reminder_days,

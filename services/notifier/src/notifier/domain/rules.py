@@ -11,6 +11,8 @@ automatic closing of §5); this module interprets them:
 - people who muted the request get nothing from the customer-side recipients;
 - the customer side is told nothing customers may not see (`desk_policies.audience`: e.g. an
   internal comment), whatever the rules say;
+- `unassigned_only` rules tell only while the request has no assignee (the SLA warnings and
+  breaches go to the assignee, else to the desk's leads);
 - `skip_channels` on a creation rule spares the *creator* the acknowledgement when the request
   came through one of those channels (the portal already showed it); others are still told;
 - nobody is told about what they did themselves;
@@ -42,8 +44,12 @@ class Notification:
     audience: Audience = Audience.CUSTOMER
 
 
-def _matches(rule: NotificationRule, event: Event, policy: DeskPolicy) -> bool:
+def _matches(
+    rule: NotificationRule, event: Event, ticket: RequestState, policy: DeskPolicy
+) -> bool:
     if rule.event != event.event_type:
+        return False
+    if rule.unassigned_only and ticket.assignee_id:
         return False
     if rule.to_statuses and not (
         isinstance(event, StatusChanged) and event.to_status in rule.to_statuses
@@ -109,7 +115,7 @@ def notifications_for(
     for_customers = entry_seen_by(Audience.CUSTOMER, policy, event.event_type, data) is not None
     found: dict[str, Notification] = {}
     for rule in policy.notifications:
-        if not _matches(rule, event, policy):
+        if not _matches(rule, event, ticket, policy):
             continue
         for person, audience in _recipients(rule, event, ticket, policy, directory):
             if (person == actor and not rule.to_actor) or person in found:
