@@ -15,7 +15,8 @@ request's "now" from the clock.
 - erp-vendor's Geneva calendar: a high request filed on a Thursday at 16:30 before Easter
   (Good Friday and Easter Monday are public holidays in Geneva; summer time begins that Sunday)
   has its 120 business minutes of response run out on Tuesday at 09:00 local time, 07:00 UTC:
-  warned at 75 % (08:30, 06:30 UTC), then breached, and not before.
+  warned at 75 % (08:30, 06:30 UTC), then breached, and not before; the desk's team lead is
+  mailed each time.
 """
 
 from __future__ import annotations
@@ -295,6 +296,12 @@ def test_a_response_warning_then_a_breach_across_easter_on_the_geneva_calendar(
         ("SlaBreached", "response", breached),
     ]
     assert eventually(clocks)["response"]["breached"] is True
+
+    # unassigned: the desk's team lead is told of each, the requester of neither
+    told = eventually(lambda: len(mails_about(system, ticket["key"])) >= 2 or None)
+    told = mails_about(system, ticket["key"])
+    assert [to for to, _ in told] == [LEAD, LEAD], told
+    assert "SLA" in told[0][1] and "SLA" in told[1][1], told
 
 
 def test_a_survey_link_expires_after_30_days_of_its_request_s_clock(system: System) -> None:
