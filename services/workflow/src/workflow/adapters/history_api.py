@@ -34,7 +34,7 @@ from desk_policies.model import DeskPolicy
 from workflow.adapters.readers import desks_read_by, reader_of
 from workflow.application.history import changes_of, desk_changes
 from workflow.application.tickets import Loaded
-from workflow.domain.audit import BadInstant, Change, csv_text, instant
+from workflow.domain.audit import COLUMNS, BadInstant, Change, csv_text, instant
 
 MAX_PERIOD = timedelta(days=93)  # a quarter, whatever its months
 MAX_ROWS = 10_000
@@ -56,7 +56,24 @@ INSTANT_REFUSED: dict[int | str, dict[str, Any]] = {
         },
     }
 }
-AS_CSV = {"content": {"text/csv": {"schema": {"type": "string"}}}}
+_TEXT = {"type": "string"}
+_MAYBE = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+CHANGE_SCHEMA = {  # one row of `workflow.domain.audit.Change.row`
+    "type": "object",
+    "properties": {
+        "key": _TEXT, "version": {"type": "integer"},
+        "occurred_at": {"type": "string", "format": "date-time"}, "event": _TEXT,
+        "actor_id": _TEXT, "actor_role": _TEXT, "field": _TEXT, "old": _MAYBE, "new": _MAYBE,
+        "reason": _MAYBE,
+    },
+    "required": list(COLUMNS),
+}  # fmt: skip
+AS_CSV = {
+    "content": {
+        "application/json": {"schema": {"type": "array", "items": CHANGE_SCHEMA}},
+        "text/csv": {"schema": {"type": "string"}},
+    }
+}
 
 
 def instant_of(text: str, name: str) -> datetime:
@@ -152,7 +169,16 @@ def history_router(
         "/desks/{policy_id}/audit",
         response_class=Response,
         responses={
-            200: {"description": "the desk's changes of the period, oldest first", **AS_CSV},
+            200: {
+                "description": "the desk's changes of the period, oldest first",
+                "headers": {
+                    "X-More-Rows": {
+                        "description": "true when some changes were left out",
+                        "schema": {"type": "string", "enum": ["true", "false"]},
+                    }
+                },
+                **AS_CSV,
+            },
             **IDENTITY_ANSWERS,
             **refusals(
                 {
