@@ -4,7 +4,9 @@ and the changes made on it (`changes_of`, for one request; `desk_changes`, for a
 The cut and the diff are `workflow.domain.audit`'s (pure); this module reads the streams. A desk's
 period reads at most `MAX_DESK_REQUESTS` requests changed in it (the earliest changed first) and
 gives at most `max_rows` changes (the earliest first); `more` says when something was left out,
-so that a reader narrows the period rather than trusts a partial answer as whole.
+so that a reader narrows the period rather than trusts a partial answer as whole. Only the
+requests created before the period ends and changed since it began (the read model's
+`created_at` and `updated_at`, indexed) have their events read.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ async def desk_changes(
     policy = policies[policy_id]
     ids = await conn.fetch(
         """SELECT e.stream_id, min((e.payload->>'occurred_at')::timestamptz) AS first
-           FROM events AS e JOIN tickets AS t ON t.ticket_id = e.stream_id
-           WHERE t.policy_id = $1
+           FROM tickets AS t JOIN events AS e ON e.stream_id = t.ticket_id
+           WHERE t.policy_id = $1 AND t.created_at < $3 AND t.updated_at >= $2
              AND (e.payload->>'occurred_at')::timestamptz >= $2
              AND (e.payload->>'occurred_at')::timestamptz < $3
            GROUP BY e.stream_id ORDER BY first, e.stream_id LIMIT $4""",
