@@ -80,6 +80,7 @@ CARLA = Person("carla@globex.example", "globex")  # a customer of another organi
 AGENT = Person("paul@desk.example", roles={"cloud-partner": ["agent"]})
 SERVICE_DESK = Person("sd@desk.example", roles={"erp-vendor": ["service_desk"]})
 SALES = Person("sales@desk.example", roles={"erp-vendor": ["sales_admin"]})  # erp-vendor only
+LEAD = Person("lea@desk.example", roles={"cloud-partner": ["team_lead"]})  # leads cloud-partner
 SAAS_AGENT = Person("lea@desk.example", roles={"saas-desk": ["supervisor"]})  # saas-desk only
 
 HIDDEN = "hidden"  # answered 2xx, without the request (a list that does not show it)
@@ -153,6 +154,16 @@ def table() -> dict[tuple[Service, str, str], Access]:
             AGENT, path={"policy_id": "cloud-partner"}, outsider=403, stranger=403
         ),
         ("workflow", "GET", "/search"): Access(AGENT, outsider=403, stranger=HIDDEN),
+        ("workflow", "GET", "/requests/{ticket}/audit"): Access(
+            AGENT, path=TICKET, outsider=404, stranger=404
+        ),
+        ("workflow", "GET", "/desks/{policy_id}/audit"): Access(
+            LEAD,
+            path={"policy_id": "cloud-partner"},
+            query={"from": "2026-03-01T00:00:00Z", "to": "2026-03-31T00:00:00Z"},
+            outsider=403,
+            stranger=403,
+        ),
     }
     for command in http_commands():
         rows["workflow", "POST", f"/requests/{{ticket}}/{kebab(command.__name__)}"] = Access(

@@ -22,6 +22,7 @@ from portal.adapters.admin_pages import admin_pages_router
 from portal.adapters.agent_request import agent_request_router
 from portal.adapters.api import api_router
 from portal.adapters.assets import serve_assets
+from portal.adapters.audit_pages import audit_pages_router
 from portal.adapters.canned_pages import canned_pages_router
 from portal.adapters.console import Console, console_router
 from portal.adapters.dashboard import dashboard_router
@@ -77,6 +78,7 @@ def create_app(
     app.include_router(console_router(console))
     app.include_router(dashboard_router(console))
     app.include_router(agent_request_router(console))
+    app.include_router(audit_pages_router(console))
     app.include_router(admin_pages_router(console))
     app.include_router(canned_pages_router(console))
     app.include_router(queues_router(console))

@@ -12,6 +12,13 @@ the request's language fill the reply or the note: without JavaScript through th
 (`?canned=<id>`, `&into=note`), with htmx by swapping only the textarea
 (`/console/requests/{key}/canned`).
 
+**A past view** (`?as_of=<datetime-local>`, in the person's time zone): the request as it was at
+that instant, as workflow folds it (`GET /requests/{key}?as_of=`) with its clocks as they
+stood then (sla's `?as_of=`), under a banner that says it is a past view; no command is offered
+(no one acts on the past). An instant that is not one, or before the request existed, shows the
+request as it is now with the reason beside the instant's field. The page links to the request's
+audit (`portal.adapters.audit_pages`).
+
 Everything comes from the services, asked as the person: workflow's request (read by the
 support side: internal notes included) and desks, sla's clocks (the page goes on without them
 when sla does not answer). A bad key, a request workflow does not show, or one of a desk the
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
@@ -56,6 +64,15 @@ def field_id(form: str, name: str) -> str:
     return TEXTAREAS.get(form, "") if name == "body" else f"{form}-{name}"
 
 
+def past_instant(typed: str, time_zone: str) -> datetime | None:
+    """The instant of a past view: a `datetime-local` value in `time_zone`, in UTC; None when it
+    is not one, or out of the years workflow reads (2000 to 2999)."""
+    found = cc.local_instant(typed, time_zone)
+    if found is None or not 2000 <= found.year <= 2999:
+        return None
+    return found.astimezone(UTC)
+
+
 def refusal_of(answer: Any) -> tuple[str, str | None]:
     """The reason workflow gives for a refused command, and the body field it names (a 422),
     if any."""
@@ -81,12 +98,15 @@ class AgentRequest:
         self.console = console
         self.web = console.web
 
-    async def read(self, s: StaffVisit, key: str, before: int | None = None) -> Found | None:
-        """The request as workflow shows it to the person, its desk and its ETag; None when
-        workflow shows none, or it is of a desk the person does not work at."""
+    async def read(
+        self, s: StaffVisit, key: str, before: int | None = None, as_of: datetime | None = None
+    ) -> Found | None:
+        """The request as workflow shows it to the person (as it was at `as_of`, when given),
+        its desk and its ETag; None when workflow shows none, or it is of a desk the person
+        does not work at."""
         answer = await self.web.services.read(
             s.visit.identity(), "workflow", f"/requests/{key}", history_limit=HISTORY_PAGE,
-            before_version=before,
+            before_version=before, as_of=None if as_of is None else as_of.isoformat(),
         )  # fmt: skip
         if answer.status_code != 200:
             return None
@@ -117,11 +137,13 @@ class AgentRequest:
             found = await staff_of(conn, desk["id"], support)
         return [cc.Person(member.email, member.name) for member in found]
 
-    async def clocks(self, s: StaffVisit, key: str) -> Any:
-        """The request's clocks as sla tells them; None when it does not (the page goes on)."""
+    async def clocks(self, s: StaffVisit, key: str, as_of: datetime | None = None) -> Any:
+        """The request's clocks as sla tells them (as they stood at `as_of`, when given); None
+        when it does not (the page goes on)."""
+        at = None if as_of is None else as_of.isoformat()
         try:
             answer = await self.web.services.read(
-                s.visit.identity(), "sla", f"/requests/{key}/clocks"
+                s.visit.identity(), "sla", f"/requests/{key}/clocks", as_of=at
             )
         except Unavailable:
             return None
@@ -184,17 +206,19 @@ class AgentRequest:
         before: int | None = None,
         typed: Typed | None = None,
         found: Found | None = None,
+        as_of: datetime | None = None,
         **values: Any,
     ) -> Response:
         """The request's page (404 page when the person may not see it here); `typed` keeps
-        what was typed in forms, `found` is the request when just read, `values` are the
-        page's notices and errors."""
+        what was typed in forms, `found` is the request when just read, `as_of` the instant of
+        a past view (`found` is then the request as it was), `values` are the page's notices
+        and errors."""
         found = found or await self.read(s, key, before)
         if found is None:
             return self.missing(s, key)
         request, desk, etag = found
-        staff = await self.staff(s, desk, request)
-        forms = self.forms(s, desk, request, staff)
+        staff = [] if as_of else await self.staff(s, desk, request)
+        forms = [] if as_of else self.forms(s, desk, request, staff)
         typed = dict(typed or {})
         replies: list[CannedReply] = []
         grouped = False
@@ -232,7 +256,8 @@ class AgentRequest:
             etag=etag if ETAG.fullmatch(etag) else "",
             forms=forms,
             typed=typed,
-            clocks=await self.clocks(s, key),
+            clocks=await self.clocks(s, key, as_of),
+            as_of=as_of,
             replies=replies,
             grouped=grouped,
             internal=lambda entry: seen(entry) is None,
@@ -266,7 +291,7 @@ def agent_request_router(console: Console) -> APIRouter:
     @router.get("/console/requests/{key}")
     async def request_page(
         request: Request, key: str, before: str = "", done: str = "", canned: str = "",
-        into: str = "",
+        into: str = "", as_of: str = "",
     ) -> Response:  # fmt: skip
         s = await console.staff(request)
         if isinstance(s, Response):
@@ -276,11 +301,27 @@ def agent_request_router(console: Console) -> APIRouter:
         older = int(before) if VERSION.fullmatch(before) else None
         notice = f"agent.done.{done}" if done in cc.NAMES else None
         try:
+            if as_of:
+                return await past(s, key, older, as_of[:40])
             return await pages.page(
                 s, key, before=older, notice=notice, canned=canned[:40], into=into[:10]
             )
         except Unavailable:
             return console.unavailable(s)
+
+    async def past(s: StaffVisit, key: str, older: int | None, typed: str) -> Response:
+        """The request as it was at the instant `typed` (a `datetime-local` value in the
+        person's time zone), or as it is now with the reason when there is no such view."""
+        assert s.visit.person is not None
+        at = past_instant(typed, s.visit.person.time_zone)
+        if at is None:
+            return await pages.page(s, key, 422, as_of_error="agent.as_of.invalid",
+                                    as_of_typed=typed)  # fmt: skip
+        found = await pages.read(s, key, older, at)
+        if found is None:  # not yet created then (or not theirs: the page now says which)
+            return await pages.page(s, key, 404, as_of_error="agent.as_of.before",
+                                    as_of_typed=typed)  # fmt: skip
+        return await pages.page(s, key, found=found, as_of=at, as_of_typed=typed)
 
     @router.post("/console/requests/{key}/canned", max_body_size=COMMAND_BYTES)
     async def canned_text(

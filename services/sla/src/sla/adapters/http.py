@@ -24,13 +24,15 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 
 from desk_contracts.identity import Identity
 from desk_contracts.inputs import quoted
-from desk_platform.http import IDENTITY_ANSWERS, RoleChoice, refusals, service_app
+from desk_platform.http import IDENTITY_ANSWERS, SCHEMAS, RoleChoice, refusals, service_app
 from desk_platform.identity import Verifier, requires_identity
 from desk_policies.audience import Audience, NotYourRole, reader_desks, request_reader
 from sla.adapters.queue_api import queue_router
 from sla.adapters.summary_api import summary_router
 from sla.adapters.test_clocks_api import test_clocks_router
-from sla.application.timers import Desks, clocks_of
+from sla.application.timers import Desks, clocks_of, request_of
+from sla.domain.as_of import BadInstant, instant, timeline_at
+from sla.domain.clocks import TicketClocks, read_clocks
 
 CLOCKS_ANSWERS = {
     **IDENTITY_ANSWERS,
@@ -38,10 +40,36 @@ CLOCKS_ANSWERS = {
         {
             403: "the identity reads no desk's requests, or does not grant the role "
             "X-Actor-Role chooses",
-            404: "no such request known to the sla service (or not one the reader may see)",
+            404: "no such request known to the sla service (or not one the reader may see), "
+            "or not yet at as_of",
         }
     ),
+    422: {
+        "description": "invalid input, or an as_of that is not an instant with its offset in "
+        "the years sla reads (a sentence)",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {"$ref": f"{SCHEMAS}HTTPValidationError"},
+                        {"$ref": f"{SCHEMAS}Problem"},
+                    ]
+                }
+            }
+        },
+    },
 }
+AsOf = Annotated[str | None, Query(max_length=100)]
+
+
+def as_of_instant(text: str | None, now: datetime) -> datetime | None:
+    """The instant `as_of` names (no later than `now`); None when not given; 422 with why."""
+    if text is None:
+        return None
+    try:
+        return min(instant(text), now)
+    except BadInstant as error:
+        raise HTTPException(422, f"as_of: {error}") from None
 
 
 def create_app(
@@ -65,10 +93,27 @@ def create_app(
         except NotYourRole as error:
             raise HTTPException(403, str(error)) from None
 
-    async def clocks_for(ticket: str, identity: Identity, role: str | None) -> dict[str, Any]:
-        """The clocks of the request whose id or key is `ticket`, as the reader may see them.
-        Who reads comes first: a reader of no desk learns no request's existence."""
+    async def past_clocks(
+        conn: asyncpg.Connection, ticket_id: str, as_of: datetime
+    ) -> TicketClocks | None:
+        """The request's clocks as they stood at `as_of`; None when sla does not know it whole,
+        or it did not exist yet."""
+        known = await request_of(conn, ticket_id)
+        then = None if known is None else timeline_at(*known, as_of)
+        if then is None:
+            return None
+        timeline, state = then
+        policy, calendar = desks.of(state.policy_id)
+        return read_clocks(timeline, state, policy, calendar, as_of)
+
+    async def clocks_for(
+        ticket: str, identity: Identity, role: str | None, as_of: str | None = None
+    ) -> dict[str, Any]:
+        """The clocks of the request whose id or key is `ticket`, as the reader may see them
+        (as they stood at `as_of`, when given). Who reads comes first: a reader of no desk
+        learns no request's existence."""
         read = read_by(identity, role)
+        past = as_of_instant(as_of, clock())
         unknown = HTTPException(404, f"no request {quoted(ticket)} known to the sla service")
         async with pool.acquire() as conn:
             row = await conn.fetchrow(
@@ -81,6 +126,11 @@ def create_app(
             audience = request_reader(identity, read, row["policy_id"], row["organisation_id"])
             if audience is None:
                 raise unknown
+            if past is not None:
+                reading = await past_clocks(conn, row["ticket_id"], past)
+                if reading is None:
+                    raise unknown
+                return {**asdict(reading), "as_of": past}
             reading = await clocks_of(conn, desks, row["ticket_id"], clock())
             timers = await conn.fetch(
                 """SELECT kind, occurrence, fire_at, armed_version FROM timers
@@ -95,17 +145,24 @@ def create_app(
 
     @app.get("/requests/{ticket}/clocks", responses=CLOCKS_ANSWERS)
     async def request_clocks(
-        ticket: str, identity: Identity = identified, x_actor_role: RoleChoice = None
+        ticket: str,
+        as_of: AsOf = None,
+        identity: Identity = identified,
+        x_actor_role: RoleChoice = None,
     ) -> dict[str, Any]:
-        """A request's clocks, by its key (e.g. SPT-1042) or its id."""
-        return await clocks_for(ticket, identity, x_actor_role)
+        """A request's clocks, by its key (e.g. SPT-1042) or its id (as they stood at `as_of`,
+        when given)."""
+        return await clocks_for(ticket, identity, x_actor_role, as_of)
 
     @app.get("/tickets/{ticket_id}/clocks", responses=CLOCKS_ANSWERS)
     async def clocks(
-        ticket_id: str, identity: Identity = identified, x_actor_role: RoleChoice = None
+        ticket_id: str,
+        as_of: AsOf = None,
+        identity: Identity = identified,
+        x_actor_role: RoleChoice = None,
     ) -> dict[str, Any]:
         """A ticket's clocks, by its id (as `/requests/{ticket}/clocks`)."""
-        return await clocks_for(ticket_id, identity, x_actor_role)
+        return await clocks_for(ticket_id, identity, x_actor_role, as_of)
 
     @app.get(
         "/board",

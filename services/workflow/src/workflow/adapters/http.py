@@ -13,7 +13,13 @@ the reader may see: `history_limit` of them (default 100, at most 500) older tha
 `before_version` (the newest when absent), with `history_total` (how many the reader may see)
 and `history_more`, so one read answers a bounded amount whatever the request holds. Versions
 are the stream's, as If-Match needs them. Search, for the support side: `GET /search`
-(`workflow.adapters.search_api`)."""
+(`workflow.adapters.search_api`).
+
+`as_of` (an instant with its offset) reads the request as it was then, by the same rules: its
+stream folded with the one fold up to that instant (`workflow.application.history`), its history
+up to then; 404 when it did not exist yet, 422 for what is not an instant this service reads; an
+instant still to come reads it as it is now. Such a past view carries no ETag (no command acts
+on the past). The audit of a request and of a desk's period: `workflow.adapters.history_api`."""
 
 from __future__ import annotations
 
@@ -42,10 +48,12 @@ from desk_policies.description import DeskDescription, desk_for
 from desk_policies.directory import DirectorySource, load_directory
 from desk_policies.model import DeskPolicy
 from workflow.adapters.commands_api import command_router
+from workflow.adapters.history_api import INSTANT_REFUSED, history_router, instant_of
 from workflow.adapters.readers import desks_read_by, reader_of
 from workflow.adapters.search_api import search_router
 from workflow.adapters.sql_where import Where
 from workflow.adapters.summary_api import summary_router
+from workflow.application.history import loaded_at
 from workflow.application.tickets import (
     ROW_COLUMNS,
     Loaded,
@@ -199,9 +207,11 @@ def create_app(
                 {
                     403: "the identity reads no desk's requests, or does not grant the role "
                     "X-Actor-Role chooses",
-                    404: "no such request (or not one the reader may see)",
+                    404: "no such request (or not one the reader may see), or one that did "
+                    "not exist yet at as_of",
                 }
             ),
+            **INSTANT_REFUSED,
         },
     )
     async def get_request(
@@ -209,17 +219,25 @@ def create_app(
         response: Response,
         history_limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_LIMIT)] = HISTORY_LIMIT,
         before_version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+        as_of: Annotated[str | None, Query(max_length=100)] = None,
         identity: Identity = identified,
         x_actor_role: RoleChoice = None,
     ) -> dict[str, Any]:
         """The request and one page of its history (see module); the next page is asked
-        with `before_version` = the oldest version of this one."""
+        with `before_version` = the oldest version of this one. With `as_of`, the request as
+        it was at that instant (see module)."""
         desks = desks_read_by(identity, policies.values(), x_actor_role)  # before any lookup
+        past = None if as_of is None else min(instant_of(as_of, "as_of"), clock())
         async with pool.acquire() as conn:
             loaded = await loaded_for(conn, ticket)
         audience = reader_of(loaded, ticket, identity, desks)
-        response.headers["ETag"] = f'"{loaded.state.version}"'
-        return view(loaded, audience, history_limit, before_version)
+        if past is None:
+            response.headers["ETag"] = f'"{loaded.state.version}"'
+            return view(loaded, audience, history_limit, before_version)
+        then = loaded_at(loaded, past)
+        if then is None:
+            raise HTTPException(404, f"no request {quoted(ticket)} at {past.isoformat()}")
+        return {**view(then, audience, history_limit, before_version), "as_of": past}
 
     @app.get(
         "/requests",
@@ -316,4 +334,5 @@ def create_app(
     )
     app.include_router(summary_router(pool, policies, verifier))
     app.include_router(search_router(pool, policies, verifier))
+    app.include_router(history_router(pool, policies, verifier, loaded_for))
     return app
