@@ -9,6 +9,8 @@ or domain literal, ASCII (an internationalised domain in its xn-- form), lower-c
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
@@ -20,6 +22,41 @@ MAX_NAME = 200  # an id, a code, a subject line, an organisation
 MAX_ADDRESS = 254  # the longest address SMTP can carry (RFC 5321 path, less the brackets)
 MAX_PEOPLE = 50  # participants named in one request
 MAX_QUOTED = 80  # characters of someone's input quoted back in a message
+MIN_YEAR = 2000  # no request of this system is older
+MAX_YEAR = 2999  # an instant later than this is a mistake, not a question
+MAX_INSTANT = 40  # characters of an instant given from outside (a query's as_of, from, to)
+_INSTANT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,6})?)?"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})?",
+    re.ASCII,
+)
+
+
+class BadInstant(ValueError):
+    """An instant given from outside that is not one this system reads (a sentence why)."""
+
+
+def instant(text: str) -> datetime:
+    """The instant `text` (ISO 8601 with an offset, e.g. `2026-03-02T10:30:00+01:00` or
+    `...Z`), in UTC; BadInstant when it is too long, not an instant, naive (a naive time says
+    nothing of where it was read), or out of the years this system reads (`MIN_YEAR` to
+    `MAX_YEAR`). The one rule of every instant a query names."""
+    if len(text) > MAX_INSTANT:
+        raise BadInstant(f"an instant is at most {MAX_INSTANT} characters")
+    if not _INSTANT.fullmatch(text):
+        raise BadInstant("not an ISO 8601 instant (e.g. 2026-03-02T10:30:00+01:00)")
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadInstant("not an ISO 8601 instant (e.g. 2026-03-02T10:30:00+01:00)") from None
+    if found.tzinfo is None or found.utcoffset() is None:
+        raise BadInstant("the instant needs its offset from UTC (e.g. +01:00 or Z)")
+    if not MIN_YEAR <= found.year <= MAX_YEAR:
+        raise BadInstant(f"the instant's year must be between {MIN_YEAR} and {MAX_YEAR}")
+    try:
+        return found.astimezone(UTC)
+    except OverflowError:
+        raise BadInstant(f"the instant must be between {MIN_YEAR} and {MAX_YEAR}") from None
 
 
 def filled(text: str) -> str:

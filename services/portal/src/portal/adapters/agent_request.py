@@ -34,6 +34,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
+from desk_contracts.inputs import MAX_YEAR, MIN_YEAR
 from desk_policies.audience import Audience, entry_seen_by
 from portal.adapters.console import Console, StaffVisit
 from portal.adapters.request_pages import ETAG, KEY, VERSION, history_key, label, role_label
@@ -66,9 +67,9 @@ def field_id(form: str, name: str) -> str:
 
 def past_instant(typed: str, time_zone: str) -> datetime | None:
     """The instant of a past view: a `datetime-local` value in `time_zone`, in UTC; None when it
-    is not one, or out of the years workflow reads (2000 to 2999)."""
+    is not one, or out of the years the services read (`desk_contracts.inputs`)."""
     found = cc.local_instant(typed, time_zone)
-    if found is None or not 2000 <= found.year <= 2999:
+    if found is None or not MIN_YEAR <= found.year <= MAX_YEAR:
         return None
     return found.astimezone(UTC)
 

@@ -23,7 +23,7 @@ import asyncpg
 from fastapi import Depends, FastAPI, HTTPException, Query
 
 from desk_contracts.identity import Identity
-from desk_contracts.inputs import quoted
+from desk_contracts.inputs import BadInstant, instant, quoted
 from desk_platform.http import IDENTITY_ANSWERS, SCHEMAS, RoleChoice, refusals, service_app
 from desk_platform.identity import Verifier, requires_identity
 from desk_policies.audience import Audience, NotYourRole, reader_desks, request_reader
@@ -31,7 +31,7 @@ from sla.adapters.queue_api import queue_router
 from sla.adapters.summary_api import summary_router
 from sla.adapters.test_clocks_api import test_clocks_router
 from sla.application.timers import Desks, clocks_of, request_of
-from sla.domain.as_of import BadInstant, instant, timeline_at
+from sla.domain.as_of import timeline_at
 from sla.domain.clocks import TicketClocks, read_clocks
 
 CLOCKS_ANSWERS = {

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from desk_contracts.identity import Identity
-from desk_contracts.inputs import quoted
+from desk_contracts.inputs import MAX_YEAR, MIN_YEAR, quoted
 from desk_contracts.test_clocks import Attachment, ClockId, TestClockChanged
 from desk_platform.http import IDENTITY_ANSWERS, refusals
 from desk_platform.identity import Verifier, requires_identity
@@ -33,15 +33,15 @@ from desk_policies.audience import Audience, identity_reads
 from sla.application.test_clocks import ClockRefused, advance, clock_of, create_clock
 from sla.application.timers import Desks
 
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+EARLIEST = datetime(MIN_YEAR, 1, 1, tzinfo=UTC)  # the years every instant is read in
+LATEST = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC)
 LONGEST_STRIDE = timedelta(days=400)  # the furthest one advance may go
 
 
 def bounded(instant: datetime) -> datetime:
-    """`instant`, if it is in this century (ValueError otherwise)."""
+    """`instant`, if it is in the years this system reads (ValueError otherwise)."""
     if not EARLIEST <= instant < LATEST:
-        raise ValueError("an instant between the years 2000 and 2099")
+        raise ValueError(f"an instant between the years {MIN_YEAR} and {MAX_YEAR}")
     return instant
 
 
@@ -58,7 +58,7 @@ class NewClock(BaseModel):
 
     @field_validator("at")
     @classmethod
-    def _in_this_century(cls, at: datetime) -> datetime:
+    def _in_our_years(cls, at: datetime) -> datetime:
         return bounded(at)
 
 
@@ -71,7 +71,7 @@ class Advance(BaseModel):
 
     @field_validator("to")
     @classmethod
-    def _in_this_century(cls, to: datetime) -> datetime:
+    def _in_our_years(cls, to: datetime) -> datetime:
         return bounded(to)
 
 

@@ -26,7 +26,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
 
 from desk_contracts.identity import Identity
-from desk_contracts.inputs import quoted
+from desk_contracts.inputs import BadInstant, instant, quoted
 from desk_platform.http import IDENTITY_ANSWERS, SCHEMAS, RoleChoice, refusals
 from desk_platform.identity import Verifier, requires_identity
 from desk_policies.audience import Audience, NotYourRole, acting_role, granted_roles
@@ -34,7 +34,7 @@ from desk_policies.model import DeskPolicy
 from workflow.adapters.readers import desks_read_by, reader_of
 from workflow.application.history import changes_of, desk_changes
 from workflow.application.tickets import Loaded
-from workflow.domain.audit import COLUMNS, BadInstant, Change, csv_text, instant
+from workflow.domain.audit import COLUMNS, Change, csv_text
 
 MAX_PERIOD = timedelta(days=93)  # a quarter, whatever its months
 MAX_ROWS = 10_000

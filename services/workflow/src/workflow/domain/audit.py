@@ -15,9 +15,9 @@ event that made it, who (actor and role), the field's old and new value, and the
 comment the event carries. A comment alone changes no field: it is in the request's history,
 not in its audit.
 
-**Instants and CSV.** An instant given from outside is parsed by one rule (`instant`): ISO 8601
-with its offset (a naive time says nothing of where it was read), between `MIN_YEAR` and
-`MAX_YEAR`. The CSV export (`csv_text`) is UTF-8, every cell that a spreadsheet would read as a
+**Instants and CSV.** An instant given from outside is parsed by the one rule of instants
+(`desk_contracts.inputs.instant`). The CSV export (`csv_text`) is UTF-8, every cell that a
+spreadsheet would read as a
 formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) prefixed with `'`
 (`safe_cell`), so that an export opened in a spreadsheet runs nothing a requester wrote.
 """
@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from desk_contracts.base import Event
@@ -37,9 +36,6 @@ from desk_contracts.tickets import ActedEvent, TicketCreated
 from desk_policies.model import DeskPolicy
 from desk_policies.requests import Ticket, evolve
 
-MIN_YEAR = 2000  # no request of this system is older
-MAX_YEAR = 2999  # an instant later than this is a mistake, not a question
-MAX_INSTANT = 40  # characters of an instant given from outside
 QUALIFICATION = ("product_version", "company", "contact", "error_message")  # of TicketCreated
 REASONS = ("reason", "comment")  # the fields of events that say why
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -47,39 +43,6 @@ COLUMNS = (
     "key", "version", "occurred_at", "event", "actor_id", "actor_role", "field", "old", "new",
     "reason",
 )  # fmt: skip
-
-
-_INSTANT = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,6})?)?"
-    r"(Z|[+-][0-9]{2}:?[0-9]{2})?",
-    re.ASCII,
-)
-
-
-class BadInstant(ValueError):
-    """An instant given from outside that is not one this system reads (a sentence why)."""
-
-
-def instant(text: str) -> datetime:
-    """The instant `text` (ISO 8601 with an offset, e.g. `2026-03-02T10:30:00+01:00` or
-    `...Z`), in UTC; BadInstant when it is too long, not an instant, naive, or out of the years
-    this system reads."""
-    if len(text) > MAX_INSTANT:
-        raise BadInstant(f"an instant is at most {MAX_INSTANT} characters")
-    if not _INSTANT.fullmatch(text):
-        raise BadInstant("not an ISO 8601 instant (e.g. 2026-03-02T10:30:00+01:00)")
-    try:
-        found = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadInstant("not an ISO 8601 instant (e.g. 2026-03-02T10:30:00+01:00)") from None
-    if found.tzinfo is None or found.utcoffset() is None:
-        raise BadInstant("the instant needs its offset from UTC (e.g. +01:00 or Z)")
-    if not MIN_YEAR <= found.year <= MAX_YEAR:
-        raise BadInstant(f"the instant's year must be between {MIN_YEAR} and {MAX_YEAR}")
-    try:
-        return found.astimezone(UTC)
-    except OverflowError:
-        raise BadInstant(f"the instant must be between {MIN_YEAR} and {MAX_YEAR}") from None
 
 
 def count_until(instants: Iterable[datetime], as_of: datetime) -> int:
