@@ -258,6 +258,13 @@ def test_cloud_partner_comments_at_3_and_6_days_closes_at_12_and_can_be_reopened
     assert view["status"]["id"] == "in_progress"
     assert at(view, "TicketReopened") == [start + timedelta(days=13)]  # on the clock's time
 
+    # as it was a week in, on the clock's time (a year after the real today)
+    week = (start + timedelta(days=7)).isoformat()
+    then = lead(system, "workflow").get(f"/requests/{key}", params={"as_of": week})
+    assert then.status_code == 200, then.text
+    assert then.json()["status"]["id"] == "waiting_customer"
+    assert types(then.json())[-2:] == ["ReminderSent", "ReminderSent"]
+
 
 def test_a_response_warning_then_a_breach_across_easter_on_the_geneva_calendar(
     system: System,

@@ -30,7 +30,7 @@ from desk_policies.audience import Audience, NotYourRole, reader_desks, request_
 from sla.adapters.queue_api import queue_router
 from sla.adapters.summary_api import summary_router
 from sla.adapters.test_clocks_api import test_clocks_router
-from sla.application.timers import Desks, clocks_of, request_of
+from sla.application.timers import Desks, clocks_of, now_for, request_of
 from sla.domain.as_of import timeline_at
 from sla.domain.clocks import TicketClocks, read_clocks
 
@@ -62,12 +62,12 @@ CLOCKS_ANSWERS = {
 AsOf = Annotated[str | None, Query(max_length=100)]
 
 
-def as_of_instant(text: str | None, now: datetime) -> datetime | None:
-    """The instant `as_of` names (no later than `now`); None when not given; 422 with why."""
+def as_of_instant(text: str | None) -> datetime | None:
+    """The instant `as_of` names; None when not given; 422 with why."""
     if text is None:
         return None
     try:
-        return min(instant(text), now)
+        return instant(text)
     except BadInstant as error:
         raise HTTPException(422, f"as_of: {error}") from None
 
@@ -95,16 +95,20 @@ def create_app(
 
     async def past_clocks(
         conn: asyncpg.Connection, ticket_id: str, as_of: datetime
-    ) -> TicketClocks | None:
-        """The request's clocks as they stood at `as_of`; None when sla does not know it whole,
-        or it did not exist yet."""
+    ) -> tuple[TicketClocks, datetime] | None:
+        """The request's clocks as they stood at `as_of` (no later than its now: the real time,
+        or its test clock's), and that instant; None when sla does not know it whole, or it did
+        not exist yet."""
         known = await request_of(conn, ticket_id)
-        then = None if known is None else timeline_at(*known, as_of)
+        if known is None:
+            return None
+        as_of = min(as_of, await now_for(conn, known[1], clock()))
+        then = timeline_at(*known, as_of)
         if then is None:
             return None
         timeline, state = then
         policy, calendar = desks.of(state.policy_id)
-        return read_clocks(timeline, state, policy, calendar, as_of)
+        return read_clocks(timeline, state, policy, calendar, as_of), as_of
 
     async def clocks_for(
         ticket: str, identity: Identity, role: str | None, as_of: str | None = None
@@ -113,7 +117,7 @@ def create_app(
         (as they stood at `as_of`, when given). Who reads comes first: a reader of no desk
         learns no request's existence."""
         read = read_by(identity, role)
-        past = as_of_instant(as_of, clock())
+        past = as_of_instant(as_of)
         unknown = HTTPException(404, f"no request {quoted(ticket)} known to the sla service")
         async with pool.acquire() as conn:
             row = await conn.fetchrow(
@@ -127,10 +131,10 @@ def create_app(
             if audience is None:
                 raise unknown
             if past is not None:
-                reading = await past_clocks(conn, row["ticket_id"], past)
-                if reading is None:
+                stood = await past_clocks(conn, row["ticket_id"], past)
+                if stood is None:
                     raise unknown
-                return {**asdict(reading), "as_of": past}
+                return {**asdict(stood[0]), "as_of": stood[1]}
             reading = await clocks_of(conn, desks, row["ticket_id"], clock())
             timers = await conn.fetch(
                 """SELECT kind, occurrence, fire_at, armed_version FROM timers

@@ -376,10 +376,16 @@ async def clocks_of(
     """The request's clocks at `now` (at its test clock's instant when it lives on one); None
     when sla does not know it (or not all of it yet)."""
     known = await request_of(conn, ticket_id)
-    if known is not None and known[1].test_clock:
-        test_clock = known[1].test_clock
-        now = (await _clock_instants(conn, [test_clock])).get(test_clock, now)
+    if known is not None:
+        now = await now_for(conn, known[1], now)
     return _clocks(desks, known, now)
+
+
+async def now_for(conn: asyncpg.Connection, state: RequestState, now: datetime) -> datetime:
+    """What time it is for the request: `now`, or its test clock's instant if it lives on one."""
+    if state.test_clock is None:
+        return now
+    return (await _clock_instants(conn, [state.test_clock])).get(state.test_clock, now)
 
 
 def _clocks(

@@ -190,6 +190,7 @@ def create_app(
     people = directory if directory is not None else load_directory()
     identified = Depends(requires_identity(verifier))  # the verified caller
     app = service_app("workflow", pool)
+    times = RequestTime(clock, test_clocks)  # what time it is for a request
 
     async def loaded_for(conn: asyncpg.Connection, ticket: str) -> Loaded:
         try:
@@ -227,10 +228,12 @@ def create_app(
         with `before_version` = the oldest version of this one. With `as_of`, the request as
         it was at that instant (see module)."""
         desks = desks_read_by(identity, policies.values(), x_actor_role)  # before any lookup
-        past = None if as_of is None else min(instant_of(as_of, "as_of"), clock())
+        past = None if as_of is None else instant_of(as_of, "as_of")
         async with pool.acquire() as conn:
             loaded = await loaded_for(conn, ticket)
         audience = reader_of(loaded, ticket, identity, desks)
+        if past is not None:  # no later than the request's now (its test clock's, if on one)
+            past = min(past, times.now(loaded.state.test_clock))
         if past is None:
             response.headers["ETag"] = f'"{loaded.state.version}"'
             return view(loaded, audience, history_limit, before_version)
@@ -327,11 +330,7 @@ def create_app(
         reads = identity_reads(identity, policies.values())
         return [desk_for(p, reads.get(p.id)) for p in policies.values()]
 
-    app.include_router(
-        command_router(
-            pool, policies, RequestTime(clock, test_clocks), people, loaded_for, verifier
-        )
-    )
+    app.include_router(command_router(pool, policies, times, people, loaded_for, verifier))
     app.include_router(summary_router(pool, policies, verifier))
     app.include_router(search_router(pool, policies, verifier))
     app.include_router(history_router(pool, policies, verifier, loaded_for))
