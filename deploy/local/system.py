@@ -147,7 +147,7 @@ class System:
             "IDENTITY_SIGNING_KEYS": str(self.signing_keys),
             "IDENTITY_KEYS": str(self.identity_keys),
             "BLOB_DIR": str(self.state / "blobs"),  # intake, its mail gateway and the portal
-            # a developer's machine and the tests may move time (desk_contracts.test_clocks);
+            # a developer's machine and the tests may move time (desk_contracts.testclocks);
             # refused with DESK_ENV=production
             "TEST_CLOCKS": os.environ.get("TEST_CLOCKS")
             or ("false" if os.environ.get("DESK_ENV") == "production" else "true"),

@@ -20,7 +20,7 @@ from desk_platform.identity import Verifier, required_identity_keys
 from desk_platform.pipeline_lag import pipeline_lag
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
-from desk_platform.test_clocks import follow_test_clocks
+from desk_platform.testclocks import follow_test_clocks
 from desk_policies.loader import load_policies
 from intake.adapters.http import create_app
 from intake.adapters.metrics import SurveyMetrics

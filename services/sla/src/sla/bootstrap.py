@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from desk_contracts.test_clocks import TestClockChanged
+from desk_contracts.testclocks import TestClockChanged
 from desk_contracts.topics import SLA_EVENTS, TEST_CLOCKS, TICKET_COMMANDS, TICKET_EVENTS
 from desk_eventstore.migrate import migrations_in
 from desk_eventstore.records import RecordedEvent
@@ -28,7 +28,7 @@ from desk_policies.loader import load_policies
 from sla.adapters.http import create_app
 from sla.adapters.kafka import events_together, on_ticket_event
 from sla.adapters.metrics import TimerMetrics
-from sla.application.test_clocks import step_clocks
+from sla.application.testclocks import step_clocks
 from sla.application.timers import (
     FIRE_BATCH,
     UNMETERED,

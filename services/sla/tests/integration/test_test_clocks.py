@@ -20,7 +20,7 @@ from desk_platform.consumer import decode_event
 from desk_policies.calendars import shipped_calendars
 from desk_policies.loader import load_policies
 from sla.adapters.kafka import on_ticket_event
-from sla.application.test_clocks import (
+from sla.application.testclocks import (
     WAIT_SECONDS,
     ClockRefused,
     advance,

@@ -15,7 +15,7 @@ from desk_platform.directory_feed import directory_first, follow_directory
 from desk_platform.identity import Verifier, required_identity_keys
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
-from desk_platform.test_clocks import follow_test_clocks
+from desk_platform.testclocks import follow_test_clocks
 from desk_policies.loader import load_policies
 from workflow.adapters.http import create_app
 from workflow.adapters.kafka import creations_together, on_command

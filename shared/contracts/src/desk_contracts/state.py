@@ -72,7 +72,7 @@ class RequestState(BaseModel):
     last_change_version: int = 0
     reminders_sent: tuple[int, ...] = ()  # waiting days already reminded since waiting_since
     survey_rating: int | None = None
-    test_clock: str | None = None  # the test clock it lives on (desk_contracts.test_clocks)
+    test_clock: str | None = None  # the test clock it lives on (desk_contracts.testclocks)
 
     @classmethod
     def urn(cls) -> str:

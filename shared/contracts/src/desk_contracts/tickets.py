@@ -54,7 +54,7 @@ class TicketCreated(Event):
     source_message_id: str | None = None  # e-mail Message-ID when created by mail
     created_by_role: str = "requester"  # the creator's role in the desk policy
     references: str | None = None  # key of an earlier request this one follows (e.g. a closed one)
-    test_clock: str | None = None  # the test clock it lives on (desk_contracts.test_clocks)
+    test_clock: str | None = None  # the test clock it lives on (desk_contracts.testclocks)
 
 
 class ActedEvent(Event):

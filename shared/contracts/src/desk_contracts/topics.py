@@ -15,7 +15,7 @@ AUTOMATIC_REPLIES = "automatic-replies"  # answers to refused inbound mail, key 
 # the directory's events (desk_contracts.directory), published by the portal alone, key = stream
 # id (`person:<address>`, `organisation:<id>`), kept forever: every reader folds it from the start
 DIRECTORY = "directory"
-# the test clocks' changes (desk_contracts.test_clocks), published by sla alone, key = the clock's
+# the test clocks' changes (desk_contracts.testclocks), published by sla alone, key = the clock's
 # stream id; empty where test clocks are not enabled (production)
 TEST_CLOCKS = "test-clocks"
 DEAD_LETTER_SUFFIX = ".dlt"

@@ -5,7 +5,7 @@ the first record, folded into a view the process keeps (nobody's offsets move).
 when it started (`caught_up`, `wait_caught_up`), then goes on following the topic, so a change
 published later reaches the view about half a second after. A lost broker is tried again each
 second, from where the feed was. What a record means is the subclass's (`fold`, `summary`): the
-directory (`desk_platform.directory_feed`), the test clocks (`desk_platform.test_clocks`).
+directory (`desk_platform.directory_feed`), the test clocks (`desk_platform.testclocks`).
 """
 
 from __future__ import annotations

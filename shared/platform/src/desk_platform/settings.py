@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     )
     test_clocks: bool = Field(
         default=False,
-        description="test clocks (desk_contracts.test_clocks): requests living on a controllable "
+        description="test clocks (desk_contracts.testclocks): requests living on a controllable "
         "time, for staging and test environments; refused with DESK_ENV=production",
     )
     mail_authserv_ids: str = Field(

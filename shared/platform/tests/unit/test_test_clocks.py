@@ -1,4 +1,4 @@
-"""Test clocks as a process reads them (`desk_platform.test_clocks`): the latest state of each
+"""Test clocks as a process reads them (`desk_platform.testclocks`): the latest state of each
 clock, never behind an instant learnt on the way; "now" for a request; the clock a new request
 lives on; refused in production; a record that is no clock change is skipped."""
 
@@ -14,9 +14,9 @@ from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from desk_contracts.envelope import kafka_record
-from desk_contracts.test_clocks import TestClockChanged
+from desk_contracts.testclocks import TestClockChanged
 from desk_platform.settings import Settings
-from desk_platform.test_clocks import (
+from desk_platform.testclocks import (
     NotAClock,
     RequestTime,
     TestClockFeed,

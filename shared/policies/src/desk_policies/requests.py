@@ -89,7 +89,7 @@ class Ticket:
     reminders_sent: frozenset[int] = frozenset()
     requester_escalations: int = 0
     survey_rating: int | None = None
-    test_clock: str | None = None  # the test clock it lives on (desk_contracts.test_clocks)
+    test_clock: str | None = None  # the test clock it lives on (desk_contracts.testclocks)
 
     @classmethod
     def blank(cls, policy: DeskPolicy, ticket_id: str) -> Ticket:

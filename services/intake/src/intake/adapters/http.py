@@ -47,7 +47,7 @@ from desk_platform.http import (
 )
 from desk_platform.identity import Verifier, requires_identity
 from desk_platform.logging import log_context
-from desk_platform.test_clocks import NotAClock, TestClocks, clock_for_new_request
+from desk_platform.testclocks import NotAClock, TestClocks, clock_for_new_request
 from desk_policies.audience import NotYourRole, acting_role, identity_reads
 from desk_policies.description import DeskDescription, desk_for
 from desk_policies.directory import DirectorySource, current_directory, load_directory

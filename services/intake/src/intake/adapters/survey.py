@@ -31,7 +31,7 @@ from desk_platform.survey_tokens import (
     genuine_claim,
     unexpired,
 )
-from desk_platform.test_clocks import RequestTime, TestClocks
+from desk_platform.testclocks import RequestTime, TestClocks
 from desk_policies.model import DeskPolicy
 from intake.application.survey import AlreadyAnswered, previous_answer, record_answer
 

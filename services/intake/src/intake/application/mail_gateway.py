@@ -49,7 +49,7 @@ from desk_eventstore.group_commit import GroupCommit
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import ConcurrencyError, StreamFull, append, stream_version
 from desk_platform.blobs import BlobStore
-from desk_platform.test_clocks import TestClocks, clock_for_new_request
+from desk_platform.testclocks import TestClocks, clock_for_new_request
 from desk_policies.directory import Directory, DirectorySource, current_directory
 from desk_policies.model import DeskPolicy
 from intake.adapters.mail_tickets import tickets_for

@@ -17,7 +17,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from desk_contracts.inputs import MAX_LINE, MAX_NAME, MAX_PEOPLE, MAX_TEXT, Address
-from desk_contracts.test_clocks import ClockId
+from desk_contracts.testclocks import ClockId
 from desk_contracts.tickets import Attachment, Channel, TicketCreated
 from desk_policies.directory import Directory
 from desk_policies.model import DeskPolicy, Side
@@ -80,7 +80,7 @@ class Submission(BaseModel):
     test_clock: ClockId | None = Field(
         default=None,
         description="where test clocks are enabled (never in production): the test clock of "
-        "the desk the request lives on (desk_contracts.test_clocks)",
+        "the desk the request lives on (desk_contracts.testclocks)",
     )
     attachments: list[SubmittedAttachment] = Field(
         default_factory=list, max_length=MAX_ATTACHMENTS,

@@ -32,7 +32,7 @@ from desk_platform.logging import configure_logging
 from desk_platform.pipeline_lag import pipeline_lag
 from desk_platform.runtime import ServiceRuntime
 from desk_platform.settings import Settings
-from desk_platform.test_clocks import follow_test_clocks
+from desk_platform.testclocks import follow_test_clocks
 from desk_policies.loader import load_policies
 from intake.adapters.mail_auth import SelfVerifier, resolver_for
 from intake.adapters.mail_tickets import events_together, on_ticket_event

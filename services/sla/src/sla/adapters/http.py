@@ -29,7 +29,7 @@ from desk_platform.identity import Verifier, requires_identity
 from desk_policies.audience import Audience, NotYourRole, reader_desks, request_reader
 from sla.adapters.queue_api import queue_router
 from sla.adapters.summary_api import summary_router
-from sla.adapters.test_clocks_api import test_clocks_router
+from sla.adapters.testclocks_api import test_clocks_router
 from sla.application.timers import Desks, clocks_of, now_for, request_of
 from sla.domain.as_of import timeline_at
 from sla.domain.clocks import TicketClocks, read_clocks
@@ -81,7 +81,7 @@ def create_app(
     test_clocks: bool = False,
 ) -> FastAPI:
     """The sla service's app; `verifier` checks who calls (identity tokens for sla);
-    `test_clocks`: serve the test clocks' API (`sla.adapters.test_clocks_api`)."""
+    `test_clocks`: serve the test clocks' API (`sla.adapters.testclocks_api`)."""
     identified = Depends(requires_identity(verifier))  # the verified caller
     app = service_app("sla", pool)
 

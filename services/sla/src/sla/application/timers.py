@@ -236,7 +236,7 @@ async def arm_all(
             for t in timers
         ],
     )
-    if on_clocks:  # what an advancing clock waits for (sla.application.test_clocks)
+    if on_clocks:  # what an advancing clock waits for (sla.application.testclocks)
         on_clock = {i: s.version for i, (_, s) in known.items() if s.test_clock}
         await conn.execute(
             """DELETE FROM test_clock_waits AS w USING unnest($1::text[], $2::int[]) AS s(t, v)

@@ -56,7 +56,7 @@ from desk_platform.http import (
 )
 from desk_platform.identity import Verifier, requires_identity
 from desk_platform.logging import log_context
-from desk_platform.test_clocks import RequestTime
+from desk_platform.testclocks import RequestTime
 from desk_policies.actions import Action, Permission
 from desk_policies.audience import NotYourRole, acting_role
 from desk_policies.directory import Directory, DirectorySource, current_directory

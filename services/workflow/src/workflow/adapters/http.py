@@ -36,7 +36,7 @@ from desk_contracts.inputs import quoted
 from desk_eventstore.records import RecordedEvent
 from desk_platform.http import IDENTITY_ANSWERS, SCHEMAS, RoleChoice, refusals, service_app
 from desk_platform.identity import Verifier, requires_identity
-from desk_platform.test_clocks import RequestTime, TestClocks
+from desk_platform.testclocks import RequestTime, TestClocks
 from desk_policies.audience import (
     Audience,
     entry_seen_by,

@@ -31,7 +31,7 @@ from desk_contracts.sla import AutoCloseDue, ReminderDue, TimerFired
 from desk_contracts.tickets import TicketCreated
 from desk_eventstore.store import StreamFull
 from desk_platform.consumer import Handler, PoisonMessage, Together
-from desk_platform.test_clocks import RequestTime, TestClocks
+from desk_platform.testclocks import RequestTime, TestClocks
 from desk_policies.model import DeskPolicy
 from workflow.application.tickets import (
     UnknownPolicy,

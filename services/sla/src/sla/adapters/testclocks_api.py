@@ -1,4 +1,4 @@
-"""HTTP API of the test clocks (`sla.application.test_clocks`), served only where they are
+"""HTTP API of the test clocks (`sla.application.testclocks`), served only where they are
 enabled (`TEST_CLOCKS=true`, never in production).
 
 - `POST /test-clocks`: a clock for a desk, frozen at `at` (201); attached to the requests created
@@ -26,11 +26,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from desk_contracts.identity import Identity
 from desk_contracts.inputs import MAX_YEAR, MIN_YEAR, quoted
-from desk_contracts.test_clocks import Attachment, ClockId, TestClockChanged
+from desk_contracts.testclocks import Attachment, ClockId, TestClockChanged
 from desk_platform.http import IDENTITY_ANSWERS, refusals
 from desk_platform.identity import Verifier, requires_identity
 from desk_policies.audience import Audience, identity_reads
-from sla.application.test_clocks import ClockRefused, advance, clock_of, create_clock
+from sla.application.testclocks import ClockRefused, advance, clock_of, create_clock
 from sla.application.timers import Desks
 
 EARLIEST = datetime(MIN_YEAR, 1, 1, tzinfo=UTC)  # the years every instant is read in

@@ -1,4 +1,4 @@
-"""Test clocks as sla keeps and moves them (`desk_contracts.test_clocks`).
+"""Test clocks as sla keeps and moves them (`desk_contracts.testclocks`).
 
 A clock is created at an instant for a desk (`create_clock`) and only advanced forward
 (`advance`): that marks it `advancing` towards its target and returns at once; the timer loop
@@ -15,7 +15,7 @@ then moves it (`step_clocks`), one step a pass, in a transaction that holds the 
 3. once none is left before the target, the clock is there, and `ready` again.
 
 Every change of a clock is appended to sla's store as `TestClockChanged`, for `test-clocks`:
-the other services read a request's "now" from it (`desk_platform.test_clocks`).
+the other services read a request's "now" from it (`desk_platform.testclocks`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import structlog
 
-from desk_contracts.test_clocks import Attachment, TestClockChanged, clock_stream
+from desk_contracts.testclocks import Attachment, TestClockChanged, clock_stream
 from desk_eventstore.records import NewEvent
 from desk_eventstore.store import append
 from sla.application.timers import FIRE_BATCH, Desks, fire_taken

@@ -1,4 +1,4 @@
-"""What time it is for a request: the real time, or its test clock's (`desk_contracts.test_clocks`).
+"""What time it is for a request: the real time, or its test clock's (`desk_contracts.testclocks`).
 
 Where test clocks are enabled (`TEST_CLOCKS=true`, refused with `DESK_ENV=production` by the
 settings), each process follows the `test-clocks` topic whole (`TestClockFeed`, a
@@ -21,7 +21,7 @@ import structlog
 from aiokafka import TopicPartition
 
 from desk_contracts.envelope import Envelope
-from desk_contracts.test_clocks import TestClockChanged
+from desk_contracts.testclocks import TestClockChanged
 from desk_contracts.topics import TEST_CLOCKS
 from desk_platform.feed import TopicFeed
 from desk_platform.runtime import ServiceRuntime
