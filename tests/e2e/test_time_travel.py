@@ -79,8 +79,11 @@ def new_clock(system: System, desk: str, at: str) -> dict[str, Any]:
     return clock
 
 
-def advance(system: System, clock: dict[str, Any], to: datetime) -> dict[str, Any]:
-    """Move the clock to `to` and wait until it is ready there."""
+def advance(
+    system: System, clock: dict[str, Any], to: datetime, *, key: str | None = None
+) -> dict[str, Any]:
+    """Move the clock to `to` and wait until it is ready there (and, given the `key` of a
+    request on it, until workflow reads the clock there too: it learns it from the topic)."""
     sla = lead(system, "sla")
     moved = sla.post(f"/test-clocks/{clock['id']}/advance", json={"to": to.isoformat()})
     assert moved.status_code == 202, moved.text
@@ -92,7 +95,23 @@ def advance(system: System, clock: dict[str, Any], to: datetime) -> dict[str, An
 
     there: dict[str, Any] = eventually(ready, timeout=60)
     assert datetime.fromisoformat(there["now"]) == to
+    if key is not None:
+        eventually(lambda: workflow_now(system, key) == to)
     return there
+
+
+def workflow_now(system: System, key: str) -> datetime | None:
+    """What time workflow says it is for the request: an `as_of` in the far future is read as
+    the request's now (its clock's)."""
+    far = lead(system, "workflow").get(f"/requests/{key}", params={"as_of": "2999-01-01T00:00Z"})
+    return datetime.fromisoformat(far.json()["as_of"]) if far.status_code == 200 else None
+
+
+def clocks_known(system: System, process: str) -> int:
+    """How many test clocks `process` has read (its readiness check says)."""
+    ready = httpx.get(system.url(process) + "/ready", timeout=10).json()
+    detail: str = ready["checks"]["test-clocks"]["detail"]
+    return int(detail.removeprefix("caught up: ").split()[0])
 
 
 def file_request(system: System, clock: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -201,6 +220,7 @@ def test_erp_vendor_reminds_at_10_and_15_days_and_closes_at_20(system: System) -
     key = ticket["key"]
     view = request_view(system, key)
     assert datetime.fromisoformat(view["created_at"]) == start  # created at the clock's time
+    eventually(lambda: workflow_now(system, key) == start)
 
     agent = client(system, "workflow", AGENT, roles={"erp-vendor": ["service_desk"]})
     asked = agent.post(
@@ -240,11 +260,12 @@ def test_cloud_partner_comments_at_3_and_6_days_closes_at_12_and_can_be_reopened
     ticket = file_request(system, clock, policy_id="cloud-partner")
     key = ticket["key"]
     request_view(system, key)
+    eventually(lambda: workflow_now(system, key) == start)
     agent = client(system, "workflow", AGENT, roles={"cloud-partner": ["agent"]})
     asked = agent.post(f"/requests/{key}/request-information", json={"comment": "Quel add-on ?"})
     assert asked.status_code == 200, asked.text
 
-    advance(system, clock, start + timedelta(days=13))
+    advance(system, clock, start + timedelta(days=13), key=key)
     view = request_view(system, key, version=5)
     assert at(view, "ReminderSent") == [start + timedelta(days=3), start + timedelta(days=6)]
     assert at(view, "TicketClosed") == [start + timedelta(days=12)]
@@ -319,6 +340,7 @@ def test_a_survey_link_expires_after_30_days_of_its_request_s_clock(system: Syst
     )
     key = ticket["key"]
     request_view(system, key)
+    eventually(lambda: workflow_now(system, key) == start)
     agent = client(system, "workflow", AGENT, roles={"saas-desk": ["agent"]})
     closed = agent.post(f"/requests/{key}/close", json={"resolution_code": "fixed"})
     assert closed.status_code == 200, closed.text
@@ -341,8 +363,8 @@ def test_a_survey_link_expires_after_30_days_of_its_request_s_clock(system: Syst
     advance(system, clock, start + timedelta(days=29, hours=23))
     assert intake.get(link).status_code == 200
     advance(system, clock, start + timedelta(days=30))
-    expired = intake.get(link)
-    assert expired.status_code == 410, expired.text
+    expired = eventually(lambda: (shown := intake.get(link)).status_code == 410 and shown)
+    assert expired.json()["expired_at"], expired.text  # once intake reads the clock there
     answered = intake.post(link, json={"rating": 5})
     assert answered.status_code == 410, answered.text
 
@@ -353,6 +375,7 @@ def test_a_clock_attached_to_a_desk_dates_every_new_request_of_it_even_by_mail(
     """Last of the tests on this system: from here on every new cloud-partner request lives on
     the clock (one a desk, and a clock is never removed)."""
     start = datetime.fromisoformat("2027-06-01T08:00:00+00:00")
+    known = clocks_known(system, "intake-mail")
     created = lead(system, "sla").post(
         "/test-clocks",
         json={"desk": "cloud-partner", "at": start.isoformat(), "attached_to": "desk"},
@@ -375,6 +398,7 @@ def test_a_clock_attached_to_a_desk_dates_every_new_request_of_it_even_by_mail(
         rows = [r for r in found.json() if r["subject"] == subject]
         return rows[0] if rows else None
 
+    eventually(lambda: clocks_known(system, "intake-mail") > known)  # the gateway has read it
     with smtplib.SMTP("127.0.0.1", system.mail_port, timeout=10) as gateway:
         gateway.send_message(message)
     row = eventually(mailed)

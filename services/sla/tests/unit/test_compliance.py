@@ -79,3 +79,10 @@ def test_the_rule_takes_creations_and_breaches_told_by_any_source() -> None:
 def test_a_request_counts_under_its_utc_month() -> None:
     zurich = timezone(timedelta(hours=1))
     assert month_of(datetime(2026, 4, 1, 0, 30, tzinfo=zurich)) == "2026-03"
+
+
+def test_a_request_living_on_a_test_clock_is_left_out() -> None:
+    on_clock = created("9", 3, "high").model_copy(update={"test_clock": "tc-demo"})
+    rows = compliance([created("1", 3, "high"), on_clock, breach("9", "response")])
+    [row] = rows
+    assert (row.requests, row.response_breached) == (1, 0)

@@ -52,15 +52,19 @@ class TopicSpec:
     )
 
 
-MAIN_TOPICS = (
-    TICKET_EVENTS,
-    TICKET_COMMANDS,
-    SLA_EVENTS,
-    AUTOMATIC_REPLIES,
-    DIRECTORY,
-    TEST_CLOCKS,
-)
+MAIN_TOPICS = (TICKET_EVENTS, TICKET_COMMANDS, SLA_EVENTS, AUTOMATIC_REPLIES, DIRECTORY)
 
-TOPICS: tuple[TopicSpec, ...] = tuple(TopicSpec(name) for name in MAIN_TOPICS) + tuple(
-    TopicSpec(dead_letter(name)) for name in MAIN_TOPICS
+
+def _test_clocks_topic() -> TopicSpec:
+    """`test-clocks`: read whole by the processes that follow it, never by a consumer group (no
+    dead-letter twin), and compacted: a reader needs each clock's latest state only (its key)."""
+    spec = TopicSpec(TEST_CLOCKS)
+    spec.config["cleanup.policy"] = "compact"
+    return spec
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    tuple(TopicSpec(name) for name in MAIN_TOPICS)
+    + tuple(TopicSpec(dead_letter(name)) for name in MAIN_TOPICS)
+    + (_test_clocks_topic(),)
 )

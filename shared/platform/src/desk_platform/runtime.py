@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaConnectionError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import LogicSubscriber
 
-from desk_contracts.topics import MAIN_TOPICS, dead_letter
+from desk_contracts.topics import MAIN_TOPICS, TEST_CLOCKS, dead_letter
 from desk_eventstore.db import open_store
 from desk_eventstore.migrate import Migration
 from desk_eventstore.records import RecordedEvent
@@ -183,6 +183,8 @@ class ServiceRuntime:
         await self.start_store()
         topics = tuple(self.settings.topic(t) for t in MAIN_TOPICS)
         topics += tuple(dead_letter(t) for t in topics)
+        if self.settings.test_clocks:  # only where they are enabled (an upgrade needs none)
+            topics += (self.settings.topic(TEST_CLOCKS),)
         await wait_for_kafka(self.settings.kafka_bootstrap_servers, topics)
         self.producer = idempotent_producer(self.settings.kafka_bootstrap_servers, self.name)
         await self.producer.start()

@@ -120,6 +120,11 @@ def clock_change_of(
     envelope = Envelope.from_kafka(key, value, headers)
     if envelope.type != TestClockChanged.event_type:
         raise ValueError(f"{envelope.type!r} is not a test clock's change")
+    if envelope.schema_version != TestClockChanged.schema_version:
+        raise ValueError(
+            f"TestClockChanged version {envelope.schema_version} (this reader knows version "
+            f"{TestClockChanged.schema_version})"
+        )
     return TestClockChanged.model_validate(dict(envelope.data))
 
 
@@ -165,7 +170,8 @@ class RequestTime:
 
 def follow_test_clocks(runtime: ServiceRuntime) -> TestClocks | None:
     """Where test clocks are enabled, a feed of them as one of `runtime`'s background loops and
-    its `test-clocks` readiness check; None elsewhere."""
+    its `test-clocks` readiness check, its consumers started once it has caught up; None
+    elsewhere."""
     settings = runtime.settings
     if not settings.test_clocks:
         return None
@@ -180,4 +186,5 @@ def follow_test_clocks(runtime: ServiceRuntime) -> TestClocks | None:
 
     runtime.every(test_clock_feed)
     runtime.readiness.add("test-clocks", feed.probe)
+    runtime.consume_after.append(feed.wait_caught_up)  # no command before its clock is known
     return feed.clocks

@@ -255,7 +255,7 @@ def _check_settings(settings: Settings, flow_key: bytes) -> str:
     if portal.scheme not in ("https", "http") or not portal.netloc:
         raise SsoConfigError(f"PORTAL_URL {settings.portal_url!r} is not an http(s) URL")
     if settings.guarded and "http" in (issuer.scheme, portal.scheme):
-        raise SsoConfigError("in production OIDC_ISSUER and PORTAL_URL must be https")
+        raise SsoConfigError("in production and staging OIDC_ISSUER and PORTAL_URL must be https")
     return f"{settings.portal_url.rstrip('/')}/sso/callback"
 
 

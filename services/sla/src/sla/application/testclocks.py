@@ -5,7 +5,7 @@ A clock is created at an instant for a desk (`create_clock`) and only advanced f
 then moves it (`step_clocks`), one step a pass, in a transaction that holds the clock:
 
 1. while a command fired at the previous step waits to be acted on (the request's state past
-   the version it was armed at: `acted_on`, called as states arrive), nothing moves, so a
+   the version it was armed at: `arm_all` clears the wait as the state arrives), nothing moves, so a
    step's consequences (a reminder sent, a request closed, timers armed again) are in place
    before the next; a wait ends anyway after `WAIT_SECONDS` of real time (a command workflow
    found stale changes nothing);

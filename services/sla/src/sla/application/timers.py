@@ -202,11 +202,17 @@ async def arm_all(
         fired[row["ticket_id"]].add(row["occurrence"])
     on_clocks = {state.test_clock for _, state in known.values() if state.test_clock}
     instants = await _clock_instants(conn, on_clocks) if on_clocks else {}
+    # a request on a clock sla does not know (not enabled here) lives on the real time
+    on_clock = {
+        i: s.test_clock
+        for i, (_, s) in known.items()
+        if s.test_clock is not None and s.test_clock in instants
+    }
     armed: dict[str, Sequence[Timer]] = {}
     boards = []
     for ticket_id, (timeline, state) in known.items():
         policy, calendar = desks.of(state.policy_id)
-        at = instants.get(state.test_clock, now) if state.test_clock else now
+        at = instants[on_clock[ticket_id]] if ticket_id in on_clock else now
         clocks = read_clocks(timeline, state, policy, calendar, at)
         armed[ticket_id] = plan_timers(
             timeline, state, policy, calendar, at, fired=fired[ticket_id], clocks=clocks
@@ -230,19 +236,19 @@ async def arm_all(
                 t.armed_version,
                 t.clock,
                 t.days_waiting,
-                known[t.ticket_id][1].test_clock,
+                on_clock.get(t.ticket_id),
             )
             for timers in armed.values()
             for t in timers
         ],
     )
-    if on_clocks:  # what an advancing clock waits for (sla.application.testclocks)
-        on_clock = {i: s.version for i, (_, s) in known.items() if s.test_clock}
+    if on_clock:  # what an advancing clock waits for (sla.application.testclocks)
+        reached = {i: known[i][1].version for i in on_clock}
         await conn.execute(
             """DELETE FROM test_clock_waits AS w USING unnest($1::text[], $2::int[]) AS s(t, v)
                WHERE w.ticket_id = s.t AND w.armed_version < s.v""",
-            list(on_clock),
-            list(on_clock.values()),
+            list(reached),
+            list(reached.values()),
         )
     for ticket_id, timers in armed.items():
         log.info(

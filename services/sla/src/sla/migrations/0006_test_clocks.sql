@@ -1,4 +1,4 @@
--- Test clocks (desk_contracts.test_clocks): where they are enabled, requests living on a
+-- Test clocks (desk_contracts.testclocks): where they are enabled, requests living on a
 -- controllable time. sla owns them: each clock's instant, and whether it is advancing.
 CREATE TABLE test_clocks (
     clock_id     text        PRIMARY KEY,
@@ -16,6 +16,9 @@ CREATE TABLE test_clocks (
 ALTER TABLE timers ADD COLUMN test_clock text;
 CREATE INDEX timers_of_test_clock ON timers (test_clock, fire_at)
     WHERE fired_at IS NULL AND test_clock IS NOT NULL;
+-- the real-time loop's index, without them (a clock frozen in the past keeps timers due)
+DROP INDEX timers_due;
+CREATE INDEX timers_due ON timers (fire_at) WHERE fired_at IS NULL AND test_clock IS NULL;
 
 -- The commands an advancing clock fired and waits to see acted on (the request's state past
 -- the version they were armed at) before it takes its next step; `until`: real time, then it

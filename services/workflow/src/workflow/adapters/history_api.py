@@ -11,7 +11,7 @@
   when some were left out (narrow the period). For the desk's leads only (a role its policy
   marks `administers`, e.g. team lead, support manager): 403 for anyone else, deny by default.
 
-Instants given from outside are read by one rule (`workflow.domain.audit.instant`): 422 with the
+Instants given from outside are read by one rule (`desk_contracts.inputs.instant`): 422 with the
 reason for what is not one. A CSV export is UTF-8, each cell safe to open in a spreadsheet.
 """
 
@@ -77,7 +77,7 @@ AS_CSV = {
 
 
 def instant_of(text: str, name: str) -> datetime:
-    """The instant `text` given as the parameter `name` (`workflow.domain.audit.instant`); 422
+    """The instant `text` given as the parameter `name` (`desk_contracts.inputs.instant`); 422
     naming the parameter and why, never echoing the input."""
     try:
         return instant(text)
