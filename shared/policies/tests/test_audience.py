@@ -24,6 +24,7 @@ from desk_policies.audience import (
     NotYourRole,
     acting_role,
     entry_seen_by,
+    leads,
     may_read,
     reader_audience,
     reader_desks,
@@ -290,3 +291,12 @@ def test_the_acting_role_is_the_one_chosen_or_the_first_granted() -> None:
     assert acting_role(CUSTOMER, CLOUD) == "requester"
     with pytest.raises(NotYourRole):
         acting_role(LEA, POLICIES["erp-vendor"])
+
+
+def test_who_leads_a_desk_holds_a_role_its_policy_marks_administers() -> None:
+    assert leads(LEA, CLOUD)
+    assert leads(LEA, CLOUD, "team_lead")
+    assert not leads(LEA, CLOUD, "agent")  # the role chosen does not administer
+    assert not leads(LEA, CLOUD, "offer_manager")  # nor may one choose a role not held
+    assert not leads(LEA, POLICIES["erp-vendor"])  # no role there
+    assert not leads(CUSTOMER, CLOUD)

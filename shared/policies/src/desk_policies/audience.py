@@ -184,6 +184,17 @@ def acting_role(identity: Identity, policy: DeskPolicy, requested: str | None = 
     return granted[0]
 
 
+def leads(identity: Identity, policy: DeskPolicy, requested: str | None = None) -> bool:
+    """Does `identity` (in `requested`, the role it chooses, if any) lead `policy`'s desk: a
+    role there that the policy marks `administers` (its team leads, supervisors)?"""
+    try:
+        held = [acting_role(identity, policy, requested)] if requested else None
+    except NotYourRole:
+        return False
+    roles = held if held is not None else granted_roles(identity, policy)
+    return any((found := policy.role(r)) is not None and found.administers for r in roles)
+
+
 def identity_reads(identity: Identity, policies: Iterable[DeskPolicy]) -> dict[str, Audience]:
     """The desks of `policies` whose requests a verified caller reads, and as whom: the support
     side where the directory grants them a support role, the customer side where they belong to

@@ -29,7 +29,7 @@ from desk_contracts.inputs import MAX_YEAR, MIN_YEAR, quoted
 from desk_contracts.testclocks import Attachment, ClockId, TestClockChanged
 from desk_platform.http import IDENTITY_ANSWERS, refusals
 from desk_platform.identity import Verifier, requires_identity
-from desk_policies.audience import Audience, identity_reads
+from desk_policies.audience import Audience, identity_reads, leads
 from sla.application.testclocks import ClockRefused, advance, clock_of, create_clock
 from sla.application.timers import Desks
 
@@ -90,6 +90,7 @@ class TestClock(BaseModel):
 
     @classmethod
     def of(cls, change: TestClockChanged) -> TestClock:
+        """The clock as its latest change says."""
         return cls(
             id=change.clock_id,
             desk=change.desk,
@@ -122,9 +123,7 @@ def test_clocks_router(
     identified = Depends(requires_identity(verifier))
 
     def administers(identity: Identity, desk: str) -> bool:
-        policy = desks.policies[desk]
-        roles = (policy.role(r) for r in identity.roles_at(desk))
-        return identity.may("write") and any(r is not None and r.administers for r in roles)
+        return identity.may("write") and leads(identity, desks.policies[desk])
 
     async def readable(clock_id: str, identity: Identity) -> TestClockChanged:
         async with pool.acquire() as conn:

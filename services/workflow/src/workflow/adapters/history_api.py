@@ -29,7 +29,7 @@ from desk_contracts.identity import Identity
 from desk_contracts.inputs import BadInstant, instant, quoted
 from desk_platform.http import IDENTITY_ANSWERS, SCHEMAS, RoleChoice, refusals
 from desk_platform.identity import Verifier, requires_identity
-from desk_policies.audience import Audience, NotYourRole, acting_role, granted_roles
+from desk_policies.audience import Audience, leads
 from desk_policies.model import DeskPolicy
 from workflow.adapters.readers import desks_read_by, reader_of
 from workflow.application.history import changes_of, desk_changes
@@ -109,16 +109,6 @@ def answer(
         return Response(csv_text(rows).encode("utf-8"), media_type=CSV, headers=headers)
     body = json.dumps(rows, ensure_ascii=False).encode("utf-8")
     return Response(body, media_type="application/json", headers=headers)
-
-
-def leads(identity: Identity, policy: DeskPolicy, role: str | None) -> bool:
-    """Does `identity` (in `role`, when they choose one) lead `policy`'s desk: a role there
-    that its policy marks `administers`?"""
-    try:
-        roles = [acting_role(identity, policy, role)] if role else granted_roles(identity, policy)
-    except NotYourRole:
-        return False
-    return any((found := policy.role(r)) is not None and found.administers for r in roles)
 
 
 def history_router(
