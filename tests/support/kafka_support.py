@@ -55,6 +55,18 @@ CREATED = {
 }
 
 
+async def delete_topic(bootstrap: str, name: str) -> None:
+    """Remove the topic from the broker."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
+
+
 def ticket_created(event_id: str, ticket: str = "t-1", data: dict | None = None) -> tuple:  # type: ignore[type-arg]
     """A `TicketCreated` of `ticket` as (key, value, headers), as the relay publishes it."""
     from datetime import UTC, datetime

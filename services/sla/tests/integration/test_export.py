@@ -14,8 +14,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from kafka_support import create_topic
+from kafka_support import create_topic, delete_topic
 from published import published_envelopes, published_states
 from service_support import service_store
 from typer.testing import CliRunner
@@ -84,16 +83,6 @@ async def publish(bootstrap: str, topic: str) -> None:
                 await producer.send_and_wait(topic, value, key=key, headers=headers)
     finally:
         await producer.stop()
-
-
-async def delete_topic(bootstrap: str, name: str) -> None:
-    """Remove the topic from the broker."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([name])
-    finally:
-        await admin.close()
 
 
 @pytest.fixture

@@ -106,29 +106,25 @@ def audit_pages_router(console: Console) -> APIRouter:
             csv_link=f"/console/requests/{key}/audit.csv", **namers(s, desk),
         )  # fmt: skip
 
-    @router.get("/console/requests/{key}/audit")
-    async def request_audit_page(request: Request, key: str) -> Response:
+    async def request_audit_answer(request: Request, key: str, as_csv: bool) -> Response:
+        """A request's audit as its page or its CSV, for the staff who may read it."""
         s = await console.staff(request)
         if isinstance(s, Response):
             return s
         if not KEY.fullmatch(key):
             return console.page(s, "console/request_missing.html", 404, key=key[:40])
         try:
-            return await request_audit(s, key, as_csv=False)
+            return await request_audit(s, key, as_csv=as_csv)
         except Unavailable:
             return console.unavailable(s)
 
+    @router.get("/console/requests/{key}/audit")
+    async def request_audit_page(request: Request, key: str) -> Response:
+        return await request_audit_answer(request, key, as_csv=False)
+
     @router.get("/console/requests/{key}/audit.csv")
     async def request_audit_csv(request: Request, key: str) -> Response:
-        s = await console.staff(request)
-        if isinstance(s, Response):
-            return s
-        if not KEY.fullmatch(key):
-            return console.page(s, "console/request_missing.html", 404, key=key[:40])
-        try:
-            return await request_audit(s, key, as_csv=True)
-        except Unavailable:
-            return console.unavailable(s)
+        return await request_audit_answer(request, key, as_csv=True)
 
     async def desk_audit(
         s: StaffVisit, desk_id: str, start: str, end: str, as_csv: bool
@@ -176,28 +172,24 @@ def audit_pages_router(console: Console) -> APIRouter:
             csv_link=f"/console/audit/{desk_id}/audit.csv?{query}", **namers(s, desk),
         )  # fmt: skip
 
-    @router.get("/console/audit/{desk_id}")
-    async def desk_audit_page(request: Request, desk_id: str) -> Response:
+    async def desk_audit_answer(request: Request, desk_id: str, as_csv: bool) -> Response:
+        """A desk's audit over the period asked (`from`, `to`) as its page or its CSV."""
         s = await console.staff(request)
         if isinstance(s, Response):
             return s
         start = request.query_params.get("from", "")
         end = request.query_params.get("to", "")
         try:
-            return await desk_audit(s, desk_id[:100], start, end, as_csv=False)
+            return await desk_audit(s, desk_id[:100], start, end, as_csv=as_csv)
         except Unavailable:
             return console.unavailable(s)
 
+    @router.get("/console/audit/{desk_id}")
+    async def desk_audit_page(request: Request, desk_id: str) -> Response:
+        return await desk_audit_answer(request, desk_id, as_csv=False)
+
     @router.get("/console/audit/{desk_id}/audit.csv")
     async def desk_audit_csv(request: Request, desk_id: str) -> Response:
-        s = await console.staff(request)
-        if isinstance(s, Response):
-            return s
-        start = request.query_params.get("from", "")
-        end = request.query_params.get("to", "")
-        try:
-            return await desk_audit(s, desk_id[:100], start, end, as_csv=True)
-        except Unavailable:
-            return console.unavailable(s)
+        return await desk_audit_answer(request, desk_id, as_csv=True)
 
     return router
